@@ -1,0 +1,60 @@
+/* futex_floor: attach the empty floor programs (floor.bpf.c) and hold them until
+ * SIGINT/SIGTERM.  Prints "attached" on stdout once both are attached.
+ * Exit status 0 on a clean detach, 1 on failure. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/libbpf.h>
+
+#include "floor.skel.h"
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static int quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (level == LIBBPF_DEBUG)
+		return 0;
+	return vfprintf(stderr, fmt, ap);
+}
+
+int main(void)
+{
+	struct floor_bpf *skel;
+	struct sigaction sa;
+
+	libbpf_set_print(quiet);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	skel = floor_bpf__open_and_load();
+	if (!skel) {
+		fprintf(stderr, "futex_floor: cannot load BPF programs: %s\n", strerror(errno));
+		return 1;
+	}
+	if (floor_bpf__attach(skel)) {
+		fprintf(stderr, "futex_floor: cannot attach: %s "
+			"(is tracefs mounted at /sys/kernel/tracing?)\n", strerror(errno));
+		floor_bpf__destroy(skel);
+		return 1;
+	}
+	printf("attached\n");
+	fflush(stdout);
+	while (!stop)
+		pause();
+	floor_bpf__destroy(skel);
+	return 0;
+}
