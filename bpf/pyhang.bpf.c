@@ -1,4 +1,644 @@
 // SPDX-License-Identifier: GPL-2.0
+/* pyhang.bpf.c: every BPF program of pyhang-trace.
+ *
+ * Owns, in the kernel:
+ *  - futex waits: start time per thread on entry of every wait-type futex operation,
+ *    cleared on return. Short waits never leave the kernel: a periodic scanner
+ *    (perf_event tick, or the same code run by userspace through BPF_PROG_TEST_RUN when
+ *    perf events are unavailable) reports each wait once when it passes the threshold,
+ *    while it is still in progress; a wait_end follows if it ever ends.
+ *  - SIGCHLD disposition: every rt_sigaction(SIGCHLD) that changes whether children are
+ *    auto-reaped (SIG_IGN or SA_NOCLDWAIT), read from task->sighand before and after.
+ *  - wait4/waitid returning ECHILD where that loses an exit status: the waiter ignores
+ *    SIGCHLD (read at that moment), or another wait in the same process took the child.
+ *    The child's real status comes from sched_process_exit (task->exit_code).
+ *  - the set of watched processes (fork inherits, exec re-evaluates, exit forgets).
+ * Only syscall tracepoints, raw tracepoints and perf events are used: no kprobes or
+ * fentry (unavailable on some kernels, including ours). */
 #include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
+
+#include "pyhang.h"
+
 char LICENSE[] SEC("license") = "GPL";
+
+/* Settings fixed at load time by userspace. */
+const volatile unsigned long long threshold_ns = 5000000000ULL;
+const volatile bool trace_all_procs = false; /* --all: not only Python processes */
+const volatile bool host_wide = true;        /* no -p and no COMMAND */
+const volatile bool follow_children = false; /* COMMAND: descendants are in scope */
+const volatile unsigned int self_tgid = 0;   /* never trace the tracer itself */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, u32);   /* tgid */
+	__type(value, u32); /* PH_W_* */
+} watched SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, u32); /* tid */
+	__type(value, struct ph_wait);
+} waits SEC(".maps");
+
+struct sigact_pending {
+	u32 old_class;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, u32); /* tid */
+	__type(value, struct sigact_pending);
+} sigact_pending SEC(".maps");
+
+struct wait_pending {
+	s32 pid_arg; /* wait4 upid, or waitid id for P_PID; -1 means any child */
+	u32 syscall; /* 0 wait4, 1 waitid */
+	u64 infop;   /* waitid siginfo pointer */
+	u32 options;
+	u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, u32); /* tid */
+	__type(value, struct wait_pending);
+} wait_pending SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, u32); /* child pid */
+	__type(value, struct ph_child_exit);
+} child_exits SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, u32);   /* parent tgid */
+	__type(value, u32); /* most recent auto-reaped child pid */
+} last_autoreaped SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, u32); /* child pid */
+	__type(value, struct ph_reap);
+} reaps SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PH_STAT_MAX);
+	__type(key, u32);
+	__type(value, u64);
+} stats SEC(".maps");
+
+static __always_inline void stat_inc(u32 slot)
+{
+	u64 *v = bpf_map_lookup_elem(&stats, &slot);
+	if (v)
+		*v += 1;
+}
+
+/* Whether events of process tgid are wanted. Host-wide --all needs no lookup. */
+static __always_inline bool is_interesting(u32 tgid)
+{
+	if (tgid == self_tgid)
+		return false;
+	if (trace_all_procs && host_wide)
+		return true;
+	u32 *w = bpf_map_lookup_elem(&watched, &tgid);
+	if (!w)
+		return false;
+	if (!trace_all_procs && !(*w & PH_W_PYTHON))
+		return false;
+	if (!host_wide && !(*w & PH_W_SCOPE))
+		return false;
+	return true;
+}
+
+static __always_inline struct ph_event *ev_reserve(u32 type, u32 tgid, u32 tid)
+{
+	struct ph_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		stat_inc(PH_STAT_RINGBUF_DROPS);
+		return NULL;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->type = type;
+	e->pid = tgid;
+	e->tid = tid;
+	e->ts_ns = bpf_ktime_get_ns();
+	return e;
+}
+
+/* ---------------------------------------------------------------- futex waits */
+
+/* futex(2) commands that block: WAIT, LOCK_PI, WAIT_BITSET, WAIT_REQUEUE_PI, LOCK_PI2. */
+#define WAIT_CMDS ((1u << PH_FUTEX_WAIT) | (1u << PH_FUTEX_LOCK_PI) | (1u << PH_FUTEX_WAIT_BITSET) | \
+		   (1u << PH_FUTEX_WAIT_REQUEUE_PI) | (1u << PH_FUTEX_LOCK_PI2))
+
+static __always_inline int wait_begin(u64 uaddr, u32 op)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	u32 tgid = id >> 32, tid = (u32)id;
+
+	if (!is_interesting(tgid))
+		return 0;
+	struct ph_wait w = {
+		.start_ns = bpf_ktime_get_ns(),
+		.uaddr = uaddr,
+		.op = op,
+		.tgid = tgid,
+	};
+	if (bpf_map_update_elem(&waits, &tid, &w, BPF_ANY))
+		stat_inc(PH_STAT_WAITS_FULL);
+	return 0;
+}
+
+static __always_inline void emit_wait_end(struct ph_wait *w, u32 tid, u32 reason)
+{
+	struct ph_event *e = ev_reserve(PH_EV_WAIT_END, w->tgid, tid);
+	if (!e)
+		return;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	e->wait.start_ns = w->start_ns;
+	e->wait.uaddr = w->uaddr;
+	e->wait.op = w->op;
+	e->wait.flags = w->flags;
+	e->wait.end_reason = reason;
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* The wait of thread tid ended. Marking DONE atomically orders us against the scanner:
+ * either it reported first (we emit wait_end) or it sees DONE and stays silent. */
+static __always_inline int wait_finish(u32 tid, u32 reason)
+{
+	struct ph_wait *w = bpf_map_lookup_elem(&waits, &tid);
+	if (!w)
+		return 0;
+	u32 old = __sync_fetch_and_or(&w->flags, PH_WF_DONE);
+	if ((old & PH_WF_REPORTED) && !(old & PH_WF_DONE))
+		emit_wait_end(w, tid, reason);
+	bpf_map_delete_elem(&waits, &tid);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_futex")
+int futex_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	u32 op = (u32)ctx->args[1];
+	u32 cmd = op & PH_FUTEX_CMD_MASK;
+
+	if (cmd >= 32 || !((1u << cmd) & WAIT_CMDS))
+		return 0;
+	return wait_begin(ctx->args[0], op);
+}
+
+SEC("tracepoint/syscalls/sys_exit_futex")
+int futex_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return wait_finish((u32)bpf_get_current_pid_tgid(), PH_END_RETURNED);
+}
+
+/* futex_wait(2) (Linux 6.7+): uaddr is the first argument. Optional: absent on older kernels. */
+SEC("tracepoint/syscalls/sys_enter_futex_wait")
+int futex_wait2_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return wait_begin(ctx->args[0], PH_OP_FUTEX_WAIT2);
+}
+
+SEC("tracepoint/syscalls/sys_exit_futex_wait")
+int futex_wait2_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return wait_finish((u32)bpf_get_current_pid_tgid(), PH_END_RETURNED);
+}
+
+/* futex_waitv(2) (Linux 5.16+): report the first waiter's address. */
+SEC("tracepoint/syscalls/sys_enter_futex_waitv")
+int futex_waitv_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	struct futex_waitv first = {};
+	if (ctx->args[1] == 0)
+		return 0;
+	if (bpf_probe_read_user(&first, sizeof(first), (void *)ctx->args[0]))
+		first.uaddr = 0;
+	return wait_begin(first.uaddr, PH_OP_FUTEX_WAITV);
+}
+
+SEC("tracepoint/syscalls/sys_exit_futex_waitv")
+int futex_waitv_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return wait_finish((u32)bpf_get_current_pid_tgid(), PH_END_RETURNED);
+}
+
+/* ---------------------------------------------------------------- long-wait scanner */
+
+struct scan_ctx {
+	u64 now;
+};
+
+static long scan_one(struct bpf_map *map, u32 *tid, struct ph_wait *w, struct scan_ctx *c)
+{
+	if (w->flags & (PH_WF_REPORTED | PH_WF_DONE))
+		return 0;
+	if (c->now < w->start_ns || c->now - w->start_ns < threshold_ns)
+		return 0;
+	u32 old = __sync_fetch_and_or(&w->flags, PH_WF_REPORTED);
+	if (old & (PH_WF_REPORTED | PH_WF_DONE))
+		return 0;
+	struct ph_event *e = ev_reserve(PH_EV_LONG_WAIT, w->tgid, *tid);
+	if (!e)
+		return 0;
+	e->wait.start_ns = w->start_ns;
+	e->wait.uaddr = w->uaddr;
+	e->wait.op = w->op;
+	e->wait.flags = old | PH_WF_REPORTED;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+static __always_inline int scan_waits(void)
+{
+	struct scan_ctx c = { .now = bpf_ktime_get_ns() };
+	stat_inc(PH_STAT_TICKS);
+	bpf_for_each_map_elem(&waits, scan_one, &c, 0);
+	return 0;
+}
+
+/* Primary: a cpu-clock perf event on one CPU runs the scan a few times a second. */
+SEC("perf_event")
+int scan_tick(void *ctx)
+{
+	return scan_waits();
+}
+
+/* Fallback: userspace runs this through BPF_PROG_TEST_RUN when perf events are denied. */
+SEC("raw_tp")
+int scan_manual(void *ctx)
+{
+	return scan_waits();
+}
+
+/* ---------------------------------------------------------------- SIGCHLD disposition */
+
+static __always_inline u32 sigchld_class_of(struct task_struct *t)
+{
+	struct sighand_struct *sh = BPF_CORE_READ(t, sighand);
+	struct k_sigaction ka = {};
+
+	if (!sh || bpf_core_read(&ka, sizeof(ka), &sh->action[PH_SIGCHLD - 1]))
+		return PH_SIGCHLD_DEFAULT;
+	if ((unsigned long)ka.sa.sa_handler == PH_SIG_IGN)
+		return PH_SIGCHLD_IGN;
+	if (ka.sa.sa_flags & PH_SA_NOCLDWAIT)
+		return PH_SIGCHLD_NOCLDWAIT;
+	return PH_SIGCHLD_DEFAULT;
+}
+
+SEC("tracepoint/syscalls/sys_enter_rt_sigaction")
+int sigaction_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	u32 tid = (u32)id;
+
+	if (ctx->args[0] != PH_SIGCHLD || ctx->args[1] == 0 || !is_interesting(id >> 32))
+		return 0;
+	struct sigact_pending p = {
+		.old_class = sigchld_class_of((struct task_struct *)bpf_get_current_task()),
+	};
+	if (bpf_map_update_elem(&sigact_pending, &tid, &p, BPF_ANY))
+		stat_inc(PH_STAT_MAP_FULL);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_rt_sigaction")
+int sigaction_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	u32 tid = (u32)id;
+	struct sigact_pending *p = bpf_map_lookup_elem(&sigact_pending, &tid);
+
+	if (!p)
+		return 0;
+	u32 old_class = p->old_class;
+	bpf_map_delete_elem(&sigact_pending, &tid);
+	if (ctx->ret != 0)
+		return 0;
+
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	u32 new_class = sigchld_class_of(t);
+	if (new_class == old_class)
+		return 0;
+	struct ph_event *e = ev_reserve(PH_EV_SIGCHLD, id >> 32, tid);
+	if (!e)
+		return 0;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	e->sigchld.old_class = old_class;
+	e->sigchld.new_class = new_class;
+	struct sighand_struct *sh = BPF_CORE_READ(t, sighand);
+	if (sh) {
+		e->sigchld.handler = (u64)BPF_CORE_READ(sh, action[PH_SIGCHLD - 1].sa.sa_handler);
+		e->sigchld.sa_flags = BPF_CORE_READ(sh, action[PH_SIGCHLD - 1].sa.sa_flags);
+	}
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- wait4 / waitid */
+
+static __always_inline int wait_call_begin(s32 pid_arg, u32 syscall, u64 infop, u32 options)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	u32 tid = (u32)id;
+
+	if (!is_interesting(id >> 32))
+		return 0;
+	struct wait_pending p = {
+		.pid_arg = pid_arg,
+		.syscall = syscall,
+		.infop = infop,
+		.options = options,
+	};
+	if (bpf_map_update_elem(&wait_pending, &tid, &p, BPF_ANY))
+		stat_inc(PH_STAT_MAP_FULL);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_wait4")
+int wait4_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	s32 upid = (s32)ctx->args[0];
+	/* upid > 0 names one child; -1, 0 and -pgid wait for any of several. */
+	return wait_call_begin(upid > 0 ? upid : -1, 0, 0, (u32)ctx->args[2]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_waitid")
+int waitid_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	s32 id = (s32)ctx->args[1];
+	s32 pid_arg = (ctx->args[0] == PH_P_PID && id > 0) ? id : -1;
+	return wait_call_begin(pid_arg, 1, ctx->args[2], (u32)ctx->args[3]);
+}
+
+static __always_inline void record_reap(u32 child, u32 tgid, u32 tid)
+{
+	struct ph_reap r = {
+		.reap_ns = bpf_ktime_get_ns(),
+		.tgid = tgid,
+		.tid = tid,
+	};
+	if (bpf_map_update_elem(&reaps, &child, &r, BPF_ANY))
+		stat_inc(PH_STAT_MAP_FULL);
+}
+
+/* Fill the child part of a child_status_lost event from what sched_process_exit saw. */
+static __always_inline void fill_child(struct ph_event *e, u32 child, u32 tgid)
+{
+	struct ph_child_exit *x = bpf_map_lookup_elem(&child_exits, &child);
+
+	e->lost.child_pid = child;
+	if (!x || x->parent_tgid != tgid)
+		return;
+	e->lost.child_known = 1;
+	e->lost.exit_code = x->exit_code;
+	e->lost.exit_ns = x->exit_ns;
+	__builtin_memcpy(e->lost.child_comm, x->comm, sizeof(x->comm));
+}
+
+static __always_inline void emit_lost(u32 cause, u32 child, struct wait_pending *p, struct ph_reap *r)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	u32 tgid = id >> 32;
+	struct ph_event *e = ev_reserve(PH_EV_CHILD_LOST, tgid, (u32)id);
+
+	if (!e)
+		return;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	e->lost.cause = cause;
+	e->lost.wait_pid_arg = p->pid_arg;
+	e->lost.syscall = p->syscall;
+	fill_child(e, child, tgid);
+	if (r) {
+		e->lost.reaper_tid = r->tid;
+		e->lost.reap_ns = r->reap_ns;
+	}
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* ECHILD: decide whether an exit status was lost, and whose. */
+static __always_inline int on_echild(struct wait_pending *p)
+{
+	u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	u32 cls = sigchld_class_of((struct task_struct *)bpf_get_current_task());
+
+	if (p->pid_arg > 0) {
+		u32 child = (u32)p->pid_arg;
+		struct ph_reap *r = bpf_map_lookup_elem(&reaps, &child);
+		if (r && r->tgid == tgid) {
+			struct ph_reap copy = *r;
+			emit_lost(PH_LOST_REAPED_ELSEWHERE, child, p, &copy);
+			bpf_map_delete_elem(&reaps, &child);
+		} else if (cls != PH_SIGCHLD_DEFAULT) {
+			emit_lost(PH_LOST_SIGCHLD_IGNORED, child, p, NULL);
+		} else {
+			return 0; /* not a child of ours: nothing we know was lost */
+		}
+		bpf_map_delete_elem(&child_exits, &child);
+		return 0;
+	}
+	/* Any child: only a child the kernel auto-reaped since the last such report counts;
+	 * shells and init hit ECHILD on wait(-1) all day and stay silent. */
+	if (cls == PH_SIGCHLD_DEFAULT)
+		return 0;
+	u32 *last = bpf_map_lookup_elem(&last_autoreaped, &tgid);
+	if (!last)
+		return 0;
+	u32 child = *last;
+	bpf_map_delete_elem(&last_autoreaped, &tgid);
+	emit_lost(PH_LOST_SIGCHLD_IGNORED, child, p, NULL);
+	bpf_map_delete_elem(&child_exits, &child);
+	return 0;
+}
+
+static __always_inline int wait_call_end(long ret)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	u32 tid = (u32)id;
+	struct wait_pending *pp = bpf_map_lookup_elem(&wait_pending, &tid);
+
+	if (!pp)
+		return 0;
+	struct wait_pending p = *pp;
+	bpf_map_delete_elem(&wait_pending, &tid);
+
+	if (ret == -PH_ECHILD)
+		return on_echild(&p);
+	if (p.syscall == 0 && ret > 0) {
+		record_reap((u32)ret, id >> 32, tid);
+	} else if (p.syscall == 1 && ret == 0 && p.infop && !(p.options & PH_WNOWAIT)) {
+		s32 si_pid = 0; /* siginfo_t: si_pid of the SIGCHLD union at offset 16 */
+		if (!bpf_probe_read_user(&si_pid, sizeof(si_pid), (void *)(p.infop + 16)) && si_pid > 0)
+			record_reap((u32)si_pid, id >> 32, tid);
+	}
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_wait4")
+int wait4_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return wait_call_end(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_waitid")
+int waitid_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return wait_call_end(ctx->ret);
+}
+
+/* ---------------------------------------------------------------- process lifecycle */
+
+/* raw_tp sched_process_fork(parent, child): a new process inherits its parent's watch. */
+SEC("raw_tp/sched_process_fork")
+int on_fork(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *parent = (struct task_struct *)ctx->args[0];
+	struct task_struct *child = (struct task_struct *)ctx->args[1];
+	u32 child_pid = BPF_CORE_READ(child, pid);
+	u32 child_tgid = BPF_CORE_READ(child, tgid);
+
+	if (child_pid != child_tgid)
+		return 0; /* a new thread, not a process */
+	if (trace_all_procs && host_wide)
+		return 0;
+	u32 parent_tgid = BPF_CORE_READ(parent, tgid);
+	u32 *w = bpf_map_lookup_elem(&watched, &parent_tgid);
+	if (!w)
+		return 0;
+	u32 v = *w;
+	if (!follow_children)
+		v &= ~PH_W_SCOPE;
+	if (!host_wide && !(v & PH_W_SCOPE))
+		return 0;
+	if (v && bpf_map_update_elem(&watched, &child_tgid, &v, BPF_ANY))
+		stat_inc(PH_STAT_MAP_FULL);
+	return 0;
+}
+
+/* Whether the last path component starts with "python" (python, python3.11, python2.7...).
+ * len is the string length including its NUL, as bpf_probe_read_kernel_str returns it.
+ * Scans backward from the end so the verifier tracks one loop variable only. */
+static __always_inline bool basename_is_python(const char *path, long len)
+{
+	long base = 0;
+	for (int i = 2; i < PH_PATH_LEN; i++) {
+		long idx = len - i;
+		if (idx < 0)
+			break;
+		if (path[idx & (PH_PATH_LEN - 1)] == '/') {
+			base = idx + 1;
+			break;
+		}
+	}
+	if (base > PH_PATH_LEN - 7 || len - base < 7)
+		return false;
+	const char *b = path + (base & (PH_PATH_LEN - 1));
+	if (base + 6 >= PH_PATH_LEN)
+		return false;
+	return b[0] == 'p' && b[1] == 'y' && b[2] == 't' && b[3] == 'h' && b[4] == 'o' && b[5] == 'n';
+}
+
+/* raw_tp sched_process_exec(p, old_pid, bprm): re-evaluate whether the process is Python.
+ * bprm->interp is the final binary for scripts (#! lines) and equals filename otherwise. */
+SEC("raw_tp/sched_process_exec")
+int on_exec(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *p = (struct task_struct *)ctx->args[0];
+	struct linux_binprm *bprm = (struct linux_binprm *)ctx->args[2];
+	u32 tgid = BPF_CORE_READ(p, tgid);
+
+	if (tgid == self_tgid || (trace_all_procs && host_wide))
+		return 0;
+	u32 *w = bpf_map_lookup_elem(&watched, &tgid);
+	if (!host_wide && !w)
+		return 0;
+
+	struct ph_event *e = ev_reserve(PH_EV_EXEC, tgid, BPF_CORE_READ(p, pid));
+	if (!e)
+		return 0;
+	const char *interp = BPF_CORE_READ(bprm, interp);
+	long len = bpf_probe_read_kernel_str(e->exec.filename, sizeof(e->exec.filename), interp);
+	if (len < 0)
+		e->exec.filename[0] = '\0';
+	bool python = len > 0 && basename_is_python(e->exec.filename, len);
+	e->exec.python = python;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+
+	u32 v = w ? *w : 0;
+	v = python ? (v | PH_W_PYTHON) : (v & ~PH_W_PYTHON);
+	if (v)
+		bpf_map_update_elem(&watched, &tgid, &v, BPF_ANY);
+	else if (w)
+		bpf_map_delete_elem(&watched, &tgid);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/* A child's exit, for the waits that will find it gone. */
+static __always_inline void record_child_exit(struct task_struct *t, u32 tgid)
+{
+	struct task_struct *parent = BPF_CORE_READ(t, real_parent);
+	u32 parent_tgid = BPF_CORE_READ(parent, tgid);
+
+	if (!is_interesting(parent_tgid))
+		return;
+	struct ph_child_exit x = {
+		.exit_ns = bpf_ktime_get_ns(),
+		.parent_tgid = parent_tgid,
+		.exit_code = BPF_CORE_READ(t, exit_code),
+	};
+	bpf_probe_read_kernel_str(x.comm, sizeof(x.comm), t->comm);
+	if (bpf_map_update_elem(&child_exits, &tgid, &x, BPF_ANY))
+		stat_inc(PH_STAT_MAP_FULL);
+	/* With SIGCHLD ignored or SA_NOCLDWAIT the kernel reaps the child itself right after
+	 * this tracepoint (exit_notify): nobody will ever wait for this status. */
+	if (sigchld_class_of(parent) != PH_SIGCHLD_DEFAULT)
+		bpf_map_update_elem(&last_autoreaped, &parent_tgid, &tgid, BPF_ANY);
+}
+
+/* raw_tp sched_process_exit(p, ...): runs in the exiting thread. */
+SEC("raw_tp/sched_process_exit")
+int on_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *t = (struct task_struct *)ctx->args[0];
+	u32 tid = BPF_CORE_READ(t, pid);
+	u32 tgid = BPF_CORE_READ(t, tgid);
+
+	/* A thread killed while blocked never returns from futex: end its wait here. */
+	wait_finish(tid, PH_END_THREAD_EXIT);
+	bpf_map_delete_elem(&sigact_pending, &tid);
+	bpf_map_delete_elem(&wait_pending, &tid);
+
+	/* signal->live was decremented before this tracepoint: 0 means the last thread. */
+	if (BPF_CORE_READ(t, signal, live.counter) != 0)
+		return 0;
+	record_child_exit(t, tgid);
+	if (bpf_map_delete_elem(&watched, &tgid) == 0) {
+		struct ph_event *e = ev_reserve(PH_EV_EXIT, tgid, tid);
+		if (e) {
+			bpf_probe_read_kernel_str(e->comm, sizeof(e->comm), t->comm);
+			bpf_ringbuf_submit(e, 0);
+		}
+	}
+	return 0;
+}

@@ -1,9 +1,443 @@
-/* trace: placeholder. */
+/* trace: the tracer command, `pyhang-trace [OPTIONS] [-- COMMAND [ARGS...]]`.
+ * Owns: the command line and its errors (one line, exit status 2), the order of start-up
+ * (checks, load, attach, register processes, scan what already happened, `start`), the
+ * event loop with its timers, running COMMAND, signals, and the `stop` summary. */
 #include "trace.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "procscan.h"
+#include "tracer.h"
+
+#define EXIT_USAGE 2
+
+static volatile sig_atomic_t g_stop_signal;
+static volatile sig_atomic_t g_reopen;
+
+static const char USAGE[] =
+	"Usage: pyhang-trace [OPTIONS] [-- COMMAND [ARGS...]]\n"
+	"       pyhang-trace dump PID [--json]\n"
+	"\n"
+	"Explains why Python processes hang or lose a child's exit status, live, without\n"
+	"stopping them. BPF programs watch futex waits, SIGCHLD dispositions and wait()\n"
+	"calls that fail with ECHILD; events are printed as they happen.\n"
+	"\n"
+	"What it reports:\n"
+	"  long_wait          a thread has been blocked on a lock longer than the threshold\n"
+	"                     (reported while it is still blocked; threads already blocked\n"
+	"                     when tracing starts are found too, marked before_start)\n"
+	"  wait_end           such a wait finally ended\n"
+	"  sigchld_ignored    a process started (or stopped) ignoring SIGCHLD, which makes the\n"
+	"                     kernel discard its children's exit statuses\n"
+	"  child_status_lost  a wait for a child failed with ECHILD and the child's real exit\n"
+	"                     status was lost (SIGCHLD ignored, or another thread reaped it)\n"
+	"\n"
+	"Options:\n"
+	"  -p, --pid PID          trace only this process (repeatable). Default: the whole host\n"
+	"  -t, --threshold SECS   report waits longer than this (default 5; fractions allowed)\n"
+	"      --duration SECS    stop after this long (default: until Ctrl-C or SIGTERM)\n"
+	"      --all              report every process, not only those running CPython\n"
+	"      --json             JSON Lines on stdout (one object per event; see README)\n"
+	"  -o, --output FILE      write events to FILE (appending; reopened on SIGHUP)\n"
+	"  -h, --help             show this help\n"
+	"\n"
+	"With -- COMMAND, the command is started under tracing (it and all its descendants,\n"
+	"from their first instruction), and pyhang-trace exits with its exit status.\n"
+	"\n"
+	"Examples:\n"
+	"  sudo pyhang-trace                       watch every Python process on this host\n"
+	"  sudo pyhang-trace -p 4242 -t 1          one process, report waits over 1 second\n"
+	"  sudo pyhang-trace --json -- pytest -x   run a test suite under tracing\n"
+	"  sudo pyhang-trace dump 4242             print every Python thread's stack now\n"
+	"\n"
+	"Needs root (CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE) and a kernel with BTF.\n"
+	"Exit status: 0 after a normal stop, 2 on a usage or set-up error, the command's\n"
+	"status with -- COMMAND.\n";
+
+static void die_usage(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "pyhang-trace: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, " (see pyhang-trace --help)\n");
+	exit(EXIT_USAGE);
+}
+
+static double parse_seconds(const char *s, const char *what)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (end == s || *end || errno || !isfinite(v) || v <= 0 || v > 1e7) {
+		if (strcmp(what, "threshold") == 0)
+			die_usage("invalid threshold '%s': expected a number of seconds > 0, e.g. 5 or 0.5", s);
+		die_usage("invalid duration '%s': expected a number of seconds > 0", s);
+	}
+	return v;
+}
+
+static pid_t parse_pid_arg(const char *s)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (end == s || *end || errno || v <= 0 || v > 0x3fffffff)
+		die_usage("invalid pid '%s': expected a positive process id", s);
+	return (pid_t)v;
+}
+
+enum { OPT_DURATION = 0x100, OPT_ALL, OPT_JSON };
+
+static const struct option LONG_OPTS[] = {
+	{ "pid", required_argument, NULL, 'p' },
+	{ "threshold", required_argument, NULL, 't' },
+	{ "duration", required_argument, NULL, OPT_DURATION },
+	{ "all", no_argument, NULL, OPT_ALL },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "output", required_argument, NULL, 'o' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+struct cli {
+	bool json;
+	const char *output;
+};
+
+static void parse_args(int argc, char **argv, struct tracer *t, struct cli *c)
+{
+	double threshold = 5.0;
+	opterr = 0;
+	int opt;
+	/* '+': stop at the first non-option, so COMMAND's own options are left alone. */
+	while ((opt = getopt_long(argc, argv, "+p:t:o:h", LONG_OPTS, NULL)) != -1) {
+		switch (opt) {
+		case 'p':
+			if (t->npids >= MAX_PIDS)
+				die_usage("too many -p options (at most %s)", "64");
+			t->pids[t->npids++] = parse_pid_arg(optarg);
+			break;
+		case 't':
+			threshold = parse_seconds(optarg, "threshold");
+			break;
+		case OPT_DURATION:
+			t->duration_s = parse_seconds(optarg, "duration");
+			break;
+		case OPT_ALL:
+			t->all_processes = true;
+			break;
+		case OPT_JSON:
+			c->json = true;
+			break;
+		case 'o':
+			c->output = optarg;
+			break;
+		case 'h':
+			fputs(USAGE, stdout);
+			exit(0);
+		case ':':
+			die_usage("option '%s' needs a value", argv[optind - 1]);
+			break;
+		default:
+			if (optopt && optopt < 0x100) {
+				char o[3] = { '-', (char)optopt, 0 };
+				die_usage(strchr("pto", optopt) ? "option '%s' needs a value" : "unknown option '%s'", o);
+			}
+			die_usage("unknown or incomplete option '%s'", argv[optind - 1]);
+		}
+	}
+	t->threshold_ns = (uint64_t)(threshold * 1e9);
+	if (optind < argc)
+		t->command = argv + optind;
+	if (t->command && t->npids)
+		die_usage("%s", "use either -p PID or -- COMMAND, not both");
+	for (int i = 0; i < t->npids; i++) {
+		char buf[16];
+		snprintf(buf, sizeof(buf), "%d", (int)t->pids[i]);
+		if (!proc_exists(t->pids[i])) {
+			fprintf(stderr, "pyhang-trace: no process with pid %s\n", buf);
+			exit(EXIT_USAGE);
+		}
+	}
+	t->host_wide = !t->command && t->npids == 0;
+}
+
+static void on_stop_signal(int sig)
+{
+	g_stop_signal = sig;
+}
+
+static void on_hup(int sig)
+{
+	(void)sig;
+	g_reopen = 1;
+}
+
+static void on_child(int sig)
+{
+	(void)sig; /* only interrupts poll() so the loop notices the command's end at once */
+}
+
+static void install_signal_handlers(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = on_stop_signal; /* no SA_RESTART: poll() returns EINTR */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sa.sa_handler = on_hup;
+	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = on_child;
+	sigaction(SIGCHLD, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/* Fork COMMAND stopped on a pipe; it execs once the parent has put it under watch. */
+static int spawn_command(struct tracer *t, int *go_fd)
+{
+	int go[2];
+	if (pipe2(go, O_CLOEXEC) != 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(go[0]);
+		close(go[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		char c = 0;
+		close(go[1]);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGHUP, SIG_DFL);
+		signal(SIGCHLD, SIG_DFL);
+		signal(SIGPIPE, SIG_DFL);
+		while (read(go[0], &c, 1) < 0 && errno == EINTR)
+			;
+		if (c != 'g')
+			_exit(127);
+		execvp(t->command[0], t->command);
+		fprintf(stderr, "pyhang-trace: cannot run %s: %s\n", t->command[0], strerror(errno));
+		_exit(127);
+	}
+	close(go[0]);
+	t->child = pid;
+	*go_fd = go[1];
+	return 0;
+}
+
+static int release_command(int go_fd)
+{
+	ssize_t n;
+	do
+		n = write(go_fd, "g", 1);
+	while (n < 0 && errno == EINTR);
+	close(go_fd);
+	return n == 1 ? 0 : -1;
+}
+
+static void reap_command(struct tracer *t, int flags)
+{
+	if (t->child <= 0 || t->child_done)
+		return;
+	int st;
+	pid_t r = waitpid(t->child, &st, flags);
+	if (r == t->child) {
+		t->child_done = true;
+		t->child_status = st;
+	}
+}
+
+static int command_exit_code(const struct tracer *t)
+{
+	if (!t->child_done)
+		return 128 + (g_stop_signal ? g_stop_signal : SIGTERM);
+	if (WIFEXITED(t->child_status))
+		return WEXITSTATUS(t->child_status);
+	if (WIFSIGNALED(t->child_status))
+		return 128 + WTERMSIG(t->child_status);
+	return 1;
+}
+
+static int min_timeout(int a, int b)
+{
+	if (a < 0)
+		return b;
+	if (b < 0)
+		return a;
+	return a < b ? a : b;
+}
+
+static uint64_t g_forward_deadline;
+
+/* On Ctrl-C/SIGTERM with a COMMAND: pass the signal on and give it 2 s to finish. */
+static bool should_stop(struct tracer *t)
+{
+	if (t->child_done)
+		return true;
+	if (!g_stop_signal)
+		return false;
+	if (t->child <= 0)
+		return true;
+	if (!g_forward_deadline) {
+		kill(t->child, (int)g_stop_signal);
+		g_forward_deadline = mono_now_ns() + 2000000000ull;
+	}
+	return mono_now_ns() >= g_forward_deadline;
+}
+
+static void event_loop(struct tracer *t)
+{
+	uint64_t deadline = t->duration_s > 0 ? t->started_ns + (uint64_t)(t->duration_s * 1e9) : 0;
+	while (!should_stop(t)) {
+		int timeout = 200;
+		timeout = min_timeout(timeout, loader_scan_due_in_ms(t->ld));
+		timeout = min_timeout(timeout, tracer_run_exec_checks(t));
+		if (deadline) {
+			uint64_t now = mono_now_ns();
+			if (now >= deadline)
+				break;
+			timeout = min_timeout(timeout, (int)((deadline - now) / 1000000ull) + 1);
+		}
+		int rc = loader_poll(t->ld, timeout);
+		if (rc < 0 && rc != -EINTR) {
+			fprintf(stderr, "pyhang-trace: reading events failed: %s\n", strerror(-rc));
+			break;
+		}
+		loader_scan_if_due(t->ld);
+		if (g_reopen) {
+			g_reopen = 0;
+			output_reopen(&t->out);
+		}
+		reap_command(t, WNOHANG);
+	}
+	/* the command's last events may still be in the ring buffer */
+	loader_scan_if_due(t->ld);
+	loader_poll(t->ld, 0);
+}
+
+static void emit_start(struct tracer *t)
+{
+	struct rec_start r = {
+		.scope = t->command ? "command" : t->npids ? "pids" : "host",
+		.pids = t->pids,
+		.npids = t->npids,
+		.command = t->command ? t->command[0] : NULL,
+		.all_processes = t->all_processes,
+		.threshold_s = (double)t->threshold_ns / 1e9,
+		.scanner = loader_scan_mechanism(t->ld),
+		.scan_period_s = (double)loader_scan_period_ns(t->ld) / 1e9,
+	};
+	t->out.ops->start(&t->out, &r);
+}
+
+static void emit_stop(struct tracer *t)
+{
+	struct loader_stats s;
+	struct rec_stop r = { 0 };
+	if (loader_read_stats(t->ld, &s) == 0) {
+		r.ringbuf_drops = s.counters[PH_STAT_RINGBUF_DROPS];
+		r.waits_map_full = s.counters[PH_STAT_WAITS_FULL];
+		r.map_full = s.counters[PH_STAT_MAP_FULL];
+	}
+	r.lost_events = r.ringbuf_drops + r.waits_map_full + r.map_full + t->dropped_checks;
+	r.long_waits = t->n_long_waits;
+	r.wait_ends = t->n_wait_ends;
+	r.sigchld_changes = t->n_sigchld;
+	r.child_status_lost = t->n_child_lost;
+	r.duration_s = (double)(mono_now_ns() - t->started_ns) / 1e9;
+	r.command_exit = t->command ? command_exit_code(t) : -1;
+	t->out.ops->stop(&t->out, &r);
+}
+
+static void warn_non_python_pids(const struct tracer *t)
+{
+	if (t->all_processes)
+		return;
+	for (int i = 0; i < t->npids; i++)
+		if (!proc_runs_python(t->pids[i]))
+			fprintf(stderr, "pyhang-trace: pid %d does not run CPython; its events are not "
+				"reported unless --all is given\n", (int)t->pids[i]);
+}
+
+static int setup(struct tracer *t, const struct cli *c, int *go_fd)
+{
+	char err[512];
+	if (loader_check_environment(err, sizeof(err)) != 0) {
+		fprintf(stderr, "pyhang-trace: %s\n", err);
+		return -1;
+	}
+	if (output_open(&t->out, c->output, c->json, err, sizeof(err)) != 0) {
+		fprintf(stderr, "pyhang-trace: %s\n", err);
+		return -1;
+	}
+	struct loader_config cfg = {
+		.threshold_ns = t->threshold_ns,
+		.trace_all_procs = t->all_processes,
+		.host_wide = t->host_wide,
+		.follow_children = t->command != NULL,
+	};
+	t->ld = loader_open(&cfg, err, sizeof(err));
+	if (!t->ld) {
+		fprintf(stderr, "pyhang-trace: %s\n", err);
+		return -1;
+	}
+	if (loader_setup_ringbuf(t->ld, tracer_handle_event, t) != 0) {
+		fprintf(stderr, "pyhang-trace: cannot set up the ring buffer: %s\n", strerror(errno));
+		return -1;
+	}
+	warn_non_python_pids(t);
+	if (t->command) {
+		if (spawn_command(t, go_fd) != 0) {
+			fprintf(stderr, "pyhang-trace: cannot start %s: %s\n", t->command[0], strerror(errno));
+			return -1;
+		}
+		if (loader_watch(t->ld, t->child, PH_W_SCOPE) != 0) {
+			fprintf(stderr, "pyhang-trace: cannot watch the command: %s\n", strerror(errno));
+			return -1;
+		}
+	}
+	if (tracer_initial_scan(t) != 0) {
+		fprintf(stderr, "pyhang-trace: cannot register the processes to trace: %s\n", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 int trace_main(int argc, char **argv)
 {
-	(void)argc; (void)argv;
-	fprintf(stderr, "not yet\n");
-	return 2;
+	static struct tracer t; /* large (exec check queue): not on the stack */
+	struct cli c = { 0 };
+	int go_fd = -1;
+
+	parse_args(argc, argv, &t, &c);
+	install_signal_handlers();
+	if (setup(&t, &c, &go_fd) != 0) {
+		if (t.child > 0) {
+			kill(t.child, SIGKILL);
+			reap_command(&t, 0);
+		}
+		loader_close(t.ld);
+		return EXIT_USAGE;
+	}
+	t.started_ns = mono_now_ns();
+	emit_start(&t);
+	if (t.command && release_command(go_fd) != 0)
+		fprintf(stderr, "pyhang-trace: cannot start the command: %s\n", strerror(errno));
+	event_loop(&t);
+	if (t.child > 0 && !t.child_done)
+		fprintf(stderr, "pyhang-trace: command (pid %d) is still running; detaching\n", (int)t.child);
+	emit_stop(&t);
+	output_close(&t.out);
+	loader_close(t.ld);
+	return t.command ? command_exit_code(&t) : 0;
 }

@@ -1,0 +1,147 @@
+/* pyhang.h: definitions shared by the BPF programs (bpf/pyhang.bpf.c) and userspace.
+ * Owns: the ring-buffer event layout, the per-thread wait record, the watched-process
+ * flags and the statistics slots. Fixed-size types only; both sides include it. */
+#ifndef PYHANG_H
+#define PYHANG_H
+
+#define PH_COMM_LEN 16
+#define PH_PATH_LEN 256
+
+/* Linux futex(2) ABI (include/uapi/linux/futex.h, stable since 2.6). */
+#define PH_FUTEX_WAIT 0
+#define PH_FUTEX_LOCK_PI 6
+#define PH_FUTEX_WAIT_BITSET 9
+#define PH_FUTEX_WAIT_REQUEUE_PI 11
+#define PH_FUTEX_LOCK_PI2 13
+#define PH_FUTEX_PRIVATE_FLAG 128
+#define PH_FUTEX_CLOCK_REALTIME 256
+#define PH_FUTEX_CMD_MASK (~(PH_FUTEX_PRIVATE_FLAG | PH_FUTEX_CLOCK_REALTIME))
+/* Pseudo "ops" for the futex2 syscalls (Linux 5.16 futex_waitv, 6.7 futex_wait). */
+#define PH_OP_FUTEX_WAITV 0x10000
+#define PH_OP_FUTEX_WAIT2 0x10001
+
+/* Signals ABI (x86_64 and generic). */
+#define PH_SIGCHLD 17
+#define PH_SIG_IGN 1
+#define PH_SA_NOCLDWAIT 0x00000002
+#define PH_ECHILD 10
+#define PH_WNOWAIT 0x01000000
+#define PH_P_ALL 0
+#define PH_P_PID 1
+
+/* watched map value bits (key: tgid). */
+#define PH_W_PYTHON 0x1 /* runs a CPython interpreter */
+#define PH_W_SCOPE 0x2  /* selected by -p or a descendant of -- COMMAND */
+
+/* wait record flags */
+#define PH_WF_BEFORE_START 0x1 /* inserted by userspace for a wait found at start-up */
+#define PH_WF_REPORTED 0x2     /* long_wait was emitted */
+#define PH_WF_DONE 0x4         /* the wait ended (syscall returned or thread exited) */
+
+/* One futex wait in progress, per thread (key: tid). */
+struct ph_wait {
+	unsigned long long start_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
+	unsigned long long uaddr;
+	unsigned int op;
+	unsigned int flags;
+	unsigned int tgid;
+	unsigned int pad;
+};
+
+enum ph_event_type {
+	PH_EV_LONG_WAIT = 1,
+	PH_EV_WAIT_END = 2,
+	PH_EV_SIGCHLD = 3,
+	PH_EV_CHILD_LOST = 4,
+	PH_EV_EXEC = 5,
+	PH_EV_EXIT = 6,
+};
+
+/* SIGCHLD disposition classes, in the order userspace prints them. */
+enum ph_sigchld_class {
+	PH_SIGCHLD_DEFAULT = 0, /* handled or default: children become zombies */
+	PH_SIGCHLD_IGN = 1,     /* sa_handler == SIG_IGN: children are auto-reaped */
+	PH_SIGCHLD_NOCLDWAIT = 2, /* SA_NOCLDWAIT with a handler: children are auto-reaped */
+};
+
+enum ph_lost_cause {
+	PH_LOST_SIGCHLD_IGNORED = 1,
+	PH_LOST_REAPED_ELSEWHERE = 2,
+};
+
+/* Why a wait ended. */
+enum ph_end_reason {
+	PH_END_RETURNED = 0,
+	PH_END_THREAD_EXIT = 1,
+};
+
+/* A child's exit, recorded at sched_process_exit when its parent is watched. */
+struct ph_child_exit {
+	unsigned long long exit_ns;
+	unsigned int parent_tgid;
+	int exit_code; /* kernel encoding: (status << 8) | termsig | 0x80 core */
+	char comm[PH_COMM_LEN];
+};
+
+/* A successful wait that took a child's status (key: child pid). */
+struct ph_reap {
+	unsigned long long reap_ns;
+	unsigned int tgid;
+	unsigned int tid;
+	int status;
+	unsigned int pad;
+};
+
+struct ph_event {
+	unsigned int type;
+	unsigned int pid; /* tgid */
+	unsigned int tid;
+	unsigned int pad;
+	unsigned long long ts_ns; /* CLOCK_MONOTONIC */
+	char comm[PH_COMM_LEN];
+	union {
+		struct {
+			unsigned long long start_ns;
+			unsigned long long uaddr;
+			unsigned int op;
+			unsigned int flags;
+			unsigned int end_reason;
+			unsigned int pad;
+		} wait;
+		struct {
+			unsigned int old_class;
+			unsigned int new_class;
+			unsigned long long handler;
+			unsigned long long sa_flags;
+		} sigchld;
+		struct {
+			unsigned int cause;
+			unsigned int child_pid;
+			int child_known; /* 1 if exit info below is valid */
+			int exit_code;
+			unsigned long long exit_ns;
+			char child_comm[PH_COMM_LEN];
+			unsigned int reaper_tid;
+			unsigned int pad;
+			unsigned long long reap_ns;
+			int wait_pid_arg; /* pid argument of the failing wait (-1: any child) */
+			unsigned int syscall; /* 0 wait4, 1 waitid */
+		} lost;
+		struct {
+			unsigned int python; /* interpreter basename looks like python* */
+			unsigned int pad;
+			char filename[PH_PATH_LEN];
+		} exec;
+	};
+};
+
+/* Counters in a per-CPU array; userspace sums them. */
+enum ph_stat {
+	PH_STAT_RINGBUF_DROPS = 0, /* events lost: ring buffer full */
+	PH_STAT_WAITS_FULL,        /* futex waits not tracked: map full */
+	PH_STAT_MAP_FULL,          /* other map insert failures */
+	PH_STAT_TICKS,             /* scanner runs */
+	PH_STAT_MAX,
+};
+
+#endif

@@ -1,0 +1,374 @@
+/* loader: environment checks, skeleton load/attach, feature fallbacks, map access. */
+#include "loader.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <linux/capability.h>
+#include <linux/perf_event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pyhang.skel.h"
+
+static const char *const TRACEFS_DIRS[] = { "/sys/kernel/tracing", "/sys/kernel/debug/tracing" };
+
+struct loader {
+	struct pyhang_bpf *skel;
+	struct ring_buffer *rb;
+	struct bpf_link *scan_link;
+	int scan_perf_fd;
+	bool scan_in_kernel;
+	uint64_t scan_period_ns;
+	uint64_t next_scan_ns;
+	int ncpus;
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---------------------------------------------------------------- environment */
+
+static bool has_cap(const struct __user_cap_data_struct data[2], int cap)
+{
+	return data[cap / 32].effective & (1u << (cap % 32));
+}
+
+static int check_capabilities(char *err, size_t errlen)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+	struct __user_cap_data_struct data[2];
+	memset(data, 0, sizeof(data));
+	if (syscall(SYS_capget, &hdr, data) != 0) {
+		snprintf(err, errlen, "cannot read own capabilities: %s", strerror(errno));
+		return -1;
+	}
+	/* CAP_BPF (39) and CAP_PERFMON (38) exist since Linux 5.8; CAP_SYS_ADMIN covers both.
+	 * CAP_SYS_PTRACE is needed to read other processes' /proc/PID/mem and syscall files. */
+	bool admin = has_cap(data, CAP_SYS_ADMIN);
+	const char *missing = NULL;
+	if (!admin && !has_cap(data, 39))
+		missing = "CAP_BPF";
+	else if (!admin && !has_cap(data, 38))
+		missing = "CAP_PERFMON";
+	else if (!has_cap(data, CAP_SYS_PTRACE))
+		missing = "CAP_SYS_PTRACE";
+	if (missing) {
+		snprintf(err, errlen, "missing capability %s: run as root (sudo pyhang-trace)", missing);
+		return -1;
+	}
+	return 0;
+}
+
+static const char *find_tracefs(void)
+{
+	for (size_t i = 0; i < sizeof(TRACEFS_DIRS) / sizeof(TRACEFS_DIRS[0]); i++) {
+		char path[128];
+		snprintf(path, sizeof(path), "%s/events/syscalls", TRACEFS_DIRS[i]);
+		if (access(path, F_OK) == 0)
+			return TRACEFS_DIRS[i];
+	}
+	return NULL;
+}
+
+static int ensure_tracefs(char *err, size_t errlen)
+{
+	if (find_tracefs())
+		return 0;
+	if (mount("tracefs", TRACEFS_DIRS[0], "tracefs", 0, NULL) != 0 && errno != EBUSY) {
+		snprintf(err, errlen, "tracefs is not mounted and mounting it on %s failed: %s "
+			 "(mount -t tracefs tracefs %s)", TRACEFS_DIRS[0], strerror(errno), TRACEFS_DIRS[0]);
+		return -1;
+	}
+	if (!find_tracefs()) {
+		snprintf(err, errlen, "tracefs has no syscall tracepoints (kernel without "
+			 "CONFIG_FTRACE_SYSCALLS?)");
+		return -1;
+	}
+	return 0;
+}
+
+int loader_check_environment(char *err, size_t errlen)
+{
+	if (check_capabilities(err, errlen))
+		return -1;
+	if (access("/sys/kernel/btf/vmlinux", R_OK) != 0) {
+		snprintf(err, errlen, "kernel has no BTF (/sys/kernel/btf/vmlinux missing; needs "
+			 "CONFIG_DEBUG_INFO_BTF=y)");
+		return -1;
+	}
+	return ensure_tracefs(err, errlen);
+}
+
+static bool tracepoint_exists(const char *category, const char *name)
+{
+	const char *root = find_tracefs();
+	char path[256];
+	if (!root)
+		return false;
+	snprintf(path, sizeof(path), "%s/events/%s/%s", root, category, name);
+	return access(path, F_OK) == 0;
+}
+
+/* ---------------------------------------------------------------- load and attach */
+
+static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (level == LIBBPF_WARN && getenv("PYHANG_DEBUG"))
+		return vfprintf(stderr, fmt, ap);
+	if (level == LIBBPF_DEBUG && getenv("PYHANG_DEBUG") && strcmp(getenv("PYHANG_DEBUG"), "2") == 0)
+		return vfprintf(stderr, fmt, ap);
+	return 0;
+}
+
+/* Programs on tracepoints that older kernels lack are optional. */
+static void disable_missing_optional(struct pyhang_bpf *s)
+{
+	if (!tracepoint_exists("syscalls", "sys_enter_futex_wait")) {
+		bpf_program__set_autoload(s->progs.futex_wait2_enter, false);
+		bpf_program__set_autoload(s->progs.futex_wait2_exit, false);
+	}
+	if (!tracepoint_exists("syscalls", "sys_enter_futex_waitv")) {
+		bpf_program__set_autoload(s->progs.futex_waitv_enter, false);
+		bpf_program__set_autoload(s->progs.futex_waitv_exit, false);
+	}
+	bpf_program__set_autoattach(s->progs.scan_tick, false);
+	bpf_program__set_autoattach(s->progs.scan_manual, false);
+}
+
+/* Scan often enough that a wait is reported within ~10% of the threshold after it passes
+ * it, but never more than 20 times a second nor less than 4 times. */
+static uint64_t scan_period_for(uint64_t threshold_ns)
+{
+	uint64_t p = threshold_ns / 10;
+	if (p < 50000000ull)
+		p = 50000000ull;
+	if (p > 250000000ull)
+		p = 250000000ull;
+	return p;
+}
+
+static int first_online_cpu(void)
+{
+	for (int cpu = 0; cpu < 4096; cpu++) {
+		char path[96];
+		snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/online", cpu);
+		FILE *f = fopen(path, "re");
+		if (!f) {
+			snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d", cpu);
+			if (access(path, F_OK) == 0)
+				return cpu; /* cpu0 often has no "online" file: it is always online */
+			continue;
+		}
+		int c = fgetc(f);
+		fclose(f);
+		if (c == '1')
+			return cpu;
+	}
+	return 0;
+}
+
+/* Preferred: a cpu-clock perf event on one CPU runs scan_tick in the kernel. */
+static int attach_kernel_scanner(struct loader *l)
+{
+	struct perf_event_attr attr;
+	memset(&attr, 0, sizeof(attr));
+	attr.size = sizeof(attr);
+	attr.type = PERF_TYPE_SOFTWARE;
+	attr.config = PERF_COUNT_SW_CPU_CLOCK;
+	attr.sample_period = l->scan_period_ns; /* cpu-clock counts ns */
+	int fd = (int)syscall(SYS_perf_event_open, &attr, -1, first_online_cpu(), -1, PERF_FLAG_FD_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	struct bpf_link *link = bpf_program__attach_perf_event(l->skel->progs.scan_tick, fd);
+	if (!link) {
+		close(fd);
+		return -1;
+	}
+	l->scan_perf_fd = fd;
+	l->scan_link = link;
+	l->scan_in_kernel = true;
+	return 0;
+}
+
+struct loader *loader_open(const struct loader_config *cfg, char *err, size_t errlen)
+{
+	libbpf_set_print(libbpf_quiet);
+	struct loader *l = calloc(1, sizeof(*l));
+	if (!l) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	l->scan_perf_fd = -1;
+	l->scan_period_ns = scan_period_for(cfg->threshold_ns);
+
+	l->skel = pyhang_bpf__open();
+	if (!l->skel) {
+		snprintf(err, errlen, "cannot open BPF object: %s", strerror(errno));
+		goto fail;
+	}
+	struct pyhang_bpf__rodata *ro = l->skel->rodata;
+	ro->threshold_ns = cfg->threshold_ns;
+	ro->trace_all_procs = cfg->trace_all_procs;
+	ro->host_wide = cfg->host_wide;
+	ro->follow_children = cfg->follow_children;
+	ro->self_tgid = (unsigned int)getpid();
+	disable_missing_optional(l->skel);
+
+	int rc = pyhang_bpf__load(l->skel);
+	if (rc) {
+		snprintf(err, errlen, "cannot load BPF programs: %s (set PYHANG_DEBUG=1 for the "
+			 "verifier log)", strerror(-rc));
+		goto fail;
+	}
+	rc = pyhang_bpf__attach(l->skel);
+	if (rc) {
+		snprintf(err, errlen, "cannot attach BPF programs: %s", strerror(-rc));
+		goto fail;
+	}
+	if (attach_kernel_scanner(l) != 0)
+		l->next_scan_ns = mono_ns() + l->scan_period_ns; /* fallback: scans from userspace */
+	l->ncpus = libbpf_num_possible_cpus();
+	if (l->ncpus <= 0)
+		l->ncpus = 1;
+	return l;
+fail:
+	loader_close(l);
+	return NULL;
+}
+
+void loader_close(struct loader *l)
+{
+	if (!l)
+		return;
+	ring_buffer__free(l->rb);
+	bpf_link__destroy(l->scan_link);
+	if (l->scan_perf_fd >= 0)
+		close(l->scan_perf_fd);
+	pyhang_bpf__destroy(l->skel);
+	free(l);
+}
+
+/* ---------------------------------------------------------------- events and scanning */
+
+struct rb_ctx {
+	loader_event_fn fn;
+	void *arg;
+};
+static struct rb_ctx g_rb_ctx;
+
+static int on_ringbuf_sample(void *ctx, void *data, size_t size)
+{
+	struct rb_ctx *c = ctx;
+	if (size < sizeof(struct ph_event))
+		return 0;
+	return c->fn(c->arg, (const struct ph_event *)data);
+}
+
+int loader_setup_ringbuf(struct loader *l, loader_event_fn fn, void *arg)
+{
+	g_rb_ctx.fn = fn;
+	g_rb_ctx.arg = arg;
+	l->rb = ring_buffer__new(bpf_map__fd(l->skel->maps.events), on_ringbuf_sample, &g_rb_ctx, NULL);
+	return l->rb ? 0 : -1;
+}
+
+int loader_poll(struct loader *l, int timeout_ms)
+{
+	return ring_buffer__poll(l->rb, timeout_ms);
+}
+
+int loader_scan_due_in_ms(struct loader *l)
+{
+	if (l->scan_in_kernel)
+		return -1;
+	uint64_t now = mono_ns();
+	if (now >= l->next_scan_ns)
+		return 0;
+	return (int)((l->next_scan_ns - now) / 1000000ull) + 1;
+}
+
+void loader_scan_if_due(struct loader *l)
+{
+	if (l->scan_in_kernel || mono_ns() < l->next_scan_ns)
+		return;
+	uint64_t args[2] = { 0, 0 };
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = args, .ctx_size_in = sizeof(args));
+	if (bpf_prog_test_run_opts(bpf_program__fd(l->skel->progs.scan_manual), &opts) != 0)
+		fprintf(stderr, "pyhang-trace: scan failed: %s\n", strerror(errno));
+	l->next_scan_ns = mono_ns() + l->scan_period_ns;
+}
+
+uint64_t loader_scan_period_ns(const struct loader *l)
+{
+	return l->scan_period_ns;
+}
+
+const char *loader_scan_mechanism(const struct loader *l)
+{
+	return l->scan_in_kernel ? "perf_event" : "userspace";
+}
+
+/* ---------------------------------------------------------------- maps */
+
+int loader_watch(struct loader *l, pid_t tgid, uint32_t flags)
+{
+	uint32_t key = (uint32_t)tgid;
+	return bpf_map__update_elem(l->skel->maps.watched, &key, sizeof(key), &flags, sizeof(flags), BPF_ANY);
+}
+
+int loader_watch_add_flags(struct loader *l, pid_t tgid, uint32_t flags)
+{
+	uint32_t key = (uint32_t)tgid, cur = 0;
+	if (bpf_map__lookup_elem(l->skel->maps.watched, &key, sizeof(key), &cur, sizeof(cur), 0) != 0)
+		cur = 0;
+	return loader_watch(l, tgid, cur | flags);
+}
+
+int loader_unwatch(struct loader *l, pid_t tgid)
+{
+	uint32_t key = (uint32_t)tgid;
+	return bpf_map__delete_elem(l->skel->maps.watched, &key, sizeof(key), 0);
+}
+
+int loader_seed_wait(struct loader *l, pid_t tgid, pid_t tid, uint64_t start_ns, uint64_t uaddr,
+		     uint32_t op)
+{
+	uint32_t key = (uint32_t)tid;
+	struct ph_wait w = {
+		.start_ns = start_ns,
+		.uaddr = uaddr,
+		.op = op,
+		.flags = PH_WF_BEFORE_START,
+		.tgid = (uint32_t)tgid,
+	};
+	/* BPF_NOEXIST: a wait the kernel saw begin since attaching is more accurate. */
+	return bpf_map__update_elem(l->skel->maps.waits, &key, sizeof(key), &w, sizeof(w), BPF_NOEXIST);
+}
+
+int loader_read_stats(struct loader *l, struct loader_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	uint64_t *vals = calloc((size_t)l->ncpus, sizeof(uint64_t));
+	if (!vals)
+		return -1;
+	for (uint32_t slot = 0; slot < PH_STAT_MAX; slot++) {
+		if (bpf_map__lookup_elem(l->skel->maps.stats, &slot, sizeof(slot), vals,
+					 sizeof(uint64_t) * (size_t)l->ncpus, 0) != 0)
+			continue;
+		for (int c = 0; c < l->ncpus; c++)
+			out->counters[slot] += vals[c];
+	}
+	free(vals);
+	return 0;
+}

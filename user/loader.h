@@ -1,0 +1,51 @@
+/* loader: the BPF side seen from userspace. Owns: environment checks (privileges, BTF,
+ * tracefs), opening/configuring/loading/attaching the skeleton, feature probes with their
+ * fallbacks (optional futex2 tracepoints; perf-event scanner vs. scans run from userspace),
+ * and the map operations the tracer needs (watch a process, seed a wait, read counters). */
+#ifndef PH_LOADER_H
+#define PH_LOADER_H
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "pyhang.h"
+
+struct loader_config {
+	uint64_t threshold_ns;
+	bool trace_all_procs;
+	bool host_wide;
+	bool follow_children;
+};
+
+struct loader;
+
+/* Environment checks; on failure writes a one-line reason into err and returns -1. */
+int loader_check_environment(char *err, size_t errlen);
+struct loader *loader_open(const struct loader_config *cfg, char *err, size_t errlen);
+void loader_close(struct loader *l);
+
+/* Ring buffer: fn is called for each event. */
+typedef int (*loader_event_fn)(void *arg, const struct ph_event *e);
+int loader_setup_ringbuf(struct loader *l, loader_event_fn fn, void *arg);
+/* Wait up to timeout_ms for events; returns number consumed or -errno. */
+int loader_poll(struct loader *l, int timeout_ms);
+/* Milliseconds until the next userspace scan is due (fallback mode), or -1 when the kernel
+ * scans by itself. loader_scan_if_due runs it. */
+int loader_scan_due_in_ms(struct loader *l);
+void loader_scan_if_due(struct loader *l);
+/* How long waits are scanned for: the scanner's period in ns, and its mechanism. */
+uint64_t loader_scan_period_ns(const struct loader *l);
+const char *loader_scan_mechanism(const struct loader *l);
+
+int loader_watch(struct loader *l, pid_t tgid, uint32_t flags);
+int loader_watch_add_flags(struct loader *l, pid_t tgid, uint32_t flags);
+int loader_unwatch(struct loader *l, pid_t tgid);
+/* Seed a wait that began before tracing started. */
+int loader_seed_wait(struct loader *l, pid_t tgid, pid_t tid, uint64_t start_ns, uint64_t uaddr,
+		     uint32_t op);
+
+struct loader_stats {
+	uint64_t counters[PH_STAT_MAX];
+};
+int loader_read_stats(struct loader *l, struct loader_stats *out);
+#endif

@@ -1,0 +1,133 @@
+/* output: destination handling, clocks and names shared by both writers (see output.h). */
+#include "output.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pyhang.h"
+
+uint64_t mono_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int64_t mono_to_real_offset(void)
+{
+	struct timespec r, m;
+	clock_gettime(CLOCK_REALTIME, &r);
+	clock_gettime(CLOCK_MONOTONIC, &m);
+	return ((int64_t)r.tv_sec - (int64_t)m.tv_sec) * 1000000000ll + (r.tv_nsec - m.tv_nsec);
+}
+
+static FILE *open_append(const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "ae");
+	if (!f)
+		snprintf(err, errlen, "cannot open output file %s: %s", path, strerror(errno));
+	return f;
+}
+
+int output_open(struct output *o, const char *path, bool json, char *err, size_t errlen)
+{
+	memset(o, 0, sizeof(*o));
+	sb_init(&o->sb);
+	o->ops = json ? &output_json_ops : &output_text_ops;
+	o->mono_to_real_ns = mono_to_real_offset();
+	if (path) {
+		o->f = open_append(path, err, errlen);
+		if (!o->f)
+			return -1;
+		o->path = strdup(path);
+		if (!o->path) {
+			fclose(o->f);
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+	} else {
+		o->f = stdout;
+	}
+	const char *nc = getenv("NO_COLOR");
+	o->color = !json && !path && isatty(STDOUT_FILENO) && !(nc && *nc);
+	return 0;
+}
+
+int output_reopen(struct output *o)
+{
+	if (!o->path)
+		return 0;
+	char err[256];
+	FILE *f = open_append(o->path, err, sizeof(err));
+	if (!f) {
+		fprintf(stderr, "pyhang-trace: %s\n", err);
+		return -1;
+	}
+	fclose(o->f);
+	o->f = f;
+	return 0;
+}
+
+void output_close(struct output *o)
+{
+	if (o->f && o->f != stdout)
+		fclose(o->f);
+	else if (o->f)
+		fflush(o->f);
+	free(o->path);
+	sb_free(&o->sb);
+	o->f = NULL;
+	o->path = NULL;
+}
+
+void output_emit(struct output *o)
+{
+	if (sb_flush_to(&o->sb, o->f) != 0 && !o->write_failed) {
+		o->write_failed = true;
+		fprintf(stderr, "pyhang-trace: writing output failed: %s\n", strerror(errno));
+	}
+}
+
+void output_format_time(const struct output *o, uint64_t mono_ns, char *buf, size_t len)
+{
+	int64_t real = (int64_t)mono_ns + o->mono_to_real_ns;
+	time_t secs = (time_t)(real / 1000000000ll);
+	int ms = (int)((real % 1000000000ll) / 1000000ll);
+	struct tm tm;
+	if (!gmtime_r(&secs, &tm)) {
+		snprintf(buf, len, "1970-01-01T00:00:00.000Z");
+		return;
+	}
+	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+}
+
+void futex_op_name(uint32_t op, char *buf, size_t len)
+{
+	static const char *const names[] = {
+		[0] = "FUTEX_WAIT", [1] = "FUTEX_WAKE", [2] = "FUTEX_FD", [3] = "FUTEX_REQUEUE",
+		[4] = "FUTEX_CMP_REQUEUE", [5] = "FUTEX_WAKE_OP", [6] = "FUTEX_LOCK_PI",
+		[7] = "FUTEX_UNLOCK_PI", [8] = "FUTEX_TRYLOCK_PI", [9] = "FUTEX_WAIT_BITSET",
+		[10] = "FUTEX_WAKE_BITSET", [11] = "FUTEX_WAIT_REQUEUE_PI",
+		[12] = "FUTEX_CMP_REQUEUE_PI", [13] = "FUTEX_LOCK_PI2",
+	};
+	if (op == PH_OP_FUTEX_WAITV) {
+		snprintf(buf, len, "futex_waitv");
+		return;
+	}
+	if (op == PH_OP_FUTEX_WAIT2) {
+		snprintf(buf, len, "futex_wait");
+		return;
+	}
+	uint32_t cmd = op & (uint32_t)PH_FUTEX_CMD_MASK;
+	const char *name = cmd < sizeof(names) / sizeof(names[0]) ? names[cmd] : NULL;
+	if (!name) {
+		snprintf(buf, len, "0x%x", op);
+		return;
+	}
+	snprintf(buf, len, "%s%s%s", name, (op & PH_FUTEX_PRIVATE_FLAG) ? "_PRIVATE" : "",
+		 (op & PH_FUTEX_CLOCK_REALTIME) ? "|FUTEX_CLOCK_REALTIME" : "");
+}

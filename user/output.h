@@ -1,0 +1,119 @@
+/* output: the tracer's output contract. Owns: the records the event loop hands over
+ * (one struct per event kind), opening the destination (stdout or -o FILE, reopened on
+ * SIGHUP), clock conversion to RFC 3339, and dispatch to the JSON Lines writer
+ * (output_json.c) or the text writer for people (output_text.c). Field names of the JSON
+ * side are documented in README.md and are stable. */
+#ifndef PH_OUTPUT_H
+#define PH_OUTPUT_H
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "strbuf.h"
+
+struct py_process; /* from pyreader.h: Python threads and stacks, when known */
+
+struct ev_proc {
+	pid_t pid;
+	pid_t tid;
+	char comm[16];
+	uint64_t mono_ns; /* when it happened, CLOCK_MONOTONIC */
+};
+
+struct rec_start {
+	const char *scope;      /* "host", "pids" or "command" */
+	const pid_t *pids;
+	int npids;
+	const char *command;    /* argv[0] of COMMAND or NULL */
+	bool all_processes;
+	double threshold_s;
+	const char *scanner;    /* "perf_event" or "userspace" */
+	double scan_period_s;
+};
+
+struct rec_stop {
+	uint64_t lost_events;
+	uint64_t ringbuf_drops;
+	uint64_t waits_map_full;
+	uint64_t map_full;
+	uint64_t long_waits, wait_ends, sigchld_changes, child_status_lost;
+	double duration_s;
+	int command_exit; /* -1: no command */
+};
+
+struct rec_long_wait {
+	struct ev_proc p;
+	double waited_s;
+	bool before_start;
+	uint64_t futex_addr;
+	uint32_t futex_op;
+	const struct py_process *py; /* may be NULL */
+};
+
+struct rec_wait_end {
+	struct ev_proc p;
+	double waited_s;
+	bool before_start;
+	uint64_t futex_addr;
+	const char *ended_by; /* "return" or "thread_exit" */
+};
+
+struct rec_sigchld {
+	struct ev_proc p;
+	const char *action; /* "SIG_IGN", "SA_NOCLDWAIT", "restored" */
+	bool before_start;
+};
+
+struct rec_child_lost {
+	struct ev_proc p;
+	const char *cause; /* "sigchld_ignored", "reaped_elsewhere" */
+	pid_t child_pid;
+	char child_comm[16];
+	bool child_known;
+	int exit_status; /* -1: unknown or killed by a signal */
+	int signal;      /* -1: none */
+	bool core_dumped;
+	pid_t reaper_tid;
+	double reaped_s_before; /* how long before the failing wait the child was taken */
+	int wait_pid_arg;
+	const char *syscall; /* "wait4" or "waitid" */
+};
+
+struct output;
+
+struct output_ops {
+	void (*start)(struct output *o, const struct rec_start *r);
+	void (*stop)(struct output *o, const struct rec_stop *r);
+	void (*long_wait)(struct output *o, const struct rec_long_wait *r);
+	void (*wait_end)(struct output *o, const struct rec_wait_end *r);
+	void (*sigchld)(struct output *o, const struct rec_sigchld *r);
+	void (*child_lost)(struct output *o, const struct rec_child_lost *r);
+};
+
+struct output {
+	const struct output_ops *ops;
+	FILE *f;
+	char *path; /* NULL: stdout */
+	bool color;
+	int64_t mono_to_real_ns; /* add to CLOCK_MONOTONIC to get CLOCK_REALTIME */
+	struct strbuf sb;
+	bool write_failed;
+};
+
+extern const struct output_ops output_json_ops;
+extern const struct output_ops output_text_ops;
+
+int output_open(struct output *o, const char *path, bool json, char *err, size_t errlen);
+/* Reopen -o FILE (log rotation); a no-op for stdout. */
+int output_reopen(struct output *o);
+void output_close(struct output *o);
+/* Write o->sb out as one record. */
+void output_emit(struct output *o);
+
+/* "2026-11-22T06:40:00.123Z" for a CLOCK_MONOTONIC time; buf needs 32 bytes. */
+void output_format_time(const struct output *o, uint64_t mono_ns, char *buf, size_t len);
+/* "FUTEX_WAIT_BITSET_PRIVATE|FUTEX_CLOCK_REALTIME", "futex_waitv", ... */
+void futex_op_name(uint32_t op, char *buf, size_t len);
+uint64_t mono_now_ns(void);
+#endif

@@ -1,0 +1,168 @@
+/* output_json: the JSON Lines writer. One object per line; every object has "event" and
+ * "time"; events about a process have "pid", "tid" and "comm". Names are stable (README). */
+#include <string.h>
+
+#include "json.h"
+#include "output.h"
+
+static void begin_event(struct output *o, struct jw *w, const char *event, uint64_t mono_ns)
+{
+	char ts[40];
+	jw_init(w, &o->sb);
+	jw_obj_begin(w);
+	jw_kstr(w, "event", event);
+	output_format_time(o, mono_ns, ts, sizeof(ts));
+	jw_kstr(w, "time", ts);
+}
+
+static void proc_fields(struct jw *w, const struct ev_proc *p)
+{
+	jw_kint(w, "pid", p->pid);
+	jw_kint(w, "tid", p->tid);
+	jw_key(w, "comm");
+	jw_strn(w, p->comm, strnlen(p->comm, sizeof(p->comm)));
+}
+
+static void end_event(struct output *o, struct jw *w)
+{
+	jw_obj_end(w);
+	sb_putc(&o->sb, '\n');
+	output_emit(o);
+}
+
+static void json_start(struct output *o, const struct rec_start *r)
+{
+	struct jw w;
+	begin_event(o, &w, "start", mono_now_ns());
+	jw_kstr(&w, "scope", r->scope);
+	if (r->npids) {
+		jw_key(&w, "pids");
+		jw_arr_begin(&w);
+		for (int i = 0; i < r->npids; i++)
+			jw_int(&w, r->pids[i]);
+		jw_arr_end(&w);
+	}
+	if (r->command)
+		jw_kstr(&w, "command", r->command);
+	jw_kbool(&w, "all_processes", r->all_processes);
+	jw_kdouble(&w, "threshold_s", r->threshold_s, 3);
+	jw_kstr(&w, "scanner", r->scanner);
+	jw_kdouble(&w, "scan_period_s", r->scan_period_s, 3);
+	end_event(o, &w);
+}
+
+static void json_stop(struct output *o, const struct rec_stop *r)
+{
+	struct jw w;
+	begin_event(o, &w, "stop", mono_now_ns());
+	jw_kint(&w, "lost_events", (long long)r->lost_events);
+	jw_key(&w, "lost");
+	jw_obj_begin(&w);
+	jw_kint(&w, "ringbuf_full", (long long)r->ringbuf_drops);
+	jw_kint(&w, "waits_map_full", (long long)r->waits_map_full);
+	jw_kint(&w, "map_full", (long long)r->map_full);
+	jw_obj_end(&w);
+	jw_key(&w, "counts");
+	jw_obj_begin(&w);
+	jw_kint(&w, "long_wait", (long long)r->long_waits);
+	jw_kint(&w, "wait_end", (long long)r->wait_ends);
+	jw_kint(&w, "sigchld_ignored", (long long)r->sigchld_changes);
+	jw_kint(&w, "child_status_lost", (long long)r->child_status_lost);
+	jw_obj_end(&w);
+	jw_kdouble(&w, "duration_s", r->duration_s, 3);
+	if (r->command_exit >= 0)
+		jw_kint(&w, "command_exit_status", r->command_exit);
+	end_event(o, &w);
+}
+
+static void futex_object(struct jw *w, uint64_t addr, uint32_t op)
+{
+	char name[64];
+	jw_key(w, "futex");
+	jw_obj_begin(w);
+	jw_key(w, "addr");
+	jw_hex(w, addr);
+	futex_op_name(op, name, sizeof(name));
+	jw_kstr(w, "op", name);
+	jw_obj_end(w);
+}
+
+static void json_long_wait(struct output *o, const struct rec_long_wait *r)
+{
+	struct jw w;
+	begin_event(o, &w, "long_wait", r->p.mono_ns);
+	proc_fields(&w, &r->p);
+	jw_kdouble(&w, "waited_s", r->waited_s, 3);
+	jw_kbool(&w, "before_start", r->before_start);
+	futex_object(&w, r->futex_addr, r->futex_op);
+	end_event(o, &w);
+}
+
+static void json_wait_end(struct output *o, const struct rec_wait_end *r)
+{
+	struct jw w;
+	begin_event(o, &w, "wait_end", r->p.mono_ns);
+	proc_fields(&w, &r->p);
+	jw_kdouble(&w, "waited_s", r->waited_s, 3);
+	jw_kbool(&w, "before_start", r->before_start);
+	jw_kstr(&w, "ended_by", r->ended_by);
+	end_event(o, &w);
+}
+
+static void json_sigchld(struct output *o, const struct rec_sigchld *r)
+{
+	struct jw w;
+	begin_event(o, &w, "sigchld_ignored", r->p.mono_ns);
+	proc_fields(&w, &r->p);
+	jw_kstr(&w, "action", r->action);
+	jw_kbool(&w, "before_start", r->before_start);
+	end_event(o, &w);
+}
+
+static void int_or_null(struct jw *w, const char *key, int v)
+{
+	jw_key(w, key);
+	if (v < 0)
+		jw_null(w);
+	else
+		jw_int(w, v);
+}
+
+static void json_child_lost(struct output *o, const struct rec_child_lost *r)
+{
+	struct jw w;
+	begin_event(o, &w, "child_status_lost", r->p.mono_ns);
+	proc_fields(&w, &r->p);
+	jw_kstr(&w, "cause", r->cause);
+	jw_kstr(&w, "syscall", r->syscall);
+	jw_key(&w, "child");
+	jw_obj_begin(&w);
+	jw_kint(&w, "pid", r->child_pid);
+	jw_key(&w, "comm");
+	if (r->child_known)
+		jw_strn(&w, r->child_comm, strnlen(r->child_comm, sizeof(r->child_comm)));
+	else
+		jw_null(&w);
+	int_or_null(&w, "exit_status", r->exit_status);
+	int_or_null(&w, "signal", r->signal);
+	if (r->signal >= 0)
+		jw_kbool(&w, "core_dumped", r->core_dumped);
+	jw_obj_end(&w);
+	if (r->reaper_tid > 0) {
+		jw_key(&w, "reaper");
+		jw_obj_begin(&w);
+		jw_kint(&w, "tid", r->reaper_tid);
+		jw_kdouble(&w, "seconds_before", r->reaped_s_before, 3);
+		jw_obj_end(&w);
+	}
+	end_event(o, &w);
+}
+
+const struct output_ops output_json_ops = {
+	.start = json_start,
+	.stop = json_stop,
+	.long_wait = json_long_wait,
+	.wait_end = json_wait_end,
+	.sigchld = json_sigchld,
+	.child_lost = json_child_lost,
+};

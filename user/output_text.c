@@ -1,0 +1,158 @@
+/* output_text: the report for people. Events go to the output (stdout or -o FILE), one
+ * block each; start-up and shutdown messages go to stderr. Every byte that comes from a
+ * traced process (comm, names) is escaped, never printed raw. */
+#include <string.h>
+
+#include "output.h"
+
+#define C_BOLD "\033[1m"
+#define C_RED "\033[31m"
+#define C_YEL "\033[33m"
+#define C_OFF "\033[0m"
+
+static void put_clock(struct output *o, uint64_t mono_ns)
+{
+	char ts[40];
+	output_format_time(o, mono_ns, ts, sizeof(ts));
+	/* HH:MM:SS.mmm of the RFC 3339 string is enough on a terminal */
+	sb_put(&o->sb, ts + 11, 12);
+	sb_putc(&o->sb, ' ');
+}
+
+static void put_tag(struct output *o, const char *color, const char *tag)
+{
+	if (o->color)
+		sb_printf(&o->sb, "%s%s%-11s%s", C_BOLD, color, tag, C_OFF);
+	else
+		sb_printf(&o->sb, "%-11s", tag);
+}
+
+static void put_proc(struct output *o, const struct ev_proc *p)
+{
+	sb_putc(&o->sb, ' ');
+	sb_put_escaped_text(&o->sb, p->comm, strnlen(p->comm, sizeof(p->comm)));
+	sb_printf(&o->sb, " (pid %d", (int)p->pid);
+	if (p->tid != p->pid)
+		sb_printf(&o->sb, ", thread %d", (int)p->tid);
+	sb_puts(&o->sb, ")");
+}
+
+static void text_start(struct output *o, const struct rec_start *r)
+{
+	struct strbuf sb;
+	sb_init(&sb);
+	sb_puts(&sb, "pyhang-trace: tracing ");
+	if (strcmp(r->scope, "pids") == 0) {
+		sb_puts(&sb, r->npids > 1 ? "pids" : "pid");
+		for (int i = 0; i < r->npids; i++)
+			sb_printf(&sb, "%s%d", i ? ", " : " ", (int)r->pids[i]);
+	} else if (strcmp(r->scope, "command") == 0) {
+		sb_puts(&sb, "the command ");
+		sb_put_escaped_text(&sb, r->command, strlen(r->command));
+		sb_puts(&sb, " and its descendants");
+	} else {
+		sb_puts(&sb, r->all_processes ? "every process" : "every Python process");
+	}
+	sb_printf(&sb, "; waits longer than %.3gs are reported. Ctrl-C to stop.\n", r->threshold_s);
+	if (sb_flush_to(&sb, stderr) != 0)
+		o->write_failed = true;
+	sb_free(&sb);
+}
+
+static void text_stop(struct output *o, const struct rec_stop *r)
+{
+	struct strbuf sb;
+	sb_init(&sb);
+	sb_printf(&sb, "pyhang-trace: detached after %.1fs: %llu long waits, %llu SIGCHLD changes, "
+		  "%llu lost child statuses", r->duration_s, (unsigned long long)r->long_waits,
+		  (unsigned long long)r->sigchld_changes, (unsigned long long)r->child_status_lost);
+	if (r->lost_events)
+		sb_printf(&sb, "; %llu events LOST (ring buffer full %llu, wait table full %llu, "
+			  "other tables full %llu)", (unsigned long long)r->lost_events,
+			  (unsigned long long)r->ringbuf_drops, (unsigned long long)r->waits_map_full,
+			  (unsigned long long)r->map_full);
+	else
+		sb_puts(&sb, "; no events lost");
+	sb_puts(&sb, ".\n");
+	if (sb_flush_to(&sb, stderr) != 0)
+		o->write_failed = true;
+	sb_free(&sb);
+}
+
+static void text_long_wait(struct output *o, const struct rec_long_wait *r)
+{
+	char op[64];
+	futex_op_name(r->futex_op, op, sizeof(op));
+	put_clock(o, r->p.mono_ns);
+	put_tag(o, C_RED, "LONG WAIT");
+	put_proc(o, &r->p);
+	sb_printf(&o->sb, " has been blocked on futex 0x%llx (%s) for %.1fs%s\n",
+		  (unsigned long long)r->futex_addr, op, r->waited_s,
+		  r->before_start ? ", since before tracing started (estimate)" : "");
+	output_emit(o);
+}
+
+static void text_wait_end(struct output *o, const struct rec_wait_end *r)
+{
+	put_clock(o, r->p.mono_ns);
+	put_tag(o, "", "WAIT END");
+	put_proc(o, &r->p);
+	if (strcmp(r->ended_by, "thread_exit") == 0)
+		sb_printf(&o->sb, " exited while still blocked, after %.1fs\n", r->waited_s);
+	else
+		sb_printf(&o->sb, " stopped waiting on futex 0x%llx after %.1fs\n",
+			  (unsigned long long)r->futex_addr, r->waited_s);
+	output_emit(o);
+}
+
+static void text_sigchld(struct output *o, const struct rec_sigchld *r)
+{
+	put_clock(o, r->p.mono_ns);
+	put_tag(o, C_YEL, "SIGCHLD");
+	put_proc(o, &r->p);
+	if (strcmp(r->action, "restored") == 0)
+		sb_puts(&o->sb, " no longer ignores SIGCHLD: exit statuses of its children are kept "
+				"again\n");
+	else
+		sb_printf(&o->sb, " %s SIGCHLD (%s): the kernel discards its children's exit statuses, "
+			  "and subprocess reports every child as exit status 0\n",
+			  r->before_start ? "was already ignoring" : "now ignores", r->action);
+	output_emit(o);
+}
+
+static void text_child_lost(struct output *o, const struct rec_child_lost *r)
+{
+	put_clock(o, r->p.mono_ns);
+	put_tag(o, C_RED, "CHILD LOST");
+	put_proc(o, &r->p);
+	sb_printf(&o->sb, " %s() for child %d", r->syscall, (int)r->child_pid);
+	if (r->child_known) {
+		sb_puts(&o->sb, " (");
+		sb_put_escaped_text(&o->sb, r->child_comm, strnlen(r->child_comm, sizeof(r->child_comm)));
+		sb_puts(&o->sb, ")");
+	}
+	sb_puts(&o->sb, " failed with ECHILD, ");
+	if (strcmp(r->cause, "reaped_elsewhere") == 0)
+		sb_printf(&o->sb, "because thread %d had already reaped it %.3fs earlier", (int)r->reaper_tid,
+			  r->reaped_s_before);
+	else
+		sb_puts(&o->sb, "because the process ignores SIGCHLD");
+	if (r->exit_status >= 0)
+		sb_printf(&o->sb, "; the child really exited with status %d", r->exit_status);
+	else if (r->signal >= 0)
+		sb_printf(&o->sb, "; the child really was killed by signal %d%s", r->signal,
+			  r->core_dumped ? " (core dumped)" : "");
+	else
+		sb_puts(&o->sb, "; its real exit status is unknown (it exited before tracing started)");
+	sb_putc(&o->sb, '\n');
+	output_emit(o);
+}
+
+const struct output_ops output_text_ops = {
+	.start = text_start,
+	.stop = text_stop,
+	.long_wait = text_long_wait,
+	.wait_end = text_wait_end,
+	.sigchld = text_sigchld,
+	.child_lost = text_child_lost,
+};

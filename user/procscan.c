@@ -1,0 +1,224 @@
+/* procscan: /proc facts about processes and threads (see procscan.h). */
+#include "procscan.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Read at most len-1 bytes of a small /proc file into buf (NUL-terminated). */
+static ssize_t read_small_file(const char *path, char *buf, size_t len)
+{
+	if (len == 0)
+		return -1;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	size_t got = 0;
+	while (got < len - 1) {
+		ssize_t n = read(fd, buf + got, len - 1 - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fd);
+	buf[got] = '\0';
+	return (ssize_t)got;
+}
+
+static bool parse_pid(const char *s, pid_t *out)
+{
+	if (!*s)
+		return false;
+	long v = 0;
+	for (const char *p = s; *p; p++) {
+		if (!isdigit((unsigned char)*p) || v > 0x3fffffff)
+			return false;
+		v = v * 10 + (*p - '0');
+	}
+	*out = (pid_t)v;
+	return v > 0;
+}
+
+int proc_for_each_pid(const char *dir, size_t max_entries, int (*fn)(pid_t, void *), void *arg)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return -1;
+	int rc = 0;
+	size_t seen = 0;
+	struct dirent *de;
+	while (rc == 0 && seen < max_entries && (de = readdir(d)) != NULL) {
+		pid_t pid;
+		if (!parse_pid(de->d_name, &pid))
+			continue;
+		seen++;
+		rc = fn(pid, arg);
+	}
+	closedir(d);
+	return rc;
+}
+
+bool proc_exists(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	return access(path, F_OK) == 0;
+}
+
+void proc_comm(pid_t pid, pid_t tid, char *buf, size_t len)
+{
+	char path[64];
+	if (tid > 0)
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", (int)pid, (int)tid);
+	else
+		snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	ssize_t n = read_small_file(path, buf, len);
+	if (n <= 0) {
+		if (len)
+			buf[0] = '\0';
+		return;
+	}
+	if (buf[n - 1] == '\n')
+		buf[n - 1] = '\0';
+}
+
+void proc_cmdline(pid_t pid, char *buf, size_t len)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	ssize_t n = read_small_file(path, buf, len);
+	if (n <= 0) {
+		if (len)
+			buf[0] = '\0';
+		return;
+	}
+	while (n > 0 && buf[n - 1] == '\0')
+		n--;
+	for (ssize_t i = 0; i < n; i++)
+		if (buf[i] == '\0')
+			buf[i] = ' ';
+	buf[n] = '\0';
+}
+
+static bool name_starts_python(const char *path)
+{
+	const char *base = strrchr(path, '/');
+	base = base ? base + 1 : path;
+	return strncmp(base, "python", 6) == 0;
+}
+
+static bool name_is_libpython(const char *path)
+{
+	const char *base = strrchr(path, '/');
+	base = base ? base + 1 : path;
+	return strncmp(base, "libpython", 9) == 0 && strstr(base, ".so") != NULL;
+}
+
+bool proc_runs_python(pid_t pid)
+{
+	char path[64], target[512];
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	ssize_t n = readlink(path, target, sizeof(target) - 1);
+	if (n > 0) {
+		target[n] = '\0';
+		if (name_starts_python(target))
+			return true;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return false;
+	char line[768];
+	bool found = false;
+	/* A process has at most a few thousand mappings; bound the scan anyway. */
+	for (int i = 0; i < 65536 && !found && fgets(line, sizeof(line), f); i++) {
+		char *nl = strchr(line, '\n');
+		if (nl)
+			*nl = '\0';
+		const char *p = strchr(line, '/');
+		if (p && name_is_libpython(p))
+			found = true;
+	}
+	fclose(f);
+	return found;
+}
+
+int proc_sigchld_ignored(pid_t pid)
+{
+	char path[64], buf[4096];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if (read_small_file(path, buf, sizeof(buf)) <= 0)
+		return -1;
+	const char *p = strstr(buf, "\nSigIgn:");
+	if (!p)
+		return -1;
+	unsigned long long mask = strtoull(p + 8, NULL, 16);
+	return (mask >> (17 - 1)) & 1; /* bit (signo - 1); SIGCHLD is 17 on x86_64 */
+}
+
+int proc_task_syscall(pid_t pid, pid_t tid, struct blocked_syscall *out)
+{
+	char path[80], buf[512];
+	memset(out, 0, sizeof(*out));
+	out->nr = -2;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", (int)pid, (int)tid);
+	if (read_small_file(path, buf, sizeof(buf)) <= 0)
+		return -1;
+	if (strncmp(buf, "running", 7) == 0) {
+		out->nr = -1;
+		return 0;
+	}
+	char *p = buf, *end;
+	errno = 0;
+	long nr = strtol(p, &end, 10);
+	if (end == p || errno)
+		return -1;
+	out->nr = nr;
+	p = end;
+	for (int i = 0; i < 6; i++) {
+		unsigned long long v = strtoull(p, &end, 16);
+		if (end == p)
+			break;
+		out->args[i] = v;
+		p = end;
+	}
+	return 0;
+}
+
+int proc_task_exec_start_ns(pid_t pid, pid_t tid, uint64_t *out)
+{
+	char path[80], buf[8192];
+	if (pid == 0)
+		snprintf(path, sizeof(path), "/proc/thread-self/sched");
+	else
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/sched", (int)pid, (int)tid);
+	if (read_small_file(path, buf, sizeof(buf)) <= 0)
+		return -1;
+	const char *p = strstr(buf, "se.exec_start");
+	if (!p)
+		return -1;
+	p = strchr(p, ':');
+	if (!p)
+		return -1;
+	/* "ms.ns" with 6 decimals: parse as two integers to keep ns precision. */
+	char *end;
+	unsigned long long ms = strtoull(p + 1, &end, 10);
+	unsigned long long frac = 0;
+	int digits = 0;
+	if (*end == '.') {
+		for (const char *q = end + 1; isdigit((unsigned char)*q) && digits < 6; q++, digits++)
+			frac = frac * 10 + (unsigned long long)(*q - '0');
+	}
+	while (digits++ < 6)
+		frac *= 10;
+	*out = ms * 1000000ull + frac;
+	return 0;
+}

@@ -1,0 +1,36 @@
+/* procscan: what the tracer learns about processes and threads from /proc, without
+ * touching their memory. Owns: listing processes and threads, comm/cmdline, whether a
+ * process runs CPython (maps), the syscall a thread is blocked in, SigIgn at start-up,
+ * and estimating how long a thread has been off the CPU (se.exec_start). */
+#ifndef PH_PROCSCAN_H
+#define PH_PROCSCAN_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Call fn for each numeric entry of dir (/proc or /proc/PID/task); stops early when fn
+ * returns non-zero and returns that value. At most max_entries entries are visited. */
+int proc_for_each_pid(const char *dir, size_t max_entries, int (*fn)(pid_t, void *), void *arg);
+
+bool proc_exists(pid_t pid);
+/* Thread comm (/proc/PID/task/TID/comm), or process comm when tid <= 0. "" on failure. */
+void proc_comm(pid_t pid, pid_t tid, char *buf, size_t len);
+/* Command line with NULs turned into spaces, cut at len-1 bytes. "" on failure. */
+void proc_cmdline(pid_t pid, char *buf, size_t len);
+/* Whether the process runs a CPython interpreter: a libpython*.so* mapping, or an
+ * executable whose name starts with "python". */
+bool proc_runs_python(pid_t pid);
+/* SigIgn bit for SIGCHLD from /proc/PID/status. -1 when unreadable. */
+int proc_sigchld_ignored(pid_t pid);
+
+struct blocked_syscall {
+	long nr;          /* syscall number, -1 when running, -2 unknown */
+	uint64_t args[6];
+};
+/* Parse /proc/PID/task/TID/syscall (Linux 2.6.27+, needs ptrace-read access, which root has). */
+int proc_task_syscall(pid_t pid, pid_t tid, struct blocked_syscall *out);
+/* se.exec_start of a task in ns of the scheduler clock (CONFIG_SCHED_DEBUG /proc/.../sched).
+ * Pass pid 0 for the calling thread. Returns 0 or -1. */
+int proc_task_exec_start_ns(pid_t pid, pid_t tid, uint64_t *out);
+#endif

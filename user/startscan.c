@@ -1,0 +1,136 @@
+/* startscan: what was already going on when tracing started. Registers the processes of
+ * interest in the kernel's watch table, reports SIGCHLD already ignored (SigIgn in
+ * /proc/PID/status; SA_NOCLDWAIT is not visible there), and seeds the kernel's wait table
+ * with threads already blocked in a futex wait, so the scanner reports them like any other
+ * long wait (marked before_start) and a wait_end follows when they return. */
+#include <string.h>
+#include <unistd.h>
+
+#include "procscan.h"
+#include "tracer.h"
+
+/* x86_64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl). */
+#define NR_FUTEX 202
+#define NR_FUTEX_WAITV 449
+#define NR_FUTEX_WAIT 455
+
+#define MAX_PROCS_SCANNED 1000000
+#define MAX_TASKS_SCANNED 100000
+
+struct scan_state {
+	struct tracer *t;
+	pid_t pid;
+	uint64_t mono_now;
+	uint64_t sched_now; /* se.exec_start of this thread: "now" on the scheduler clock */
+	bool have_sched_now;
+	int blocked_found;
+};
+
+uint32_t tracer_watch_flags_for(const struct tracer *t, pid_t pid, bool in_scope)
+{
+	uint32_t flags = in_scope ? PH_W_SCOPE : 0;
+	if (proc_runs_python(pid))
+		flags |= PH_W_PYTHON;
+	(void)t;
+	return flags;
+}
+
+static bool is_futex_wait(const struct blocked_syscall *s, uint32_t *op)
+{
+	if (s->nr == NR_FUTEX) {
+		uint32_t cmd = (uint32_t)s->args[1] & (uint32_t)PH_FUTEX_CMD_MASK;
+		*op = (uint32_t)s->args[1];
+		return cmd == PH_FUTEX_WAIT || cmd == PH_FUTEX_WAIT_BITSET || cmd == PH_FUTEX_LOCK_PI ||
+		       cmd == PH_FUTEX_LOCK_PI2 || cmd == PH_FUTEX_WAIT_REQUEUE_PI;
+	}
+	if (s->nr == NR_FUTEX_WAIT) {
+		*op = PH_OP_FUTEX_WAIT2;
+		return true;
+	}
+	if (s->nr == NR_FUTEX_WAITV) {
+		*op = PH_OP_FUTEX_WAITV;
+		return true;
+	}
+	return false;
+}
+
+/* When a blocked thread started waiting: it last ran at se.exec_start, so it has been off
+ * the CPU for (scheduler now - exec_start). Slightly over-estimates by its last run slice. */
+static uint64_t estimate_wait_start(const struct scan_state *st, pid_t tid)
+{
+	uint64_t exec_start;
+	if (!st->have_sched_now || proc_task_exec_start_ns(st->pid, tid, &exec_start) != 0 ||
+	    exec_start > st->sched_now)
+		return st->mono_now;
+	uint64_t off_cpu = st->sched_now - exec_start;
+	return off_cpu < st->mono_now ? st->mono_now - off_cpu : 0;
+}
+
+static int scan_task(pid_t tid, void *arg)
+{
+	struct scan_state *st = arg;
+	struct blocked_syscall s;
+	uint32_t op;
+	if (proc_task_syscall(st->pid, tid, &s) != 0 || !is_futex_wait(&s, &op))
+		return 0;
+	uint64_t addr = s.nr == NR_FUTEX_WAITV ? 0 : s.args[0];
+	if (loader_seed_wait(st->t->ld, st->pid, tid, estimate_wait_start(st, tid), addr, op) == 0)
+		st->blocked_found++;
+	return 0;
+}
+
+static void report_sigchld_ignored(struct tracer *t, pid_t pid)
+{
+	if (proc_sigchld_ignored(pid) != 1)
+		return;
+	struct rec_sigchld r = { 0 };
+	r.p.pid = pid;
+	r.p.tid = pid;
+	r.p.mono_ns = mono_now_ns();
+	proc_comm(pid, 0, r.p.comm, sizeof(r.p.comm));
+	r.action = "SIG_IGN";
+	r.before_start = true;
+	t->n_sigchld++;
+	t->out.ops->sigchld(&t->out, &r);
+}
+
+/* Look at one process of interest: its SIGCHLD disposition and its blocked threads. */
+static void scan_process(struct tracer *t, pid_t pid)
+{
+	struct scan_state st = { .t = t, .pid = pid };
+	char dir[64];
+	st.have_sched_now = proc_task_exec_start_ns(0, 0, &st.sched_now) == 0;
+	st.mono_now = mono_now_ns();
+	report_sigchld_ignored(t, pid);
+	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+	proc_for_each_pid(dir, MAX_TASKS_SCANNED, scan_task, &st);
+}
+
+static int scan_host_process(pid_t pid, void *arg)
+{
+	struct tracer *t = arg;
+	if (pid == getpid())
+		return 0;
+	if (!t->all_processes) {
+		if (!proc_runs_python(pid))
+			return 0;
+		if (loader_watch(t->ld, pid, PH_W_PYTHON) != 0)
+			return 0;
+	}
+	scan_process(t, pid);
+	return 0;
+}
+
+int tracer_initial_scan(struct tracer *t)
+{
+	if (t->host_wide)
+		return proc_for_each_pid("/proc", MAX_PROCS_SCANNED, scan_host_process, t) < 0 ? -1 : 0;
+	for (int i = 0; i < t->npids; i++) {
+		pid_t pid = t->pids[i];
+		if (loader_watch(t->ld, pid, tracer_watch_flags_for(t, pid, true)) != 0)
+			return -1;
+		if (t->all_processes || proc_runs_python(pid))
+			scan_process(t, pid);
+	}
+	return 0;
+}

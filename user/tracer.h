@@ -1,0 +1,57 @@
+/* tracer: state of one tracing session, shared by the command line (trace.c), the event
+ * handlers (events.c) and the start-up scan (startscan.c). */
+#ifndef PH_TRACER_H
+#define PH_TRACER_H
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "loader.h"
+#include "output.h"
+
+#define MAX_PIDS 64
+#define MAX_EXEC_CHECKS 1024
+
+/* A process that exec'd something not named python*: look at its maps again shortly,
+ * since an embedding program maps libpython only after the dynamic loader ran. */
+struct exec_check {
+	pid_t pid;
+	uint64_t due_ns;
+	int attempt;
+};
+
+struct tracer {
+	/* settings */
+	uint64_t threshold_ns;
+	bool all_processes;
+	bool host_wide;
+	pid_t pids[MAX_PIDS];
+	int npids;
+	char **command; /* NULL-terminated argv, or NULL */
+	double duration_s; /* 0: until interrupted */
+
+	/* runtime */
+	struct loader *ld;
+	struct output out;
+	uint64_t started_ns;
+	pid_t child;
+	int child_status; /* raw waitpid status once the command ended */
+	bool child_done;
+	struct exec_check checks[MAX_EXEC_CHECKS];
+	int nchecks;
+	uint64_t dropped_checks;
+
+	/* counts for the summary */
+	uint64_t n_long_waits, n_wait_ends, n_sigchld, n_child_lost;
+};
+
+/* events.c */
+int tracer_handle_event(void *arg, const struct ph_event *e);
+/* Run due exec re-checks; returns ms until the next one is due, or -1 if none. */
+int tracer_run_exec_checks(struct tracer *t);
+
+/* startscan.c: register processes of interest and report what was already going on. */
+int tracer_initial_scan(struct tracer *t);
+/* Whether a process should be watched as Python (or at all, with --all). */
+uint32_t tracer_watch_flags_for(const struct tracer *t, pid_t pid, bool in_scope);
+#endif
