@@ -1,0 +1,58 @@
+"""A thread blocked on a threading.Lock (futex wait), for tests/test_trace.py.
+
+Runs on CPython 2.7 and 3.x.  Protocol on stdout (one flushed line each):
+  ready <pid>                      at start
+  blocking <tid> <wall time>       the worker thread is about to block on the lock
+  acquired                         the worker got the lock (after a release)
+Options:
+  --gate        wait for a line on stdin before starting the worker
+  --release     after the worker blocks, wait for a line on stdin, then release the lock
+                (otherwise the main thread just joins the worker: blocked forever)
+  --alarm N     alarm(N) with the default action: the process dies of SIGALRM after N s
+"""
+import ctypes
+import os
+import signal
+import sys
+import threading
+import time
+
+
+def gettid():
+    try:
+        return threading.get_native_id()
+    except AttributeError:
+        return ctypes.CDLL(None, use_errno=True).syscall(186)  # SYS_gettid, x86_64
+
+
+def say(*words):
+    sys.stdout.write(" ".join(str(w) for w in words) + "\n")
+    sys.stdout.flush()
+
+
+def main(argv):
+    if "--alarm" in argv:
+        signal.alarm(int(argv[argv.index("--alarm") + 1]))
+    say("ready", os.getpid())
+    if "--gate" in argv:
+        sys.stdin.readline()
+    lock = threading.Lock()
+    lock.acquire()
+
+    def worker():
+        say("blocking", gettid(), "%.3f" % time.time())
+        lock.acquire()
+        say("acquired")
+
+    t = threading.Thread(target=worker)
+    t.daemon = True
+    t.start()
+    if "--release" in argv:
+        sys.stdin.readline()
+        lock.release()
+    t.join()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

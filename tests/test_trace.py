@@ -1,0 +1,974 @@
+"""End-to-end tests of the tracer: `pyhang-trace [OPTIONS] [-- COMMAND...]`.
+
+Real kernel, real processes, no mocks; needs root.  Every test starts the tracer as a
+subprocess with --json, waits for its `start` line before poking the workload, and always
+stops it (SIGINT) and kills/reaps everything it started (Registry finalizers), with a
+timeout on every wait so that a bug cannot hang the suite.
+
+The per-interpreter scenarios (lock hangs, SIGCHLD ignored, stolen children) run the
+workload of every interpreter under ONE tracer (module-scoped "sessions"); the
+parametrized tests then check each interpreter's part, so a failure names the
+interpreter without paying a tracer start per interpreter.
+
+Workloads live in tests/programs/trace_*.
+"""
+import calendar
+import json
+import os
+import re
+import select
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import pytest
+
+import conftest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROGRAMS = os.path.join(HERE, "programs")
+LOCK_PROG = os.path.join(PROGRAMS, "trace_lock_hang.py")
+SIGCHLD_PROG = os.path.join(PROGRAMS, "trace_sigchld.py")
+REAPER_PROG = os.path.join(PROGRAMS, "trace_reaper.py")
+FUTEX_C = os.path.join(PROGRAMS, "trace_futex_block.c")
+
+SYS_FUTEX = 202
+START_TIMEOUT = 30.0      # tracer start-up (BPF load + attach)
+STOP_TIMEOUT = 15.0       # tracer exit after SIGINT/SIGTERM
+LATE_SLACK = 2.5          # a long_wait may come this much later than the threshold
+TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+HEX_RE = re.compile(r"^0x[0-9a-f]+$")
+PROCESS_EVENTS = ("long_wait", "wait_end", "sigchld_ignored", "child_status_lost")
+SYSTEM_PYTHON = "/usr/bin/python3.11" if os.path.exists("/usr/bin/python3.11") else sys.executable
+
+INTERPRETERS = [path for _, path, _ in conftest.INTERPRETERS]
+
+
+# --------------------------------------------------------------------------- helpers
+
+class Timeout(Exception):
+    pass
+
+
+class alarm_guard(object):
+    """Raise Timeout in the main thread if the block runs longer than `seconds`."""
+
+    def __init__(self, seconds, what):
+        self.seconds, self.what = int(seconds), what
+
+    def _fire(self, signum, frame):
+        raise Timeout("%s: still running after %d s" % (self.what, self.seconds))
+
+    def __enter__(self):
+        self.old = signal.signal(signal.SIGALRM, self._fire)
+        signal.alarm(self.seconds)
+        return self
+
+    def __exit__(self, *exc):
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, self.old)
+        return False
+
+
+@pytest.fixture(autouse=True)
+def _test_deadline(request):
+    with alarm_guard(150, request.node.name):
+        yield
+
+
+class Registry(object):
+    """Every process a test starts; cleanup() kills their process groups and reaps them."""
+
+    def __init__(self):
+        self.procs = []
+
+    def popen(self, argv, **kw):
+        kw.setdefault("start_new_session", True)
+        kw.setdefault("close_fds", True)
+        p = subprocess.Popen(argv, **kw)
+        self.procs.append(p)
+        return p
+
+    def cleanup(self):
+        for p in reversed(self.procs):
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            if p.poll() is None:
+                try:
+                    p.kill()
+                except OSError:
+                    pass
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+            for f in (p.stdin, p.stdout, p.stderr):
+                if f is not None:
+                    try:
+                        f.close()
+                    except OSError:
+                        pass
+
+
+@pytest.fixture
+def reg():
+    r = Registry()
+    yield r
+    r.cleanup()
+
+
+def read_line(proc, timeout, what):
+    """One line from a workload's unbuffered stdout pipe (Popen(bufsize=0))."""
+    deadline = time.monotonic() + timeout
+    buf = b""
+    fd = proc.stdout.fileno()
+    while not buf.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise Timeout("%s: no line within %.1f s (got %r)" % (what, timeout, buf))
+        r, _, _ = select.select([fd], [], [], left)
+        if r:
+            b = os.read(fd, 1)
+            if not b:
+                raise AssertionError("%s: EOF (exit status %s, got %r)" % (what, proc.poll(), buf))
+            buf += b
+    return buf.decode().strip()
+
+
+def expect_words(proc, first, timeout, what):
+    line = read_line(proc, timeout, what)
+    words = line.split()
+    assert words and words[0] == first, "%s: expected '%s ...', got %r" % (what, first, line)
+    return words[1:]
+
+
+def task_syscall(pid, tid):
+    """The fields of /proc/PID/task/TID/syscall: [nr, arg0, arg1, ...] or None."""
+    try:
+        with open("/proc/%d/task/%d/syscall" % (pid, tid)) as f:
+            return f.read().split()
+    except OSError:
+        return None
+
+
+def wait_in_futex(pid, tid, timeout):
+    """Poll until the thread sits in futex(); returns the syscall fields."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        s = task_syscall(pid, tid)
+        if s and s[0] == str(SYS_FUTEX):
+            return s
+        time.sleep(0.01)
+    raise Timeout("thread %d/%d not blocked in futex within %.1f s (syscall: %s)"
+                  % (pid, tid, timeout, task_syscall(pid, tid)))
+
+
+def parse_time(s):
+    """RFC 3339 UTC with milliseconds -> epoch seconds."""
+    return calendar.timegm(time.strptime(s[:19], "%Y-%m-%dT%H:%M:%S")) + int(s[20:23]) / 1000.0
+
+
+def is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+class Tracer(object):
+    """pyhang-trace as a subprocess; a thread parses its stdout as JSON Lines.
+
+    Events get two private keys: _recv (wall-clock time.time() of receipt) and _idx."""
+
+    def __init__(self, reg, binary, args, **kw):
+        self.argv = [binary] + list(args)
+        self.err = tempfile.TemporaryFile()
+        self.started_at = time.time()
+        self.proc = reg.popen(self.argv, stdout=subprocess.PIPE, stderr=self.err,
+                              stdin=subprocess.DEVNULL, **kw)
+        self.lines, self.events, self.bad = [], [], []
+        self.eof = False
+        self.cond = threading.Condition()
+        self.reader = threading.Thread(target=self._read)
+        self.reader.daemon = True
+        self.reader.start()
+
+    def _read(self):
+        for raw in iter(self.proc.stdout.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            with self.cond:
+                self.lines.append(line)
+                try:
+                    ev = json.loads(line)
+                    if not isinstance(ev, dict):
+                        raise ValueError("not an object")
+                except ValueError:
+                    self.bad.append(line)
+                    continue
+                ev["_recv"] = time.time()
+                ev["_idx"] = len(self.events)
+                self.events.append(ev)
+                self.cond.notify_all()
+        with self.cond:
+            self.eof = True
+            self.cond.notify_all()
+
+    def stderr(self):
+        self.err.seek(0)
+        return self.err.read().decode("utf-8", "replace")
+
+    def describe(self):
+        with self.cond:
+            lines = list(self.lines[-15:])
+        return ("\n  command: %s\n  exit status: %s\n  stderr (tail): %s\n  stdout (last %d lines):\n    %s"
+                % (" ".join(self.argv), self.proc.poll(), self.stderr()[-1500:],
+                   len(lines), "\n    ".join(lines)))
+
+    def wait_for(self, pred, timeout, what):
+        deadline = time.monotonic() + timeout
+        i = 0
+        with self.cond:
+            while True:
+                while i < len(self.events):
+                    if pred(self.events[i]):
+                        return self.events[i]
+                    i += 1
+                left = deadline - time.monotonic()
+                if self.eof or left <= 0:
+                    break
+                self.cond.wait(min(left, 0.2))
+        raise AssertionError("%s: not seen within %.1f s%s" % (what, timeout, self.describe()))
+
+    def wait_start(self, timeout=START_TIMEOUT):
+        return self.wait_for(lambda e: e.get("event") == "start", timeout, "tracer 'start' event")
+
+    def wait_exit(self, timeout):
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("tracer did not exit within %.1f s%s" % (timeout, self.describe()))
+        self.reader.join(10)
+        return rc
+
+    def stop(self, sig=signal.SIGINT, timeout=STOP_TIMEOUT):
+        """Signal the tracer and wait for it; returns its exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.wait_exit(timeout)
+
+    def select(self, event=None, **match):
+        with self.cond:
+            evs = list(self.events)
+        return [e for e in evs if (event is None or e.get("event") == event)
+                and all(e.get(k) == v for k, v in match.items())]
+
+
+def check_stream(tr, complete=True):
+    """Contract checks that hold for every --json output."""
+    assert not tr.bad, "non-JSON lines on stdout with --json: %r%s" % (tr.bad[:5], tr.describe())
+    evs = tr.select()
+    assert evs, "no events at all%s" % tr.describe()
+    assert evs[0].get("event") == "start", "first event is not 'start': %r" % evs[0]
+    assert len(tr.select("start")) == 1, "more than one 'start'"
+    if complete:
+        assert evs[-1].get("event") == "stop", "last event is not 'stop': %r%s" % (evs[-1], tr.describe())
+        assert len(tr.select("stop")) == 1, "more than one 'stop'"
+        assert is_int(evs[-1].get("lost_events")) and evs[-1]["lost_events"] >= 0, \
+            "stop.lost_events must be a non-negative int: %r" % evs[-1]
+    now = time.time()
+    long_waits = set()
+    for e in evs:
+        assert isinstance(e.get("event"), str), "event without 'event': %r" % e
+        t = e.get("time")
+        assert isinstance(t, str) and TIME_RE.match(t), "bad 'time' (want 2026-11-22T06:40:00.123Z): %r" % e
+        assert tr.started_at - 5 <= parse_time(t) <= now + 5, \
+            "'time' %s is not the current UTC time: %r" % (t, e)
+        kind = e["event"]
+        if kind in PROCESS_EVENTS:
+            assert is_int(e.get("pid")) and is_int(e.get("tid")) and isinstance(e.get("comm"), str), \
+                "%s needs int pid, int tid, str comm: %r" % (kind, e)
+        if kind == "long_wait":
+            assert is_number(e.get("waited_s")) and e["waited_s"] >= 0, "long_wait.waited_s: %r" % e
+            assert isinstance(e.get("before_start"), bool), "long_wait.before_start: %r" % e
+            fx = e.get("futex")
+            assert isinstance(fx, dict) and isinstance(fx.get("addr"), str) and HEX_RE.match(fx["addr"]), \
+                "long_wait.futex.addr must be a '0x...' string: %r" % e
+            assert "op" in fx and fx["op"] not in (None, ""), "long_wait.futex.op missing: %r" % e
+            long_waits.add((e["pid"], e["tid"]))
+        elif kind == "wait_end":
+            assert is_number(e.get("waited_s")), "wait_end.waited_s: %r" % e
+            assert (e["pid"], e["tid"]) in long_waits, "wait_end without an earlier long_wait: %r" % e
+        elif kind == "sigchld_ignored":
+            assert e.get("action") in ("SIG_IGN", "SA_NOCLDWAIT", "restored"), "sigchld_ignored.action: %r" % e
+            assert isinstance(e.get("before_start"), bool), "sigchld_ignored.before_start: %r" % e
+        elif kind == "child_status_lost":
+            assert e.get("cause") in ("sigchld_ignored", "reaped_elsewhere"), "child_status_lost.cause: %r" % e
+            c = e.get("child")
+            assert isinstance(c, dict) and is_int(c.get("pid")) and isinstance(c.get("comm"), str), \
+                "child_status_lost.child: %r" % e
+            for k in ("exit_status", "signal"):
+                assert k in c and (c[k] is None or is_int(c[k])), "child.%s must be int or null: %r" % (k, e)
+            assert (c["exit_status"] is None) != (c["signal"] is None), \
+                "exactly one of child.exit_status / child.signal is set: %r" % e
+            if e["cause"] == "reaped_elsewhere":
+                assert isinstance(e.get("reaper"), dict) and is_int(e["reaper"].get("tid")), \
+                    "reaped_elsewhere needs reaper.tid: %r" % e
+    return evs
+
+
+def public(e):
+    return dict((k, v) for k, v in e.items() if not k.startswith("_"))
+
+
+class ProcWatcher(object):
+    """Polls /proc/PID/status and every /proc/PID/task/*/status: the tracer must never stop
+    the target (State t/T) nor ptrace it (TracerPid != 0)."""
+
+    def __init__(self, pids, interval=0.02):
+        self.pids, self.interval = list(pids), interval
+        self.violations = dict((p, []) for p in self.pids)
+        self.samples = dict((p, 0) for p in self.pids)
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run)
+        self.thread.daemon = True
+        self.thread.start()
+
+    def _check(self, pid, path):
+        try:
+            with open(path) as f:
+                text = f.read()
+        except OSError:
+            return False
+        state = re.search(r"^State:\s+(\S)", text, re.M)
+        tracer = re.search(r"^TracerPid:\s+(\d+)", text, re.M)
+        if state and state.group(1) in ("t", "T"):
+            self.violations[pid].append("%s: State %s" % (path, state.group(1)))
+        if tracer and tracer.group(1) != "0":
+            self.violations[pid].append("%s: TracerPid %s" % (path, tracer.group(1)))
+        return True
+
+    def _run(self):
+        while not self.done.is_set():
+            for pid in self.pids:
+                if self._check(pid, "/proc/%d/status" % pid):
+                    self.samples[pid] += 1
+                try:
+                    tids = os.listdir("/proc/%d/task" % pid)
+                except OSError:
+                    continue
+                for tid in tids:
+                    self._check(pid, "/proc/%d/task/%s/status" % (pid, tid))
+            self.done.wait(self.interval)
+
+    def stop(self):
+        self.done.set()
+        self.thread.join(5)
+
+
+# --------------------------------------------------------------------------- sessions
+
+def _lock_session(binary, pre_blocked, threshold):
+    """Every interpreter runs trace_lock_hang.py; its worker thread blocks on a Lock.
+
+    pre_blocked=False: programs are gated, the tracer (-p each pid) starts first, then they
+    block.  pre_blocked=True: they block first (>= 2 s), then the tracer starts.
+    Returns {interpreter path: result dict} plus "_tracer"/"_rc"."""
+    reg = Registry()
+    res = {}
+    try:
+        progs = {}
+        args = ["--release"] + ([] if pre_blocked else ["--gate"])
+        for py in INTERPRETERS:
+            p = reg.popen([py, LOCK_PROG] + args, stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, bufsize=0)
+            progs[py] = p
+        for py, p in progs.items():
+            pid = int(expect_words(p, "ready", 30, py)[0])
+            res[py] = {"pid": pid, "errors": []}
+
+        def block_info(py):
+            words = expect_words(progs[py], "blocking", 15, py)
+            r = res[py]
+            r["tid"], r["blocked_wall"] = int(words[0]), float(words[1])
+            sc = wait_in_futex(r["pid"], r["tid"], 15)
+            r["futex_addr"], r["futex_op_arg"] = int(sc[1], 16), int(sc[2], 16)
+
+        if pre_blocked:
+            for py in progs:
+                block_info(py)
+            # blocked for at least 2 s before the tracer starts
+            time.sleep(max(0.0, max(r["blocked_wall"] for r in res.values()) + 2.0 - time.time()))
+        pid_args = []
+        for py in INTERPRETERS:
+            pid_args += ["-p", str(res[py]["pid"])]
+        # watch the targets from before the tracer attaches until after it detached
+        watcher = ProcWatcher([res[py]["pid"] for py in INTERPRETERS])
+        res["_watcher"] = watcher
+        tr = Tracer(reg, binary, ["--json", "-t", str(threshold)] + pid_args)
+        res["_tracer"] = tr
+        tr.wait_start()
+        res["_start_wall"] = time.time()
+        if not pre_blocked:
+            for py, p in progs.items():
+                p.stdin.write(b"go\n")
+            for py in progs:
+                block_info(py)
+        # every worker's long_wait, while it is still blocked
+        for py in INTERPRETERS:
+            r = res[py]
+            try:
+                left = max(1.0, r["blocked_wall"] + threshold + LATE_SLACK + 5 - time.time())
+                ev = tr.wait_for(lambda e, r=r: e.get("event") == "long_wait" and e.get("tid") == r["tid"],
+                                 left, "long_wait for tid %d (%s)" % (r["tid"], py))
+                r["long_wait"] = ev
+                sc = task_syscall(r["pid"], r["tid"])
+                r["blocked_after_event"] = bool(sc and sc[0] == str(SYS_FUTEX))
+            except AssertionError as e:
+                r["errors"].append(str(e))
+        # release them all; each reports "acquired"
+        release_wall = time.time()
+        for py, p in progs.items():
+            p.stdin.write(b"release\n")
+        for py, p in progs.items():
+            expect_words(p, "acquired", 15, py)
+            res[py]["release_wall"] = release_wall
+            res[py]["rc"] = p.wait(15)
+        for py in INTERPRETERS:
+            r = res[py]
+            if "long_wait" not in r:
+                continue
+            try:
+                r["wait_end"] = tr.wait_for(
+                    lambda e, r=r: e.get("event") == "wait_end" and e.get("tid") == r["tid"], 5,
+                    "wait_end for tid %d (%s)" % (r["tid"], py))
+            except AssertionError as e:
+                r["errors"].append(str(e))
+        time.sleep(0.3)
+        res["_rc"] = tr.stop()
+        watcher.stop()
+        return res
+    finally:
+        if "_watcher" in res:
+            res["_watcher"].stop()
+        reg.cleanup()
+
+
+@pytest.fixture(scope="module")
+def lock_session(binary):
+    with alarm_guard(120, "lock session"):
+        return _lock_session(binary, pre_blocked=False, threshold=1)
+
+
+@pytest.fixture(scope="module")
+def preblocked_session(binary):
+    with alarm_guard(120, "pre-blocked lock session"):
+        return _lock_session(binary, pre_blocked=True, threshold=1)
+
+
+@pytest.fixture(scope="module")
+def sigchld_session(binary, tmp_path_factory):
+    """One tracer in `-- COMMAND` mode; the command (sh) runs trace_sigchld.py with every
+    interpreter in turn, each writing a report file."""
+    d = tmp_path_factory.mktemp("sigchld")
+    reports = dict((py, str(d / ("report%d.json" % i))) for i, py in enumerate(INTERPRETERS))
+    script = "; ".join("%s %s %s" % (shlex.quote(py), shlex.quote(SIGCHLD_PROG), shlex.quote(reports[py]))
+                       for py in INTERPRETERS) + "; exit 0"
+    reg = Registry()
+    try:
+        with alarm_guard(120, "sigchld session"):
+            tr = Tracer(reg, binary, ["--json", "--", "sh", "-c", script])
+            tr.wait_start()
+            rc = tr.wait_exit(90)
+        out = {"_tracer": tr, "_rc": rc}
+        for py in INTERPRETERS:
+            try:
+                with open(reports[py]) as f:
+                    out[py] = json.load(f)
+            except (OSError, ValueError) as e:
+                out[py] = {"error": "no report from %s: %s" % (py, e)}
+        return out
+    finally:
+        reg.cleanup()
+
+
+@pytest.fixture(scope="module")
+def reaper_session(binary):
+    """Gated trace_reaper.py for every interpreter; one tracer with -p for each."""
+    reg = Registry()
+    res = {}
+    try:
+        with alarm_guard(120, "reaper session"):
+            progs = {}
+            for py in INTERPRETERS:
+                progs[py] = reg.popen([py, REAPER_PROG, "--gate"], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, bufsize=0)
+            pid_args = []
+            for py, p in progs.items():
+                res[py] = {"pid": int(expect_words(p, "ready", 30, py)[0]), "reaped": []}
+                pid_args += ["-p", str(res[py]["pid"])]
+            tr = Tracer(reg, binary, ["--json"] + pid_args)
+            res["_tracer"] = tr
+            tr.wait_start()
+            for p in progs.values():
+                p.stdin.write(b"go\n")
+            for py, p in progs.items():
+                r = res[py]
+                r["reaper_tid"] = int(expect_words(p, "reaper", 15, py)[0])
+                r["child"] = int(expect_words(p, "child", 15, py)[0])
+                r["rc"] = int(expect_words(p, "rc", 15, py)[0])
+                while True:
+                    try:
+                        line = read_line(p, 10, py)
+                    except AssertionError:  # EOF
+                        break
+                    w = line.split()
+                    if w[0] == "reaped":
+                        r["reaped"].append((int(w[1]), int(w[2])))
+                r["exit"] = p.wait(15)
+            # give the tracer a moment to report, then wait for the expected events
+            for py in INTERPRETERS:
+                try:
+                    tr.wait_for(lambda e, pid=res[py]["pid"]: e.get("event") == "child_status_lost"
+                                and e.get("pid") == pid, 3, "")
+                except AssertionError:
+                    pass
+            res["_rc"] = tr.stop()
+        return res
+    finally:
+        reg.cleanup()
+
+
+def _check_session_basics(res):
+    tr = res["_tracer"]
+    check_stream(tr)
+    assert res["_rc"] == 0, "tracer exit status %s after SIGINT (want 0)%s" % (res["_rc"], tr.describe())
+
+
+# --------------------------------------------------------------------------- 1. lock hang
+
+def test_lock_session_stream(lock_session):
+    _check_session_basics(lock_session)
+
+
+def test_long_wait_while_blocked(lock_session, python):
+    r = lock_session[python]
+    tr = lock_session["_tracer"]
+    assert "long_wait" in r, "\n".join(r["errors"])
+    ev = r["long_wait"]
+    threshold = 1
+    assert ev["pid"] == r["pid"], public(ev)
+    assert ev["before_start"] is False, "wait began after 'start': %r" % public(ev)
+    assert ev["waited_s"] >= threshold, "waited_s below the threshold: %r" % public(ev)
+    # reported while still blocked: we had not released it, and the thread is still in futex
+    assert r["blocked_after_event"], "thread no longer in futex() after its long_wait"
+    since_block = ev["_recv"] - r["blocked_wall"]
+    assert since_block >= threshold - 0.05, "long_wait %.2f s after blocking, before the threshold" % since_block
+    assert since_block <= threshold + LATE_SLACK, \
+        "long_wait only %.2f s after blocking (threshold %s)" % (since_block, threshold)
+    assert ev["waited_s"] <= since_block + 0.2, \
+        "waited_s %.3f longer than the thread has been blocked (%.3f s)" % (ev["waited_s"], since_block)
+    assert int(ev["futex"]["addr"], 16) == r["futex_addr"], \
+        "futex.addr %s, /proc/PID/task/TID/syscall says %#x" % (ev["futex"]["addr"], r["futex_addr"])
+    op = ev["futex"]["op"]
+    if isinstance(op, str):
+        assert "WAIT" in op.upper(), "futex.op %r for a futex wait (op arg %#x)" % (op, r["futex_op_arg"])
+    # once per wait; and no other thread of the program waited that long
+    same = [e for e in tr.select("long_wait", pid=r["pid"])]
+    assert [e["tid"] for e in same] == [r["tid"]], \
+        "want exactly one long_wait for this pid (tid %d): %r" % (r["tid"], [public(e) for e in same])
+
+
+def test_wait_end_after_release(lock_session, python):
+    r = lock_session[python]
+    assert "wait_end" in r, "\n".join(r["errors"])
+    lw, we = r["long_wait"], r["wait_end"]
+    assert we["pid"] == r["pid"] and we["_idx"] > lw["_idx"], public(we)
+    assert we["waited_s"] >= lw["waited_s"], "wait_end %r < long_wait %r" % (we["waited_s"], lw["waited_s"])
+    total = r["release_wall"] - r["blocked_wall"]
+    assert total - 0.3 <= we["waited_s"] <= total + 0.5, \
+        "wait_end.waited_s %.3f, but the thread was blocked ~%.3f s" % (we["waited_s"], total)
+    assert parse_time(we["time"]) >= parse_time(lw["time"])
+    assert r["rc"] == 0
+
+
+def test_target_never_stopped(lock_session, python):
+    r = lock_session[python]
+    w = lock_session["_watcher"]
+    assert w.samples[r["pid"]] >= 5, "watcher hardly sampled /proc/%d/status" % r["pid"]
+    assert not w.violations[r["pid"]], w.violations[r["pid"]][:5]
+
+
+# --------------------------------------------------------------------------- 2. blocked before start
+
+def test_preblocked_session_stream(preblocked_session):
+    _check_session_basics(preblocked_session)
+
+
+def test_long_wait_before_start(preblocked_session, python):
+    r = preblocked_session[python]
+    assert "long_wait" in r, "\n".join(r["errors"])
+    ev = r["long_wait"]
+    assert ev["pid"] == r["pid"], public(ev)
+    assert ev["before_start"] is True, "the wait began before the tracer started: %r" % public(ev)
+    blocked = ev["_recv"] - r["blocked_wall"]   # how long it had been blocked when reported
+    assert preblocked_session["_start_wall"] - r["blocked_wall"] >= 2.0
+    assert ev["waited_s"] >= blocked - 0.5, \
+        "waited_s %.3f but the thread had been blocked %.3f s (counted from tracer start?)" % (ev["waited_s"], blocked)
+    assert ev["waited_s"] <= blocked + 0.3, \
+        "waited_s %.3f but the thread had been blocked only %.3f s" % (ev["waited_s"], blocked)
+    assert ev["_recv"] - preblocked_session["_start_wall"] <= 1 + LATE_SLACK, \
+        "already over the threshold at start, but reported %.2f s after start" % (
+            ev["_recv"] - preblocked_session["_start_wall"])
+    assert int(ev["futex"]["addr"], 16) == r["futex_addr"], \
+        "futex.addr %s, /proc says %#x" % (ev["futex"]["addr"], r["futex_addr"])
+    tr = preblocked_session["_tracer"]
+    assert len(tr.select("long_wait", pid=r["pid"], tid=r["tid"])) == 1, "more than one long_wait for one wait"
+
+
+def test_wait_end_of_preblocked_wait(preblocked_session, python):
+    r = preblocked_session[python]
+    assert "wait_end" in r, "\n".join(r["errors"])
+    assert r["wait_end"]["waited_s"] >= r["long_wait"]["waited_s"], public(r["wait_end"])
+
+
+def test_preblocked_target_never_stopped(preblocked_session, python):
+    r = preblocked_session[python]
+    w = preblocked_session["_watcher"]
+    assert w.samples[r["pid"]] >= 5, "watcher hardly sampled /proc/%d/status" % r["pid"]
+    assert not w.violations[r["pid"]], w.violations[r["pid"]][:5]
+
+
+# --------------------------------------------------------------------------- 3. SIGCHLD ignored
+
+def test_sigchld_session_stream(sigchld_session):
+    tr = sigchld_session["_tracer"]
+    check_stream(tr)
+    assert sigchld_session["_rc"] == 0, "`-- sh -c '...; exit 0'` must exit 0, got %s%s" % (
+        sigchld_session["_rc"], tr.describe())
+
+
+def test_sigchld_ignored(sigchld_session, python):
+    rep = sigchld_session[python]
+    assert "error" not in rep, rep.get("error")
+    steps, pid = rep["steps"], rep["pid"]
+    # the scenario itself: Python saw 0 instead of the real statuses
+    assert steps["ign_exit"]["rc"] == 0 and steps["nocldwait_exit"]["rc"] == 0 and steps["dfl_exit"]["rc"] == 4, steps
+    tr = sigchld_session["_tracer"]
+    ign = tr.select("sigchld_ignored", pid=pid)
+    assert [e["action"] for e in ign] == ["SIG_IGN", "restored", "SA_NOCLDWAIT", "restored"], \
+        [public(e) for e in ign]
+    assert all(e["before_start"] is False for e in ign), [public(e) for e in ign]
+    lost = tr.select("child_status_lost", pid=pid)
+    by_child = dict((e["child"]["pid"], e) for e in lost)
+    assert len(lost) == 3 and set(by_child) == set(steps[s]["pid"] for s in ("ign_exit", "ign_kill", "nocldwait_exit")), \
+        "want one child_status_lost per lost child %r, got %r" % (steps, [public(e) for e in lost])
+    for step, status, sig in (("ign_exit", 3, None), ("ign_kill", None, 9), ("nocldwait_exit", 6, None)):
+        e = by_child[steps[step]["pid"]]
+        assert e["cause"] == "sigchld_ignored", public(e)
+        assert e["child"]["comm"] == "sh", public(e)
+        assert e["child"]["exit_status"] == status and e["child"]["signal"] == sig, (step, public(e))
+    # ordering: SIG_IGN before the first loss, SA_NOCLDWAIT before the last
+    assert ign[0]["_idx"] < by_child[steps["ign_exit"]["pid"]]["_idx"]
+    assert ign[2]["_idx"] < by_child[steps["nocldwait_exit"]["pid"]]["_idx"]
+
+
+def test_sigchld_shell_not_reported(sigchld_session):
+    """The sh that runs the programs reaps them normally: nothing to report about it."""
+    tr = sigchld_session["_tracer"]
+    pids = set(sigchld_session[py].get("pid") for py in INTERPRETERS)
+    others = [public(e) for e in tr.select() if e.get("event") in ("child_status_lost", "sigchld_ignored")
+              and e.get("pid") not in pids]
+    assert not others, others
+
+
+def test_sigchld_ignored_before_start(reg, binary, tmp_path):
+    """SIG_IGN set before the tracer starts: found in /proc/PID/status at start-up."""
+    report = str(tmp_path / "report.json")
+    p = reg.popen([SYSTEM_PYTHON, SIGCHLD_PROG, report, "--gate", "--ign-first"],
+                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+    pid = int(expect_words(p, "ready", 30, "trace_sigchld.py")[0])
+    with open("/proc/%d/status" % pid) as f:
+        assert int(re.search(r"^SigIgn:\s+([0-9a-f]+)", f.read(), re.M).group(1), 16) & (1 << 16)
+    tr = Tracer(reg, binary, ["--json", "-p", str(pid)])
+    tr.wait_start()
+    first = tr.wait_for(lambda e: e.get("event") == "sigchld_ignored" and e.get("pid") == pid, 5,
+                        "sigchld_ignored found at start-up")
+    assert first["action"] == "SIG_IGN" and first["before_start"] is True, public(first)
+    p.stdin.write(b"go\n")
+    assert p.wait(30) == 0
+    with open(report) as f:
+        steps = json.load(f)["steps"]
+    tr.wait_for(lambda e: e.get("event") == "child_status_lost" and e.get("pid") == pid
+                and e["child"].get("pid") == steps["ign_exit"]["pid"], 5, "child_status_lost for exit 3")
+    time.sleep(0.5)
+    assert tr.stop() == 0
+    check_stream(tr)
+    ign = tr.select("sigchld_ignored", pid=pid)
+    assert [e["action"] for e in ign] == ["SIG_IGN", "restored", "SA_NOCLDWAIT", "restored"], \
+        [public(e) for e in ign]
+    assert [e["before_start"] for e in ign] == [True, False, False, False]
+    lost = dict((e["child"]["pid"], e) for e in tr.select("child_status_lost", pid=pid))
+    assert lost[steps["ign_exit"]["pid"]]["child"]["exit_status"] == 3
+    assert lost[steps["ign_kill"]["pid"]]["child"]["signal"] == 9
+    assert lost[steps["nocldwait_exit"]["pid"]]["child"]["exit_status"] == 6
+    assert steps["dfl_exit"]["pid"] not in lost
+
+
+# --------------------------------------------------------------------------- 4. child stolen
+
+def test_reaper_session_stream(reaper_session):
+    _check_session_basics(reaper_session)
+
+
+def test_child_reaped_elsewhere(reaper_session, python):
+    r = reaper_session[python]
+    # the scenario itself: the reaper thread got the status, Popen.wait() saw ECHILD
+    assert r["rc"] == 0 and (r["child"], 5 << 8) in r["reaped"], r
+    tr = reaper_session["_tracer"]
+    lost = tr.select("child_status_lost", pid=r["pid"])
+    assert len(lost) == 1, "want one child_status_lost for pid %d: %r" % (r["pid"], [public(e) for e in lost])
+    e = lost[0]
+    assert e["cause"] == "reaped_elsewhere", public(e)
+    assert e["child"]["pid"] == r["child"] and e["child"]["comm"] == "sh", public(e)
+    assert e["child"]["exit_status"] == 5 and e["child"]["signal"] is None, public(e)
+    assert e["reaper"]["tid"] == r["reaper_tid"], "reaper.tid %r, the reaper thread is %d" % (
+        e["reaper"]["tid"], r["reaper_tid"])
+    assert not tr.select("sigchld_ignored", pid=r["pid"])
+
+
+# --------------------------------------------------------------------------- 5. ECHILD is not a finding
+
+def test_echild_loops_not_reported(reg, binary):
+    py_loop = ("import errno, os\n"
+               "for i in range(50):\n"
+               "    try:\n"
+               "        os.waitpid(-1, 0)\n"
+               "    except OSError as e:\n"
+               "        assert e.errno == errno.ECHILD\n"
+               "import subprocess\n"
+               "assert subprocess.call(['sh', '-c', 'exit 3']) == 3\n")
+    parts = ["for i in 1 2 3; do wait; done",
+             "for i in 1 2 3; do sh -c 'exit 3'; true & wait; wait; done",
+             "(sleep 0.1 &) ; sh -c 'sh -c \"exit 2\" & wait'"]
+    for py in INTERPRETERS:
+        parts.append("%s -c %s" % (shlex.quote(py), shlex.quote(py_loop)))
+    script = " ; ".join(parts) + " ; exit 0"
+    tr = Tracer(reg, binary, ["--json", "--all", "-t", "5", "--", "sh", "-c", script])
+    tr.wait_start()
+    rc = tr.wait_exit(60)
+    check_stream(tr)
+    assert rc == 0, tr.describe()
+    bad = [public(e) for e in tr.select() if e["event"] in ("child_status_lost", "sigchld_ignored")]
+    assert not bad, "ECHILD from plain wait loops reported as findings: %r" % bad
+
+
+# --------------------------------------------------------------------------- 6. errors
+
+def _run(argv, timeout=30, **kw):
+    try:
+        return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
+                              stdin=subprocess.DEVNULL, **kw)
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError("%s did not exit within %d s (stderr %r)" % (argv, timeout, e.stderr))
+
+
+def _assert_usage_error(p, what):
+    err = p.stderr.decode("utf-8", "replace").strip()
+    out = p.stdout.decode("utf-8", "replace")
+    assert p.returncode == 2, "%s: exit status %s, want 2 (stderr %r)" % (what, p.returncode, err)
+    assert err, "%s: no message on stderr" % what
+    assert len(err.splitlines()) == 1, "%s: want a one-line error, got:\n%s" % (what, err)
+    assert '"start"' not in out, "%s: started anyway: %r" % (what, out)
+    return err
+
+
+@pytest.mark.parametrize("args", [
+    ["--bogus"], ["-x"], ["-t", "abc"], ["-t"], ["-t", ""], ["-p", "999999999"], ["-p", "abc"],
+    ["-p"], ["--duration", "abc"], ["--pid", "999999999"], ["--threshold", "1x"],
+], ids=lambda a: " ".join(a) or "empty")
+def test_bad_arguments(binary, args):
+    _assert_usage_error(_run([binary, "--json", "--duration", "1"] + args), " ".join(args))
+
+
+def test_missing_pid_named(binary):
+    err = _assert_usage_error(_run([binary, "--json", "-p", "999999999"]), "-p 999999999")
+    assert "999999999" in err, "the message should name the pid: %r" % err
+
+
+def test_help(binary):
+    p = _run([binary, "--help"])
+    assert p.returncode == 0, p.stderr
+    text = (p.stdout + p.stderr).decode("utf-8", "replace")
+    for opt in ("--pid", "--threshold", "--json", "--all", "--duration", "--output"):
+        assert opt in text, "--help does not mention %s:\n%s" % (opt, text)
+
+
+def test_not_root(binary):
+    p = _run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+              binary, "--json", "--duration", "1"])
+    _assert_usage_error(p, "run as uid 65534")
+
+
+def test_no_capabilities(binary):
+    p = _run(["setpriv", "--inh-caps=-all", "--bounding-set=-all", binary, "--json", "--duration", "1"])
+    _assert_usage_error(p, "root without capabilities")
+
+
+def test_no_btf(binary):
+    script = "mount -t tmpfs none /sys/kernel/btf && exec \"$0\" --json --duration 1"
+    p = _run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, binary])
+    err = _assert_usage_error(p, "no /sys/kernel/btf/vmlinux")
+    assert "btf" in err.lower(), "the message should say BTF is missing: %r" % err
+
+
+def test_tracefs_unmounted_gets_mounted(binary):
+    """In a private mount namespace without tracefs, the tool mounts it and works."""
+    script = ("umount /sys/kernel/tracing 2>/dev/null; umount /sys/kernel/debug/tracing 2>/dev/null; "
+              "test -e /sys/kernel/tracing/events && exit 99; "
+              "exec \"$0\" --json --duration 1")
+    p = _run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, binary])
+    assert p.returncode != 99, "could not unmount tracefs in a private mount namespace"
+    out = p.stdout.decode("utf-8", "replace")
+    assert p.returncode == 0, "exit %s: %s" % (p.returncode, p.stderr.decode("utf-8", "replace"))
+    evs = [json.loads(l) for l in out.splitlines() if l.strip()]
+    assert evs and evs[0]["event"] == "start" and evs[-1]["event"] == "stop", out
+
+
+# --------------------------------------------------------------------------- 7. -- COMMAND
+
+@pytest.mark.parametrize("status", [0, 7])
+def test_command_exit_status(reg, binary, status):
+    tr = Tracer(reg, binary, ["--json", "--", "sh", "-c", "exit %d" % status])
+    rc = tr.wait_exit(30)
+    check_stream(tr)
+    assert rc == status, "exit status %s, the command exited %d%s" % (rc, status, tr.describe())
+
+
+def test_command_not_found(reg, binary):
+    tr = Tracer(reg, binary, ["--json", "--", "/nonexistent/command"])
+    rc = tr.wait_exit(30)
+    assert rc != 0, tr.describe()
+
+
+@pytest.mark.parametrize("mode", ["default", "all"])
+def test_command_descendants_and_python_filter(reg, binary, tmp_path, mode):
+    """`-- sh -c 'C & PY &'`: both are descendants, blocked from their first instructions.
+    The Python worker is reported in both modes; the non-Python C program only with --all."""
+    exe = str(tmp_path / "trace_futex_block")
+    subprocess.check_call(["cc", "-O2", "-o", exe, FUTEX_C], timeout=60)
+    c_out, py_out = str(tmp_path / "c.out"), str(tmp_path / "py.out")
+    script = "%s 3 > %s & %s %s --alarm 3 > %s & wait; exit 0" % (
+        shlex.quote(exe), shlex.quote(c_out), shlex.quote(SYSTEM_PYTHON), shlex.quote(LOCK_PROG),
+        shlex.quote(py_out))
+    args = ["--json", "-t", "0.5"] + (["--all"] if mode == "all" else []) + ["--", "sh", "-c", script]
+    tr = Tracer(reg, binary, args)
+    rc = tr.wait_exit(40)
+    check_stream(tr)
+    assert rc == 0, tr.describe()
+    with open(c_out) as f:
+        _, c_pid, c_tid, c_addr = f.read().split()[:4]
+    c_pid, c_tid, c_addr = int(c_pid), int(c_tid), int(c_addr, 16)
+    with open(py_out) as f:
+        words = f.read().split()
+    py_pid, py_tid = int(words[words.index("ready") + 1]), int(words[words.index("blocking") + 1])
+    py_waits = tr.select("long_wait", pid=py_pid, tid=py_tid)
+    assert len(py_waits) == 1, "Python worker: want one long_wait, got %r%s" % (
+        [public(e) for e in py_waits], tr.describe())
+    assert py_waits[0]["before_start"] is False and py_waits[0]["waited_s"] >= 0.5
+    c_waits = tr.select("long_wait", pid=c_pid)
+    if mode == "all":
+        assert len(c_waits) == 1, "--all: want one long_wait for the C program, got %r" % [public(e) for e in c_waits]
+        e = c_waits[0]
+        assert e["tid"] == c_tid and int(e["futex"]["addr"], 16) == c_addr, \
+            "want tid %d addr %#x: %r" % (c_tid, c_addr, public(e))
+        assert e["before_start"] is False and e["comm"] == os.path.basename(exe)[:15], public(e)
+    else:
+        assert not c_waits, "default mode reported a non-Python process: %r" % [public(e) for e in c_waits]
+
+
+def test_host_wide_default_reports_only_python(reg, binary, tmp_path):
+    """No -p, no --: the whole host; a Python hang started later is reported, a C one not."""
+    exe = str(tmp_path / "trace_futex_block")
+    subprocess.check_call(["cc", "-O2", "-o", exe, FUTEX_C], timeout=60)
+    tr = Tracer(reg, binary, ["--json", "-t", "0.5"])
+    tr.wait_start()
+    c = reg.popen([exe, "5"], stdout=subprocess.PIPE, bufsize=0)
+    py = reg.popen([SYSTEM_PYTHON, LOCK_PROG, "--alarm", "5"], stdout=subprocess.PIPE, bufsize=0)
+    c_pid = int(expect_words(c, "ready", 10, "C blocker")[0])
+    py_pid = int(expect_words(py, "ready", 10, "Python blocker")[0])
+    py_tid = int(expect_words(py, "blocking", 10, "Python blocker")[0])
+    ev = tr.wait_for(lambda e: e.get("event") == "long_wait" and e.get("tid") == py_tid, 0.5 + LATE_SLACK + 2,
+                     "host-wide long_wait for the Python worker")
+    assert ev["pid"] == py_pid and ev["before_start"] is False, public(ev)
+    time.sleep(1.0)
+    assert tr.stop() == 0
+    check_stream(tr)
+    assert not tr.select("long_wait", pid=c_pid), "default mode reported the non-Python C program"
+
+
+# --------------------------------------------------------------------------- 8. duration, SIGTERM, -o
+
+def test_duration_stops_by_itself(reg, binary):
+    tr = Tracer(reg, binary, ["--json", "--duration", "1"])
+    start = tr.wait_start()
+    rc = tr.wait_exit(20)
+    ended = time.time()
+    assert rc == 0, tr.describe()
+    evs = check_stream(tr)
+    assert ended - start["_recv"] >= 0.9, "--duration 1 ended %.2f s after start" % (ended - start["_recv"])
+    assert ended - start["_recv"] <= 6, "--duration 1 took %.2f s after start" % (ended - start["_recv"])
+    assert parse_time(evs[-1]["time"]) - parse_time(start["time"]) >= 0.9
+
+
+def test_fractional_duration_and_threshold(reg, binary):
+    tr = Tracer(reg, binary, ["--json", "-t", "0.25", "--duration", "0.5"])
+    tr.wait_start()
+    assert tr.wait_exit(20) == 0, tr.describe()
+    check_stream(tr)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_detaches_with_stop(reg, binary, sig):
+    tr = Tracer(reg, binary, ["--json"])
+    tr.wait_start()
+    time.sleep(0.3)
+    rc = tr.stop(sig)
+    check_stream(tr)
+    assert rc == 0, "exit status %s after %s, want a clean 0%s" % (rc, sig, tr.describe())
+
+
+def test_signal_in_command_mode_stops_tracer(reg, binary):
+    """SIGINT to the tracer in `--` mode: it still ends with a stop event, and the command
+    is not left behind stopped or traced."""
+    tr = Tracer(reg, binary, ["--json", "--", "sleep", "30"])
+    tr.wait_start()
+    time.sleep(0.3)
+    tr.stop(signal.SIGINT)
+    check_stream(tr)
+
+
+def test_output_file(reg, binary, tmp_path):
+    out = str(tmp_path / "trace.jsonl")
+    tr = Tracer(reg, binary, ["--json", "--duration", "1", "-o", out])
+    rc = tr.wait_exit(20)
+    assert rc == 0, tr.describe()
+    assert not [l for l in tr.lines if '"event"' in l], "events on stdout despite -o: %r" % tr.lines[:5]
+    with open(out) as f:
+        lines = [l for l in f.read().splitlines() if l.strip()]
+    evs = [json.loads(l) for l in lines]
+    assert evs and evs[0]["event"] == "start" and evs[-1]["event"] == "stop", lines[:3] + lines[-3:]
+    assert all(TIME_RE.match(e["time"]) for e in evs)
+
+
+def test_output_file_long_form_and_text_mode(reg, binary, tmp_path):
+    out = str(tmp_path / "trace.txt")
+    tr = Tracer(reg, binary, ["--duration", "0.5", "--output", out])
+    assert tr.wait_exit(20) == 0, tr.describe()
+    assert os.path.exists(out)
