@@ -1,0 +1,59 @@
+/* elfsym: symbols and sections of an ELF64 file, read with bounded pread(2) (the file may be
+ * hostile or truncated), and the load bias of that file in a process, computed from its maps.
+ * Owns: .dynsym and .symtab lookup, section lookup by name (.PyRuntime, .bss, .data),
+ * reading file bytes at a virtual address, and load-bias computation.
+ * Facts (x86_64 ELF64, any glibc): a non-PIE ET_EXEC needs no bias; for ET_DYN the bias is
+ * the start of the mapping of the first PT_LOAD segment minus its page-aligned p_vaddr. */
+#ifndef PH_ELFSYM_H
+#define PH_ELFSYM_H
+#include <elf.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "procmem.h"
+
+#define ELF_MAX_TABLE (64u << 20) /* symbol or string table size cap */
+#define ELF_MAX_SECTIONS 4096u
+#define ELF_MAX_PHDRS 512u
+
+struct elf_symtab {
+	Elf64_Sym *syms;
+	size_t n;
+	char *strs;
+	size_t strs_len;
+	bool loaded;
+};
+
+struct elf_file {
+	int fd;
+	uint64_t file_size;
+	uint64_t inode;
+	uint16_t type; /* ET_EXEC or ET_DYN */
+	Elf64_Phdr *ph;
+	size_t phnum;
+	Elf64_Shdr *sh;
+	size_t shnum;
+	char *shstr;
+	size_t shstr_len;
+	struct elf_symtab dynsym, symtab;
+};
+
+/* Takes ownership of fd (closed by elf_close, also on failure). 0 or -1 with message. */
+int elf_open_fd(struct elf_file *ef, int fd, char *err, size_t errlen);
+void elf_close(struct elf_file *ef);
+bool elf_has_symtab(const struct elf_file *ef);
+/* Looks each names[i] up (.dynsym first, then .symtab); values[i] = st_value or 0 when
+ * absent. Returns how many were found. */
+size_t elf_lookup_symbols(struct elf_file *ef, const char *const *names, size_t n,
+			  uint64_t *values, uint64_t *sizes);
+/* 0 and the section's virtual address/size, or -1. */
+int elf_find_section(const struct elf_file *ef, const char *name, uint64_t *addr,
+		     uint64_t *size);
+/* Reads len bytes of file content that is mapped at virtual address vaddr (unbiased). */
+int elf_read_vaddr(const struct elf_file *ef, uint64_t vaddr, void *buf, size_t len);
+/* Load bias of this file in a process whose maps are given; the mapping is identified by
+ * path (as the process sees it) and, when known, inode. 0 or -1. */
+int elf_load_bias(const struct elf_file *ef, const struct pm_maps *maps, const char *path,
+		  uint64_t *bias);
+#endif

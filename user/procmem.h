@@ -1,0 +1,81 @@
+/* procmem: access to another process's memory and /proc files, without stopping it.
+ * Owns: bounded pread(2) of /proc/PID/mem (one fd kept open per process, a per-snapshot page
+ * cache so a stack walk costs few system calls), /proc/PID/maps parsing, opening the target's
+ * files through /proc/PID/root (other mount namespaces), the process start time (field 22 of
+ * /proc/PID/stat) that keys every cache, and small bounded reads of /proc text files.
+ * Kernel facts (Linux >= 3.2): reading /proc/PID/mem needs PTRACE_MODE_ATTACH permission but
+ * never attaches or stops the target; after the target exits or execs, reads of an fd opened
+ * before return 0 bytes (the old mm is gone), which we report as PM_GONE. */
+#ifndef PH_PROCMEM_H
+#define PH_PROCMEM_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define PM_PAGE 4096u
+#define PM_CACHE_SLOTS 2048u      /* pages cached per snapshot (8 MiB at most) */
+#define PM_MAX_READ (64u << 20)   /* no single read may ask for more */
+#define PM_MAX_MAPS 65536u
+#define PM_PATH_MAX 4096u
+
+enum pm_status { PM_OK = 0, PM_FAULT = -1, PM_GONE = -2 };
+
+struct pm_page {
+	uint64_t addr;   /* page address, or UINT64_MAX when empty */
+	uint32_t gen;    /* snapshot generation the content belongs to */
+	uint32_t valid;  /* bytes of the page that could be read (0 = unreadable) */
+	unsigned char data[PM_PAGE];
+};
+
+struct procmem {
+	pid_t pid;
+	int memfd;
+	uint64_t start_time;   /* clock ticks after boot, field 22 of /proc/PID/stat */
+	bool gone;             /* a read returned 0: the process exited or exec'd */
+	uint32_t gen;          /* bumped by pm_new_snapshot */
+	struct pm_page *pages; /* PM_CACHE_SLOTS slots, allocated on first use */
+	uint64_t reads;        /* pread calls made (for the benchmark) */
+};
+
+struct pm_map {
+	uint64_t start, end, offset;
+	uint64_t inode;
+	char perms[5];
+	char *path; /* NULL for anonymous mappings; may be "[heap]" etc. */
+};
+
+struct pm_maps {
+	struct pm_map *v;
+	size_t n;
+};
+
+/* Opens /proc/PID/mem and reads the start time. 0 or -1 with a message in err. */
+int pm_open(struct procmem *pm, pid_t pid, char *err, size_t errlen);
+void pm_close(struct procmem *pm);
+/* Forget cached pages: the next reads see the process as it is now. */
+void pm_new_snapshot(struct procmem *pm);
+/* Reads exactly len bytes at addr (through the page cache when it fits in a few pages).
+ * Returns PM_OK, PM_FAULT (unmapped/short) or PM_GONE (process exited or exec'd). */
+int pm_read(struct procmem *pm, uint64_t addr, void *buf, size_t len);
+/* Reads without the cache (for large blocks read once). */
+int pm_read_direct(struct procmem *pm, uint64_t addr, void *buf, size_t len);
+int pm_read_u64(struct procmem *pm, uint64_t addr, uint64_t *out);
+int pm_read_u32(struct procmem *pm, uint64_t addr, uint32_t *out);
+
+/* Field 22 of /proc/PID/stat. 0 or -1. */
+int pm_start_time(pid_t pid, uint64_t *out);
+/* Whether the process still is the one we opened (same start time, mem still readable). */
+bool pm_still_same(struct procmem *pm);
+
+int pm_read_maps(pid_t pid, struct pm_maps *out);
+void pm_free_maps(struct pm_maps *m);
+const struct pm_map *pm_find_map(const struct pm_maps *m, uint64_t addr);
+
+/* open(2) of a path as the target sees it: /proc/PID/root/<path>. -1 on failure. */
+int pm_open_in_root(pid_t pid, const char *path);
+/* Reads at most cap-1 bytes of a small file into buf, NUL-terminated. Bytes read or -1. */
+ssize_t pm_read_text_file(const char *path, char *buf, size_t cap);
+/* Task ids of the process (from /proc/PID/task), sorted. 0 or -1; *out is malloc'd. */
+int pm_list_tasks(pid_t pid, pid_t **out, size_t *n);
+#endif

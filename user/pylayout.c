@@ -1,0 +1,339 @@
+/* pylayout: per-version CPython offsets as data, and layouts built from _Py_DebugOffsets.
+ * Every number below is x86_64/glibc, default build, measured with offsetof() against the
+ * installed headers of 2.7.18, 3.6.15, 3.7.16, 3.8.18, 3.9.18, 3.10.13, 3.11.7, 3.12.1,
+ * 3.13.0 (and Debian 3.11.2) and checked on live processes (tests/test_dump.py compares
+ * our stacks with traceback.extract_stack() on each). Other patch releases are assumed to
+ * share the layout of their X.Y: CPython keeps struct layouts stable within a minor version. */
+#include "pylayout.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Fields every layout shares. PyTypeObject: tp_name 24, tp_basicsize 32, tp_flags 168,
+ * tp_dictoffset 288 (2.7 and 3.x alike). Module md_dict 16. GIL struct 3.7+: last_holder 8,
+ * locked 16, 208 bytes (cond 32, mutex 80, switch_cond 120, switch_mutex 168). */
+#define COMMON_TYPE .ob_type = 8, .tp_name = 24, .tp_basicsize = 32, .tp_flags = 168, \
+	.tp_dictoffset = 288, .md_dict = 16
+#define GIL_FIELDS .gil_last_holder = 8, .gil_locked = 16, .gil_size = 208
+#define NO_OWNER .owner_generator = 0xff, .owner_cstack = 0xff
+/* PEP 393 str up to 3.11: PyASCIIObject 48 bytes, PyCompactUnicodeObject 72. */
+#define STR_PEP393_OLD .strs = PY_STR_PEP393, .str_length = 16, .str_state = 32, \
+	.str_ascii_data = 48, .str_compact_data = 72, .bytes_size = 16, .bytes_data = 32
+/* 3.12+: the wstr fields are gone: 40 and 56. */
+#define STR_PEP393_NEW .strs = PY_STR_PEP393, .str_length = 16, .str_state = 32, \
+	.str_ascii_data = 40, .str_compact_data = 56, .bytes_size = 16, .bytes_data = 32
+/* 3.6-3.10 PyDictObject: ma_keys 32, ma_values 40 (a plain PyObject *[]). */
+#define DICT36 .dicts = PY_DICT_36, .dict_keys = 32, .dict_values = 40, .values_header = 0, \
+	.inst_dict = PY_INST_DICTOFFSET, .attr_name = "_name", .attr_daemonic = "_daemonic"
+/* 3.6-3.10 PyThreadState: prev 0, next 8, interp 16, frame 24. */
+#define TSTATE36 .ts_next = 8, .ts_interp = 16, .frames = PY_FRAMES_OBJECTS, .ts_frame = 24, \
+	.f_back = 24, .f_code = 32, .f_owner = 0, NO_OWNER
+
+static const struct py_layout layouts[] = {
+	{ /* 2.7 */
+		.major = 2, .minor = 7, .source = "table", .start = PY_START_INTERP_HEAD,
+		.gil_kind = PY_GIL_NONE,
+		.interp_next = 0, .interp_tstate_head = 8, .interp_modules = 16,
+		.ts_next = 0, .ts_interp = 8, .ts_thread_id = 144, .ts_native_thread_id = 0,
+		.frames = PY_FRAMES_OBJECTS, .ts_frame = 16,
+		.f_back = 24, .f_code = 32, .f_pos = 120, .f_owner = 0, NO_OWNER,
+		.co_firstlineno = 96, .co_filename = 80, .co_name = 88, .co_qualname = 0,
+		.co_linetable = 104, .lines = PY_LINES_LNOTAB_U8,
+		COMMON_TYPE,
+		/* PyStringObject: ob_size 16, ob_sval 36 */
+		.strs = PY_STR_BYTES27, .bytes_size = 16, .bytes_data = 36,
+		.dicts = PY_DICT_27, .dict_keys = 32 /* ma_mask */, .dict_values = 40 /* ma_table */,
+		.inst_dict = PY_INST_DICTOFFSET,
+		.attr_name = "_Thread__name", .attr_daemonic = "_Thread__daemonic",
+	},
+	{ /* 3.6 */
+		.major = 3, .minor = 6, .source = "table", .start = PY_START_INTERP_HEAD,
+		.gil_kind = PY_GIL_NONE,
+		.interp_next = 0, .interp_tstate_head = 8, .interp_modules = 16,
+		TSTATE36, .ts_thread_id = 152, .f_pos = 120,
+		.co_firstlineno = 36, .co_filename = 96, .co_name = 104, .co_linetable = 112,
+		.lines = PY_LINES_LNOTAB_S8,
+		COMMON_TYPE, STR_PEP393_OLD, DICT36,
+	},
+	{ /* 3.7 */
+		.major = 3, .minor = 7, .source = "table", .start = PY_START_RUNTIME,
+		.rt_interp_head = 24, .gil_kind = PY_GIL_IN_RUNTIME, .gil = 1264, GIL_FIELDS,
+		.interp_next = 0, .interp_tstate_head = 8, .interp_modules = 40,
+		TSTATE36, .ts_thread_id = 176, .f_pos = 104,
+		.co_firstlineno = 36, .co_filename = 96, .co_name = 104, .co_linetable = 112,
+		.lines = PY_LINES_LNOTAB_S8,
+		COMMON_TYPE, STR_PEP393_OLD, DICT36,
+	},
+	{ /* 3.8 */
+		.major = 3, .minor = 8, .source = "table", .start = PY_START_RUNTIME,
+		.rt_interp_head = 32, .gil_kind = PY_GIL_IN_RUNTIME, .gil = 1152, GIL_FIELDS,
+		.interp_next = 0, .interp_tstate_head = 8, .interp_modules = 56,
+		TSTATE36, .ts_thread_id = 176, .f_pos = 104,
+		.co_firstlineno = 40, .co_filename = 104, .co_name = 112, .co_linetable = 120,
+		.lines = PY_LINES_LNOTAB_S8,
+		COMMON_TYPE, STR_PEP393_OLD, DICT36,
+	},
+	{ /* 3.9 */
+		.major = 3, .minor = 9, .source = "table", .start = PY_START_RUNTIME,
+		.rt_interp_head = 32, .gil_kind = PY_GIL_IN_RUNTIME, .gil = 352, GIL_FIELDS,
+		.interp_next = 0, .interp_tstate_head = 8, .interp_modules = 856,
+		TSTATE36, .ts_thread_id = 176, .f_pos = 104,
+		.co_firstlineno = 40, .co_filename = 104, .co_name = 112, .co_linetable = 120,
+		.lines = PY_LINES_LNOTAB_S8,
+		COMMON_TYPE, STR_PEP393_OLD, DICT36,
+	},
+	{ /* 3.10: f_lasti counts code units; co_linetable */
+		.major = 3, .minor = 10, .source = "table", .start = PY_START_RUNTIME,
+		.rt_interp_head = 32, .gil_kind = PY_GIL_IN_RUNTIME, .gil = 352, GIL_FIELDS,
+		.interp_next = 0, .interp_tstate_head = 8, .interp_modules = 856,
+		TSTATE36, .ts_thread_id = 176, .f_pos = 96,
+		.co_firstlineno = 40, .co_filename = 104, .co_name = 112, .co_linetable = 120,
+		.lines = PY_LINES_LINETABLE310,
+		COMMON_TYPE, STR_PEP393_OLD, DICT36,
+	},
+	{ /* 3.11: _PyInterpreterFrame via cframe; owner 0 thread, 1 generator, 2 frame object */
+		.major = 3, .minor = 11, .source = "table", .start = PY_START_RUNTIME,
+		.rt_interp_head = 40, .gil_kind = PY_GIL_IN_RUNTIME, .gil = 360, GIL_FIELDS,
+		.interp_next = 0, .interp_tstate_head = 16, .interp_modules = 888,
+		.ts_next = 8, .ts_interp = 16, .ts_thread_id = 152, .ts_native_thread_id = 160,
+		.frames = PY_FRAMES_CFRAME, .ts_frame = 56, .cframe_current = 8,
+		.f_back = 48, .f_code = 32, .f_pos = 56, .f_owner = 69,
+		.owner_generator = 1, .owner_cstack = 0xff,
+		.co_firstlineno = 72, .co_filename = 112, .co_name = 120, .co_qualname = 128,
+		.co_linetable = 136, .co_code_adaptive = 184, .co_firsttraceable = 168,
+		.lines = PY_LINES_LOCATIONS,
+		COMMON_TYPE, .ht_cached_keys = 872, STR_PEP393_OLD,
+		.dicts = PY_DICT_311, .dict_keys = 32, .dict_values = 40, .values_header = 0,
+		.inst_dict = PY_INST_MANAGED311, .attr_name = "_name", .attr_daemonic = "_daemonic",
+	},
+	{ /* 3.12: owner 3 = C stack (shim/trampoline frames) */
+		.major = 3, .minor = 12, .source = "table", .start = PY_START_RUNTIME,
+		.rt_interp_head = 40, .gil_kind = PY_GIL_IN_INTERP, .gil = 1040, GIL_FIELDS,
+		.interp_next = 0, .interp_tstate_head = 72, .interp_modules = 944,
+		.ts_next = 8, .ts_interp = 16, .ts_thread_id = 136, .ts_native_thread_id = 144,
+		.frames = PY_FRAMES_CFRAME, .ts_frame = 56, .cframe_current = 0,
+		.f_back = 8, .f_code = 0, .f_pos = 56, .f_owner = 70,
+		.owner_generator = 1, .owner_cstack = 3,
+		.co_firstlineno = 68, .co_filename = 112, .co_name = 120, .co_qualname = 128,
+		.co_linetable = 136, .co_code_adaptive = 192, .co_firsttraceable = 176,
+		.lines = PY_LINES_LOCATIONS,
+		COMMON_TYPE, .ht_cached_keys = 880, STR_PEP393_NEW,
+		.dicts = PY_DICT_311, .dict_keys = 32, .dict_values = 40, .values_header = 0,
+		.inst_dict = PY_INST_MANAGED312, .attr_name = "_name", .attr_daemonic = "_daemonic",
+	},
+	{ /* 3.13: also what _Py_DebugOffsets does not carry (co_firsttraceable, compact str
+	   * header, dict keys layout, managed dict, ht_cached_keys, md_dict, owner values) */
+		.major = 3, .minor = 13, .source = "table", .start = PY_START_RUNTIME,
+		.rt_interp_head = 632, .gil_kind = PY_GIL_IN_INTERP, .gil = 7752, GIL_FIELDS,
+		.interp_next = 7264, .interp_tstate_head = 7344, .interp_modules = 7656,
+		.ts_next = 8, .ts_interp = 16, .ts_thread_id = 152, .ts_native_thread_id = 160,
+		.frames = PY_FRAMES_CURRENT, .ts_frame = 72,
+		.f_back = 8, .f_code = 0, .f_pos = 56, .f_owner = 70,
+		.owner_generator = 1, .owner_cstack = 3,
+		.co_firstlineno = 68, .co_filename = 112, .co_name = 120, .co_qualname = 128,
+		.co_linetable = 136, .co_code_adaptive = 200, .co_firsttraceable = 184,
+		.lines = PY_LINES_LOCATIONS,
+		COMMON_TYPE, .ht_cached_keys = 880, STR_PEP393_NEW,
+		.dicts = PY_DICT_311, .dict_keys = 32, .dict_values = 40, .values_header = 8,
+		.inst_dict = PY_INST_MANAGED313, .attr_name = "_name", .attr_daemonic = "_daemonic",
+	},
+};
+
+const struct py_layout *pylayout_for_version(unsigned major, unsigned minor)
+{
+	for (size_t i = 0; i < sizeof(layouts) / sizeof(layouts[0]); i++)
+		if (layouts[i].major == major && layouts[i].minor == minor)
+			return &layouts[i];
+	return NULL;
+}
+
+static uint32_t max_u32(uint32_t a, uint32_t b)
+{
+	return a > b ? a : b;
+}
+
+uint32_t pylayout_frame_read_size(const struct py_layout *l)
+{
+	uint32_t n = max_u32(l->f_back + 8, l->f_code + 8);
+	if (l->frames == PY_FRAMES_OBJECTS)
+		n = max_u32(n, l->f_pos + 4); /* int f_lasti */
+	else
+		n = max_u32(n, l->f_pos + 8); /* instruction pointer */
+	if (l->f_owner)
+		n = max_u32(n, l->f_owner + 1);
+	return (n + 7) & ~7u;
+}
+
+uint32_t pylayout_code_read_size(const struct py_layout *l)
+{
+	uint32_t n = max_u32(l->co_firstlineno + 4, l->co_filename + 8);
+	n = max_u32(n, l->co_name + 8);
+	n = max_u32(n, l->co_linetable + 8);
+	if (l->co_qualname)
+		n = max_u32(n, l->co_qualname + 8);
+	if (l->co_firsttraceable)
+		n = max_u32(n, l->co_firsttraceable + 4);
+	return (n + 7) & ~7u;
+}
+
+/* ---- _Py_DebugOffsets ---------------------------------------------------------------- */
+
+/* One offset we take from _Py_DebugOffsets: the u64 at `pos` is an offset inside a struct
+ * whose size is the u64 at `size_pos`; it is stored (as u32) at `dst` in struct py_layout. */
+struct dbg_field {
+	uint16_t pos, size_pos;
+	uint16_t width;  /* bytes the field occupies in the target struct */
+	size_t dst;      /* offsetof(struct py_layout, ...) or SIZE_MAX: checked only */
+};
+
+struct dbg_schema {
+	unsigned major, minor;
+	size_t size;                 /* sizeof(_Py_DebugOffsets) */
+	const struct dbg_field *fields;
+	size_t nfields;
+	uint16_t sizes[16];          /* positions of every sub-struct size (0 ends) */
+	uint16_t gil_pos, gil_locked_pos, gil_holder_pos, free_threaded_pos;
+};
+
+#define F(p, sp, w, member) { p, sp, w, offsetof(struct py_layout, member) }
+
+/* 3.13 (Include/internal/pycore_runtime.h): cookie 0, version 8, free_threaded 16,
+ * runtime_state 24, interpreter_state 48, thread_state 152, interpreter_frame 224,
+ * code_object 272, pyobject 352, type_object 368, tuple 400, list 424, dict 448,
+ * float 472, long 488, bytes 512, unicode 536, gc 568; 584 bytes in all. */
+static const struct dbg_field dbg313_fields[] = {
+	F(40, 24, 8, rt_interp_head),
+	F(64, 48, 8, interp_next), F(72, 48, 8, interp_tstate_head), F(88, 48, 8, interp_modules),
+	F(168, 152, 8, ts_next), F(176, 152, 8, ts_interp), F(184, 152, 8, ts_frame),
+	F(192, 152, 8, ts_thread_id), F(200, 152, 8, ts_native_thread_id),
+	F(232, 224, 8, f_back), F(240, 224, 8, f_code), F(248, 224, 8, f_pos),
+	F(264, 224, 1, f_owner),
+	F(280, 272, 8, co_filename), F(288, 272, 8, co_name), F(296, 272, 8, co_qualname),
+	F(304, 272, 8, co_linetable), F(312, 272, 4, co_firstlineno),
+	F(344, 272, 2, co_code_adaptive),
+	F(360, 352, 8, ob_type),
+	F(376, 368, 8, tp_name), F(392, 368, 8, tp_flags),
+	F(456, 448, 8, dict_keys), F(464, 448, 8, dict_values),
+	F(520, 512, 8, bytes_size), F(528, 512, 1, bytes_data),
+	F(544, 536, 1, str_state), F(552, 536, 8, str_length), F(560, 536, 1, str_ascii_data),
+};
+
+static const struct dbg_schema dbg_schemas[] = {
+	{ 3, 13, 584, dbg313_fields, sizeof(dbg313_fields) / sizeof(dbg313_fields[0]),
+	  { 24, 48, 152, 224, 272, 352, 368, 400, 424, 448, 472, 488, 512, 536, 568, 0 },
+	  120, 136, 144, 16 },
+};
+
+static const struct dbg_schema *dbg_schema_for(unsigned major, unsigned minor)
+{
+	for (size_t i = 0; i < sizeof(dbg_schemas) / sizeof(dbg_schemas[0]); i++)
+		if (dbg_schemas[i].major == major && dbg_schemas[i].minor == minor)
+			return &dbg_schemas[i];
+	return NULL;
+}
+
+size_t pylayout_debug_offsets_size(unsigned major, unsigned minor)
+{
+	const struct dbg_schema *s = dbg_schema_for(major, minor);
+	return s ? s->size : 0;
+}
+
+static uint64_t raw_u64(const unsigned char *raw, size_t pos)
+{
+	uint64_t v;
+	memcpy(&v, raw + pos, sizeof(v));
+	return v;
+}
+
+#define DBG_MAX_STRUCT (1u << 24) /* no CPython struct we read is 16 MiB */
+
+static int dbg_check_sizes(const struct dbg_schema *s, const unsigned char *raw, char *err,
+			   size_t errlen)
+{
+	for (size_t i = 0; i < 16 && s->sizes[i]; i++) {
+		uint64_t sz = raw_u64(raw, s->sizes[i]);
+		if (sz == 0 || sz > DBG_MAX_STRUCT) {
+			snprintf(err, errlen, "_Py_DebugOffsets: implausible struct size %llu at %u",
+				 (unsigned long long)sz, s->sizes[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int dbg_apply_fields(const struct dbg_schema *s, const unsigned char *raw,
+			    struct py_layout *out, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < s->nfields; i++) {
+		const struct dbg_field *f = &s->fields[i];
+		uint64_t off = raw_u64(raw, f->pos), size = raw_u64(raw, f->size_pos);
+		if (off > size || size - off < f->width) {
+			snprintf(err, errlen, "_Py_DebugOffsets: offset %llu at %u outside its struct "
+				 "of %llu bytes", (unsigned long long)off, f->pos,
+				 (unsigned long long)size);
+			return -1;
+		}
+		uint32_t v = (uint32_t)off;
+		memcpy((char *)out + f->dst, &v, sizeof(v));
+	}
+	return 0;
+}
+
+static int dbg_apply_gil(const struct dbg_schema *s, const unsigned char *raw,
+			 struct py_layout *out, char *err, size_t errlen)
+{
+	uint64_t interp_size = raw_u64(raw, 48);
+	uint64_t gil = raw_u64(raw, s->gil_pos);
+	uint64_t locked = raw_u64(raw, s->gil_locked_pos), holder = raw_u64(raw, s->gil_holder_pos);
+	if (gil >= interp_size || locked < gil || holder < gil || locked - gil >= out->gil_size ||
+	    holder - gil >= out->gil_size || interp_size - gil < out->gil_size) {
+		snprintf(err, errlen, "_Py_DebugOffsets: inconsistent GIL offsets");
+		return -1;
+	}
+	out->gil_kind = PY_GIL_IN_INTERP;
+	out->gil = (uint32_t)gil;
+	out->gil_locked = (uint32_t)(locked - gil);
+	out->gil_last_holder = (uint32_t)(holder - gil);
+	return 0;
+}
+
+int pylayout_from_debug_offsets(const unsigned char *raw, size_t len, struct py_layout *out,
+				uint32_t *version_hex, char *err, size_t errlen)
+{
+	if (len < 24 || memcmp(raw, "xdebugpy", 8) != 0) {
+		snprintf(err, errlen, "_Py_DebugOffsets cookie not found");
+		return -1;
+	}
+	uint64_t version = raw_u64(raw, 8);
+	unsigned major = (unsigned)(version >> 24) & 0xff, minor = (unsigned)(version >> 16) & 0xff;
+	*version_hex = (uint32_t)version;
+	if (version >> 32 || major != 3) {
+		snprintf(err, errlen, "_Py_DebugOffsets: implausible version 0x%llx",
+			 (unsigned long long)version);
+		return -1;
+	}
+	const struct dbg_schema *s = dbg_schema_for(major, minor);
+	const struct py_layout *base = pylayout_for_version(major, minor);
+	if (!s || !base) {
+		snprintf(err, errlen, "unsupported CPython %u.%u", major, minor);
+		return -1;
+	}
+	if (len < s->size) {
+		snprintf(err, errlen, "_Py_DebugOffsets block too short");
+		return -1;
+	}
+	if (raw_u64(raw, s->free_threaded_pos) != 0) {
+		snprintf(err, errlen, "unsupported CPython %u.%u (free-threaded build)", major, minor);
+		return -1;
+	}
+	*out = *base;
+	out->source = "_Py_DebugOffsets";
+	if (dbg_check_sizes(s, raw, err, errlen) != 0 || dbg_apply_fields(s, raw, out, err, errlen) != 0 ||
+	    dbg_apply_gil(s, raw, out, err, errlen) != 0)
+		return -1;
+	if (out->str_ascii_data > out->str_compact_data) {
+		snprintf(err, errlen, "_Py_DebugOffsets: str header larger than the table's");
+		return -1;
+	}
+	return 0;
+}

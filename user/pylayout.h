@@ -1,0 +1,102 @@
+/* pylayout: where CPython keeps what we read, per version, as data.
+ * Owns: one struct py_layout of offsets per supported version (2.7, 3.6-3.12 from tables
+ * measured with offsetof() against each version's headers and checked on live processes;
+ * 3.13 both as a table and as built from the _Py_DebugOffsets that the process carries),
+ * the validation of a _Py_DebugOffsets block read from a process, and the refusal of
+ * versions we have no facts for ("unsupported CPython X.Y").
+ * Versions: x86_64, glibc, default (GIL) builds; free-threaded builds are refused. */
+#ifndef PH_PYLAYOUT_H
+#define PH_PYLAYOUT_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum py_start_kind {
+	PY_START_INTERP_HEAD, /* 2.7, 3.6: static interp_head (via PyInterpreterState_Head) */
+	PY_START_RUNTIME,     /* 3.7+: _PyRuntime.interpreters.head */
+};
+
+enum py_frame_kind {
+	PY_FRAMES_OBJECTS,    /* <= 3.10: PyFrameObject chain from tstate->frame */
+	PY_FRAMES_CFRAME,     /* 3.11, 3.12: tstate->cframe->current_frame */
+	PY_FRAMES_CURRENT,    /* 3.13+: tstate->current_frame */
+};
+
+enum py_line_kind {
+	PY_LINES_LNOTAB_U8,   /* 2.7: co_lnotab, unsigned line deltas, f_lasti in bytes */
+	PY_LINES_LNOTAB_S8,   /* 3.6-3.9: co_lnotab, signed line deltas, f_lasti in bytes */
+	PY_LINES_LINETABLE310,/* 3.10: co_linetable pairs, f_lasti in code units */
+	PY_LINES_LOCATIONS,   /* 3.11+: location table, position from instruction pointer */
+};
+
+enum py_str_kind { PY_STR_BYTES27, PY_STR_PEP393 };
+
+enum py_dict_kind {
+	PY_DICT_27,           /* ma_mask/ma_table, entries {hash,key,value} */
+	PY_DICT_36,           /* 3.6-3.10 compact dict, dk_size */
+	PY_DICT_311,          /* 3.11+ dk_log2_size, dk_kind */
+};
+
+enum py_inst_dict_kind {
+	PY_INST_DICTOFFSET,   /* <= 3.10: dict pointer at tp_dictoffset */
+	PY_INST_MANAGED311,   /* dict at obj-24, else values pointer at obj-32 */
+	PY_INST_MANAGED312,   /* tagged word at obj-24: low bit set = values (word+1) */
+	PY_INST_MANAGED313,   /* dict at obj-24, else inline values at obj+tp_basicsize */
+};
+
+enum py_gil_kind {
+	PY_GIL_NONE,          /* 2.7, 3.6: no struct; symbols instead */
+	PY_GIL_IN_RUNTIME,    /* 3.7-3.11: struct at _PyRuntime + gil */
+	PY_GIL_IN_INTERP,     /* 3.12+: struct embedded in the main interpreter at + gil */
+};
+
+struct py_layout {
+	unsigned major, minor;
+	const char *source;             /* "table" or "_Py_DebugOffsets" */
+	enum py_start_kind start;
+	uint32_t rt_interp_head;        /* offset in _PyRuntime of interpreters.head */
+	enum py_gil_kind gil_kind;
+	uint32_t gil;                   /* offset of struct _gil_runtime_state */
+	uint32_t gil_last_holder, gil_locked, gil_size;
+	/* PyInterpreterState */
+	uint32_t interp_next, interp_tstate_head, interp_modules;
+	/* PyThreadState */
+	uint32_t ts_next, ts_interp, ts_thread_id, ts_native_thread_id; /* 0 = absent */
+	enum py_frame_kind frames;
+	uint32_t ts_frame;              /* frame, cframe or current_frame */
+	uint32_t cframe_current;        /* 3.11/3.12: offset of current_frame in _PyCFrame */
+	/* frames */
+	uint32_t f_back, f_code, f_pos; /* f_pos: f_lasti (int) or prev_instr/instr_ptr */
+	uint32_t f_owner;               /* u8; 0 = no owner field */
+	uint8_t owner_generator, owner_cstack; /* 0xff = none */
+	/* code objects */
+	uint32_t co_firstlineno, co_filename, co_name, co_qualname, co_linetable;
+	uint32_t co_code_adaptive, co_firsttraceable; /* 0 = absent */
+	enum py_line_kind lines;
+	/* objects */
+	uint32_t ob_type;
+	uint32_t tp_name, tp_basicsize, tp_dictoffset, tp_flags, ht_cached_keys;
+	enum py_str_kind strs;
+	uint32_t str_length, str_state, str_ascii_data, str_compact_data;
+	uint32_t bytes_size, bytes_data;
+	enum py_dict_kind dicts;
+	uint32_t dict_keys, dict_values;   /* ma_keys/ma_values (3.6+); ma_mask/ma_table (2.7) */
+	uint32_t values_header;            /* bytes before values[] in PyDictValues */
+	enum py_inst_dict_kind inst_dict;
+	uint32_t md_dict;
+	const char *attr_name, *attr_daemonic; /* threading.Thread attributes */
+};
+
+/* Bytes to read from a frame / code object to cover every field we use. */
+uint32_t pylayout_frame_read_size(const struct py_layout *l);
+uint32_t pylayout_code_read_size(const struct py_layout *l);
+/* The table entry for X.Y, or NULL. */
+const struct py_layout *pylayout_for_version(unsigned major, unsigned minor);
+/* Size of the _Py_DebugOffsets block to read for a given version (0 if not known). */
+size_t pylayout_debug_offsets_size(unsigned major, unsigned minor);
+/* Validates a _Py_DebugOffsets block (cookie, version, every size and offset) and builds a
+ * layout from it plus the facts it does not carry. 0, or -1 with a message such as
+ * "unsupported CPython 3.14". *version_hex receives the version it declares. */
+int pylayout_from_debug_offsets(const unsigned char *raw, size_t len, struct py_layout *out,
+				uint32_t *version_hex, char *err, size_t errlen);
+#endif

@@ -1,0 +1,1882 @@
+/* pyreader: Python threads and stacks of a live process (see pyreader.h for what it owns).
+ * Version facts used here (all measured, see pylayout.c for offsets):
+ *  - 2.7/3.6 start from the static interp_head (.symtab) or from the exported
+ *    PyInterpreterState_Head, which is `48 8b 05 <disp32>; c3` (mov rip+disp32, ret).
+ *  - 3.7+ start from _PyRuntime (exported; 3.10+ in its own .PyRuntime section; 3.13+ begins
+ *    with _Py_DebugOffsets). Without symbols, a validated scan of .PyRuntime/.bss/.data.
+ *  - 3.11+ export Py_Version (PY_VERSION_HEX).
+ *  - <= 3.10 keep only the pthread_t: glibc 2.36 (x86_64) has the TID at pthread_t+0x2d0 and
+ *    the pthread's self pointer at +0x10; both are validated against /proc/PID/task, else the
+ *    TID comes from Thread._native_id (3.8+), else it is reported unknown (0).
+ *  - GIL: 3.7+ struct _gil_runtime_state (locked, last_holder); 2.7/3.6 the exported
+ *    _PyThreadState_Current (NULL when nobody holds it); 3.6 static gil_cond/gil_mutex/
+ *    switch_cond/switch_mutex, 2.7 static interpreter_lock (a pointer to a sem_t).
+ *  - Linux: futex is syscall 202 on x86_64; /proc/PID/task/TID/syscall gives "nr args..."
+ *    for a blocked thread and "running" otherwise, without attaching. */
+#include "pyreader.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "elfsym.h"
+#include "procmem.h"
+
+#define SYS_FUTEX_X86_64 202
+#define GLIBC_PTHREAD_TID 0x2d0   /* glibc 2.36 x86_64: struct pthread.tid */
+#define GLIBC_PTHREAD_SELF 0x10   /* tcbhead_t.self */
+#define CODE_CACHE_CAP 16384u     /* power of two */
+#define MAX_DICT_ENTRIES (1u << 16)
+#define MAX_LINETABLE (1u << 20)
+#define MAX_INTERPRETERS 64u
+#define MAX_SCAN_SECTION (64u << 20)
+
+/* ---- small helpers ---------------------------------------------------------------- */
+
+static uint64_t get_u64(const unsigned char *b, uint32_t off)
+{
+	uint64_t v;
+	memcpy(&v, b + off, sizeof(v));
+	return v;
+}
+
+static int32_t get_i32(const unsigned char *b, uint32_t off)
+{
+	int32_t v;
+	memcpy(&v, b + off, sizeof(v));
+	return v;
+}
+
+static bool plausible_ptr(uint64_t p)
+{
+	return p >= 0x1000 && p < 0x800000000000ull && (p & 7) == 0;
+}
+
+static char *xstrdup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+/* A set of addresses, for cycle detection over bounded walks. */
+struct addr_set {
+	uint64_t *v;
+	size_t cap; /* power of two */
+	size_t n;
+};
+
+static bool addr_set_add(struct addr_set *s, uint64_t a) /* false: already present or OOM */
+{
+	if (s->n * 2 >= s->cap) {
+		size_t ncap = s->cap ? s->cap * 2 : 64;
+		uint64_t *nv = calloc(ncap, sizeof(*nv));
+		if (!nv)
+			return false;
+		for (size_t i = 0; i < s->cap; i++) {
+			if (!s->v[i])
+				continue;
+			size_t h = (size_t)((s->v[i] >> 3) * 0x9e3779b97f4a7c15ull) & (ncap - 1);
+			while (nv[h])
+				h = (h + 1) & (ncap - 1);
+			nv[h] = s->v[i];
+		}
+		free(s->v);
+		s->v = nv;
+		s->cap = ncap;
+	}
+	size_t h = (size_t)((a >> 3) * 0x9e3779b97f4a7c15ull) & (s->cap - 1);
+	for (size_t i = 0; i < s->cap; i++, h = (h + 1) & (s->cap - 1)) {
+		if (s->v[h] == a)
+			return false;
+		if (!s->v[h]) {
+			s->v[h] = a;
+			s->n++;
+			return true;
+		}
+	}
+	return false;
+}
+
+static void addr_set_free(struct addr_set *s)
+{
+	free(s->v);
+	memset(s, 0, sizeof(*s));
+}
+
+/* Appends the UTF-8 encoding of code point cp (surrogates and invalid values become
+ * U+FFFD). out must have room for 4 bytes. Returns bytes written. */
+static size_t utf8_put(char *out, uint32_t cp)
+{
+	if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		cp = 0xfffd;
+	if (cp < 0x80) {
+		out[0] = (char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		out[0] = (char)(0xc0 | (cp >> 6));
+		out[1] = (char)(0x80 | (cp & 0x3f));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		out[0] = (char)(0xe0 | (cp >> 12));
+		out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		out[2] = (char)(0x80 | (cp & 0x3f));
+		return 3;
+	}
+	out[0] = (char)(0xf0 | (cp >> 18));
+	out[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+	out[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+	out[3] = (char)(0x80 | (cp & 0x3f));
+	return 4;
+}
+
+/* ---- per-process state -------------------------------------------------------------- */
+
+struct code_entry {
+	uint64_t addr;         /* 0: empty slot */
+	uint32_t checked_gen;  /* snapshot in which the fields below were last re-validated */
+	/* fields of the code object that identify it (compared on re-validation) */
+	uint64_t type, filename, name, qualname, linetable;
+	int32_t firstlineno, firsttraceable;
+	char *function, *file;
+	unsigned char *table;
+	uint32_t table_len;
+};
+
+struct py_proc {
+	pid_t pid;
+	uint64_t start_time;
+	struct procmem pm;
+	struct py_layout layout;
+	char version[32];
+	unsigned version_hex;
+	uint64_t runtime, interp_head_var, last_interp;
+	uint64_t tstate_current_var;  /* 2.7/3.6 _PyThreadState_Current */
+	uint64_t interpreter_lock_var;/* 2.7 */
+	uint64_t gil_static[4][2];    /* 3.6 static GIL variables [addr, end) */
+	uint64_t t_code, t_unicode, t_bytes, t_dict, t_true;
+	unsigned unicode27_width;     /* 2.7 Py_UNICODE size: 2 or 4, 0 unknown */
+	int pthread_tid_off;          /* validated offset of the TID in struct pthread, -1 */
+	struct code_entry *codes;     /* CODE_CACHE_CAP slots */
+	size_t ncodes;
+	uint64_t last_preads;
+	uint64_t threading_module, threading_md, active_dict; /* validated each read */
+	struct py_proc *next;
+};
+
+struct py_reader {
+	struct py_proc *procs;
+};
+
+/* Per-read scratch state. */
+struct walk {
+	struct py_proc *p;
+	int gone;      /* a read found the process gone */
+	pid_t *tasks;
+	size_t ntasks;
+};
+
+static int rd(struct walk *w, uint64_t addr, void *buf, size_t len)
+{
+	int rc = pm_read(&w->p->pm, addr, buf, len);
+	if (rc == PM_GONE)
+		w->gone = 1;
+	return rc == PM_OK ? 0 : -1;
+}
+
+static int rd_u64(struct walk *w, uint64_t addr, uint64_t *v)
+{
+	return rd(w, addr, v, sizeof(*v));
+}
+
+static bool type_is(struct walk *w, uint64_t obj, uint64_t type_addr)
+{
+	uint64_t t;
+	if (!type_addr)
+		return true; /* type unknown: cannot check, accept */
+	return rd_u64(w, obj + w->p->layout.ob_type, &t) == 0 && t == type_addr;
+}
+
+/* ---- strings -------------------------------------------------------------------------- */
+
+static char *decode_units(const unsigned char *data, size_t n, unsigned width)
+{
+	char *out = malloc(n * 4 + 1);
+	if (!out)
+		return NULL;
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t cp;
+		if (width == 1)
+			cp = data[i];
+		else if (width == 2)
+			cp = (uint32_t)data[2 * i] | ((uint32_t)data[2 * i + 1] << 8);
+		else
+			memcpy(&cp, data + 4 * i, 4);
+		o += utf8_put(out + o, cp);
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/* bytes (3.x) / str (2.7): raw content, capped at cap bytes. */
+static unsigned char *read_bytes_obj(struct walk *w, uint64_t addr, size_t cap, uint32_t *len_out)
+{
+	const struct py_layout *l = &w->p->layout;
+	uint64_t size;
+	if (!plausible_ptr(addr) || rd_u64(w, addr + l->bytes_size, &size) != 0 || size > INT64_MAX)
+		return NULL;
+	size_t n = size < cap ? (size_t)size : cap;
+	unsigned char *buf = malloc(n + 1);
+	if (!buf)
+		return NULL;
+	if (rd(w, addr + l->bytes_data, buf, n) != 0) {
+		free(buf);
+		return NULL;
+	}
+	buf[n] = '\0';
+	*len_out = (uint32_t)n;
+	return buf;
+}
+
+static char *read_pep393(struct walk *w, uint64_t addr)
+{
+	const struct py_layout *l = &w->p->layout;
+	unsigned char hdr[128];
+	if (l->str_compact_data + 8 > sizeof(hdr) || rd(w, addr, hdr, l->str_compact_data + 8) != 0)
+		return NULL;
+	if (w->p->t_unicode && get_u64(hdr, l->ob_type) != w->p->t_unicode)
+		return NULL;
+	uint64_t length = get_u64(hdr, l->str_length);
+	unsigned state = hdr[l->str_state];
+	unsigned kind = (state >> 2) & 7, compact = (state >> 5) & 1, ascii = (state >> 6) & 1;
+	if (length > INT64_MAX || (kind != 1 && kind != 2 && kind != 4))
+		return NULL;
+	size_t n = length < PY_MAX_STR ? (size_t)length : PY_MAX_STR;
+	uint64_t data;
+	if (compact)
+		data = addr + (ascii ? l->str_ascii_data : l->str_compact_data);
+	else
+		data = get_u64(hdr, l->str_compact_data); /* legacy string: data.any */
+	unsigned char *raw = malloc(n * kind + 1);
+	if (!raw)
+		return NULL;
+	char *s = NULL;
+	if (n == 0 || rd(w, data, raw, n * kind) == 0)
+		s = decode_units(raw, n, kind);
+	free(raw);
+	return s;
+}
+
+/* 2.7 unicode object: length at 16, Py_UNICODE *str at 24. */
+static char *read_unicode27(struct walk *w, uint64_t addr)
+{
+	uint64_t hdr[4];
+	unsigned width = w->p->unicode27_width;
+	if (!width || rd(w, addr, hdr, sizeof(hdr)) != 0 || hdr[2] > INT64_MAX)
+		return NULL;
+	size_t n = hdr[2] < PY_MAX_STR ? (size_t)hdr[2] : PY_MAX_STR;
+	unsigned char *raw = malloc(n * width + 1);
+	if (!raw)
+		return NULL;
+	char *s = NULL;
+	if (n == 0 || rd(w, hdr[3], raw, n * width) == 0)
+		s = decode_units(raw, n, width);
+	free(raw);
+	return s;
+}
+
+/* Any Python string object as UTF-8 (malloc'd), or NULL. */
+static char *read_str(struct walk *w, uint64_t addr)
+{
+	if (!plausible_ptr(addr))
+		return NULL;
+	if (w->p->layout.strs == PY_STR_PEP393)
+		return read_pep393(w, addr);
+	uint64_t type;
+	if (rd_u64(w, addr + w->p->layout.ob_type, &type) != 0)
+		return NULL;
+	if (w->p->t_unicode && type == w->p->t_unicode)
+		return read_unicode27(w, addr);
+	if (w->p->t_bytes && type != w->p->t_bytes)
+		return NULL;
+	uint32_t len;
+	unsigned char *b = read_bytes_obj(w, addr, PY_MAX_STR, &len);
+	return (char *)b;
+}
+
+/* Whether the string object at addr equals the ASCII string s (cheap length check first). */
+static bool str_equals(struct walk *w, uint64_t addr, const char *s)
+{
+	const struct py_layout *l = &w->p->layout;
+	size_t want = strlen(s);
+	unsigned char hdr[64];
+	if (!plausible_ptr(addr) || want > 256)
+		return false;
+	if (l->strs == PY_STR_PEP393) {
+		if (rd(w, addr, hdr, l->str_ascii_data) != 0 || get_u64(hdr, l->str_length) != want)
+			return false;
+		if (!((hdr[l->str_state] >> 6) & 1) || !((hdr[l->str_state] >> 5) & 1))
+			return false; /* not compact ASCII */
+		char buf[257];
+		return rd(w, addr + l->str_ascii_data, buf, want) == 0 && memcmp(buf, s, want) == 0;
+	}
+	if (rd(w, addr, hdr, 24) != 0 || get_u64(hdr, l->bytes_size) != want)
+		return false;
+	char buf[257];
+	return rd(w, addr + l->bytes_data, buf, want) == 0 && memcmp(buf, s, want) == 0;
+}
+
+/* ---- line tables ---------------------------------------------------------------------- */
+
+/* <= 3.9 co_lnotab: (addr delta u8, line delta) pairs; lasti is a byte offset. */
+static int line_from_lnotab(const unsigned char *t, uint32_t len, int first, uint64_t lasti,
+			    bool signed_delta)
+{
+	int line = first;
+	uint64_t addr = 0;
+	for (uint32_t i = 0; i + 1 < len; i += 2) {
+		addr += t[i];
+		if (addr > lasti)
+			break;
+		line += signed_delta ? (int)(int8_t)t[i + 1] : (int)t[i + 1];
+	}
+	return line;
+}
+
+/* 3.10 co_linetable: (byte delta u8, line delta i8, -128 = no line) pairs; addr in bytes. */
+static int line_from_linetable310(const unsigned char *t, uint32_t len, int first, uint64_t addr)
+{
+	int line = first, ar_line = -1;
+	uint64_t end = 0;
+	for (uint32_t i = 0; i + 1 < len; i += 2) {
+		if (end > addr)
+			break;
+		end += t[i];
+		int8_t d = (int8_t)t[i + 1];
+		if (d == -128) {
+			ar_line = -1;
+		} else {
+			line += d;
+			ar_line = line;
+		}
+	}
+	return end > addr ? ar_line : -1;
+}
+
+static uint32_t read_varint(const unsigned char *t, uint32_t len, uint32_t *i)
+{
+	uint32_t v = 0, shift = 0;
+	while (*i < len && shift < 32) {
+		unsigned char b = t[(*i)++];
+		v |= (uint32_t)(b & 63) << shift;
+		shift += 6;
+		if (!(b & 64))
+			break;
+	}
+	return v;
+}
+
+static int32_t read_svarint(const unsigned char *t, uint32_t len, uint32_t *i)
+{
+	uint32_t u = read_varint(t, len, i);
+	return (u & 1) ? -(int32_t)(u >> 1) : (int32_t)(u >> 1);
+}
+
+/* 3.11+ location table; target is in code units. */
+static int line_from_locations(const unsigned char *t, uint32_t len, int first, uint64_t target)
+{
+	int line = first;
+	uint64_t addr = 0;
+	uint32_t i = 0;
+	while (i < len) {
+		unsigned char b = t[i++];
+		unsigned code = (b >> 3) & 15, n = (b & 7) + 1;
+		int delta = 0;
+		bool no_line = false;
+		if (code == 15) {
+			no_line = true;
+		} else if (code == 14) {
+			delta = read_svarint(t, len, &i);
+			(void)read_varint(t, len, &i); /* end line delta */
+			(void)read_varint(t, len, &i); /* column + 1 */
+			(void)read_varint(t, len, &i); /* end column + 1 */
+		} else if (code == 13) {
+			delta = read_svarint(t, len, &i);
+		} else if (code >= 10) {
+			delta = (int)code - 10;
+			i += 2;
+		} else {
+			i += 1;
+		}
+		line += delta;
+		if (target >= addr && target < addr + n)
+			return no_line ? -1 : line;
+		addr += n;
+	}
+	return -1;
+}
+
+/* ---- code objects (cached) ------------------------------------------------------------ */
+
+static void code_entry_clear(struct code_entry *c)
+{
+	free(c->function);
+	free(c->file);
+	free(c->table);
+	memset(c, 0, sizeof(*c));
+}
+
+static void code_cache_clear(struct py_proc *p)
+{
+	if (!p->codes)
+		return;
+	for (size_t i = 0; i < CODE_CACHE_CAP; i++)
+		if (p->codes[i].addr)
+			code_entry_clear(&p->codes[i]);
+	p->ncodes = 0;
+}
+
+/* The identifying fields of the code object at addr, read now. */
+static int code_read_fields(struct walk *w, uint64_t addr, struct code_entry *f)
+{
+	const struct py_layout *l = &w->p->layout;
+	unsigned char buf[512];
+	uint32_t n = pylayout_code_read_size(l);
+	if (n > sizeof(buf) || !plausible_ptr(addr) || rd(w, addr, buf, n) != 0)
+		return -1;
+	memset(f, 0, sizeof(*f));
+	f->addr = addr;
+	f->type = get_u64(buf, l->ob_type);
+	f->filename = get_u64(buf, l->co_filename);
+	f->name = get_u64(buf, l->co_name);
+	f->qualname = l->co_qualname ? get_u64(buf, l->co_qualname) : 0;
+	f->linetable = get_u64(buf, l->co_linetable);
+	f->firstlineno = get_i32(buf, l->co_firstlineno);
+	f->firsttraceable = l->co_firsttraceable ? get_i32(buf, l->co_firsttraceable) : 0;
+	if (w->p->t_code && f->type != w->p->t_code)
+		return -1; /* not a code object (3.12+ trampolines, or garbage) */
+	return 0;
+}
+
+static bool code_same(const struct code_entry *a, const struct code_entry *b)
+{
+	return a->type == b->type && a->filename == b->filename && a->name == b->name &&
+	       a->qualname == b->qualname && a->linetable == b->linetable &&
+	       a->firstlineno == b->firstlineno && a->firsttraceable == b->firsttraceable;
+}
+
+static int code_fill(struct walk *w, struct code_entry *c)
+{
+	uint64_t fn = c->qualname ? c->qualname : c->name;
+	c->function = read_str(w, fn);
+	if (!c->function && c->qualname)
+		c->function = read_str(w, c->name);
+	c->file = read_str(w, c->filename);
+	c->table = read_bytes_obj(w, c->linetable, MAX_LINETABLE, &c->table_len);
+	if (!c->function || !c->file)
+		return -1;
+	return 0;
+}
+
+static struct code_entry *code_slot(struct py_proc *p, uint64_t addr)
+{
+	size_t h = (size_t)((addr >> 4) * 0x9e3779b97f4a7c15ull) & (CODE_CACHE_CAP - 1);
+	for (size_t i = 0; i < CODE_CACHE_CAP; i++, h = (h + 1) & (CODE_CACHE_CAP - 1))
+		if (p->codes[h].addr == addr || p->codes[h].addr == 0)
+			return &p->codes[h];
+	return NULL;
+}
+
+/* The decoded code object at addr, re-validated once per snapshot; NULL if unreadable or
+ * not a code object. Entries whose identifying fields changed (the address was reused by
+ * another code object) are rebuilt. */
+static const struct code_entry *code_lookup(struct walk *w, uint64_t addr)
+{
+	struct py_proc *p = w->p;
+	if (!p->codes) {
+		p->codes = calloc(CODE_CACHE_CAP, sizeof(*p->codes));
+		if (!p->codes)
+			return NULL;
+	}
+	if (p->ncodes >= CODE_CACHE_CAP * 3 / 4)
+		code_cache_clear(p);
+	struct code_entry *slot = code_slot(p, addr);
+	if (!slot)
+		return NULL;
+	if (slot->addr == addr && slot->checked_gen == p->pm.gen)
+		return slot;
+	struct code_entry now;
+	if (code_read_fields(w, addr, &now) != 0)
+		return NULL;
+	if (slot->addr == addr && code_same(slot, &now)) {
+		slot->checked_gen = p->pm.gen;
+		return slot;
+	}
+	if (code_fill(w, &now) != 0) {
+		code_entry_clear(&now);
+		return NULL;
+	}
+	if (slot->addr == addr)
+		code_entry_clear(slot);
+	else
+		p->ncodes++;
+	now.checked_gen = p->pm.gen;
+	*slot = now;
+	return slot;
+}
+
+/* Line for a position: byte offset (<= 3.9), code units (3.10), byte offset (3.11+). */
+static int code_line(const struct py_layout *l, const struct code_entry *c, uint64_t pos)
+{
+	if (!c->table)
+		return -1;
+	switch (l->lines) {
+	case PY_LINES_LNOTAB_U8:
+		return line_from_lnotab(c->table, c->table_len, c->firstlineno, pos, false);
+	case PY_LINES_LNOTAB_S8:
+		return line_from_lnotab(c->table, c->table_len, c->firstlineno, pos, true);
+	case PY_LINES_LINETABLE310:
+		return line_from_linetable310(c->table, c->table_len, c->firstlineno, pos * 2);
+	case PY_LINES_LOCATIONS:
+		return line_from_locations(c->table, c->table_len, c->firstlineno, pos / 2);
+	}
+	return -1;
+}
+
+/* ---- dicts ---------------------------------------------------------------------------- */
+
+/* Called per live entry; returns true to stop the iteration. hash is 0 when the layout
+ * does not store it (3.11+ unicode-keyed tables). */
+typedef bool (*dict_cb)(struct walk *w, uint64_t hash, uint64_t key, uint64_t value, void *ctx);
+
+static int read_array(struct walk *w, uint64_t addr, size_t count, size_t elem, void **out)
+{
+	*out = NULL;
+	if (count == 0)
+		return 0;
+	if (count > MAX_DICT_ENTRIES * 2)
+		return -1;
+	void *buf = malloc(count * elem);
+	if (!buf)
+		return -1;
+	if (rd(w, addr, buf, count * elem) != 0) {
+		free(buf);
+		return -1;
+	}
+	*out = buf;
+	return 0;
+}
+
+static int dict27_each(struct walk *w, uint64_t dict, dict_cb cb, void *ctx)
+{
+	uint64_t mask, table;
+	if (rd_u64(w, dict + w->p->layout.dict_keys, &mask) != 0 ||
+	    rd_u64(w, dict + w->p->layout.dict_values, &table) != 0 || mask >= MAX_DICT_ENTRIES)
+		return -1;
+	uint64_t *e;
+	if (read_array(w, table, (size_t)mask + 1, 24, (void **)&e) != 0)
+		return -1;
+	for (size_t i = 0; i <= mask; i++)
+		if (e[3 * i + 1] && e[3 * i + 2] && cb(w, e[3 * i], e[3 * i + 1], e[3 * i + 2], ctx))
+			break;
+	free(e);
+	return 0;
+}
+
+/* Walks the entries of a keys object with, for split tables, values[i] at values+header. */
+static int keys_each(struct walk *w, uint64_t keys, uint64_t values, dict_cb cb, void *ctx)
+{
+	const struct py_layout *l = &w->p->layout;
+	unsigned char hdr[48];
+	uint64_t entries, nentries;
+	size_t esize;
+	if (rd(w, keys, hdr, sizeof(hdr)) != 0)
+		return -1;
+	if (l->dicts == PY_DICT_36) {
+		uint64_t size = get_u64(hdr, 8);
+		nentries = get_u64(hdr, 32);
+		if (size == 0 || size > MAX_DICT_ENTRIES * 2 || (size & (size - 1)) || nentries > size)
+			return -1;
+		unsigned width = size <= 0xff ? 1 : size <= 0xffff ? 2 : 4;
+		entries = keys + 40 + size * width;
+		esize = 24;
+	} else {
+		unsigned log2_size = hdr[8], log2_index = hdr[9], kind = hdr[10];
+		nentries = get_u64(hdr, 24);
+		if (log2_size > 20 || log2_index > 23 || kind > 2 || nentries > (1ull << log2_size))
+			return -1;
+		entries = keys + 32 + (1ull << log2_index);
+		esize = kind == 0 ? 24 : 16;
+	}
+	if (nentries > MAX_DICT_ENTRIES)
+		return -1;
+	uint64_t *e = NULL, *vals = NULL;
+	if (read_array(w, entries, (size_t)nentries, esize, (void **)&e) != 0)
+		return -1;
+	if (values && read_array(w, values + l->values_header, (size_t)nentries, 8,
+				 (void **)&vals) != 0) {
+		free(e);
+		return -1;
+	}
+	size_t step = esize / 8, koff = esize == 24 ? 1 : 0;
+	for (size_t i = 0; i < nentries; i++) {
+		uint64_t hash = esize == 24 ? e[i * step] : 0;
+		uint64_t key = e[i * step + koff];
+		uint64_t val = vals ? vals[i] : e[i * step + koff + 1];
+		if (key && val && cb(w, hash, key, val, ctx))
+			break;
+	}
+	free(e);
+	free(vals);
+	return 0;
+}
+
+static int dict_each(struct walk *w, uint64_t dict, dict_cb cb, void *ctx)
+{
+	if (!plausible_ptr(dict) || !type_is(w, dict, w->p->t_dict))
+		return -1;
+	if (w->p->layout.dicts == PY_DICT_27)
+		return dict27_each(w, dict, cb, ctx);
+	uint64_t keys, values;
+	if (rd_u64(w, dict + w->p->layout.dict_keys, &keys) != 0 ||
+	    rd_u64(w, dict + w->p->layout.dict_values, &values) != 0 || !plausible_ptr(keys))
+		return -1;
+	return keys_each(w, keys, values, cb, ctx);
+}
+
+struct str_lookup {
+	const char *key;
+	uint64_t value;
+};
+
+static bool match_str_key(struct walk *w, uint64_t hash, uint64_t key, uint64_t value, void *ctx)
+{
+	(void)hash;
+	struct str_lookup *s = ctx;
+	if (!str_equals(w, key, s->key))
+		return false;
+	s->value = value;
+	return true;
+}
+
+/* dict[key] for an ASCII str key, or 0. */
+static uint64_t dict_get_str(struct walk *w, uint64_t dict, const char *key)
+{
+	struct str_lookup s = { key, 0 };
+	if (dict_each(w, dict, match_str_key, &s) != 0)
+		return 0;
+	return s.value;
+}
+
+/* An attribute of an instance, read from its __dict__ (or managed dict / inline values). */
+static uint64_t instance_attr(struct walk *w, uint64_t obj, const char *name)
+{
+	const struct py_layout *l = &w->p->layout;
+	uint64_t type, v = 0, keys;
+	if (!plausible_ptr(obj) || rd_u64(w, obj + l->ob_type, &type) != 0 || !plausible_ptr(type))
+		return 0;
+	if (l->inst_dict == PY_INST_DICTOFFSET) {
+		uint64_t off, dict;
+		if (rd_u64(w, type + l->tp_dictoffset, &off) != 0 || off < 16 || off > 4096 ||
+		    rd_u64(w, obj + off, &dict) != 0)
+			return 0;
+		return dict_get_str(w, dict, name);
+	}
+	uint64_t word, values = 0;
+	if (rd_u64(w, obj - 24, &word) != 0)
+		return 0;
+	if (l->inst_dict == PY_INST_MANAGED312 && (word & 1)) {
+		values = word + 1;
+	} else if (word) {
+		return dict_get_str(w, word, name);
+	} else if (l->inst_dict == PY_INST_MANAGED311) {
+		if (rd_u64(w, obj - 32, &values) != 0)
+			return 0;
+	} else if (l->inst_dict == PY_INST_MANAGED313) {
+		uint64_t basic;
+		unsigned char hdr[4];
+		if (rd_u64(w, type + l->tp_basicsize, &basic) != 0 || basic > 4096 ||
+		    rd(w, obj + basic, hdr, sizeof(hdr)) != 0 || !hdr[3] /* valid */)
+			return 0;
+		values = obj + basic;
+	}
+	if (!plausible_ptr(values) || rd_u64(w, type + l->ht_cached_keys, &keys) != 0 ||
+	    !plausible_ptr(keys))
+		return 0;
+	struct str_lookup s = { name, 0 };
+	if (keys_each(w, keys, values, match_str_key, &s) == 0)
+		v = s.value;
+	return v;
+}
+
+/* ---- finding the interpreter ---------------------------------------------------------- */
+
+/* "X.Y" from a file name such as libpython3.11.so.1.0, libpython3.6m.so, python3.11. */
+static bool version_from_name(const char *path, unsigned *major, unsigned *minor)
+{
+	const char *base = strrchr(path, '/');
+	base = base ? base + 1 : path;
+	const char *p = strstr(base, "python");
+	if (!p)
+		return false;
+	p += 6;
+	char *end;
+	unsigned long ma = strtoul(p, &end, 10);
+	if (end == p || *end != '.' || ma < 2 || ma > 9)
+		return false;
+	const char *q = end + 1;
+	unsigned long mi = strtoul(q, &end, 10);
+	if (end == q || mi > 99)
+		return false;
+	*major = (unsigned)ma;
+	*minor = (unsigned)mi;
+	return true;
+}
+
+static bool is_libpython(const char *path)
+{
+	const char *base = strrchr(path, '/');
+	base = base ? base + 1 : path;
+	return strncmp(base, "libpython", 9) == 0 && strstr(base, ".so") != NULL;
+}
+
+/* The mapping of the file holding the interpreter: libpython if mapped, else the exe. */
+static const struct pm_map *find_python_mapping(pid_t pid, const struct pm_maps *maps)
+{
+	for (size_t i = 0; i < maps->n; i++)
+		if (maps->v[i].path && maps->v[i].offset == 0 && is_libpython(maps->v[i].path))
+			return &maps->v[i];
+	char path[64];
+	struct stat st;
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	if (stat(path, &st) != 0)
+		return NULL;
+	for (size_t i = 0; i < maps->n; i++)
+		if (maps->v[i].path && maps->v[i].path[0] == '/' && maps->v[i].offset == 0 &&
+		    maps->v[i].inode == (uint64_t)st.st_ino)
+			return &maps->v[i];
+	return NULL;
+}
+
+/* Opens the mapped file as the target sees it, else through /proc/PID/map_files. */
+static int open_mapped_file(pid_t pid, const struct pm_map *m)
+{
+	int fd = pm_open_in_root(pid, m->path);
+	if (fd >= 0)
+		return fd;
+	char path[128];
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)pid, m->start,
+		 m->end);
+	return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+enum sym_id {
+	S_RUNTIME, S_PY_VERSION, S_INTERP_HEAD_FN, S_INTERP_HEAD, S_TSTATE_CURRENT,
+	S_CODE_TYPE, S_UNICODE_TYPE, S_STRING_TYPE, S_BYTES_TYPE, S_DICT_TYPE, S_TRUE,
+	S_INTERPRETER_LOCK, S_GIL_COND, S_GIL_MUTEX, S_SWITCH_COND, S_SWITCH_MUTEX,
+	S_UCS4, S_UCS2, S_COUNT
+};
+
+static const char *const sym_names[S_COUNT] = {
+	"_PyRuntime", "Py_Version", "PyInterpreterState_Head", "interp_head",
+	"_PyThreadState_Current", "PyCode_Type", "PyUnicode_Type", "PyString_Type",
+	"PyBytes_Type", "PyDict_Type", "_Py_TrueStruct", "interpreter_lock", "gil_cond",
+	"gil_mutex", "switch_cond", "switch_mutex", "PyUnicodeUCS4_FromString",
+	"PyUnicodeUCS2_FromString",
+};
+
+struct attach {
+	struct elf_file ef;
+	uint64_t bias;
+	uint64_t sym[S_COUNT], size[S_COUNT];
+	bool no_symbols; /* testing: PYHANG_NO_SYMBOLS=1 ignores the interpreter-state symbols */
+};
+
+static uint64_t sym_addr(const struct attach *a, enum sym_id id)
+{
+	return a->sym[id] ? a->sym[id] + a->bias : 0;
+}
+
+/* Validates an interpreter: its first thread state points back to it. */
+static bool interp_valid(struct walk *w, uint64_t interp)
+{
+	const struct py_layout *l = &w->p->layout;
+	uint64_t ts, back;
+	if (!plausible_ptr(interp) || rd_u64(w, interp + l->interp_tstate_head, &ts) != 0)
+		return false;
+	if (ts == 0)
+		return true; /* no thread yet (startup/shutdown): nothing to contradict */
+	return plausible_ptr(ts) && rd_u64(w, ts + l->ts_interp, &back) == 0 && back == interp;
+}
+
+/* Scans a section of the process for a pointer to a valid interpreter; returns its
+ * address (the candidate interp_head or &_PyRuntime.interpreters.head) or 0. */
+static uint64_t scan_for_interp_pointer(struct walk *w, uint64_t start, uint64_t size,
+					bool want_head_main_pair)
+{
+	if (size > MAX_SCAN_SECTION)
+		size = MAX_SCAN_SECTION;
+	enum { CHUNK = 65536 };
+	uint64_t *buf = malloc(CHUNK);
+	if (!buf)
+		return 0;
+	uint64_t found = 0;
+	for (uint64_t off = 0; off + 16 <= size && !found && !w->gone; off += CHUNK - 8) {
+		size_t n = size - off < CHUNK ? (size_t)(size - off) : CHUNK;
+		n &= ~(size_t)7;
+		if (pm_read_direct(&w->p->pm, start + off, buf, n) != PM_OK)
+			break;
+		for (size_t i = 0; i + 1 < n / 8 && !found; i++) {
+			if (!plausible_ptr(buf[i]) || (want_head_main_pair && buf[i + 1] != buf[i]))
+				continue;
+			if (interp_valid(w, buf[i]))
+				found = start + off + i * 8;
+		}
+	}
+	free(buf);
+	return found;
+}
+
+/* 2.7/3.6: PyInterpreterState_Head is `mov interp_head(%rip), %rax; ret`. */
+static uint64_t interp_head_from_disassembly(struct walk *w, uint64_t fn)
+{
+	unsigned char code[8];
+	if (!fn || rd(w, fn, code, sizeof(code)) != 0)
+		return 0;
+	if (code[0] != 0x48 || code[1] != 0x8b || code[2] != 0x05 || code[7] != 0xc3)
+		return 0;
+	int32_t disp;
+	memcpy(&disp, code + 3, 4);
+	return fn + 7 + (uint64_t)(int64_t)disp;
+}
+
+static int find_interp_head(struct walk *w, struct attach *a, char *err, size_t errlen)
+{
+	struct py_proc *p = w->p;
+	uint64_t head = a->no_symbols ? 0 : sym_addr(a, S_INTERP_HEAD);
+	if (!head && !a->no_symbols)
+		head = interp_head_from_disassembly(w, sym_addr(a, S_INTERP_HEAD_FN));
+	uint64_t interp = 0;
+	if (head && (rd_u64(w, head, &interp) != 0 || !interp_valid(w, interp)))
+		head = 0;
+	uint64_t sa, ss;
+	if (!head && elf_find_section(&a->ef, ".bss", &sa, &ss) == 0)
+		head = scan_for_interp_pointer(w, sa + a->bias, ss, false);
+	if (!head && elf_find_section(&a->ef, ".data", &sa, &ss) == 0)
+		head = scan_for_interp_pointer(w, sa + a->bias, ss, false);
+	if (!head) {
+		snprintf(err, errlen, "cannot find interp_head (CPython %u.%u)", p->layout.major,
+			 p->layout.minor);
+		return -1;
+	}
+	p->interp_head_var = head;
+	return 0;
+}
+
+static bool runtime_valid(struct walk *w, uint64_t rt)
+{
+	uint64_t interp;
+	return rt && rd_u64(w, rt + w->p->layout.rt_interp_head, &interp) == 0 &&
+	       interp_valid(w, interp);
+}
+
+static int find_runtime(struct walk *w, struct attach *a, char *err, size_t errlen)
+{
+	struct py_proc *p = w->p;
+	uint64_t rt = a->no_symbols ? 0 : sym_addr(a, S_RUNTIME);
+	uint64_t sa, ss;
+	if (!rt && elf_find_section(&a->ef, ".PyRuntime", &sa, &ss) == 0)
+		rt = sa + a->bias; /* 3.10+: _PyRuntime is the section's only object */
+	if (rt && !runtime_valid(w, rt))
+		rt = 0;
+	const char *secs[] = { ".bss", ".data" };
+	for (size_t i = 0; i < 2 && !rt && p->layout.major == 3 && p->layout.minor < 10; i++) {
+		if (elf_find_section(&a->ef, secs[i], &sa, &ss) != 0)
+			continue;
+		uint64_t head = scan_for_interp_pointer(w, sa + a->bias, ss, true);
+		if (head && runtime_valid(w, head - p->layout.rt_interp_head))
+			rt = head - p->layout.rt_interp_head;
+	}
+	if (!rt) {
+		snprintf(err, errlen, "cannot find a valid _PyRuntime (CPython %u.%u)",
+			 p->layout.major, p->layout.minor);
+		return -1;
+	}
+	p->runtime = rt;
+	return 0;
+}
+
+/* The _PyRuntime address before a layout is known (3.13+ needs it to read the layout). */
+static uint64_t runtime_candidate(struct attach *a)
+{
+	uint64_t sa, ss;
+	if (!a->no_symbols && a->sym[S_RUNTIME])
+		return sym_addr(a, S_RUNTIME);
+	if (elf_find_section(&a->ef, ".PyRuntime", &sa, &ss) == 0)
+		return sa + a->bias;
+	return 0;
+}
+
+static int layout_from_process(struct walk *w, struct attach *a, unsigned major,
+			       unsigned minor, char *err, size_t errlen)
+{
+	struct py_proc *p = w->p;
+	size_t need = pylayout_debug_offsets_size(major, minor);
+	uint64_t rt = runtime_candidate(a);
+	if (!need) {
+		snprintf(err, errlen, "unsupported CPython %u.%u", major, minor);
+		return -1;
+	}
+	unsigned char *raw = malloc(need);
+	if (!raw)
+		return -1;
+	int rc = -1;
+	uint32_t declared = 0;
+	if (!rt || rd(w, rt, raw, need) != 0)
+		snprintf(err, errlen, "cannot read _Py_DebugOffsets of CPython %u.%u", major, minor);
+	else if (pylayout_from_debug_offsets(raw, need, &p->layout, &declared, err, errlen) == 0)
+		rc = 0;
+	free(raw);
+	if (rc == 0 && (((declared >> 24) & 0xff) != major || ((declared >> 16) & 0xff) != minor)) {
+		snprintf(err, errlen, "_Py_DebugOffsets declares %u.%u but the process is %u.%u",
+			 (declared >> 24) & 0xff, (declared >> 16) & 0xff, major, minor);
+		rc = -1;
+	}
+	return rc;
+}
+
+/* Decides the version (Py_Version when exported, else the file name) and the layout. */
+static int choose_layout(struct walk *w, struct attach *a, const char *path, char *err,
+			 size_t errlen)
+{
+	struct py_proc *p = w->p;
+	unsigned major = 0, minor = 0, fmaj, fmin;
+	bool from_name = version_from_name(path, &fmaj, &fmin);
+	uint32_t hex = 0;
+	if (a->sym[S_PY_VERSION] && pm_read_u32(&p->pm, sym_addr(a, S_PY_VERSION), &hex) == PM_OK) {
+		major = (hex >> 24) & 0xff;
+		minor = (hex >> 16) & 0xff;
+		p->version_hex = hex;
+		if (from_name && (fmaj != major || fmin != minor)) {
+			snprintf(err, errlen, "Py_Version says %u.%u but the file is %s", major, minor,
+				 path);
+			return -1;
+		}
+	} else if (from_name) {
+		major = fmaj;
+		minor = fmin;
+		p->version_hex = (major << 24) | (minor << 16);
+	} else {
+		snprintf(err, errlen, "cannot tell the CPython version of %s", path);
+		return -1;
+	}
+	snprintf(p->version, sizeof(p->version), "%u.%u", major, minor);
+	if (major == 3 && minor >= 13)
+		return layout_from_process(w, a, major, minor, err, errlen);
+	const struct py_layout *l = pylayout_for_version(major, minor);
+	if (!l) {
+		snprintf(err, errlen, "unsupported CPython %u.%u", major, minor);
+		return -1;
+	}
+	p->layout = *l;
+	return 0;
+}
+
+static void set_version_string(struct py_proc *p)
+{
+	unsigned hex = p->version_hex, micro = (hex >> 8) & 0xff, level = (hex >> 4) & 0xf;
+	if (!(hex & 0xffff) && p->version[0])
+		return; /* only X.Y known; the sys.version read may refine it */
+	const char *lv = level == 0xa ? "a" : level == 0xb ? "b" : level == 0xc ? "rc" : "";
+	if (*lv)
+		snprintf(p->version, sizeof(p->version), "%u.%u.%u%s%u", hex >> 24,
+			 (hex >> 16) & 0xff, micro, lv, hex & 0xf);
+	else
+		snprintf(p->version, sizeof(p->version), "%u.%u.%u", hex >> 24, (hex >> 16) & 0xff,
+			 micro);
+}
+
+static void take_symbols(struct py_proc *p, const struct attach *a)
+{
+	p->t_code = sym_addr(a, S_CODE_TYPE);
+	p->t_unicode = sym_addr(a, S_UNICODE_TYPE);
+	p->t_bytes = p->layout.major == 2 ? sym_addr(a, S_STRING_TYPE) : sym_addr(a, S_BYTES_TYPE);
+	p->t_dict = sym_addr(a, S_DICT_TYPE);
+	p->t_true = sym_addr(a, S_TRUE);
+	p->tstate_current_var = p->layout.gil_kind == PY_GIL_NONE ? sym_addr(a, S_TSTATE_CURRENT) : 0;
+	p->interpreter_lock_var = sym_addr(a, S_INTERPRETER_LOCK);
+	p->unicode27_width = a->sym[S_UCS4] ? 4 : a->sym[S_UCS2] ? 2 : 0;
+	const enum sym_id gil_syms[4] = { S_GIL_COND, S_GIL_MUTEX, S_SWITCH_COND, S_SWITCH_MUTEX };
+	for (int i = 0; i < 4; i++) {
+		uint64_t s = sym_addr(a, gil_syms[i]);
+		uint64_t sz = a->size[gil_syms[i]] ? a->size[gil_syms[i]] : 48;
+		p->gil_static[i][0] = s;
+		p->gil_static[i][1] = s ? s + sz : 0;
+	}
+}
+
+static int attach_process(struct walk *w, char *err, size_t errlen)
+{
+	struct py_proc *p = w->p;
+	struct pm_maps maps;
+	if (pm_read_maps(p->pid, &maps) != 0) {
+		snprintf(err, errlen, "cannot read /proc/%d/maps (process exited?)", (int)p->pid);
+		return -1;
+	}
+	int rc = -1;
+	struct attach a;
+	memset(&a, 0, sizeof(a));
+	a.ef.fd = -1;
+	const char *ns = getenv("PYHANG_NO_SYMBOLS");
+	a.no_symbols = ns && strcmp(ns, "1") == 0;
+	const struct pm_map *m = find_python_mapping(p->pid, &maps);
+	if (!m) {
+		snprintf(err, errlen, "process %d is not a Python process (no libpython, no "
+			 "executable mapping found)", (int)p->pid);
+		goto out;
+	}
+	if (elf_open_fd(&a.ef, open_mapped_file(p->pid, m), err, errlen) != 0)
+		goto out;
+	if (elf_load_bias(&a.ef, &maps, m->path, &a.bias) != 0) {
+		snprintf(err, errlen, "cannot compute the load bias of %s", m->path);
+		goto out;
+	}
+	elf_lookup_symbols(&a.ef, sym_names, S_COUNT, a.sym, a.size);
+	if (!a.sym[S_RUNTIME] && !a.sym[S_INTERP_HEAD_FN] && !a.sym[S_INTERP_HEAD] &&
+	    !is_libpython(m->path) && !version_from_name(m->path, &(unsigned){0}, &(unsigned){0})) {
+		snprintf(err, errlen, "process %d is not a Python process (%s has no CPython "
+			 "symbols)", (int)p->pid, m->path);
+		goto out;
+	}
+	if (choose_layout(w, &a, m->path, err, errlen) != 0)
+		goto out;
+	take_symbols(p, &a);
+	if (p->layout.start == PY_START_INTERP_HEAD)
+		rc = find_interp_head(w, &a, err, errlen);
+	else
+		rc = find_runtime(w, &a, err, errlen);
+	set_version_string(p);
+out:
+	if (w->gone) {
+		snprintf(err, errlen, "process %d exited or exec'd while being read", (int)p->pid);
+		rc = -1;
+	}
+	elf_close(&a.ef);
+	pm_free_maps(&maps);
+	return rc;
+}
+
+/* ---- threads -------------------------------------------------------------------------- */
+
+const char *py_thread_state_str(enum py_thread_state s)
+{
+	switch (s) {
+	case PY_STATE_RUNNING: return "running";
+	case PY_STATE_LOCK_WAIT: return "lock_wait";
+	case PY_STATE_GIL_WAIT: return "gil_wait";
+	case PY_STATE_SLEEP: return "sleep";
+	case PY_STATE_UNKNOWN: break;
+	}
+	return "unknown";
+}
+
+struct active_entry {
+	uint64_t ident, thread;
+};
+
+struct active_list {
+	struct active_entry *v;
+	size_t n, cap;
+};
+
+static bool collect_active(struct walk *w, uint64_t hash, uint64_t key, uint64_t value, void *ctx)
+{
+	(void)w;
+	(void)key;
+	struct active_list *a = ctx;
+	if (a->n == a->cap) {
+		size_t nc = a->cap ? a->cap * 2 : 64;
+		if (nc > PY_MAX_THREADS * 2)
+			return true;
+		struct active_entry *nv = realloc(a->v, nc * sizeof(*nv));
+		if (!nv)
+			return true;
+		a->v = nv;
+		a->cap = nc;
+	}
+	a->v[a->n].ident = hash; /* int keys hash to themselves (ident < 2**61 - 1) */
+	a->v[a->n].thread = value;
+	a->n++;
+	return false;
+}
+
+/* threading._active (module dict cached and re-validated), or 0 if threading is absent. */
+static uint64_t find_active_dict(struct walk *w, uint64_t interp)
+{
+	struct py_proc *p = w->p;
+	const struct py_layout *l = &p->layout;
+	if (p->active_dict) {
+		uint64_t md;
+		if (rd_u64(w, p->threading_module + l->md_dict, &md) == 0 && md == p->threading_md &&
+		    type_is(w, md, p->t_dict) && type_is(w, p->active_dict, p->t_dict))
+			return p->active_dict;
+		p->active_dict = 0;
+	}
+	uint64_t modules, module, md;
+	if (rd_u64(w, interp + l->interp_modules, &modules) != 0)
+		return 0;
+	module = dict_get_str(w, modules, "threading");
+	if (!module || rd_u64(w, module + l->md_dict, &md) != 0)
+		return 0;
+	uint64_t active = dict_get_str(w, md, "_active");
+	if (!active || !type_is(w, active, p->t_dict))
+		return 0;
+	p->threading_module = module;
+	p->threading_md = md;
+	p->active_dict = active;
+	return active;
+}
+
+/* sys.version up to the first space, for versions without Py_Version (<= 3.10). */
+static void read_sys_version(struct walk *w, uint64_t interp)
+{
+	struct py_proc *p = w->p;
+	if (p->version_hex & 0xffff)
+		return;
+	uint64_t modules, sys_mod, md;
+	if (rd_u64(w, interp + p->layout.interp_modules, &modules) != 0)
+		return;
+	sys_mod = dict_get_str(w, modules, "sys");
+	if (!sys_mod || rd_u64(w, sys_mod + p->layout.md_dict, &md) != 0)
+		return;
+	char *v = read_str(w, dict_get_str(w, md, "version"));
+	if (!v)
+		return;
+	size_t n = strcspn(v, " ");
+	unsigned a, b, c;
+	if (n < sizeof(p->version) && sscanf(v, "%u.%u.%u", &a, &b, &c) == 3 &&
+	    a == p->layout.major && b == p->layout.minor) {
+		memcpy(p->version, v, n);
+		p->version[n] = '\0';
+		p->version_hex = (a << 24) | (b << 16) | ((c & 0xff) << 8);
+	}
+	free(v);
+}
+
+static bool task_exists(const struct walk *w, pid_t tid)
+{
+	size_t lo = 0, hi = w->ntasks;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (w->tasks[mid] == tid)
+			return true;
+		if (w->tasks[mid] < tid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+/* <= 3.10: the TID inside glibc's struct pthread, accepted only when the pthread's self
+ * pointer matches and the TID is a live task of the process. */
+static pid_t tid_from_pthread(struct walk *w, uint64_t pthread)
+{
+	unsigned char buf[GLIBC_PTHREAD_TID + 4];
+	if (!plausible_ptr(pthread) || rd(w, pthread, buf, sizeof(buf)) != 0)
+		return 0;
+	int32_t tid = get_i32(buf, GLIBC_PTHREAD_TID);
+	if (get_u64(buf, GLIBC_PTHREAD_SELF) != pthread || tid <= 0 || !task_exists(w, tid))
+		return 0;
+	return tid;
+}
+
+/* A small int object (Thread._native_id), or -1. */
+static long read_small_int(struct walk *w, uint64_t obj)
+{
+	unsigned char buf[28];
+	if (!plausible_ptr(obj) || rd(w, obj, buf, sizeof(buf)) != 0)
+		return -1;
+	if (w->p->layout.major == 2)
+		return (long)get_u64(buf, 16); /* PyIntObject ob_ival */
+	uint64_t size = get_u64(buf, 16); /* ob_size (<= 3.11) */
+	if (size != 1)
+		return -1;
+	uint32_t digit;
+	memcpy(&digit, buf + 24, 4);
+	return (long)(digit & 0x3fffffff);
+}
+
+static void thread_from_threading(struct walk *w, const struct active_list *act,
+				  struct py_thread *t)
+{
+	const struct py_layout *l = &w->p->layout;
+	for (size_t i = 0; i < act->n; i++) {
+		if (act->v[i].ident != t->thread_id)
+			continue;
+		uint64_t obj = act->v[i].thread;
+		t->name = read_str(w, instance_attr(w, obj, l->attr_name));
+		uint64_t d = instance_attr(w, obj, l->attr_daemonic);
+		if (d && w->p->t_true)
+			t->daemon = d == w->p->t_true;
+		if (t->tid == 0 && !l->ts_native_thread_id && l->major == 3 && l->minor >= 8) {
+			long nid = read_small_int(w, instance_attr(w, obj, "_native_id"));
+			if (nid > 0 && task_exists(w, (pid_t)nid))
+				t->tid = (pid_t)nid;
+		}
+		return;
+	}
+}
+
+/* /proc/PID/task/TID/syscall: "running", "-1 sp pc" or "nr arg1 ... arg6 sp pc". */
+static void classify_state(struct walk *w, struct py_thread *t, const uint64_t (*gil)[2],
+			   size_t ngil)
+{
+	char path[96], buf[256];
+	t->syscall_nr = -1;
+	t->state = PY_STATE_UNKNOWN;
+	if (t->tid <= 0)
+		return;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", (int)w->p->pid, (int)t->tid);
+	if (pm_read_text_file(path, buf, sizeof(buf)) <= 0)
+		return;
+	if (strncmp(buf, "running", 7) == 0) {
+		t->state = PY_STATE_RUNNING;
+		return;
+	}
+	long nr;
+	unsigned long long a1 = 0, a2 = 0;
+	int n = sscanf(buf, "%ld %llx %llx", &nr, &a1, &a2);
+	if (n < 1)
+		return;
+	if (nr < 0) {
+		t->state = PY_STATE_RUNNING; /* in user mode, not in a system call */
+		return;
+	}
+	t->syscall_nr = nr;
+	if (nr != SYS_FUTEX_X86_64 || n < 3) {
+		t->state = PY_STATE_SLEEP;
+		return;
+	}
+	t->futex_addr = a1;
+	t->futex_op = (unsigned)a2;
+	unsigned op = t->futex_op & 127; /* without FUTEX_PRIVATE_FLAG / CLOCK_REALTIME */
+	if (op != 0 && op != 9 && op != 6 && op != 11 && op != 13) { /* WAIT, WAIT_BITSET, LOCK_PI,
+									  WAIT_REQUEUE_PI, LOCK_PI2 */
+		t->state = PY_STATE_RUNNING;
+		return;
+	}
+	t->state = PY_STATE_LOCK_WAIT;
+	for (size_t i = 0; i < ngil; i++)
+		if (gil[i][0] && a1 >= gil[i][0] && a1 < gil[i][1])
+			t->state = PY_STATE_GIL_WAIT;
+}
+
+/* ---- frames --------------------------------------------------------------------------- */
+
+static int push_frame(struct py_thread *t, size_t *cap, const struct code_entry *c, int line)
+{
+	if (t->nframes == *cap) {
+		size_t nc = *cap ? *cap * 2 : 32;
+		struct py_frame *nv = realloc(t->frames, nc * sizeof(*nv));
+		if (!nv)
+			return -1;
+		t->frames = nv;
+		*cap = nc;
+	}
+	struct py_frame *f = &t->frames[t->nframes];
+	f->function = xstrdup(c->function);
+	f->file = xstrdup(c->file);
+	f->line = line;
+	f->first_line = c->firstlineno;
+	if (!f->function || !f->file) {
+		free(f->function);
+		free(f->file);
+		return -1;
+	}
+	t->nframes++;
+	return 0;
+}
+
+/* The code object and line of one frame; false when the frame is to be skipped
+ * (3.12+ C-stack shims, 3.11+ incomplete frames, non-code executables). */
+static bool frame_location(struct walk *w, const unsigned char *buf, const struct code_entry **out,
+			   int *line)
+{
+	const struct py_layout *l = &w->p->layout;
+	uint64_t code = get_u64(buf, l->f_code);
+	if (l->frames == PY_FRAMES_OBJECTS) {
+		const struct code_entry *c = code_lookup(w, code);
+		if (!c)
+			return false;
+		int32_t lasti = get_i32(buf, l->f_pos);
+		*out = c;
+		*line = lasti < 0 ? c->firstlineno : code_line(l, c, (uint64_t)lasti);
+		return true;
+	}
+	uint8_t owner = l->f_owner ? buf[l->f_owner] : 0;
+	if (owner == l->owner_cstack)
+		return false;
+	const struct code_entry *c = code_lookup(w, code);
+	if (!c)
+		return false;
+	uint64_t instr = get_u64(buf, l->f_pos), start = code + l->co_code_adaptive;
+	if (owner != l->owner_generator && instr < start + 2 * (uint64_t)(uint32_t)c->firsttraceable)
+		return false; /* incomplete frame: not yet visible to Python */
+	*out = c;
+	*line = instr >= start ? code_line(l, c, instr - start) : c->firstlineno;
+	return true;
+}
+
+/* Innermost first, cut at PY_MAX_FRAMES, cycles detected with Brent's algorithm. */
+static void walk_frames(struct walk *w, uint64_t frame, struct py_thread *t)
+{
+	const struct py_layout *l = &w->p->layout;
+	uint32_t fsize = pylayout_frame_read_size(l);
+	unsigned char buf[256];
+	size_t cap = 0, power = 1, lam = 0;
+	uint64_t tortoise = frame;
+	if (fsize > sizeof(buf))
+		return;
+	for (size_t steps = 0; frame; steps++) {
+		if (steps >= 2 * PY_MAX_FRAMES || t->nframes >= PY_MAX_FRAMES ||
+		    !plausible_ptr(frame) || rd(w, frame, buf, fsize) != 0) {
+			t->truncated = true;
+			return;
+		}
+		const struct code_entry *c;
+		int line;
+		if (frame_location(w, buf, &c, &line) && push_frame(t, &cap, c, line) != 0) {
+			t->truncated = true;
+			return;
+		}
+		frame = get_u64(buf, l->f_back);
+		if (frame && frame == tortoise) {
+			t->truncated = true; /* cycle */
+			return;
+		}
+		if (++lam == power) {
+			tortoise = frame;
+			power *= 2;
+			lam = 0;
+		}
+	}
+}
+
+static uint64_t first_frame(struct walk *w, const unsigned char *ts)
+{
+	const struct py_layout *l = &w->p->layout;
+	uint64_t f = get_u64(ts, l->ts_frame);
+	if (l->frames == PY_FRAMES_CFRAME) {
+		uint64_t cframe = f;
+		if (!plausible_ptr(cframe) || rd_u64(w, cframe + l->cframe_current, &f) != 0)
+			return 0;
+	}
+	return f;
+}
+
+/* ---- the GIL -------------------------------------------------------------------------- */
+
+#define MAX_GILS (MAX_INTERPRETERS + 4)
+
+struct gil_info {
+	uint64_t ranges[MAX_GILS][2]; /* futex addresses that mean "waiting for the GIL" */
+	size_t nranges;
+	uint64_t holders[MAX_GILS];   /* tstates holding a GIL now */
+	size_t nholders;
+};
+
+static void gil_add_struct(struct walk *w, struct gil_info *g, uint64_t gil)
+{
+	const struct py_layout *l = &w->p->layout;
+	unsigned char buf[32];
+	if (g->nranges >= MAX_GILS || !plausible_ptr(gil))
+		return;
+	g->ranges[g->nranges][0] = gil;
+	g->ranges[g->nranges][1] = gil + l->gil_size;
+	g->nranges++;
+	if (rd(w, gil, buf, sizeof(buf)) != 0 || l->gil_locked + 4 > sizeof(buf))
+		return;
+	if (get_i32(buf, l->gil_locked) != 0 && g->nholders < MAX_GILS)
+		g->holders[g->nholders++] = get_u64(buf, l->gil_last_holder);
+}
+
+static void gil_collect_static(struct walk *w, struct gil_info *g)
+{
+	struct py_proc *p = w->p;
+	uint64_t holder, lock;
+	if (p->tstate_current_var && rd_u64(w, p->tstate_current_var, &holder) == 0 && holder)
+		g->holders[g->nholders++] = holder;
+	for (int i = 0; i < 4; i++)
+		if (p->gil_static[i][0] && g->nranges < MAX_GILS) {
+			g->ranges[g->nranges][0] = p->gil_static[i][0];
+			g->ranges[g->nranges][1] = p->gil_static[i][1];
+			g->nranges++;
+		}
+	/* 2.7: interpreter_lock points to a sem_t (32 bytes) */
+	if (p->layout.major == 2 && p->interpreter_lock_var &&
+	    rd_u64(w, p->interpreter_lock_var, &lock) == 0 && lock) {
+		g->ranges[g->nranges][0] = lock;
+		g->ranges[g->nranges][1] = lock + 32;
+		g->nranges++;
+	}
+}
+
+static bool gil_held_by(const struct gil_info *g, uint64_t tstate)
+{
+	for (size_t i = 0; i < g->nholders; i++)
+		if (g->holders[i] == tstate)
+			return true;
+	return false;
+}
+
+/* ---- walking interpreters and threads ------------------------------------------------- */
+
+static uint64_t first_interp(struct walk *w)
+{
+	struct py_proc *p = w->p;
+	uint64_t interp = 0;
+	if (p->layout.start == PY_START_INTERP_HEAD)
+		(void)rd_u64(w, p->interp_head_var, &interp);
+	else
+		(void)rd_u64(w, p->runtime + p->layout.rt_interp_head, &interp);
+	return interp;
+}
+
+static int add_thread(struct py_process *out, size_t *cap, struct py_thread **t)
+{
+	if (out->nthreads == *cap) {
+		size_t nc = *cap ? *cap * 2 : 16;
+		struct py_thread *nv = realloc(out->threads, nc * sizeof(*nv));
+		if (!nv)
+			return -1;
+		out->threads = nv;
+		*cap = nc;
+	}
+	*t = &out->threads[out->nthreads++];
+	memset(*t, 0, sizeof(**t));
+	(*t)->daemon = -1;
+	(*t)->syscall_nr = -1;
+	(*t)->state = PY_STATE_UNKNOWN;
+	return 0;
+}
+
+static uint32_t tstate_read_size(const struct py_layout *l)
+{
+	uint32_t n = l->ts_next;
+	const uint32_t f[] = { l->ts_interp, l->ts_thread_id, l->ts_native_thread_id, l->ts_frame };
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		if (f[i] > n)
+			n = f[i];
+	return n + 8;
+}
+
+static void read_thread(struct walk *w, const unsigned char *ts, uint64_t tstate,
+			struct py_thread *t)
+{
+	const struct py_layout *l = &w->p->layout;
+	t->tstate_addr = tstate;
+	t->thread_id = get_u64(ts, l->ts_thread_id);
+	if (l->ts_native_thread_id) {
+		int32_t tid = get_i32(ts, l->ts_native_thread_id);
+		t->tid = tid > 0 && task_exists(w, tid) ? tid : 0;
+	} else {
+		t->tid = tid_from_pthread(w, t->thread_id);
+	}
+	walk_frames(w, first_frame(w, ts), t);
+}
+
+static int walk_threads_of(struct walk *w, uint64_t interp, struct py_process *out, size_t *cap)
+{
+	const struct py_layout *l = &w->p->layout;
+	uint32_t tsize = tstate_read_size(l);
+	unsigned char ts[512];
+	struct addr_set seen = { 0 };
+	uint64_t tstate;
+	if (tsize > sizeof(ts) || rd_u64(w, interp + l->interp_tstate_head, &tstate) != 0)
+		return -1;
+	int rc = 0;
+	while (tstate && out->nthreads < PY_MAX_THREADS && !w->gone) {
+		if (!plausible_ptr(tstate) || !addr_set_add(&seen, tstate) ||
+		    rd(w, tstate, ts, tsize) != 0 || get_u64(ts, l->ts_interp) != interp)
+			break; /* cycle or garbage: stop here */
+		struct py_thread *t;
+		if (add_thread(out, cap, &t) != 0) {
+			rc = -1;
+			break;
+		}
+		read_thread(w, ts, tstate, t);
+		tstate = get_u64(ts, l->ts_next);
+	}
+	addr_set_free(&seen);
+	return rc;
+}
+
+static void annotate_threads(struct walk *w, uint64_t main_interp, struct py_process *out,
+			     const struct gil_info *g)
+{
+	struct active_list act = { 0 };
+	uint64_t active = find_active_dict(w, main_interp);
+	if (active)
+		(void)dict_each(w, active, collect_active, &act);
+	for (size_t i = 0; i < out->nthreads; i++) {
+		struct py_thread *t = &out->threads[i];
+		thread_from_threading(w, &act, t);
+		t->gil = gil_held_by(g, t->tstate_addr);
+		classify_state(w, t, (const uint64_t(*)[2])g->ranges, g->nranges);
+	}
+	free(act.v);
+}
+
+static void reverse_threads(struct py_process *out)
+{
+	for (size_t i = 0, j = out->nthreads; i + 1 < j; i++, j--) {
+		struct py_thread tmp = out->threads[i];
+		out->threads[i] = out->threads[j - 1];
+		out->threads[j - 1] = tmp;
+	}
+}
+
+static int walk_process(struct walk *w, struct py_process *out, char *err, size_t errlen)
+{
+	struct py_proc *p = w->p;
+	struct gil_info g;
+	struct addr_set seen = { 0 };
+	size_t cap = 0;
+	memset(&g, 0, sizeof(g));
+	uint64_t interp = first_interp(w), main_interp = 0;
+	if (!interp_valid(w, interp)) {
+		snprintf(err, errlen, "process %d: no valid Python interpreter state (not "
+			 "initialized or finalizing?)", (int)p->pid);
+		return -1;
+	}
+	p->last_interp = interp;
+	if (p->layout.gil_kind == PY_GIL_NONE)
+		gil_collect_static(w, &g);
+	else if (p->layout.gil_kind == PY_GIL_IN_RUNTIME)
+		gil_add_struct(w, &g, p->runtime + p->layout.gil);
+	for (unsigned n = 0; interp && n < MAX_INTERPRETERS && !w->gone; n++) {
+		if (!plausible_ptr(interp) || !addr_set_add(&seen, interp))
+			break;
+		main_interp = interp; /* the list ends with the main interpreter */
+		if (p->layout.gil_kind == PY_GIL_IN_INTERP)
+			gil_add_struct(w, &g, interp + p->layout.gil);
+		if (walk_threads_of(w, interp, out, &cap) != 0)
+			break;
+		if (rd_u64(w, interp + p->layout.interp_next, &interp) != 0)
+			break;
+	}
+	addr_set_free(&seen);
+	read_sys_version(w, main_interp);
+	annotate_threads(w, main_interp, out, &g);
+	reverse_threads(out);
+	return 0;
+}
+
+/* ---- public API ----------------------------------------------------------------------- */
+
+struct py_reader *py_reader_new(void)
+{
+	return calloc(1, sizeof(struct py_reader));
+}
+
+static void proc_free(struct py_proc *p)
+{
+	code_cache_clear(p);
+	free(p->codes);
+	pm_close(&p->pm);
+	free(p);
+}
+
+void py_reader_free(struct py_reader *r)
+{
+	if (!r)
+		return;
+	while (r->procs) {
+		struct py_proc *p = r->procs;
+		r->procs = p->next;
+		proc_free(p);
+	}
+	free(r);
+}
+
+void py_forget_process(struct py_reader *r, pid_t pid)
+{
+	for (struct py_proc **pp = &r->procs; *pp; pp = &(*pp)->next) {
+		if ((*pp)->pid == pid) {
+			struct py_proc *p = *pp;
+			*pp = p->next;
+			proc_free(p);
+			return;
+		}
+	}
+}
+
+static struct py_proc *proc_find(struct py_reader *r, pid_t pid)
+{
+	for (struct py_proc *p = r->procs; p; p = p->next)
+		if (p->pid == pid)
+			return p;
+	return NULL;
+}
+
+/* The cached state for pid if it is still the same process, else a freshly attached one. */
+static struct py_proc *proc_get(struct py_reader *r, pid_t pid, bool *fresh, char *err,
+				size_t errlen)
+{
+	struct py_proc *p = proc_find(r, pid);
+	if (p && pm_still_same(&p->pm)) {
+		*fresh = false;
+		return p;
+	}
+	if (p)
+		py_forget_process(r, pid);
+	*fresh = true;
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	p->pid = pid;
+	p->pthread_tid_off = -1;
+	if (pm_open(&p->pm, pid, err, errlen) != 0) {
+		free(p);
+		return NULL;
+	}
+	p->start_time = p->pm.start_time;
+	struct walk w = { .p = p };
+	if (attach_process(&w, err, errlen) != 0) {
+		proc_free(p);
+		return NULL;
+	}
+	p->next = r->procs;
+	r->procs = p;
+	return p;
+}
+
+static int read_once(struct py_reader *r, pid_t pid, struct py_process *out, bool *retry,
+		     char *err, size_t errlen)
+{
+	bool fresh;
+	*retry = false;
+	struct py_proc *p = proc_get(r, pid, &fresh, err, errlen);
+	if (!p)
+		return -1;
+	pm_new_snapshot(&p->pm);
+	uint64_t preads0 = p->pm.reads;
+	struct walk w = { .p = p };
+	if (pm_list_tasks(pid, &w.tasks, &w.ntasks) != 0 || w.ntasks == 0) {
+		free(w.tasks);
+		snprintf(err, errlen, "process %d exited", (int)pid);
+		py_forget_process(r, pid);
+		return -1;
+	}
+	int rc = walk_process(&w, out, err, errlen);
+	free(w.tasks);
+	if (w.gone || !pm_still_same(&p->pm)) {
+		/* exited, or exec'd (same pid and start time, new image): start over once */
+		py_process_free(out);
+		py_forget_process(r, pid);
+		*retry = !fresh;
+		snprintf(err, errlen, "process %d exited or exec'd while being read", (int)pid);
+		return -1;
+	}
+	p->last_preads = p->pm.reads - preads0;
+	if (rc != 0) {
+		py_process_free(out);
+		return -1;
+	}
+	out->pid = pid;
+	out->version_hex = p->version_hex;
+	snprintf(out->version, sizeof(out->version), "%s", p->version);
+	return 0;
+}
+
+int py_read_process(struct py_reader *r, pid_t pid, struct py_process *out, char *err,
+		    size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	if (!r || pid <= 0) {
+		snprintf(err, errlen, "invalid pid %d", (int)pid);
+		return -1;
+	}
+	bool retry;
+	int rc = read_once(r, pid, out, &retry, err, errlen);
+	if (rc != 0 && retry)
+		rc = read_once(r, pid, out, &retry, err, errlen);
+	return rc;
+}
+
+void py_process_free(struct py_process *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->nthreads; i++) {
+		struct py_thread *t = &p->threads[i];
+		for (size_t k = 0; k < t->nframes; k++) {
+			free(t->frames[k].function);
+			free(t->frames[k].file);
+		}
+		free(t->frames);
+		free(t->name);
+	}
+	free(p->threads);
+	p->threads = NULL;
+	p->nthreads = 0;
+}
+
+bool py_is_python_process(pid_t pid)
+{
+	struct pm_maps maps;
+	bool yes = false;
+	if (pm_read_maps(pid, &maps) != 0)
+		return false;
+	for (size_t i = 0; i < maps.n && !yes; i++)
+		if (maps.v[i].path && is_libpython(maps.v[i].path))
+			yes = true;
+	pm_free_maps(&maps);
+	if (yes)
+		return true;
+	char path[64], target[PM_PATH_MAX];
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	ssize_t n = readlink(path, target, sizeof(target) - 1);
+	if (n <= 0)
+		return false;
+	target[n] = '\0';
+	const char *base = strrchr(target, '/');
+	base = base ? base + 1 : target;
+	return strncmp(base, "python", 6) == 0;
+}
+
+const struct py_layout *py_reader_layout(struct py_reader *r, pid_t pid)
+{
+	struct py_proc *p = proc_find(r, pid);
+	return p ? &p->layout : NULL;
+}
+
+int py_reader_addrs(struct py_reader *r, pid_t pid, struct py_addrs *out)
+{
+	struct py_proc *p = proc_find(r, pid);
+	memset(out, 0, sizeof(*out));
+	if (!p)
+		return -1;
+	out->runtime = p->runtime;
+	out->interp_head = p->interp_head_var;
+	out->interp = p->last_interp;
+	if (p->layout.gil_kind == PY_GIL_IN_RUNTIME)
+		out->gil = p->runtime + p->layout.gil;
+	else if (p->layout.gil_kind == PY_GIL_IN_INTERP && p->last_interp)
+		out->gil = p->last_interp + p->layout.gil;
+	out->code_type = p->t_code;
+	return 0;
+}
+
+uint64_t py_reader_last_preads(struct py_reader *r, pid_t pid)
+{
+	struct py_proc *p = proc_find(r, pid);
+	return p ? p->last_preads : 0;
+}
+
+/* ---- output --------------------------------------------------------------------------- */
+
+void py_write_threads_json(struct jw *w, const struct py_process *p)
+{
+	jw_arr_begin(w);
+	for (size_t i = 0; i < p->nthreads; i++) {
+		const struct py_thread *t = &p->threads[i];
+		jw_obj_begin(w);
+		jw_kint(w, "tid", t->tid);
+		jw_kstr(w, "name", t->name);
+		jw_key(w, "daemon");
+		if (t->daemon < 0)
+			jw_null(w);
+		else
+			jw_bool(w, t->daemon == 1);
+		jw_kbool(w, "gil", t->gil);
+		jw_kstr(w, "state", py_thread_state_str(t->state));
+		if (t->truncated)
+			jw_kbool(w, "truncated", true);
+		jw_key(w, "stack");
+		jw_arr_begin(w);
+		for (size_t k = 0; k < t->nframes; k++) {
+			const struct py_frame *f = &t->frames[k];
+			jw_obj_begin(w);
+			jw_kstr(w, "function", f->function);
+			jw_kstr(w, "file", f->file);
+			jw_key(w, "line");
+			if (f->line < 0)
+				jw_null(w);
+			else
+				jw_int(w, f->line);
+			jw_kint(w, "first_line", f->first_line);
+			jw_obj_end(w);
+		}
+		jw_arr_end(w);
+		jw_obj_end(w);
+	}
+	jw_arr_end(w);
+}
+
+static void put_text(struct strbuf *sb, const char *s)
+{
+	if (s)
+		sb_put_escaped_text(sb, s, strlen(s));
+	else
+		sb_puts(sb, "?");
+}
+
+static void write_thread_header(struct strbuf *sb, const struct py_thread *t, bool mark)
+{
+	sb_puts(sb, mark ? "==> Thread " : "Thread ");
+	if (t->name) {
+		sb_putc(sb, '"');
+		put_text(sb, t->name);
+		sb_putc(sb, '"');
+	} else {
+		sb_puts(sb, "(no threading name)");
+	}
+	if (t->tid > 0)
+		sb_printf(sb, " (tid %d", (int)t->tid);
+	else
+		sb_puts(sb, " (tid unknown");
+	sb_puts(sb, t->daemon == 1 ? ", daemon" : t->daemon == 0 ? ", non-daemon" : "");
+	sb_puts(sb, t->gil ? ", holds the GIL" : "");
+	sb_printf(sb, ", %s", py_thread_state_str(t->state));
+	if (t->syscall_nr == SYS_FUTEX_X86_64)
+		sb_printf(sb, " on futex 0x%" PRIx64, t->futex_addr);
+	else if (t->syscall_nr >= 0)
+		sb_printf(sb, " in syscall %ld", t->syscall_nr);
+	sb_puts(sb, "):\n");
+}
+
+void py_write_threads_text(struct strbuf *sb, const struct py_process *p, pid_t highlight_tid)
+{
+	for (size_t i = 0; i < p->nthreads; i++) {
+		const struct py_thread *t = &p->threads[i];
+		write_thread_header(sb, t, highlight_tid > 0 && t->tid == highlight_tid);
+		sb_puts(sb, "Traceback (most recent call last):\n");
+		if (t->truncated)
+			sb_puts(sb, "  ... (older frames cut: too deep, cyclic or unreadable)\n");
+		for (size_t k = t->nframes; k-- > 0;) {
+			const struct py_frame *f = &t->frames[k];
+			sb_puts(sb, "  File \"");
+			put_text(sb, f->file);
+			if (f->line >= 0)
+				sb_printf(sb, "\", line %d, in ", f->line);
+			else
+				sb_puts(sb, "\", line ?, in ");
+			put_text(sb, f->function);
+			sb_putc(sb, '\n');
+		}
+		if (t->nframes == 0)
+			sb_puts(sb, "  (no Python frames)\n");
+		sb_putc(sb, '\n');
+	}
+}

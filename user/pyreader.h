@@ -1,0 +1,97 @@
+/* pyreader: every Python thread of a live process with its stack, read from /proc/PID/mem
+ * (pread only: never ptrace, never SIGSTOP, the target never pauses).
+ * Owns: finding the interpreter (libpython or the executable, PIE or not, in any mount
+ * namespace), walking interpreters/threads/frames with the layouts of pylayout.h, decoding
+ * line tables of every version, reading str/bytes (capped), thread names and daemon flags
+ * from threading._active, the GIL holder, and what each thread is doing now according to
+ * /proc/PID/task/TID/syscall. Caches are keyed by (pid, start time, address) and validated
+ * before use; the process-level cache is dropped when the pid's start time changes or the
+ * process execs (its old /proc/PID/mem then reads 0 bytes). Supports CPython 2.7 and
+ * 3.6-3.13 (3.13+ through a validated _Py_DebugOffsets). */
+#ifndef PH_PYREADER_H
+#define PH_PYREADER_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "json.h"
+#include "pylayout.h"
+#include "strbuf.h"
+
+#define PY_MAX_FRAMES 4096u   /* deeper stacks are cut (truncated = true) */
+#define PY_MAX_THREADS 4096u
+#define PY_MAX_STR 4096u      /* characters kept of any string read from the target */
+
+struct py_frame {
+	char *function;  /* co_qualname on 3.11+, co_name before */
+	char *file;
+	int line;        /* -1 when the line table gives none */
+	int first_line;  /* co_firstlineno */
+};
+
+enum py_thread_state {
+	PY_STATE_RUNNING,
+	PY_STATE_LOCK_WAIT,   /* futex wait that is not the GIL */
+	PY_STATE_GIL_WAIT,    /* futex wait on the GIL's mutex/condition (or 2.7 lock) */
+	PY_STATE_SLEEP,       /* blocked in another system call */
+	PY_STATE_UNKNOWN,
+};
+const char *py_thread_state_str(enum py_thread_state s);
+
+struct py_thread {
+	pid_t tid;            /* 0 when it could not be established (never guessed) */
+	uint64_t thread_id;   /* tstate->thread_id (pthread_t) */
+	char *name;           /* from threading._active, NULL when unknown */
+	int daemon;           /* 1, 0, or -1 unknown */
+	bool gil;             /* holds the GIL now */
+	enum py_thread_state state;
+	long syscall_nr;      /* -1 when not in a system call or unknown */
+	uint64_t futex_addr;  /* uaddr when syscall_nr is futex */
+	unsigned futex_op;
+	struct py_frame *frames; /* innermost first */
+	size_t nframes;
+	bool truncated;       /* chain cut: too deep, cycle or unreadable */
+	uint64_t tstate_addr;
+};
+
+struct py_process {
+	pid_t pid;
+	char version[32];
+	unsigned version_hex;
+	struct py_thread *threads;
+	size_t nthreads;
+};
+
+struct py_reader;
+
+struct py_reader *py_reader_new(void);
+void py_reader_free(struct py_reader *r);
+/* 0 with *out filled (free with py_process_free), or -1 with a message in err. */
+int py_read_process(struct py_reader *r, pid_t pid, struct py_process *out, char *err,
+		    size_t errlen);
+void py_process_free(struct py_process *p);
+/* Cheap test: the maps contain libpython or the executable is named python*. */
+bool py_is_python_process(pid_t pid);
+/* Drop everything cached for pid (call on exit or exec). */
+void py_forget_process(struct py_reader *r, pid_t pid);
+
+/* What the reader resolved for pid (NULL / -1 if the pid was never read successfully):
+ * the layout in use, and the addresses it starts from (for passing to BPF). */
+struct py_addrs {
+	uint64_t runtime;      /* &_PyRuntime, 0 for 2.7/3.6 */
+	uint64_t interp_head;  /* &interp_head (2.7/3.6), else 0 */
+	uint64_t interp;       /* main interpreter at the last read */
+	uint64_t gil;          /* struct _gil_runtime_state, 0 if none */
+	uint64_t code_type;    /* &PyCode_Type */
+};
+const struct py_layout *py_reader_layout(struct py_reader *r, pid_t pid);
+int py_reader_addrs(struct py_reader *r, pid_t pid, struct py_addrs *out);
+/* Statistics of the last read (for the benchmark). */
+uint64_t py_reader_last_preads(struct py_reader *r, pid_t pid);
+
+/* The `threads` array of `dump --json`. */
+void py_write_threads_json(struct jw *w, const struct py_process *p);
+/* Python-traceback-shaped text; the thread whose tid is highlight_tid (if any) is marked. */
+void py_write_threads_text(struct strbuf *sb, const struct py_process *p, pid_t highlight_tid);
+#endif
