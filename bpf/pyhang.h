@@ -55,6 +55,8 @@ enum ph_event_type {
 	PH_EV_CHILD_LOST = 4,
 	PH_EV_EXEC = 5,
 	PH_EV_EXIT = 6,
+	PH_EV_STACK = 7, /* struct ph_stack_event */
+	PH_EV_REAP = 8,  /* a wait took a child's status: reaper info for later reports */
 };
 
 /* SIGCHLD disposition classes, in the order userspace prints them. */
@@ -133,6 +135,86 @@ struct ph_event {
 			char filename[PH_PATH_LEN];
 		} exec;
 	};
+};
+
+
+/* ------------------------------------------------------------------ Python stacks in BPF
+ * For instantaneous events (rt_sigaction, a wait that got ECHILD, a wait that reaped a
+ * child) the Python stack must be taken at that moment: the thread runs on at once and a
+ * module's top-level code object is freed right after its import. Userspace describes each
+ * Python process (layout offsets and addresses, from user/pylayout.c) in the `pyprocs` map;
+ * the BPF side finds the current thread's PyThreadState, walks its frames and copies what
+ * names them: code address, position, first line, and copies of the name, file name and
+ * line table. Userspace turns that into function/file/line with the same decoders it uses
+ * for live reads. */
+#define PH_MAX_PYFRAMES 64 /* power of two: used as an index mask */
+#define PH_MAX_PYTHREADS 256 /* thread list walk bound */
+#define PH_NAME_LEN 64
+#define PH_FILE_LEN 128
+#define PH_LINETABLE_LEN 512
+
+enum ph_frame_kind { PH_FRAMES_OBJECTS = 0, PH_FRAMES_CFRAME = 1, PH_FRAMES_CURRENT = 2 };
+enum ph_str_kind { PH_STR_BYTES = 0, PH_STR_PEP393 = 1 };
+
+struct ph_pyproc {
+	unsigned long long interp;    /* main PyInterpreterState */
+	unsigned long long code_type; /* &PyCode_Type */
+	unsigned int version_hex;
+	unsigned short ts_head, ts_next, ts_thread_id, ts_native_tid; /* native 0: absent */
+	unsigned short ts_frame, cframe_current;
+	unsigned short f_back, f_code, f_pos, f_owner; /* f_owner 0: absent */
+	unsigned short co_filename, co_name, co_qualname, co_firstlineno, co_linetable;
+	unsigned short co_code_adaptive, co_firsttraceable;
+	unsigned short ob_type;
+	unsigned short str_length, str_state, str_ascii_data, str_compact_data;
+	unsigned short bytes_size, bytes_data;
+	unsigned char frame_kind;   /* enum ph_frame_kind */
+	unsigned char pos_is_ptr;   /* f_pos is an instruction pointer (3.11+), else int f_lasti */
+	unsigned char owner_generator, owner_cstack; /* 0xff: none */
+	unsigned char str_kind;     /* enum ph_str_kind */
+	unsigned char pad[3];
+};
+
+/* A copied string: raw bytes of the object's data; kind 0 = ASCII/bytes, 1/2/4 = PEP 393
+ * character width (latin-1, UCS-2, UCS-4). len = bytes copied (capped). */
+struct ph_pystr_hdr {
+	unsigned short len;
+	unsigned char kind;
+	unsigned char truncated;
+};
+
+struct ph_pyframe {
+	unsigned long long code;
+	unsigned long long pos;  /* f_lasti (<= 3.10) or byte offset from the code start (3.11+) */
+	int firstlineno;
+	unsigned short linetable_len; /* bytes copied */
+	unsigned short linetable_full_len_capped; /* real size, capped at 65535 */
+	struct ph_pystr_hdr name_hdr, file_hdr;
+	char name[PH_NAME_LEN];
+	char file[PH_FILE_LEN];
+	unsigned char linetable[PH_LINETABLE_LEN];
+};
+
+enum ph_stack_status {
+	PH_STACK_OK = 0,
+	PH_STACK_NOT_PYTHON = 1,   /* no pyprocs entry: layout unknown yet */
+	PH_STACK_NO_THREAD = 2,    /* current thread not found in the interpreter's list */
+	PH_STACK_READ_ERROR = 3,
+};
+
+/* Ring-buffer record sent just before the event it belongs to (same thread). */
+struct ph_stack_event {
+	unsigned int type; /* PH_EV_STACK */
+	unsigned int pid;
+	unsigned int tid;
+	unsigned int for_type;  /* the ph_event_type this stack belongs to */
+	unsigned int status;    /* enum ph_stack_status */
+	unsigned int nframes;
+	unsigned int truncated; /* more frames than PH_MAX_PYFRAMES */
+	unsigned int child_pid; /* for reaps: the child that was taken */
+	unsigned long long tstate;
+	unsigned long long ts_ns;
+	struct ph_pyframe frames[PH_MAX_PYFRAMES];
 };
 
 /* Counters in a per-CPU array; userspace sums them. */

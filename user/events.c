@@ -122,9 +122,12 @@ static void on_exec(struct tracer *t, const struct ph_event *e)
 		schedule_exec_check(t, (pid_t)e->pid, 0, 100000000ull);
 }
 
-int tracer_handle_event(void *arg, const struct ph_event *e)
+int tracer_handle_event(void *arg, const void *data, size_t size)
 {
 	struct tracer *t = arg;
+	const struct ph_event *e = data;
+	if (size < sizeof(*e))
+		return 0;
 	switch (e->type) {
 	case PH_EV_LONG_WAIT:
 		on_long_wait(t, e);

@@ -224,6 +224,11 @@ struct loader *loader_open(const struct loader_config *cfg, char *err, size_t er
 	ro->follow_children = cfg->follow_children;
 	ro->self_tgid = (unsigned int)getpid();
 	disable_missing_optional(l->skel);
+	int ncpu = libbpf_num_possible_cpus();
+	if (ncpu > 0 && bpf_map__set_max_entries(l->skel->maps.stack_scratch, (uint32_t)ncpu) != 0) {
+		snprintf(err, errlen, "cannot size the stack scratch map");
+		goto fail;
+	}
 
 	int rc = pyhang_bpf__load(l->skel);
 	if (rc) {
@@ -270,9 +275,9 @@ static struct rb_ctx g_rb_ctx;
 static int on_ringbuf_sample(void *ctx, void *data, size_t size)
 {
 	struct rb_ctx *c = ctx;
-	if (size < sizeof(struct ph_event))
+	if (size < sizeof(unsigned int))
 		return 0;
-	return c->fn(c->arg, (const struct ph_event *)data);
+	return c->fn(c->arg, data, size);
 }
 
 int loader_setup_ringbuf(struct loader *l, loader_event_fn fn, void *arg)
@@ -339,6 +344,12 @@ int loader_unwatch(struct loader *l, pid_t tgid)
 {
 	uint32_t key = (uint32_t)tgid;
 	return bpf_map__delete_elem(l->skel->maps.watched, &key, sizeof(key), 0);
+}
+
+int loader_set_pyproc(struct loader *l, pid_t tgid, const struct ph_pyproc *pp)
+{
+	uint32_t key = (uint32_t)tgid;
+	return bpf_map__update_elem(l->skel->maps.pyprocs, &key, sizeof(key), pp, sizeof(*pp), BPF_ANY);
 }
 
 int loader_seed_wait(struct loader *l, pid_t tgid, pid_t tid, uint64_t start_ns, uint64_t uaddr,

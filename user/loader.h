@@ -5,6 +5,7 @@
 #ifndef PH_LOADER_H
 #define PH_LOADER_H
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -24,8 +25,9 @@ int loader_check_environment(char *err, size_t errlen);
 struct loader *loader_open(const struct loader_config *cfg, char *err, size_t errlen);
 void loader_close(struct loader *l);
 
-/* Ring buffer: fn is called for each event. */
-typedef int (*loader_event_fn)(void *arg, const struct ph_event *e);
+/* Ring buffer: fn is called for each record (struct ph_event or struct ph_stack_event,
+ * told apart by their first field, the type). */
+typedef int (*loader_event_fn)(void *arg, const void *data, size_t size);
 int loader_setup_ringbuf(struct loader *l, loader_event_fn fn, void *arg);
 /* Wait up to timeout_ms for events; returns number consumed or -errno. */
 int loader_poll(struct loader *l, int timeout_ms);
@@ -41,6 +43,8 @@ int loader_watch(struct loader *l, pid_t tgid, uint32_t flags);
 int loader_watch_add_flags(struct loader *l, pid_t tgid, uint32_t flags);
 int loader_unwatch(struct loader *l, pid_t tgid);
 /* Seed a wait that began before tracing started. */
+/* Describe a Python process to the BPF stack walker (see struct ph_pyproc). */
+int loader_set_pyproc(struct loader *l, pid_t tgid, const struct ph_pyproc *pp);
 int loader_seed_wait(struct loader *l, pid_t tgid, pid_t tid, uint64_t start_ns, uint64_t uaddr,
 		     uint32_t op);
 

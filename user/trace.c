@@ -117,8 +117,9 @@ static void parse_args(int argc, char **argv, struct tracer *t, struct cli *c)
 	double threshold = 5.0;
 	opterr = 0;
 	int opt;
-	/* '+': stop at the first non-option, so COMMAND's own options are left alone. */
-	while ((opt = getopt_long(argc, argv, "+p:t:o:h", LONG_OPTS, NULL)) != -1) {
+	/* '+': stop at the first non-option, so COMMAND's own options are left alone;
+	 * ':': a missing value returns ':' rather than '?'. */
+	while ((opt = getopt_long(argc, argv, "+:p:t:o:h", LONG_OPTS, NULL)) != -1) {
 		switch (opt) {
 		case 'p':
 			if (t->npids >= MAX_PIDS)
@@ -149,9 +150,9 @@ static void parse_args(int argc, char **argv, struct tracer *t, struct cli *c)
 		default:
 			if (optopt && optopt < 0x100) {
 				char o[3] = { '-', (char)optopt, 0 };
-				die_usage(strchr("pto", optopt) ? "option '%s' needs a value" : "unknown option '%s'", o);
+				die_usage("unknown option '%s'", o);
 			}
-			die_usage("unknown or incomplete option '%s'", argv[optind - 1]);
+			die_usage("unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	t->threshold_ns = (uint64_t)(threshold * 1e9);

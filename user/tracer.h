@@ -3,6 +3,7 @@
 #ifndef PH_TRACER_H
 #define PH_TRACER_H
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -46,7 +47,7 @@ struct tracer {
 };
 
 /* events.c */
-int tracer_handle_event(void *arg, const struct ph_event *e);
+int tracer_handle_event(void *arg, const void *data, size_t size);
 /* Run due exec re-checks; returns ms until the next one is due, or -1 if none. */
 int tracer_run_exec_checks(struct tracer *t);
 
