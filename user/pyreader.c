@@ -58,9 +58,44 @@ static bool plausible_ptr(uint64_t p)
 	return p >= 0x1000 && p < 0x800000000000ull && (p & 7) == 0;
 }
 
-static char *xstrdup(const char *s)
+/* Strings of one struct py_process live in chunks freed together (no malloc per frame). */
+struct str_chunk {
+	struct str_chunk *next;
+	size_t used, cap;
+	char data[];
+};
+
+static char *arena_strdup(struct py_process *out, const char *s)
 {
-	return s ? strdup(s) : NULL;
+	if (!s)
+		return NULL;
+	size_t n = strlen(s) + 1;
+	struct str_chunk *c = out->strings;
+	if (!c || c->cap - c->used < n) {
+		size_t cap = n > 65536 ? n : 65536;
+		struct str_chunk *nc = malloc(sizeof(*nc) + cap);
+		if (!nc)
+			return NULL;
+		nc->next = c;
+		nc->used = 0;
+		nc->cap = cap;
+		out->strings = c = nc;
+	}
+	char *d = c->data + c->used;
+	memcpy(d, s, n);
+	c->used += n;
+	return d;
+}
+
+static void arena_free(struct py_process *out)
+{
+	struct str_chunk *c = out->strings;
+	while (c) {
+		struct str_chunk *next = c->next;
+		free(c);
+		c = next;
+	}
+	out->strings = NULL;
 }
 
 /* A set of addresses, for cycle detection over bounded walks. */
@@ -147,6 +182,13 @@ struct code_entry {
 	char *function, *file;
 	unsigned char *table;
 	uint32_t table_len;
+	/* copies in the struct py_process of snapshot out_gen (shared by all its frames) */
+	uint32_t out_gen;
+	char *out_function, *out_file;
+	/* last lines computed: positions repeat across reads and recursive frames */
+	uint64_t lpos[4];
+	int lline[4];
+	uint8_t lvalid, lnext;
 };
 
 struct py_proc {
@@ -167,6 +209,8 @@ struct py_proc {
 	size_t ncodes;
 	uint64_t last_preads;
 	uint64_t threading_module, threading_md, active_dict; /* validated each read */
+	struct sysfd *sysfds;          /* open /proc/PID/task/TID/syscall files */
+	size_t nsysfds, syscap, syscursor;
 	struct py_proc *next;
 };
 
@@ -174,9 +218,16 @@ struct py_reader {
 	struct py_proc *procs;
 };
 
+struct sysfd {
+	pid_t tid;
+	int fd;
+	uint32_t gen; /* last snapshot that used it */
+};
+
 /* Per-read scratch state. */
 struct walk {
 	struct py_proc *p;
+	struct py_process *out;
 	int gone;      /* a read found the process gone */
 	pid_t *tasks;
 	size_t ntasks;
@@ -497,7 +548,7 @@ static struct code_entry *code_slot(struct py_proc *p, uint64_t addr)
 /* The decoded code object at addr, re-validated once per snapshot; NULL if unreadable or
  * not a code object. Entries whose identifying fields changed (the address was reused by
  * another code object) are rebuilt. */
-static const struct code_entry *code_lookup(struct walk *w, uint64_t addr)
+static struct code_entry *code_lookup(struct walk *w, uint64_t addr)
 {
 	struct py_proc *p = w->p;
 	if (!p->codes) {
@@ -532,8 +583,25 @@ static const struct code_entry *code_lookup(struct walk *w, uint64_t addr)
 	return slot;
 }
 
+static int code_line_uncached(const struct py_layout *l, const struct code_entry *c,
+			      uint64_t pos);
+
 /* Line for a position: byte offset (<= 3.9), code units (3.10), byte offset (3.11+). */
-static int code_line(const struct py_layout *l, const struct code_entry *c, uint64_t pos)
+static int code_line(const struct py_layout *l, struct code_entry *c, uint64_t pos)
+{
+	for (unsigned i = 0; i < 4; i++)
+		if ((c->lvalid >> i & 1) && c->lpos[i] == pos)
+			return c->lline[i];
+	int line = code_line_uncached(l, c, pos);
+	unsigned k = c->lnext++ & 3;
+	c->lpos[k] = pos;
+	c->lline[k] = line;
+	c->lvalid |= (uint8_t)(1u << k);
+	return line;
+}
+
+static int code_line_uncached(const struct py_layout *l, const struct code_entry *c,
+			      uint64_t pos)
 {
 	if (!c->table)
 		return -1;
@@ -548,6 +616,22 @@ static int code_line(const struct py_layout *l, const struct code_entry *c, uint
 		return line_from_locations(c->table, c->table_len, c->firstlineno, pos / 2);
 	}
 	return -1;
+}
+
+/* Public: the line of a position captured elsewhere (the BPF stack walker) from a copy of
+ * the code object's line table. pos as above: f_lasti (<= 3.10; negative: not started) or
+ * the byte offset of the instruction from the code start (3.11+). */
+int py_line_for_position(const struct py_layout *l, const unsigned char *table, uint32_t len,
+			 int firstlineno, int64_t pos)
+{
+	if (pos < 0)
+		return firstlineno;
+	struct code_entry c;
+	memset(&c, 0, sizeof(c));
+	c.table = (unsigned char *)table;
+	c.table_len = len;
+	c.firstlineno = firstlineno;
+	return code_line(l, &c, (uint64_t)pos);
 }
 
 /* ---- dicts ---------------------------------------------------------------------------- */
@@ -816,6 +900,21 @@ static bool interp_valid(struct walk *w, uint64_t interp)
 	return plausible_ptr(ts) && rd_u64(w, ts + l->ts_interp, &back) == 0 && back == interp;
 }
 
+/* Stricter, for scanning: a live first thread that points back, with a thread id, whose
+ * successor (if any) belongs to the same interpreter. */
+static bool interp_valid_strict(struct walk *w, uint64_t interp)
+{
+	const struct py_layout *l = &w->p->layout;
+	uint64_t ts, back, tid, next;
+	if (!plausible_ptr(interp) || rd_u64(w, interp + l->interp_tstate_head, &ts) != 0 ||
+	    !plausible_ptr(ts) || rd_u64(w, ts + l->ts_interp, &back) != 0 || back != interp ||
+	    rd_u64(w, ts + l->ts_thread_id, &tid) != 0 || tid == 0 ||
+	    rd_u64(w, ts + l->ts_next, &next) != 0)
+		return false;
+	return next == 0 || (plausible_ptr(next) && rd_u64(w, next + l->ts_interp, &back) == 0 &&
+			     back == interp);
+}
+
 /* Scans a section of the process for a pointer to a valid interpreter; returns its
  * address (the candidate interp_head or &_PyRuntime.interpreters.head) or 0. */
 static uint64_t scan_for_interp_pointer(struct walk *w, uint64_t start, uint64_t size,
@@ -836,7 +935,7 @@ static uint64_t scan_for_interp_pointer(struct walk *w, uint64_t start, uint64_t
 		for (size_t i = 0; i + 1 < n / 8 && !found; i++) {
 			if (!plausible_ptr(buf[i]) || (want_head_main_pair && buf[i + 1] != buf[i]))
 				continue;
-			if (interp_valid(w, buf[i]))
+			if (interp_valid_strict(w, buf[i]))
 				found = start + off + i * 8;
 		}
 	}
@@ -1222,7 +1321,9 @@ static void thread_from_threading(struct walk *w, const struct active_list *act,
 		if (act->v[i].ident != t->thread_id)
 			continue;
 		uint64_t obj = act->v[i].thread;
-		t->name = read_str(w, instance_attr(w, obj, l->attr_name));
+		char *name = read_str(w, instance_attr(w, obj, l->attr_name));
+		t->name = arena_strdup(w->out, name);
+		free(name);
 		uint64_t d = instance_attr(w, obj, l->attr_daemonic);
 		if (d && w->p->t_true)
 			t->daemon = d == w->p->t_true;
@@ -1235,6 +1336,77 @@ static void thread_from_threading(struct walk *w, const struct active_list *act,
 	}
 }
 
+/* The open /proc/PID/task/TID/syscall of tid (threads come in the same order on every
+ * read, so the search starts after the previous hit), or -1. */
+static struct sysfd *sysfd_find(struct py_proc *p, pid_t tid)
+{
+	for (size_t k = 0; k < p->nsysfds; k++) {
+		size_t i = (p->syscursor + k) % p->nsysfds;
+		if (p->sysfds[i].tid == tid) {
+			p->syscursor = i + 1;
+			return &p->sysfds[i];
+		}
+	}
+	return NULL;
+}
+
+static struct sysfd *sysfd_open(struct py_proc *p, pid_t tid)
+{
+	if (p->nsysfds == p->syscap) {
+		size_t nc = p->syscap ? p->syscap * 2 : 16;
+		struct sysfd *nv = realloc(p->sysfds, nc * sizeof(*nv));
+		if (!nv)
+			return NULL;
+		p->sysfds = nv;
+		p->syscap = nc;
+	}
+	char path[96];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", (int)p->pid, (int)tid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	struct sysfd *s = &p->sysfds[p->nsysfds++];
+	s->tid = tid;
+	s->fd = fd;
+	s->gen = p->pm.gen;
+	return s;
+}
+
+/* Closes the files of threads that were not seen in this read (all when everything). */
+static void sysfd_prune(struct py_proc *p, bool everything)
+{
+	size_t keep = 0;
+	for (size_t i = 0; i < p->nsysfds; i++) {
+		if (!everything && p->sysfds[i].gen == p->pm.gen)
+			p->sysfds[keep++] = p->sysfds[i];
+		else
+			close(p->sysfds[i].fd);
+	}
+	p->nsysfds = keep;
+	p->syscursor = 0;
+}
+
+/* Reads the file again from offset 0 (seq_file regenerates it); reopens it once when the
+ * old one fails (thread gone, TID reused). Bytes read or -1. */
+static ssize_t read_task_syscall(struct walk *w, pid_t tid, char *buf, size_t cap)
+{
+	struct sysfd *s = sysfd_find(w->p, tid);
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (!s && !(s = sysfd_open(w->p, tid)))
+			return -1;
+		ssize_t n = pread(s->fd, buf, cap - 1, 0);
+		if (n > 0) {
+			buf[n] = '\0';
+			s->gen = w->p->pm.gen;
+			return n;
+		}
+		s->tid = -1; /* stale: dropped by the next prune */
+		s->gen = 0;
+		s = NULL;
+	}
+	return -1;
+}
+
 /* /proc/PID/task/TID/syscall: "running", "-1 sp pc" or "nr arg1 ... arg6 sp pc". */
 static void classify_state(struct walk *w, struct py_thread *t, const uint64_t (*gil)[2],
 			   size_t ngil)
@@ -1244,8 +1416,8 @@ static void classify_state(struct walk *w, struct py_thread *t, const uint64_t (
 	t->state = PY_STATE_UNKNOWN;
 	if (t->tid <= 0)
 		return;
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", (int)w->p->pid, (int)t->tid);
-	if (pm_read_text_file(path, buf, sizeof(buf)) <= 0)
+	(void)path;
+	if (read_task_syscall(w, t->tid, buf, sizeof(buf)) <= 0)
 		return;
 	if (strncmp(buf, "running", 7) == 0) {
 		t->state = PY_STATE_RUNNING;
@@ -1281,7 +1453,8 @@ static void classify_state(struct walk *w, struct py_thread *t, const uint64_t (
 
 /* ---- frames --------------------------------------------------------------------------- */
 
-static int push_frame(struct py_thread *t, size_t *cap, const struct code_entry *c, int line)
+static int push_frame(struct walk *w, struct py_thread *t, size_t *cap, struct code_entry *c,
+		      int line)
 {
 	if (t->nframes == *cap) {
 		size_t nc = *cap ? *cap * 2 : 32;
@@ -1292,28 +1465,30 @@ static int push_frame(struct py_thread *t, size_t *cap, const struct code_entry 
 		*cap = nc;
 	}
 	struct py_frame *f = &t->frames[t->nframes];
-	f->function = xstrdup(c->function);
-	f->file = xstrdup(c->file);
+	if (c->out_gen != w->p->pm.gen) {
+		c->out_function = arena_strdup(w->out, c->function);
+		c->out_file = arena_strdup(w->out, c->file);
+		if (!c->out_function || !c->out_file)
+			return -1;
+		c->out_gen = w->p->pm.gen;
+	}
+	f->function = c->out_function;
+	f->file = c->out_file;
 	f->line = line;
 	f->first_line = c->firstlineno;
-	if (!f->function || !f->file) {
-		free(f->function);
-		free(f->file);
-		return -1;
-	}
 	t->nframes++;
 	return 0;
 }
 
 /* The code object and line of one frame; false when the frame is to be skipped
  * (3.12+ C-stack shims, 3.11+ incomplete frames, non-code executables). */
-static bool frame_location(struct walk *w, const unsigned char *buf, const struct code_entry **out,
+static bool frame_location(struct walk *w, const unsigned char *buf, struct code_entry **out,
 			   int *line)
 {
 	const struct py_layout *l = &w->p->layout;
 	uint64_t code = get_u64(buf, l->f_code);
 	if (l->frames == PY_FRAMES_OBJECTS) {
-		const struct code_entry *c = code_lookup(w, code);
+		struct code_entry *c = code_lookup(w, code);
 		if (!c)
 			return false;
 		int32_t lasti = get_i32(buf, l->f_pos);
@@ -1324,7 +1499,7 @@ static bool frame_location(struct walk *w, const unsigned char *buf, const struc
 	uint8_t owner = l->f_owner ? buf[l->f_owner] : 0;
 	if (owner == l->owner_cstack)
 		return false;
-	const struct code_entry *c = code_lookup(w, code);
+	struct code_entry *c = code_lookup(w, code);
 	if (!c)
 		return false;
 	uint64_t instr = get_u64(buf, l->f_pos), start = code + l->co_code_adaptive;
@@ -1351,9 +1526,9 @@ static void walk_frames(struct walk *w, uint64_t frame, struct py_thread *t)
 			t->truncated = true;
 			return;
 		}
-		const struct code_entry *c;
+		struct code_entry *c;
 		int line;
-		if (frame_location(w, buf, &c, &line) && push_frame(t, &cap, c, line) != 0) {
+		if (frame_location(w, buf, &c, &line) && push_frame(w, t, &cap, c, line) != 0) {
 			t->truncated = true;
 			return;
 		}
@@ -1589,6 +1764,8 @@ struct py_reader *py_reader_new(void)
 
 static void proc_free(struct py_proc *p)
 {
+	sysfd_prune(p, true);
+	free(p->sysfds);
 	code_cache_clear(p);
 	free(p->codes);
 	pm_close(&p->pm);
@@ -1671,7 +1848,7 @@ static int read_once(struct py_reader *r, pid_t pid, struct py_process *out, boo
 		return -1;
 	pm_new_snapshot(&p->pm);
 	uint64_t preads0 = p->pm.reads;
-	struct walk w = { .p = p };
+	struct walk w = { .p = p, .out = out };
 	if (pm_list_tasks(pid, &w.tasks, &w.ntasks) != 0 || w.ntasks == 0) {
 		free(w.tasks);
 		snprintf(err, errlen, "process %d exited", (int)pid);
@@ -1680,7 +1857,8 @@ static int read_once(struct py_reader *r, pid_t pid, struct py_process *out, boo
 	}
 	int rc = walk_process(&w, out, err, errlen);
 	free(w.tasks);
-	if (w.gone || !pm_still_same(&p->pm)) {
+	sysfd_prune(p, false);
+	if (w.gone) {
 		/* exited, or exec'd (same pid and start time, new image): start over once */
 		py_process_free(out);
 		py_forget_process(r, pid);
@@ -1718,16 +1896,10 @@ void py_process_free(struct py_process *p)
 {
 	if (!p)
 		return;
-	for (size_t i = 0; i < p->nthreads; i++) {
-		struct py_thread *t = &p->threads[i];
-		for (size_t k = 0; k < t->nframes; k++) {
-			free(t->frames[k].function);
-			free(t->frames[k].file);
-		}
-		free(t->frames);
-		free(t->name);
-	}
+	for (size_t i = 0; i < p->nthreads; i++)
+		free(p->threads[i].frames);
 	free(p->threads);
+	arena_free(p);
 	p->threads = NULL;
 	p->nthreads = 0;
 }

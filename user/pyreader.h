@@ -61,6 +61,7 @@ struct py_process {
 	unsigned version_hex;
 	struct py_thread *threads;
 	size_t nthreads;
+	void *strings; /* private: storage of every string above (freed by py_process_free) */
 };
 
 struct py_reader;
@@ -89,6 +90,11 @@ const struct py_layout *py_reader_layout(struct py_reader *r, pid_t pid);
 int py_reader_addrs(struct py_reader *r, pid_t pid, struct py_addrs *out);
 /* Statistics of the last read (for the benchmark). */
 uint64_t py_reader_last_preads(struct py_reader *r, pid_t pid);
+
+/* Line of a captured position (f_lasti <= 3.10, byte offset from the code start 3.11+) in
+ * a copied line table; -1 when the table gives none. */
+int py_line_for_position(const struct py_layout *l, const unsigned char *table, uint32_t len,
+			 int firstlineno, int64_t pos);
 
 /* The `threads` array of `dump --json`. */
 void py_write_threads_json(struct jw *w, const struct py_process *p);
