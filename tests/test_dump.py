@@ -1,0 +1,257 @@
+"""`pyhang-trace dump PID`: stacks read from /proc/PID/mem compared with what each thread
+recorded itself (traceback.extract_stack() on the line where it then blocks), on every
+interpreter conftest.py finds (pyenv 2.7, 3.6-3.13, Debian /usr/bin/python3.11, PATH,
+PYHANG_PYTHONS).
+
+Function names: 3.11+ report co_qualname ("Worker.method", "outer.<locals>.inner"); the
+comparison uses its last dotted component, which is what extract_stack() gives (co_name).
+File and line are compared exactly.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from conftest import interpreter_params
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROGRAMS = os.path.join(HERE, "programs")
+NON_ASCII_DIR = u"d\u00efr-\u00f1-\u76ee\u5f55"
+
+
+def _copy_programs(tmp_path):
+    """The test programs, copied under a non-ASCII directory (non-ASCII paths)."""
+    d = os.path.join(str(tmp_path), NON_ASCII_DIR)
+    os.makedirs(d)
+    for name in ("stacks.py", "stacks_py3.py", "many_threads.py"):
+        shutil.copy(os.path.join(PROGRAMS, name), d)
+    return d
+
+
+class Target(object):
+    """A running stacks.py; waits until every thread has reported and blocked."""
+
+    def __init__(self, python, tmp_path):
+        self.dir = _copy_programs(tmp_path)
+        self.out = os.path.join(str(tmp_path), "reports")
+        os.makedirs(self.out)
+        self.proc = subprocess.Popen([python, os.path.join(self.dir, "stacks.py"), self.out],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.reports = self._wait_reports()
+
+    def _wait_reports(self):
+        deadline = time.time() + 60
+        expect = None
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("target exited: %s" % self.proc.stderr.read().decode())
+            path = os.path.join(self.out, "expect")
+            if expect is None and os.path.exists(path):
+                expect = int(open(path).read())
+            names = [n for n in os.listdir(self.out) if n.startswith("report-") and
+                     n.endswith(".json")]
+            if expect is not None and len(names) >= expect:
+                time.sleep(0.3)  # the line after report() is the blocking call itself
+                return [json.load(open(os.path.join(self.out, n))) for n in names]
+            time.sleep(0.05)
+        raise AssertionError("target threads did not all report in time")
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture
+def target(python, tmp_path):
+    t = Target(python, tmp_path)
+    yield t
+    t.kill()
+
+
+def dump(binary, pid, *args, **kw):
+    return subprocess.run([binary, "dump", str(pid)] + list(args), capture_output=True,
+                          timeout=kw.get("timeout", 60))
+
+
+def dump_json(binary, pid):
+    out = dump(binary, pid, "--json")
+    assert out.returncode == 0, out.stderr.decode()
+    return json.loads(out.stdout.decode("utf-8"))
+
+
+def short_name(function):
+    return function.split(".")[-1]
+
+
+def compare_stack(report, thread):
+    want = [(f[0], f[1], f[2]) for f in report["stack"]]
+    got = [(f["file"], f["line"], short_name(f["function"])) for f in reversed(thread["stack"])]
+    assert got == want, "thread %r:\n dump:   %s\n record: %s" % (report["name"], got, want)
+
+
+def test_dump_matches_extract_stack(binary, target):
+    d = dump_json(binary, target.proc.pid)
+    assert d["pid"] == target.proc.pid
+    by_name = {}
+    for t in d["threads"]:
+        assert set(("tid", "name", "daemon", "gil", "state", "stack")) <= set(t)
+        by_name.setdefault(t["name"], []).append(t)
+    assert len(d["threads"]) == len(target.reports), [t["name"] for t in d["threads"]]
+    for r in target.reports:
+        assert len(by_name.get(r["name"], [])) == 1, "thread %r missing or duplicated" % r["name"]
+        t = by_name[r["name"]][0]
+        compare_stack(r, t)
+        assert t["daemon"] == r["daemon"], r["name"]
+        if r["tid"]:
+            assert t["tid"] == r["tid"], r["name"]
+        assert t["state"] == {"lock": "lock_wait", "sleep": "sleep"}[r["blocks"]], r["name"]
+        assert t["gil"] is False, r["name"]  # every thread is blocked with the GIL released
+        if r["name"] == "recursion-200":
+            assert sum(1 for f in t["stack"] if short_name(f["function"]) == "recurse") == 201
+
+
+def test_dump_version_string(binary, python, target):
+    d = dump_json(binary, target.proc.pid)
+    want = subprocess.run([python, "-c", "import sys; print(sys.version.split()[0])"],
+                          capture_output=True, text=True).stdout.strip()
+    assert d["python"] == want
+
+
+def test_dump_text_is_traceback_shaped(binary, target):
+    d = dump_json(binary, target.proc.pid)
+    out = dump(binary, target.proc.pid)
+    assert out.returncode == 0, out.stderr.decode()
+    text = out.stdout.decode("utf-8")
+    blocks = text.split("\n\n")
+    for t in d["threads"]:
+        header = [b for b in blocks if ('Thread "%s"' % t["name"]) in b and
+                  ("tid %d" % t["tid"]) in b]
+        assert len(header) == 1, t["name"]
+        lines = header[0].splitlines()
+        assert lines[1] == "Traceback (most recent call last):"
+        want = ['  File "%s", line %d, in %s' % (f["file"], f["line"], f["function"])
+                for f in reversed(t["stack"])]
+        assert lines[2:] == want
+
+
+def test_non_ascii_names_and_paths(binary, python, target):
+    d = dump_json(binary, target.proc.pid)
+    names = [t["name"] for t in d["threads"]]
+    assert u"hilo-\u00f1-\u7ebf\u7a0b" in names
+    files = set(f["file"] for t in d["threads"] for f in t["stack"])
+    assert any(NON_ASCII_DIR in f for f in files), files
+    if not python or "2.7" not in os.path.basename(os.path.realpath(python)):
+        funcs = set(short_name(f["function"]) for t in d["threads"] for f in t["stack"])
+        if any(r["name"] == "unicode-names" for r in target.reports):
+            assert u"funci\u00f3n_\u00f1and\u00fa" in funcs and u"m\u00e9todo" in funcs
+
+
+def _status_fields(pid):
+    fields = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            fields[k] = v.strip()
+    return fields
+
+
+def test_target_is_never_stopped_or_traced(binary, target):
+    pid = target.proc.pid
+    stop = threading.Event()
+    seen = []
+
+    def watch():
+        while not stop.is_set():
+            for tid in os.listdir("/proc/%d/task" % pid):
+                try:
+                    st = open("/proc/%d/task/%s/stat" % (pid, tid)).read()
+                except IOError:
+                    continue
+                seen.append(st.rsplit(")", 1)[1].split()[0])
+            s = _status_fields(pid)
+            seen.append("tracer=" + s["TracerPid"])
+
+    w = threading.Thread(target=watch)
+    w.start()
+    try:
+        for _ in range(30):
+            assert dump(binary, pid, "--json").returncode == 0
+    finally:
+        stop.set()
+        w.join()
+    assert seen
+    assert not [s for s in seen if s in ("t", "T")]
+    assert set(s for s in seen if s.startswith("tracer=")) == {"tracer=0"}
+
+
+def test_not_a_python_process(binary):
+    p = subprocess.Popen(["sleep", "100"])
+    try:
+        time.sleep(0.1)
+        out = dump(binary, p.pid)
+        assert out.returncode == 1
+        assert b"not a Python process" in out.stderr
+        assert out.stdout == b""
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_exited_process(binary):
+    p = subprocess.Popen(["true"])
+    p.wait()
+    out = dump(binary, p.pid)
+    assert out.returncode == 1
+    assert b"does not exist" in out.stderr or b"exited" in out.stderr
+
+
+def test_usage(binary):
+    out = dump(binary, "--help")
+    assert out.returncode == 0 and b"usage" in out.stdout
+    out = subprocess.run([binary, "dump"], capture_output=True)
+    assert out.returncode == 2 and b"PID" in out.stderr
+    out = subprocess.run([binary, "dump", "12x"], capture_output=True)
+    assert out.returncode == 2
+
+
+def test_without_symbols_scan_fallback(binary, target):
+    """PYHANG_NO_SYMBOLS=1 makes the reader ignore _PyRuntime/interp_head symbols and find
+    the interpreter by a validated scan (.PyRuntime section, .bss, .data)."""
+    normal = dump_json(binary, target.proc.pid)
+    env = dict(os.environ, PYHANG_NO_SYMBOLS="1")
+    out = subprocess.run([binary, "dump", str(target.proc.pid), "--json"], capture_output=True,
+                         env=env, timeout=60)
+    assert out.returncode == 0, out.stderr.decode()
+    assert json.loads(out.stdout.decode("utf-8")) == normal
+
+
+def test_process_exiting_during_dumps(binary, python, tmp_path):
+    """Dumps of a process killed meanwhile end cleanly: status 0 or 1, never a crash."""
+    d = _copy_programs(tmp_path)
+    ready = os.path.join(str(tmp_path), "ready")
+    p = subprocess.Popen([python, os.path.join(d, "many_threads.py"), ready, "20", "30"])
+    try:
+        deadline = time.time() + 30
+        while not os.path.exists(ready) and time.time() < deadline:
+            time.sleep(0.02)
+        procs = [subprocess.Popen([binary, "dump", str(p.pid), "--json", "--repeat", "50"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                 for _ in range(4)]
+        time.sleep(0.05)
+        p.kill()
+        for q in procs:
+            _, err = q.communicate(timeout=60)
+            assert q.returncode in (0, 1), err
+            if q.returncode == 1:
+                assert b"exited" in err or b"does not exist" in err or b"cannot" in err, err
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.wait()
