@@ -810,8 +810,11 @@ static __always_inline bool basename_is_python(const char *path, long len)
 	return b[0] == 'p' && b[1] == 'y' && b[2] == 't' && b[3] == 'h' && b[4] == 'o' && b[5] == 'n';
 }
 
-/* raw_tp sched_process_exec(p, old_pid, bprm): re-evaluate whether the process is Python.
- * bprm->interp is the final binary for scripts (#! lines) and equals filename otherwise. */
+/* raw_tp sched_process_exec(p, old_pid, bprm): re-evaluate whether the process is Python,
+ * and keep the command line of children of watched processes (they may be gone, reaped by
+ * the kernel, long before anyone asks what they were). bprm->interp is the final binary
+ * for scripts (#! lines) and equals filename otherwise. The new mm is installed here, so
+ * arg_start..arg_end are the new argv in the current task's memory. */
 SEC("raw_tp/sched_process_exec")
 int on_exec(struct bpf_raw_tracepoint_args *ctx)
 {
@@ -819,10 +822,13 @@ int on_exec(struct bpf_raw_tracepoint_args *ctx)
 	struct linux_binprm *bprm = (struct linux_binprm *)ctx->args[2];
 	u32 tgid = BPF_CORE_READ(p, tgid);
 
-	if (tgid == self_tgid || (trace_all_procs && host_wide))
+	if (tgid == self_tgid)
 		return 0;
+	u32 parent_tgid = BPF_CORE_READ(p, real_parent, tgid);
+	bool parent_watched = is_interesting(parent_tgid);
 	u32 *w = bpf_map_lookup_elem(&watched, &tgid);
-	if (!host_wide && !w)
+	bool track = !(trace_all_procs && host_wide) && (host_wide || w);
+	if (!track && !parent_watched)
 		return 0;
 
 	struct ph_event *e = ev_reserve(PH_EV_EXEC, tgid, BPF_CORE_READ(p, pid));
@@ -834,14 +840,25 @@ int on_exec(struct bpf_raw_tracepoint_args *ctx)
 		e->exec.filename[0] = '\0';
 	bool python = len > 0 && basename_is_python(e->exec.filename, len);
 	e->exec.python = python;
+	e->exec.parent_tgid = parent_tgid;
+	e->exec.parent_watched = parent_watched;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
-
-	u32 v = w ? *w : 0;
-	v = python ? (v | PH_W_PYTHON) : (v & ~PH_W_PYTHON);
-	if (v)
-		bpf_map_update_elem(&watched, &tgid, &v, BPF_ANY);
-	else if (w)
-		bpf_map_delete_elem(&watched, &tgid);
+	if (parent_watched) {
+		u64 start = BPF_CORE_READ(p, mm, arg_start), end = BPF_CORE_READ(p, mm, arg_end);
+		u32 n = end > start ? (u32)(end - start) : 0;
+		if (n > PH_ARGS_LEN)
+			n = PH_ARGS_LEN;
+		if (n && bpf_probe_read_user(e->exec.args, n, (void *)start) == 0)
+			e->exec.args_len = n;
+	}
+	if (track) {
+		u32 v = w ? *w : 0;
+		v = python ? (v | PH_W_PYTHON) : (v & ~PH_W_PYTHON);
+		if (v)
+			bpf_map_update_elem(&watched, &tgid, &v, BPF_ANY);
+		else if (w)
+			bpf_map_delete_elem(&watched, &tgid);
+	}
 	bpf_ringbuf_submit(e, 0);
 	return 0;
 }

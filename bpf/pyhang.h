@@ -6,6 +6,7 @@
 
 #define PH_COMM_LEN 16
 #define PH_PATH_LEN 256
+#define PH_ARGS_LEN 256 /* argv bytes kept for children (power of two) */
 
 /* Linux futex(2) ABI (include/uapi/linux/futex.h, stable since 2.6). */
 #define PH_FUTEX_WAIT 0
@@ -131,8 +132,11 @@ struct ph_event {
 		} lost;
 		struct {
 			unsigned int python; /* interpreter basename looks like python* */
-			unsigned int pad;
+			unsigned int parent_tgid;
+			unsigned int args_len; /* bytes of args copied (NUL-separated argv) */
+			unsigned int parent_watched; /* the parent is a watched process */
 			char filename[PH_PATH_LEN];
+			char args[PH_ARGS_LEN];
 		} exec;
 	};
 };

@@ -1,9 +1,16 @@
-/* events: turns kernel events (bpf/pyhang.h) into output records, and keeps the set of
- * watched processes current after exec (embedded interpreters). */
+/* events: turns kernel records (bpf/pyhang.h) into output records. Owns: attaching Python
+ * stacks to events (captured in the kernel for instantaneous events, read from userspace
+ * for long waits, whose frames are stable while the thread is blocked), remembering reaps
+ * and children's command lines for later reports, and keeping the watch set and the BPF
+ * stack walker's process descriptions current after exec. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "procscan.h"
+#include "pystack.h"
 #include "tracer.h"
+
+#define DESCRIBE_ATTEMPTS 40 /* 2 ms doubling to 250 ms: about 8 s in all */
 
 static void fill_proc(struct ev_proc *p, const struct ph_event *e)
 {
@@ -25,13 +32,21 @@ static double seconds_between(uint64_t from_ns, uint64_t to_ns)
 static void on_long_wait(struct tracer *t, const struct ph_event *e)
 {
 	struct rec_long_wait r = { 0 };
+	struct py_process py;
+	char err[256] = "";
 	fill_proc(&r.p, e);
 	r.waited_s = seconds_between(e->wait.start_ns, e->ts_ns);
 	r.before_start = e->wait.flags & PH_WF_BEFORE_START;
 	r.futex_addr = e->wait.uaddr;
 	r.futex_op = e->wait.op;
+	/* The waiter is blocked, so its frames hold still: a read from userspace is exact. */
+	bool have_py = py_read_process(t->reader, r.p.pid, &py, err, sizeof(err)) == 0;
+	r.py = have_py ? &py : NULL;
+	r.py_error = have_py ? NULL : err;
 	t->n_long_waits++;
 	t->out.ops->long_wait(&t->out, &r);
+	if (have_py)
+		py_process_free(&py);
 }
 
 static void on_wait_end(struct tracer *t, const struct ph_event *e)
@@ -58,13 +73,30 @@ static const char *sigchld_action_name(unsigned int cls)
 	}
 }
 
+/* The stack the kernel captured for this event; *status tells why there is none. */
+static bool take_stack(struct tracer *t, const struct ph_event *e, struct captured_stack *cs,
+		       const char **status)
+{
+	if (!pending_take_stack(&t->pending, (pid_t)e->tid, e->type, cs)) {
+		*status = "not_captured";
+		return false;
+	}
+	*status = pystack_status_str(cs->status);
+	return cs->status == PH_STACK_OK;
+}
+
 static void on_sigchld(struct tracer *t, const struct ph_event *e)
 {
 	struct rec_sigchld r = { 0 };
+	struct captured_stack cs;
 	fill_proc(&r.p, e);
 	r.action = sigchld_action_name(e->sigchld.new_class);
+	bool have = take_stack(t, e, &cs, &r.stack_status);
+	r.stack = have ? &cs.thread : NULL;
 	t->n_sigchld++;
 	t->out.ops->sigchld(&t->out, &r);
+	if (have || cs.used)
+		pending_release(&cs);
 }
 
 /* Kernel exit_code encoding (wait(2) status): low 7 bits the terminating signal, 0x80 core
@@ -81,9 +113,26 @@ static void decode_exit_code(int code, struct rec_child_lost *r)
 	}
 }
 
+/* Python thread name of tid, read now (the reaper thread usually still runs). */
+static char *thread_name_now(struct tracer *t, pid_t pid, pid_t tid)
+{
+	struct py_process py;
+	char err[128];
+	char *name = NULL;
+	if (py_read_process(t->reader, pid, &py, err, sizeof(err)) != 0)
+		return NULL;
+	for (size_t i = 0; i < py.nthreads; i++)
+		if (py.threads[i].tid == tid && py.threads[i].name)
+			name = strdup(py.threads[i].name);
+	py_process_free(&py);
+	return name;
+}
+
 static void on_child_lost(struct tracer *t, const struct ph_event *e)
 {
 	struct rec_child_lost r = { 0 };
+	struct captured_stack cs;
+	char *reaper_name = NULL;
 	fill_proc(&r.p, e);
 	r.cause = e->lost.cause == PH_LOST_REAPED_ELSEWHERE ? "reaped_elsewhere" : "sigchld_ignored";
 	r.syscall = e->lost.syscall ? "waitid" : "wait4";
@@ -97,35 +146,79 @@ static void on_child_lost(struct tracer *t, const struct ph_event *e)
 		r.child_comm[sizeof(r.child_comm) - 1] = '\0';
 		decode_exit_code(e->lost.exit_code, &r);
 	}
+	r.child_cmdline = pending_find_cmdline(&t->pending, r.child_pid);
+	bool have = take_stack(t, e, &cs, &r.stack_status);
+	r.stack = have ? &cs.thread : NULL;
 	if (e->lost.cause == PH_LOST_REAPED_ELSEWHERE) {
 		r.reaper_tid = (pid_t)e->lost.reaper_tid;
 		r.reaped_s_before = seconds_between(e->lost.reap_ns, e->ts_ns);
+		const struct reap_record *rr = pending_find_reap(&t->pending, r.child_pid);
+		if (rr && rr->stack.tid == r.reaper_tid && rr->stack.status == PH_STACK_OK)
+			r.reaper_stack = &rr->stack.thread;
+		reaper_name = thread_name_now(t, r.p.pid, r.reaper_tid);
+		r.reaper_name = reaper_name;
 	}
 	t->n_child_lost++;
 	t->out.ops->child_lost(&t->out, &r);
+	if (have || cs.used)
+		pending_release(&cs);
+	free(reaper_name);
 }
 
-static void schedule_exec_check(struct tracer *t, pid_t pid, int attempt, uint64_t delay_ns)
+static void on_stack(struct tracer *t, const struct ph_stack_event *se)
+{
+	struct captured_stack cs = { 0 };
+	cs.pid = (pid_t)se->pid;
+	cs.tid = (pid_t)se->tid;
+	cs.for_type = se->for_type;
+	cs.status = se->status;
+	cs.ts_ns = se->ts_ns;
+	if (se->status == PH_STACK_OK &&
+	    pystack_decode(se, py_reader_layout(t->reader, cs.pid), &cs.thread) != 0)
+		cs.status = PH_STACK_READ_ERROR;
+	cs.used = true;
+	if (se->for_type == PH_EV_REAP)
+		pending_put_reap(&t->pending, (pid_t)se->child_pid, &cs, NULL);
+	else
+		pending_put_stack(&t->pending, &cs);
+}
+
+static void schedule_check(struct tracer *t, pid_t pid, enum check_kind kind, int attempt,
+			   uint64_t delay_ns)
 {
 	if (t->nchecks >= MAX_EXEC_CHECKS) {
 		t->dropped_checks++;
 		return;
 	}
-	t->checks[t->nchecks++] = (struct exec_check){ pid, mono_now_ns() + delay_ns, attempt };
+	t->checks[t->nchecks++] = (struct exec_check){ pid, mono_now_ns() + delay_ns, attempt, kind };
+}
+
+void tracer_schedule_describe(struct tracer *t, pid_t pid)
+{
+	schedule_check(t, pid, CHECK_DESCRIBE, 0, 2000000ull);
 }
 
 static void on_exec(struct tracer *t, const struct ph_event *e)
 {
-	/* The kernel already marked python* binaries. Others may embed libpython: look again
-	 * after the dynamic loader had time to map it. Not needed with --all. */
-	if (!e->exec.python && !t->all_processes)
-		schedule_exec_check(t, (pid_t)e->pid, 0, 100000000ull);
+	pid_t pid = (pid_t)e->pid;
+	py_forget_process(t->reader, pid);
+	if (e->exec.parent_watched && e->exec.args_len)
+		pending_put_cmdline(&t->pending, pid, e->exec.args, e->exec.args_len);
+	if (e->exec.python)
+		tracer_schedule_describe(t, pid);
+	else if (!t->all_processes)
+		schedule_check(t, pid, CHECK_EMBEDDED, 0, 100000000ull);
 }
 
 int tracer_handle_event(void *arg, const void *data, size_t size)
 {
 	struct tracer *t = arg;
 	const struct ph_event *e = data;
+	if (e->type == PH_EV_STACK) {
+		if (size >= sizeof(struct ph_stack_event))
+			on_stack(t, data);
+		return 0;
+	}
 	if (size < sizeof(*e))
 		return 0;
 	switch (e->type) {
@@ -144,10 +237,43 @@ int tracer_handle_event(void *arg, const void *data, size_t size)
 	case PH_EV_EXEC:
 		on_exec(t, e);
 		break;
+	case PH_EV_EXIT:
+		py_forget_process(t->reader, (pid_t)e->pid);
+		break;
 	default:
 		break;
 	}
 	return 0;
+}
+
+/* One due check; returns true to keep it (rescheduled in *c). */
+static bool run_check(struct tracer *t, struct exec_check *c, uint64_t now)
+{
+	if (!proc_exists(c->pid))
+		return false;
+	if (c->kind == CHECK_EMBEDDED) {
+		if (proc_runs_python(c->pid)) {
+			if (t->host_wide || t->command)
+				loader_watch_add_flags(t->ld, c->pid, PH_W_PYTHON);
+			c->kind = CHECK_DESCRIBE;
+			c->attempt = 0;
+			c->due_ns = now;
+			return true;
+		}
+		if (c->attempt > 0)
+			return false; /* one more look a second later, then give up */
+		c->attempt = 1;
+		c->due_ns = now + 1000000000ull;
+		return true;
+	}
+	char err[256];
+	if (pystack_describe(t->ld, t->reader, c->pid, err, sizeof(err)) == 0)
+		return false;
+	if (++c->attempt >= DESCRIBE_ATTEMPTS)
+		return false;
+	uint64_t delay = 2000000ull << (c->attempt < 7 ? c->attempt : 7);
+	c->due_ns = now + (delay < 250000000ull ? delay : 250000000ull);
+	return true;
 }
 
 int tracer_run_exec_checks(struct tracer *t)
@@ -156,27 +282,14 @@ int tracer_run_exec_checks(struct tracer *t)
 	int kept = 0;
 	for (int i = 0; i < t->nchecks; i++) {
 		struct exec_check c = t->checks[i];
-		if (c.due_ns > now) {
-			t->checks[kept++] = c;
-			if (c.due_ns < next)
-				next = c.due_ns;
+		if (c.due_ns <= now && !run_check(t, &c, now))
 			continue;
-		}
-		if (proc_runs_python(c.pid)) {
-			uint32_t flags = tracer_watch_flags_for(t, c.pid, !t->host_wide);
-			if (t->host_wide || t->command)
-				loader_watch_add_flags(t->ld, c.pid, flags);
-		} else if (c.attempt == 0 && proc_exists(c.pid)) {
-			/* one more look a second later, then give up */
-			c.attempt = 1;
-			c.due_ns = now + 1000000000ull;
-			t->checks[kept++] = c;
-			if (c.due_ns < next)
-				next = c.due_ns;
-		}
+		t->checks[kept++] = c;
+		if (c.due_ns < next)
+			next = c.due_ns;
 	}
 	t->nchecks = kept;
 	if (next == UINT64_MAX)
 		return -1;
-	return (int)((next - now) / 1000000ull) + 1;
+	return next <= now ? 0 : (int)((next - now) / 1000000ull) + 1;
 }

@@ -13,6 +13,7 @@
 #include "strbuf.h"
 
 struct py_process; /* from pyreader.h: Python threads and stacks, when known */
+struct py_thread;
 
 struct ev_proc {
 	pid_t pid;
@@ -48,7 +49,8 @@ struct rec_long_wait {
 	bool before_start;
 	uint64_t futex_addr;
 	uint32_t futex_op;
-	const struct py_process *py; /* may be NULL */
+	const struct py_process *py; /* every thread of the process, or NULL */
+	const char *py_error;        /* why py is NULL */
 };
 
 struct rec_wait_end {
@@ -63,6 +65,8 @@ struct rec_sigchld {
 	struct ev_proc p;
 	const char *action; /* "SIG_IGN", "SA_NOCLDWAIT", "restored" */
 	bool before_start;
+	const struct py_thread *stack; /* taken in the kernel at the rt_sigaction, or NULL */
+	const char *stack_status;      /* "ok", "unknown_layout", ... NULL when not applicable */
 };
 
 struct rec_child_lost {
@@ -78,6 +82,11 @@ struct rec_child_lost {
 	double reaped_s_before; /* how long before the failing wait the child was taken */
 	int wait_pid_arg;
 	const char *syscall; /* "wait4" or "waitid" */
+	const char *child_cmdline;      /* argv joined by spaces, or NULL */
+	const struct py_thread *stack;  /* the failing wait's Python stack, or NULL */
+	const char *stack_status;
+	const struct py_thread *reaper_stack; /* where the status was taken, or NULL */
+	const char *reaper_name;        /* Python thread name of the reaper, or NULL */
 };
 
 struct output;

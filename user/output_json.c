@@ -4,6 +4,7 @@
 
 #include "json.h"
 #include "output.h"
+#include "pyreader.h"
 
 static void begin_event(struct output *o, struct jw *w, const char *event, uint64_t mono_ns)
 {
@@ -28,6 +29,34 @@ static void end_event(struct output *o, struct jw *w)
 	jw_obj_end(w);
 	sb_putc(&o->sb, '\n');
 	output_emit(o);
+}
+
+/* A stack as the contract has it: frames innermost first, {function, file, line}. */
+static void json_stack(struct jw *w, const char *key, const struct py_thread *t)
+{
+	jw_key(w, key);
+	jw_arr_begin(w);
+	for (size_t i = 0; i < t->nframes; i++) {
+		const struct py_frame *f = &t->frames[i];
+		jw_obj_begin(w);
+		jw_kstr(w, "function", f->function);
+		jw_kstr(w, "file", f->file);
+		jw_key(w, "line");
+		if (f->line < 0)
+			jw_null(w);
+		else
+			jw_int(w, f->line);
+		jw_obj_end(w);
+	}
+	jw_arr_end(w);
+}
+
+static void json_stack_fields(struct jw *w, const struct py_thread *stack, const char *status)
+{
+	if (status)
+		jw_kstr(w, "stack_status", status);
+	if (stack)
+		json_stack(w, "stack", stack);
 }
 
 static void json_start(struct output *o, const struct rec_start *r)
@@ -95,6 +124,12 @@ static void json_long_wait(struct output *o, const struct rec_long_wait *r)
 	jw_kdouble(&w, "waited_s", r->waited_s, 3);
 	jw_kbool(&w, "before_start", r->before_start);
 	futex_object(&w, r->futex_addr, r->futex_op);
+	if (r->py) {
+		jw_kstr(&w, "python", r->py->version);
+		py_write_threads_json(&w, r->py);
+	} else if (r->py_error) {
+		jw_kstr(&w, "threads_error", r->py_error);
+	}
 	end_event(o, &w);
 }
 
@@ -116,6 +151,7 @@ static void json_sigchld(struct output *o, const struct rec_sigchld *r)
 	proc_fields(&w, &r->p);
 	jw_kstr(&w, "action", r->action);
 	jw_kbool(&w, "before_start", r->before_start);
+	json_stack_fields(&w, r->stack, r->stack_status);
 	end_event(o, &w);
 }
 
@@ -143,6 +179,7 @@ static void json_child_lost(struct output *o, const struct rec_child_lost *r)
 		jw_strn(&w, r->child_comm, strnlen(r->child_comm, sizeof(r->child_comm)));
 	else
 		jw_null(&w);
+	jw_kstr(&w, "cmdline", r->child_cmdline);
 	int_or_null(&w, "exit_status", r->exit_status);
 	int_or_null(&w, "signal", r->signal);
 	if (r->signal >= 0)
@@ -152,9 +189,13 @@ static void json_child_lost(struct output *o, const struct rec_child_lost *r)
 		jw_key(&w, "reaper");
 		jw_obj_begin(&w);
 		jw_kint(&w, "tid", r->reaper_tid);
+		jw_kstr(&w, "name", r->reaper_name);
 		jw_kdouble(&w, "seconds_before", r->reaped_s_before, 3);
+		if (r->reaper_stack)
+			json_stack(&w, "stack", r->reaper_stack);
 		jw_obj_end(&w);
 	}
+	json_stack_fields(&w, r->stack, r->stack_status);
 	end_event(o, &w);
 }
 

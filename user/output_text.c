@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "output.h"
+#include "pyreader.h"
 
 #define C_BOLD "\033[1m"
 #define C_RED "\033[31m"
@@ -35,6 +36,34 @@ static void put_proc(struct output *o, const struct ev_proc *p)
 	if (p->tid != p->pid)
 		sb_printf(&o->sb, ", thread %d", (int)p->tid);
 	sb_puts(&o->sb, ")");
+}
+
+/* A stack the way Python prints a traceback: outermost call first. */
+static void text_stack(struct output *o, const char *indent, const struct py_thread *t)
+{
+	sb_printf(&o->sb, "%sTraceback (most recent call last):\n", indent);
+	for (size_t i = t->nframes; i-- > 0;) {
+		const struct py_frame *f = &t->frames[i];
+		sb_printf(&o->sb, "%s  File \"", indent);
+		sb_put_escaped_text(&o->sb, f->file, strlen(f->file));
+		if (f->line >= 0)
+			sb_printf(&o->sb, "\", line %d, in ", f->line);
+		else
+			sb_puts(&o->sb, "\", in ");
+		sb_put_escaped_text(&o->sb, f->function, strlen(f->function));
+		sb_putc(&o->sb, '\n');
+	}
+	if (t->truncated)
+		sb_printf(&o->sb, "%s  ... (outer frames cut)\n", indent);
+}
+
+static void text_stack_or_why(struct output *o, const char *indent, const struct py_thread *t,
+			      const char *status)
+{
+	if (t)
+		text_stack(o, indent, t);
+	else if (status)
+		sb_printf(&o->sb, "%s(no Python stack: %s)\n", indent, status);
 }
 
 static void text_start(struct output *o, const struct rec_start *r)
@@ -89,6 +118,10 @@ static void text_long_wait(struct output *o, const struct rec_long_wait *r)
 	sb_printf(&o->sb, " has been blocked on futex 0x%llx (%s) for %.1fs%s\n",
 		  (unsigned long long)r->futex_addr, op, r->waited_s,
 		  r->before_start ? ", since before tracing started (estimate)" : "");
+	if (r->py)
+		py_write_threads_text(&o->sb, r->py, r->p.tid);
+	else if (r->py_error)
+		sb_printf(&o->sb, "  (no Python stacks: %s)\n", r->py_error);
 	output_emit(o);
 }
 
@@ -117,6 +150,7 @@ static void text_sigchld(struct output *o, const struct rec_sigchld *r)
 		sb_printf(&o->sb, " %s SIGCHLD (%s): the kernel discards its children's exit statuses, "
 			  "and subprocess reports every child as exit status 0\n",
 			  r->before_start ? "was already ignoring" : "now ignores", r->action);
+	text_stack_or_why(o, "  ", r->stack, r->stack_status);
 	output_emit(o);
 }
 
@@ -145,6 +179,23 @@ static void text_child_lost(struct output *o, const struct rec_child_lost *r)
 	else
 		sb_puts(&o->sb, "; its real exit status is unknown (it exited before tracing started)");
 	sb_putc(&o->sb, '\n');
+	if (r->child_cmdline) {
+		sb_puts(&o->sb, "  child command: ");
+		sb_put_escaped_text(&o->sb, r->child_cmdline, strlen(r->child_cmdline));
+		sb_putc(&o->sb, '\n');
+	}
+	sb_puts(&o->sb, "  The wait that got ECHILD:\n");
+	text_stack_or_why(o, "  ", r->stack, r->stack_status);
+	if (r->reaper_stack) {
+		sb_printf(&o->sb, "  Thread %d", (int)r->reaper_tid);
+		if (r->reaper_name) {
+			sb_puts(&o->sb, " \"");
+			sb_put_escaped_text(&o->sb, r->reaper_name, strlen(r->reaper_name));
+			sb_puts(&o->sb, "\"");
+		}
+		sb_puts(&o->sb, " took the child's status here:\n");
+		text_stack(o, "  ", r->reaper_stack);
+	}
 	output_emit(o);
 }
 

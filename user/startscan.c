@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "procscan.h"
+#include "pystack.h"
 #include "tracer.h"
 
 /* x86_64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl). */
@@ -102,6 +103,11 @@ static void scan_process(struct tracer *t, pid_t pid)
 	st.have_sched_now = proc_task_exec_start_ns(0, 0, &st.sched_now) == 0;
 	st.mono_now = mono_now_ns();
 	report_sigchld_ignored(t, pid);
+	if (proc_runs_python(pid)) {
+		char err[256];
+		if (pystack_describe(t->ld, t->reader, pid, err, sizeof(err)) != 0)
+			tracer_schedule_describe(t, pid); /* not initialized yet: try again soon */
+	}
 	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
 	proc_for_each_pid(dir, MAX_TASKS_SCANNED, scan_task, &st);
 }

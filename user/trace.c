@@ -387,6 +387,11 @@ static int setup(struct tracer *t, const struct cli *c, int *go_fd)
 		.host_wide = t->host_wide,
 		.follow_children = t->command != NULL,
 	};
+	t->reader = py_reader_new();
+	if (!t->reader) {
+		fprintf(stderr, "pyhang-trace: out of memory\n");
+		return -1;
+	}
 	t->ld = loader_open(&cfg, err, sizeof(err));
 	if (!t->ld) {
 		fprintf(stderr, "pyhang-trace: %s\n", err);
@@ -428,6 +433,7 @@ int trace_main(int argc, char **argv)
 			reap_command(&t, 0);
 		}
 		loader_close(t.ld);
+		py_reader_free(t.reader);
 		return EXIT_USAGE;
 	}
 	t.started_ns = mono_now_ns();
@@ -440,5 +446,7 @@ int trace_main(int argc, char **argv)
 	emit_stop(&t);
 	output_close(&t.out);
 	loader_close(t.ld);
+	pending_free(&t.pending);
+	py_reader_free(t.reader);
 	return t.command ? command_exit_code(&t) : 0;
 }

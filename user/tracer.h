@@ -9,16 +9,23 @@
 
 #include "loader.h"
 #include "output.h"
+#include "pending.h"
+#include "pyreader.h"
 
 #define MAX_PIDS 64
 #define MAX_EXEC_CHECKS 1024
 
-/* A process that exec'd something not named python*: look at its maps again shortly,
- * since an embedding program maps libpython only after the dynamic loader ran. */
+/* Work on a process some time after its exec:
+ *  CHECK_EMBEDDED: it exec'd something not named python*: look at its maps again, since an
+ *    embedding program maps libpython only after the dynamic loader ran;
+ *  CHECK_DESCRIBE: it runs Python: read it until the interpreter is initialized, then
+ *    describe it to the BPF stack walker. Retried with growing delays. */
+enum check_kind { CHECK_EMBEDDED, CHECK_DESCRIBE };
 struct exec_check {
 	pid_t pid;
 	uint64_t due_ns;
 	int attempt;
+	enum check_kind kind;
 };
 
 struct tracer {
@@ -34,6 +41,8 @@ struct tracer {
 	/* runtime */
 	struct loader *ld;
 	struct output out;
+	struct py_reader *reader;
+	struct pending pending;
 	uint64_t started_ns;
 	pid_t child;
 	int child_status; /* raw waitpid status once the command ended */
@@ -53,6 +62,8 @@ int tracer_run_exec_checks(struct tracer *t);
 
 /* startscan.c: register processes of interest and report what was already going on. */
 int tracer_initial_scan(struct tracer *t);
+/* Queue a CHECK_DESCRIBE for pid (events.c). */
+void tracer_schedule_describe(struct tracer *t, pid_t pid);
 /* Whether a process should be watched as Python (or at all, with --all). */
 uint32_t tracer_watch_flags_for(const struct tracer *t, pid_t pid, bool in_scope);
 #endif

@@ -1,0 +1,89 @@
+/* pending: bounded tables of stacks, reaps and command lines (see pending.h). */
+#include "pending.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "pystack.h"
+
+void pending_release(struct captured_stack *s)
+{
+	if (s->used)
+		pystack_thread_free(&s->thread);
+	memset(s, 0, sizeof(*s));
+}
+
+void pending_free(struct pending *p)
+{
+	for (unsigned i = 0; i < PENDING_STACKS; i++)
+		pending_release(&p->stacks[i]);
+	for (unsigned i = 0; i < PENDING_REAPS; i++)
+		pending_release(&p->reaps[i].stack);
+	memset(p, 0, sizeof(*p));
+}
+
+void pending_put_stack(struct pending *p, const struct captured_stack *s)
+{
+	struct captured_stack *slot = &p->stacks[p->next_stack++ % PENDING_STACKS];
+	pending_release(slot);
+	*slot = *s;
+	slot->used = true;
+}
+
+bool pending_take_stack(struct pending *p, pid_t tid, unsigned for_type, struct captured_stack *out)
+{
+	/* newest first: a thread's latest capture belongs to its next event */
+	for (unsigned k = 1; k <= PENDING_STACKS; k++) {
+		struct captured_stack *s = &p->stacks[(p->next_stack - k) % PENDING_STACKS];
+		if (s->used && s->tid == tid && s->for_type == for_type) {
+			*out = *s;
+			memset(s, 0, sizeof(*s));
+			return true;
+		}
+	}
+	return false;
+}
+
+void pending_put_reap(struct pending *p, pid_t child, const struct captured_stack *s, const char *name)
+{
+	struct reap_record *r = &p->reaps[p->next_reap++ % PENDING_REAPS];
+	pending_release(&r->stack);
+	r->used = true;
+	r->child = child;
+	r->stack = *s;
+	r->stack.used = true;
+	snprintf(r->thread_name, sizeof(r->thread_name), "%s", name ? name : "");
+}
+
+const struct reap_record *pending_find_reap(const struct pending *p, pid_t child)
+{
+	for (unsigned k = 1; k <= PENDING_REAPS; k++) {
+		const struct reap_record *r = &p->reaps[(p->next_reap - k) % PENDING_REAPS];
+		if (r->used && r->child == child)
+			return r;
+	}
+	return NULL;
+}
+
+void pending_put_cmdline(struct pending *p, pid_t pid, const char *args, size_t len)
+{
+	struct cmdline_record *c = &p->cmdlines[p->next_cmdline++ % PENDING_CMDLINES];
+	if (len > PH_ARGS_LEN)
+		len = PH_ARGS_LEN;
+	while (len > 0 && args[len - 1] == '\0')
+		len--;
+	c->pid = pid;
+	for (size_t i = 0; i < len; i++)
+		c->text[i] = args[i] ? args[i] : ' ';
+	c->text[len] = '\0';
+}
+
+const char *pending_find_cmdline(const struct pending *p, pid_t pid)
+{
+	for (unsigned k = 1; k <= PENDING_CMDLINES; k++) {
+		const struct cmdline_record *c = &p->cmdlines[(p->next_cmdline - k) % PENDING_CMDLINES];
+		if (c->pid == pid && c->text[0])
+			return c->text;
+	}
+	return NULL;
+}

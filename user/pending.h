@@ -1,0 +1,60 @@
+/* pending: what the event loop remembers between kernel records, all in bounded tables
+ * that overwrite their oldest entry. Owns: stacks captured just before the event they
+ * belong to (keyed by thread), who reaped which child and from where (keyed by child pid,
+ * for a later "reaped elsewhere"), and the command lines of children of watched processes
+ * (keyed by child pid; the child is usually gone when it matters). */
+#ifndef PH_PENDING_H
+#define PH_PENDING_H
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "pyhang.h"
+#include "pyreader.h"
+
+#define PENDING_STACKS 64
+#define PENDING_REAPS 1024
+#define PENDING_CMDLINES 1024
+
+struct captured_stack {
+	bool used;
+	pid_t pid, tid;
+	unsigned for_type;
+	unsigned status; /* enum ph_stack_status */
+	uint64_t ts_ns;
+	struct py_thread thread; /* decoded frames */
+};
+
+struct reap_record {
+	bool used;
+	pid_t child;
+	char thread_name[64]; /* Python thread name of the reaper, "" when unknown */
+	struct captured_stack stack;
+};
+
+struct cmdline_record {
+	pid_t pid;
+	char text[PH_ARGS_LEN + 1];
+};
+
+struct pending {
+	struct captured_stack stacks[PENDING_STACKS];
+	unsigned next_stack;
+	struct reap_record reaps[PENDING_REAPS];
+	unsigned next_reap;
+	struct cmdline_record cmdlines[PENDING_CMDLINES];
+	unsigned next_cmdline;
+};
+
+void pending_free(struct pending *p);
+/* Store a decoded stack (ownership of its frames passes to the table). */
+void pending_put_stack(struct pending *p, const struct captured_stack *s);
+/* Take the stack of tid captured for an event of for_type; false if none. The caller
+ * owns the result (free with pending_release). */
+bool pending_take_stack(struct pending *p, pid_t tid, unsigned for_type, struct captured_stack *out);
+void pending_put_reap(struct pending *p, pid_t child, const struct captured_stack *s, const char *name);
+const struct reap_record *pending_find_reap(const struct pending *p, pid_t child);
+void pending_put_cmdline(struct pending *p, pid_t pid, const char *args, size_t len);
+const char *pending_find_cmdline(const struct pending *p, pid_t pid);
+void pending_release(struct captured_stack *s);
+#endif
