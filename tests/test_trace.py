@@ -645,6 +645,66 @@ def test_preblocked_target_never_stopped(preblocked_session, python):
     assert not w.violations[r["pid"]], w.violations[r["pid"]][:5]
 
 
+# --------------------------------------------------------------------------- more waits
+
+def test_many_blocked_threads_each_reported_once(reg, binary):
+    """64 threads blocked on one lock: 64 long_waits (one per thread), 64 wait_ends."""
+    n = 64
+    p = reg.popen([SYSTEM_PYTHON, LOCK_PROG, "--gate", "--release", "--threads", str(n)],
+                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+    pid = int(expect_words(p, "ready", 30, "many threads")[0])
+    tr = Tracer(reg, binary, ["--json", "-t", "0.5", "-p", str(pid)])
+    tr.wait_start()
+    p.stdin.write(b"go\n")
+    tids = set(int(expect_words(p, "blocking", 15, "many threads")[0]) for _ in range(n))
+    for tid in tids:
+        wait_in_futex(pid, tid, 10)
+    deadline = time.monotonic() + 0.5 + LATE_SLACK + 3
+    while time.monotonic() < deadline and set(e["tid"] for e in tr.select("long_wait", pid=pid)) < tids:
+        time.sleep(0.1)
+    got = [e["tid"] for e in tr.select("long_wait", pid=pid)]
+    assert set(got) == tids, "long_wait missing for %d of %d blocked threads%s" % (
+        len(tids - set(got)), n, tr.describe())
+    p.stdin.write(b"release\n")
+    for _ in range(n):
+        expect_words(p, "acquired", 15, "many threads")
+    assert p.wait(15) == 0
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and len(tr.select("wait_end", pid=pid)) < n:
+        time.sleep(0.1)
+    assert tr.stop() == 0
+    check_stream(tr)
+    got = sorted(e["tid"] for e in tr.select("long_wait", pid=pid))
+    assert got == sorted(tids), "want exactly one long_wait per thread, got %d events for %d threads" % (
+        len(got), n)
+    ends = sorted(e["tid"] for e in tr.select("wait_end", pid=pid))
+    assert ends == sorted(tids), "want one wait_end per thread: %d for %d threads" % (len(ends), n)
+    assert tr.select("stop")[0]["lost_events"] == 0
+
+
+def test_short_waits_not_reported(reg, binary):
+    """Waits shorter than the threshold (timed waits, brief lock contention) give nothing."""
+    code = ("import threading, time\n"
+            "ev = threading.Event()\n"
+            "for i in range(4):\n"
+            "    ev.wait(0.3)\n"
+            "lock = threading.Lock()\n"
+            "def hold():\n"
+            "    with lock:\n"
+            "        time.sleep(0.3)\n"
+            "for i in range(3):\n"
+            "    t = threading.Thread(target=hold); t.start(); time.sleep(0.05)\n"
+            "    with lock:\n"
+            "        pass\n"
+            "    t.join()\n")
+    tr = Tracer(reg, binary, ["--json", "-t", "1", "--", SYSTEM_PYTHON, "-c", code])
+    tr.wait_start()
+    assert tr.wait_exit(30) == 0, tr.describe()
+    check_stream(tr)
+    bad = [public(e) for e in tr.select() if e["event"] in ("long_wait", "wait_end")]
+    assert not bad, "waits under the 1 s threshold reported: %r" % bad
+
+
 # --------------------------------------------------------------------------- 3. SIGCHLD ignored
 
 def test_sigchld_session_stream(sigchld_session):
@@ -752,8 +812,15 @@ def test_echild_loops_not_reported(reg, binary):
                "        os.waitpid(-1, 0)\n"
                "    except OSError as e:\n"
                "        assert e.errno == errno.ECHILD\n"
-               "import subprocess\n"
-               "assert subprocess.call(['sh', '-c', 'exit 3']) == 3\n")
+               "import subprocess, threading\n"
+               "assert subprocess.call(['sh', '-c', 'exit 3']) == 3\n"
+               "rcs = []\n"
+               "def run(i):\n"
+               "    rcs.append(subprocess.call(['sh', '-c', 'sleep 0.1; exit %d' % (10 + i)]))\n"
+               "ts = [threading.Thread(target=run, args=(i,)) for i in range(4)]\n"
+               "[t.start() for t in ts]\n"
+               "[t.join() for t in ts]\n"
+               "assert sorted(rcs) == [10, 11, 12, 13], rcs\n")
     parts = ["for i in 1 2 3; do wait; done",
              "for i in 1 2 3; do sh -c 'exit 3'; true & wait; wait; done",
              "(sleep 0.1 &) ; sh -c 'sh -c \"exit 2\" & wait'"]
@@ -952,6 +1019,18 @@ def test_signal_in_command_mode_stops_tracer(reg, binary):
     time.sleep(0.3)
     tr.stop(signal.SIGINT)
     check_stream(tr)
+
+
+def test_text_mode_summary_on_sigint(reg, binary):
+    tr = Tracer(reg, binary, ["-t", "1"])
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline and not tr.stderr().strip() and tr.proc.poll() is None:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    before = tr.stderr()
+    assert tr.stop(signal.SIGINT) == 0, tr.describe()
+    after = tr.stderr()
+    assert len(after.strip()) > len(before.strip()), "no summary after SIGINT (stderr %r)" % after
 
 
 def test_output_file(reg, binary, tmp_path):

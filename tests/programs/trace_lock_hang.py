@@ -9,6 +9,8 @@ Options:
   --release     after the worker blocks, wait for a line on stdin, then release the lock
                 (otherwise the main thread just joins the worker: blocked forever)
   --alarm N     alarm(N) with the default action: the process dies of SIGALRM after N s
+  --threads N   N worker threads block on the same lock (each prints its "blocking" line;
+                after the release they take the lock in turn, each printing "acquired")
 """
 import ctypes
 import os
@@ -43,14 +45,18 @@ def main(argv):
         say("blocking", gettid(), "%.3f" % time.time())
         lock.acquire()
         say("acquired")
+        lock.release()
 
-    t = threading.Thread(target=worker)
-    t.daemon = True
-    t.start()
+    n = int(argv[argv.index("--threads") + 1]) if "--threads" in argv else 1
+    threads = [threading.Thread(target=worker) for _ in range(n)]
+    for t in threads:
+        t.daemon = True
+        t.start()
     if "--release" in argv:
         sys.stdin.readline()
         lock.release()
-    t.join()
+    for t in threads:
+        t.join()
     return 0
 
 
