@@ -222,3 +222,24 @@ int proc_task_exec_start_ns(pid_t pid, pid_t tid, uint64_t *out)
 	*out = ms * 1000000ull + frac;
 	return 0;
 }
+
+int proc_task_last_cpu(pid_t pid, pid_t tid)
+{
+	char path[80], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)tid);
+	if (read_small_file(path, buf, sizeof(buf)) <= 0)
+		return -1;
+	/* comm (field 2) may contain spaces and ')': fields resume after the last ')' */
+	const char *p = strrchr(buf, ')');
+	if (!p)
+		return -1;
+	p++;
+	for (int field = 3; field < 39; field++) {
+		p = strchr(p + 1, ' ');
+		if (!p)
+			return -1;
+	}
+	char *end;
+	long cpu = strtol(p + 1, &end, 10);
+	return (end == p + 1 || cpu < 0 || cpu > 65535) ? -1 : (int)cpu;
+}

@@ -30,6 +30,8 @@ struct blocked_syscall {
 };
 /* Parse /proc/PID/task/TID/syscall (Linux 2.6.27+, needs ptrace-read access, which root has). */
 int proc_task_syscall(pid_t pid, pid_t tid, struct blocked_syscall *out);
+/* CPU the task last ran on (field 39 of /proc/PID/task/TID/stat), or -1. */
+int proc_task_last_cpu(pid_t pid, pid_t tid);
 /* se.exec_start of a task in ns of the scheduler clock (CONFIG_SCHED_DEBUG /proc/.../sched).
  * Pass pid 0 for the calling thread. Returns 0 or -1. */
 int proc_task_exec_start_ns(pid_t pid, pid_t tid, uint64_t *out);

@@ -3,6 +3,7 @@
  * /proc/PID/status; SA_NOCLDWAIT is not visible there), and seeds the kernel's wait table
  * with threads already blocked in a futex wait, so the scanner reports them like any other
  * long wait (marked before_start) and a wait_end follows when they return. */
+#include <sched.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -21,9 +22,6 @@
 struct scan_state {
 	struct tracer *t;
 	pid_t pid;
-	uint64_t mono_now;
-	uint64_t sched_now; /* se.exec_start of this thread: "now" on the scheduler clock */
-	bool have_sched_now;
 	int blocked_found;
 };
 
@@ -55,16 +53,38 @@ static bool is_futex_wait(const struct blocked_syscall *s, uint32_t *op)
 	return false;
 }
 
-/* When a blocked thread started waiting: it last ran at se.exec_start, so it has been off
- * the CPU for (scheduler now - exec_start). Slightly over-estimates by its last run slice. */
+/* "Now" on one CPU's scheduler clock (rq clock_task, which leaves out steal and IRQ time,
+ * so CPUs drift apart, by half a second in our VMs): run on that CPU for a moment and read
+ * our own se.exec_start there. 0 when it cannot be had. */
+static uint64_t sched_now_on_cpu(int cpu)
+{
+	cpu_set_t old, one;
+	uint64_t now = 0;
+	if (cpu < 0 || cpu >= CPU_SETSIZE || sched_getaffinity(0, sizeof(old), &old) != 0)
+		return 0;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	if (sched_setaffinity(0, sizeof(one), &one) == 0) {
+		sched_yield(); /* be scheduled on it: exec_start is stamped when we start running */
+		if (proc_task_exec_start_ns(0, 0, &now) != 0)
+			now = 0;
+	}
+	if (sched_setaffinity(0, sizeof(old), &old) != 0)
+		now = 0;
+	return now;
+}
+
+/* When a blocked thread started waiting. update_curr() stamps se.exec_start when a task is
+ * dequeued, so for a sleeping thread it is the moment it blocked, on the clock of the CPU it
+ * last ran on (Linux 2.6.23+ CFS; /proc/.../sched needs CONFIG_SCHED_DEBUG). */
 static uint64_t estimate_wait_start(const struct scan_state *st, pid_t tid)
 {
-	uint64_t exec_start;
-	if (!st->have_sched_now || proc_task_exec_start_ns(st->pid, tid, &exec_start) != 0 ||
-	    exec_start > st->sched_now)
-		return st->mono_now;
-	uint64_t off_cpu = st->sched_now - exec_start;
-	return off_cpu < st->mono_now ? st->mono_now - off_cpu : 0;
+	uint64_t mono_now = mono_now_ns(), exec_start;
+	uint64_t cpu_now = sched_now_on_cpu(proc_task_last_cpu(st->pid, tid));
+	if (!cpu_now || proc_task_exec_start_ns(st->pid, tid, &exec_start) != 0 || exec_start > cpu_now)
+		return mono_now;
+	uint64_t blocked_for = cpu_now - exec_start;
+	return blocked_for < mono_now ? mono_now - blocked_for : 0;
 }
 
 static int scan_task(pid_t tid, void *arg)
@@ -100,8 +120,6 @@ static void scan_process(struct tracer *t, pid_t pid)
 {
 	struct scan_state st = { .t = t, .pid = pid };
 	char dir[64];
-	st.have_sched_now = proc_task_exec_start_ns(0, 0, &st.sched_now) == 0;
-	st.mono_now = mono_now_ns();
 	report_sigchld_ignored(t, pid);
 	if (proc_runs_python(pid)) {
 		char err[256];
