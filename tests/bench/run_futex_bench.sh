@@ -12,7 +12,9 @@
 #   all        pyhang-trace --all        (every process: the bench's futex waits ARE recorded)
 #   default    pyhang-trace              (Python processes only: the bench is not Python, so its
 #                                         waits are filtered out; measures the filter's cost)
-#   pid        pyhang-trace -p <bench>   (only the bench process: its waits are recorded)
+#   pid        pyhang-trace -p <bench>   (only the bench process; it is not Python, so its
+#                                         waits are still filtered out)
+#   pidall     pyhang-trace --all -p <bench>  (only the bench process, waits recorded)
 #
 # futex_bench measures (best of 3 x ITERS calls, per op):
 #   wake     FUTEX_WAKE, nobody waiting: returns at once
@@ -29,9 +31,9 @@ BUILD="$ROOT/build/bench"
 TRACER="${PYHANG_BINARY:-$ROOT/build/pyhang-trace}"
 ROUNDS=5
 ITERS=1000000
-CONFIGS="untraced floor all default pid"
+CONFIGS="untraced floor all default pid pidall"
 
-usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 while getopts "r:n:c:h" opt; do
     case "$opt" in
         r) ROUNDS="$OPTARG" ;;
@@ -51,7 +53,7 @@ if [ ! -d /sys/kernel/tracing/events ]; then
 fi
 make -s -C "$HERE" BUILD="$BUILD" >&2
 case " $CONFIGS " in
-    *" all "*|*" default "*|*" pid "*)
+    *" all "*|*" default "*|*" pid "*|*" pidall "*)
         if [ ! -x "$TRACER" ]; then
             echo "run_futex_bench: $TRACER missing (run make first)" >&2
             exit 2
@@ -118,6 +120,7 @@ run_one() {
         all)     tracer_args=(--all) ;;
         default) tracer_args=() ;;
         pid)     tracer_args=(-p "$bench") ;;
+        pidall)  tracer_args=(--all -p "$bench") ;;
         *) echo "unknown config $cfg" >&2; exit 2 ;;
     esac
     if [ "$cfg" != untraced ] && [ "$cfg" != floor ]; then
@@ -169,7 +172,8 @@ notes = {
     "floor": "empty progs on sys_{enter,exit}_futex",
     "all": "pyhang-trace --all (bench waits recorded)",
     "default": "pyhang-trace (bench not Python: filtered)",
-    "pid": "pyhang-trace -p BENCH (waits recorded)",
+    "pid": "pyhang-trace -p BENCH (not Python: filtered)",
+    "pidall": "pyhang-trace --all -p BENCH (waits recorded)",
 }
 def cell(c, op):
     return med.get((c, op))
