@@ -255,3 +255,60 @@ def test_process_exiting_during_dumps(binary, python, tmp_path):
         if p.poll() is None:
             p.kill()
         p.wait()
+
+
+def _start_ready(python, tmp_path, program, *args):
+    d = os.path.join(str(tmp_path), "prog")
+    if not os.path.isdir(d):
+        os.makedirs(d)
+    shutil.copy(os.path.join(PROGRAMS, program), d)
+    ready = os.path.join(str(tmp_path), "ready")
+    p = subprocess.Popen([python, os.path.join(d, program), ready] + [str(a) for a in args])
+    deadline = time.time() + 30
+    while not os.path.exists(ready):
+        assert p.poll() is None and time.time() < deadline, "%s did not start" % program
+        time.sleep(0.02)
+    return p
+
+
+def test_gil_holder_and_waiters(binary, python, tmp_path):
+    """Busy threads: never more than one GIL holder per dump, and over repeated dumps a
+    holder and GIL waiters are seen (2.7: _PyThreadState_Current and interpreter_lock;
+    3.6: static gil_* variables; 3.7+: struct _gil_runtime_state)."""
+    p = _start_ready(python, tmp_path, "busy.py", 3)
+    try:
+        holders_seen = gil_waits = 0
+        for _ in range(40):
+            d = dump_json(binary, p.pid)
+            assert len(d["threads"]) == 4
+            holders = [t for t in d["threads"] if t["gil"]]
+            assert len(holders) <= 1
+            holders_seen += len(holders)
+            gil_waits += sum(1 for t in d["threads"] if t["state"] == "gil_wait")
+            assert not [t for t in d["threads"] if t["state"] in ("lock_wait", "sleep")]
+        assert holders_seen > 0
+        assert gil_waits > 0
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_process_exec_during_dumps(binary, python, tmp_path):
+    """A process that execs (same pid and start time, new image) while being dumped: every
+    dump ends with status 0 or a clean error; afterwards it is reported as not Python."""
+    p = _start_ready(python, tmp_path, "exec_later.py", 0.3)
+    try:
+        q = subprocess.Popen([binary, "dump", str(p.pid), "--json", "--repeat", "100000"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _, err = q.communicate(timeout=120)
+        assert q.returncode == 1, err
+        assert b"exited or exec'd" in err or b"not a Python process" in err, err
+        deadline = time.time() + 10
+        while (os.path.basename(os.readlink("/proc/%d/exe" % p.pid)) != "sleep" and
+               time.time() < deadline):
+            time.sleep(0.05)
+        out = dump(binary, p.pid)
+        assert out.returncode == 1 and b"not a Python process" in out.stderr, out.stderr
+    finally:
+        p.kill()
+        p.wait()
