@@ -312,3 +312,19 @@ def test_process_exec_during_dumps(binary, python, tmp_path):
     finally:
         p.kill()
         p.wait()
+
+
+@pytest.mark.parametrize("version", ["3.5", "3.99"])
+def test_unsupported_version_is_refused(binary, tmp_path, version):
+    """A process whose executable claims an unknown CPython version gets a clear refusal."""
+    exe = os.path.join(str(tmp_path), "python" + version)
+    shutil.copy(shutil.which("sleep"), exe)
+    p = subprocess.Popen([exe, "100"])
+    try:
+        time.sleep(0.1)
+        out = dump(binary, p.pid)
+        assert out.returncode == 1
+        assert ("unsupported CPython %s" % version).encode() in out.stderr, out.stderr
+    finally:
+        p.kill()
+        p.wait()

@@ -1964,7 +1964,11 @@ void py_write_threads_json(struct jw *w, const struct py_process *p)
 	for (size_t i = 0; i < p->nthreads; i++) {
 		const struct py_thread *t = &p->threads[i];
 		jw_obj_begin(w);
-		jw_kint(w, "tid", t->tid);
+		jw_key(w, "tid");
+		if (t->tid > 0)
+			jw_int(w, t->tid);
+		else
+			jw_null(w); /* not established: never guessed */
 		jw_kstr(w, "name", t->name);
 		jw_key(w, "daemon");
 		if (t->daemon < 0)
