@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define PM_CACHED_READ_MAX (4u * PM_PAGE) /* larger reads bypass the page cache */
+#define PM_CACHED_READ_MAX (4u * PM_BLOCK) /* larger reads bypass the cache */
 
 int pm_open(struct procmem *pm, pid_t pid, char *err, size_t errlen)
 {
@@ -92,7 +92,7 @@ static struct pm_page *pm_cached_page(struct procmem *pm, uint64_t page_addr, in
 			return NULL;
 		}
 	}
-	struct pm_page *pg = &pm->pages[(page_addr / PM_PAGE) % PM_CACHE_SLOTS];
+	struct pm_page *pg = &pm->pages[(page_addr / PM_BLOCK) % PM_CACHE_SLOTS];
 	if (pg->gen == pm->gen && pg->addr == page_addr) {
 		*status = pg->valid ? PM_OK : PM_FAULT;
 		return pg;
@@ -100,13 +100,13 @@ static struct pm_page *pm_cached_page(struct procmem *pm, uint64_t page_addr, in
 	pg->gen = pm->gen;
 	pg->addr = page_addr;
 	pg->valid = 0;
-	int rc = pm_read_direct(pm, page_addr, pg->data, PM_PAGE);
+	int rc = pm_read_direct(pm, page_addr, pg->data, PM_BLOCK);
 	if (rc == PM_GONE) {
 		pg->gen = 0;
 		*status = PM_GONE;
 		return NULL;
 	}
-	pg->valid = rc == PM_OK ? PM_PAGE : 0;
+	pg->valid = rc == PM_OK ? PM_BLOCK : 0;
 	*status = rc;
 	return pg;
 }
@@ -120,9 +120,9 @@ int pm_read(struct procmem *pm, uint64_t addr, void *buf, size_t len)
 	if (addr == 0 || addr > INT64_MAX || addr + len < addr)
 		return PM_FAULT;
 	size_t done = 0;
-	while (done < len) { /* at most 5 iterations: len <= 4 pages */
+	while (done < len) { /* at most 5 iterations: len <= 4 blocks */
 		uint64_t a = addr + done;
-		uint64_t page = a & ~(uint64_t)(PM_PAGE - 1);
+		uint64_t page = a & ~(uint64_t)(PM_BLOCK - 1);
 		int st;
 		struct pm_page *pg = pm_cached_page(pm, page, &st);
 		if (st == PM_FAULT && pg) {
@@ -131,7 +131,7 @@ int pm_read(struct procmem *pm, uint64_t addr, void *buf, size_t len)
 		}
 		if (st != PM_OK)
 			return st;
-		size_t in_page = PM_PAGE - (size_t)(a - page);
+		size_t in_page = PM_BLOCK - (size_t)(a - page);
 		size_t n = len - done < in_page ? len - done : in_page;
 		memcpy((char *)buf + done, pg->data + (a - page), n);
 		done += n;

@@ -13,8 +13,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define PM_PAGE 4096u
-#define PM_CACHE_SLOTS 2048u      /* pages cached per snapshot (8 MiB at most) */
+#define PM_PAGE 4096u             /* memory page (mapping granularity) */
+#ifndef PM_BLOCK
+#define PM_BLOCK 4096u            /* cache granule (measured: 1-2 KiB and 8-16 KiB are slower) */
+#endif
+#define PM_CACHE_SLOTS 8192u      /* blocks cached per snapshot (8 MiB at most) */
 #define PM_MAX_READ (64u << 20)   /* no single read may ask for more */
 #define PM_MAX_MAPS 65536u
 #define PM_PATH_MAX 4096u
@@ -22,10 +25,10 @@
 enum pm_status { PM_OK = 0, PM_FAULT = -1, PM_GONE = -2 };
 
 struct pm_page {
-	uint64_t addr;   /* page address, or UINT64_MAX when empty */
+	uint64_t addr;   /* block address */
 	uint32_t gen;    /* snapshot generation the content belongs to */
-	uint32_t valid;  /* bytes of the page that could be read (0 = unreadable) */
-	unsigned char data[PM_PAGE];
+	uint32_t valid;  /* bytes of the block that could be read (0 = unreadable) */
+	unsigned char data[PM_BLOCK];
 };
 
 struct procmem {
