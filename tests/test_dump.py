@@ -278,7 +278,9 @@ def test_gil_holder_and_waiters(binary, python, tmp_path):
     p = _start_ready(python, tmp_path, "busy.py", 3)
     try:
         holders_seen = gil_waits = 0
-        for _ in range(40):
+        for _ in range(300):  # 2.7's GIL hand-offs are quick: waiters are rarely caught
+            if holders_seen >= 3 and gil_waits >= 3:
+                break
             d = dump_json(binary, p.pid)
             assert len(d["threads"]) == 4
             holders = [t for t in d["threads"] if t["gil"]]
@@ -286,8 +288,8 @@ def test_gil_holder_and_waiters(binary, python, tmp_path):
             holders_seen += len(holders)
             gil_waits += sum(1 for t in d["threads"] if t["state"] == "gil_wait")
             assert not [t for t in d["threads"] if t["state"] in ("lock_wait", "sleep")]
-        assert holders_seen > 0
-        assert gil_waits > 0
+        assert holders_seen > 0, "no GIL holder seen"
+        assert gil_waits > 0, "no GIL waiter seen"
     finally:
         p.kill()
         p.wait()
