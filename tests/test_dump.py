@@ -330,3 +330,32 @@ def test_unsupported_version_is_refused(binary, tmp_path, version):
     finally:
         p.kill()
         p.wait()
+
+
+def test_process_in_another_mount_namespace(binary, tmp_path):
+    """The interpreter binary exists only inside the target's mount namespace (a tmpfs
+    mounted there): it must be opened through /proc/PID/root, and the pid is the host's."""
+    if not shutil.which("unshare") or not os.path.exists("/usr/bin/python3.11"):
+        pytest.skip("needs unshare and /usr/bin/python3.11")
+    private = os.path.join(str(tmp_path), "private")
+    os.makedirs(private)
+    ready = os.path.join(str(tmp_path), "ready")
+    script = ("mount -t tmpfs none '{d}' && cp /usr/bin/python3.11 '{d}/python3.11' && "
+              "cp '{prog}' '{d}/' && exec '{d}/python3.11' '{d}/many_threads.py' '{r}' 3 10"
+              ).format(d=private, prog=os.path.join(PROGRAMS, "many_threads.py"), r=ready)
+    p = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", script])
+    try:
+        deadline = time.time() + 30
+        while not os.path.exists(ready):
+            assert p.poll() is None and time.time() < deadline, "namespaced target did not start"
+            time.sleep(0.02)
+        assert not os.path.exists(os.path.join(private, "python3.11"))  # not visible here
+        d = dump_json(binary, p.pid)
+        assert d["pid"] == p.pid
+        assert len(d["threads"]) == 4
+        files = set(f["file"] for t in d["threads"] for f in t["stack"])
+        assert os.path.join(private, "many_threads.py") in files
+        assert all(t["tid"] for t in d["threads"])
+    finally:
+        p.kill()
+        p.wait()
