@@ -1,9 +1,11 @@
 /* startscan: what was already going on when tracing started. Registers the processes of
- * interest in the kernel's watch table, reports SIGCHLD already ignored (SigIgn in
+ * interest in the kernel's watch table (before `start`, so nothing they do after it is
+ * missed), then (after `start`) reports SIGCHLD already ignored (SigIgn in
  * /proc/PID/status; SA_NOCLDWAIT is not visible there), and seeds the kernel's wait table
  * with threads already blocked in a futex wait, so the scanner reports them like any other
  * long wait (marked before_start) and a wait_end follows when they return. */
 #include <sched.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -130,31 +132,51 @@ static void scan_process(struct tracer *t, pid_t pid)
 	proc_for_each_pid(dir, MAX_TASKS_SCANNED, scan_task, &st);
 }
 
-static int scan_host_process(pid_t pid, void *arg)
+static int add_target(struct tracer *t, pid_t pid)
+{
+	if (t->ntargets == t->targets_cap) {
+		size_t cap = t->targets_cap ? t->targets_cap * 2 : 64;
+		pid_t *p = realloc(t->targets, cap * sizeof(*p));
+		if (!p)
+			return -1;
+		t->targets = p;
+		t->targets_cap = cap;
+	}
+	t->targets[t->ntargets++] = pid;
+	return 0;
+}
+
+static int register_host_process(pid_t pid, void *arg)
 {
 	struct tracer *t = arg;
 	if (pid == getpid())
 		return 0;
 	if (!t->all_processes) {
-		if (!proc_runs_python(pid))
-			return 0;
-		if (loader_watch(t->ld, pid, PH_W_PYTHON) != 0)
+		if (!proc_runs_python(pid) || loader_watch(t->ld, pid, PH_W_PYTHON) != 0)
 			return 0;
 	}
-	scan_process(t, pid);
-	return 0;
+	return add_target(t, pid) == 0 ? 0 : -1;
 }
 
-int tracer_initial_scan(struct tracer *t)
+int tracer_register_processes(struct tracer *t)
 {
 	if (t->host_wide)
-		return proc_for_each_pid("/proc", MAX_PROCS_SCANNED, scan_host_process, t) < 0 ? -1 : 0;
+		return proc_for_each_pid("/proc", MAX_PROCS_SCANNED, register_host_process, t) < 0 ? -1 : 0;
 	for (int i = 0; i < t->npids; i++) {
 		pid_t pid = t->pids[i];
 		if (loader_watch(t->ld, pid, tracer_watch_flags_for(t, pid, true)) != 0)
 			return -1;
-		if (t->all_processes || proc_runs_python(pid))
-			scan_process(t, pid);
+		if ((t->all_processes || proc_runs_python(pid)) && add_target(t, pid) != 0)
+			return -1;
 	}
 	return 0;
+}
+
+void tracer_scan_existing(struct tracer *t)
+{
+	for (size_t i = 0; i < t->ntargets; i++)
+		scan_process(t, t->targets[i]);
+	free(t->targets);
+	t->targets = NULL;
+	t->ntargets = t->targets_cap = 0;
 }

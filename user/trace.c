@@ -412,6 +412,10 @@ static int setup(struct tracer *t, const struct cli *c, int *go_fd)
 			return -1;
 		}
 	}
+	if (tracer_register_processes(t) != 0) {
+		fprintf(stderr, "pyhang-trace: cannot register the processes to trace: %s\n", strerror(errno));
+		return -1;
+	}
 	return 0;
 }
 
@@ -435,8 +439,7 @@ int trace_main(int argc, char **argv)
 	t.started_ns = mono_now_ns();
 	emit_start(&t);
 	/* after `start`: what the scan finds (already ignored SIGCHLD...) are events too */
-	if (tracer_initial_scan(&t) != 0)
-		fprintf(stderr, "pyhang-trace: cannot register every process to trace: %s\n", strerror(errno));
+	tracer_scan_existing(&t);
 	if (t.command && release_command(go_fd) != 0)
 		fprintf(stderr, "pyhang-trace: cannot start the command: %s\n", strerror(errno));
 	event_loop(&t);

@@ -47,6 +47,8 @@ struct tracer {
 	pid_t child;
 	int child_status; /* raw waitpid status once the command ended */
 	bool child_done;
+	pid_t *targets; /* processes found at start-up, scanned once after `start` */
+	size_t ntargets, targets_cap;
 	struct exec_check checks[MAX_EXEC_CHECKS];
 	int nchecks;
 	uint64_t dropped_checks;
@@ -60,8 +62,10 @@ int tracer_handle_event(void *arg, const void *data, size_t size);
 /* Run due exec re-checks; returns ms until the next one is due, or -1 if none. */
 int tracer_run_exec_checks(struct tracer *t);
 
-/* startscan.c: register processes of interest and report what was already going on. */
-int tracer_initial_scan(struct tracer *t);
+/* startscan.c: register processes of interest in the kernel (before `start`), then report
+ * what was already going on in them (after `start`). */
+int tracer_register_processes(struct tracer *t);
+void tracer_scan_existing(struct tracer *t);
 /* Queue a CHECK_DESCRIBE for pid (events.c). */
 void tracer_schedule_describe(struct tracer *t, pid_t pid);
 /* Whether a process should be watched as Python (or at all, with --all). */
