@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "diagnose.h"
 #include "procscan.h"
 #include "pystack.h"
 #include "tracer.h"
@@ -29,6 +30,45 @@ static double seconds_between(uint64_t from_ns, uint64_t to_ns)
 	return to_ns > from_ns ? (double)(to_ns - from_ns) / 1e9 : 0.0;
 }
 
+/* FNV-1a over what identifies a hang, so the same one is reported once. */
+static uint64_t hang_fingerprint(pid_t pid, const struct diagnosis *d)
+{
+	uint64_t h = 1469598103934665603ull;
+	const uint64_t prime = 1099511628211ull;
+	h = (h ^ (uint64_t)pid) * prime;
+	for (const char *c = d->code; *c; c++)
+		h = (h ^ (unsigned char)*c) * prime;
+	h = (h ^ (uint64_t)d->waiter) * prime;
+	for (size_t i = 0; i < d->nculprits; i++)
+		h = (h ^ (uint64_t)d->culprits[i]) * prime;
+	return h;
+}
+
+static bool hang_seen_before(struct tracer *t, uint64_t fp)
+{
+	for (unsigned i = 0; i < sizeof(t->hang_seen) / sizeof(t->hang_seen[0]); i++)
+		if (t->hang_seen[i] == fp)
+			return true;
+	t->hang_seen[t->hang_seen_next++ % (sizeof(t->hang_seen) / sizeof(t->hang_seen[0]))] = fp;
+	return false;
+}
+
+/* A finding: shutdown waiting for threads, every thread blocked, or the main thread stuck
+ * (worker threads idling on a queue are normal and stay long_wait events only). */
+static void maybe_report_hang(struct tracer *t, const struct rec_long_wait *lw)
+{
+	struct diagnosis d;
+	if (!diagnose_process(lw->py, lw->p.tid, lw->waited_s, &d))
+		return;
+	if (strcmp(d.code, "long_wait") == 0 && lw->p.tid != lw->p.pid)
+		return;
+	if (hang_seen_before(t, hang_fingerprint(lw->p.pid, &d)))
+		return;
+	struct rec_hang r = { .p = lw->p, .diag = &d, .py = lw->py };
+	t->n_hangs++;
+	t->out.ops->hang(&t->out, &r);
+}
+
 static void on_long_wait(struct tracer *t, const struct ph_event *e)
 {
 	struct rec_long_wait r = { 0 };
@@ -45,8 +85,10 @@ static void on_long_wait(struct tracer *t, const struct ph_event *e)
 	r.py_error = have_py ? NULL : err;
 	t->n_long_waits++;
 	t->out.ops->long_wait(&t->out, &r);
-	if (have_py)
+	if (have_py) {
+		maybe_report_hang(t, &r);
 		py_process_free(&py);
+	}
 }
 
 static void on_wait_end(struct tracer *t, const struct ph_event *e)

@@ -38,7 +38,7 @@ struct rec_stop {
 	uint64_t ringbuf_drops;
 	uint64_t waits_map_full;
 	uint64_t map_full;
-	uint64_t long_waits, wait_ends, sigchld_changes, child_status_lost;
+	uint64_t long_waits, wait_ends, sigchld_changes, child_status_lost, hangs;
 	double duration_s;
 	int command_exit; /* -1: no command */
 };
@@ -89,6 +89,14 @@ struct rec_child_lost {
 	const char *reaper_name;        /* Python thread name of the reaper, or NULL */
 };
 
+struct diagnosis;
+
+struct rec_hang {
+	struct ev_proc p;                 /* tid: the thread that waits */
+	const struct diagnosis *diag;
+	const struct py_process *py;      /* every thread */
+};
+
 struct output;
 
 struct output_ops {
@@ -98,6 +106,7 @@ struct output_ops {
 	void (*wait_end)(struct output *o, const struct rec_wait_end *r);
 	void (*sigchld)(struct output *o, const struct rec_sigchld *r);
 	void (*child_lost)(struct output *o, const struct rec_child_lost *r);
+	void (*hang)(struct output *o, const struct rec_hang *r);
 };
 
 struct output {

@@ -2,6 +2,7 @@
  * "time"; events about a process have "pid", "tid" and "comm". Names are stable (README). */
 #include <string.h>
 
+#include "diagnose.h"
 #include "json.h"
 #include "output.h"
 #include "pyreader.h"
@@ -97,6 +98,7 @@ static void json_stop(struct output *o, const struct rec_stop *r)
 	jw_kint(&w, "wait_end", (long long)r->wait_ends);
 	jw_kint(&w, "sigchld_ignored", (long long)r->sigchld_changes);
 	jw_kint(&w, "child_status_lost", (long long)r->child_status_lost);
+	jw_kint(&w, "hang", (long long)r->hangs);
 	jw_obj_end(&w);
 	jw_kdouble(&w, "duration_s", r->duration_s, 3);
 	if (r->command_exit >= 0)
@@ -200,7 +202,30 @@ static void json_child_lost(struct output *o, const struct rec_child_lost *r)
 	end_event(o, &w);
 }
 
+static void json_hang(struct output *o, const struct rec_hang *r)
+{
+	struct jw w;
+	begin_event(o, &w, "hang", r->p.mono_ns);
+	proc_fields(&w, &r->p);
+	jw_key(&w, "diagnosis");
+	jw_obj_begin(&w);
+	jw_kstr(&w, "code", r->diag->code);
+	jw_kstr(&w, "summary", r->diag->summary);
+	jw_kint(&w, "waiter_tid", r->diag->waiter);
+	jw_key(&w, "culprit_tids");
+	jw_arr_begin(&w);
+	for (size_t i = 0; i < r->diag->nculprits; i++)
+		jw_int(&w, r->diag->culprits[i]);
+	jw_arr_end(&w);
+	jw_obj_end(&w);
+	jw_kstr(&w, "python", r->py->version);
+	jw_key(&w, "threads");
+	py_write_threads_json(&w, r->py);
+	end_event(o, &w);
+}
+
 const struct output_ops output_json_ops = {
+	.hang = json_hang,
 	.start = json_start,
 	.stop = json_stop,
 	.long_wait = json_long_wait,

@@ -3,6 +3,9 @@
  * traced process (comm, names) is escaped, never printed raw. */
 #include <string.h>
 
+#include <stdlib.h>
+
+#include "diagnose.h"
 #include "output.h"
 #include "pyreader.h"
 
@@ -199,7 +202,57 @@ static void text_child_lost(struct output *o, const struct rec_child_lost *r)
 	output_emit(o);
 }
 
+static bool is_culprit(const struct diagnosis *d, pid_t tid)
+{
+	for (size_t i = 0; i < d->nculprits; i++)
+		if (d->culprits[i] == tid)
+			return true;
+	return false;
+}
+
+/* The process with the culprit threads first, then the waiter, then the rest (shallow
+ * copies of the thread records; the caller frees only the array). */
+static struct py_thread *threads_culprits_first(const struct rec_hang *r)
+{
+	const struct py_process *p = r->py;
+	struct py_thread *out = calloc(p->nthreads ? p->nthreads : 1, sizeof(*out));
+	size_t n = 0;
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < r->diag->nculprits; i++)
+		for (size_t k = 0; k < p->nthreads; k++)
+			if (p->threads[k].tid == r->diag->culprits[i])
+				out[n++] = p->threads[k];
+	for (size_t k = 0; k < p->nthreads; k++)
+		if (!is_culprit(r->diag, p->threads[k].tid) && p->threads[k].tid == r->diag->waiter)
+			out[n++] = p->threads[k];
+	for (size_t k = 0; k < p->nthreads; k++)
+		if (!is_culprit(r->diag, p->threads[k].tid) && p->threads[k].tid != r->diag->waiter)
+			out[n++] = p->threads[k];
+	return out;
+}
+
+static void text_hang(struct output *o, const struct rec_hang *r)
+{
+	put_clock(o, r->p.mono_ns);
+	put_tag(o, C_RED, "HANG");
+	put_proc(o, &r->p);
+	sb_puts(&o->sb, ": ");
+	sb_put_escaped_text(&o->sb, r->diag->summary, strlen(r->diag->summary));
+	sb_printf(&o->sb, " [%s]\n", r->diag->code);
+	struct py_thread *ordered = threads_culprits_first(r);
+	if (ordered) {
+		struct py_process view = *r->py;
+		view.threads = ordered;
+		pid_t mark = r->diag->nculprits ? r->diag->culprits[0] : r->diag->waiter;
+		py_write_threads_text(&o->sb, &view, mark);
+		free(ordered);
+	}
+	output_emit(o);
+}
+
 const struct output_ops output_text_ops = {
+	.hang = text_hang,
 	.start = text_start,
 	.stop = text_stop,
 	.long_wait = text_long_wait,

@@ -54,7 +54,10 @@ struct tracer {
 	uint64_t dropped_checks;
 
 	/* counts for the summary */
-	uint64_t n_long_waits, n_wait_ends, n_sigchld, n_child_lost;
+	uint64_t n_long_waits, n_wait_ends, n_sigchld, n_child_lost, n_hangs;
+	/* hangs already reported: (pid, code, culprit set) fingerprints, oldest overwritten */
+	uint64_t hang_seen[256];
+	unsigned hang_seen_next;
 };
 
 /* events.c */

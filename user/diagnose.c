@@ -1,0 +1,175 @@
+/* diagnose: causes of hangs from thread snapshots (see diagnose.h). */
+#include "diagnose.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* A frame of the standard library: under .../lib/pythonX.Y/ but not in site-packages. */
+static bool is_stdlib_file(const char *file)
+{
+	if (!file)
+		return false;
+	if (strstr(file, "site-packages") || strstr(file, "dist-packages"))
+		return false;
+	return strstr(file, "/lib/python") != NULL || strncmp(file, "<frozen ", 8) == 0;
+}
+
+static const char *basename_of(const char *path)
+{
+	const char *b = strrchr(path, '/');
+	return b ? b + 1 : path;
+}
+
+/* The last component of a (qualified) function name: "Thread._bootstrap" -> "_bootstrap". */
+static const char *short_name(const char *function)
+{
+	const char *d = strrchr(function, '.');
+	return d ? d + 1 : function;
+}
+
+static bool frame_is(const struct py_frame *f, const char *function, const char *file_base)
+{
+	return f->function && f->file && strcmp(short_name(f->function), function) == 0 &&
+	       strcmp(basename_of(f->file), file_base) == 0;
+}
+
+static const struct py_thread *find_thread(const struct py_process *p, pid_t tid)
+{
+	for (size_t i = 0; i < p->nthreads; i++)
+		if (p->threads[i].tid == tid)
+			return &p->threads[i];
+	return NULL;
+}
+
+/* The main thread is the one whose TID is the pid (threads of 3.10 and older whose TID the
+ * reader could not establish have tid 0 and are never taken for it). */
+static const struct py_thread *main_thread(const struct py_process *p)
+{
+	return find_thread(p, p->pid);
+}
+
+/* Interpreter shutdown waiting for threads, in every version's shape:
+ *   2.7:      _exitfunc -> join -> wait                    (threading.py)
+ *   3.6-3.13: _shutdown (-> join -> _wait_for_tstate_lock on 3.6; a lone _shutdown frame
+ *             on 3.7-3.13, blocked in lock.acquire() or _thread._shutdown()). */
+static bool is_shutting_down(const struct py_thread *t)
+{
+	for (size_t i = 0; i < t->nframes; i++) {
+		const struct py_frame *f = &t->frames[i];
+		if (frame_is(f, "_shutdown", "threading.py") || frame_is(f, "_exitfunc", "threading.py"))
+			return true;
+	}
+	return false;
+}
+
+void diagnose_blocked_where(const struct py_thread *t, char *buf, size_t len)
+{
+	/* innermost frame outside the standard library, and the call it made into it */
+	for (size_t i = 0; i < t->nframes; i++) {
+		const struct py_frame *f = &t->frames[i];
+		if (is_stdlib_file(f->file))
+			continue;
+		if (i > 0 && t->frames[i - 1].function)
+			snprintf(buf, len, "%s() at %s:%d", t->frames[i - 1].function, basename_of(f->file),
+				 f->line);
+		else
+			snprintf(buf, len, "%s() at %s:%d", f->function ? f->function : "?",
+				 basename_of(f->file), f->line);
+		return;
+	}
+	if (t->nframes > 0 && t->frames[0].file)
+		snprintf(buf, len, "%s() at %s:%d", t->frames[0].function ? t->frames[0].function : "?",
+			 basename_of(t->frames[0].file), t->frames[0].line);
+	else
+		snprintf(buf, len, "native code (no Python frames)");
+}
+
+static void append(char *buf, size_t len, const char *fmt, const char *a, const char *b)
+{
+	size_t used = strnlen(buf, len);
+	if (used + 1 < len)
+		snprintf(buf + used, len - used, fmt, a, b);
+}
+
+static void describe_thread(const struct py_thread *t, char *buf, size_t len)
+{
+	char where[384];
+	diagnose_blocked_where(t, where, sizeof(where));
+	if (t->name)
+		snprintf(buf, len, "'%.100s', blocked in %s", t->name, where);
+	else
+		snprintf(buf, len, "%d, blocked in %s", (int)t->tid, where);
+}
+
+static bool diagnose_shutdown(const struct py_process *p, struct diagnosis *d)
+{
+	const struct py_thread *mt = main_thread(p);
+	if (!mt || !is_shutting_down(mt))
+		return false;
+	d->code = "shutdown_join";
+	d->waiter = mt->tid;
+	for (size_t i = 0; i < p->nthreads && d->nculprits < DIAG_MAX_CULPRITS; i++) {
+		const struct py_thread *t = &p->threads[i];
+		if (t == mt || t->daemon == 1)
+			continue;
+		d->culprits[d->nculprits++] = t->tid;
+	}
+	snprintf(d->summary, sizeof(d->summary), "the interpreter is exiting and waits for %s",
+		 d->nculprits == 1 ? "non-daemon thread " : d->nculprits ? "non-daemon threads " :
+		 "threads that are not visible any more");
+	for (size_t i = 0; i < d->nculprits; i++) {
+		char one[512];
+		describe_thread(find_thread(p, d->culprits[i]), one, sizeof(one));
+		append(d->summary, sizeof(d->summary), "%s%s", i ? "; " : "", one);
+	}
+	append(d->summary, sizeof(d->summary), "%s%s",
+	       ". Make such threads daemons (daemon=True) or stop them (e.g. a sentinel on their "
+	       "queue) before the program exits", "");
+	return true;
+}
+
+static bool all_blocked_on_locks(const struct py_process *p)
+{
+	if (p->nthreads < 2)
+		return false;
+	for (size_t i = 0; i < p->nthreads; i++)
+		if (p->threads[i].state != PY_STATE_LOCK_WAIT)
+			return false;
+	return true;
+}
+
+static void diagnose_all_blocked(const struct py_process *p, pid_t waiter, struct diagnosis *d)
+{
+	d->code = "all_threads_blocked";
+	d->waiter = waiter;
+	snprintf(d->summary, sizeof(d->summary), "every thread is blocked on a lock, so nothing can "
+		 "make progress (a deadlock, unless a lock is released from outside): ");
+	for (size_t i = 0; i < p->nthreads && d->nculprits < DIAG_MAX_CULPRITS; i++) {
+		char one[512];
+		d->culprits[d->nculprits++] = p->threads[i].tid;
+		describe_thread(&p->threads[i], one, sizeof(one));
+		append(d->summary, sizeof(d->summary), "%s%s", i ? "; " : "", one);
+	}
+}
+
+bool diagnose_process(const struct py_process *p, pid_t waiter_tid, double waited_s,
+		      struct diagnosis *d)
+{
+	memset(d, 0, sizeof(*d));
+	if (diagnose_shutdown(p, d))
+		return true;
+	if (all_blocked_on_locks(p)) {
+		diagnose_all_blocked(p, waiter_tid, d);
+		return true;
+	}
+	const struct py_thread *w = find_thread(p, waiter_tid);
+	if (!w)
+		return false;
+	char one[512];
+	describe_thread(w, one, sizeof(one));
+	d->code = "long_wait";
+	d->waiter = waiter_tid;
+	snprintf(d->summary, sizeof(d->summary), "thread %s, has waited %.1fs for a lock, condition "
+		 "or event that nobody releases", one, waited_s);
+	return true;
+}

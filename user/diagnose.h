@@ -1,0 +1,30 @@
+/* diagnose: names the cause of a hang from a snapshot of every Python thread.
+ * Owns: recognizing interpreter shutdown waiting for non-daemon threads (every version's
+ * shape), all threads blocked on locks, and a single long lock wait; the one-sentence
+ * summary that names the culprit thread, where it is blocked and how to fix it. Never
+ * claims a deadlock without proven lock ownership. */
+#ifndef PH_DIAGNOSE_H
+#define PH_DIAGNOSE_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "pyreader.h"
+
+#define DIAG_MAX_CULPRITS 16
+
+struct diagnosis {
+	const char *code;    /* "shutdown_join", "all_threads_blocked", "long_wait" */
+	char summary[1024];  /* one sentence (or two: cause, then fix) */
+	pid_t culprits[DIAG_MAX_CULPRITS]; /* threads that block progress, most relevant first */
+	size_t nculprits;
+	pid_t waiter;        /* the thread that waits for them */
+};
+
+/* Diagnose the process: waiter_tid is the thread whose long wait triggered this.
+ * Returns true when a diagnosis was made. */
+bool diagnose_process(const struct py_process *p, pid_t waiter_tid, double waited_s,
+		      struct diagnosis *out);
+/* Where a thread is blocked, for people: "Queue.get() at horse_whisperer.py:61". */
+void diagnose_blocked_where(const struct py_thread *t, char *buf, size_t len);
+#endif
