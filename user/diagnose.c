@@ -173,3 +173,89 @@ bool diagnose_process(const struct py_process *p, pid_t waiter_tid, double waite
 		 "or event that nobody releases", one, waited_s);
 	return true;
 }
+
+/* Index of the innermost frame outside the standard library at or after from, or -1. */
+static long next_program_frame(const struct py_thread *t, size_t from)
+{
+	for (size_t i = from; i < t->nframes; i++)
+		if (t->frames[i].file && !is_stdlib_file(t->frames[i].file))
+			return (long)i;
+	return -1;
+}
+
+void diagnose_program_location(const struct py_thread *t, char *buf, size_t len)
+{
+	long i = next_program_frame(t, 0);
+	if (i < 0) {
+		snprintf(buf, len, "the standard library (no program frame)");
+		return;
+	}
+	const struct py_frame *f = &t->frames[i];
+	long outer = next_program_frame(t, (size_t)i + 1);
+	if (f->function && strcmp(f->function, "<module>") == 0 && outer >= 0) {
+		const struct py_frame *o = &t->frames[outer];
+		snprintf(buf, len, "%s:%d (imported at %s:%d)", basename_of(f->file), f->line,
+			 basename_of(o->file), o->line);
+	} else {
+		snprintf(buf, len, "%s:%d in %s()", basename_of(f->file), f->line,
+			 f->function ? f->function : "?");
+	}
+}
+
+/* What the program saw: subprocess turns ECHILD into status 0 (2.7-3.13, _try_wait and
+ * _internal_poll); a direct os.waitpid raises ChildProcessError/OSError. */
+static bool waited_through_subprocess(const struct py_thread *t)
+{
+	for (size_t i = 0; t && i < t->nframes; i++)
+		if (t->frames[i].file && strcmp(basename_of(t->frames[i].file), "subprocess.py") == 0)
+			return true;
+	return false;
+}
+
+static void child_outcome(const struct child_lost_facts *f, char *buf, size_t len)
+{
+	char name[64];
+	if (f->child_comm)
+		snprintf(name, sizeof(name), "'%.40s' (pid %d)", f->child_comm, f->child_pid);
+	else
+		snprintf(name, sizeof(name), "pid %d", f->child_pid);
+	if (f->exit_status >= 0)
+		snprintf(buf, len, "the child %s that exited %d", name, f->exit_status);
+	else if (f->signal >= 0)
+		snprintf(buf, len, "the child %s that was killed by signal %d", name, f->signal);
+	else
+		snprintf(buf, len, "the child %s", name);
+}
+
+void diagnose_child_lost(const struct child_lost_facts *f, char *buf, size_t len)
+{
+	char cause[512], child[160], where[256] = "";
+	const char *seen = waited_through_subprocess(f->waiter_stack) ?
+		"was reported as exit status 0 by subprocess" : "could not be collected (ECHILD)";
+	if (f->waiter_stack) {
+		char w[200];
+		diagnose_program_location(f->waiter_stack, w, sizeof(w));
+		snprintf(where, sizeof(where), " when waited for at %s", w);
+	}
+	child_outcome(f, child, sizeof(child));
+	if (f->reaped_elsewhere) {
+		char r[200] = "an unknown place";
+		if (f->reaper_stack)
+			diagnose_program_location(f->reaper_stack, r, sizeof(r));
+		snprintf(cause, sizeof(cause), "thread %s%.60s%s (tid %d) had already reaped it at %s",
+			 f->reaper_name ? "'" : "", f->reaper_name ? f->reaper_name : "",
+			 f->reaper_name ? "'" : "", f->reaper_tid, r);
+		snprintf(buf, len, "%s%s %s, because %s", child, where, seen, cause);
+		return;
+	}
+	if (f->ignore_stack) {
+		char ig[256];
+		diagnose_program_location(f->ignore_stack, ig, sizeof(ig));
+		snprintf(cause, sizeof(cause), "SIGCHLD is ignored since %s", ig);
+	} else if (f->ignored_before_start) {
+		snprintf(cause, sizeof(cause), "SIGCHLD has been ignored since before tracing started");
+	} else {
+		snprintf(cause, sizeof(cause), "SIGCHLD is ignored (SIG_IGN or SA_NOCLDWAIT)");
+	}
+	snprintf(buf, len, "%s, so %s%s %s: the kernel discarded its status", cause, child, where, seen);
+}

@@ -27,4 +27,22 @@ bool diagnose_process(const struct py_process *p, pid_t waiter_tid, double waite
 		      struct diagnosis *out);
 /* Where a thread is blocked, for people: "Queue.get() at horse_whisperer.py:61". */
 void diagnose_blocked_where(const struct py_thread *t, char *buf, size_t len);
+/* Where in the program a captured stack is: "deploy_helper.py:12 (imported at jobs.py:40)"
+ * for module-level code run by an import, else "jobs.py:40 in run_jobs()". */
+void diagnose_program_location(const struct py_thread *t, char *buf, size_t len);
+
+struct child_lost_facts {
+	bool reaped_elsewhere;
+	const char *child_comm;     /* NULL: unknown */
+	int child_pid;
+	int exit_status, signal;    /* -1: none/unknown */
+	const struct py_thread *waiter_stack;   /* the wait that got ECHILD, or NULL */
+	const struct py_thread *ignore_stack;   /* where SIGCHLD became ignored, or NULL */
+	bool ignored_before_start;
+	const struct py_thread *reaper_stack;   /* reaped_elsewhere: where it was taken */
+	const char *reaper_name;
+	int reaper_tid;
+};
+/* One sentence naming why a child's exit status was lost, and what the program saw. */
+void diagnose_child_lost(const struct child_lost_facts *f, char *buf, size_t len);
 #endif

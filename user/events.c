@@ -137,8 +137,18 @@ static void on_sigchld(struct tracer *t, const struct ph_event *e)
 	r.stack = have ? &cs.thread : NULL;
 	t->n_sigchld++;
 	t->out.ops->sigchld(&t->out, &r);
-	if (have || cs.used)
-		pending_release(&cs);
+	if (e->sigchld.new_class == PH_SIGCHLD_DEFAULT) {
+		pending_forget_ignore(&t->pending, r.p.pid);
+		if (have || cs.used)
+			pending_release(&cs);
+	} else {
+		if (!have) {
+			pending_release(&cs);
+			cs.ts_ns = e->ts_ns;
+			cs.status = PH_STACK_READ_ERROR; /* no stack, but known to be after start */
+		}
+		pending_put_ignore(&t->pending, r.p.pid, &cs); /* keeps the frames */
+	}
 }
 
 /* Kernel exit_code encoding (wait(2) status): low 7 bits the terminating signal, 0x80 core
@@ -200,6 +210,27 @@ static void on_child_lost(struct tracer *t, const struct ph_event *e)
 		reaper_name = thread_name_now(t, r.p.pid, r.reaper_tid);
 		r.reaper_name = reaper_name;
 	}
+	const struct ignore_record *ig = pending_find_ignore(&t->pending, r.p.pid);
+	if (ig && ig->stack.status == PH_STACK_OK && ig->stack.used) {
+		r.ignore_stack = &ig->stack.thread;
+		r.ignore_mono_ns = ig->stack.ts_ns;
+	}
+	struct child_lost_facts facts = {
+		.reaped_elsewhere = e->lost.cause == PH_LOST_REAPED_ELSEWHERE,
+		.child_comm = r.child_known ? r.child_comm : NULL,
+		.child_pid = r.child_pid,
+		.exit_status = r.exit_status,
+		.signal = r.signal,
+		.waiter_stack = r.stack,
+		.ignore_stack = r.ignore_stack,
+		.ignored_before_start = ig && ig->stack.status == PH_STACK_NOT_PYTHON && !ig->stack.ts_ns,
+		.reaper_stack = r.reaper_stack,
+		.reaper_name = r.reaper_name,
+		.reaper_tid = r.reaper_tid,
+	};
+	char summary[1024];
+	diagnose_child_lost(&facts, summary, sizeof(summary));
+	r.summary = summary;
 	t->n_child_lost++;
 	t->out.ops->child_lost(&t->out, &r);
 	if (have || cs.used)

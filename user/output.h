@@ -87,6 +87,9 @@ struct rec_child_lost {
 	const char *stack_status;
 	const struct py_thread *reaper_stack; /* where the status was taken, or NULL */
 	const char *reaper_name;        /* Python thread name of the reaper, or NULL */
+	const char *summary;            /* the cause in one sentence */
+	const struct py_thread *ignore_stack; /* where SIGCHLD became ignored, or NULL */
+	uint64_t ignore_mono_ns;        /* when (0: unknown) */
 };
 
 struct diagnosis;

@@ -173,6 +173,8 @@ static void json_child_lost(struct output *o, const struct rec_child_lost *r)
 	begin_event(o, &w, "child_status_lost", r->p.mono_ns);
 	proc_fields(&w, &r->p);
 	jw_kstr(&w, "cause", r->cause);
+	if (r->summary)
+		jw_kstr(&w, "summary", r->summary);
 	jw_kstr(&w, "syscall", r->syscall);
 	jw_key(&w, "child");
 	jw_obj_begin(&w);
@@ -199,6 +201,15 @@ static void json_child_lost(struct output *o, const struct rec_child_lost *r)
 		jw_obj_end(&w);
 	}
 	json_stack_fields(&w, r->stack, r->stack_status);
+	if (r->ignore_stack) {
+		char ts[40];
+		output_format_time(o, r->ignore_mono_ns, ts, sizeof(ts));
+		jw_key(&w, "ignored_since");
+		jw_obj_begin(&w);
+		jw_kstr(&w, "time", ts);
+		json_stack(&w, "stack", r->ignore_stack);
+		jw_obj_end(&w);
+	}
 	end_event(o, &w);
 }
 

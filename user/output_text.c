@@ -182,6 +182,11 @@ static void text_child_lost(struct output *o, const struct rec_child_lost *r)
 	else
 		sb_puts(&o->sb, "; its real exit status is unknown (it exited before tracing started)");
 	sb_putc(&o->sb, '\n');
+	if (r->summary) {
+		sb_puts(&o->sb, "  ");
+		sb_put_escaped_text(&o->sb, r->summary, strlen(r->summary));
+		sb_puts(&o->sb, ".\n");
+	}
 	if (r->child_cmdline) {
 		sb_puts(&o->sb, "  child command: ");
 		sb_put_escaped_text(&o->sb, r->child_cmdline, strlen(r->child_cmdline));
@@ -198,6 +203,12 @@ static void text_child_lost(struct output *o, const struct rec_child_lost *r)
 		}
 		sb_puts(&o->sb, " took the child's status here:\n");
 		text_stack(o, "  ", r->reaper_stack);
+	}
+	if (r->ignore_stack) {
+		char ts[40];
+		output_format_time(o, r->ignore_mono_ns, ts, sizeof(ts));
+		sb_printf(&o->sb, "  SIGCHLD became ignored at %s here:\n", ts + 11);
+		text_stack(o, "  ", r->ignore_stack);
 	}
 	output_emit(o);
 }

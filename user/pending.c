@@ -15,6 +15,8 @@ void pending_release(struct captured_stack *s)
 
 void pending_free(struct pending *p)
 {
+	for (unsigned i = 0; i < PENDING_IGNORES; i++)
+		pending_release(&p->ignores[i].stack);
 	for (unsigned i = 0; i < PENDING_STACKS; i++)
 		pending_release(&p->stacks[i]);
 	for (unsigned i = 0; i < PENDING_REAPS; i++)
@@ -85,5 +87,31 @@ const char *pending_find_cmdline(const struct pending *p, pid_t pid)
 		if (c->pid == pid && c->text[0])
 			return c->text;
 	}
+	return NULL;
+}
+
+void pending_put_ignore(struct pending *p, pid_t pid, const struct captured_stack *s)
+{
+	pending_forget_ignore(p, pid);
+	struct ignore_record *r = &p->ignores[p->next_ignore++ % PENDING_IGNORES];
+	pending_release(&r->stack);
+	r->pid = pid;
+	r->stack = *s; /* takes ownership of the frames */
+}
+
+void pending_forget_ignore(struct pending *p, pid_t pid)
+{
+	for (unsigned i = 0; i < PENDING_IGNORES; i++)
+		if (p->ignores[i].pid == pid) {
+			pending_release(&p->ignores[i].stack);
+			p->ignores[i].pid = 0;
+		}
+}
+
+const struct ignore_record *pending_find_ignore(const struct pending *p, pid_t pid)
+{
+	for (unsigned i = 0; i < PENDING_IGNORES; i++)
+		if (p->ignores[i].pid == pid)
+			return &p->ignores[i];
 	return NULL;
 }

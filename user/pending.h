@@ -15,6 +15,7 @@
 #define PENDING_STACKS 64
 #define PENDING_REAPS 1024
 #define PENDING_CMDLINES 1024
+#define PENDING_IGNORES 256
 
 struct captured_stack {
 	bool used;
@@ -37,7 +38,15 @@ struct cmdline_record {
 	char text[PH_ARGS_LEN + 1];
 };
 
+/* Where and when a process started ignoring SIGCHLD (stack captured in the kernel). */
+struct ignore_record {
+	pid_t pid;
+	struct captured_stack stack; /* stack.used false: not captured (e.g. before start) */
+};
+
 struct pending {
+	struct ignore_record ignores[PENDING_IGNORES];
+	unsigned next_ignore;
 	struct captured_stack stacks[PENDING_STACKS];
 	unsigned next_stack;
 	struct reap_record reaps[PENDING_REAPS];
@@ -57,4 +66,8 @@ const struct reap_record *pending_find_reap(const struct pending *p, pid_t child
 void pending_put_cmdline(struct pending *p, pid_t pid, const char *args, size_t len);
 const char *pending_find_cmdline(const struct pending *p, pid_t pid);
 void pending_release(struct captured_stack *s);
+/* Remember (a copy of) where pid started ignoring SIGCHLD; forget it when restored. */
+void pending_put_ignore(struct pending *p, pid_t pid, const struct captured_stack *s);
+void pending_forget_ignore(struct pending *p, pid_t pid);
+const struct ignore_record *pending_find_ignore(const struct pending *p, pid_t pid);
 #endif

@@ -113,6 +113,8 @@ static void report_sigchld_ignored(struct tracer *t, pid_t pid)
 	proc_comm(pid, 0, r.p.comm, sizeof(r.p.comm));
 	r.action = "SIG_IGN";
 	r.before_start = true;
+	struct captured_stack none = { .status = PH_STACK_NOT_PYTHON }; /* ts 0: before start */
+	pending_put_ignore(&t->pending, pid, &none);
 	t->n_sigchld++;
 	t->out.ops->sigchld(&t->out, &r);
 }
