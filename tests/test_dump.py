@@ -359,3 +359,31 @@ def test_process_in_another_mount_namespace(binary, tmp_path):
     finally:
         p.kill()
         p.wait()
+
+
+def test_code_cache_never_stale(binary, python, tmp_path):
+    """One long-lived reader (dump --watch) follows a thread that keeps creating and freeing
+    functions fn_<i> (file gen_<i>.py, first line i % 40 + 1): every frame seen must be
+    self-consistent and i must never go back, even when addresses are reused."""
+    p = _start_ready(python, tmp_path, "churn.py")
+    try:
+        out = subprocess.run([binary, "dump", str(p.pid), "--watch", "150"], capture_output=True,
+                             timeout=120)
+        assert out.returncode == 0, out.stderr.decode()
+        seen = []
+        for line in out.stdout.decode().splitlines():
+            d = json.loads(line)
+            churn = [t for t in d["threads"] if t["name"] == "churn"]
+            assert len(churn) == 1
+            for f in churn[0]["stack"]:
+                if f["file"].startswith("gen_"):
+                    i = int(f["file"][4:-3])
+                    assert short_name(f["function"]) == "fn_%d" % i, f
+                    assert f["first_line"] == i % 40 + 1, f
+                    assert f["line"] == i % 40 + 2, f
+                    seen.append(i)
+        assert len(set(seen)) > 5, seen
+        assert seen == sorted(seen), seen
+    finally:
+        p.kill()
+        p.wait()

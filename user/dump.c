@@ -3,8 +3,9 @@
  * Owns: argument parsing, exit statuses (0 ok, 1 not Python / exited / unreadable, 2 usage),
  * and the output shapes: text like a Python traceback per thread (outermost frame first,
  * "most recent call last") or one JSON object {pid, python, threads} (innermost first).
- * Hidden option for the benchmark: --repeat N reads N times and reports CPU time per read
- * on stderr. */
+ * Hidden options: --repeat N (benchmark) reads N times and reports CPU time per read on
+ * stderr; --watch N (cache tests) reads N times 10 ms apart with one reader (warm caches)
+ * and prints every result as one JSON line. */
 #include "dump.h"
 
 #include <errno.h>
@@ -24,6 +25,7 @@ struct dump_opts {
 	pid_t pid;
 	bool json;
 	long repeat;
+	long watch;
 };
 
 static void dump_usage(FILE *f)
@@ -65,6 +67,11 @@ static int parse_args(int argc, char **argv, struct dump_opts *o)
 		} else if (strcmp(argv[i], "--repeat") == 0 && i + 1 < argc &&
 			   parse_long(argv[i + 1], 1, 1000000, &v)) {
 			o->repeat = v;
+			i++;
+		} else if (strcmp(argv[i], "--watch") == 0 && i + 1 < argc &&
+			   parse_long(argv[i + 1], 1, 1000000, &v)) {
+			o->watch = v;
+			o->json = true;
 			i++;
 		} else if (!have_pid && parse_long(argv[i], 1, INT_MAX, &v)) {
 			o->pid = (pid_t)v;
@@ -135,6 +142,32 @@ static int read_repeatedly(struct py_reader *r, const struct dump_opts *o, struc
 	return 0;
 }
 
+/* --watch: every read printed as one JSON line; stops at the first failure. */
+static int watch(struct py_reader *r, const struct dump_opts *o)
+{
+	struct strbuf sb;
+	char err[512];
+	sb_init(&sb);
+	for (long i = 0; i < o->watch; i++) {
+		struct py_process p;
+		if (py_read_process(r, o->pid, &p, err, sizeof(err)) != 0) {
+			fprintf(stderr, "pyhang-trace dump: %s\n", err);
+			sb_free(&sb);
+			return 1;
+		}
+		render(&sb, &p, true);
+		py_process_free(&p);
+		if (sb_flush_to(&sb, stdout) != 0) {
+			sb_free(&sb);
+			return 1;
+		}
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	sb_free(&sb);
+	return 0;
+}
+
 int dump_main(int argc, char **argv)
 {
 	struct dump_opts o;
@@ -151,6 +184,11 @@ int dump_main(int argc, char **argv)
 	struct py_process p;
 	char err[512];
 	int status = 0;
+	if (o.watch > 0) {
+		status = watch(r, &o);
+		py_reader_free(r);
+		return status;
+	}
 	if (read_repeatedly(r, &o, &p, err, sizeof(err)) != 0) {
 		fprintf(stderr, "pyhang-trace dump: %s\n", err);
 		status = 1;

@@ -523,6 +523,28 @@ static bool code_same(const struct code_entry *a, const struct code_entry *b)
 	       a->firstlineno == b->firstlineno && a->firsttraceable == b->firsttraceable;
 }
 
+static bool str_still(struct walk *w, uint64_t addr, const char *cached)
+{
+	char *now = read_str(w, addr);
+	bool same = now && cached && strcmp(now, cached) == 0;
+	free(now);
+	return same;
+}
+
+/* The same pointers may belong to new objects when a code object and its strings were
+ * freed and others allocated at the same addresses: compare the contents too. */
+static bool code_contents_same(struct walk *w, const struct code_entry *c)
+{
+	uint64_t fn = c->qualname ? c->qualname : c->name;
+	if (!str_still(w, fn, c->function) || !str_still(w, c->filename, c->file))
+		return false;
+	uint32_t len = 0;
+	unsigned char *table = read_bytes_obj(w, c->linetable, MAX_LINETABLE, &len);
+	bool same = table && c->table && len == c->table_len && memcmp(table, c->table, len) == 0;
+	free(table);
+	return same;
+}
+
 static int code_fill(struct walk *w, struct code_entry *c)
 {
 	uint64_t fn = c->qualname ? c->qualname : c->name;
@@ -566,7 +588,7 @@ static struct code_entry *code_lookup(struct walk *w, uint64_t addr)
 	struct code_entry now;
 	if (code_read_fields(w, addr, &now) != 0)
 		return NULL;
-	if (slot->addr == addr && code_same(slot, &now)) {
+	if (slot->addr == addr && code_same(slot, &now) && code_contents_same(w, slot)) {
 		slot->checked_gen = p->pm.gen;
 		return slot;
 	}
@@ -1411,12 +1433,11 @@ static ssize_t read_task_syscall(struct walk *w, pid_t tid, char *buf, size_t ca
 static void classify_state(struct walk *w, struct py_thread *t, const uint64_t (*gil)[2],
 			   size_t ngil)
 {
-	char path[96], buf[256];
+	char buf[256];
 	t->syscall_nr = -1;
 	t->state = PY_STATE_UNKNOWN;
 	if (t->tid <= 0)
 		return;
-	(void)path;
 	if (read_task_syscall(w, t->tid, buf, sizeof(buf)) <= 0)
 		return;
 	if (strncmp(buf, "running", 7) == 0) {
