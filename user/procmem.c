@@ -17,7 +17,8 @@ int pm_open(struct procmem *pm, pid_t pid, char *err, size_t errlen)
 	memset(pm, 0, sizeof(*pm));
 	pm->memfd = -1;
 	pm->pid = pid;
-	pm->gen = 1;
+	pm->cache = &pm->own;
+	pm->own.gen = 1;
 	if (pm_start_time(pid, &pm->start_time) != 0) {
 		snprintf(err, errlen, "process %d does not exist", (int)pid);
 		return -1;
@@ -36,19 +37,33 @@ void pm_close(struct procmem *pm)
 {
 	if (pm->memfd >= 0)
 		close(pm->memfd);
-	free(pm->pages);
+	pm_cache_free(&pm->own);
 	memset(pm, 0, sizeof(*pm));
 	pm->memfd = -1;
 }
 
+void pm_cache_free(struct pm_cache *cache)
+{
+	free(cache->pages);
+	cache->pages = NULL;
+}
+
+void pm_use_cache(struct procmem *pm, struct pm_cache *cache)
+{
+	pm->cache = cache ? cache : &pm->own;
+	if (pm->cache->gen == 0)
+		pm->cache->gen = 1;
+	pm->cache->gen++;
+}
+
 void pm_new_snapshot(struct procmem *pm)
 {
-	pm->gen++;
-	if (pm->gen == 0) { /* wrapped: every slot could look current */
-		if (pm->pages)
-			memset(pm->pages, 0, sizeof(*pm->pages) * PM_CACHE_SLOTS);
-		pm->gen = 1;
-	}
+	pm->cache->gen++;
+}
+
+uint64_t pm_gen(const struct procmem *pm)
+{
+	return pm->cache->gen;
 }
 
 int pm_read_direct(struct procmem *pm, uint64_t addr, void *buf, size_t len)
@@ -85,19 +100,20 @@ int pm_read_direct(struct procmem *pm, uint64_t addr, void *buf, size_t len)
 
 static struct pm_page *pm_cached_page(struct procmem *pm, uint64_t page_addr, int *status)
 {
-	if (!pm->pages) {
-		pm->pages = calloc(PM_CACHE_SLOTS, sizeof(*pm->pages));
-		if (!pm->pages) {
+	struct pm_cache *c = pm->cache;
+	if (!c->pages) {
+		c->pages = calloc(PM_CACHE_SLOTS, sizeof(*c->pages));
+		if (!c->pages) {
 			*status = PM_FAULT;
 			return NULL;
 		}
 	}
-	struct pm_page *pg = &pm->pages[(page_addr / PM_BLOCK) % PM_CACHE_SLOTS];
-	if (pg->gen == pm->gen && pg->addr == page_addr) {
+	struct pm_page *pg = &c->pages[(page_addr / PM_BLOCK) % PM_CACHE_SLOTS];
+	if (pg->gen == c->gen && pg->addr == page_addr) {
 		*status = pg->valid ? PM_OK : PM_FAULT;
 		return pg;
 	}
-	pg->gen = pm->gen;
+	pg->gen = c->gen;
 	pg->addr = page_addr;
 	pg->valid = 0;
 	int rc = pm_read_direct(pm, page_addr, pg->data, PM_BLOCK);

@@ -26,9 +26,16 @@ enum pm_status { PM_OK = 0, PM_FAULT = -1, PM_GONE = -2 };
 
 struct pm_page {
 	uint64_t addr;   /* block address */
-	uint32_t gen;    /* snapshot generation the content belongs to */
+	uint64_t gen;    /* snapshot generation the content belongs to */
 	uint32_t valid;  /* bytes of the block that could be read (0 = unreadable) */
 	unsigned char data[PM_BLOCK];
+};
+
+/* Blocks read in the current snapshot. One cache may serve many processes read one after
+ * the other: every snapshot of any of them takes a new generation, which voids the rest. */
+struct pm_cache {
+	struct pm_page *pages; /* PM_CACHE_SLOTS slots, allocated on first use */
+	uint64_t gen;          /* never wraps in practice (64 bits) */
 };
 
 struct procmem {
@@ -36,8 +43,8 @@ struct procmem {
 	int memfd;
 	uint64_t start_time;   /* clock ticks after boot, field 22 of /proc/PID/stat */
 	bool gone;             /* a read returned 0: the process exited or exec'd */
-	uint32_t gen;          /* bumped by pm_new_snapshot */
-	struct pm_page *pages; /* PM_CACHE_SLOTS slots, allocated on first use */
+	struct pm_cache *cache; /* &own, or one shared by many processes (see pm_use_cache) */
+	struct pm_cache own;
 	uint64_t reads;        /* pread calls made (for the benchmark) */
 };
 
@@ -56,8 +63,13 @@ struct pm_maps {
 /* Opens /proc/PID/mem and reads the start time. 0 or -1 with a message in err. */
 int pm_open(struct procmem *pm, pid_t pid, char *err, size_t errlen);
 void pm_close(struct procmem *pm);
-/* Forget cached pages: the next reads see the process as it is now. */
+/* Forget cached blocks: the next reads see the process as it is now. */
 void pm_new_snapshot(struct procmem *pm);
+/* The current snapshot generation (keys other per-snapshot state). */
+uint64_t pm_gen(const struct procmem *pm);
+/* Share a cache owned by the caller (it must outlive pm); NULL goes back to pm's own. */
+void pm_use_cache(struct procmem *pm, struct pm_cache *cache);
+void pm_cache_free(struct pm_cache *cache);
 /* Reads exactly len bytes at addr (through the page cache when it fits in a few pages).
  * Returns PM_OK, PM_FAULT (unmapped/short) or PM_GONE (process exited or exec'd). */
 int pm_read(struct procmem *pm, uint64_t addr, void *buf, size_t len);

@@ -175,7 +175,7 @@ static size_t utf8_put(char *out, uint32_t cp)
 
 struct code_entry {
 	uint64_t addr;         /* 0: empty slot */
-	uint32_t checked_gen;  /* snapshot in which the fields below were last re-validated */
+	uint64_t checked_gen;  /* snapshot in which the fields below were last re-validated */
 	/* fields of the code object that identify it (compared on re-validation) */
 	uint64_t type, filename, name, qualname, linetable;
 	int32_t firstlineno, firsttraceable;
@@ -183,7 +183,7 @@ struct code_entry {
 	unsigned char *table;
 	uint32_t table_len;
 	/* copies in the struct py_process of snapshot out_gen (shared by all its frames) */
-	uint32_t out_gen;
+	uint64_t out_gen;
 	char *out_function, *out_file;
 	/* last lines computed: positions repeat across reads and recursive frames */
 	uint64_t lpos[4];
@@ -216,12 +216,13 @@ struct py_proc {
 
 struct py_reader {
 	struct py_proc *procs;
+	struct pm_cache cache; /* one block cache for every process (read one at a time) */
 };
 
 struct sysfd {
 	pid_t tid;
 	int fd;
-	uint32_t gen; /* last snapshot that used it */
+	uint64_t gen; /* last snapshot that used it */
 };
 
 /* Per-read scratch state. */
@@ -583,13 +584,13 @@ static struct code_entry *code_lookup(struct walk *w, uint64_t addr)
 	struct code_entry *slot = code_slot(p, addr);
 	if (!slot)
 		return NULL;
-	if (slot->addr == addr && slot->checked_gen == p->pm.gen)
+	if (slot->addr == addr && slot->checked_gen == pm_gen(&p->pm))
 		return slot;
 	struct code_entry now;
 	if (code_read_fields(w, addr, &now) != 0)
 		return NULL;
 	if (slot->addr == addr && code_same(slot, &now) && code_contents_same(w, slot)) {
-		slot->checked_gen = p->pm.gen;
+		slot->checked_gen = pm_gen(&p->pm);
 		return slot;
 	}
 	if (code_fill(w, &now) != 0) {
@@ -600,7 +601,7 @@ static struct code_entry *code_lookup(struct walk *w, uint64_t addr)
 		code_entry_clear(slot);
 	else
 		p->ncodes++;
-	now.checked_gen = p->pm.gen;
+	now.checked_gen = pm_gen(&p->pm);
 	*slot = now;
 	return slot;
 }
@@ -1390,7 +1391,7 @@ static struct sysfd *sysfd_open(struct py_proc *p, pid_t tid)
 	struct sysfd *s = &p->sysfds[p->nsysfds++];
 	s->tid = tid;
 	s->fd = fd;
-	s->gen = p->pm.gen;
+	s->gen = pm_gen(&p->pm);
 	return s;
 }
 
@@ -1399,7 +1400,7 @@ static void sysfd_prune(struct py_proc *p, bool everything)
 {
 	size_t keep = 0;
 	for (size_t i = 0; i < p->nsysfds; i++) {
-		if (!everything && p->sysfds[i].gen == p->pm.gen)
+		if (!everything && p->sysfds[i].gen == pm_gen(&p->pm))
 			p->sysfds[keep++] = p->sysfds[i];
 		else
 			close(p->sysfds[i].fd);
@@ -1419,7 +1420,7 @@ static ssize_t read_task_syscall(struct walk *w, pid_t tid, char *buf, size_t ca
 		ssize_t n = pread(s->fd, buf, cap - 1, 0);
 		if (n > 0) {
 			buf[n] = '\0';
-			s->gen = w->p->pm.gen;
+			s->gen = pm_gen(&w->p->pm);
 			return n;
 		}
 		s->tid = -1; /* stale: dropped by the next prune */
@@ -1486,12 +1487,12 @@ static int push_frame(struct walk *w, struct py_thread *t, size_t *cap, struct c
 		*cap = nc;
 	}
 	struct py_frame *f = &t->frames[t->nframes];
-	if (c->out_gen != w->p->pm.gen) {
+	if (c->out_gen != pm_gen(&w->p->pm)) {
 		c->out_function = arena_strdup(w->out, c->function);
 		c->out_file = arena_strdup(w->out, c->file);
 		if (!c->out_function || !c->out_file)
 			return -1;
-		c->out_gen = w->p->pm.gen;
+		c->out_gen = pm_gen(&w->p->pm);
 	}
 	f->function = c->out_function;
 	f->file = c->out_file;
@@ -1802,6 +1803,7 @@ void py_reader_free(struct py_reader *r)
 		r->procs = p->next;
 		proc_free(p);
 	}
+	pm_cache_free(&r->cache);
 	free(r);
 }
 
@@ -1849,6 +1851,7 @@ static struct py_proc *proc_get(struct py_reader *r, pid_t pid, bool *fresh, cha
 		return NULL;
 	}
 	p->start_time = p->pm.start_time;
+	pm_use_cache(&p->pm, &r->cache);
 	struct walk w = { .p = p };
 	if (attach_process(&w, err, errlen) != 0) {
 		proc_free(p);

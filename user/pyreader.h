@@ -64,6 +64,10 @@ struct py_process {
 	void *strings; /* private: storage of every string above (freed by py_process_free) */
 };
 
+/* Every string in a struct py_process (names, functions, files) belongs to it and is
+ * freed by py_process_free: copy what must outlive it. One py_reader keeps one block cache
+ * (8 MiB at most) for all processes plus, per process, an open /proc/PID/mem, the code
+ * object cache and open /proc/PID/task/TID/syscall files (closed by py_forget_process). */
 struct py_reader;
 
 struct py_reader *py_reader_new(void);
