@@ -33,8 +33,8 @@ const volatile unsigned int self_tgid = 0;   /* never trace the tracer itself */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
-	__type(key, u32);   /* tgid */
-	__type(value, u32); /* PH_W_* */
+	__type(key, u32); /* tgid */
+	__type(value, struct ph_watch);
 } watched SEC(".maps");
 
 struct {
@@ -118,21 +118,29 @@ static __always_inline void stat_inc(u32 slot)
 		*v += 1;
 }
 
-/* Whether events of process tgid are wanted. Host-wide --all needs no lookup. */
-static __always_inline bool is_interesting(u32 tgid)
+static const struct ph_watch watch_everything = {};
+
+/* The watch entry of process tgid if its events are wanted, else NULL. Host-wide --all needs
+ * no lookup (and then knows no GIL ranges). */
+static __always_inline const struct ph_watch *watch_of(u32 tgid)
 {
 	if (tgid == self_tgid)
-		return false;
+		return NULL;
 	if (trace_all_procs && host_wide)
-		return true;
-	u32 *w = bpf_map_lookup_elem(&watched, &tgid);
+		return &watch_everything;
+	struct ph_watch *w = bpf_map_lookup_elem(&watched, &tgid);
 	if (!w)
-		return false;
-	if (!trace_all_procs && !(*w & PH_W_PYTHON))
-		return false;
-	if (!host_wide && !(*w & PH_W_SCOPE))
-		return false;
-	return true;
+		return NULL;
+	if (!trace_all_procs && !(w->flags & PH_W_PYTHON))
+		return NULL;
+	if (!host_wide && !(w->flags & PH_W_SCOPE))
+		return NULL;
+	return w;
+}
+
+static __always_inline bool is_interesting(u32 tgid)
+{
+	return watch_of(tgid) != NULL;
 }
 
 static __always_inline struct ph_event *ev_reserve(u32 type, u32 tgid, u32 tid)
@@ -395,30 +403,13 @@ static __always_inline void emit_pystack(u32 for_type, u32 child_pid)
 #define WAIT_CMDS ((1u << PH_FUTEX_WAIT) | (1u << PH_FUTEX_LOCK_PI) | (1u << PH_FUTEX_WAIT_BITSET) | \
 		   (1u << PH_FUTEX_WAIT_REQUEUE_PI) | (1u << PH_FUTEX_LOCK_PI2))
 
-static __always_inline int wait_begin(u64 uaddr, u32 op)
-{
-	u64 id = bpf_get_current_pid_tgid();
-	u32 tgid = id >> 32, tid = (u32)id;
-
-	if (!is_interesting(tgid))
-		return 0;
-	struct ph_wait w = {
-		.start_ns = bpf_ktime_get_ns(),
-		.uaddr = uaddr,
-		.op = op,
-		.tgid = tgid,
-	};
-	if (bpf_map_update_elem(&waits, &tid, &w, BPF_ANY))
-		stat_inc(PH_STAT_WAITS_FULL);
-	return 0;
-}
-
-static __always_inline void emit_wait_end(struct ph_wait *w, u32 tid, u32 reason)
+static __always_inline void emit_wait_end(struct ph_wait *w, u32 tid, u32 reason, u64 end_ns)
 {
 	struct ph_event *e = ev_reserve(PH_EV_WAIT_END, w->tgid, tid);
 	if (!e)
 		return;
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	if (end_ns)
+		e->ts_ns = end_ns;
 	e->wait.start_ns = w->start_ns;
 	e->wait.uaddr = w->uaddr;
 	e->wait.op = w->op;
@@ -427,16 +418,79 @@ static __always_inline void emit_wait_end(struct ph_wait *w, u32 tid, u32 reason
 	bpf_ringbuf_submit(e, 0);
 }
 
+/* Close a finished GIL chain exactly once (the scanner and the thread may race for it). */
+static __always_inline void gil_chain_close(struct ph_wait *w, u32 tid)
+{
+	u32 f = w->flags;
+	if (!(f & PH_WF_DONE) || (f & PH_WF_FINAL))
+		return;
+	if (__sync_val_compare_and_swap(&w->flags, f, f | PH_WF_FINAL) != f)
+		return;
+	if (f & PH_WF_REPORTED)
+		emit_wait_end(w, tid, PH_END_RETURNED, w->end_ns);
+}
+
+/* A GIL wait right after the previous one of the same chain continues it: returns true when
+ * the existing record was resumed (its start time, and a long_wait already sent, stand). */
+static __always_inline bool gil_chain_resume(struct ph_wait *w, u64 now)
+{
+	u32 f = w->flags;
+	if ((f & (PH_WF_GIL | PH_WF_DONE | PH_WF_FINAL)) != (PH_WF_GIL | PH_WF_DONE))
+		return false;
+	if (now - w->end_ns > PH_GIL_MERGE_NS)
+		return false;
+	return __sync_val_compare_and_swap(&w->flags, f, f & ~PH_WF_DONE) == f;
+}
+
+static __always_inline int wait_begin(u64 uaddr, u32 op)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	u32 tgid = id >> 32, tid = (u32)id;
+	const struct ph_watch *watch = watch_of(tgid);
+
+	if (!watch)
+		return 0;
+	u64 now = bpf_ktime_get_ns();
+	bool gil = uaddr >= watch->gil_lo && uaddr < watch->gil_hi;
+	if (gil) {
+		struct ph_wait *old = bpf_map_lookup_elem(&waits, &tid);
+		if (old) {
+			if (gil_chain_resume(old, now))
+				return 0;
+			gil_chain_close(old, tid);
+		}
+	}
+	struct ph_wait w = {
+		.start_ns = now,
+		.uaddr = uaddr,
+		.op = op,
+		.tgid = tgid,
+		.flags = gil ? PH_WF_GIL : 0,
+	};
+	if (bpf_map_update_elem(&waits, &tid, &w, BPF_ANY))
+		stat_inc(PH_STAT_WAITS_FULL);
+	return 0;
+}
+
 /* The wait of thread tid ended. Marking DONE atomically orders us against the scanner:
- * either it reported first (we emit wait_end) or it sees DONE and stays silent. */
+ * either it reported first (we emit wait_end) or it sees DONE and stays silent. A GIL wait
+ * stays in the table, DONE, for the next GIL wait of the chain to resume; the scanner
+ * closes the chain when none comes. */
 static __always_inline int wait_finish(u32 tid, u32 reason)
 {
 	struct ph_wait *w = bpf_map_lookup_elem(&waits, &tid);
 	if (!w)
 		return 0;
+	if ((w->flags & PH_WF_GIL) && reason == PH_END_RETURNED) {
+		w->end_ns = bpf_ktime_get_ns();
+		__sync_fetch_and_or(&w->flags, PH_WF_DONE);
+		return 0;
+	}
 	u32 old = __sync_fetch_and_or(&w->flags, PH_WF_DONE);
-	if ((old & PH_WF_REPORTED) && !(old & PH_WF_DONE))
-		emit_wait_end(w, tid, reason);
+	if ((old & PH_WF_REPORTED) && !(old & (PH_WF_DONE | PH_WF_FINAL)))
+		emit_wait_end(w, tid, reason, 0);
+	else if ((old & PH_WF_GIL) && (old & PH_WF_DONE))
+		gil_chain_close(w, tid);
 	bpf_map_delete_elem(&waits, &tid);
 	return 0;
 }
@@ -497,12 +551,19 @@ struct scan_ctx {
 
 static long scan_one(struct bpf_map *map, u32 *tid, struct ph_wait *w, struct scan_ctx *c)
 {
-	if (w->flags & (PH_WF_REPORTED | PH_WF_DONE))
+	u32 f = w->flags;
+	if ((f & PH_WF_GIL) && (f & PH_WF_DONE)) {
+		if (!(f & PH_WF_FINAL) && c->now > w->end_ns && c->now - w->end_ns > PH_GIL_MERGE_NS)
+			gil_chain_close(w, *tid);
+		return 0;
+	}
+	if (f & (PH_WF_REPORTED | PH_WF_DONE))
 		return 0;
 	if (c->now < w->start_ns || c->now - w->start_ns < threshold_ns)
 		return 0;
-	u32 old = __sync_fetch_and_or(&w->flags, PH_WF_REPORTED);
-	if (old & (PH_WF_REPORTED | PH_WF_DONE))
+	/* compare-and-swap: never mark a wait REPORTED after it ended (a GIL chain could
+	 * resume with REPORTED set and no long_wait ever sent) */
+	if (__sync_val_compare_and_swap(&w->flags, f, f | PH_WF_REPORTED) != f)
 		return 0;
 	struct ph_event *e = ev_reserve(PH_EV_LONG_WAIT, w->tgid, *tid);
 	if (!e)
@@ -510,7 +571,7 @@ static long scan_one(struct bpf_map *map, u32 *tid, struct ph_wait *w, struct sc
 	e->wait.start_ns = w->start_ns;
 	e->wait.uaddr = w->uaddr;
 	e->wait.op = w->op;
-	e->wait.flags = old | PH_WF_REPORTED;
+	e->wait.flags = f | PH_WF_REPORTED;
 	bpf_ringbuf_submit(e, 0);
 	return 0;
 }
@@ -774,15 +835,15 @@ int on_fork(struct bpf_raw_tracepoint_args *ctx)
 	if (trace_all_procs && host_wide)
 		return 0;
 	u32 parent_tgid = BPF_CORE_READ(parent, tgid);
-	u32 *w = bpf_map_lookup_elem(&watched, &parent_tgid);
+	struct ph_watch *w = bpf_map_lookup_elem(&watched, &parent_tgid);
 	if (!w)
 		return 0;
-	u32 v = *w;
+	struct ph_watch v = *w; /* a fork shares the parent's memory layout, GIL included */
 	if (!follow_children)
-		v &= ~PH_W_SCOPE;
-	if (!host_wide && !(v & PH_W_SCOPE))
+		v.flags &= ~PH_W_SCOPE;
+	if (!host_wide && !(v.flags & PH_W_SCOPE))
 		return 0;
-	if (v && bpf_map_update_elem(&watched, &child_tgid, &v, BPF_ANY))
+	if (v.flags && bpf_map_update_elem(&watched, &child_tgid, &v, BPF_ANY))
 		stat_inc(PH_STAT_MAP_FULL);
 	return 0;
 }
@@ -826,7 +887,7 @@ int on_exec(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	u32 parent_tgid = BPF_CORE_READ(p, real_parent, tgid);
 	bool parent_watched = is_interesting(parent_tgid);
-	u32 *w = bpf_map_lookup_elem(&watched, &tgid);
+	struct ph_watch *w = bpf_map_lookup_elem(&watched, &tgid);
 	bool track = !(trace_all_procs && host_wide) && (host_wide || w);
 	if (!track && !parent_watched)
 		return 0;
@@ -852,9 +913,10 @@ int on_exec(struct bpf_raw_tracepoint_args *ctx)
 			e->exec.args_len = n;
 	}
 	if (track) {
-		u32 v = w ? *w : 0;
-		v = python ? (v | PH_W_PYTHON) : (v & ~PH_W_PYTHON);
-		if (v)
+		/* a new program: the old GIL address means nothing any more */
+		struct ph_watch v = { .flags = w ? w->flags : 0 };
+		v.flags = python ? (v.flags | PH_W_PYTHON) : (v.flags & ~PH_W_PYTHON);
+		if (v.flags)
 			bpf_map_update_elem(&watched, &tgid, &v, BPF_ANY);
 		else if (w)
 			bpf_map_delete_elem(&watched, &tgid);

@@ -34,10 +34,24 @@
 #define PH_W_PYTHON 0x1 /* runs a CPython interpreter */
 #define PH_W_SCOPE 0x2  /* selected by -p or a descendant of -- COMMAND */
 
+/* watched map value (key: tgid). gil_lo..gil_hi: the interpreter's GIL state (condition
+ * variables and mutexes), set once userspace has read the process; 0 when unknown. */
+struct ph_watch {
+	unsigned int flags; /* PH_W_* */
+	unsigned int pad;
+	unsigned long long gil_lo, gil_hi;
+};
+
 /* wait record flags */
 #define PH_WF_BEFORE_START 0x1 /* inserted by userspace for a wait found at start-up */
 #define PH_WF_REPORTED 0x2     /* long_wait was emitted */
 #define PH_WF_DONE 0x4         /* the wait ended (syscall returned or thread exited) */
+#define PH_WF_GIL 0x8          /* a wait for the GIL: consecutive ones are merged */
+#define PH_WF_FINAL 0x10       /* a GIL wait chain that is over (wait_end sent if reported) */
+
+/* A GIL waiter re-waits every 5 ms (the switch interval) with microseconds between waits;
+ * a chain is over when no GIL wait followed within this gap. */
+#define PH_GIL_MERGE_NS 20000000ull
 
 /* One futex wait in progress, per thread (key: tid). */
 struct ph_wait {
@@ -47,6 +61,7 @@ struct ph_wait {
 	unsigned int flags;
 	unsigned int tgid;
 	unsigned int pad;
+	unsigned long long end_ns;   /* GIL chains: when the last wait of the chain returned */
 };
 
 enum ph_event_type {

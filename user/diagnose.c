@@ -152,8 +152,54 @@ static void diagnose_all_blocked(const struct py_process *p, pid_t waiter, struc
 	}
 }
 
+static const struct py_thread *gil_holder(const struct py_process *p)
+{
+	for (size_t i = 0; i < p->nthreads; i++)
+		if (p->threads[i].gil)
+			return &p->threads[i];
+	return NULL;
+}
+
+static void diagnose_gil(const struct py_process *p, const struct py_thread *w, double waited_s,
+			 struct diagnosis *d)
+{
+	char one[512], holder[512];
+	const struct py_thread *h = gil_holder(p);
+	describe_thread(w, one, sizeof(one));
+	d->code = "gil_wait";
+	d->waiter = w->tid;
+	if (!h) {
+		snprintf(d->summary, sizeof(d->summary), "thread %.400s, has waited %.1fs for the GIL; the "
+			 "holder could not be identified (a thread without Python frames, or C code that "
+			 "never released it)", one, waited_s);
+		return;
+	}
+	char where[384];
+	diagnose_blocked_where(h, where, sizeof(where));
+	if (h->name)
+		snprintf(holder, sizeof(holder), "'%.100s' (tid %d)", h->name, (int)h->tid);
+	else
+		snprintf(holder, sizeof(holder), "%d", (int)h->tid);
+	d->culprits[d->nculprits++] = h->tid;
+	snprintf(d->summary, sizeof(d->summary), "thread %.300s, has waited %.1fs for the GIL, which "
+		 "thread %.150s has held all along in %.300s: a long call that does not release the GIL (C "
+		 "code, a regular expression, a huge computation in one bytecode)", one, waited_s,
+		 holder, where);
+}
+
+/* Some other thread is on the CPU or holds the GIL: the process is making progress. */
+static bool others_running(const struct py_process *p, pid_t waiter)
+{
+	for (size_t i = 0; i < p->nthreads; i++) {
+		const struct py_thread *t = &p->threads[i];
+		if (t->tid != waiter && (t->state == PY_STATE_RUNNING || t->gil))
+			return true;
+	}
+	return false;
+}
+
 bool diagnose_process(const struct py_process *p, pid_t waiter_tid, double waited_s,
-		      struct diagnosis *d)
+		      bool gil_wait, struct diagnosis *d)
 {
 	memset(d, 0, sizeof(*d));
 	if (diagnose_shutdown(p, d))
@@ -165,6 +211,12 @@ bool diagnose_process(const struct py_process *p, pid_t waiter_tid, double waite
 	const struct py_thread *w = find_thread(p, waiter_tid);
 	if (!w)
 		return false;
+	if (gil_wait || w->state == PY_STATE_GIL_WAIT) {
+		diagnose_gil(p, w, waited_s, d);
+		return true;
+	}
+	if (others_running(p, waiter_tid))
+		return false; /* waiting for work that is still going on: not a hang */
 	char one[512];
 	describe_thread(w, one, sizeof(one));
 	d->code = "long_wait";

@@ -14,7 +14,7 @@
 #define DIAG_MAX_CULPRITS 16
 
 struct diagnosis {
-	const char *code;    /* "shutdown_join", "all_threads_blocked", "long_wait" */
+	const char *code;    /* "shutdown_join", "all_threads_blocked", "gil_wait", "long_wait" */
 	char summary[1024];  /* one sentence (or two: cause, then fix) */
 	pid_t culprits[DIAG_MAX_CULPRITS]; /* threads that block progress, most relevant first */
 	size_t nculprits;
@@ -24,7 +24,7 @@ struct diagnosis {
 /* Diagnose the process: waiter_tid is the thread whose long wait triggered this.
  * Returns true when a diagnosis was made. */
 bool diagnose_process(const struct py_process *p, pid_t waiter_tid, double waited_s,
-		      struct diagnosis *out);
+		      bool gil_wait, struct diagnosis *out);
 /* Where a thread is blocked, for people: "Queue.get() at horse_whisperer.py:61". */
 void diagnose_blocked_where(const struct py_thread *t, char *buf, size_t len);
 /* Where in the program a captured stack is: "deploy_helper.py:12 (imported at jobs.py:40)"

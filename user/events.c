@@ -53,12 +53,13 @@ static bool hang_seen_before(struct tracer *t, uint64_t fp)
 	return false;
 }
 
-/* A finding: shutdown waiting for threads, every thread blocked, or the main thread stuck
- * (worker threads idling on a queue are normal and stay long_wait events only). */
+/* A finding: shutdown waiting for threads, every thread blocked, a GIL held too long, or
+ * the main thread stuck while nothing else runs (worker threads idling on a queue are
+ * normal and stay long_wait events only). */
 static void maybe_report_hang(struct tracer *t, const struct rec_long_wait *lw)
 {
 	struct diagnosis d;
-	if (!diagnose_process(lw->py, lw->p.tid, lw->waited_s, &d))
+	if (!diagnose_process(lw->py, lw->p.tid, lw->waited_s, lw->gil, &d))
 		return;
 	if (strcmp(d.code, "long_wait") == 0 && lw->p.tid != lw->p.pid)
 		return;
@@ -79,6 +80,7 @@ static void on_long_wait(struct tracer *t, const struct ph_event *e)
 	r.before_start = e->wait.flags & PH_WF_BEFORE_START;
 	r.futex_addr = e->wait.uaddr;
 	r.futex_op = e->wait.op;
+	r.gil = e->wait.flags & PH_WF_GIL;
 	/* The waiter is blocked, so its frames hold still: a read from userspace is exact. */
 	bool have_py = py_read_process(t->reader, r.p.pid, &py, err, sizeof(err)) == 0;
 	r.py = have_py ? &py : NULL;

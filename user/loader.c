@@ -326,18 +326,45 @@ const char *loader_scan_mechanism(const struct loader *l)
 
 /* ---------------------------------------------------------------- maps */
 
-int loader_watch(struct loader *l, pid_t tgid, uint32_t flags)
+static int watch_lookup(struct loader *l, pid_t tgid, struct ph_watch *w)
 {
 	uint32_t key = (uint32_t)tgid;
-	return bpf_map__update_elem(l->skel->maps.watched, &key, sizeof(key), &flags, sizeof(flags), BPF_ANY);
+	memset(w, 0, sizeof(*w));
+	return bpf_map__lookup_elem(l->skel->maps.watched, &key, sizeof(key), w, sizeof(*w), 0);
+}
+
+static int watch_store(struct loader *l, pid_t tgid, const struct ph_watch *w)
+{
+	uint32_t key = (uint32_t)tgid;
+	return bpf_map__update_elem(l->skel->maps.watched, &key, sizeof(key), w, sizeof(*w), BPF_ANY);
+}
+
+int loader_watch(struct loader *l, pid_t tgid, uint32_t flags)
+{
+	struct ph_watch w;
+	if (watch_lookup(l, tgid, &w) != 0)
+		memset(&w, 0, sizeof(w));
+	w.flags = flags;
+	return watch_store(l, tgid, &w);
 }
 
 int loader_watch_add_flags(struct loader *l, pid_t tgid, uint32_t flags)
 {
-	uint32_t key = (uint32_t)tgid, cur = 0;
-	if (bpf_map__lookup_elem(l->skel->maps.watched, &key, sizeof(key), &cur, sizeof(cur), 0) != 0)
-		cur = 0;
-	return loader_watch(l, tgid, cur | flags);
+	struct ph_watch w;
+	if (watch_lookup(l, tgid, &w) != 0)
+		memset(&w, 0, sizeof(w));
+	w.flags |= flags;
+	return watch_store(l, tgid, &w);
+}
+
+int loader_set_gil_range(struct loader *l, pid_t tgid, uint64_t lo, uint64_t hi)
+{
+	struct ph_watch w;
+	if (watch_lookup(l, tgid, &w) != 0)
+		return -1; /* not watched: nothing to refine */
+	w.gil_lo = lo;
+	w.gil_hi = hi;
+	return watch_store(l, tgid, &w);
 }
 
 int loader_unwatch(struct loader *l, pid_t tgid)

@@ -49,6 +49,7 @@ struct rec_long_wait {
 	bool before_start;
 	uint64_t futex_addr;
 	uint32_t futex_op;
+	bool gil;                    /* a (merged) chain of waits for the GIL */
 	const struct py_process *py; /* every thread of the process, or NULL */
 	const char *py_error;        /* why py is NULL */
 };

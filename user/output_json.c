@@ -125,6 +125,7 @@ static void json_long_wait(struct output *o, const struct rec_long_wait *r)
 	proc_fields(&w, &r->p);
 	jw_kdouble(&w, "waited_s", r->waited_s, 3);
 	jw_kbool(&w, "before_start", r->before_start);
+	jw_kbool(&w, "gil", r->gil);
 	futex_object(&w, r->futex_addr, r->futex_op);
 	if (r->py) {
 		jw_kstr(&w, "python", r->py->version);

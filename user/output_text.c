@@ -118,7 +118,8 @@ static void text_long_wait(struct output *o, const struct rec_long_wait *r)
 	put_clock(o, r->p.mono_ns);
 	put_tag(o, C_RED, "LONG WAIT");
 	put_proc(o, &r->p);
-	sb_printf(&o->sb, " has been blocked on futex 0x%llx (%s) for %.1fs%s\n",
+	sb_printf(&o->sb, " has been %s 0x%llx (%s) for %.1fs%s\n",
+		  r->gil ? "waiting for the GIL, futex" : "blocked on futex",
 		  (unsigned long long)r->futex_addr, op, r->waited_s,
 		  r->before_start ? ", since before tracing started (estimate)" : "");
 	if (r->py)

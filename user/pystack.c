@@ -92,6 +92,10 @@ int pystack_describe(struct loader *ld, struct py_reader *r, pid_t pid, char *er
 		snprintf(err, errlen, "cannot install the layout for pid %d", (int)pid);
 		return -1;
 	}
+	/* 3.7+: the GIL's condition variables and mutexes live in one struct (2.7 and 3.6 keep
+	 * them elsewhere: their GIL waits are not merged). */
+	if (a.gil && l->gil_size)
+		loader_set_gil_range(ld, pid, a.gil, a.gil + l->gil_size);
 	return 0;
 }
 
