@@ -387,3 +387,27 @@ def test_code_cache_never_stale(binary, python, tmp_path):
     finally:
         p.kill()
         p.wait()
+
+
+def test_corrupted_frame_chain(binary, python, tmp_path):
+    """Untrusted memory: a frame chain made cyclic and a frame whose code pointer is garbage
+    (frame objects of <= 3.10) give a clean, cut stack, not a crash or a hang."""
+    version = subprocess.run([python, "-c", "import sys; print(sys.version_info[:2] <= (3, 10))"],
+                             capture_output=True, text=True).stdout.strip()
+    if version != "True":
+        pytest.skip("frame objects are only the frame chain up to 3.10")
+    p = _start_ready(python, tmp_path, "corrupt.py")
+    try:
+        d = dump_json(binary, p.pid)
+        by_name = dict((t["name"], t) for t in d["threads"])
+        cyc = by_name["cyclic"]
+        assert cyc.get("truncated") is True
+        assert cyc["stack"][0]["function"] == "cyclic"
+        assert len(cyc["stack"]) <= 2
+        bad = by_name["call_bad_code"]
+        assert bad["stack"][0]["function"] == "bad_code"
+        assert "call_bad_code" not in [f["function"] for f in bad["stack"]]
+        assert "run" in [f["function"] for f in bad["stack"]]  # frames past it still read
+    finally:
+        p.kill()
+        p.wait()
