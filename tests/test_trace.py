@@ -705,6 +705,53 @@ def test_short_waits_not_reported(reg, binary):
     assert not bad, "waits under the 1 s threshold reported: %r" % bad
 
 
+def _host_ids(ns_leader_parent, ns_tid):
+    """Host pid of the only child of `ns_leader_parent`, and the host tid of its thread whose
+    innermost-namespace tid is `ns_tid` (from NSpid in /proc/PID/task/TID/status)."""
+    with open("/proc/%d/task/%d/children" % (ns_leader_parent, ns_leader_parent)) as f:
+        kids = [int(x) for x in f.read().split()]
+    assert len(kids) == 1, kids
+    host_pid = kids[0]
+    for tid in os.listdir("/proc/%d/task" % host_pid):
+        with open("/proc/%d/task/%s/status" % (host_pid, tid)) as f:
+            nspid = re.search(r"^NSpid:\s+(.*)$", f.read(), re.M).group(1).split()
+        if int(nspid[-1]) == ns_tid:
+            return host_pid, int(tid)
+    raise AssertionError("no thread of %d has namespace tid %d" % (host_pid, ns_tid))
+
+
+def test_container_like_target(reg, binary, tmp_path):
+    """A Python process in its own pid and mount namespaces, running an interpreter binary
+    that exists only in its mount namespace: default mode still recognizes CPython, and
+    pid/tid are reported in the host's pid namespace."""
+    d = tmp_path / "ns"
+    d.mkdir()
+    script = 'mount -t tmpfs none "$1" && cp "$2" "$1/python" && exec "$1/python" "$3" --gate --release'
+    p = reg.popen(["unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child",
+                   "sh", "-c", script, "sh", str(d), SYSTEM_PYTHON, LOCK_PROG],
+                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+    ns_pid = int(expect_words(p, "ready", 30, "namespaced python")[0])
+    host_pid, _ = _host_ids(p.pid, ns_pid)
+    assert host_pid != ns_pid
+    assert not os.path.exists(os.path.join(str(d), "python")), "the tmpfs leaked into the host namespace"
+    tr = Tracer(reg, binary, ["--json", "-t", "0.5", "-p", str(host_pid)])
+    tr.wait_start()
+    p.stdin.write(b"go\n")
+    ns_tid = int(expect_words(p, "blocking", 15, "namespaced python")[0])
+    _, host_tid = _host_ids(p.pid, ns_tid)
+    wait_in_futex(host_pid, host_tid, 10)
+    ev = tr.wait_for(lambda e: e.get("event") == "long_wait" and e.get("pid") == host_pid, 0.5 + LATE_SLACK + 3,
+                     "long_wait of the namespaced Python process (host pid %d)" % host_pid)
+    assert ev["tid"] == host_tid, "tid %r, want the host tid %d (namespace tid %d)" % (ev["tid"], host_tid, ns_tid)
+    assert ev["before_start"] is False, public(ev)
+    p.stdin.write(b"release\n")
+    expect_words(p, "acquired", 15, "namespaced python")
+    assert p.wait(15) == 0
+    tr.wait_for(lambda e: e.get("event") == "wait_end" and e.get("tid") == host_tid, 5, "wait_end")
+    assert tr.stop() == 0
+    check_stream(tr)
+
+
 # --------------------------------------------------------------------------- 3. SIGCHLD ignored
 
 def test_sigchld_session_stream(sigchld_session):
