@@ -8,6 +8,7 @@
 
 #include "diagnose.h"
 #include "procscan.h"
+#include "pyreader.h"
 #include "pystack.h"
 #include "tracer.h"
 
@@ -327,7 +328,7 @@ static bool run_check(struct tracer *t, struct exec_check *c, uint64_t now)
 	if (!proc_exists(c->pid))
 		return false;
 	if (c->kind == CHECK_EMBEDDED) {
-		if (proc_runs_python(c->pid)) {
+		if (py_is_python_process(c->pid)) {
 			if (t->host_wide || t->command)
 				loader_watch_add_flags(t->ld, c->pid, PH_W_PYTHON);
 			c->kind = CHECK_DESCRIBE;

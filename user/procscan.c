@@ -108,49 +108,6 @@ void proc_cmdline(pid_t pid, char *buf, size_t len)
 	buf[n] = '\0';
 }
 
-static bool name_starts_python(const char *path)
-{
-	const char *base = strrchr(path, '/');
-	base = base ? base + 1 : path;
-	return strncmp(base, "python", 6) == 0;
-}
-
-static bool name_is_libpython(const char *path)
-{
-	const char *base = strrchr(path, '/');
-	base = base ? base + 1 : path;
-	return strncmp(base, "libpython", 9) == 0 && strstr(base, ".so") != NULL;
-}
-
-bool proc_runs_python(pid_t pid)
-{
-	char path[64], target[512];
-	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
-	ssize_t n = readlink(path, target, sizeof(target) - 1);
-	if (n > 0) {
-		target[n] = '\0';
-		if (name_starts_python(target))
-			return true;
-	}
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return false;
-	char line[768];
-	bool found = false;
-	/* A process has at most a few thousand mappings; bound the scan anyway. */
-	for (int i = 0; i < 65536 && !found && fgets(line, sizeof(line), f); i++) {
-		char *nl = strchr(line, '\n');
-		if (nl)
-			*nl = '\0';
-		const char *p = strchr(line, '/');
-		if (p && name_is_libpython(p))
-			found = true;
-	}
-	fclose(f);
-	return found;
-}
-
 int proc_sigchld_ignored(pid_t pid)
 {
 	char path[64], buf[4096];

@@ -1,7 +1,8 @@
 /* procscan: what the tracer learns about processes and threads from /proc, without
- * touching their memory. Owns: listing processes and threads, comm/cmdline, whether a
- * process runs CPython (maps), the syscall a thread is blocked in, SigIgn at start-up,
- * and estimating how long a thread has been off the CPU (se.exec_start). */
+ * touching their memory. Owns: listing processes and threads, comm/cmdline, the syscall a
+ * thread is blocked in, SigIgn at start-up, and how long a thread has been blocked
+ * (se.exec_start on its CPU's scheduler clock). Whether a process runs CPython is the
+ * reader's call (py_is_python_process). */
 #ifndef PH_PROCSCAN_H
 #define PH_PROCSCAN_H
 #include <stdbool.h>
@@ -18,9 +19,6 @@ bool proc_exists(pid_t pid);
 void proc_comm(pid_t pid, pid_t tid, char *buf, size_t len);
 /* Command line with NULs turned into spaces, cut at len-1 bytes. "" on failure. */
 void proc_cmdline(pid_t pid, char *buf, size_t len);
-/* Whether the process runs a CPython interpreter: a libpython*.so* mapping, or an
- * executable whose name starts with "python". */
-bool proc_runs_python(pid_t pid);
 /* SigIgn bit for SIGCHLD from /proc/PID/status. -1 when unreadable. */
 int proc_sigchld_ignored(pid_t pid);
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "procscan.h"
+#include "pyreader.h"
 #include "pystack.h"
 #include "tracer.h"
 
@@ -30,7 +31,7 @@ struct scan_state {
 uint32_t tracer_watch_flags_for(const struct tracer *t, pid_t pid, bool in_scope)
 {
 	uint32_t flags = in_scope ? PH_W_SCOPE : 0;
-	if (proc_runs_python(pid))
+	if (py_is_python_process(pid))
 		flags |= PH_W_PYTHON;
 	(void)t;
 	return flags;
@@ -125,7 +126,7 @@ static void scan_process(struct tracer *t, pid_t pid)
 	struct scan_state st = { .t = t, .pid = pid };
 	char dir[64];
 	report_sigchld_ignored(t, pid);
-	if (proc_runs_python(pid)) {
+	if (py_is_python_process(pid)) {
 		char err[256];
 		if (pystack_describe(t->ld, t->reader, pid, err, sizeof(err)) != 0)
 			tracer_schedule_describe(t, pid); /* not initialized yet: try again soon */
@@ -154,7 +155,7 @@ static int register_host_process(pid_t pid, void *arg)
 	if (pid == getpid())
 		return 0;
 	if (!t->all_processes) {
-		if (!proc_runs_python(pid) || loader_watch(t->ld, pid, PH_W_PYTHON) != 0)
+		if (!py_is_python_process(pid) || loader_watch(t->ld, pid, PH_W_PYTHON) != 0)
 			return 0;
 	}
 	return add_target(t, pid) == 0 ? 0 : -1;
@@ -168,7 +169,7 @@ int tracer_register_processes(struct tracer *t)
 		pid_t pid = t->pids[i];
 		if (loader_watch(t->ld, pid, tracer_watch_flags_for(t, pid, true)) != 0)
 			return -1;
-		if ((t->all_processes || proc_runs_python(pid)) && add_target(t, pid) != 0)
+		if ((t->all_processes || py_is_python_process(pid)) && add_target(t, pid) != 0)
 			return -1;
 	}
 	return 0;

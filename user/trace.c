@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "procscan.h"
+#include "pyreader.h"
 #include "tracer.h"
 
 #define EXIT_USAGE 2
@@ -366,7 +367,7 @@ static void warn_non_python_pids(const struct tracer *t)
 	if (t->all_processes)
 		return;
 	for (int i = 0; i < t->npids; i++)
-		if (!proc_runs_python(t->pids[i]))
+		if (!py_is_python_process(t->pids[i]))
 			fprintf(stderr, "pyhang-trace: pid %d does not run CPython; its events are not "
 				"reported unless --all is given\n", (int)t->pids[i]);
 }
