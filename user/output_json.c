@@ -32,24 +32,11 @@ static void end_event(struct output *o, struct jw *w)
 	output_emit(o);
 }
 
-/* A stack as the contract has it: frames innermost first, {function, file, line}. */
+/* A stack as the contract has it: frames innermost first, {function, file, line, ...}. */
 static void json_stack(struct jw *w, const char *key, const struct py_thread *t)
 {
 	jw_key(w, key);
-	jw_arr_begin(w);
-	for (size_t i = 0; i < t->nframes; i++) {
-		const struct py_frame *f = &t->frames[i];
-		jw_obj_begin(w);
-		jw_kstr(w, "function", f->function);
-		jw_kstr(w, "file", f->file);
-		jw_key(w, "line");
-		if (f->line < 0)
-			jw_null(w);
-		else
-			jw_int(w, f->line);
-		jw_obj_end(w);
-	}
-	jw_arr_end(w);
+	py_write_stack_json(w, t);
 }
 
 static void json_stack_fields(struct jw *w, const struct py_thread *stack, const char *status)

@@ -1982,6 +1982,25 @@ uint64_t py_reader_last_preads(struct py_reader *r, pid_t pid)
 
 /* ---- output --------------------------------------------------------------------------- */
 
+void py_write_stack_json(struct jw *w, const struct py_thread *t)
+{
+	jw_arr_begin(w);
+	for (size_t k = 0; k < t->nframes; k++) {
+		const struct py_frame *f = &t->frames[k];
+		jw_obj_begin(w);
+		jw_kstr(w, "function", f->function);
+		jw_kstr(w, "file", f->file);
+		jw_key(w, "line");
+		if (f->line < 0)
+			jw_null(w);
+		else
+			jw_int(w, f->line);
+		jw_kint(w, "first_line", f->first_line);
+		jw_obj_end(w);
+	}
+	jw_arr_end(w);
+}
+
 void py_write_threads_json(struct jw *w, const struct py_process *p)
 {
 	jw_arr_begin(w);
@@ -2004,21 +2023,7 @@ void py_write_threads_json(struct jw *w, const struct py_process *p)
 		if (t->truncated)
 			jw_kbool(w, "truncated", true);
 		jw_key(w, "stack");
-		jw_arr_begin(w);
-		for (size_t k = 0; k < t->nframes; k++) {
-			const struct py_frame *f = &t->frames[k];
-			jw_obj_begin(w);
-			jw_kstr(w, "function", f->function);
-			jw_kstr(w, "file", f->file);
-			jw_key(w, "line");
-			if (f->line < 0)
-				jw_null(w);
-			else
-				jw_int(w, f->line);
-			jw_kint(w, "first_line", f->first_line);
-			jw_obj_end(w);
-		}
-		jw_arr_end(w);
+		py_write_stack_json(w, t);
 		jw_obj_end(w);
 	}
 	jw_arr_end(w);

@@ -100,6 +100,8 @@ uint64_t py_reader_last_preads(struct py_reader *r, pid_t pid);
 int py_line_for_position(const struct py_layout *l, const unsigned char *table, uint32_t len,
 			 int firstlineno, int64_t pos);
 
+/* One thread's frames as a JSON array, innermost first: {function, file, line, first_line}. */
+void py_write_stack_json(struct jw *w, const struct py_thread *t);
 /* The `threads` array of `dump --json`. */
 void py_write_threads_json(struct jw *w, const struct py_process *p);
 /* Python-traceback-shaped text; the thread whose tid is highlight_tid (if any) is marked. */
