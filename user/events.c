@@ -71,10 +71,37 @@ static void maybe_report_hang(struct tracer *t, const struct rec_long_wait *lw)
 	t->out.ops->hang(&t->out, &r);
 }
 
+#define SNAPSHOT_REUSE_NS 500000000ull
+
+static void drop_snapshot(struct tracer *t)
+{
+	if (t->snap_valid)
+		py_process_free(&t->snap);
+	t->snap_valid = false;
+}
+
+/* Every thread of pid, read at most once per SNAPSHOT_REUSE_NS. NULL with err on failure. */
+static const struct py_process *snapshot(struct tracer *t, pid_t pid, char *err, size_t errlen)
+{
+	uint64_t now = mono_now_ns();
+	if (t->snap_valid && t->snap.pid == pid && now - t->snap_ns < SNAPSHOT_REUSE_NS)
+		return &t->snap;
+	drop_snapshot(t);
+	if (py_read_process(t->reader, pid, &t->snap, err, errlen) != 0)
+		return NULL;
+	t->snap_valid = true;
+	t->snap_ns = now;
+	return &t->snap;
+}
+
+void tracer_events_cleanup(struct tracer *t)
+{
+	drop_snapshot(t);
+}
+
 static void on_long_wait(struct tracer *t, const struct ph_event *e)
 {
 	struct rec_long_wait r = { 0 };
-	struct py_process py;
 	char err[256] = "";
 	fill_proc(&r.p, e);
 	r.waited_s = seconds_between(e->wait.start_ns, e->ts_ns);
@@ -83,15 +110,12 @@ static void on_long_wait(struct tracer *t, const struct ph_event *e)
 	r.futex_op = e->wait.op;
 	r.gil = e->wait.flags & PH_WF_GIL;
 	/* The waiter is blocked, so its frames hold still: a read from userspace is exact. */
-	bool have_py = py_read_process(t->reader, r.p.pid, &py, err, sizeof(err)) == 0;
-	r.py = have_py ? &py : NULL;
-	r.py_error = have_py ? NULL : err;
+	r.py = snapshot(t, r.p.pid, err, sizeof(err));
+	r.py_error = r.py ? NULL : err;
 	t->n_long_waits++;
 	t->out.ops->long_wait(&t->out, &r);
-	if (have_py) {
+	if (r.py)
 		maybe_report_hang(t, &r);
-		py_process_free(&py);
-	}
 }
 
 static void on_wait_end(struct tracer *t, const struct ph_event *e)
@@ -277,6 +301,8 @@ void tracer_schedule_describe(struct tracer *t, pid_t pid)
 static void on_exec(struct tracer *t, const struct ph_event *e)
 {
 	pid_t pid = (pid_t)e->pid;
+	if (t->snap_valid && t->snap.pid == pid)
+		drop_snapshot(t);
 	py_forget_process(t->reader, pid);
 	if (e->exec.parent_watched && e->exec.args_len)
 		pending_put_cmdline(&t->pending, pid, e->exec.args, e->exec.args_len);
@@ -314,6 +340,8 @@ int tracer_handle_event(void *arg, const void *data, size_t size)
 		on_exec(t, e);
 		break;
 	case PH_EV_EXIT:
+		if (t->snap_valid && t->snap.pid == (pid_t)e->pid)
+			drop_snapshot(t);
 		py_forget_process(t->reader, (pid_t)e->pid);
 		break;
 	default:

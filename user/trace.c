@@ -450,6 +450,7 @@ int trace_main(int argc, char **argv)
 	emit_stop(&t);
 	output_close(&t.out);
 	loader_close(t.ld);
+	tracer_events_cleanup(&t);
 	pending_free(&t.pending);
 	py_reader_free(t.reader);
 	return t.command ? command_exit_code(&t) : 0;

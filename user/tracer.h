@@ -43,6 +43,11 @@ struct tracer {
 	struct output out;
 	struct py_reader *reader;
 	struct pending pending;
+	/* the last snapshot of every thread of one process, shared by the long waits that the
+	 * same scan reports together (a pool of idle threads crossing the threshold at once) */
+	struct py_process snap;
+	bool snap_valid;
+	uint64_t snap_ns;
 	uint64_t started_ns;
 	pid_t child;
 	int child_status; /* raw waitpid status once the command ended */
@@ -62,6 +67,8 @@ struct tracer {
 
 /* events.c */
 int tracer_handle_event(void *arg, const void *data, size_t size);
+/* Free what the event handlers keep between events. */
+void tracer_events_cleanup(struct tracer *t);
 /* Run due exec re-checks; returns ms until the next one is due, or -1 if none. */
 int tracer_run_exec_checks(struct tracer *t);
 
