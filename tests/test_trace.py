@@ -35,6 +35,7 @@ LOCK_PROG = os.path.join(PROGRAMS, "trace_lock_hang.py")
 SIGCHLD_PROG = os.path.join(PROGRAMS, "trace_sigchld.py")
 REAPER_PROG = os.path.join(PROGRAMS, "trace_reaper.py")
 FUTEX_C = os.path.join(PROGRAMS, "trace_futex_block.c")
+FLICKER_PROG = os.path.join(PROGRAMS, "trace_flicker.py")
 
 SYS_FUTEX = 202
 START_TIMEOUT = 30.0      # tracer start-up (BPF load + attach)
@@ -324,7 +325,8 @@ def check_stream(tr, complete=True):
 
 
 def public(e):
-    return dict((k, v) for k, v in e.items() if not k.startswith("_"))
+    """An event for a failure message: without the private keys and the (long) stacks."""
+    return dict((k, v) for k, v in e.items() if not k.startswith("_") and k != "threads")
 
 
 class ProcWatcher(object):
@@ -750,6 +752,44 @@ def test_container_like_target(reg, binary, tmp_path):
     tr.wait_for(lambda e: e.get("event") == "wait_end" and e.get("tid") == host_tid, 5, "wait_end")
     assert tr.stop() == 0
     check_stream(tr)
+
+
+def test_no_false_long_wait_from_startup_scan(reg, binary):
+    """Threads that are in a futex wait for 2 ms when the tracer starts, then sleep 0.5 s
+    (not in a futex), must not be reported as blocked: the start-up scan must not leave a
+    stale 'already waiting' entry behind for a wait that ended meanwhile.  Several tracer
+    start-ups over 3 x 300 such threads; a long_wait is false when its thread is not in
+    that futex wait when the event arrives (workers never wait long on a futex)."""
+    procs = [reg.popen([SYSTEM_PYTHON, FLICKER_PROG, "300", "30"], stdout=subprocess.PIPE, bufsize=0)
+             for _ in range(3)]
+    pids = [int(expect_words(p, "ready", 30, "trace_flicker.py")[0]) for p in procs]
+    pid_args = []
+    for pid in pids:
+        pid_args += ["-p", str(pid)]
+    false = []
+    for attempt in range(5):
+        tr = Tracer(reg, binary, ["--json", "-t", "0.3", "--duration", "0.9"] + pid_args)
+        seen = 0
+        deadline = time.monotonic() + START_TIMEOUT + 5
+        while time.monotonic() < deadline:
+            with tr.cond:
+                new = tr.events[seen:]
+                seen = len(tr.events)
+                if not new and tr.eof:
+                    break
+                if not new:
+                    tr.cond.wait(0.1)
+                    continue
+            for e in new:
+                if e.get("event") != "long_wait":
+                    continue
+                sc = task_syscall(e["pid"], e["tid"])
+                if not (sc and sc[0] == str(SYS_FUTEX) and int(sc[1], 16) == int(e["futex"]["addr"], 16)):
+                    false.append("start-up %d: %s; the thread is in syscall %s"
+                                 % (attempt, public(e), sc[:2] if sc else sc))
+        assert tr.wait_exit(STOP_TIMEOUT) == 0, tr.describe()
+        check_stream(tr)
+    assert not false, "long_wait for threads not waiting on that futex:\n" + "\n".join(false)
 
 
 # --------------------------------------------------------------------------- 3. SIGCHLD ignored
