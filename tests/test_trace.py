@@ -868,6 +868,30 @@ def test_sigchld_ignored_before_start(reg, binary, tmp_path):
     assert steps["dfl_exit"]["pid"] not in lost
 
 
+def test_sigchld_ignored_inherited_across_exec(reg, binary, tmp_path):
+    """The parent (here bash: `trap '' CHLD`; dash refuses to) ignores SIGCHLD and execs Python: the
+    disposition survives exec, Python never calls sigaction, and subprocess still loses the
+    child's status.  The loss must be reported."""
+    out = str(tmp_path / "report.json")
+    code = ("import json, os, subprocess, sys\n"
+            "p = subprocess.Popen(['sh', '-c', 'exit 3'])\n"
+            "rc = p.wait()\n"
+            "open(sys.argv[1], 'w').write(json.dumps({'pid': os.getpid(), 'child': p.pid, 'rc': rc}))\n")
+    script = "trap '' CHLD; exec \"$0\" -c \"$1\" \"$2\""
+    tr = Tracer(reg, binary, ["--json", "--", "bash", "-c", script, SYSTEM_PYTHON, code, out])
+    tr.wait_start()
+    assert tr.wait_exit(30) == 0, tr.describe()
+    check_stream(tr)
+    with open(out) as f:
+        rep = json.load(f)
+    assert rep["rc"] == 0, "scenario: Popen.wait() should have seen ECHILD (0), got %r" % rep
+    lost = [e for e in tr.select("child_status_lost", pid=rep["pid"]) if e["child"]["pid"] == rep["child"]]
+    assert len(lost) == 1, "status 3 of child %d lost by pid %d (SIGCHLD ignored since exec), not reported%s" % (
+        rep["child"], rep["pid"], tr.describe())
+    e = lost[0]
+    assert e["cause"] == "sigchld_ignored" and e["child"]["exit_status"] == 3 and e["child"]["comm"] == "sh", public(e)
+
+
 # --------------------------------------------------------------------------- 4. child stolen
 
 def test_reaper_session_stream(reaper_session):
