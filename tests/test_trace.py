@@ -835,6 +835,33 @@ def test_sigchld_shell_not_reported(sigchld_session):
     assert not others, others
 
 
+def test_sigchld_transitions_only(reg, binary):
+    """Only changes of 'ignored' are events: setting SIG_IGN twice, SIG_DFL while not
+    ignored, and querying with sigaction(SIGCHLD, NULL, &old) report nothing; a Python
+    handler after SIG_IGN is 'restored'."""
+    code = ("import ctypes, signal\n"
+            "libc = ctypes.CDLL(None, use_errno=True)\n"
+            "old = ctypes.create_string_buffer(512)\n"
+            "def query():\n"
+            "    assert libc.sigaction(signal.SIGCHLD, None, old) == 0\n"
+            "signal.signal(signal.SIGCHLD, signal.SIG_DFL)\n"
+            "signal.signal(signal.SIGCHLD, signal.SIG_IGN)\n"
+            "query()\n"
+            "signal.signal(signal.SIGCHLD, signal.SIG_IGN)\n"
+            "signal.signal(signal.SIGCHLD, lambda *a: None)\n"
+            "query()\n"
+            "signal.signal(signal.SIGCHLD, signal.SIG_DFL)\n"
+            "signal.signal(signal.SIGCHLD, signal.SIG_IGN)\n"
+            "query()\n"
+            "signal.signal(signal.SIGCHLD, signal.SIG_DFL)\n")
+    tr = Tracer(reg, binary, ["--json", "--", SYSTEM_PYTHON, "-c", code])
+    tr.wait_start()
+    assert tr.wait_exit(30) == 0, tr.describe()
+    check_stream(tr)
+    actions = [e["action"] for e in tr.select("sigchld_ignored")]
+    assert actions == ["SIG_IGN", "restored", "SIG_IGN", "restored"], [public(e) for e in tr.select("sigchld_ignored")]
+
+
 def test_sigchld_ignored_before_start(reg, binary, tmp_path):
     """SIG_IGN set before the tracer starts: found in /proc/PID/status at start-up."""
     report = str(tmp_path / "report.json")
