@@ -36,6 +36,7 @@ SIGCHLD_PROG = os.path.join(PROGRAMS, "trace_sigchld.py")
 REAPER_PROG = os.path.join(PROGRAMS, "trace_reaper.py")
 FUTEX_C = os.path.join(PROGRAMS, "trace_futex_block.c")
 FLICKER_PROG = os.path.join(PROGRAMS, "trace_flicker.py")
+FORK_PROG = os.path.join(PROGRAMS, "trace_fork_deadlock.py")
 
 SYS_FUTEX = 202
 START_TIMEOUT = 30.0      # tracer start-up (BPF load + attach)
@@ -645,6 +646,53 @@ def test_preblocked_target_never_stopped(preblocked_session, python):
     w = preblocked_session["_watcher"]
     assert w.samples[r["pid"]] >= 5, "watcher hardly sampled /proc/%d/status" % r["pid"]
     assert not w.violations[r["pid"]], w.violations[r["pid"]][:5]
+
+
+# --------------------------------------------------------------------------- fork while locked
+
+@pytest.fixture(scope="module")
+def fork_session(binary, tmp_path_factory):
+    """`-- sh -c`: trace_fork_deadlock.py with every interpreter at once (children forked,
+    not exec'd, are Python processes too)."""
+    d = tmp_path_factory.mktemp("fork")
+    reports = dict((py, str(d / ("fork%d.txt" % i))) for i, py in enumerate(INTERPRETERS))
+    script = " ".join("%s %s %s &" % (shlex.quote(py), shlex.quote(FORK_PROG), shlex.quote(reports[py]))
+                      for py in INTERPRETERS) + " wait; exit 0"
+    reg = Registry()
+    try:
+        with alarm_guard(90, "fork session"):
+            tr = Tracer(reg, binary, ["--json", "-t", "0.5", "--", "sh", "-c", script])
+            tr.wait_start()
+            rc = tr.wait_exit(60)
+        out = {"_tracer": tr, "_rc": rc}
+        for py in INTERPRETERS:
+            try:
+                with open(reports[py]) as f:
+                    out[py] = [int(x) for x in f.read().split()]
+            except (OSError, ValueError) as e:
+                out[py] = "no report: %s" % e
+        return out
+    finally:
+        reg.cleanup()
+
+
+def test_fork_session_stream(fork_session):
+    tr = fork_session["_tracer"]
+    check_stream(tr)
+    assert fork_session["_rc"] == 0, tr.describe()
+
+
+def test_forked_child_deadlock(fork_session, python):
+    rep = fork_session[python]
+    assert isinstance(rep, list), rep
+    parent, child = rep
+    tr = fork_session["_tracer"]
+    waits = tr.select("long_wait", pid=child)
+    assert len(waits) == 1, "forked child %d blocked on a copied lock: want one long_wait, got %r%s" % (
+        child, [public(e) for e in waits], tr.describe())
+    e = waits[0]
+    assert e["tid"] == child and e["before_start"] is False and e["waited_s"] >= 0.5, public(e)
+    assert not tr.select("long_wait", pid=parent), "the parent only waits in wait4()"
 
 
 # --------------------------------------------------------------------------- more waits
