@@ -1093,6 +1093,7 @@ def _assert_usage_error(p, what):
 @pytest.mark.parametrize("args", [
     ["--bogus"], ["-x"], ["-t", "abc"], ["-t"], ["-t", ""], ["-p", "999999999"], ["-p", "abc"],
     ["-p"], ["--duration", "abc"], ["--pid", "999999999"], ["--threshold", "1x"],
+    ["-o", "/nonexistent/dir/out.jsonl"],
 ], ids=lambda a: " ".join(a) or "empty")
 def test_bad_arguments(binary, args):
     _assert_usage_error(_run([binary, "--json", "--duration", "1"] + args), " ".join(args))
@@ -1150,6 +1151,14 @@ def test_command_exit_status(reg, binary, status):
     rc = tr.wait_exit(30)
     check_stream(tr)
     assert rc == status, "exit status %s, the command exited %d%s" % (rc, status, tr.describe())
+
+
+def test_command_options_not_parsed(reg, binary):
+    """Everything after -- belongs to the command."""
+    tr = Tracer(reg, binary, ["--json", "--", "sh", "-c", 'exit $#', "x", "-p", "5", "--json", "-t"])
+    rc = tr.wait_exit(30)
+    check_stream(tr)
+    assert rc == 4, "the command got %s arguments, want 4%s" % (rc, tr.describe())
 
 
 def test_command_not_found(reg, binary):
