@@ -1260,8 +1260,20 @@ def test_signal_in_command_mode_stops_tracer(reg, binary):
     tr = Tracer(reg, binary, ["--json", "--", "sleep", "30"])
     tr.wait_start()
     time.sleep(0.3)
+    kids = []
+    for tid in os.listdir("/proc/%d/task" % tr.proc.pid):
+        with open("/proc/%d/task/%s/children" % (tr.proc.pid, tid)) as f:
+            kids += [int(x) for x in f.read().split()]
+    assert len(kids) == 1, "want the command as the tracer's only child: %r" % kids
     tr.stop(signal.SIGINT)
     check_stream(tr)
+    try:
+        with open("/proc/%d/status" % kids[0]) as f:
+            status = f.read()
+    except OSError:
+        return  # the tracer ended the command: fine too
+    assert not re.search(r"^State:\s+[tT]", status, re.M), "command left stopped:\n" + status
+    assert re.search(r"^TracerPid:\s+0$", status, re.M), "command left traced:\n" + status
 
 
 def test_text_mode_summary_on_sigint(reg, binary):
