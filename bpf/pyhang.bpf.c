@@ -720,7 +720,7 @@ static __always_inline void fill_child(struct ph_event *e, u32 child, u32 tgid)
 	struct ph_child_exit *x = bpf_map_lookup_elem(&child_exits, &child);
 
 	e->lost.child_pid = child;
-	if (!x || x->parent_tgid != tgid)
+	if (!x || x->parent_tgid != tgid || !(x->flags & PH_CX_EXIT_KNOWN))
 		return;
 	e->lost.child_known = 1;
 	e->lost.exit_code = x->exit_code;
@@ -749,6 +749,26 @@ static __always_inline void emit_lost(u32 cause, u32 child, struct wait_pending 
 	bpf_ringbuf_submit(e, 0);
 }
 
+/* Whether the loss of this child's status was already reported to this process. */
+static __always_inline bool loss_reported(u32 child, u32 tgid)
+{
+	struct ph_child_exit *x = bpf_map_lookup_elem(&child_exits, &child);
+	return x && x->parent_tgid == tgid && (x->flags & PH_CX_REPORTED);
+}
+
+/* Remember that it was: a later wait for the same child (subprocess polls again from
+ * Popen.__del__, for one) finds it gone too, and is not a second finding. */
+static __always_inline void mark_loss_reported(u32 child, u32 tgid)
+{
+	struct ph_child_exit *x = bpf_map_lookup_elem(&child_exits, &child);
+	if (x && x->parent_tgid == tgid) {
+		x->flags |= PH_CX_REPORTED;
+		return;
+	}
+	struct ph_child_exit marker = { .parent_tgid = tgid, .flags = PH_CX_REPORTED };
+	bpf_map_update_elem(&child_exits, &child, &marker, BPF_ANY);
+}
+
 /* ECHILD: decide whether an exit status was lost, and whose. */
 static __always_inline int on_echild(struct wait_pending *p)
 {
@@ -757,6 +777,8 @@ static __always_inline int on_echild(struct wait_pending *p)
 
 	if (p->pid_arg > 0) {
 		u32 child = (u32)p->pid_arg;
+		if (loss_reported(child, tgid))
+			return 0;
 		struct ph_reap *r = bpf_map_lookup_elem(&reaps, &child);
 		if (r && r->tgid == tgid) {
 			struct ph_reap copy = *r;
@@ -767,7 +789,7 @@ static __always_inline int on_echild(struct wait_pending *p)
 		} else {
 			return 0; /* not a child of ours: nothing we know was lost */
 		}
-		bpf_map_delete_elem(&child_exits, &child);
+		mark_loss_reported(child, tgid);
 		return 0;
 	}
 	/* Any child: only a child the kernel auto-reaped since the last such report counts;
@@ -779,8 +801,10 @@ static __always_inline int on_echild(struct wait_pending *p)
 		return 0;
 	u32 child = *last;
 	bpf_map_delete_elem(&last_autoreaped, &tgid);
+	if (loss_reported(child, tgid))
+		return 0;
 	emit_lost(PH_LOST_SIGCHLD_IGNORED, child, p, NULL);
-	bpf_map_delete_elem(&child_exits, &child);
+	mark_loss_reported(child, tgid);
 	return 0;
 }
 
@@ -937,6 +961,7 @@ static __always_inline void record_child_exit(struct task_struct *t, u32 tgid)
 		.exit_ns = bpf_ktime_get_ns(),
 		.parent_tgid = parent_tgid,
 		.exit_code = BPF_CORE_READ(t, exit_code),
+		.flags = PH_CX_EXIT_KNOWN,
 	};
 	bpf_probe_read_kernel_str(x.comm, sizeof(x.comm), t->comm);
 	if (bpf_map_update_elem(&child_exits, &tgid, &x, BPF_ANY))

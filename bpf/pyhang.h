@@ -93,12 +93,17 @@ enum ph_end_reason {
 	PH_END_THREAD_EXIT = 1,
 };
 
-/* A child's exit, recorded at sched_process_exit when its parent is watched. */
+/* A child's exit, recorded at sched_process_exit when its parent is watched; also a marker
+ * for a child whose loss was reported (so later waits for it stay silent). */
+#define PH_CX_EXIT_KNOWN 0x1
+#define PH_CX_REPORTED 0x2
 struct ph_child_exit {
 	unsigned long long exit_ns;
 	unsigned int parent_tgid;
 	int exit_code; /* kernel encoding: (status << 8) | termsig | 0x80 core */
 	char comm[PH_COMM_LEN];
+	unsigned int flags; /* PH_CX_* */
+	unsigned int pad;
 };
 
 /* A successful wait that took a child's status (key: child pid). */

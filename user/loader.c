@@ -394,6 +394,17 @@ int loader_seed_wait(struct loader *l, pid_t tgid, pid_t tid, uint64_t start_ns,
 	return bpf_map__update_elem(l->skel->maps.waits, &key, sizeof(key), &w, sizeof(w), BPF_NOEXIST);
 }
 
+int loader_unseed_wait(struct loader *l, pid_t tid, uint64_t start_ns)
+{
+	uint32_t key = (uint32_t)tid;
+	struct ph_wait w;
+	if (bpf_map__lookup_elem(l->skel->maps.waits, &key, sizeof(key), &w, sizeof(w), 0) != 0)
+		return 0;
+	if (!(w.flags & PH_WF_BEFORE_START) || w.start_ns != start_ns)
+		return 0; /* the kernel saw a new wait begin: that record is real */
+	return bpf_map__delete_elem(l->skel->maps.waits, &key, sizeof(key), 0);
+}
+
 int loader_read_stats(struct loader *l, struct loader_stats *out)
 {
 	memset(out, 0, sizeof(*out));

@@ -90,6 +90,15 @@ static uint64_t estimate_wait_start(const struct scan_state *st, pid_t tid)
 	return blocked_for < mono_now ? mono_now - blocked_for : 0;
 }
 
+/* Whether the thread is (still) in a futex wait on addr. */
+static bool still_waiting(pid_t pid, pid_t tid, uint64_t addr)
+{
+	struct blocked_syscall s;
+	uint32_t op;
+	return proc_task_syscall(pid, tid, &s) == 0 && is_futex_wait(&s, &op) &&
+	       (s.nr == NR_FUTEX_WAITV ? 0 : s.args[0]) == addr;
+}
+
 static int scan_task(pid_t tid, void *arg)
 {
 	struct scan_state *st = arg;
@@ -98,7 +107,14 @@ static int scan_task(pid_t tid, void *arg)
 	if (proc_task_syscall(st->pid, tid, &s) != 0 || !is_futex_wait(&s, &op))
 		return 0;
 	uint64_t addr = s.nr == NR_FUTEX_WAITV ? 0 : s.args[0];
-	if (loader_seed_wait(st->t->ld, st->pid, tid, estimate_wait_start(st, tid), addr, op) == 0)
+	uint64_t start = estimate_wait_start(st, tid);
+	if (loader_seed_wait(st->t->ld, st->pid, tid, start, addr, op) != 0)
+		return 0; /* the kernel already tracks a wait of this thread */
+	/* The wait may have ended between the look at /proc and the seed, and then nothing
+	 * would ever remove the seed: look again, and take it back if the thread moved on. */
+	if (!still_waiting(st->pid, tid, addr))
+		loader_unseed_wait(st->t->ld, tid, start);
+	else
 		st->blocked_found++;
 	return 0;
 }
