@@ -1070,6 +1070,32 @@ def test_echild_loops_not_reported(reg, binary):
     assert not bad, "ECHILD from plain wait loops reported as findings: %r" % bad
 
 
+def test_pid_option_given_a_thread_id(reg, binary):
+    """-p with the tid of a non-main thread: either refused (exit 2, one line) or traced as
+    its process; events never call the thread id a pid."""
+    p = reg.popen([SYSTEM_PYTHON, LOCK_PROG, "--gate", "--release"], stdin=subprocess.PIPE,
+                  stdout=subprocess.PIPE, bufsize=0)
+    pid = int(expect_words(p, "ready", 30, "lock program")[0])
+    p.stdin.write(b"go\n")
+    tid = int(expect_words(p, "blocking", 15, "lock program")[0])
+    wait_in_futex(pid, tid, 10)
+    tr = Tracer(reg, binary, ["--json", "-t", "0.5", "-p", str(tid)])
+    try:
+        tr.wait_start(START_TIMEOUT)
+    except AssertionError:
+        rc = tr.wait_exit(STOP_TIMEOUT)
+        err = tr.stderr().strip()
+        assert rc == 2 and len(err.splitlines()) == 1, "refused -p TID: want exit 2 and one line, got %s %r" % (rc, err)
+        return
+    ev = tr.wait_for(lambda e: e.get("event") == "long_wait" and e.get("tid") == tid, 0.5 + LATE_SLACK + 2,
+                     "long_wait for the thread named with -p")
+    assert ev["pid"] == pid, "pid %r for thread %d of process %d: a tid reported as the pid: %r" % (
+        ev["pid"], tid, pid, public(ev))
+    p.stdin.write(b"release\n")
+    assert tr.stop() == 0
+    check_stream(tr)
+
+
 # --------------------------------------------------------------------------- 6. errors
 
 def _run(argv, timeout=30, **kw):
