@@ -37,6 +37,7 @@ REAPER_PROG = os.path.join(PROGRAMS, "trace_reaper.py")
 FUTEX_C = os.path.join(PROGRAMS, "trace_futex_block.c")
 FLICKER_PROG = os.path.join(PROGRAMS, "trace_flicker.py")
 FORK_PROG = os.path.join(PROGRAMS, "trace_fork_deadlock.py")
+EMBED_C = os.path.join(PROGRAMS, "trace_embed.c")
 
 SYS_FUTEX = 202
 START_TIMEOUT = 30.0      # tracer start-up (BPF load + attach)
@@ -1227,6 +1228,60 @@ def test_command_descendants_and_python_filter(reg, binary, tmp_path, mode):
         assert e["before_start"] is False and e["comm"] == os.path.basename(exe)[:15], public(e)
     else:
         assert not c_waits, "default mode reported a non-Python process: %r" % [public(e) for e in c_waits]
+
+
+def _shared_libpython():
+    """(libpython path, PYTHONHOME) of the first tested interpreter built with a shared
+    libpython, or None."""
+    q = ("import os, sys, sysconfig\n"
+         "lib = os.path.join(sysconfig.get_config_var('LIBDIR') or '', sysconfig.get_config_var('INSTSONAME') or '')\n"
+         "sys.stdout.write(lib + '\\n' + sys.prefix + '\\n')\n")
+    for py in [SYSTEM_PYTHON] + INTERPRETERS:
+        try:
+            out = subprocess.run([py, "-c", q], stdout=subprocess.PIPE, timeout=30).stdout.decode().split("\n")
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if len(out) >= 2 and out[0].endswith(".so.1.0") and os.path.exists(out[0]):
+            return out[0], out[1]
+    return None
+
+
+@pytest.mark.parametrize("how", ["command", "host"])
+def test_embedded_interpreter_is_python(reg, binary, tmp_path, how):
+    """A process that dlopen()s libpython runs a CPython interpreter: default mode reports
+    its long waits, whether it is the `-- COMMAND` or a process started later on the host."""
+    found = _shared_libpython()
+    if not found:
+        pytest.skip("no tested interpreter has a shared libpython")
+    lib, home = found
+    exe = str(tmp_path / "trace_embed")
+    subprocess.check_call(["cc", "-O2", "-o", exe, EMBED_C, "-ldl"], timeout=60)
+    out = str(tmp_path / "embed.out")
+    code = ("import os, signal, threading, ctypes\n"
+            "signal.alarm(3)\n"
+            "lock = threading.Lock(); lock.acquire()\n"
+            "def worker():\n"
+            "    open(%r, 'w').write('%%d %%d' %% (os.getpid(), ctypes.CDLL(None).syscall(186)))\n"
+            "    lock.acquire()\n"
+            "t = threading.Thread(target=worker); t.daemon = True; t.start(); t.join()\n" % out)
+    env = dict(os.environ, PYTHONHOME=home)
+    if how == "command":
+        tr = Tracer(reg, binary, ["--json", "-t", "0.5", "--", exe, lib, code], env=env)
+        tr.wait_start()
+        tr.wait_exit(30)
+    else:
+        tr = Tracer(reg, binary, ["--json", "-t", "0.5"])
+        tr.wait_start()
+        reg.popen([exe, lib, code], env=env).wait(30)
+        time.sleep(0.5)
+        assert tr.stop() == 0
+    check_stream(tr)
+    with open(out) as f:
+        pid, tid = [int(x) for x in f.read().split()]
+    waits = tr.select("long_wait", pid=pid, tid=tid)
+    assert len(waits) == 1, ("process %d (%s, libpython loaded with dlopen) blocked 3 s on a lock: "
+                             "want one long_wait for tid %d, got %r%s" % (
+                                 pid, os.path.basename(exe), tid, [public(e) for e in waits], tr.describe()))
 
 
 def test_host_wide_default_reports_only_python(reg, binary, tmp_path):
