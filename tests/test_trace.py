@@ -1284,6 +1284,42 @@ def test_embedded_interpreter_is_python(reg, binary, tmp_path, how):
                                  pid, os.path.basename(exe), tid, [public(e) for e in waits], tr.describe()))
 
 
+@pytest.mark.parametrize("how", ["command", "pid"])
+def test_renamed_interpreter_is_python(reg, binary, tmp_path, how):
+    """The interpreter binary under another name (an application shipping its own copy of
+    python, here a copy of SYSTEM_PYTHON, which links libpython statically) is still CPython."""
+    exe = str(tmp_path / "myservice")
+    subprocess.check_call(["cp", os.path.realpath(SYSTEM_PYTHON), exe])
+    if how == "command":
+        out = str(tmp_path / "lock.out")
+        tr = Tracer(reg, binary, ["--json", "-t", "0.5", "--", "sh", "-c", '"$0" "$1" --alarm 3 > "$2"',
+                                  exe, LOCK_PROG, out])
+        tr.wait_start()
+        tr.wait_exit(30)
+        with open(out) as f:
+            words = f.read().split()
+        pid, tid = int(words[words.index("ready") + 1]), int(words[words.index("blocking") + 1])
+    else:
+        p = reg.popen([exe, LOCK_PROG, "--gate", "--release"], stdin=subprocess.PIPE,
+                      stdout=subprocess.PIPE, bufsize=0)
+        pid = int(expect_words(p, "ready", 30, "myservice")[0])
+        tr = Tracer(reg, binary, ["--json", "-t", "0.5", "-p", str(pid)])
+        tr.wait_start()
+        p.stdin.write(b"go\n")
+        tid = int(expect_words(p, "blocking", 15, "myservice")[0])
+        try:
+            tr.wait_for(lambda e: e.get("event") == "long_wait" and e.get("tid") == tid, 0.5 + LATE_SLACK + 2, "")
+        except AssertionError:
+            pass
+        p.stdin.write(b"release\n")
+        p.wait(15)
+        assert tr.stop() == 0
+    check_stream(tr)
+    waits = tr.select("long_wait", pid=pid, tid=tid)
+    assert len(waits) == 1, ("'myservice' (a copy of %s) blocked on a lock: want one long_wait for tid %d, got %r%s"
+                             % (SYSTEM_PYTHON, tid, [public(e) for e in waits], tr.describe()))
+
+
 def test_host_wide_default_reports_only_python(reg, binary, tmp_path):
     """No -p, no --: the whole host; a Python hang started later is reported, a C one not."""
     exe = str(tmp_path / "trace_futex_block")
