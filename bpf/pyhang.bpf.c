@@ -435,11 +435,12 @@ static __always_inline void gil_chain_close(struct ph_wait *w, u32 tid)
 static __always_inline bool gil_chain_resume(struct ph_wait *w, u64 now)
 {
 	u32 f = w->flags;
-	if ((f & (PH_WF_GIL | PH_WF_DONE | PH_WF_FINAL)) != (PH_WF_GIL | PH_WF_DONE))
+	u32 want = PH_WF_GIL | PH_WF_DONE | PH_WF_RESUMABLE;
+	if ((f & (want | PH_WF_FINAL)) != want)
 		return false;
 	if (now - w->end_ns > PH_GIL_MERGE_NS)
 		return false;
-	return __sync_val_compare_and_swap(&w->flags, f, f & ~PH_WF_DONE) == f;
+	return __sync_val_compare_and_swap(&w->flags, f, f & ~(PH_WF_DONE | PH_WF_RESUMABLE)) == f;
 }
 
 static __always_inline int wait_begin(u64 uaddr, u32 op)
@@ -476,14 +477,17 @@ static __always_inline int wait_begin(u64 uaddr, u32 op)
  * either it reported first (we emit wait_end) or it sees DONE and stays silent. A GIL wait
  * stays in the table, DONE, for the next GIL wait of the chain to resume; the scanner
  * closes the chain when none comes. */
-static __always_inline int wait_finish(u32 tid, u32 reason)
+static __always_inline int wait_finish(u32 tid, u32 reason, long ret)
 {
 	struct ph_wait *w = bpf_map_lookup_elem(&waits, &tid);
 	if (!w)
 		return 0;
 	if ((w->flags & PH_WF_GIL) && reason == PH_END_RETURNED) {
+		/* Still without the GIL after a timed-out condition wait, or after taking the GIL's
+		 * mutex (plain FUTEX_WAIT: glibc mutexes; the condition variable uses BITSET). */
+		bool again = ret == -PH_ETIMEDOUT || (w->op & PH_FUTEX_CMD_MASK) == PH_FUTEX_WAIT;
 		w->end_ns = bpf_ktime_get_ns();
-		__sync_fetch_and_or(&w->flags, PH_WF_DONE);
+		__sync_fetch_and_or(&w->flags, again ? (PH_WF_DONE | PH_WF_RESUMABLE) : PH_WF_DONE);
 		return 0;
 	}
 	u32 old = __sync_fetch_and_or(&w->flags, PH_WF_DONE);
@@ -509,7 +513,7 @@ int futex_enter(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_futex")
 int futex_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	return wait_finish((u32)bpf_get_current_pid_tgid(), PH_END_RETURNED);
+	return wait_finish((u32)bpf_get_current_pid_tgid(), PH_END_RETURNED, ctx->ret);
 }
 
 /* futex_wait(2) (Linux 6.7+): uaddr is the first argument. Optional: absent on older kernels. */
@@ -522,7 +526,7 @@ int futex_wait2_enter(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_futex_wait")
 int futex_wait2_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	return wait_finish((u32)bpf_get_current_pid_tgid(), PH_END_RETURNED);
+	return wait_finish((u32)bpf_get_current_pid_tgid(), PH_END_RETURNED, ctx->ret);
 }
 
 /* futex_waitv(2) (Linux 5.16+): report the first waiter's address. */
@@ -540,7 +544,7 @@ int futex_waitv_enter(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_futex_waitv")
 int futex_waitv_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	return wait_finish((u32)bpf_get_current_pid_tgid(), PH_END_RETURNED);
+	return wait_finish((u32)bpf_get_current_pid_tgid(), PH_END_RETURNED, ctx->ret);
 }
 
 /* ---------------------------------------------------------------- long-wait scanner */
@@ -981,7 +985,7 @@ int on_exit(struct bpf_raw_tracepoint_args *ctx)
 	u32 tgid = BPF_CORE_READ(t, tgid);
 
 	/* A thread killed while blocked never returns from futex: end its wait here. */
-	wait_finish(tid, PH_END_THREAD_EXIT);
+	wait_finish(tid, PH_END_THREAD_EXIT, 0);
 	bpf_map_delete_elem(&sigact_pending, &tid);
 	bpf_map_delete_elem(&wait_pending, &tid);
 

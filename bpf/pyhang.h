@@ -48,10 +48,14 @@ struct ph_watch {
 #define PH_WF_DONE 0x4         /* the wait ended (syscall returned or thread exited) */
 #define PH_WF_GIL 0x8          /* a wait for the GIL: consecutive ones are merged */
 #define PH_WF_FINAL 0x10       /* a GIL wait chain that is over (wait_end sent if reported) */
+#define PH_WF_RESUMABLE 0x20   /* the last GIL wait ended without the GIL: timed out, or the
+				* GIL's mutex (taken again right away) */
 
-/* A GIL waiter re-waits every 5 ms (the switch interval) with microseconds between waits;
- * a chain is over when no GIL wait followed within this gap. */
-#define PH_GIL_MERGE_NS 20000000ull
+/* A thread that did not get the GIL re-waits within microseconds (its condition wait timed
+ * out after the 5 ms switch interval, or it only got the GIL's mutex). One that got the GIL
+ * runs before it waits again: a gap of more than this ends the chain. */
+#define PH_GIL_MERGE_NS 1000000ull
+#define PH_ETIMEDOUT 110
 
 /* One futex wait in progress, per thread (key: tid). */
 struct ph_wait {

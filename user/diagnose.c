@@ -152,10 +152,12 @@ static void diagnose_all_blocked(const struct py_process *p, pid_t waiter, struc
 	}
 }
 
-static const struct py_thread *gil_holder(const struct py_process *p)
+/* The thread that holds the GIL, never the waiter itself (the reader's GIL snapshot is not
+ * atomic: a thread that just took it may show as both). */
+static const struct py_thread *gil_holder(const struct py_process *p, pid_t waiter)
 {
 	for (size_t i = 0; i < p->nthreads; i++)
-		if (p->threads[i].gil)
+		if (p->threads[i].gil && p->threads[i].tid != waiter)
 			return &p->threads[i];
 	return NULL;
 }
@@ -164,7 +166,7 @@ static void diagnose_gil(const struct py_process *p, const struct py_thread *w, 
 			 struct diagnosis *d)
 {
 	char one[512], holder[512];
-	const struct py_thread *h = gil_holder(p);
+	const struct py_thread *h = gil_holder(p, w->tid);
 	describe_thread(w, one, sizeof(one));
 	d->code = "gil_wait";
 	d->waiter = w->tid;
@@ -294,9 +296,12 @@ void diagnose_child_lost(const struct child_lost_facts *f, char *buf, size_t len
 		char r[200] = "an unknown place";
 		if (f->reaper_stack)
 			diagnose_program_location(f->reaper_stack, r, sizeof(r));
-		snprintf(cause, sizeof(cause), "thread %s%.60s%s (tid %d) had already reaped it at %s",
-			 f->reaper_name ? "'" : "", f->reaper_name ? f->reaper_name : "",
-			 f->reaper_name ? "'" : "", f->reaper_tid, r);
+		char who[96];
+		if (f->reaper_name)
+			snprintf(who, sizeof(who), "thread '%.60s' (tid %d)", f->reaper_name, f->reaper_tid);
+		else
+			snprintf(who, sizeof(who), "thread %d", f->reaper_tid);
+		snprintf(cause, sizeof(cause), "%s had already reaped it at %s", who, r);
 		snprintf(buf, len, "%s%s %s, because %s", child, where, seen, cause);
 		return;
 	}

@@ -39,7 +39,9 @@ static uint64_t hang_fingerprint(pid_t pid, const struct diagnosis *d)
 	h = (h ^ (uint64_t)pid) * prime;
 	for (const char *c = d->code; *c; c++)
 		h = (h ^ (unsigned char)*c) * prime;
-	h = (h ^ (uint64_t)d->waiter) * prime;
+	/* the same cycle or shutdown is seen from each of its blocked threads: one finding */
+	if (strcmp(d->code, "gil_wait") == 0 || strcmp(d->code, "long_wait") == 0)
+		h = (h ^ (uint64_t)d->waiter) * prime;
 	for (size_t i = 0; i < d->nculprits; i++)
 		h = (h ^ (uint64_t)d->culprits[i]) * prime;
 	return h;
@@ -80,6 +82,14 @@ static void drop_snapshot(struct tracer *t)
 	t->snap_valid = false;
 }
 
+static bool any_frames(const struct py_process *p)
+{
+	for (size_t i = 0; i < p->nthreads; i++)
+		if (p->threads[i].nframes > 0)
+			return true;
+	return false;
+}
+
 /* Every thread of pid, read at most once per SNAPSHOT_REUSE_NS. NULL with err on failure. */
 static const struct py_process *snapshot(struct tracer *t, pid_t pid, char *err, size_t errlen)
 {
@@ -89,6 +99,13 @@ static const struct py_process *snapshot(struct tracer *t, pid_t pid, char *err,
 	drop_snapshot(t);
 	if (py_read_process(t->reader, pid, &t->snap, err, errlen) != 0)
 		return NULL;
+	if (!any_frames(&t->snap)) {
+		/* what the reader cached may come from before the interpreter was set up */
+		py_process_free(&t->snap);
+		py_forget_process(t->reader, pid);
+		if (py_read_process(t->reader, pid, &t->snap, err, errlen) != 0)
+			return NULL;
+	}
 	t->snap_valid = true;
 	t->snap_ns = now;
 	return &t->snap;
@@ -192,18 +209,37 @@ static void decode_exit_code(int code, struct rec_child_lost *r)
 	}
 }
 
-/* Python thread name of tid, read now (the reaper thread usually still runs). */
-static char *thread_name_now(struct tracer *t, pid_t pid, pid_t tid)
+static bool snapshot_has_thread(const struct py_process *py, pid_t tid)
 {
-	struct py_process py;
+	for (size_t i = 0; py && i < py->nthreads; i++)
+		if (py->threads[i].tid == tid)
+			return true;
+	return false;
+}
+
+/* Remember the names of pid's threads; tid must be among them, so a shared snapshot taken
+ * before that thread started is replaced by a fresh read. */
+static void learn_thread_names(struct tracer *t, pid_t pid, pid_t tid)
+{
 	char err[128];
-	char *name = NULL;
-	if (py_read_process(t->reader, pid, &py, err, sizeof(err)) != 0)
-		return NULL;
-	for (size_t i = 0; i < py.nthreads; i++)
-		if (py.threads[i].tid == tid && py.threads[i].name)
-			name = strdup(py.threads[i].name);
-	py_process_free(&py);
+	const struct py_process *py = snapshot(t, pid, err, sizeof(err));
+	if (py && !snapshot_has_thread(py, tid)) {
+		drop_snapshot(t);
+		py = snapshot(t, pid, err, sizeof(err));
+	}
+	for (size_t i = 0; py && i < py->nthreads; i++)
+		if (py->threads[i].tid > 0 && py->threads[i].name)
+			pending_put_name(&t->pending, pid, py->threads[i].tid, py->threads[i].name);
+}
+
+/* The Python name of a thread: learnt when it reaped a child (it may be gone by now). */
+static const char *thread_name(struct tracer *t, pid_t pid, pid_t tid)
+{
+	const char *name = pending_find_name(&t->pending, pid, tid);
+	if (!name) {
+		learn_thread_names(t, pid, tid);
+		name = pending_find_name(&t->pending, pid, tid);
+	}
 	return name;
 }
 
@@ -211,7 +247,6 @@ static void on_child_lost(struct tracer *t, const struct ph_event *e)
 {
 	struct rec_child_lost r = { 0 };
 	struct captured_stack cs;
-	char *reaper_name = NULL;
 	fill_proc(&r.p, e);
 	r.cause = e->lost.cause == PH_LOST_REAPED_ELSEWHERE ? "reaped_elsewhere" : "sigchld_ignored";
 	r.syscall = e->lost.syscall ? "waitid" : "wait4";
@@ -234,8 +269,7 @@ static void on_child_lost(struct tracer *t, const struct ph_event *e)
 		const struct reap_record *rr = pending_find_reap(&t->pending, r.child_pid);
 		if (rr && rr->stack.tid == r.reaper_tid && rr->stack.status == PH_STACK_OK)
 			r.reaper_stack = &rr->stack.thread;
-		reaper_name = thread_name_now(t, r.p.pid, r.reaper_tid);
-		r.reaper_name = reaper_name;
+		r.reaper_name = thread_name(t, r.p.pid, r.reaper_tid);
 	}
 	const struct ignore_record *ig = pending_find_ignore(&t->pending, r.p.pid);
 	if (ig && ig->stack.status == PH_STACK_OK && ig->stack.used) {
@@ -262,7 +296,6 @@ static void on_child_lost(struct tracer *t, const struct ph_event *e)
 	t->out.ops->child_lost(&t->out, &r);
 	if (have || cs.used)
 		pending_release(&cs);
-	free(reaper_name);
 }
 
 static void on_stack(struct tracer *t, const struct ph_stack_event *se)
@@ -274,13 +307,18 @@ static void on_stack(struct tracer *t, const struct ph_stack_event *se)
 	cs.status = se->status;
 	cs.ts_ns = se->ts_ns;
 	if (se->status == PH_STACK_OK &&
-	    pystack_decode(se, py_reader_layout(t->reader, cs.pid), &cs.thread) != 0)
+	    pystack_decode(se, pending_find_layout(&t->pending, cs.pid), &cs.thread) != 0)
 		cs.status = PH_STACK_READ_ERROR;
 	cs.used = true;
-	if (se->for_type == PH_EV_REAP)
+	if (se->for_type == PH_EV_REAP) {
+		/* The reaper may be gone when a later wait finds the child missing: learn its
+		 * name now, once per thread. */
+		if (!pending_find_name(&t->pending, cs.pid, cs.tid))
+			learn_thread_names(t, cs.pid, cs.tid);
 		pending_put_reap(&t->pending, (pid_t)se->child_pid, &cs, NULL);
-	else
+	} else {
 		pending_put_stack(&t->pending, &cs);
+	}
 }
 
 static void schedule_check(struct tracer *t, pid_t pid, enum check_kind kind, int attempt,
@@ -291,6 +329,16 @@ static void schedule_check(struct tracer *t, pid_t pid, enum check_kind kind, in
 		return;
 	}
 	t->checks[t->nchecks++] = (struct exec_check){ pid, mono_now_ns() + delay_ns, attempt, kind };
+}
+
+int tracer_describe(struct tracer *t, pid_t pid)
+{
+	struct py_layout layout;
+	char err[256];
+	if (pystack_describe(t->ld, t->reader, pid, &layout, err, sizeof(err)) != 0)
+		return -1;
+	pending_put_layout(&t->pending, pid, &layout);
+	return 0;
 }
 
 void tracer_schedule_describe(struct tracer *t, pid_t pid)
@@ -370,8 +418,7 @@ static bool run_check(struct tracer *t, struct exec_check *c, uint64_t now)
 		c->due_ns = now + 1000000000ull;
 		return true;
 	}
-	char err[256];
-	if (pystack_describe(t->ld, t->reader, c->pid, err, sizeof(err)) == 0)
+	if (tracer_describe(t, c->pid) == 0)
 		return false;
 	if (++c->attempt >= DESCRIBE_ATTEMPTS)
 		return false;

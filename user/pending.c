@@ -115,3 +115,44 @@ const struct ignore_record *pending_find_ignore(const struct pending *p, pid_t p
 			return &p->ignores[i];
 	return NULL;
 }
+
+void pending_put_name(struct pending *p, pid_t pid, pid_t tid, const char *name)
+{
+	for (unsigned i = 0; i < PENDING_NAMES; i++)
+		if (p->names[i].pid == pid && p->names[i].tid == tid) {
+			snprintf(p->names[i].name, sizeof(p->names[i].name), "%s", name);
+			return;
+		}
+	struct name_record *r = &p->names[p->next_name++ % PENDING_NAMES];
+	r->pid = pid;
+	r->tid = tid;
+	snprintf(r->name, sizeof(r->name), "%s", name);
+}
+
+const char *pending_find_name(const struct pending *p, pid_t pid, pid_t tid)
+{
+	for (unsigned i = 0; i < PENDING_NAMES; i++)
+		if (p->names[i].pid == pid && p->names[i].tid == tid)
+			return p->names[i].name;
+	return NULL;
+}
+
+void pending_put_layout(struct pending *p, pid_t pid, const struct py_layout *l)
+{
+	for (unsigned i = 0; i < PENDING_LAYOUTS; i++)
+		if (p->layouts[i].pid == pid) {
+			p->layouts[i].layout = *l;
+			return;
+		}
+	struct layout_record *r = &p->layouts[p->next_layout++ % PENDING_LAYOUTS];
+	r->pid = pid;
+	r->layout = *l;
+}
+
+const struct py_layout *pending_find_layout(const struct pending *p, pid_t pid)
+{
+	for (unsigned i = 0; i < PENDING_LAYOUTS; i++)
+		if (p->layouts[i].pid == pid)
+			return &p->layouts[i].layout;
+	return NULL;
+}

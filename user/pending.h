@@ -16,6 +16,8 @@
 #define PENDING_REAPS 1024
 #define PENDING_CMDLINES 1024
 #define PENDING_IGNORES 256
+#define PENDING_NAMES 1024
+#define PENDING_LAYOUTS 1024
 
 struct captured_stack {
 	bool used;
@@ -44,7 +46,23 @@ struct ignore_record {
 	struct captured_stack stack; /* stack.used false: not captured (e.g. before start) */
 };
 
+/* A Python thread's name, learnt while it was alive. */
+struct name_record {
+	pid_t pid, tid;
+	char name[64];
+};
+
+/* The layout a process was described to the BPF walker with (its stacks decode with it). */
+struct layout_record {
+	pid_t pid;
+	struct py_layout layout;
+};
+
 struct pending {
+	struct layout_record layouts[PENDING_LAYOUTS];
+	unsigned next_layout;
+	struct name_record names[PENDING_NAMES];
+	unsigned next_name;
 	struct ignore_record ignores[PENDING_IGNORES];
 	unsigned next_ignore;
 	struct captured_stack stacks[PENDING_STACKS];
@@ -66,6 +84,10 @@ const struct reap_record *pending_find_reap(const struct pending *p, pid_t child
 void pending_put_cmdline(struct pending *p, pid_t pid, const char *args, size_t len);
 const char *pending_find_cmdline(const struct pending *p, pid_t pid);
 void pending_release(struct captured_stack *s);
+void pending_put_layout(struct pending *p, pid_t pid, const struct py_layout *l);
+const struct py_layout *pending_find_layout(const struct pending *p, pid_t pid);
+void pending_put_name(struct pending *p, pid_t pid, pid_t tid, const char *name);
+const char *pending_find_name(const struct pending *p, pid_t pid, pid_t tid);
 /* Remember (a copy of) where pid started ignoring SIGCHLD; forget it when restored. */
 void pending_put_ignore(struct pending *p, pid_t pid, const struct captured_stack *s);
 void pending_forget_ignore(struct pending *p, pid_t pid);

@@ -74,13 +74,27 @@ int pystack_fill_pyproc(const struct py_layout *l, const struct py_addrs *a, uns
 	return 0;
 }
 
-int pystack_describe(struct loader *ld, struct py_reader *r, pid_t pid, char *err, size_t errlen)
+int pystack_describe(struct loader *ld, struct py_reader *r, pid_t pid, struct py_layout *layout_out,
+		     char *err, size_t errlen)
 {
 	struct py_process p;
-	if (py_read_process(r, pid, &p, err, errlen) != 0)
+	if (py_read_process(r, pid, &p, err, errlen) != 0) {
+		py_forget_process(r, pid);
 		return -1;
+	}
+	/* Right after exec the interpreter may not be set up yet: only a read that found a
+	 * thread running Python code is trusted (and nothing of an earlier one is kept). */
+	bool initialized = false;
+	for (size_t i = 0; i < p.nthreads; i++)
+		if (p.threads[i].nframes > 0)
+			initialized = true;
 	unsigned version_hex = p.version_hex;
 	py_process_free(&p);
+	if (!initialized) {
+		py_forget_process(r, pid);
+		snprintf(err, errlen, "pid %d: interpreter not running Python code yet", (int)pid);
+		return -1;
+	}
 	const struct py_layout *l = py_reader_layout(r, pid);
 	struct py_addrs a;
 	struct ph_pyproc pp;
@@ -96,6 +110,7 @@ int pystack_describe(struct loader *ld, struct py_reader *r, pid_t pid, char *er
 	 * them elsewhere: their GIL waits are not merged). */
 	if (a.gil && l->gil_size)
 		loader_set_gil_range(ld, pid, a.gil, a.gil + l->gil_size);
+	*layout_out = *l;
 	return 0;
 }
 

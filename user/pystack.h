@@ -14,9 +14,11 @@
 #include "pylayout.h"
 #include "pyreader.h"
 
-/* Read pid once with the reader and install its description for the BPF walker.
- * 0, or -1 with a message (not Python yet, unsupported version...). */
-int pystack_describe(struct loader *ld, struct py_reader *r, pid_t pid, char *err, size_t errlen);
+/* Read pid once with the reader and install its description for the BPF walker; a copy
+ * of the layout used goes to *layout_out (captured stacks are decoded with it later, even
+ * when the reader has forgotten the process). 0, or -1 with a message. */
+int pystack_describe(struct loader *ld, struct py_reader *r, pid_t pid, struct py_layout *layout_out,
+		     char *err, size_t errlen);
 /* Build ph_pyproc from a layout and addresses (exposed for tests and tools). */
 int pystack_fill_pyproc(const struct py_layout *l, const struct py_addrs *a, unsigned version_hex,
 			struct ph_pyproc *out);

@@ -11,7 +11,6 @@
 
 #include "procscan.h"
 #include "pyreader.h"
-#include "pystack.h"
 #include "tracer.h"
 
 /* x86_64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl). */
@@ -142,11 +141,8 @@ static void scan_process(struct tracer *t, pid_t pid)
 	struct scan_state st = { .t = t, .pid = pid };
 	char dir[64];
 	report_sigchld_ignored(t, pid);
-	if (py_is_python_process(pid)) {
-		char err[256];
-		if (pystack_describe(t->ld, t->reader, pid, err, sizeof(err)) != 0)
-			tracer_schedule_describe(t, pid); /* not initialized yet: try again soon */
-	}
+	if (py_is_python_process(pid) && tracer_describe(t, pid) != 0)
+		tracer_schedule_describe(t, pid); /* not initialized yet: try again soon */
 	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
 	proc_for_each_pid(dir, MAX_TASKS_SCANNED, scan_task, &st);
 }

@@ -76,6 +76,8 @@ int tracer_run_exec_checks(struct tracer *t);
  * what was already going on in them (after `start`). */
 int tracer_register_processes(struct tracer *t);
 void tracer_scan_existing(struct tracer *t);
+/* Describe pid to the BPF stack walker now (events.c); 0 or -1. */
+int tracer_describe(struct tracer *t, pid_t pid);
 /* Queue a CHECK_DESCRIBE for pid (events.c). */
 void tracer_schedule_describe(struct tracer *t, pid_t pid);
 /* Whether a process should be watched as Python (or at all, with --all). */

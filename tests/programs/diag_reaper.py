@@ -64,6 +64,10 @@ def main():
     for pid, status in reaped:
         report("reaped", pid, status)
     report("rc", rc)
+    # A long-running program: the reaper thread outlives the report. pyhang-trace learns
+    # thread names from userspace, after the fact, so a thread that is gone within
+    # milliseconds of the reap may stay unnamed (documented).
+    time.sleep(1.0)
     return 0
 
 
