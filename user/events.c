@@ -407,10 +407,10 @@ static bool run_check(struct tracer *t, struct exec_check *c, uint64_t now)
 		if (py_is_python_process(c->pid)) {
 			if (t->host_wide || t->command)
 				loader_watch_add_flags(t->ld, c->pid, PH_W_PYTHON);
-			c->kind = CHECK_DESCRIBE;
-			c->attempt = 0;
-			c->due_ns = now;
-			return true;
+			/* its threads may already be blocked: the kernel saw those waits begin while
+			 * the process was not watched yet */
+			tracer_scan_process(t, c->pid);
+			return false;
 		}
 		if (c->attempt > 0)
 			return false; /* one more look a second later, then give up */

@@ -73,6 +73,19 @@ bool proc_exists(pid_t pid)
 	return access(path, F_OK) == 0;
 }
 
+pid_t proc_tgid(pid_t id)
+{
+	char path[64], buf[4096];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)id);
+	if (read_small_file(path, buf, sizeof(buf)) <= 0)
+		return -1;
+	const char *p = strstr(buf, "\nTgid:");
+	if (!p)
+		return -1;
+	long v = strtol(p + 6, NULL, 10);
+	return v > 0 ? (pid_t)v : -1;
+}
+
 void proc_comm(pid_t pid, pid_t tid, char *buf, size_t len)
 {
 	char path[64];

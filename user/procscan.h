@@ -15,6 +15,8 @@
 int proc_for_each_pid(const char *dir, size_t max_entries, int (*fn)(pid_t, void *), void *arg);
 
 bool proc_exists(pid_t pid);
+/* The thread group (process) a task id belongs to (Tgid in /proc/ID/status), or -1. */
+pid_t proc_tgid(pid_t id);
 /* Thread comm (/proc/PID/task/TID/comm), or process comm when tid <= 0. "" on failure. */
 void proc_comm(pid_t pid, pid_t tid, char *buf, size_t len);
 /* Command line with NULs turned into spaces, cut at len-1 bytes. "" on failure. */

@@ -1928,6 +1928,41 @@ void py_process_free(struct py_process *p)
 	p->nthreads = 0;
 }
 
+/* An executable that exports the interpreter (a statically linked python under another
+ * name, an embedding program): decided once per binary, by (device, inode). */
+static bool exe_exports_python(pid_t pid)
+{
+	static struct {
+		dev_t dev;
+		ino_t ino;
+		bool python;
+	} cache[64];
+	static unsigned next;
+	char path[64], err[128];
+	struct stat st;
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	if (stat(path, &st) != 0)
+		return false;
+	for (unsigned i = 0; i < sizeof(cache) / sizeof(cache[0]); i++)
+		if (cache[i].ino == st.st_ino && cache[i].dev == st.st_dev && st.st_ino)
+			return cache[i].python;
+	bool python = false;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct elf_file ef;
+	if (fd >= 0 && elf_open_fd(&ef, fd, err, sizeof(err)) == 0) {
+		/* Py_Initialize: every version; _PyRuntime: 3.7+ */
+		static const char *const names[] = { "Py_Initialize", "_PyRuntime" };
+		uint64_t values[2], sizes[2];
+		python = elf_lookup_symbols(&ef, names, 2, values, sizes) > 0;
+		elf_close(&ef);
+	}
+	unsigned slot = next++ % (sizeof(cache) / sizeof(cache[0]));
+	cache[slot].dev = st.st_dev;
+	cache[slot].ino = st.st_ino;
+	cache[slot].python = python;
+	return python;
+}
+
 bool py_is_python_process(pid_t pid)
 {
 	struct pm_maps maps;
@@ -1948,7 +1983,7 @@ bool py_is_python_process(pid_t pid)
 	target[n] = '\0';
 	const char *base = strrchr(target, '/');
 	base = base ? base + 1 : target;
-	return strncmp(base, "python", 6) == 0;
+	return strncmp(base, "python", 6) == 0 || exe_exports_python(pid);
 }
 
 const struct py_layout *py_reader_layout(struct py_reader *r, pid_t pid)

@@ -136,7 +136,7 @@ static void report_sigchld_ignored(struct tracer *t, pid_t pid)
 }
 
 /* Look at one process of interest: its SIGCHLD disposition and its blocked threads. */
-static void scan_process(struct tracer *t, pid_t pid)
+void tracer_scan_process(struct tracer *t, pid_t pid)
 {
 	struct scan_state st = { .t = t, .pid = pid };
 	char dir[64];
@@ -190,7 +190,7 @@ int tracer_register_processes(struct tracer *t)
 void tracer_scan_existing(struct tracer *t)
 {
 	for (size_t i = 0; i < t->ntargets; i++)
-		scan_process(t, t->targets[i]);
+		tracer_scan_process(t, t->targets[i]);
 	free(t->targets);
 	t->targets = NULL;
 	t->ntargets = t->targets_cap = 0;

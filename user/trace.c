@@ -162,11 +162,15 @@ static void parse_args(int argc, char **argv, struct tracer *t, struct cli *c)
 	if (t->command && t->npids)
 		die_usage("%s", "use either -p PID or -- COMMAND, not both");
 	for (int i = 0; i < t->npids; i++) {
-		char buf[16];
-		snprintf(buf, sizeof(buf), "%d", (int)t->pids[i]);
-		if (!proc_exists(t->pids[i])) {
-			fprintf(stderr, "pyhang-trace: no process with pid %s\n", buf);
+		pid_t tgid = proc_exists(t->pids[i]) ? proc_tgid(t->pids[i]) : -1;
+		if (tgid <= 0) {
+			fprintf(stderr, "pyhang-trace: no process with pid %d\n", (int)t->pids[i]);
 			exit(EXIT_USAGE);
+		}
+		if (tgid != t->pids[i]) { /* /proc/TID exists for threads too */
+			fprintf(stderr, "pyhang-trace: %d is a thread of process %d: tracing the process\n",
+				(int)t->pids[i], (int)tgid);
+			t->pids[i] = tgid;
 		}
 	}
 	t->host_wide = !t->command && t->npids == 0;

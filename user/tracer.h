@@ -76,6 +76,9 @@ int tracer_run_exec_checks(struct tracer *t);
  * what was already going on in them (after `start`). */
 int tracer_register_processes(struct tracer *t);
 void tracer_scan_existing(struct tracer *t);
+/* Report what is already going on in one process that just became of interest (SIGCHLD
+ * ignored, threads already blocked) and describe it to the BPF stack walker. */
+void tracer_scan_process(struct tracer *t, pid_t pid);
 /* Describe pid to the BPF stack walker now (events.c); 0 or -1. */
 int tracer_describe(struct tracer *t, pid_t pid);
 /* Queue a CHECK_DESCRIBE for pid (events.c). */
