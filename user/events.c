@@ -404,14 +404,17 @@ static bool run_check(struct tracer *t, struct exec_check *c, uint64_t now)
 	if (!proc_exists(c->pid))
 		return false;
 	if (c->kind == CHECK_EMBEDDED) {
-		if (py_is_python_process(c->pid)) {
-			if (t->host_wide || t->command)
-				loader_watch_add_flags(t->ld, c->pid, PH_W_PYTHON);
+		/* in scope: the whole host, or selected (-p, or a descendant of COMMAND) */
+		bool in_scope = t->host_wide || (loader_watch_flags(t->ld, c->pid) & PH_W_SCOPE);
+		if (in_scope && py_is_python_process(c->pid)) {
+			loader_watch_add_flags(t->ld, c->pid, PH_W_PYTHON);
 			/* its threads may already be blocked: the kernel saw those waits begin while
 			 * the process was not watched yet */
 			tracer_scan_process(t, c->pid);
 			return false;
 		}
+		if (!in_scope)
+			return false;
 		if (c->attempt > 0)
 			return false; /* one more look a second later, then give up */
 		c->attempt = 1;

@@ -367,6 +367,12 @@ int loader_set_gil_range(struct loader *l, pid_t tgid, uint64_t lo, uint64_t hi)
 	return watch_store(l, tgid, &w);
 }
 
+uint32_t loader_watch_flags(struct loader *l, pid_t tgid)
+{
+	struct ph_watch w;
+	return watch_lookup(l, tgid, &w) == 0 ? w.flags : 0;
+}
+
 int loader_unwatch(struct loader *l, pid_t tgid)
 {
 	uint32_t key = (uint32_t)tgid;
