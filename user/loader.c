@@ -427,3 +427,18 @@ int loader_read_stats(struct loader *l, struct loader_stats *out)
 	free(vals);
 	return 0;
 }
+
+int loader_epoll_fd(struct loader *l)
+{
+	return l->rb ? ring_buffer__epoll_fd(l->rb) : -1;
+}
+
+void loader_for_each_prog(struct loader *l, loader_prog_fn fn, void *arg)
+{
+	struct bpf_program *p;
+	bpf_object__for_each_program(p, l->skel->obj) {
+		int fd = bpf_program__fd(p);
+		if (fd >= 0) /* optional programs left unloaded have none */
+			fn(arg, bpf_program__name(p), fd);
+	}
+}

@@ -59,4 +59,10 @@ struct loader_stats {
 	uint64_t counters[PH_STAT_MAX];
 };
 int loader_read_stats(struct loader *l, struct loader_stats *out);
+
+/* For --metrics-addr: the ring buffer's epoll fd (readable when records are waiting; then
+ * loader_poll(l, 0) consumes them), and every loaded BPF program with its name and fd. */
+int loader_epoll_fd(struct loader *l);
+typedef void (*loader_prog_fn)(void *arg, const char *name, int prog_fd);
+void loader_for_each_prog(struct loader *l, loader_prog_fn fn, void *arg);
 #endif

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "metrics.h"
 #include "procscan.h"
 #include "pyreader.h"
 #include "tracer.h"
@@ -49,6 +50,11 @@ static const char USAGE[] =
 	"      --all              report every process, not only those running CPython\n"
 	"      --json             JSON Lines on stdout (one object per event; see README)\n"
 	"  -o, --output FILE      write events to FILE (appending; reopened on SIGHUP)\n"
+	"  -q, --quiet            no start-up/shutdown messages on stderr (for daemons)\n"
+	"      --metrics-addr HOST:PORT\n"
+	"                         serve Prometheus metrics at http://HOST:PORT/metrics\n"
+	"      --bpf-stats        turn on kernel.bpf_stats_enabled while running (BPF\n"
+	"                         program run counts and times in the metrics)\n"
 	"  -h, --help             show this help\n"
 	"\n"
 	"With -- COMMAND, the command is started under tracing (it and all its descendants,\n"
@@ -95,7 +101,7 @@ static pid_t parse_pid_arg(const char *s)
 	return (pid_t)v;
 }
 
-enum { OPT_DURATION = 0x100, OPT_ALL, OPT_JSON };
+enum { OPT_DURATION = 0x100, OPT_ALL, OPT_JSON, OPT_METRICS_ADDR, OPT_BPF_STATS };
 
 static const struct option LONG_OPTS[] = {
 	{ "pid", required_argument, NULL, 'p' },
@@ -104,13 +110,19 @@ static const struct option LONG_OPTS[] = {
 	{ "all", no_argument, NULL, OPT_ALL },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "output", required_argument, NULL, 'o' },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "metrics-addr", required_argument, NULL, OPT_METRICS_ADDR },
+	{ "bpf-stats", no_argument, NULL, OPT_BPF_STATS },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
 
 struct cli {
 	bool json;
+	bool quiet;
+	bool bpf_stats;
 	const char *output;
+	const char *metrics_addr;
 };
 
 static void parse_args(int argc, char **argv, struct tracer *t, struct cli *c)
@@ -120,7 +132,7 @@ static void parse_args(int argc, char **argv, struct tracer *t, struct cli *c)
 	int opt;
 	/* '+': stop at the first non-option, so COMMAND's own options are left alone;
 	 * ':': a missing value returns ':' rather than '?'. */
-	while ((opt = getopt_long(argc, argv, "+:p:t:o:h", LONG_OPTS, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+:p:t:o:qh", LONG_OPTS, NULL)) != -1) {
 		switch (opt) {
 		case 'p':
 			if (t->npids >= MAX_PIDS)
@@ -142,6 +154,17 @@ static void parse_args(int argc, char **argv, struct tracer *t, struct cli *c)
 		case 'o':
 			c->output = optarg;
 			break;
+		case 'q':
+			c->quiet = true;
+			break;
+		case OPT_METRICS_ADDR:
+			if (metrics_addr_valid(optarg) != 0)
+				die_usage("invalid --metrics-addr '%s': expected HOST:PORT, e.g. 127.0.0.1:9464", optarg);
+			c->metrics_addr = optarg;
+			break;
+		case OPT_BPF_STATS:
+			c->bpf_stats = true;
+			break;
 		case 'h':
 			fputs(USAGE, stdout);
 			exit(0);
@@ -161,6 +184,8 @@ static void parse_args(int argc, char **argv, struct tracer *t, struct cli *c)
 		t->command = argv + optind;
 	if (t->command && t->npids)
 		die_usage("%s", "use either -p PID or -- COMMAND, not both");
+	if (c->bpf_stats && !c->metrics_addr)
+		die_usage("%s", "--bpf-stats only matters with --metrics-addr HOST:PORT");
 	for (int i = 0; i < t->npids; i++) {
 		pid_t tgid = proc_exists(t->pids[i]) ? proc_tgid(t->pids[i]) : -1;
 		if (tgid <= 0) {
@@ -168,8 +193,9 @@ static void parse_args(int argc, char **argv, struct tracer *t, struct cli *c)
 			exit(EXIT_USAGE);
 		}
 		if (tgid != t->pids[i]) { /* /proc/TID exists for threads too */
-			fprintf(stderr, "pyhang-trace: %d is a thread of process %d: tracing the process\n",
-				(int)t->pids[i], (int)tgid);
+			if (!c->quiet)
+				fprintf(stderr, "pyhang-trace: %d is a thread of process %d: tracing the process\n",
+					(int)t->pids[i], (int)tgid);
 			t->pids[i] = tgid;
 		}
 	}
@@ -301,7 +327,21 @@ static bool should_stop(struct tracer *t)
 	return mono_now_ns() >= g_forward_deadline;
 }
 
-static void event_loop(struct tracer *t)
+/* With --metrics-addr, one poll() covers the ring buffer's epoll fd and the metrics
+ * sockets; the records are then consumed without waiting. */
+static int wait_and_consume(struct tracer *t, struct metrics *m, int timeout)
+{
+	if (!m)
+		return loader_poll(t->ld, timeout);
+	int rc = metrics_wait(m, loader_epoll_fd(t->ld), timeout);
+	if (rc < 0 && rc != -EINTR)
+		return rc;
+	int consumed = loader_poll(t->ld, 0);
+	metrics_service(m); /* after consuming: the counts served are current */
+	return consumed < 0 ? consumed : rc;
+}
+
+static void event_loop(struct tracer *t, struct metrics *m)
 {
 	uint64_t deadline = t->duration_s > 0 ? t->started_ns + (uint64_t)(t->duration_s * 1e9) : 0;
 	while (!should_stop(t)) {
@@ -314,7 +354,7 @@ static void event_loop(struct tracer *t)
 				break;
 			timeout = min_timeout(timeout, (int)((deadline - now) / 1000000ull) + 1);
 		}
-		int rc = loader_poll(t->ld, timeout);
+		int rc = wait_and_consume(t, m, timeout);
 		if (rc < 0 && rc != -EINTR) {
 			fprintf(stderr, "pyhang-trace: reading events failed: %s\n", strerror(-rc));
 			break;
@@ -376,12 +416,19 @@ static void warn_non_python_pids(const struct tracer *t)
 				"reported unless --all is given\n", (int)t->pids[i]);
 }
 
-static int setup(struct tracer *t, const struct cli *c, int *go_fd)
+static int setup(struct tracer *t, const struct cli *c, int *go_fd, struct metrics **m)
 {
 	char err[512];
 	if (loader_check_environment(err, sizeof(err)) != 0) {
 		fprintf(stderr, "pyhang-trace: %s\n", err);
 		return -1;
+	}
+	if (c->metrics_addr) { /* before anything slow: a port in use fails at once */
+		*m = metrics_open(c->metrics_addr, t, err, sizeof(err));
+		if (!*m || (c->bpf_stats && metrics_enable_bpf_stats(err, sizeof(err)) != 0)) {
+			fprintf(stderr, "pyhang-trace: %s\n", err);
+			return -1;
+		}
 	}
 	if (output_open(&t->out, c->output, c->json, err, sizeof(err)) != 0) {
 		fprintf(stderr, "pyhang-trace: %s\n", err);
@@ -429,30 +476,39 @@ int trace_main(int argc, char **argv)
 {
 	static struct tracer t; /* large (exec check queue): not on the stack */
 	struct cli c = { 0 };
+	struct metrics *m = NULL;
 	int go_fd = -1;
 
 	parse_args(argc, argv, &t, &c);
 	install_signal_handlers();
-	if (setup(&t, &c, &go_fd) != 0) {
+	if (setup(&t, &c, &go_fd, &m) != 0) {
 		if (t.child > 0) {
 			kill(t.child, SIGKILL);
 			reap_command(&t, 0);
 		}
+		metrics_close(m);
 		loader_close(t.ld);
 		py_reader_free(t.reader);
 		return EXIT_USAGE;
 	}
 	t.started_ns = mono_now_ns();
-	emit_start(&t);
+	/* --quiet: the text writer's start and stop lines are stderr chatter; JSON's are events */
+	bool chatter = !c.quiet || c.json;
+	if (chatter)
+		emit_start(&t);
+	if (m && !c.quiet && !c.json)
+		fprintf(stderr, "pyhang-trace: metrics at http://%s/metrics\n", metrics_bound_addr(m));
 	/* after `start`: what the scan finds (already ignored SIGCHLD...) are events too */
 	tracer_scan_existing(&t);
 	if (t.command && release_command(go_fd) != 0)
 		fprintf(stderr, "pyhang-trace: cannot start the command: %s\n", strerror(errno));
-	event_loop(&t);
-	if (t.child > 0 && !t.child_done)
+	event_loop(&t, m);
+	if (t.child > 0 && !t.child_done && !c.quiet)
 		fprintf(stderr, "pyhang-trace: command (pid %d) is still running; detaching\n", (int)t.child);
-	emit_stop(&t);
+	if (chatter)
+		emit_stop(&t);
 	output_close(&t.out);
+	metrics_close(m);
 	loader_close(t.ld);
 	tracer_events_cleanup(&t);
 	pending_free(&t.pending);

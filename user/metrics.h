@@ -1,0 +1,33 @@
+/* metrics: `--metrics-addr HOST:PORT`, a Prometheus text exposition (format 0.0.4) at
+ * GET /metrics, served from the tracer's single-threaded event loop. Owns: parsing and
+ * binding the address, a bounded non-blocking HTTP/1.x responder (a few connections at
+ * most, bounded request size, one response then close, a deadline per connection), the
+ * metric names (README "Fleet mode"), and `--bpf-stats` (BPF run-time statistics enabled
+ * for the life of the process). Never blocks the loop on a slow client. */
+#ifndef PH_METRICS_H
+#define PH_METRICS_H
+#include <stdbool.h>
+#include <stddef.h>
+
+struct tracer;
+struct metrics;
+
+/* Check the syntax of HOST:PORT ("127.0.0.1:9464", "[::1]:9464", "localhost:9464",
+ * ":9464" for every IPv4 address); 0 or -1. */
+int metrics_addr_valid(const char *addr);
+/* Bind and listen on addr; on failure writes a one-line reason into err, returns NULL. */
+struct metrics *metrics_open(const char *addr, struct tracer *t, char *err, size_t errlen);
+void metrics_close(struct metrics *m);
+/* "127.0.0.1:9464" as bound (the real port when 0 was asked for). */
+const char *metrics_bound_addr(const struct metrics *m);
+
+/* Wait up to timeout_ms for the ring buffer's epoll fd (rb_fd) or a metrics socket.
+ * Returns >0 when something is ready, 0 on timeout, -errno (-EINTR on a signal). */
+int metrics_wait(struct metrics *m, int rb_fd, int timeout_ms);
+/* Accept, read, answer and close what metrics_wait found ready; expire slow clients. */
+void metrics_service(struct metrics *m);
+
+/* --bpf-stats: turn on kernel.bpf_stats_enabled while this process lives (BPF_ENABLE_STATS:
+ * the kernel restores it when the fd closes, kill -9 included). 0 or -1 with err set. */
+int metrics_enable_bpf_stats(char *err, size_t errlen);
+#endif
