@@ -911,6 +911,34 @@ def test_sigchld_transitions_only(reg, binary):
     assert actions == ["SIG_IGN", "restored", "SIG_IGN", "restored"], [public(e) for e in tr.select("sigchld_ignored")]
 
 
+def test_sigchld_in_pid_namespace_uses_host_pids(reg, binary, tmp_path):
+    """trace_sigchld.py as pid 1 of its own pid namespace: events carry host pids, for the
+    process and for its children."""
+    report = str(tmp_path / "report.json")
+    tr = Tracer(reg, binary, ["--json", "--", "unshare", "--pid", "--fork", "--kill-child",
+                              SYSTEM_PYTHON, SIGCHLD_PROG, report])
+    tr.wait_start()
+    assert tr.wait_exit(60) == 0, tr.describe()
+    check_stream(tr)
+    with open(report) as f:
+        rep = json.load(f)
+    assert rep["pid"] == 1, rep
+    ns_pids = set([rep["pid"]] + [st["pid"] for st in rep["steps"].values()])
+    ign = tr.select("sigchld_ignored")
+    assert [e["action"] for e in ign] == ["SIG_IGN", "restored", "SA_NOCLDWAIT", "restored"], [public(e) for e in ign]
+    host_pid = ign[0]["pid"]
+    assert host_pid not in ns_pids and all(e["pid"] == host_pid for e in ign), [public(e) for e in ign]
+    lost = tr.select("child_status_lost", pid=host_pid)
+    got = sorted((e["child"]["exit_status"] if e["child"]["exit_status"] is not None else -1,
+                  e["child"]["signal"] if e["child"]["signal"] is not None else -1) for e in lost)
+    assert got == [(-1, 9), (3, -1), (6, -1)], [public(e) for e in lost]
+    for e in lost:
+        assert e["child"]["pid"] not in ns_pids or e["child"]["pid"] > 1000, \
+            "child.pid %d looks like a namespace pid (namespace pids: %s): %r" % (
+                e["child"]["pid"], sorted(ns_pids), public(e))
+    assert not [e for e in tr.select("child_status_lost") if e["pid"] != host_pid]
+
+
 def test_sigchld_ignored_before_start(reg, binary, tmp_path):
     """SIG_IGN set before the tracer starts: found in /proc/PID/status at start-up."""
     report = str(tmp_path / "report.json")
