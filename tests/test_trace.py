@@ -1061,6 +1061,27 @@ def test_child_reaped_elsewhere(reaper_session, python):
     assert not tr.select("sigchld_ignored", pid=r["pid"])
 
 
+def test_reaped_elsewhere_in_pid_namespace(reg, binary, tmp_path):
+    """trace_reaper.py as pid 1 of its own pid namespace: host ids and the real status."""
+    out = str(tmp_path / "reaper.out")
+    tr = Tracer(reg, binary, ["--json", "--", "unshare", "--pid", "--fork", "--kill-child", "sh", "-c",
+                              'exec "$0" "$1" > "$2"', SYSTEM_PYTHON, REAPER_PROG, out])
+    tr.wait_start()
+    assert tr.wait_exit(60) == 0, tr.describe()
+    check_stream(tr)
+    with open(out) as f:
+        lines = dict((l.split()[0], l.split()[1:]) for l in f.read().splitlines() if l.strip())
+    ns_ids = set(int(lines[k][0]) for k in ("ready", "reaper", "child"))
+    assert lines["rc"] == ["0"] and lines["reaped"][1] == str(5 << 8), lines
+    lost = tr.select("child_status_lost")
+    assert len(lost) == 1, [public(e) for e in lost]
+    e = lost[0]
+    assert e["cause"] == "reaped_elsewhere" and e["pid"] not in ns_ids and e["reaper"]["tid"] not in ns_ids, public(e)
+    assert e["child"]["exit_status"] == 5 and e["child"]["comm"] == "sh", \
+        "the reaped child's status/comm (namespace pid %s): %r" % (lines["child"][0], public(e))
+    assert e["child"]["pid"] != int(lines["child"][0]), "child.pid is the namespace pid: %r" % public(e)
+
+
 # --------------------------------------------------------------------------- 5. ECHILD is not a finding
 
 def test_echild_loops_not_reported(reg, binary):
