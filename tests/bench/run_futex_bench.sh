@@ -1,7 +1,7 @@
 #!/bin/bash
 # Futex tracing-cost benchmark driver.  Needs root.  Not part of `make test`.
 #
-#   tests/bench/run_futex_bench.sh [-r ROUNDS] [-n ITERS] [-c CONFIGS]
+#   tests/bench/run_futex_bench.sh [-r ROUNDS] [-n ITERS] [-c CONFIGS] [-f]
 #
 # Builds tests/bench (into build/bench) and expects build/pyhang-trace to exist (`make`;
 # override with PYHANG_BINARY).  In every round it runs futex_bench once under each
@@ -23,6 +23,11 @@
 #
 # Prints the median ns/call over the rounds per configuration, the added cost over
 # "untraced", and that added cost as a multiple of the floor's added cost.
+#
+# Any other BPF program attached to a syscall tracepoint (another tracer running on the
+# host) slows every configuration down, "untraced" included, and makes the table
+# meaningless: before each run the driver waits up to 120 s for such programs to go
+# away (`bpftool perf show`), then aborts; -f measures anyway and flags the table.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -32,10 +37,12 @@ TRACER="${PYHANG_BINARY:-$ROOT/build/pyhang-trace}"
 ROUNDS=5
 ITERS=1000000
 CONFIGS="untraced floor all default pid pidall"
+FORCE=0
 
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
-while getopts "r:n:c:h" opt; do
+while getopts "r:n:c:fh" opt; do
     case "$opt" in
+        f) FORCE=1 ;;
         r) ROUNDS="$OPTARG" ;;
         n) ITERS="$OPTARG" ;;
         c) CONFIGS="$OPTARG" ;;
@@ -100,6 +107,34 @@ stop_bg() {
     wait "$pid" 2>/dev/null || true
 }
 
+# foreign_attached [OUR_PID]: `bpftool perf show` lines of syscall-tracepoint programs held
+# by any process but OUR_PID.
+foreign_attached() {
+    bpftool perf show 2>/dev/null | awk -v ours="${1:-0}" '$2 != ours && / sys_(enter|exit)_|raw_tracepoint +sys_/'
+}
+
+# wait_quiet [OUR_PID]: wait for other tracers to detach (see the header).
+CONTAMINATED=0
+wait_quiet() {
+    local deadline=$((SECONDS + 120)) warned=0
+    while [ -n "$(foreign_attached "${1:-0}")" ]; do
+        if [ "$warned" -eq 0 ]; then
+            echo "run_futex_bench: other BPF programs are attached to syscall tracepoints; waiting:" >&2
+            foreign_attached "${1:-0}" | sed 's/^/    /' | head -5 >&2
+            warned=1
+        fi
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            if [ "$FORCE" -eq 1 ]; then
+                CONTAMINATED=$((CONTAMINATED + 1))
+                return 0
+            fi
+            echo "run_futex_bench: still attached after 120 s; stop them or use -f" >&2
+            exit 1
+        fi
+        sleep 1
+    done
+}
+
 # run_one CONFIG ROUND: appends "CONFIG ROUND OP NS" lines to $TMP/results.
 run_one() {
     local cfg="$1" round="$2" attach_pid="" bench tracer_args=()
@@ -140,6 +175,7 @@ run_one() {
             return 0
         fi
     fi
+    wait_quiet "${attach_pid:-0}"
     echo go >&3
     exec 3>&-
     wait "$bench" || { echo "run_futex_bench: futex_bench failed" >&2; exit 1; }
@@ -156,6 +192,9 @@ for round in $(seq "$ROUNDS"); do
     echo "  round $round done" >&2
 done
 
+if [ "$CONTAMINATED" -gt 0 ]; then
+    echo "WARNING: $CONTAMINATED run(s) measured while another tracer was attached (-f): the table is not trustworthy" >&2
+fi
 python3 - "$TMP/results" "$CONFIGS" <<'PY'
 import sys, statistics
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
