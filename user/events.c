@@ -24,6 +24,8 @@ static void fill_proc(struct ev_proc *p, const struct ph_event *e)
 	p->comm[sizeof(p->comm) - 1] = '\0';
 	if (!p->comm[0]) /* the scanner runs outside the thread: ask /proc */
 		proc_comm(p->pid, p->tid, p->comm, sizeof(p->comm));
+	p->ns_pid = proc_ns_pid(p->pid); /* containers: the pid they know it by */
+	proc_cgroup(p->pid, p->cgroup, sizeof(p->cgroup));
 }
 
 static double seconds_between(uint64_t from_ns, uint64_t to_ns)

@@ -20,6 +20,8 @@ struct ev_proc {
 	pid_t tid;
 	char comm[16];
 	uint64_t mono_ns; /* when it happened, CLOCK_MONOTONIC */
+	pid_t ns_pid;     /* pid inside its own pid namespace, -1 when in ours or unknown */
+	char cgroup[256]; /* cgroup path, "" when unknown */
 };
 
 struct rec_start {

@@ -23,6 +23,12 @@ static void proc_fields(struct jw *w, const struct ev_proc *p)
 	jw_kint(w, "tid", p->tid);
 	jw_key(w, "comm");
 	jw_strn(w, p->comm, strnlen(p->comm, sizeof(p->comm)));
+	if (p->ns_pid > 0)
+		jw_kint(w, "ns_pid", p->ns_pid);
+	if (p->cgroup[0]) {
+		jw_key(w, "cgroup");
+		jw_strn(w, p->cgroup, strnlen(p->cgroup, sizeof(p->cgroup)));
+	}
 }
 
 static void end_event(struct output *o, struct jw *w)

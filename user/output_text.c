@@ -36,6 +36,8 @@ static void put_proc(struct output *o, const struct ev_proc *p)
 	sb_putc(&o->sb, ' ');
 	sb_put_escaped_text(&o->sb, p->comm, strnlen(p->comm, sizeof(p->comm)));
 	sb_printf(&o->sb, " (pid %d", (int)p->pid);
+	if (p->ns_pid > 0)
+		sb_printf(&o->sb, ", pid %d in its namespace", (int)p->ns_pid);
 	if (p->tid != p->pid)
 		sb_printf(&o->sb, ", thread %d", (int)p->tid);
 	sb_puts(&o->sb, ")");

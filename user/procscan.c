@@ -86,6 +86,52 @@ pid_t proc_tgid(pid_t id)
 	return v > 0 ? (pid_t)v : -1;
 }
 
+pid_t proc_ns_pid(pid_t pid)
+{
+	char path[64], buf[4096];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if (read_small_file(path, buf, sizeof(buf)) <= 0)
+		return -1;
+	const char *p = strstr(buf, "\nNSpid:");
+	if (!p)
+		return -1;
+	p += 7;
+	long last = -1;
+	int fields = 0;
+	for (int i = 0; i < 32; i++) { /* one field per nested pid namespace (at most 32) */
+		char *end;
+		long v = strtol(p, &end, 10);
+		if (end == p)
+			break;
+		last = v;
+		fields++;
+		p = end;
+	}
+	return fields > 1 && last > 0 ? (pid_t)last : -1;
+}
+
+void proc_cgroup(pid_t pid, char *buf, size_t len)
+{
+	char path[64], data[4096];
+	if (len)
+		buf[0] = '\0';
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+	if (read_small_file(path, data, sizeof(data)) <= 0)
+		return;
+	const char *line = strstr(data, "0::");
+	if (line && (line == data || line[-1] == '\n'))
+		line += 3;
+	else if ((line = strchr(data, ':')) != NULL && (line = strchr(line + 1, ':')) != NULL)
+		line += 1; /* cgroup v1: "N:controllers:/path" */
+	else
+		return;
+	size_t n = strcspn(line, "\n");
+	if (n >= len)
+		n = len - 1;
+	memcpy(buf, line, n);
+	buf[n] = '\0';
+}
+
 void proc_comm(pid_t pid, pid_t tid, char *buf, size_t len)
 {
 	char path[64];

@@ -17,6 +17,12 @@ int proc_for_each_pid(const char *dir, size_t max_entries, int (*fn)(pid_t, void
 bool proc_exists(pid_t pid);
 /* The thread group (process) a task id belongs to (Tgid in /proc/ID/status), or -1. */
 pid_t proc_tgid(pid_t id);
+/* The pid of a process inside its own pid namespace (last NSpid field), or -1 when it is
+ * in ours (Linux 4.1+). */
+pid_t proc_ns_pid(pid_t pid);
+/* The cgroup v2 path ("0::/..." line of /proc/PID/cgroup; for v1 the first line's path),
+ * "" when unknown. */
+void proc_cgroup(pid_t pid, char *buf, size_t len);
 /* Thread comm (/proc/PID/task/TID/comm), or process comm when tid <= 0. "" on failure. */
 void proc_comm(pid_t pid, pid_t tid, char *buf, size_t len);
 /* Command line with NULs turned into spaces, cut at len-1 bytes. "" on failure. */

@@ -232,6 +232,10 @@ struct walk {
 	int gone;      /* a read found the process gone */
 	pid_t *tasks;
 	size_t ntasks;
+	/* A process in another pid namespace (a container) knows its threads by the ids of
+	 * that namespace (gettid(), native_thread_id, glibc's pthread tid): ns_tids[i] is the
+	 * innermost NSpid of tasks[i]. NULL when the process is in our namespace. */
+	pid_t *ns_tids;
 };
 
 static int rd(struct walk *w, uint64_t addr, void *buf, size_t len)
@@ -1292,6 +1296,65 @@ static void read_sys_version(struct walk *w, uint64_t interp)
 	free(v);
 }
 
+/* Whether pid lives in another pid namespace than ours (Linux 3.8+ /proc/PID/ns/pid). */
+static bool in_other_pidns(pid_t pid)
+{
+	char path[64];
+	struct stat a, b;
+	snprintf(path, sizeof(path), "/proc/%d/ns/pid", (int)pid);
+	return stat(path, &a) == 0 && stat("/proc/self/ns/pid", &b) == 0 &&
+	       (a.st_ino != b.st_ino || a.st_dev != b.st_dev);
+}
+
+/* Innermost NSpid of a task, or 0. */
+static pid_t task_ns_tid(pid_t pid, pid_t tid)
+{
+	char path[80], buf[4096];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)pid, (int)tid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	const char *p = strstr(buf, "\nNSpid:");
+	if (!p)
+		return 0;
+	p += 7;
+	long last = 0;
+	for (int i = 0; i < 32; i++) { /* at most 32 nested pid namespaces */
+		char *end;
+		long v = strtol(p, &end, 10);
+		if (end == p)
+			break;
+		last = v;
+		p = end;
+	}
+	return last > 0 ? (pid_t)last : 0;
+}
+
+static void map_namespace_tids(struct walk *w, pid_t pid)
+{
+	if (!in_other_pidns(pid))
+		return;
+	w->ns_tids = calloc(w->ntasks ? w->ntasks : 1, sizeof(pid_t));
+	for (size_t i = 0; w->ns_tids && i < w->ntasks; i++)
+		w->ns_tids[i] = task_ns_tid(pid, w->tasks[i]);
+}
+
+/* The host TID of a thread id as the target knows it (its own namespace's), or 0. */
+static pid_t host_tid(const struct walk *w, pid_t tid)
+{
+	if (!w->ns_tids)
+		return tid;
+	for (size_t i = 0; i < w->ntasks; i++)
+		if (w->ns_tids[i] == tid)
+			return w->tasks[i];
+	return 0;
+}
+
 static bool task_exists(const struct walk *w, pid_t tid)
 {
 	size_t lo = 0, hi = w->ntasks;
@@ -1315,7 +1378,10 @@ static pid_t tid_from_pthread(struct walk *w, uint64_t pthread)
 	if (!plausible_ptr(pthread) || rd(w, pthread, buf, sizeof(buf)) != 0)
 		return 0;
 	int32_t tid = get_i32(buf, GLIBC_PTHREAD_TID);
-	if (get_u64(buf, GLIBC_PTHREAD_SELF) != pthread || tid <= 0 || !task_exists(w, tid))
+	if (get_u64(buf, GLIBC_PTHREAD_SELF) != pthread || tid <= 0)
+		return 0;
+	tid = host_tid(w, tid);
+	if (tid <= 0 || !task_exists(w, tid))
 		return 0;
 	return tid;
 }
@@ -1352,8 +1418,9 @@ static void thread_from_threading(struct walk *w, const struct active_list *act,
 			t->daemon = d == w->p->t_true;
 		if (t->tid == 0 && !l->ts_native_thread_id && l->major == 3 && l->minor >= 8) {
 			long nid = read_small_int(w, instance_attr(w, obj, "_native_id"));
-			if (nid > 0 && task_exists(w, (pid_t)nid))
-				t->tid = (pid_t)nid;
+			pid_t htid = nid > 0 && nid < 0x40000000 ? host_tid(w, (pid_t)nid) : 0;
+			if (htid > 0 && task_exists(w, htid))
+				t->tid = htid;
 		}
 		return;
 	}
@@ -1683,6 +1750,7 @@ static void read_thread(struct walk *w, const unsigned char *ts, uint64_t tstate
 	t->thread_id = get_u64(ts, l->ts_thread_id);
 	if (l->ts_native_thread_id) {
 		int32_t tid = get_i32(ts, l->ts_native_thread_id);
+		tid = tid > 0 ? host_tid(w, tid) : 0;
 		t->tid = tid > 0 && task_exists(w, tid) ? tid : 0;
 	} else {
 		t->tid = tid_from_pthread(w, t->thread_id);
@@ -1879,7 +1947,9 @@ static int read_once(struct py_reader *r, pid_t pid, struct py_process *out, boo
 		py_forget_process(r, pid);
 		return -1;
 	}
+	map_namespace_tids(&w, pid);
 	int rc = walk_process(&w, out, err, errlen);
+	free(w.ns_tids);
 	free(w.tasks);
 	sysfd_prune(p, false);
 	if (w.gone) {

@@ -127,6 +127,8 @@ static void report_sigchld_ignored(struct tracer *t, pid_t pid)
 	r.p.tid = pid;
 	r.p.mono_ns = mono_now_ns();
 	proc_comm(pid, 0, r.p.comm, sizeof(r.p.comm));
+	r.p.ns_pid = proc_ns_pid(pid);
+	proc_cgroup(pid, r.p.cgroup, sizeof(r.p.cgroup));
 	r.action = "SIG_IGN";
 	r.before_start = true;
 	struct captured_stack none = { .status = PH_STACK_NOT_PYTHON }; /* ts 0: before start */
