@@ -727,6 +727,7 @@ static __always_inline void fill_child(struct ph_event *e, u32 child, u32 tgid)
 	if (!x || x->parent_tgid != tgid || !(x->flags & PH_CX_EXIT_KNOWN))
 		return;
 	e->lost.child_known = 1;
+	e->lost.child_host_pid = x->host_pid;
 	e->lost.exit_code = x->exit_code;
 	e->lost.exit_ns = x->exit_ns;
 	__builtin_memcpy(e->lost.child_comm, x->comm, sizeof(x->comm));
@@ -953,6 +954,26 @@ int on_exec(struct bpf_raw_tracepoint_args *ctx)
 	return 0;
 }
 
+/* Pids as a process's parent knows them: wait4/waitid take and return pids of the
+ * caller's pid namespace, which differ from host pids inside containers. */
+static __always_inline u32 pidns_level(struct task_struct *t)
+{
+	return BPF_CORE_READ(t, thread_pid, level);
+}
+
+/* The pid of t's process in the pid namespace at `level` (0 = the host's), 0 if none. */
+static __always_inline u32 tgid_at_level(struct task_struct *t, u32 level)
+{
+	struct pid *pid = BPF_CORE_READ(t, group_leader, thread_pid);
+	struct upid up = {};
+
+	if (!pid || level > BPF_CORE_READ(pid, level) || level > 31)
+		return 0;
+	if (bpf_core_read(&up, sizeof(up), &pid->numbers[level & 31]))
+		return 0;
+	return (u32)up.nr;
+}
+
 /* A child's exit, for the waits that will find it gone. */
 static __always_inline void record_child_exit(struct task_struct *t, u32 tgid)
 {
@@ -961,19 +982,23 @@ static __always_inline void record_child_exit(struct task_struct *t, u32 tgid)
 
 	if (!is_interesting(parent_tgid))
 		return;
+	u32 key = tgid_at_level(t, pidns_level(parent));
+	if (!key)
+		key = tgid;
 	struct ph_child_exit x = {
 		.exit_ns = bpf_ktime_get_ns(),
 		.parent_tgid = parent_tgid,
 		.exit_code = BPF_CORE_READ(t, exit_code),
 		.flags = PH_CX_EXIT_KNOWN,
+		.host_pid = tgid,
 	};
 	bpf_probe_read_kernel_str(x.comm, sizeof(x.comm), t->comm);
-	if (bpf_map_update_elem(&child_exits, &tgid, &x, BPF_ANY))
+	if (bpf_map_update_elem(&child_exits, &key, &x, BPF_ANY))
 		stat_inc(PH_STAT_MAP_FULL);
 	/* With SIGCHLD ignored or SA_NOCLDWAIT the kernel reaps the child itself right after
 	 * this tracepoint (exit_notify): nobody will ever wait for this status. */
 	if (sigchld_class_of(parent) != PH_SIGCHLD_DEFAULT)
-		bpf_map_update_elem(&last_autoreaped, &parent_tgid, &tgid, BPF_ANY);
+		bpf_map_update_elem(&last_autoreaped, &parent_tgid, &key, BPF_ANY);
 }
 
 /* raw_tp sched_process_exit(p, ...): runs in the exiting thread. */

@@ -107,7 +107,8 @@ struct ph_child_exit {
 	int exit_code; /* kernel encoding: (status << 8) | termsig | 0x80 core */
 	char comm[PH_COMM_LEN];
 	unsigned int flags; /* PH_CX_* */
-	unsigned int pad;
+	unsigned int host_pid; /* the child's pid in the host namespace (the key is the pid its
+				* parent knows it by: they differ inside containers) */
 };
 
 /* A successful wait that took a child's status (key: child pid). */
@@ -153,6 +154,8 @@ struct ph_event {
 			unsigned long long reap_ns;
 			int wait_pid_arg; /* pid argument of the failing wait (-1: any child) */
 			unsigned int syscall; /* 0 wait4, 1 waitid */
+			unsigned int child_host_pid; /* 0: unknown (child_pid is the waiter's view) */
+			unsigned int pad2;
 		} lost;
 		struct {
 			unsigned int python; /* interpreter basename looks like python* */

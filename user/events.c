@@ -253,6 +253,11 @@ static void on_child_lost(struct tracer *t, const struct ph_event *e)
 	r.cause = e->lost.cause == PH_LOST_REAPED_ELSEWHERE ? "reaped_elsewhere" : "sigchld_ignored";
 	r.syscall = e->lost.syscall ? "waitid" : "wait4";
 	r.child_pid = (pid_t)e->lost.child_pid;
+	r.child_ns_pid = -1;
+	if (e->lost.child_host_pid && e->lost.child_host_pid != e->lost.child_pid) {
+		r.child_ns_pid = r.child_pid; /* inside a container: report the host pid */
+		r.child_pid = (pid_t)e->lost.child_host_pid;
+	}
 	r.wait_pid_arg = e->lost.wait_pid_arg;
 	r.child_known = e->lost.child_known;
 	r.exit_status = -1;

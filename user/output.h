@@ -75,7 +75,8 @@ struct rec_sigchld {
 struct rec_child_lost {
 	struct ev_proc p;
 	const char *cause; /* "sigchld_ignored", "reaped_elsewhere" */
-	pid_t child_pid;
+	pid_t child_pid;    /* host pid when known, else the pid the waiter used */
+	pid_t child_ns_pid; /* the pid the waiter knows it by, when that differs; else -1 */
 	char child_comm[16];
 	bool child_known;
 	int exit_status; /* -1: unknown or killed by a signal */

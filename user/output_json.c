@@ -173,6 +173,8 @@ static void json_child_lost(struct output *o, const struct rec_child_lost *r)
 	jw_key(&w, "child");
 	jw_obj_begin(&w);
 	jw_kint(&w, "pid", r->child_pid);
+	if (r->child_ns_pid > 0)
+		jw_kint(&w, "ns_pid", r->child_ns_pid);
 	jw_key(&w, "comm");
 	if (r->child_known)
 		jw_strn(&w, r->child_comm, strnlen(r->child_comm, sizeof(r->child_comm)));
