@@ -68,11 +68,17 @@ def read_events(proc, until, timeout):
     return events
 
 
-def kill_tree(pid):
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+def kill_container(root):
+    """SIGKILL every process whose command line names the container's (unique) root."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % entry, "rb") as f:
+                if root.encode() in f.read():
+                    os.kill(int(entry), signal.SIGKILL)
+        except (OSError, ProcessLookupError):
+            pass
 
 
 @pytest.mark.parametrize("python,prefix", pyenv_interpreters())
@@ -81,14 +87,14 @@ def test_hang_at_exit_in_a_container(binary, python, prefix):
     root = tempfile.mkdtemp(prefix="pyhang-ctr-")
     try:
         cmd = [binary, "--json", "-t", "1", "--", "unshare", "--mount", "--pid", "--fork",
-               "--propagation", "private", "sh", "-c", container_script(root, prefix, python)]
+               "--kill-child", "--propagation", "private", "sh", "-c",
+               container_script(root, prefix, python)]
         tracer = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             events = read_events(tracer, lambda e: e.get("event") == "hang", 40)
         finally:
             # the container's pid 1 is the hung Python: killing it ends the namespace
-            for e in [e for e in events if e.get("event") == "hang"][:1]:
-                kill_tree(e["pid"])
+            kill_container(root)
             tracer.send_signal(signal.SIGINT)
             try:
                 tracer.wait(20)
