@@ -1169,6 +1169,7 @@ def _assert_usage_error(p, what):
 @pytest.mark.parametrize("args", [
     ["--bogus"], ["-x"], ["-t", "abc"], ["-t"], ["-t", ""], ["-p", "999999999"], ["-p", "abc"],
     ["-p"], ["--duration", "abc"], ["--pid", "999999999"], ["--threshold", "1x"],
+    ["1234"], ["--json", "true"], ["--"],
     ["-o", "/nonexistent/dir/out.jsonl"],
 ], ids=lambda a: " ".join(a) or "empty")
 def test_bad_arguments(binary, args):

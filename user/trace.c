@@ -180,6 +180,13 @@ static void parse_args(int argc, char **argv, struct tracer *t, struct cli *c)
 		}
 	}
 	t->threshold_ns = (uint64_t)(threshold * 1e9);
+	/* A COMMAND comes after "--": anything else left over is a mistake (a pid without -p). */
+	bool dashdash = optind > 1 && strcmp(argv[optind - 1], "--") == 0;
+	if (optind < argc && !dashdash)
+		die_usage("unexpected argument '%s' (a pid goes with -p; a command goes after --)",
+			  argv[optind]);
+	if (dashdash && optind == argc)
+		die_usage("%s", "-- must be followed by a COMMAND to run");
 	if (optind < argc)
 		t->command = argv + optind;
 	if (t->command && t->npids)
