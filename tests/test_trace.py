@@ -994,6 +994,10 @@ def test_sigchld_ignored_inherited_across_exec(reg, binary, tmp_path):
         rep["child"], rep["pid"], tr.describe())
     e = lost[0]
     assert e["cause"] == "sigchld_ignored" and e["child"]["exit_status"] == 3 and e["child"]["comm"] == "sh", public(e)
+    # the disposition itself is a finding too: ignored from the exec on, inherited
+    ign = tr.select("sigchld_ignored", pid=rep["pid"])
+    assert [(x["action"], x.get("inherited")) for x in ign] == [("SIG_IGN", True)], [public(x) for x in ign]
+    assert "since the program started" in e["summary"], e["summary"]
 
 
 def test_lost_child_reported_once(reg, binary, tmp_path):

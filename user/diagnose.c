@@ -311,6 +311,9 @@ void diagnose_child_lost(const struct child_lost_facts *f, char *buf, size_t len
 		snprintf(cause, sizeof(cause), "SIGCHLD is ignored since %s", ig);
 	} else if (f->ignored_before_start) {
 		snprintf(cause, sizeof(cause), "SIGCHLD has been ignored since before tracing started");
+	} else if (f->ignored_inherited) {
+		snprintf(cause, sizeof(cause), "SIGCHLD is ignored since the program started (it was "
+			 "ignored before its exec, by it or its parent, and SIG_IGN survives exec)");
 	} else {
 		snprintf(cause, sizeof(cause), "SIGCHLD is ignored (SIG_IGN or SA_NOCLDWAIT)");
 	}

@@ -39,6 +39,7 @@ struct child_lost_facts {
 	const struct py_thread *waiter_stack;   /* the wait that got ECHILD, or NULL */
 	const struct py_thread *ignore_stack;   /* where SIGCHLD became ignored, or NULL */
 	bool ignored_before_start;
+	bool ignored_inherited;
 	const struct py_thread *reaper_stack;   /* reaped_elsewhere: where it was taken */
 	const char *reaper_name;
 	int reaper_tid;

@@ -292,6 +292,7 @@ static void on_child_lost(struct tracer *t, const struct ph_event *e)
 		.waiter_stack = r.stack,
 		.ignore_stack = r.ignore_stack,
 		.ignored_before_start = ig && ig->stack.status == PH_STACK_NOT_PYTHON && !ig->stack.ts_ns,
+		.ignored_inherited = ig && ig->stack.status == PH_STACK_NOT_PYTHON && ig->stack.ts_ns,
 		.reaper_stack = r.reaper_stack,
 		.reaper_name = r.reaper_name,
 		.reaper_tid = r.reaper_tid,
@@ -353,6 +354,22 @@ void tracer_schedule_describe(struct tracer *t, pid_t pid)
 	schedule_check(t, pid, CHECK_DESCRIBE, 0, 2000000ull);
 }
 
+/* SIG_IGN for SIGCHLD survives execve (Linux keeps ignored dispositions): a Python started
+ * by a parent that ignores SIGCHLD loses its children's statuses from its first line. */
+static void report_inherited_ignore(struct tracer *t, const struct ph_event *e)
+{
+	if (proc_sigchld_ignored((pid_t)e->pid) != 1)
+		return;
+	struct rec_sigchld r = { 0 };
+	fill_proc(&r.p, e);
+	r.action = "SIG_IGN";
+	r.inherited = true;
+	t->n_sigchld++;
+	t->out.ops->sigchld(&t->out, &r);
+	struct captured_stack none = { .status = PH_STACK_NOT_PYTHON, .ts_ns = e->ts_ns };
+	pending_put_ignore(&t->pending, r.p.pid, &none);
+}
+
 static void on_exec(struct tracer *t, const struct ph_event *e)
 {
 	pid_t pid = (pid_t)e->pid;
@@ -361,8 +378,10 @@ static void on_exec(struct tracer *t, const struct ph_event *e)
 	py_forget_process(t->reader, pid);
 	if (e->exec.parent_watched && e->exec.args_len)
 		pending_put_cmdline(&t->pending, pid, e->exec.args, e->exec.args_len);
-	if (e->exec.python)
+	if (e->exec.python) {
 		tracer_schedule_describe(t, pid);
+		report_inherited_ignore(t, e);
+	}
 	else if (!t->all_processes)
 		schedule_check(t, pid, CHECK_EMBEDDED, 0, 100000000ull);
 }

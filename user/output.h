@@ -68,6 +68,7 @@ struct rec_sigchld {
 	struct ev_proc p;
 	const char *action; /* "SIG_IGN", "SA_NOCLDWAIT", "restored" */
 	bool before_start;
+	bool inherited;     /* ignored since its exec: the parent ignored SIGCHLD */
 	const struct py_thread *stack; /* taken in the kernel at the rt_sigaction, or NULL */
 	const char *stack_status;      /* "ok", "unknown_layout", ... NULL when not applicable */
 };

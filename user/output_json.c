@@ -148,6 +148,8 @@ static void json_sigchld(struct output *o, const struct rec_sigchld *r)
 	proc_fields(&w, &r->p);
 	jw_kstr(&w, "action", r->action);
 	jw_kbool(&w, "before_start", r->before_start);
+	if (r->inherited)
+		jw_kbool(&w, "inherited", true);
 	json_stack_fields(&w, r->stack, r->stack_status);
 	end_event(o, &w);
 }

@@ -155,7 +155,9 @@ static void text_sigchld(struct output *o, const struct rec_sigchld *r)
 	else
 		sb_printf(&o->sb, " %s SIGCHLD (%s): the kernel discards its children's exit statuses, "
 			  "and subprocess reports every child as exit status 0\n",
-			  r->before_start ? "was already ignoring" : "now ignores", r->action);
+			  r->before_start ? "was already ignoring" :
+			  r->inherited ? "ignores from its start (ignored before its exec)" : "now ignores",
+			  r->action);
 	text_stack_or_why(o, "  ", r->stack, r->stack_status);
 	output_emit(o);
 }
