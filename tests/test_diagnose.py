@@ -27,6 +27,7 @@ import time
 import pytest
 
 import conftest
+from harness import Registry, alarm_guard
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAMS = os.path.join(HERE, "programs")
@@ -73,70 +74,10 @@ def qualified(python, cls, function):
 # --------------------------------------------------------------------------- helpers
 # (small copies of tests/test_trace.py's, so that edits there cannot break this file)
 
-class Timeout(Exception):
-    pass
-
-
-class alarm_guard(object):
-    """Raise Timeout in the main thread if the block runs longer than `seconds`."""
-
-    def __init__(self, seconds, what):
-        self.seconds, self.what = int(seconds), what
-
-    def _fire(self, signum, frame):
-        raise Timeout("%s: still running after %d s" % (self.what, self.seconds))
-
-    def __enter__(self):
-        self.old = signal.signal(signal.SIGALRM, self._fire)
-        signal.alarm(self.seconds)
-        return self
-
-    def __exit__(self, *exc):
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, self.old)
-        return False
-
-
 @pytest.fixture(autouse=True)
 def _test_deadline(request):
     with alarm_guard(150, request.node.name):
         yield
-
-
-class Registry(object):
-    """Every process a session starts; cleanup() kills their process groups and reaps them."""
-
-    def __init__(self):
-        self.procs = []
-
-    def popen(self, argv, **kw):
-        kw.setdefault("start_new_session", True)
-        kw.setdefault("close_fds", True)
-        p = subprocess.Popen(argv, **kw)
-        self.procs.append(p)
-        return p
-
-    def cleanup(self):
-        for p in reversed(self.procs):
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except OSError:
-                pass
-            if p.poll() is None:
-                try:
-                    p.kill()
-                except OSError:
-                    pass
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                pass
-            for f in (p.stdin, p.stdout, p.stderr):
-                if f is not None:
-                    try:
-                        f.close()
-                    except OSError:
-                        pass
 
 
 class Tracer(object):
