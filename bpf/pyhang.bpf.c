@@ -453,13 +453,24 @@ static __always_inline int wait_begin(u64 uaddr, u32 op)
 		return 0;
 	u64 now = bpf_ktime_get_ns();
 	bool gil = uaddr >= watch->gil_lo && uaddr < watch->gil_hi;
-	if (gil) {
-		struct ph_wait *old = bpf_map_lookup_elem(&waits, &tid);
-		if (old) {
-			if (gil_chain_resume(old, now))
-				return 0;
-			gil_chain_close(old, tid);
-		}
+	struct ph_wait *old = bpf_map_lookup_elem(&waits, &tid);
+	if (old) {
+		if (gil && gil_chain_resume(old, now))
+			return 0;
+		if (old->flags & PH_WF_GIL)
+			gil_chain_close(old, tid); /* a finished GIL chain gets its wait_end first */
+		/* Reuse the thread's record in place (a lookup costs far less than an insert and
+		 * a delete per wait): the fields first, the flags last. Until the flags are
+		 * stored the scanner still sees the old DONE record and skips it (x86-64 keeps
+		 * stores in order). A record that was not DONE is stale (its return was never
+		 * seen, e.g. a restarted syscall) and is replaced like before. */
+		old->start_ns = now;
+		old->uaddr = uaddr;
+		old->op = op;
+		old->tgid = tgid;
+		old->end_ns = 0;
+		old->flags = gil ? PH_WF_GIL : 0;
+		return 0;
 	}
 	struct ph_wait w = {
 		.start_ns = now,
@@ -474,9 +485,9 @@ static __always_inline int wait_begin(u64 uaddr, u32 op)
 }
 
 /* The wait of thread tid ended. Marking DONE atomically orders us against the scanner:
- * either it reported first (we emit wait_end) or it sees DONE and stays silent. A GIL wait
- * stays in the table, DONE, for the next GIL wait of the chain to resume; the scanner
- * closes the chain when none comes. */
+ * either it reported first (we emit wait_end) or it sees DONE and stays silent. Records
+ * stay in the table, DONE, until the thread exits: the next wait reuses them, and the next
+ * GIL wait of a chain resumes it (the scanner closes a chain when none comes). */
 static __always_inline int wait_finish(u32 tid, u32 reason, long ret)
 {
 	struct ph_wait *w = bpf_map_lookup_elem(&waits, &tid);
@@ -495,7 +506,9 @@ static __always_inline int wait_finish(u32 tid, u32 reason, long ret)
 		emit_wait_end(w, tid, reason, 0);
 	else if ((old & PH_WF_GIL) && (old & PH_WF_DONE))
 		gil_chain_close(w, tid);
-	bpf_map_delete_elem(&waits, &tid);
+	/* The record stays, DONE, for the thread's next wait; it goes with the thread. */
+	if (reason == PH_END_THREAD_EXIT)
+		bpf_map_delete_elem(&waits, &tid);
 	return 0;
 }
 
