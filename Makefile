@@ -2,7 +2,7 @@
 #   make            build/pyhang-trace (BPF object embedded via a bpftool skeleton;
 #                   libbpf, libelf and zlib linked statically)
 #   make deps       install missing Debian packages (no-op when all are present)
-#   make test       deps + build + the end-to-end suite (needs root)
+#   make test       deps + build + the end-to-end suite, and again under ASan (needs root)
 #   make run        deps + build + trace the whole host with defaults (needs root)
 #   make vmlinux    regenerate vmlinux.h from the running kernel's BTF
 #   make asan       build/pyhang-trace-asan with AddressSanitizer + UBSan
@@ -65,8 +65,12 @@ $(BUILD)/pyhang-trace-asan: $(ASAN_OBJS)
 bench: $(BUILD)/pyhang-trace
 	$(MAKE) -C tests/bench BUILD=$(abspath $(BUILD))/bench
 
-test: deps all
+# The end-to-end suite, then the tracer and diagnosis suites once more against the
+# AddressSanitizer + UBSan build (leak checks on).
+test: deps all asan
 	$(PYTEST) -q tests/
+	PYHANG_BINARY=$(abspath $(BUILD))/pyhang-trace-asan ASAN_OPTIONS=detect_leaks=1 \
+	    $(PYTEST) -q tests/test_trace.py tests/test_diagnose.py
 
 run: deps all
 	./$(BUILD)/pyhang-trace
