@@ -11,18 +11,7 @@ import sys
 import threading
 import time
 
-
-def gettid():
-    try:
-        return threading.get_native_id()
-    except AttributeError:
-        import ctypes
-        return ctypes.CDLL(None, use_errno=True).syscall(186)  # SYS_gettid, x86_64
-
-
-def report(*words):
-    with open(sys.argv[1], "a") as f:
-        f.write(" ".join(str(w) for w in words) + "\n")
+from progutil import gettid, report
 
 
 def spin():

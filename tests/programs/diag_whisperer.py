@@ -14,23 +14,12 @@ import sys
 import threading
 import time
 
+from progutil import gettid, report
+
 try:
     import queue
 except ImportError:  # Python 2
     import Queue as queue
-
-
-def gettid():
-    try:
-        return threading.get_native_id()
-    except AttributeError:
-        import ctypes
-        return ctypes.CDLL(None, use_errno=True).syscall(186)  # SYS_gettid, x86_64
-
-
-def report(*words):
-    with open(sys.argv[1], "a") as f:
-        f.write(" ".join(str(w) for w in words) + "\n")
 
 
 jobs = queue.Queue()

@@ -12,19 +12,13 @@ Options:
   --threads N   N worker threads block on the same lock (each prints its "blocking" line;
                 after the release they take the lock in turn, each printing "acquired")
 """
-import ctypes
 import os
 import signal
 import sys
 import threading
 import time
 
-
-def gettid():
-    try:
-        return threading.get_native_id()
-    except AttributeError:
-        return ctypes.CDLL(None, use_errno=True).syscall(186)  # SYS_gettid, x86_64
+from progutil import gettid
 
 
 def say(*words):

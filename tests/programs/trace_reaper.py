@@ -8,7 +8,6 @@ Protocol on stdout (one flushed line each):
   rc <returncode>      what Popen.wait() returned in the main thread (0: status lost)
   reaped <pid> <status>   what the reaper got (raw waitpid status)
 """
-import ctypes
 import errno
 import os
 import subprocess
@@ -16,12 +15,7 @@ import sys
 import threading
 import time
 
-
-def gettid():
-    try:
-        return threading.get_native_id()
-    except AttributeError:
-        return ctypes.CDLL(None, use_errno=True).syscall(186)  # SYS_gettid, x86_64
+from progutil import gettid
 
 
 def say(*words):
