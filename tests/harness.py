@@ -63,3 +63,15 @@ class Registry(object):
                         f.close()
                     except OSError:
                         pass
+
+
+def kill_group(p):
+    """SIGKILL p's process group (tests start workloads in their own session) and reap p."""
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except OSError:
+        pass
+    try:
+        p.wait(10)
+    except subprocess.TimeoutExpired:
+        pass

@@ -18,6 +18,8 @@ import urllib.request
 
 import pytest
 
+from harness import kill_group
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UNIT = os.path.join(ROOT, "deploy", "pyhang-trace.service")
 DAEMONSET = os.path.join(ROOT, "deploy", "kubernetes", "daemonset.yaml")
@@ -110,16 +112,6 @@ def _read_line(proc, timeout):
     return buf.decode()
 
 
-def _killpg(p):
-    try:
-        os.killpg(p.pid, signal.SIGKILL)
-    except OSError:
-        pass
-    try:
-        p.wait(10)
-    except subprocess.TimeoutExpired:
-        pass
-
 
 def test_unit_execstart_runs_as_the_unit_would(binary, tmp_path):
     """ExecStart's own options, with the built binary, the log path moved to tmp_path and a
@@ -186,8 +178,8 @@ def test_unit_execstart_runs_as_the_unit_would(binary, tmp_path):
         assert events(log)[-1]["event"] == "stop"
     finally:
         if tr is not None:
-            _killpg(tr)
-        _killpg(target)
+            kill_group(tr)
+        kill_group(target)
 
 
 # ---------------------------------------------------------------- Kubernetes

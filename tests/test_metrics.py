@@ -24,6 +24,8 @@ import urllib.request
 
 import pytest
 
+from harness import kill_group
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOCK_PROG = os.path.join(ROOT, "tests", "programs", "trace_lock_hang.py")
 PY = "/usr/bin/python3"
@@ -51,16 +53,6 @@ def read_line(proc, timeout, what):
             buf += b
     return buf.decode().strip()
 
-
-def kill_group(p):
-    try:
-        os.killpg(p.pid, signal.SIGKILL)
-    except OSError:
-        pass
-    try:
-        p.wait(10)
-    except subprocess.TimeoutExpired:
-        pass
 
 
 class Tracer(object):

@@ -258,7 +258,6 @@ static void on_child_lost(struct tracer *t, const struct ph_event *e)
 		r.child_ns_pid = r.child_pid; /* inside a container: report the host pid */
 		r.child_pid = (pid_t)e->lost.child_host_pid;
 	}
-	r.wait_pid_arg = e->lost.wait_pid_arg;
 	r.child_known = e->lost.child_known;
 	r.exit_status = -1;
 	r.signal = -1;
@@ -323,7 +322,7 @@ static void on_stack(struct tracer *t, const struct ph_stack_event *se)
 		 * name now, once per thread. */
 		if (!pending_find_name(&t->pending, cs.pid, cs.tid))
 			learn_thread_names(t, cs.pid, cs.tid);
-		pending_put_reap(&t->pending, (pid_t)se->child_pid, &cs, NULL);
+		pending_put_reap(&t->pending, (pid_t)se->child_pid, &cs);
 	} else {
 		pending_put_stack(&t->pending, &cs);
 	}

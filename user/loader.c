@@ -373,12 +373,6 @@ uint32_t loader_watch_flags(struct loader *l, pid_t tgid)
 	return watch_lookup(l, tgid, &w) == 0 ? w.flags : 0;
 }
 
-int loader_unwatch(struct loader *l, pid_t tgid)
-{
-	uint32_t key = (uint32_t)tgid;
-	return bpf_map__delete_elem(l->skel->maps.watched, &key, sizeof(key), 0);
-}
-
 int loader_set_pyproc(struct loader *l, pid_t tgid, const struct ph_pyproc *pp)
 {
 	uint32_t key = (uint32_t)tgid;

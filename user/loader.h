@@ -41,7 +41,6 @@ const char *loader_scan_mechanism(const struct loader *l);
 
 int loader_watch(struct loader *l, pid_t tgid, uint32_t flags);
 int loader_watch_add_flags(struct loader *l, pid_t tgid, uint32_t flags);
-int loader_unwatch(struct loader *l, pid_t tgid);
 /* The PH_W_* flags of a watched process, 0 when it is not watched. */
 uint32_t loader_watch_flags(struct loader *l, pid_t tgid);
 /* Futex waits in [lo, hi) are GIL waits for this process (merged into one wait). */

@@ -85,7 +85,6 @@ struct rec_child_lost {
 	bool core_dumped;
 	pid_t reaper_tid;
 	double reaped_s_before; /* how long before the failing wait the child was taken */
-	int wait_pid_arg;
 	const char *syscall; /* "wait4" or "waitid" */
 	const char *child_cmdline;      /* argv joined by spaces, or NULL */
 	const struct py_thread *stack;  /* the failing wait's Python stack, or NULL */

@@ -46,7 +46,7 @@ bool pending_take_stack(struct pending *p, pid_t tid, unsigned for_type, struct 
 	return false;
 }
 
-void pending_put_reap(struct pending *p, pid_t child, const struct captured_stack *s, const char *name)
+void pending_put_reap(struct pending *p, pid_t child, const struct captured_stack *s)
 {
 	struct reap_record *r = &p->reaps[p->next_reap++ % PENDING_REAPS];
 	pending_release(&r->stack);
@@ -54,7 +54,6 @@ void pending_put_reap(struct pending *p, pid_t child, const struct captured_stac
 	r->child = child;
 	r->stack = *s;
 	r->stack.used = true;
-	snprintf(r->thread_name, sizeof(r->thread_name), "%s", name ? name : "");
 }
 
 const struct reap_record *pending_find_reap(const struct pending *p, pid_t child)

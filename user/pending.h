@@ -31,7 +31,6 @@ struct captured_stack {
 struct reap_record {
 	bool used;
 	pid_t child;
-	char thread_name[64]; /* Python thread name of the reaper, "" when unknown */
 	struct captured_stack stack;
 };
 
@@ -79,7 +78,7 @@ void pending_put_stack(struct pending *p, const struct captured_stack *s);
 /* Take the stack of tid captured for an event of for_type; false if none. The caller
  * owns the result (free with pending_release). */
 bool pending_take_stack(struct pending *p, pid_t tid, unsigned for_type, struct captured_stack *out);
-void pending_put_reap(struct pending *p, pid_t child, const struct captured_stack *s, const char *name);
+void pending_put_reap(struct pending *p, pid_t child, const struct captured_stack *s);
 const struct reap_record *pending_find_reap(const struct pending *p, pid_t child);
 void pending_put_cmdline(struct pending *p, pid_t pid, const char *args, size_t len);
 const char *pending_find_cmdline(const struct pending *p, pid_t pid);

@@ -149,24 +149,6 @@ void proc_comm(pid_t pid, pid_t tid, char *buf, size_t len)
 		buf[n - 1] = '\0';
 }
 
-void proc_cmdline(pid_t pid, char *buf, size_t len)
-{
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
-	ssize_t n = read_small_file(path, buf, len);
-	if (n <= 0) {
-		if (len)
-			buf[0] = '\0';
-		return;
-	}
-	while (n > 0 && buf[n - 1] == '\0')
-		n--;
-	for (ssize_t i = 0; i < n; i++)
-		if (buf[i] == '\0')
-			buf[i] = ' ';
-	buf[n] = '\0';
-}
-
 int proc_sigchld_ignored(pid_t pid)
 {
 	char path[64], buf[4096];

@@ -1,5 +1,5 @@
 /* procscan: what the tracer learns about processes and threads from /proc, without
- * touching their memory. Owns: listing processes and threads, comm/cmdline, the syscall a
+ * touching their memory. Owns: listing processes and threads, comm, the syscall a
  * thread is blocked in, SigIgn at start-up, and how long a thread has been blocked
  * (se.exec_start on its CPU's scheduler clock). Whether a process runs CPython is the
  * reader's call (py_is_python_process). */
@@ -25,8 +25,6 @@ pid_t proc_ns_pid(pid_t pid);
 void proc_cgroup(pid_t pid, char *buf, size_t len);
 /* Thread comm (/proc/PID/task/TID/comm), or process comm when tid <= 0. "" on failure. */
 void proc_comm(pid_t pid, pid_t tid, char *buf, size_t len);
-/* Command line with NULs turned into spaces, cut at len-1 bytes. "" on failure. */
-void proc_cmdline(pid_t pid, char *buf, size_t len);
 /* SigIgn bit for SIGCHLD from /proc/PID/status. -1 when unreadable. */
 int proc_sigchld_ignored(pid_t pid);
 

@@ -24,17 +24,7 @@
 struct scan_state {
 	struct tracer *t;
 	pid_t pid;
-	int blocked_found;
 };
-
-uint32_t tracer_watch_flags_for(const struct tracer *t, pid_t pid, bool in_scope)
-{
-	uint32_t flags = in_scope ? PH_W_SCOPE : 0;
-	if (py_is_python_process(pid))
-		flags |= PH_W_PYTHON;
-	(void)t;
-	return flags;
-}
 
 static bool is_futex_wait(const struct blocked_syscall *s, uint32_t *op)
 {
@@ -113,8 +103,6 @@ static int scan_task(pid_t tid, void *arg)
 	 * would ever remove the seed: look again, and take it back if the thread moved on. */
 	if (!still_waiting(st->pid, tid, addr))
 		loader_unseed_wait(st->t->ld, tid, start);
-	else
-		st->blocked_found++;
 	return 0;
 }
 
@@ -181,9 +169,10 @@ int tracer_register_processes(struct tracer *t)
 		return proc_for_each_pid("/proc", MAX_PROCS_SCANNED, register_host_process, t) < 0 ? -1 : 0;
 	for (int i = 0; i < t->npids; i++) {
 		pid_t pid = t->pids[i];
-		if (loader_watch(t->ld, pid, tracer_watch_flags_for(t, pid, true)) != 0)
+		bool python = py_is_python_process(pid);
+		if (loader_watch(t->ld, pid, PH_W_SCOPE | (python ? PH_W_PYTHON : 0)) != 0)
 			return -1;
-		if ((t->all_processes || py_is_python_process(pid)) && add_target(t, pid) != 0)
+		if ((t->all_processes || python) && add_target(t, pid) != 0)
 			return -1;
 	}
 	return 0;

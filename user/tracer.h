@@ -83,6 +83,4 @@ void tracer_scan_process(struct tracer *t, pid_t pid);
 int tracer_describe(struct tracer *t, pid_t pid);
 /* Queue a CHECK_DESCRIBE for pid (events.c). */
 void tracer_schedule_describe(struct tracer *t, pid_t pid);
-/* Whether a process should be watched as Python (or at all, with --all). */
-uint32_t tracer_watch_flags_for(const struct tracer *t, pid_t pid, bool in_scope);
 #endif
