@@ -29,6 +29,12 @@ const volatile bool trace_all_procs = false; /* --all: not only Python processes
 const volatile bool host_wide = true;        /* no -p and no COMMAND */
 const volatile bool follow_children = false; /* COMMAND: descendants are in scope */
 const volatile unsigned int self_tgid = 0;   /* never trace the tracer itself */
+const volatile unsigned long long tick_ns = 4000000ULL; /* one jiffy (TICK_NSEC) */
+
+/* Wait records in the overflow hash `waits`: while 0, the wait paths never look there. */
+unsigned long long waits_overflow_live = 0;
+/* A (bpf_ktime_get_ns, bpf_jiffies64) pair taken by clock_sample, for userspace seeds. */
+unsigned long long clock_sample_ns = 0, clock_sample_jiffies = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -38,11 +44,25 @@ struct {
 } watched SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PH_WAIT_SLOTS);
+	__type(key, u32); /* tid % PH_WAIT_SLOTS */
+	__type(value, struct ph_wait);
+} wait_slots SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct ph_slot_bits);
+} wait_slot_bits SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, 16384);
 	__type(key, u32); /* tid */
 	__type(value, struct ph_wait);
-} waits SEC(".maps");
+} waits SEC(".maps"); /* overflow: start-up seeds, threads whose slot is taken */
 
 struct sigact_pending {
 	u32 old_class;
@@ -403,14 +423,25 @@ static __always_inline void emit_pystack(u32 for_type, u32 child_pid)
 #define WAIT_CMDS ((1u << PH_FUTEX_WAIT) | (1u << PH_FUTEX_LOCK_PI) | (1u << PH_FUTEX_WAIT_BITSET) | \
 		   (1u << PH_FUTEX_WAIT_REQUEUE_PI) | (1u << PH_FUTEX_LOCK_PI2))
 
+#define barrier() asm volatile("" ::: "memory")
+
+/* CLOCK_MONOTONIC ns of jiffy j, given a (now_ns, now_j) pair taken together: within a
+ * tick of the truth, which is all a wait of seconds needs. */
+static __always_inline u64 jiffies_to_ns(u64 j, u64 now_ns, u64 now_j)
+{
+	u64 age = now_j > j ? (now_j - j) * tick_ns : 0;
+	return now_ns > age ? now_ns - age : 0;
+}
+
 static __always_inline void emit_wait_end(struct ph_wait *w, u32 tid, u32 reason, u64 end_ns)
 {
 	struct ph_event *e = ev_reserve(PH_EV_WAIT_END, w->tgid, tid);
 	if (!e)
 		return;
+	u64 now_j = bpf_jiffies64();
+	e->wait.start_ns = jiffies_to_ns(w->start_jiffies, e->ts_ns, now_j);
 	if (end_ns)
 		e->ts_ns = end_ns;
-	e->wait.start_ns = w->start_ns;
 	e->wait.uaddr = w->uaddr;
 	e->wait.op = w->op;
 	e->wait.flags = w->flags;
@@ -432,15 +463,80 @@ static __always_inline void gil_chain_close(struct ph_wait *w, u32 tid)
 
 /* A GIL wait right after the previous one of the same chain continues it: returns true when
  * the existing record was resumed (its start time, and a long_wait already sent, stand). */
-static __always_inline bool gil_chain_resume(struct ph_wait *w, u64 now)
+static __always_inline bool gil_chain_resume(struct ph_wait *w, u64 now_ns)
 {
 	u32 f = w->flags;
 	u32 want = PH_WF_GIL | PH_WF_DONE | PH_WF_RESUMABLE;
 	if ((f & (want | PH_WF_FINAL)) != want)
 		return false;
-	if (now - w->end_ns > PH_GIL_MERGE_NS)
+	if (now_ns - w->end_ns > PH_GIL_MERGE_NS)
 		return false;
 	return __sync_val_compare_and_swap(&w->flags, f, f & ~(PH_WF_DONE | PH_WF_RESUMABLE)) == f;
+}
+
+static __always_inline struct ph_wait *slot_of(u32 tid)
+{
+	u32 k = tid & (PH_WAIT_SLOTS - 1);
+	return bpf_map_lookup_elem(&wait_slots, &k);
+}
+
+/* Sets or clears slot k's bit for the scanner. */
+static __always_inline void slot_mark(u32 k, bool used)
+{
+	u32 zero = 0;
+	struct ph_slot_bits *b = bpf_map_lookup_elem(&wait_slot_bits, &zero);
+	if (!b)
+		return;
+	k &= PH_WAIT_SLOTS - 1;
+	u64 bit = 1ull << (k & 63);
+	if (used)
+		__sync_fetch_and_or(&b->bits[k >> 6], bit);
+	else
+		__sync_fetch_and_and(&b->bits[k >> 6], ~bit);
+}
+
+/* A new wait in record w: the fields first, the flags last. Until the flags are stored the
+ * scanner still sees the old DONE record and skips it (x86-64 keeps stores in order). */
+static __always_inline void wait_fill(struct ph_wait *w, u32 tgid, u64 uaddr, u32 op, u64 now_j,
+				      bool gil)
+{
+	w->start_jiffies = now_j;
+	w->uaddr = uaddr;
+	w->op = op;
+	w->tgid = tgid;
+	w->end_ns = 0;
+	barrier();
+	w->flags = gil ? PH_WF_GIL : 0;
+}
+
+/* The thread's next wait, in its own record: a GIL wait may resume the chain; a finished
+ * GIL chain gets its wait_end first. A record that was not DONE is stale (its return was
+ * never seen, e.g. a restarted syscall) and is replaced like the others. */
+static __always_inline void wait_reuse(struct ph_wait *w, u32 tid, u32 tgid, u64 uaddr, u32 op,
+				       u64 now_j, bool gil)
+{
+	if (gil && gil_chain_resume(w, bpf_ktime_get_ns()))
+		return;
+	if (w->flags & PH_WF_GIL)
+		gil_chain_close(w, tid);
+	wait_fill(w, tgid, uaddr, op, now_j, gil);
+}
+
+/* A first wait of the thread that cannot have a slot: into the overflow hash. */
+static __always_inline void wait_overflow(u32 tid, u32 tgid, u64 uaddr, u32 op, u64 now_j, bool gil)
+{
+	struct ph_wait w = {
+		.start_jiffies = now_j,
+		.uaddr = uaddr,
+		.op = op,
+		.tgid = tgid,
+		.tid = tid,
+		.flags = gil ? PH_WF_GIL : 0,
+	};
+	if (bpf_map_update_elem(&waits, &tid, &w, BPF_NOEXIST) == 0)
+		__sync_fetch_and_add(&waits_overflow_live, 1);
+	else
+		stat_inc(PH_STAT_WAITS_FULL);
 }
 
 static __always_inline int wait_begin(u64 uaddr, u32 op)
@@ -451,46 +547,58 @@ static __always_inline int wait_begin(u64 uaddr, u32 op)
 
 	if (!watch)
 		return 0;
-	u64 now = bpf_ktime_get_ns();
+	u64 now_j = bpf_jiffies64();
 	bool gil = uaddr >= watch->gil_lo && uaddr < watch->gil_hi;
-	struct ph_wait *old = bpf_map_lookup_elem(&waits, &tid);
-	if (old) {
-		if (gil && gil_chain_resume(old, now))
-			return 0;
-		if (old->flags & PH_WF_GIL)
-			gil_chain_close(old, tid); /* a finished GIL chain gets its wait_end first */
-		/* Reuse the thread's record in place (a lookup costs far less than an insert and
-		 * a delete per wait): the fields first, the flags last. Until the flags are
-		 * stored the scanner still sees the old DONE record and skips it (x86-64 keeps
-		 * stores in order). A record that was not DONE is stale (its return was never
-		 * seen, e.g. a restarted syscall) and is replaced like before. */
-		old->start_ns = now;
-		old->uaddr = uaddr;
-		old->op = op;
-		old->tgid = tgid;
-		old->end_ns = 0;
-		old->flags = gil ? PH_WF_GIL : 0;
+	struct ph_wait *w = slot_of(tid);
+	if (!w)
+		return 0;
+	if (w->tid == tid) {
+		wait_reuse(w, tid, tgid, uaddr, op, now_j, gil);
 		return 0;
 	}
-	struct ph_wait w = {
-		.start_ns = now,
-		.uaddr = uaddr,
-		.op = op,
-		.tgid = tgid,
-		.flags = gil ? PH_WF_GIL : 0,
-	};
-	if (bpf_map_update_elem(&waits, &tid, &w, BPF_ANY))
-		stat_inc(PH_STAT_WAITS_FULL);
+	if (waits_overflow_live) {
+		struct ph_wait *o = bpf_map_lookup_elem(&waits, &tid);
+		if (o) {
+			wait_reuse(o, tid, tgid, uaddr, op, now_j, gil);
+			return 0;
+		}
+	}
+	/* A free slot is claimed for the thread's life; the bit is set after the owner, and
+	 * cleared before it is given up (wait_release), so the scanner never misses a wait. */
+	if (w->tid == 0 && __sync_val_compare_and_swap(&w->tid, 0, tid) == 0) {
+		slot_mark(tid, true);
+		wait_fill(w, tgid, uaddr, op, now_j, gil);
+		return 0;
+	}
+	wait_overflow(tid, tgid, uaddr, op, now_j, gil);
 	return 0;
+}
+
+/* The thread exits: its slot and any overflow record go. */
+static __always_inline void wait_release(u32 tid, struct ph_wait *slot)
+{
+	if (slot) {
+		slot->flags = PH_WF_DONE | PH_WF_FINAL;
+		slot_mark(tid, false);
+		barrier();
+		slot->tid = 0;
+	}
+	if (waits_overflow_live && bpf_map_delete_elem(&waits, &tid) == 0)
+		__sync_fetch_and_sub(&waits_overflow_live, 1);
 }
 
 /* The wait of thread tid ended. Marking DONE atomically orders us against the scanner:
  * either it reported first (we emit wait_end) or it sees DONE and stays silent. Records
- * stay in the table, DONE, until the thread exits: the next wait reuses them, and the next
- * GIL wait of a chain resumes it (the scanner closes a chain when none comes). */
+ * stay, DONE, until the thread exits: the next wait reuses them, and the next GIL wait of a
+ * chain resumes it (the scanner closes a chain when none comes). */
 static __always_inline int wait_finish(u32 tid, u32 reason, long ret)
 {
-	struct ph_wait *w = bpf_map_lookup_elem(&waits, &tid);
+	struct ph_wait *slot = slot_of(tid);
+	struct ph_wait *w = slot;
+	if (slot && slot->tid != tid) {
+		slot = NULL;
+		w = waits_overflow_live ? bpf_map_lookup_elem(&waits, &tid) : NULL;
+	}
 	if (!w)
 		return 0;
 	if ((w->flags & PH_WF_GIL) && reason == PH_END_RETURNED) {
@@ -506,9 +614,8 @@ static __always_inline int wait_finish(u32 tid, u32 reason, long ret)
 		emit_wait_end(w, tid, reason, 0);
 	else if ((old & PH_WF_GIL) && (old & PH_WF_DONE))
 		gil_chain_close(w, tid);
-	/* The record stays, DONE, for the thread's next wait; it goes with the thread. */
 	if (reason == PH_END_THREAD_EXIT)
-		bpf_map_delete_elem(&waits, &tid);
+		wait_release(tid, slot);
 	return 0;
 }
 
@@ -563,41 +670,84 @@ int futex_waitv_exit(struct trace_event_raw_sys_exit *ctx)
 /* ---------------------------------------------------------------- long-wait scanner */
 
 struct scan_ctx {
-	u64 now;
+	u64 now_ns, now_j;
 };
 
-static long scan_one(struct bpf_map *map, u32 *tid, struct ph_wait *w, struct scan_ctx *c)
+static __always_inline void scan_record(u32 tid, struct ph_wait *w, struct scan_ctx *c)
 {
 	u32 f = w->flags;
 	if ((f & PH_WF_GIL) && (f & PH_WF_DONE)) {
-		if (!(f & PH_WF_FINAL) && c->now > w->end_ns && c->now - w->end_ns > PH_GIL_MERGE_NS)
-			gil_chain_close(w, *tid);
-		return 0;
+		if (!(f & PH_WF_FINAL) && c->now_ns > w->end_ns && c->now_ns - w->end_ns > PH_GIL_MERGE_NS)
+			gil_chain_close(w, tid);
+		return;
 	}
 	if (f & (PH_WF_REPORTED | PH_WF_DONE))
-		return 0;
-	if (c->now < w->start_ns || c->now - w->start_ns < threshold_ns)
-		return 0;
+		return;
+	u64 start_j = w->start_jiffies;
+	if (c->now_j < start_j || (c->now_j - start_j) * tick_ns < threshold_ns)
+		return;
 	/* compare-and-swap: never mark a wait REPORTED after it ended (a GIL chain could
 	 * resume with REPORTED set and no long_wait ever sent) */
 	if (__sync_val_compare_and_swap(&w->flags, f, f | PH_WF_REPORTED) != f)
-		return 0;
-	struct ph_event *e = ev_reserve(PH_EV_LONG_WAIT, w->tgid, *tid);
+		return;
+	struct ph_event *e = ev_reserve(PH_EV_LONG_WAIT, w->tgid, tid);
 	if (!e)
-		return 0;
-	e->wait.start_ns = w->start_ns;
+		return;
+	e->wait.start_ns = jiffies_to_ns(start_j, c->now_ns, c->now_j);
 	e->wait.uaddr = w->uaddr;
 	e->wait.op = w->op;
 	e->wait.flags = f | PH_WF_REPORTED;
 	bpf_ringbuf_submit(e, 0);
+}
+
+static long scan_overflow_one(struct bpf_map *map, u32 *tid, struct ph_wait *w, struct scan_ctx *c)
+{
+	scan_record(*tid, w, c);
+	return 0;
+}
+
+static __always_inline void scan_slot(u32 k, struct scan_ctx *c)
+{
+	struct ph_wait *w = bpf_map_lookup_elem(&wait_slots, &k);
+	if (!w)
+		return;
+	u32 tid = w->tid;
+	if (tid)
+		scan_record(tid, w, c);
+}
+
+/* Index of the lowest set bit of a one-bit word (de Bruijn multiply; BPF has no ctz). */
+static const u8 debruijn64[64] = {
+	0,  1,  2,  53, 3,  7,  54, 27, 4,  38, 41, 8,  34, 55, 48, 28,
+	62, 5,  39, 46, 44, 42, 22, 9,  24, 35, 59, 56, 49, 18, 29, 11,
+	63, 52, 6,  26, 37, 40, 33, 47, 61, 45, 43, 21, 23, 58, 17, 10,
+	51, 25, 36, 32, 60, 20, 57, 16, 50, 31, 19, 15, 30, 14, 13, 12,
+};
+
+/* bpf_loop callback: the owned slots of bitmap word i. */
+static long scan_word(u32 i, struct scan_ctx *c)
+{
+	u32 zero = 0;
+	struct ph_slot_bits *b = bpf_map_lookup_elem(&wait_slot_bits, &zero);
+	if (!b)
+		return 1;
+	u64 word = b->bits[i & (PH_WAIT_SLOTS / 64 - 1)];
+	for (int n = 0; n < 64 && word; n++) {
+		u64 low = word & -word;
+		u32 bit = debruijn64[((low * 0x022fdd63cc95386dULL) >> 58) & 63];
+		scan_slot((i << 6) + bit, c);
+		word &= word - 1;
+	}
 	return 0;
 }
 
 static __always_inline int scan_waits(void)
 {
-	struct scan_ctx c = { .now = bpf_ktime_get_ns() };
+	struct scan_ctx c = { .now_ns = bpf_ktime_get_ns(), .now_j = bpf_jiffies64() };
 	stat_inc(PH_STAT_TICKS);
-	bpf_for_each_map_elem(&waits, scan_one, &c, 0);
+	bpf_loop(PH_WAIT_SLOTS / 64, scan_word, &c, 0);
+	if (waits_overflow_live)
+		bpf_for_each_map_elem(&waits, scan_overflow_one, &c, 0);
 	return 0;
 }
 
@@ -613,6 +763,15 @@ SEC("raw_tp")
 int scan_manual(void *ctx)
 {
 	return scan_waits();
+}
+
+/* Run by userspace (BPF_PROG_TEST_RUN) to convert its CLOCK_MONOTONIC seeds to jiffies. */
+SEC("raw_tp")
+int clock_sample(void *ctx)
+{
+	clock_sample_ns = bpf_ktime_get_ns();
+	clock_sample_jiffies = bpf_jiffies64();
+	return 0;
 }
 
 /* ---------------------------------------------------------------- SIGCHLD disposition */

@@ -57,15 +57,29 @@ struct ph_watch {
 #define PH_GIL_MERGE_NS 1000000ull
 #define PH_ETIMEDOUT 110
 
-/* One futex wait in progress, per thread (key: tid). */
+/* Wait records live in a direct-mapped table: slot tid % PH_WAIT_SLOTS (an array lookup
+ * costs a few ns, a hash lookup tens). A slot belongs to one thread from its first wait to
+ * its exit; a thread whose slot is taken (only possible when pid_max > PH_WAIT_SLOTS) and
+ * the waits userspace seeds at start-up go to the overflow hash `waits` instead. */
+#define PH_WAIT_SLOTS 65536u /* power of two */
+
+/* One futex wait in progress, or the last one ended, of thread `tid`. Times are in jiffies
+ * (bpf_jiffies64: reading the clocksource costs ~75 ns per call in our VMs, jiffies ~1 ns),
+ * converted to CLOCK_MONOTONIC ns when an event is sent; GIL waits, whose 1 ms merge rule
+ * needs better than a tick, also take end_ns from bpf_ktime_get_ns. */
 struct ph_wait {
-	unsigned long long start_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
+	unsigned long long start_jiffies;
 	unsigned long long uaddr;
 	unsigned int op;
 	unsigned int flags;
 	unsigned int tgid;
-	unsigned int pad;
+	unsigned int tid;            /* the owner: 0 for a free slot */
 	unsigned long long end_ns;   /* GIL chains: when the last wait of the chain returned */
+};
+
+/* Bitmap of the slots that have an owner: the scanner visits only those. */
+struct ph_slot_bits {
+	unsigned long long bits[PH_WAIT_SLOTS / 64];
 };
 
 enum ph_event_type {

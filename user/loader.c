@@ -144,6 +144,17 @@ static void disable_missing_optional(struct pyhang_bpf *s)
 	}
 	bpf_program__set_autoattach(s->progs.scan_tick, false);
 	bpf_program__set_autoattach(s->progs.scan_manual, false);
+	bpf_program__set_autoattach(s->progs.clock_sample, false);
+}
+
+/* One jiffy in ns: the resolution the kernel reports for CLOCK_MONOTONIC_COARSE is
+ * TICK_NSEC (kernel/time/posix-timers.c, all Linux versions with coarse clocks, 2.6.32+). */
+static unsigned long long tick_ns(void)
+{
+	struct timespec res;
+	if (clock_getres(CLOCK_MONOTONIC_COARSE, &res) != 0 || res.tv_sec != 0 || res.tv_nsec <= 0)
+		return 4000000ULL; /* HZ=250, the most common setting */
+	return (unsigned long long)res.tv_nsec;
 }
 
 /* Scan often enough that a wait is reported within ~10% of the threshold after it passes
@@ -223,6 +234,7 @@ struct loader *loader_open(const struct loader_config *cfg, char *err, size_t er
 	ro->host_wide = cfg->host_wide;
 	ro->follow_children = cfg->follow_children;
 	ro->self_tgid = (unsigned int)getpid();
+	ro->tick_ns = tick_ns();
 	disable_missing_optional(l->skel);
 	int ncpu = libbpf_num_possible_cpus();
 	if (ncpu > 0 && bpf_map__set_max_entries(l->skel->maps.stack_scratch, (uint32_t)ncpu) != 0) {
@@ -379,30 +391,60 @@ int loader_set_pyproc(struct loader *l, pid_t tgid, const struct ph_pyproc *pp)
 	return bpf_map__update_elem(l->skel->maps.pyprocs, &key, sizeof(key), pp, sizeof(*pp), BPF_ANY);
 }
 
+/* CLOCK_MONOTONIC ns → jiffies, through a (ktime, jiffies) pair sampled in the kernel. */
+static int mono_to_jiffies(struct loader *l, uint64_t mono_ns, uint64_t *out)
+{
+	uint64_t args[2] = { 0, 0 };
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = args, .ctx_size_in = sizeof(args));
+	if (bpf_prog_test_run_opts(bpf_program__fd(l->skel->progs.clock_sample), &opts) != 0)
+		return -1;
+	uint64_t now_ns = l->skel->bss->clock_sample_ns, now_j = l->skel->bss->clock_sample_jiffies;
+	uint64_t tick = l->skel->rodata->tick_ns;
+	uint64_t age = now_ns > mono_ns ? (now_ns - mono_ns + tick / 2) / tick : 0;
+	*out = now_j > age ? now_j - age : 0;
+	return 0;
+}
+
+/* Seeds go to the overflow hash (BPF_NOEXIST: a wait the kernel saw begin since attaching
+ * is more accurate), never to a slot, which only its owner thread writes. */
 int loader_seed_wait(struct loader *l, pid_t tgid, pid_t tid, uint64_t start_ns, uint64_t uaddr,
 		     uint32_t op)
 {
-	uint32_t key = (uint32_t)tid;
-	struct ph_wait w = {
-		.start_ns = start_ns,
-		.uaddr = uaddr,
-		.op = op,
-		.flags = PH_WF_BEFORE_START,
-		.tgid = (uint32_t)tgid,
-	};
-	/* BPF_NOEXIST: a wait the kernel saw begin since attaching is more accurate. */
-	return bpf_map__update_elem(l->skel->maps.waits, &key, sizeof(key), &w, sizeof(w), BPF_NOEXIST);
+	uint32_t key = (uint32_t)tid, slot_key = key & (PH_WAIT_SLOTS - 1);
+	struct ph_wait w;
+	if (bpf_map__lookup_elem(l->skel->maps.wait_slots, &slot_key, sizeof(slot_key), &w, sizeof(w),
+				 0) == 0 && w.tid == key)
+		return -1; /* the kernel already saw a wait of this thread */
+	memset(&w, 0, sizeof(w));
+	uint64_t start_j;
+	if (mono_to_jiffies(l, start_ns, &start_j) != 0)
+		return -1;
+	w.start_jiffies = start_j;
+	w.uaddr = uaddr;
+	w.op = op;
+	w.flags = PH_WF_BEFORE_START;
+	w.tgid = (uint32_t)tgid;
+	w.tid = key;
+	if (bpf_map__update_elem(l->skel->maps.waits, &key, sizeof(key), &w, sizeof(w), BPF_NOEXIST))
+		return -1;
+	__atomic_fetch_add(&l->skel->bss->waits_overflow_live, 1, __ATOMIC_SEQ_CST);
+	return 0;
 }
 
-int loader_unseed_wait(struct loader *l, pid_t tid, uint64_t start_ns)
+/* A seed whose thread moved on before it was stored. A new wait of the thread would have
+ * reused the record and cleared PH_WF_BEFORE_START: then the record is real and stays. */
+int loader_unseed_wait(struct loader *l, pid_t tid)
 {
 	uint32_t key = (uint32_t)tid;
 	struct ph_wait w;
 	if (bpf_map__lookup_elem(l->skel->maps.waits, &key, sizeof(key), &w, sizeof(w), 0) != 0)
 		return 0;
-	if (!(w.flags & PH_WF_BEFORE_START) || w.start_ns != start_ns)
-		return 0; /* the kernel saw a new wait begin: that record is real */
-	return bpf_map__delete_elem(l->skel->maps.waits, &key, sizeof(key), 0);
+	if (!(w.flags & PH_WF_BEFORE_START))
+		return 0;
+	if (bpf_map__delete_elem(l->skel->maps.waits, &key, sizeof(key), 0) != 0)
+		return 0;
+	__atomic_fetch_sub(&l->skel->bss->waits_overflow_live, 1, __ATOMIC_SEQ_CST);
+	return 0;
 }
 
 int loader_read_stats(struct loader *l, struct loader_stats *out)

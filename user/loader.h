@@ -52,7 +52,7 @@ int loader_seed_wait(struct loader *l, pid_t tgid, pid_t tid, uint64_t start_ns,
 		     uint32_t op);
 
 /* Remove a seeded wait if it is still the one seeded (the thread did not start another). */
-int loader_unseed_wait(struct loader *l, pid_t tid, uint64_t start_ns);
+int loader_unseed_wait(struct loader *l, pid_t tid);
 
 struct loader_stats {
 	uint64_t counters[PH_STAT_MAX];

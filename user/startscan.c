@@ -102,7 +102,7 @@ static int scan_task(pid_t tid, void *arg)
 	/* The wait may have ended between the look at /proc and the seed, and then nothing
 	 * would ever remove the seed: look again, and take it back if the thread moved on. */
 	if (!still_waiting(st->pid, tid, addr))
-		loader_unseed_wait(st->t->ld, tid, start);
+		loader_unseed_wait(st->t->ld, tid);
 	return 0;
 }
 
