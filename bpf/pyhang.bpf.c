@@ -37,11 +37,18 @@ unsigned long long waits_overflow_live = 0;
 unsigned long long clock_sample_ns = 0, clock_sample_jiffies = 0;
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PH_WATCH_SLOTS);
+	__type(key, u32); /* tgid % PH_WATCH_SLOTS */
+	__type(value, struct ph_watch_slot);
+} watch_slots SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, 16384);
 	__type(key, u32); /* tgid */
 	__type(value, struct ph_watch);
-} watched SEC(".maps");
+} watched SEC(".maps"); /* overflow of watch_slots */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -140,6 +147,65 @@ static __always_inline void stat_inc(u32 slot)
 
 static const struct ph_watch watch_everything = {};
 
+#define barrier() asm volatile("" ::: "memory")
+
+static __always_inline struct ph_watch_slot *watch_slot(u32 tgid)
+{
+	u32 k = tgid & (PH_WATCH_SLOTS - 1);
+	return bpf_map_lookup_elem(&watch_slots, &k);
+}
+
+/* The watch entry of process tgid, NULL if it has none. */
+static __always_inline struct ph_watch *watch_find(u32 tgid)
+{
+	struct ph_watch_slot *s = watch_slot(tgid);
+	if (!s)
+		return NULL;
+	if (s->tgid == tgid)
+		return &s->w;
+	if (!s->shared)
+		return NULL;
+	return bpf_map_lookup_elem(&watched, &tgid);
+}
+
+/* Stores process tgid's watch entry: in its slot if the slot is its own or free, else in
+ * the overflow hash. A slot is claimed by compare-and-swap of its owner; its previous owner
+ * left it zeroed, so a reader between the claim and the store sees flags 0 (not watched). */
+static __always_inline void watch_put(u32 tgid, const struct ph_watch *v)
+{
+	struct ph_watch_slot *s = watch_slot(tgid);
+	if (!s)
+		return;
+	if (s->tgid == tgid) {
+		s->w = *v;
+		return;
+	}
+	if (s->tgid == 0 && __sync_val_compare_and_swap(&s->tgid, 0, tgid) == 0) {
+		s->w = *v;
+		if (s->shared)
+			bpf_map_delete_elem(&watched, &tgid); /* an older entry of this tgid */
+		return;
+	}
+	s->shared = 1;
+	if (bpf_map_update_elem(&watched, &tgid, v, BPF_ANY))
+		stat_inc(PH_STAT_MAP_FULL);
+}
+
+/* Forgets process tgid; true if it was watched. */
+static __always_inline bool watch_del(u32 tgid)
+{
+	struct ph_watch_slot *s = watch_slot(tgid);
+	if (!s)
+		return false;
+	if (s->tgid == tgid) {
+		__builtin_memset(&s->w, 0, sizeof(s->w));
+		barrier();
+		s->tgid = 0;
+		return true;
+	}
+	return s->shared && bpf_map_delete_elem(&watched, &tgid) == 0;
+}
+
 /* The watch entry of process tgid if its events are wanted, else NULL. Host-wide --all needs
  * no lookup (and then knows no GIL ranges). */
 static __always_inline const struct ph_watch *watch_of(u32 tgid)
@@ -148,7 +214,7 @@ static __always_inline const struct ph_watch *watch_of(u32 tgid)
 		return NULL;
 	if (trace_all_procs && host_wide)
 		return &watch_everything;
-	struct ph_watch *w = bpf_map_lookup_elem(&watched, &tgid);
+	struct ph_watch *w = watch_find(tgid);
 	if (!w)
 		return NULL;
 	if (!trace_all_procs && !(w->flags & PH_W_PYTHON))
@@ -422,8 +488,6 @@ static __always_inline void emit_pystack(u32 for_type, u32 child_pid)
 /* futex(2) commands that block: WAIT, LOCK_PI, WAIT_BITSET, WAIT_REQUEUE_PI, LOCK_PI2. */
 #define WAIT_CMDS ((1u << PH_FUTEX_WAIT) | (1u << PH_FUTEX_LOCK_PI) | (1u << PH_FUTEX_WAIT_BITSET) | \
 		   (1u << PH_FUTEX_WAIT_REQUEUE_PI) | (1u << PH_FUTEX_LOCK_PI2))
-
-#define barrier() asm volatile("" ::: "memory")
 
 /* CLOCK_MONOTONIC ns of jiffy j, given a (now_ns, now_j) pair taken together: within a
  * tick of the truth, which is all a wait of seconds needs. */
@@ -1036,7 +1100,7 @@ int on_fork(struct bpf_raw_tracepoint_args *ctx)
 	if (trace_all_procs && host_wide)
 		return 0;
 	u32 parent_tgid = BPF_CORE_READ(parent, tgid);
-	struct ph_watch *w = bpf_map_lookup_elem(&watched, &parent_tgid);
+	struct ph_watch *w = watch_find(parent_tgid);
 	if (!w)
 		return 0;
 	struct ph_watch v = *w; /* a fork shares the parent's memory layout, GIL included */
@@ -1044,8 +1108,8 @@ int on_fork(struct bpf_raw_tracepoint_args *ctx)
 		v.flags &= ~PH_W_SCOPE;
 	if (!host_wide && !(v.flags & PH_W_SCOPE))
 		return 0;
-	if (v.flags && bpf_map_update_elem(&watched, &child_tgid, &v, BPF_ANY))
-		stat_inc(PH_STAT_MAP_FULL);
+	if (v.flags)
+		watch_put(child_tgid, &v);
 	return 0;
 }
 
@@ -1088,7 +1152,7 @@ int on_exec(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	u32 parent_tgid = BPF_CORE_READ(p, real_parent, tgid);
 	bool parent_watched = is_interesting(parent_tgid);
-	struct ph_watch *w = bpf_map_lookup_elem(&watched, &tgid);
+	struct ph_watch *w = watch_find(tgid);
 	bool track = !(trace_all_procs && host_wide) && (host_wide || w);
 	if (!track && !parent_watched)
 		return 0;
@@ -1118,9 +1182,9 @@ int on_exec(struct bpf_raw_tracepoint_args *ctx)
 		struct ph_watch v = { .flags = w ? w->flags : 0 };
 		v.flags = python ? (v.flags | PH_W_PYTHON) : (v.flags & ~PH_W_PYTHON);
 		if (v.flags)
-			bpf_map_update_elem(&watched, &tgid, &v, BPF_ANY);
+			watch_put(tgid, &v);
 		else if (w)
-			bpf_map_delete_elem(&watched, &tgid);
+			watch_del(tgid);
 	}
 	bpf_ringbuf_submit(e, 0);
 	return 0;
@@ -1190,7 +1254,7 @@ int on_exit(struct bpf_raw_tracepoint_args *ctx)
 	if (BPF_CORE_READ(t, signal, live.counter) != 0)
 		return 0;
 	record_child_exit(t, tgid);
-	if (bpf_map_delete_elem(&watched, &tgid) == 0) {
+	if (watch_del(tgid)) {
 		struct ph_event *e = ev_reserve(PH_EV_EXIT, tgid, tid);
 		if (e) {
 			bpf_probe_read_kernel_str(e->comm, sizeof(e->comm), t->comm);

@@ -42,6 +42,18 @@ struct ph_watch {
 	unsigned long long gil_lo, gil_hi;
 };
 
+/* The watch set is a direct-mapped table too (slot tgid % PH_WATCH_SLOTS), so that the
+ * filter every futex call of the host goes through is an array lookup. A process whose
+ * slot is held by another (pid_max > PH_WATCH_SLOTS) goes to the overflow hash `watched`,
+ * and the slot is marked `shared` so that lookups then look there. */
+#define PH_WATCH_SLOTS 65536u /* power of two */
+
+struct ph_watch_slot {
+	unsigned int tgid;   /* 0: free */
+	unsigned int shared; /* some process of this slot lives in the overflow hash */
+	struct ph_watch w;
+};
+
 /* wait record flags */
 #define PH_WF_BEFORE_START 0x1 /* inserted by userspace for a wait found at start-up */
 #define PH_WF_REPORTED 0x2     /* long_wait was emitted */

@@ -338,16 +338,54 @@ const char *loader_scan_mechanism(const struct loader *l)
 
 /* ---------------------------------------------------------------- maps */
 
+/* The userspace half of the watch table of bpf/pyhang.bpf.c (watch_find, watch_put): same
+ * slot rules. A slot is rewritten whole here, not compare-and-swapped: a process the kernel
+ * starts watching in the same slot at the same instant (a fork or exec of a pid equal to
+ * ours modulo PH_WATCH_SLOTS) could be lost; the slot itself never goes wrong. */
+static int watch_slot_read(struct loader *l, pid_t tgid, struct ph_watch_slot *s)
+{
+	uint32_t k = (uint32_t)tgid & (PH_WATCH_SLOTS - 1);
+	memset(s, 0, sizeof(*s));
+	return bpf_map__lookup_elem(l->skel->maps.watch_slots, &k, sizeof(k), s, sizeof(*s), 0);
+}
+
 static int watch_lookup(struct loader *l, pid_t tgid, struct ph_watch *w)
 {
 	uint32_t key = (uint32_t)tgid;
+	struct ph_watch_slot s;
 	memset(w, 0, sizeof(*w));
+	if (watch_slot_read(l, tgid, &s) != 0)
+		return -1;
+	if (s.tgid == key) {
+		*w = s.w;
+		return 0;
+	}
+	if (!s.shared)
+		return -1;
 	return bpf_map__lookup_elem(l->skel->maps.watched, &key, sizeof(key), w, sizeof(*w), 0);
 }
 
 static int watch_store(struct loader *l, pid_t tgid, const struct ph_watch *w)
 {
-	uint32_t key = (uint32_t)tgid;
+	uint32_t key = (uint32_t)tgid, k = key & (PH_WATCH_SLOTS - 1);
+	struct ph_watch_slot s;
+	if (watch_slot_read(l, tgid, &s) != 0)
+		return -1;
+	if (s.tgid == key || s.tgid == 0) {
+		bool had_overflow = s.tgid == 0 && s.shared;
+		s.tgid = key;
+		s.w = *w;
+		if (bpf_map__update_elem(l->skel->maps.watch_slots, &k, sizeof(k), &s, sizeof(s), BPF_ANY))
+			return -1;
+		if (had_overflow) /* an older entry of this tgid may be there: the slot wins now */
+			(void)bpf_map__delete_elem(l->skel->maps.watched, &key, sizeof(key), 0);
+		return 0;
+	}
+	if (!s.shared) {
+		s.shared = 1;
+		if (bpf_map__update_elem(l->skel->maps.watch_slots, &k, sizeof(k), &s, sizeof(s), BPF_ANY))
+			return -1;
+	}
 	return bpf_map__update_elem(l->skel->maps.watched, &key, sizeof(key), w, sizeof(*w), BPF_ANY);
 }
 
