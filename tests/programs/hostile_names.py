@@ -28,7 +28,7 @@ if PY2:
 else:
     # lone surrogate \udcff: what Python makes of an invalid UTF-8 byte (surrogateescape)
     HOSTILE = u'ev\nil\x1b[31m\r"}, {"evil": 1, "x": "\x01\x7f\u2028\u00e9\u009b\udcff\t\\'
-COMM = b'\x1b[31m"}\n\xff\x01{"e":1'  # 15 bytes: the kernel keeps 15
+COMM = b'\x1b[31m"}\n\xff\x01{"e":1'  # 16 bytes: the kernel keeps the first 15
 
 
 def gettid():
