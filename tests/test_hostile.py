@@ -400,3 +400,60 @@ def test_trace_corrupt(session, targets, python):
     assert len(hang) == 1
     check_corrupt_threads(hang[0], t, "hang")
     assert t["corrupt"].poll() is None, "the corrupted target died"
+
+
+# --------------------------------------------------------------------------- _PyRuntime lies
+
+@pytest.fixture(scope="module")
+def runtime_targets():
+    reg = Registry()
+    out = {}
+    try:
+        with alarm_guard(60, "starting corrupt_runtime.py"):
+            for py in INTERPRETERS:
+                p = reg.popen([py, os.path.join(PROGRAMS, "corrupt_runtime.py")],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+                out[py] = p
+            for py, p in out.items():
+                w = read_line(p, 30, "corrupt_runtime.py " + py).split()
+                assert w[0] == "ready", (py, w, p.poll())
+                p.pid_, p.phases = int(w[1]), w[2:]
+        yield out
+    finally:
+        reg.cleanup()
+
+
+def test_runtime_lies(runtime_targets, python):
+    """While the process's _PyRuntime (3.13: its _Py_DebugOffsets; older: the head of the
+    interpreter list) lies, dump fails with a one-line error, or reports what it could
+    read with the damage marked: never a crash, a hang or invalid JSON; both builds. Once
+    restored, the same process dumps normally."""
+    p = runtime_targets[python]
+    tools = [conftest.BINARY, ASAN_BINARY]
+    assert os.path.exists(ASAN_BINARY), "make asan first"
+    for phase in p.phases:
+        p.stdin.write(phase.encode() + b"\n")
+        assert read_line(p, 10, python).split() == ["applied", phase]
+        for tool in tools:
+            j = run_tool(tool, "dump", str(p.pid_), "--json", timeout=20)
+            t = run_tool(tool, "dump", str(p.pid_), timeout=20)
+            where = "%s %s %s: rc %s, stderr %r" % (python, phase, tool, j.returncode, j.stderr)
+            assert j.elapsed < 10 and t.elapsed < 10, where
+            assert j.returncode == t.returncode and j.returncode in (0, 1), where
+            check_text(t.stdout + t.stderr, where)
+            if j.returncode == 1:
+                assert j.stdout == b"" and j.stderr.startswith(b"pyhang-trace dump: "), where
+                assert j.stderr.count(b"\n") == 1, where
+            else:  # read: the damage marked, or found around it (2.7/3.6 scan .data for
+                # another pointer to the interpreter): then the right stack
+                d = json.loads(j.stdout.decode("utf-8"))
+                right = [(th["stack"][-1]["function"], os.path.basename(th["stack"][-1]["file"]))
+                         for th in d["threads"] if th["stack"]] == [("<module>", "corrupt_runtime.py")]
+                assert right or d.get("thread_list_error") or any(th.get("error") for th in d["threads"]), \
+                    (where, d)
+        p.stdin.write(b"restore\n")
+        assert read_line(p, 10, python).strip() == "restored"
+        d = dump_json(conftest.BINARY, p.pid_)
+        assert [th["stack"][-1]["function"] for th in d["threads"]] == ["<module>"], (phase, d)
+        assert "thread_list_error" not in d
+    assert p.poll() is None, "the target died"
