@@ -96,8 +96,7 @@ static void render(struct strbuf *sb, const struct py_process *p, bool json)
 		jw_obj_begin(&w);
 		jw_kint(&w, "pid", p->pid);
 		jw_kstr(&w, "python", p->version);
-		jw_key(&w, "threads");
-		py_write_threads_json(&w, p);
+		py_write_threads_fields(&w, p);
 		jw_obj_end(&w);
 		sb_putc(sb, '\n');
 		return;

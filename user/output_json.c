@@ -122,8 +122,7 @@ static void json_long_wait(struct output *o, const struct rec_long_wait *r)
 	futex_object(&w, r->futex_addr, r->futex_op);
 	if (r->py) {
 		jw_kstr(&w, "python", r->py->version);
-		jw_key(&w, "threads");
-		py_write_threads_json(&w, r->py);
+		py_write_threads_fields(&w, r->py);
 	} else if (r->py_error) {
 		jw_kstr(&w, "threads_error", r->py_error);
 	}
@@ -228,8 +227,7 @@ static void json_hang(struct output *o, const struct rec_hang *r)
 	jw_arr_end(&w);
 	jw_obj_end(&w);
 	jw_kstr(&w, "python", r->py->version);
-	jw_key(&w, "threads");
-	py_write_threads_json(&w, r->py);
+	py_write_threads_fields(&w, r->py);
 	end_event(o, &w);
 }
 

@@ -179,9 +179,10 @@ struct code_entry {
 	/* fields of the code object that identify it (compared on re-validation) */
 	uint64_t type, filename, name, qualname, linetable;
 	int32_t firstlineno, firsttraceable;
-	char *function, *file;
-	unsigned char *table;
+	char *function, *file; /* NULL when unreadable (then `error` says which) */
+	unsigned char *table;  /* NULL when unreadable */
 	uint32_t table_len;
+	const char *error;     /* static: what of this code object could not be read */
 	/* copies in the struct py_process of snapshot out_gen (shared by all its frames) */
 	uint64_t out_gen;
 	char *out_function, *out_file;
@@ -261,6 +262,21 @@ static bool type_is(struct walk *w, uint64_t obj, uint64_t type_addr)
 
 /* ---- strings -------------------------------------------------------------------------- */
 
+/* Lengths read from the target are untrusted. When an object claims more than we keep (a
+ * string over PY_MAX_STR characters, a line table over MAX_LINETABLE bytes), its last byte
+ * must be readable: a claim that runs past the mapping (a corrupt or fake object, e.g. a
+ * str of 2**40 characters) makes the object unreadable instead of silently yielding the
+ * bytes that happen to follow it. One extra pread, only for such long objects. */
+static bool claim_plausible(struct walk *w, uint64_t data, uint64_t nbytes)
+{
+	unsigned char last;
+	if (nbytes == 0)
+		return true;
+	if (nbytes > UINT64_MAX - data)
+		return false;
+	return rd(w, data + nbytes - 1, &last, 1) == 0;
+}
+
 static char *decode_units(const unsigned char *data, size_t n, unsigned width)
 {
 	char *out = malloc(n * 4 + 1);
@@ -289,6 +305,8 @@ static unsigned char *read_bytes_obj(struct walk *w, uint64_t addr, size_t cap, 
 	if (!plausible_ptr(addr) || rd_u64(w, addr + l->bytes_size, &size) != 0 || size > INT64_MAX)
 		return NULL;
 	size_t n = size < cap ? (size_t)size : cap;
+	if (size > cap && !claim_plausible(w, addr + l->bytes_data, size))
+		return NULL;
 	unsigned char *buf = malloc(n + 1);
 	if (!buf)
 		return NULL;
@@ -320,6 +338,8 @@ static char *read_pep393(struct walk *w, uint64_t addr)
 		data = addr + (ascii ? l->str_ascii_data : l->str_compact_data);
 	else
 		data = get_u64(hdr, l->str_compact_data); /* legacy string: data.any */
+	if (length > n && (length > UINT64_MAX / 4 || !claim_plausible(w, data, length * kind)))
+		return NULL;
 	unsigned char *raw = malloc(n * kind + 1);
 	if (!raw)
 		return NULL;
@@ -338,6 +358,8 @@ static char *read_unicode27(struct walk *w, uint64_t addr)
 	if (!width || rd(w, addr, hdr, sizeof(hdr)) != 0 || hdr[2] > INT64_MAX)
 		return NULL;
 	size_t n = hdr[2] < PY_MAX_STR ? (size_t)hdr[2] : PY_MAX_STR;
+	if (hdr[2] > n && (hdr[2] > UINT64_MAX / 4 || !claim_plausible(w, hdr[3], hdr[2] * width)))
+		return NULL;
 	unsigned char *raw = malloc(n * width + 1);
 	if (!raw)
 		return NULL;
@@ -391,11 +413,18 @@ static bool str_equals(struct walk *w, uint64_t addr, const char *s)
 
 /* ---- line tables ---------------------------------------------------------------------- */
 
+/* Lines are summed in 64 bits: a corrupt table (or co_firstlineno) may add up past INT_MAX,
+ * which an int would overflow. Such a line is reported as unknown (-1). */
+static int line_or_unknown(int64_t line)
+{
+	return line >= 0 && line <= INT32_MAX ? (int)line : -1;
+}
+
 /* <= 3.9 co_lnotab: (addr delta u8, line delta) pairs; lasti is a byte offset. */
 static int line_from_lnotab(const unsigned char *t, uint32_t len, int first, uint64_t lasti,
 			    bool signed_delta)
 {
-	int line = first;
+	int64_t line = first;
 	uint64_t addr = 0;
 	for (uint32_t i = 0; i + 1 < len; i += 2) {
 		addr += t[i];
@@ -403,13 +432,13 @@ static int line_from_lnotab(const unsigned char *t, uint32_t len, int first, uin
 			break;
 		line += signed_delta ? (int)(int8_t)t[i + 1] : (int)t[i + 1];
 	}
-	return line;
+	return line_or_unknown(line);
 }
 
 /* 3.10 co_linetable: (byte delta u8, line delta i8, -128 = no line) pairs; addr in bytes. */
 static int line_from_linetable310(const unsigned char *t, uint32_t len, int first, uint64_t addr)
 {
-	int line = first, ar_line = -1;
+	int64_t line = first, ar_line = -1;
 	uint64_t end = 0;
 	for (uint32_t i = 0; i + 1 < len; i += 2) {
 		if (end > addr)
@@ -423,7 +452,7 @@ static int line_from_linetable310(const unsigned char *t, uint32_t len, int firs
 			ar_line = line;
 		}
 	}
-	return end > addr ? ar_line : -1;
+	return end > addr ? line_or_unknown(ar_line) : -1;
 }
 
 static uint32_t read_varint(const unsigned char *t, uint32_t len, uint32_t *i)
@@ -448,13 +477,13 @@ static int32_t read_svarint(const unsigned char *t, uint32_t len, uint32_t *i)
 /* 3.11+ location table; target is in code units. */
 static int line_from_locations(const unsigned char *t, uint32_t len, int first, uint64_t target)
 {
-	int line = first;
+	int64_t line = first;
 	uint64_t addr = 0;
 	uint32_t i = 0;
 	while (i < len) {
 		unsigned char b = t[i++];
 		unsigned code = (b >> 3) & 15, n = (b & 7) + 1;
-		int delta = 0;
+		int64_t delta = 0;
 		bool no_line = false;
 		if (code == 15) {
 			no_line = true;
@@ -466,14 +495,14 @@ static int line_from_locations(const unsigned char *t, uint32_t len, int first, 
 		} else if (code == 13) {
 			delta = read_svarint(t, len, &i);
 		} else if (code >= 10) {
-			delta = (int)code - 10;
+			delta = (int64_t)code - 10;
 			i += 2;
 		} else {
 			i += 1;
 		}
 		line += delta;
 		if (target >= addr && target < addr + n)
-			return no_line ? -1 : line;
+			return no_line ? -1 : line_or_unknown(line);
 		addr += n;
 	}
 	return -1;
@@ -558,8 +587,14 @@ static int code_fill(struct walk *w, struct code_entry *c)
 		c->function = read_str(w, c->name);
 	c->file = read_str(w, c->filename);
 	c->table = read_bytes_obj(w, c->linetable, MAX_LINETABLE, &c->table_len);
-	if (!c->function || !c->file)
-		return -1;
+	/* A readable code object with an unreadable name, file or line table (corrupt, or a
+	 * fake object) still gives a frame, marked, so its neighbours keep their places. */
+	if (!c->function)
+		c->error = "function name unreadable";
+	else if (!c->file)
+		c->error = "file name unreadable";
+	else if (!c->table)
+		c->error = "line table unreadable";
 	return 0;
 }
 
@@ -1542,6 +1577,7 @@ static void classify_state(struct walk *w, struct py_thread *t, const uint64_t (
 
 /* ---- frames --------------------------------------------------------------------------- */
 
+/* One frame; c NULL: a frame whose code object is unreadable (function and file "?"). */
 static int push_frame(struct walk *w, struct py_thread *t, size_t *cap, struct code_entry *c,
 		      int line)
 {
@@ -1554,9 +1590,19 @@ static int push_frame(struct walk *w, struct py_thread *t, size_t *cap, struct c
 		*cap = nc;
 	}
 	struct py_frame *f = &t->frames[t->nframes];
+	if (!c) {
+		f->function = f->file = arena_strdup(w->out, "?");
+		if (!f->function)
+			return -1;
+		f->line = -1;
+		f->first_line = 0;
+		f->error = "code object unreadable";
+		t->nframes++;
+		return 0;
+	}
 	if (c->out_gen != pm_gen(&w->p->pm)) {
-		c->out_function = arena_strdup(w->out, c->function);
-		c->out_file = arena_strdup(w->out, c->file);
+		c->out_function = arena_strdup(w->out, c->function ? c->function : "?");
+		c->out_file = arena_strdup(w->out, c->file ? c->file : "?");
 		if (!c->out_function || !c->out_file)
 			return -1;
 		c->out_gen = pm_gen(&w->p->pm);
@@ -1565,38 +1611,44 @@ static int push_frame(struct walk *w, struct py_thread *t, size_t *cap, struct c
 	f->file = c->out_file;
 	f->line = line;
 	f->first_line = c->firstlineno;
+	f->error = c->error;
 	t->nframes++;
 	return 0;
 }
 
-/* The code object and line of one frame; false when the frame is to be skipped
- * (3.12+ C-stack shims, 3.11+ incomplete frames, non-code executables). */
-static bool frame_location(struct walk *w, const unsigned char *buf, struct code_entry **out,
-			   int *line)
+enum frame_kind { FRAME_OK, FRAME_SKIP, FRAME_BAD_CODE };
+
+/* The code object and line of one frame. FRAME_SKIP: not a Python-visible frame (3.12+
+ * C-stack shims, 3.11+ incomplete frames). FRAME_BAD_CODE: the frame's code pointer does
+ * not lead to a readable code object (corrupt memory, or a frame changing under us): the
+ * frame is reported as unreadable rather than dropped. */
+static enum frame_kind frame_location(struct walk *w, const unsigned char *buf,
+				      struct code_entry **out, int *line)
 {
 	const struct py_layout *l = &w->p->layout;
 	uint64_t code = get_u64(buf, l->f_code);
 	if (l->frames == PY_FRAMES_OBJECTS) {
 		struct code_entry *c = code_lookup(w, code);
 		if (!c)
-			return false;
+			return FRAME_BAD_CODE;
 		int32_t lasti = get_i32(buf, l->f_pos);
 		*out = c;
 		*line = lasti < 0 ? c->firstlineno : code_line(l, c, (uint64_t)lasti);
-		return true;
+		return FRAME_OK;
 	}
 	uint8_t owner = l->f_owner ? buf[l->f_owner] : 0;
 	if (owner == l->owner_cstack)
-		return false;
+		return FRAME_SKIP;
+	/* 3.12/3.13: only C-stack shims (skipped above) have a non-code f_executable */
 	struct code_entry *c = code_lookup(w, code);
 	if (!c)
-		return false;
+		return FRAME_BAD_CODE;
 	uint64_t instr = get_u64(buf, l->f_pos), start = code + l->co_code_adaptive;
 	if (owner != l->owner_generator && instr < start + 2 * (uint64_t)(uint32_t)c->firsttraceable)
-		return false; /* incomplete frame: not yet visible to Python */
+		return FRAME_SKIP; /* incomplete frame: not yet visible to Python */
 	*out = c;
 	*line = instr >= start ? code_line(l, c, instr - start) : c->firstlineno;
-	return true;
+	return FRAME_OK;
 }
 
 /* Innermost first, cut at PY_MAX_FRAMES, cycles detected with Brent's algorithm. */
@@ -1610,20 +1662,28 @@ static void walk_frames(struct walk *w, uint64_t frame, struct py_thread *t)
 	if (fsize > sizeof(buf))
 		return;
 	for (size_t steps = 0; frame; steps++) {
-		if (steps >= 2 * PY_MAX_FRAMES || t->nframes >= PY_MAX_FRAMES ||
-		    !plausible_ptr(frame) || rd(w, frame, buf, fsize) != 0) {
+		if (steps >= 2 * PY_MAX_FRAMES || t->nframes >= PY_MAX_FRAMES) {
 			t->truncated = true;
+			t->error = "too many frames";
 			return;
 		}
-		struct code_entry *c;
-		int line;
-		if (frame_location(w, buf, &c, &line) && push_frame(w, t, &cap, c, line) != 0) {
+		if (!plausible_ptr(frame) || rd(w, frame, buf, fsize) != 0) {
 			t->truncated = true;
+			t->error = "frame unreadable";
+			return;
+		}
+		struct code_entry *c = NULL;
+		int line = -1;
+		enum frame_kind k = frame_location(w, buf, &c, &line);
+		if (k != FRAME_SKIP && push_frame(w, t, &cap, k == FRAME_OK ? c : NULL, line) != 0) {
+			t->truncated = true;
+			t->error = "out of memory";
 			return;
 		}
 		frame = get_u64(buf, l->f_back);
 		if (frame && frame == tortoise) {
-			t->truncated = true; /* cycle */
+			t->truncated = true;
+			t->error = "frame chain loops";
 			return;
 		}
 		if (++lam == power) {
@@ -1769,9 +1829,19 @@ static int walk_threads_of(struct walk *w, uint64_t interp, struct py_process *o
 		return -1;
 	int rc = 0;
 	while (tstate && out->nthreads < PY_MAX_THREADS && !w->gone) {
-		if (!plausible_ptr(tstate) || !addr_set_add(&seen, tstate) ||
-		    rd(w, tstate, ts, tsize) != 0 || get_u64(ts, l->ts_interp) != interp)
-			break; /* cycle or garbage: stop here */
+		/* a cycle or garbage: stop here, keep the threads read so far, say why */
+		if (!plausible_ptr(tstate) || rd(w, tstate, ts, tsize) != 0) {
+			out->threads_error = "thread state unreadable";
+			break;
+		}
+		if (get_u64(ts, l->ts_interp) != interp) {
+			out->threads_error = "thread state of another interpreter in the list";
+			break;
+		}
+		if (!addr_set_add(&seen, tstate)) {
+			out->threads_error = "thread list loops";
+			break;
+		}
 		struct py_thread *t;
 		if (add_thread(out, cap, &t) != 0) {
 			rc = -1;
@@ -1828,8 +1898,10 @@ static int walk_process(struct walk *w, struct py_process *out, char *err, size_
 	else if (p->layout.gil_kind == PY_GIL_IN_RUNTIME)
 		gil_add_struct(w, &g, p->runtime + p->layout.gil);
 	for (unsigned n = 0; interp && n < MAX_INTERPRETERS && !w->gone; n++) {
-		if (!plausible_ptr(interp) || !addr_set_add(&seen, interp))
+		if (!plausible_ptr(interp) || !addr_set_add(&seen, interp)) {
+			out->threads_error = "interpreter list loops or is unreadable";
 			break;
+		}
 		main_interp = interp; /* the list ends with the main interpreter */
 		if (p->layout.gil_kind == PY_GIL_IN_INTERP)
 			gil_add_struct(w, &g, interp + p->layout.gil);
@@ -2101,6 +2173,8 @@ void py_write_stack_json(struct jw *w, const struct py_thread *t)
 		else
 			jw_int(w, f->line);
 		jw_kint(w, "first_line", f->first_line);
+		if (f->error)
+			jw_kstr(w, "error", f->error);
 		jw_obj_end(w);
 	}
 	jw_arr_end(w);
@@ -2127,11 +2201,21 @@ void py_write_threads_json(struct jw *w, const struct py_process *p)
 		jw_kstr(w, "state", py_thread_state_str(t->state));
 		if (t->truncated)
 			jw_kbool(w, "truncated", true);
+		if (t->error)
+			jw_kstr(w, "error", t->error);
 		jw_key(w, "stack");
 		py_write_stack_json(w, t);
 		jw_obj_end(w);
 	}
 	jw_arr_end(w);
+}
+
+void py_write_threads_fields(struct jw *w, const struct py_process *p)
+{
+	jw_key(w, "threads");
+	py_write_threads_json(w, p);
+	if (p->threads_error)
+		jw_kstr(w, "thread_list_error", p->threads_error);
 }
 
 static void put_text(struct strbuf *sb, const char *s)
@@ -2168,12 +2252,16 @@ static void write_thread_header(struct strbuf *sb, const struct py_thread *t, bo
 
 void py_write_threads_text(struct strbuf *sb, const struct py_process *p, pid_t highlight_tid)
 {
+	if (p->threads_error)
+		sb_printf(sb, "(thread list cut: %s; the threads before the cut follow)\n\n",
+			  p->threads_error);
 	for (size_t i = 0; i < p->nthreads; i++) {
 		const struct py_thread *t = &p->threads[i];
 		write_thread_header(sb, t, highlight_tid > 0 && t->tid == highlight_tid);
 		sb_puts(sb, "Traceback (most recent call last):\n");
 		if (t->truncated)
-			sb_puts(sb, "  ... (older frames cut: too deep, cyclic or unreadable)\n");
+			sb_printf(sb, "  ... (older frames cut: %s)\n",
+				  t->error ? t->error : "too deep, cyclic or unreadable");
 		for (size_t k = t->nframes; k-- > 0;) {
 			const struct py_frame *f = &t->frames[k];
 			sb_puts(sb, "  File \"");
@@ -2183,6 +2271,8 @@ void py_write_threads_text(struct strbuf *sb, const struct py_process *p, pid_t 
 			else
 				sb_puts(sb, "\", line ?, in ");
 			put_text(sb, f->function);
+			if (f->error)
+				sb_printf(sb, " [%s]", f->error);
 			sb_putc(sb, '\n');
 		}
 		if (t->nframes == 0)

@@ -28,6 +28,10 @@ struct py_frame {
 	char *file;
 	int line;        /* -1 when the line table gives none */
 	int first_line;  /* co_firstlineno */
+	/* Why part of this frame could not be read (a static string, NULL when all was read):
+	 * the code object (then function and file are "?"), its name, file or line table.
+	 * The frame is kept, so the frames around it stay in place. */
+	const char *error;
 };
 
 enum py_thread_state {
@@ -52,6 +56,7 @@ struct py_thread {
 	struct py_frame *frames; /* innermost first */
 	size_t nframes;
 	bool truncated;       /* chain cut: too deep, cycle or unreadable */
+	const char *error;    /* why it was cut (static string), NULL when not truncated */
 	uint64_t tstate_addr;
 };
 
@@ -61,6 +66,10 @@ struct py_process {
 	unsigned version_hex;
 	struct py_thread *threads;
 	size_t nthreads;
+	/* Why the list of threads (or of interpreters) was cut before its end: it loops, or a
+	 * thread state is unreadable (static string, NULL when read to its end). The threads
+	 * read before the cut are kept. */
+	const char *threads_error;
 	void *strings; /* private: storage of every string above (freed by py_process_free) */
 };
 
@@ -104,6 +113,8 @@ int py_line_for_position(const struct py_layout *l, const unsigned char *table, 
 void py_write_stack_json(struct jw *w, const struct py_thread *t);
 /* The `threads` array of `dump --json`. */
 void py_write_threads_json(struct jw *w, const struct py_process *p);
+/* The key "threads" with that array, then "thread_list_error" when the list was cut. */
+void py_write_threads_fields(struct jw *w, const struct py_process *p);
 /* Python-traceback-shaped text; the thread whose tid is highlight_tid (if any) is marked. */
 void py_write_threads_text(struct strbuf *sb, const struct py_process *p, pid_t highlight_tid);
 #endif
