@@ -1,11 +1,12 @@
-/* futex_floor: attach the empty floor programs (floor.bpf.c) and hold them until
- * SIGINT/SIGTERM.  Prints "attached" on stdout once both are attached.
+/* futex_floor [--raw]: attach the empty floor programs (floor.bpf.c; --raw: the raw
+ * tracepoint pair with a syscall-number filter) and hold them until SIGINT/SIGTERM.  Prints "attached" on stdout once both are attached.
  * Exit status 0 on a clean detach, 1 on failure. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -29,7 +30,7 @@ static int quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
 	return vfprintf(stderr, fmt, ap);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	struct floor_bpf *skel;
 	struct sigaction sa;
@@ -40,7 +41,18 @@ int main(void)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 
-	skel = floor_bpf__open_and_load();
+	bool raw = argc > 1 && strcmp(argv[1], "--raw") == 0;
+	skel = floor_bpf__open();
+	if (skel) {
+		bpf_program__set_autoload(skel->progs.floor_enter, !raw);
+		bpf_program__set_autoload(skel->progs.floor_exit, !raw);
+		bpf_program__set_autoload(skel->progs.raw_enter, raw);
+		bpf_program__set_autoload(skel->progs.raw_exit, raw);
+		if (floor_bpf__load(skel)) {
+			floor_bpf__destroy(skel);
+			skel = NULL;
+		}
+	}
 	if (!skel) {
 		fprintf(stderr, "futex_floor: cannot load BPF programs: %s\n", strerror(errno));
 		return 1;

@@ -9,6 +9,8 @@
 #
 #   untraced   nothing attached
 #   floor      empty BPF programs on tp/syscalls/sys_{enter,exit}_futex (futex_floor)
+#   rawfloor   the other design's floor: raw_tp sys_enter/sys_exit keeping only futex by its
+#              syscall number (futex_floor --raw); not in the default set, add it with -c
 #   all        pyhang-trace --all        (every process: the bench's futex waits ARE recorded)
 #   default    pyhang-trace              (Python processes only: the bench is not Python, so its
 #                                         waits are filtered out; measures the filter's cost)
@@ -152,13 +154,16 @@ run_one() {
         floor)
             "$BUILD/futex_floor" > "$TMP/attach.out" 2> "$TMP/attach.err" &
             attach_pid=$! ;;
+        rawfloor)
+            "$BUILD/futex_floor" --raw > "$TMP/attach.out" 2> "$TMP/attach.err" &
+            attach_pid=$! ;;
         all)     tracer_args=(--all) ;;
         default) tracer_args=() ;;
         pid)     tracer_args=(-p "$bench") ;;
         pidall)  tracer_args=(--all -p "$bench") ;;
         *) echo "unknown config $cfg" >&2; exit 2 ;;
     esac
-    if [ "$cfg" != untraced ] && [ "$cfg" != floor ]; then
+    if [ "$cfg" != untraced ] && [ "$cfg" != floor ] && [ "$cfg" != rawfloor ]; then
         "$TRACER" --json "${tracer_args[@]}" > "$TMP/attach.out" 2> "$TMP/attach.err" &
         attach_pid=$!
     fi
@@ -209,6 +214,7 @@ med = {k: statistics.median(v) for k, v in val.items()}
 notes = {
     "untraced": "nothing attached",
     "floor": "empty progs on sys_{enter,exit}_futex",
+    "rawfloor": "raw_tp sys_enter/exit, futex nr filter",
     "all": "pyhang-trace --all (bench waits recorded)",
     "default": "pyhang-trace (bench not Python: filtered)",
     "pid": "pyhang-trace -p BENCH (not Python: filtered)",
