@@ -1418,3 +1418,74 @@ def test_output_file_long_form_and_text_mode(reg, binary, tmp_path):
     tr = Tracer(reg, binary, ["--duration", "0.5", "--output", out])
     assert tr.wait_exit(20) == 0, tr.describe()
     assert os.path.exists(out)
+
+
+PID_MAX = "/proc/sys/kernel/pid_max"
+NS_LAST_PID = "/proc/sys/kernel/ns_last_pid"
+SLOTS = 65536  # PH_WAIT_SLOTS and PH_WATCH_SLOTS in bpf/pyhang.h
+
+HANG_MAIN = ("import threading, sys\n"
+             "l = threading.Lock(); l.acquire()\n"
+             "sys.stdout.write('ready\\n'); sys.stdout.flush()\n"
+             "l.acquire()\n")
+
+
+def _spawn_with_pid(reg, want, tries=50):
+    """A Python process (main thread blocked forever) whose pid is `want`, or None: the host's
+    next pid is set through ns_last_pid, which another fork on the host may take first."""
+    for _ in range(tries):
+        with open(NS_LAST_PID, "w") as f:
+            f.write(str(want - 1))
+        p = reg.popen([SYSTEM_PYTHON, "-c", HANG_MAIN], stdout=subprocess.PIPE)
+        if p.pid == want:
+            return p
+        p.kill()
+        p.wait()
+    return None
+
+
+def test_slot_collisions_use_overflow(reg, binary):
+    """Two processes whose pids are equal modulo the slot count share a watch slot and a wait
+    slot (main thread tid == pid): the second lives in the overflow tables, and both long
+    waits, and both wait ends, must still be reported, once each."""
+    with open(PID_MAX) as f:
+        old_max = f.read().strip()
+    try:
+        with open(PID_MAX, "w") as f:
+            f.write("4194304")
+        tr = Tracer(reg, binary, ["--json", "-t", "0.5"])
+        tr.wait_start()
+        first = None
+        for _ in range(20):
+            a = reg.popen([SYSTEM_PYTHON, "-c", HANG_MAIN], stdout=subprocess.PIPE)
+            if a.pid + SLOTS < 4194304:
+                b = _spawn_with_pid(reg, a.pid + SLOTS)
+                if b is not None:
+                    first = (a, b)
+                    break
+            a.kill()
+            a.wait()
+        assert first, "could not get two processes with pids %d apart" % SLOTS
+        pids = [p.pid for p in first]
+        for p in first:
+            expect_words(p, "ready", 30, "colliding process")
+            wait_in_futex(p.pid, p.pid, 10)
+        for pid in pids:
+            tr.wait_for(lambda e, pid=pid: e.get("event") == "long_wait" and e["pid"] == pid,
+                        0.5 + LATE_SLACK + 3, "long_wait of pid %d (slot %d)" % (pid, pid % SLOTS))
+        for p in first:
+            p.kill()
+            p.wait()
+        for pid in pids:
+            tr.wait_for(lambda e, pid=pid: e.get("event") == "wait_end" and e["pid"] == pid,
+                        5, "wait_end of pid %d" % pid)
+        assert tr.stop() == 0
+        check_stream(tr)
+        for pid in pids:
+            assert [e["tid"] for e in tr.select("long_wait", pid=pid)] == [pid], \
+                "want one long_wait of pid %d's main thread: %r" % (pid, tr.select("long_wait", pid=pid))
+            assert len(tr.select("wait_end", pid=pid)) == 1
+        assert tr.select("stop")[0]["lost_events"] == 0
+    finally:
+        with open(PID_MAX, "w") as f:
+            f.write(old_max)
