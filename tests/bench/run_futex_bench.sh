@@ -9,6 +9,9 @@
 #
 #   untraced   nothing attached
 #   floor      empty BPF programs on tp/syscalls/sys_{enter,exit}_futex (futex_floor)
+#   v:NAME     one design option of variants.bpf.c (design_variant NAME <bench pid>): hash vs
+#              array vs task-storage records, bpf_ktime_get_ns vs bpf_jiffies64, e.g.
+#              -c "untraced floor v:hash_ktime v:task_ktime v:array_ktime v:hash_jiffies v:array_jiffies"
 #   rawfloor   the other design's floor: raw_tp sys_enter/sys_exit keeping only futex by its
 #              syscall number (futex_floor --raw); not in the default set, add it with -c
 #   all        pyhang-trace --all        (every process: the bench's futex waits ARE recorded)
@@ -157,13 +160,16 @@ run_one() {
         rawfloor)
             "$BUILD/futex_floor" --raw > "$TMP/attach.out" 2> "$TMP/attach.err" &
             attach_pid=$! ;;
+        v:*)
+            "$BUILD/design_variant" "${cfg#v:}" "$bench" > "$TMP/attach.out" 2> "$TMP/attach.err" &
+            attach_pid=$! ;;
         all)     tracer_args=(--all) ;;
         default) tracer_args=() ;;
         pid)     tracer_args=(-p "$bench") ;;
         pidall)  tracer_args=(--all -p "$bench") ;;
         *) echo "unknown config $cfg" >&2; exit 2 ;;
     esac
-    if [ "$cfg" != untraced ] && [ "$cfg" != floor ] && [ "$cfg" != rawfloor ]; then
+    if [ -z "$attach_pid" ] && [ "$cfg" != untraced ]; then
         "$TRACER" --json "${tracer_args[@]}" > "$TMP/attach.out" 2> "$TMP/attach.err" &
         attach_pid=$!
     fi
@@ -224,7 +230,7 @@ def cell(c, op):
     return med.get((c, op))
 print()
 print("median ns/call (added = minus untraced; xfloor = added / floor's added)")
-hdr = "| config   | " + " | ".join("%-7s ns | added | xfloor" % op for op in ops) + " | what"
+hdr = "| config           | " + " | ".join("%-7s ns | added | xfloor" % op for op in ops) + " | what"
 print(hdr)
 print("|" + "---|" * (1 + 3 * len(ops)) + "---|")
 for c in configs:
@@ -242,7 +248,7 @@ for c in configs:
         cells.append("%10.0f | %5s | %6s" % (
             v, "-" if added is None or c == "untraced" else "%+.0f" % added,
             "-" if ratio is None or c in ("untraced",) else "%.2f" % ratio))
-    print("| %-8s | " % c + " | ".join(cells) + " | " + notes.get(c, ""))
+    print("| %-16s | " % c + " | ".join(cells) + " | " + notes.get(c, ""))
 n = {k: len(v) for k, v in val.items()}
 print("\nruns per cell: %s" % (min(n.values()) if n else 0))
 if failed:
