@@ -40,7 +40,7 @@ INTERPRETERS = [path for _, path, _ in conftest.INTERPRETERS]
 HOSTILE = u'ev\nil\x1b[31m\r"}, {"evil": 1, "x": "\x01\x7f\u2028\u00e9\u009b\ufffd\t\\'
 # ... and as the text output must show it: C0, DEL and C1 controls as \xNN, a backslash
 # doubled, invalid UTF-8 as \xff (2.7's bytes) or U+FFFD (3.x, already replaced).
-HOSTILE_TEXT_HEAD = u'ev\\x0ail\\x1b[31m\\x0d"}, {"evil": 1, "x": "\\x01\\x7f\u2028\u00e9\\xc2\\x9b'
+HOSTILE_TEXT_HEAD = u'ev\\x0ail\\x1b[31m\\x0d\\"}, {\\"evil\\": 1, \\"x\\": \\"\\x01\\x7f\\u2028\u00e9\\xc2\\x9b'
 HOSTILE_TEXT_TAIL = u'\\x09\\\\'
 COMM = b'\x1b[31m"}\n\xff\x01{"e":1'[:15].decode("utf-8", "replace")
 DIR_NAME = b'd\n\x1b[31m\xff"}, {"evil": 1'
@@ -355,7 +355,7 @@ def test_trace_text_output(session):
         session["text_err"].decode("utf-8", "replace")
     text = session["text"]
     check_text(text, "tracer text output")
-    assert text.count(b'ev\\x0ail\\x1b[31m\\x0d"}') >= len(INTERPRETERS)
+    assert text.count(b'ev\\x0ail\\x1b[31m\\x0d\\"}') >= len(INTERPRETERS)
     assert b"frame chain loops" in text and b"[code object unreadable]" in text
 
 

@@ -119,11 +119,17 @@ void sb_put_escaped_text(struct strbuf *sb, const char *str, size_t n)
 		unsigned char c = s[i];
 		size_t l = utf8_seq_len(s + i, n - i);
 		bool c1 = (l == 2 && c == 0xc2 && s[i + 1] < 0xa0); /* U+0080..U+009F */
+		/* U+2028/U+2029 (E2 80 A8/A9) end lines in some terminals and viewers */
+		bool sep = (l == 3 && c == 0xe2 && s[i + 1] == 0x80 && (s[i + 2] == 0xa8 || s[i + 2] == 0xa9));
 		if (l == 0 || c1 || c < 0x20 || c == 0x7f) {
 			sb_printf(sb, "\\x%02x", c);
 			i++;
-		} else if (c == '\\') {
-			sb_put(sb, "\\\\", 2);
+		} else if (sep) {
+			sb_printf(sb, "\\u%04x", s[i + 2] == 0xa8 ? 0x2028 : 0x2029);
+			i += 3;
+		} else if (c == '\\' || c == '"') { /* names are printed in quotes: keep them unambiguous */
+			sb_putc(sb, '\\');
+			sb_putc(sb, (char)c);
 			i++;
 		} else {
 			sb_put(sb, (const char *)s + i, l);

@@ -27,7 +27,8 @@ void sb_put(struct strbuf *sb, const char *s, size_t n);
 void sb_puts(struct strbuf *sb, const char *s);
 void sb_printf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Append n bytes of untrusted text for a terminal: valid UTF-8 printable characters pass,
- * control bytes, DEL, C1 controls and invalid UTF-8 become \xNN, backslash becomes \\. */
+ * control bytes, DEL, C1 controls and invalid UTF-8 become \xNN, U+2028/U+2029 become
+ * \u2028/\u2029, and backslash and double quote get a backslash. */
 void sb_put_escaped_text(struct strbuf *sb, const char *s, size_t n);
 /* Write the whole buffer to f with a single fwrite+fflush; returns 0 or -1. */
 int sb_flush_to(struct strbuf *sb, FILE *f);
