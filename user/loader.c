@@ -224,6 +224,12 @@ struct loader *loader_open(const struct loader_config *cfg, char *err, size_t er
 	ro->follow_children = cfg->follow_children;
 	ro->self_tgid = (unsigned int)getpid();
 	disable_missing_optional(l->skel);
+	if (cfg->ringbuf_bytes &&
+	    bpf_map__set_max_entries(l->skel->maps.events, cfg->ringbuf_bytes) != 0) {
+		snprintf(err, errlen, "cannot set the ring buffer size to %u bytes",
+			 (unsigned)cfg->ringbuf_bytes);
+		goto fail;
+	}
 	int ncpu = libbpf_num_possible_cpus();
 	if (ncpu > 0 && bpf_map__set_max_entries(l->skel->maps.stack_scratch, (uint32_t)ncpu) != 0) {
 		snprintf(err, errlen, "cannot size the stack scratch map");
@@ -262,6 +268,73 @@ void loader_close(struct loader *l)
 		close(l->scan_perf_fd);
 	pyhang_bpf__destroy(l->skel);
 	free(l);
+}
+
+int loader_parse_ringbuf_size(const char *s, uint32_t *out, char *err, size_t errlen)
+{
+	char *end;
+	errno = 0;
+	if (!s || !*s || *s == '-' || *s == '+' || *s == ' ') {
+		snprintf(err, errlen, "expected a size in bytes, e.g. 4M");
+		return -1;
+	}
+	unsigned long long v = strtoull(s, &end, 10);
+	if (end == s || errno) {
+		snprintf(err, errlen, "expected a size in bytes, e.g. 4M");
+		return -1;
+	}
+	unsigned shift = 0;
+	if (*end == 'K' || *end == 'k')
+		shift = 10;
+	else if (*end == 'M' || *end == 'm')
+		shift = 20;
+	else if (*end == 'G' || *end == 'g')
+		shift = 30;
+	if (shift)
+		end++;
+	if (*end) {
+		snprintf(err, errlen, "expected a size in bytes with an optional K, M or G suffix, e.g. 4M");
+		return -1;
+	}
+	if (v > (unsigned long long)LOADER_RINGBUF_MAX >> shift) {
+		snprintf(err, errlen, "too large: at most %uG", LOADER_RINGBUF_MAX >> 30);
+		return -1;
+	}
+	v <<= shift;
+	long page = sysconf(_SC_PAGESIZE);
+	if (page <= 0)
+		page = 4096;
+	if (v == 0 || (v & (v - 1)) != 0) {
+		snprintf(err, errlen, "must be a power of two (e.g. 256K, 1M, 4M)");
+		return -1;
+	}
+	if (v % (unsigned long long)page != 0) {
+		snprintf(err, errlen, "must be a multiple of the page size (%ld bytes)", page);
+		return -1;
+	}
+	if (v < LOADER_RINGBUF_MIN) {
+		snprintf(err, errlen, "too small: at least %uK (a stack record takes about 35K)",
+			 LOADER_RINGBUF_MIN >> 10);
+		return -1;
+	}
+	*out = (uint32_t)v;
+	return 0;
+}
+
+uint32_t loader_default_ringbuf_size(void)
+{
+	libbpf_set_print(libbpf_quiet);
+	struct pyhang_bpf *s = pyhang_bpf__open();
+	if (!s)
+		return 0;
+	uint32_t bytes = bpf_map__max_entries(s->maps.events);
+	pyhang_bpf__destroy(s);
+	return bytes;
+}
+
+uint32_t loader_ringbuf_size(const struct loader *l)
+{
+	return bpf_map__max_entries(l->skel->maps.events);
 }
 
 /* ---------------------------------------------------------------- events and scanning */
