@@ -143,11 +143,26 @@ static __always_inline bool is_interesting(u32 tgid)
 	return watch_of(tgid) != NULL;
 }
 
-static __always_inline struct ph_event *ev_reserve(u32 type, u32 tgid, u32 tid)
+/* The identity of t's process besides its pid (see PH_NS_PER_TICK in pyhang.h). */
+static __always_inline u64 proc_start_of(struct task_struct *t)
+{
+	return BPF_CORE_READ(t, group_leader, start_boottime) / PH_NS_PER_TICK;
+}
+
+static __always_inline u64 current_proc_start(void)
+{
+	return proc_start_of((struct task_struct *)bpf_get_current_task());
+}
+
+/* A record for process tgid (identity proc_start), or NULL (counted) if the ring is full.
+ * count_drop false: the caller counts the failure itself. */
+static __always_inline struct ph_event *ev_reserve_ex(u32 type, u32 tgid, u32 tid, u64 proc_start,
+						      bool count_drop)
 {
 	struct ph_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
-		stat_inc(PH_STAT_RINGBUF_DROPS);
+		if (count_drop)
+			stat_inc(PH_STAT_RINGBUF_DROPS);
 		return NULL;
 	}
 	__builtin_memset(e, 0, sizeof(*e));
@@ -155,7 +170,14 @@ static __always_inline struct ph_event *ev_reserve(u32 type, u32 tgid, u32 tid)
 	e->pid = tgid;
 	e->tid = tid;
 	e->ts_ns = bpf_ktime_get_ns();
+	e->proc_start = proc_start;
 	return e;
+}
+
+/* For events about the current process (in its own context). */
+static __always_inline struct ph_event *ev_reserve(u32 type, u32 tgid, u32 tid)
+{
+	return ev_reserve_ex(type, tgid, tid, current_proc_start(), true);
 }
 
 
@@ -377,6 +399,7 @@ static __always_inline void emit_pystack(u32 for_type, u32 child_pid)
 	se->for_type = for_type;
 	se->child_pid = child_pid;
 	se->ts_ns = bpf_ktime_get_ns();
+	se->proc_start = current_proc_start();
 	se->nframes = 0;
 	se->truncated = 0;
 	se->tstate = 0;
@@ -405,7 +428,9 @@ static __always_inline void emit_pystack(u32 for_type, u32 child_pid)
 
 static __always_inline void emit_wait_end(struct ph_wait *w, u32 tid, u32 reason, u64 end_ns)
 {
-	struct ph_event *e = ev_reserve(PH_EV_WAIT_END, w->tgid, tid);
+	/* on_exit runs in the exiting thread, the others in the waiter: w is the current
+	 * process's record either way, but its identity is kept in the record already */
+	struct ph_event *e = ev_reserve_ex(PH_EV_WAIT_END, w->tgid, tid, w->proc_start, true);
 	if (!e)
 		return;
 	if (end_ns)
@@ -472,12 +497,15 @@ static __always_inline int wait_begin(u64 uaddr, u32 op)
 		old->flags = gil ? PH_WF_GIL : 0;
 		return 0;
 	}
+	/* A thread's record goes when it exits, so the identity read here holds for every
+	 * wait that reuses it (exec keeps a process's start time). */
 	struct ph_wait w = {
 		.start_ns = now,
 		.uaddr = uaddr,
 		.op = op,
 		.tgid = tgid,
 		.flags = gil ? PH_WF_GIL : 0,
+		.proc_start = current_proc_start(),
 	};
 	if (bpf_map_update_elem(&waits, &tid, &w, BPF_ANY))
 		stat_inc(PH_STAT_WAITS_FULL);
@@ -578,13 +606,21 @@ static long scan_one(struct bpf_map *map, u32 *tid, struct ph_wait *w, struct sc
 		return 0;
 	if (c->now < w->start_ns || c->now - w->start_ns < threshold_ns)
 		return 0;
+	/* Reserve first: a wait marked REPORTED must have its long_wait on the way, or it
+	 * would get a wait_end with no long_wait before it. A full ring: mark the wait DROPPED
+	 * (counted once per wait) and let the next scan try again. */
+	struct ph_event *e = ev_reserve_ex(PH_EV_LONG_WAIT, w->tgid, *tid, w->proc_start, false);
+	if (!e) {
+		if (!(__sync_fetch_and_or(&w->flags, PH_WF_DROPPED) & PH_WF_DROPPED))
+			stat_inc(PH_STAT_RINGBUF_DROPS);
+		return 0;
+	}
 	/* compare-and-swap: never mark a wait REPORTED after it ended (a GIL chain could
 	 * resume with REPORTED set and no long_wait ever sent) */
-	if (__sync_val_compare_and_swap(&w->flags, f, f | PH_WF_REPORTED) != f)
+	if (__sync_val_compare_and_swap(&w->flags, f, f | PH_WF_REPORTED) != f) {
+		bpf_ringbuf_discard(e, 0);
 		return 0;
-	struct ph_event *e = ev_reserve(PH_EV_LONG_WAIT, w->tgid, *tid);
-	if (!e)
-		return 0;
+	}
 	e->wait.start_ns = w->start_ns;
 	e->wait.uaddr = w->uaddr;
 	e->wait.op = w->op;
@@ -743,6 +779,7 @@ static __always_inline void fill_child(struct ph_event *e, u32 child, u32 tgid)
 	e->lost.child_host_pid = x->host_pid;
 	e->lost.exit_code = x->exit_code;
 	e->lost.exit_ns = x->exit_ns;
+	e->lost.child_start = x->proc_start;
 	__builtin_memcpy(e->lost.child_comm, x->comm, sizeof(x->comm));
 }
 
@@ -784,7 +821,8 @@ static __always_inline void mark_loss_reported(u32 child, u32 tgid)
 		return;
 	}
 	struct ph_child_exit marker = { .parent_tgid = tgid, .flags = PH_CX_REPORTED };
-	bpf_map_update_elem(&child_exits, &child, &marker, BPF_ANY);
+	if (bpf_map_update_elem(&child_exits, &child, &marker, BPF_ANY))
+		stat_inc(PH_STAT_MAP_FULL);
 }
 
 /* ECHILD: decide whether an exit status was lost, and whose. */
@@ -934,6 +972,9 @@ int on_exec(struct bpf_raw_tracepoint_args *ctx)
 	if (!track && !parent_watched)
 		return 0;
 
+	/* the stack walker's description was of the old image: userspace describes the new
+	 * one (a missing entry is harmless, hence no check) */
+	bpf_map_delete_elem(&pyprocs, &tgid);
 	struct ph_event *e = ev_reserve(PH_EV_EXEC, tgid, BPF_CORE_READ(p, pid));
 	if (!e)
 		return 0;
@@ -958,9 +999,9 @@ int on_exec(struct bpf_raw_tracepoint_args *ctx)
 		/* a new program: the old GIL address means nothing any more */
 		struct ph_watch v = { .flags = w ? w->flags : 0 };
 		v.flags = python ? (v.flags | PH_W_PYTHON) : (v.flags & ~PH_W_PYTHON);
-		if (v.flags)
-			bpf_map_update_elem(&watched, &tgid, &v, BPF_ANY);
-		else if (w)
+		if (v.flags && bpf_map_update_elem(&watched, &tgid, &v, BPF_ANY))
+			stat_inc(PH_STAT_MAP_FULL);
+		else if (!v.flags && w)
 			bpf_map_delete_elem(&watched, &tgid);
 	}
 	bpf_ringbuf_submit(e, 0);
@@ -1004,14 +1045,16 @@ static __always_inline void record_child_exit(struct task_struct *t, u32 tgid)
 		.exit_code = BPF_CORE_READ(t, exit_code),
 		.flags = PH_CX_EXIT_KNOWN,
 		.host_pid = tgid,
+		.proc_start = proc_start_of(t),
 	};
 	bpf_probe_read_kernel_str(x.comm, sizeof(x.comm), t->comm);
 	if (bpf_map_update_elem(&child_exits, &key, &x, BPF_ANY))
 		stat_inc(PH_STAT_MAP_FULL);
 	/* With SIGCHLD ignored or SA_NOCLDWAIT the kernel reaps the child itself right after
 	 * this tracepoint (exit_notify): nobody will ever wait for this status. */
-	if (sigchld_class_of(parent) != PH_SIGCHLD_DEFAULT)
-		bpf_map_update_elem(&last_autoreaped, &parent_tgid, &key, BPF_ANY);
+	if (sigchld_class_of(parent) != PH_SIGCHLD_DEFAULT &&
+	    bpf_map_update_elem(&last_autoreaped, &parent_tgid, &key, BPF_ANY))
+		stat_inc(PH_STAT_MAP_FULL);
 }
 
 /* raw_tp sched_process_exit(p, ...): runs in the exiting thread. */
@@ -1031,6 +1074,9 @@ int on_exit(struct bpf_raw_tracepoint_args *ctx)
 	if (BPF_CORE_READ(t, signal, live.counter) != 0)
 		return 0;
 	record_child_exit(t, tgid);
+	/* A description left behind would fill the table (16384 exited Python processes) and
+	 * walk the next process that gets this pid with another program's addresses. */
+	bpf_map_delete_elem(&pyprocs, &tgid);
 	if (bpf_map_delete_elem(&watched, &tgid) == 0) {
 		struct ph_event *e = ev_reserve(PH_EV_EXIT, tgid, tid);
 		if (e) {

@@ -452,8 +452,15 @@ int loader_set_pyproc(struct loader *l, pid_t tgid, const struct ph_pyproc *pp)
 	return bpf_map__update_elem(l->skel->maps.pyprocs, &key, sizeof(key), pp, sizeof(*pp), BPF_ANY);
 }
 
-int loader_seed_wait(struct loader *l, pid_t tgid, pid_t tid, uint64_t start_ns, uint64_t uaddr,
-		     uint32_t op)
+void loader_forget_pyproc(struct loader *l, pid_t tgid)
+{
+	uint32_t key = (uint32_t)tgid;
+	/* ENOENT (never described, or removed at exit) is what we want too */
+	(void)bpf_map__delete_elem(l->skel->maps.pyprocs, &key, sizeof(key), 0);
+}
+
+int loader_seed_wait(struct loader *l, pid_t tgid, uint64_t proc_start, pid_t tid, uint64_t start_ns,
+		     uint64_t uaddr, uint32_t op)
 {
 	uint32_t key = (uint32_t)tid;
 	struct ph_wait w = {
@@ -462,6 +469,7 @@ int loader_seed_wait(struct loader *l, pid_t tgid, pid_t tid, uint64_t start_ns,
 		.op = op,
 		.flags = PH_WF_BEFORE_START,
 		.tgid = (uint32_t)tgid,
+		.proc_start = proc_start,
 	};
 	/* BPF_NOEXIST: a wait the kernel saw begin since attaching is more accurate. */
 	return bpf_map__update_elem(l->skel->maps.waits, &key, sizeof(key), &w, sizeof(w), BPF_NOEXIST);

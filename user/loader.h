@@ -62,8 +62,10 @@ int loader_set_gil_range(struct loader *l, pid_t tgid, uint64_t lo, uint64_t hi)
 /* Seed a wait that began before tracing started. */
 /* Describe a Python process to the BPF stack walker (see struct ph_pyproc). */
 int loader_set_pyproc(struct loader *l, pid_t tgid, const struct ph_pyproc *pp);
-int loader_seed_wait(struct loader *l, pid_t tgid, pid_t tid, uint64_t start_ns, uint64_t uaddr,
-		     uint32_t op);
+/* Take that description back (pid now belongs to another process). */
+void loader_forget_pyproc(struct loader *l, pid_t tgid);
+int loader_seed_wait(struct loader *l, pid_t tgid, uint64_t proc_start, pid_t tid, uint64_t start_ns,
+		     uint64_t uaddr, uint32_t op);
 
 /* Remove a seeded wait if it is still the one seeded (the thread did not start another). */
 int loader_unseed_wait(struct loader *l, pid_t tid, uint64_t start_ns);

@@ -1966,6 +1966,7 @@ static int read_once(struct py_reader *r, pid_t pid, struct py_process *out, boo
 		return -1;
 	}
 	out->pid = pid;
+	out->start_time = p->start_time;
 	out->version_hex = p->version_hex;
 	snprintf(out->version, sizeof(out->version), "%s", p->version);
 	return 0;
