@@ -382,8 +382,9 @@ static long walk_one(u32 i, struct walk_ctx *c)
 }
 
 /* Send the calling thread's Python stack, to be attached to the event of type for_type
- * that follows it. Processes userspace has not described yet get a record that says so. */
-static __always_inline void emit_pystack(u32 for_type, u32 child_pid)
+ * that follows it. Processes userspace has not described yet get a record that says so.
+ * Returns the record's ts_ns, which the event carries as stack_ts (0: none sent). */
+static __always_inline u64 emit_pystack(u32 for_type, u32 child_pid)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	u32 tgid = id >> 32, tid = (u32)id;
@@ -392,7 +393,7 @@ static __always_inline void emit_pystack(u32 for_type, u32 child_pid)
 	struct ph_pyproc *pp = bpf_map_lookup_elem(&pyprocs, &tgid);
 
 	if (!se)
-		return;
+		return 0;
 	se->type = PH_EV_STACK;
 	se->pid = tgid;
 	se->tid = tid;
@@ -418,6 +419,7 @@ static __always_inline void emit_pystack(u32 for_type, u32 child_pid)
 	}
 	if (bpf_ringbuf_output(&events, se, sizeof(*se), 0))
 		stat_inc(PH_STAT_RINGBUF_DROPS);
+	return se->ts_ns;
 }
 
 /* ---------------------------------------------------------------- futex waits */
@@ -701,10 +703,11 @@ int sigaction_exit(struct trace_event_raw_sys_exit *ctx)
 	u32 new_class = sigchld_class_of(t);
 	if (new_class == old_class)
 		return 0;
-	emit_pystack(PH_EV_SIGCHLD, 0);
+	u64 stack_ts = emit_pystack(PH_EV_SIGCHLD, 0);
 	struct ph_event *e = ev_reserve(PH_EV_SIGCHLD, id >> 32, tid);
 	if (!e)
 		return 0;
+	e->stack_ts = stack_ts;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	e->sigchld.old_class = old_class;
 	e->sigchld.new_class = new_class;
@@ -787,11 +790,12 @@ static __always_inline void emit_lost(u32 cause, u32 child, struct wait_pending 
 {
 	u64 id = bpf_get_current_pid_tgid();
 	u32 tgid = id >> 32;
-	emit_pystack(PH_EV_CHILD_LOST, child);
+	u64 stack_ts = emit_pystack(PH_EV_CHILD_LOST, child);
 	struct ph_event *e = ev_reserve(PH_EV_CHILD_LOST, tgid, (u32)id);
 
 	if (!e)
 		return;
+	e->stack_ts = stack_ts;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	e->lost.cause = cause;
 	e->lost.wait_pid_arg = p->pid_arg;

@@ -138,6 +138,8 @@ struct ph_event {
 	unsigned int pad;
 	unsigned long long ts_ns; /* CLOCK_MONOTONIC */
 	unsigned long long proc_start; /* identity of process pid (see PH_NS_PER_TICK) */
+	unsigned long long stack_ts;   /* ts_ns of the ph_stack_event sent for this event (0:
+					* none): pairs them exactly, whichever of the two was lost */
 	char comm[PH_COMM_LEN];
 	union {
 		struct {

@@ -200,7 +200,7 @@ static bool take_stack(struct tracer *t, const struct ph_event *e, struct captur
 		       const char **status)
 {
 	if (!pending_take_stack(&t->pending, (pid_t)e->pid, e->proc_start, (pid_t)e->tid, e->type,
-				e->ts_ns, cs)) {
+				e->stack_ts, cs)) {
 		*status = "not_captured";
 		return false;
 	}

@@ -37,11 +37,8 @@ static bool same_start(uint64_t a, uint64_t b)
 	return !a || !b || a == b;
 }
 
-/* A stack is sent within the same BPF program run as its event: far less than this apart. */
-#define STACK_EVENT_MAX_GAP_NS 1000000000ull
-
 bool pending_take_stack(struct pending *p, pid_t pid, uint64_t proc_start, pid_t tid,
-			unsigned for_type, uint64_t ts_ns, struct captured_stack *out)
+			unsigned for_type, uint64_t stack_ts, struct captured_stack *out)
 {
 	bool found = false;
 	memset(out, 0, sizeof(*out));
@@ -52,8 +49,8 @@ bool pending_take_stack(struct pending *p, pid_t pid, uint64_t proc_start, pid_t
 		struct captured_stack *s = &p->stacks[(p->next_stack - k) % PENDING_STACKS];
 		if (!s->used || s->tid != tid || s->for_type != for_type)
 			continue;
-		if (!found && s->pid == pid && same_start(s->proc_start, proc_start) &&
-		    s->ts_ns <= ts_ns && ts_ns - s->ts_ns < STACK_EVENT_MAX_GAP_NS) {
+		if (!found && stack_ts && s->ts_ns == stack_ts && s->pid == pid &&
+		    same_start(s->proc_start, proc_start)) {
 			*out = *s;
 			memset(s, 0, sizeof(*s));
 			found = true;

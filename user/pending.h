@@ -83,12 +83,12 @@ struct pending {
 void pending_free(struct pending *p);
 /* Store a decoded stack (ownership of its frames passes to the table). */
 void pending_put_stack(struct pending *p, const struct captured_stack *s);
-/* Take the stack of tid captured for an event of for_type of process (pid, proc_start) at
- * ts_ns (it is sent just before its event); false if none. Older captures of that thread
- * and type (their event was lost) are dropped. The caller owns the result (free with
- * pending_release). */
+/* Take the stack of tid captured for an event of for_type of process (pid, proc_start); the
+ * event names it by its ts_ns (stack_ts). False if none (lost, or stack_ts 0). Other
+ * captures of that thread and type (their event was lost) are dropped. The caller owns
+ * the result (free with pending_release). */
 bool pending_take_stack(struct pending *p, pid_t pid, uint64_t proc_start, pid_t tid,
-			unsigned for_type, uint64_t ts_ns, struct captured_stack *out);
+			unsigned for_type, uint64_t stack_ts, struct captured_stack *out);
 void pending_put_reap(struct pending *p, pid_t child, const struct captured_stack *s);
 const struct reap_record *pending_find_reap(const struct pending *p, pid_t child);
 void pending_put_cmdline(struct pending *p, pid_t pid, uint64_t proc_start, const char *args,
