@@ -257,7 +257,9 @@ def test_fork_bursts_do_not_hide_a_hang(reg, binary, tmp_path):
     finally:
         watcher.stop()
     forks, took = words(read_report(fk_rep), "forks")[0]
-    assert int(forks) >= 0.6 * rate * seconds, "the forker managed only %s forks in %s s" % (forks, took)
+    print("forker: %s forks in %s s" % (forks, took))
+    # the load must have happened (the VM is shared: the rate is not guaranteed)
+    assert int(forks) >= 0.25 * rate * seconds, "the forker managed only %s forks in %s s" % (forks, took)
     check_memory(tr, "fork bursts")
     kill_group(target)
     assert tr.stop() == 0
@@ -366,11 +368,11 @@ def test_ring_overflow_text_line(reg, binary, tmp_path):
 
 
 def test_long_wait_flood_into_small_ring_each_reported_once(reg, binary, tmp_path):
-    """400 threads start waiting within a millisecond, threshold 0.5 s, 64 KiB ring (about
-    100 events): the scan that finds them cannot send them all. Those that did not fit are
+    """300 threads start waiting within a millisecond, threshold 0.5 s, 64 KiB ring (about
+    110 events): the scan that finds them cannot send them all. Those that did not fit are
     counted and sent at a later scan: every thread still gets exactly one long_wait, and no
     wait_end comes without its long_wait."""
-    nblocked = 400
+    nblocked = 300
     rep = report_path(tmp_path)
     p = reg.popen([SYSTEM_PYTHON, THREADS_PROG, rep, str(nblocked), str(nblocked), "--shared"],
                   stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
@@ -381,7 +383,8 @@ def test_long_wait_flood_into_small_ring_each_reported_once(reg, binary, tmp_pat
     try:
         lines = wait_report(rep, lambda l: words(l, "sleepers"), 30, "flood waits: started", p)
         blocked = set(int(w[0]) for w in words(lines, "blocked"))
-        deadline = time.monotonic() + 0.5 + LATE_SLACK + 5
+        # each long_wait carries all 300 threads' stacks: the tracer needs a few seconds
+        deadline = time.monotonic() + 0.5 + LATE_SLACK + 20
         while time.monotonic() < deadline and \
                 set(e["tid"] for e in tr.select("long_wait", pid=pid)) < blocked:
             time.sleep(0.1)
@@ -399,6 +402,7 @@ def test_long_wait_flood_into_small_ring_each_reported_once(reg, binary, tmp_pat
     ends = [e["tid"] for e in tr.select("wait_end", pid=pid)]
     assert len(ends) == len(set(ends)) and set(ends) <= blocked
     lost = check_lost_consistent(tr.select("stop")[0])
+    print("long-wait flood: %d long_waits, %d wait_ends, lost %r" % (len(got), len(ends), lost))
     # the wait_ends come one at a time (the threads take the lock in turn): all should fit
     assert len(ends) + lost["ringbuf_full"] >= nblocked
     check_never_stopped(watcher, [pid])
@@ -412,7 +416,9 @@ def test_pid_reused_while_events_queued(reg, binary, tmp_path):
     must not carry B's threads (B blocks in new_process_wait); B's own long_wait must."""
     rep = report_path(tmp_path)
     p = reg.popen([SYSTEM_PYTHON, PIDREUSE_PROG, rep], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
-    tr = Tracer(reg, binary, ["--json", "-t", "1"])  # host-wide: A and B are forks of a watched process
+    # host-wide: A and B are forks of a watched process. While the tracer is held, the ring
+    # must hold everything the host's Python processes do (a reap is a 35 KiB record)
+    tr = Tracer(reg, binary, ["--json", "-t", "1", "--ringbuf-size", "64M"])
     tr.wait_start()
     stopped = False
     try:
@@ -443,6 +449,8 @@ def test_pid_reused_while_events_queued(reg, binary, tmp_path):
     assert tr.stop() == 0
     check_stream(tr)
     evs = tr.select("long_wait", pid=a)
+    assert tr.select("stop")[0]["lost"]["ringbuf_full"] == 0 or len(evs) == 2, \
+        "the 64M ring overflowed while the tracer was held: %r" % tr.select("stop")[0]
     assert len(evs) == 2, "want A's and B's long_wait: %r%s" % ([public(e) for e in evs], tr.describe())
     old, new = evs
     assert "new_process_wait" not in functions(old), \

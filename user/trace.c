@@ -526,8 +526,9 @@ int trace_main(int argc, char **argv)
 	 * 2.7 MiB code cache it would rise above that size, and every later cache would come
 	 * from the heap, zeroed page by page by calloc (measured: +70 KiB RSS per process read,
 	 * never given back). Large blocks stay mmap'd: untouched pages cost nothing. */
-	if (mallopt(M_MMAP_THRESHOLD, 128 * 1024) != 1)
-		fprintf(stderr, "pyhang-trace: warning: cannot set the malloc mmap threshold\n");
+	if (mallopt(M_MMAP_THRESHOLD, 128 * 1024) != 1) {
+		/* not glibc's malloc (sanitizers): nothing to tune, and nothing wrong */
+	}
 	install_signal_handlers();
 	if (setup(&t, &c, &go_fd, &m) != 0) {
 		if (t.child > 0) {
