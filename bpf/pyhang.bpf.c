@@ -229,11 +229,26 @@ static __always_inline bool is_interesting(u32 tgid)
 	return watch_of(tgid) != NULL;
 }
 
-static __always_inline struct ph_event *ev_reserve(u32 type, u32 tgid, u32 tid)
+/* The identity of t's process besides its pid (see PH_NS_PER_TICK in pyhang.h). */
+static __always_inline u64 proc_start_of(struct task_struct *t)
+{
+	return BPF_CORE_READ(t, group_leader, start_boottime) / PH_NS_PER_TICK;
+}
+
+static __always_inline u64 current_proc_start(void)
+{
+	return proc_start_of((struct task_struct *)bpf_get_current_task());
+}
+
+/* A record for process tgid (identity proc_start), or NULL (counted) if the ring is full.
+ * count_drop false: the caller counts the failure itself. */
+static __always_inline struct ph_event *ev_reserve_ex(u32 type, u32 tgid, u32 tid, u64 proc_start,
+						      bool count_drop)
 {
 	struct ph_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
-		stat_inc(PH_STAT_RINGBUF_DROPS);
+		if (count_drop)
+			stat_inc(PH_STAT_RINGBUF_DROPS);
 		return NULL;
 	}
 	__builtin_memset(e, 0, sizeof(*e));
@@ -241,7 +256,14 @@ static __always_inline struct ph_event *ev_reserve(u32 type, u32 tgid, u32 tid)
 	e->pid = tgid;
 	e->tid = tid;
 	e->ts_ns = bpf_ktime_get_ns();
+	e->proc_start = proc_start;
 	return e;
+}
+
+/* For events about the current process (in its own context). */
+static __always_inline struct ph_event *ev_reserve(u32 type, u32 tgid, u32 tid)
+{
+	return ev_reserve_ex(type, tgid, tid, current_proc_start(), true);
 }
 
 
@@ -446,8 +468,9 @@ static long walk_one(u32 i, struct walk_ctx *c)
 }
 
 /* Send the calling thread's Python stack, to be attached to the event of type for_type
- * that follows it. Processes userspace has not described yet get a record that says so. */
-static __always_inline void emit_pystack(u32 for_type, u32 child_pid)
+ * that follows it. Processes userspace has not described yet get a record that says so.
+ * Returns the record's ts_ns, which the event carries as stack_ts (0: none sent). */
+static __always_inline u64 emit_pystack(u32 for_type, u32 child_pid)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	u32 tgid = id >> 32, tid = (u32)id;
@@ -456,13 +479,14 @@ static __always_inline void emit_pystack(u32 for_type, u32 child_pid)
 	struct ph_pyproc *pp = bpf_map_lookup_elem(&pyprocs, &tgid);
 
 	if (!se)
-		return;
+		return 0;
 	se->type = PH_EV_STACK;
 	se->pid = tgid;
 	se->tid = tid;
 	se->for_type = for_type;
 	se->child_pid = child_pid;
 	se->ts_ns = bpf_ktime_get_ns();
+	se->proc_start = current_proc_start();
 	se->nframes = 0;
 	se->truncated = 0;
 	se->tstate = 0;
@@ -481,6 +505,7 @@ static __always_inline void emit_pystack(u32 for_type, u32 child_pid)
 	}
 	if (bpf_ringbuf_output(&events, se, sizeof(*se), 0))
 		stat_inc(PH_STAT_RINGBUF_DROPS);
+	return se->ts_ns;
 }
 
 /* ---------------------------------------------------------------- futex waits */
@@ -499,7 +524,9 @@ static __always_inline u64 jiffies_to_ns(u64 j, u64 now_ns, u64 now_j)
 
 static __always_inline void emit_wait_end(struct ph_wait *w, u32 tid, u32 reason, u64 end_ns)
 {
-	struct ph_event *e = ev_reserve(PH_EV_WAIT_END, w->tgid, tid);
+	/* on_exit runs in the exiting thread, the others in the waiter: w is the current
+	 * process's record either way, but its identity is kept in the record already */
+	struct ph_event *e = ev_reserve_ex(PH_EV_WAIT_END, w->tgid, tid, w->proc_start, true);
 	if (!e)
 		return;
 	u64 now_j = bpf_jiffies64();
@@ -583,6 +610,8 @@ static __always_inline void wait_reuse(struct ph_wait *w, u32 tid, u32 tgid, u64
 		return;
 	if (w->flags & PH_WF_GIL)
 		gil_chain_close(w, tid);
+	if (w->tgid != tgid) /* the thread exec'd into the leader's pid, or its tid was reused */
+		w->proc_start = current_proc_start();
 	wait_fill(w, tgid, uaddr, op, now_j, gil);
 }
 
@@ -596,6 +625,7 @@ static __always_inline void wait_overflow(u32 tid, u32 tgid, u64 uaddr, u32 op, 
 		.tgid = tgid,
 		.tid = tid,
 		.flags = gil ? PH_WF_GIL : 0,
+		.proc_start = current_proc_start(),
 	};
 	if (bpf_map_update_elem(&waits, &tid, &w, BPF_NOEXIST) == 0)
 		__sync_fetch_and_add(&waits_overflow_live, 1);
@@ -631,6 +661,8 @@ static __always_inline int wait_begin(u64 uaddr, u32 op)
 	 * cleared before it is given up (wait_release), so the scanner never misses a wait. */
 	if (w->tid == 0 && __sync_val_compare_and_swap(&w->tid, 0, tid) == 0) {
 		slot_mark(tid, true);
+		/* the identity holds for the thread's life: exec keeps a process's start time */
+		w->proc_start = current_proc_start();
 		wait_fill(w, tgid, uaddr, op, now_j, gil);
 		return 0;
 	}
@@ -750,13 +782,21 @@ static __always_inline void scan_record(u32 tid, struct ph_wait *w, struct scan_
 	u64 start_j = w->start_jiffies;
 	if (c->now_j < start_j || (c->now_j - start_j) * tick_ns < threshold_ns)
 		return;
+	/* Reserve first: a wait marked REPORTED must have its long_wait on the way, or it
+	 * would get a wait_end with no long_wait before it. A full ring: mark the wait DROPPED
+	 * (counted once per wait) and let the next scan try again. */
+	struct ph_event *e = ev_reserve_ex(PH_EV_LONG_WAIT, w->tgid, tid, w->proc_start, false);
+	if (!e) {
+		if (!(__sync_fetch_and_or(&w->flags, PH_WF_DROPPED) & PH_WF_DROPPED))
+			stat_inc(PH_STAT_RINGBUF_DROPS);
+		return;
+	}
 	/* compare-and-swap: never mark a wait REPORTED after it ended (a GIL chain could
 	 * resume with REPORTED set and no long_wait ever sent) */
-	if (__sync_val_compare_and_swap(&w->flags, f, f | PH_WF_REPORTED) != f)
+	if (__sync_val_compare_and_swap(&w->flags, f, f | PH_WF_REPORTED) != f) {
+		bpf_ringbuf_discard(e, 0);
 		return;
-	struct ph_event *e = ev_reserve(PH_EV_LONG_WAIT, w->tgid, tid);
-	if (!e)
-		return;
+	}
 	e->wait.start_ns = jiffies_to_ns(start_j, c->now_ns, c->now_j);
 	e->wait.uaddr = w->uaddr;
 	e->wait.op = w->op;
@@ -888,10 +928,11 @@ int sigaction_exit(struct trace_event_raw_sys_exit *ctx)
 	u32 new_class = sigchld_class_of(t);
 	if (new_class == old_class)
 		return 0;
-	emit_pystack(PH_EV_SIGCHLD, 0);
+	u64 stack_ts = emit_pystack(PH_EV_SIGCHLD, 0);
 	struct ph_event *e = ev_reserve(PH_EV_SIGCHLD, id >> 32, tid);
 	if (!e)
 		return 0;
+	e->stack_ts = stack_ts;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	e->sigchld.old_class = old_class;
 	e->sigchld.new_class = new_class;
@@ -966,6 +1007,7 @@ static __always_inline void fill_child(struct ph_event *e, u32 child, u32 tgid)
 	e->lost.child_host_pid = x->host_pid;
 	e->lost.exit_code = x->exit_code;
 	e->lost.exit_ns = x->exit_ns;
+	e->lost.child_start = x->proc_start;
 	__builtin_memcpy(e->lost.child_comm, x->comm, sizeof(x->comm));
 }
 
@@ -973,11 +1015,12 @@ static __always_inline void emit_lost(u32 cause, u32 child, struct wait_pending 
 {
 	u64 id = bpf_get_current_pid_tgid();
 	u32 tgid = id >> 32;
-	emit_pystack(PH_EV_CHILD_LOST, child);
+	u64 stack_ts = emit_pystack(PH_EV_CHILD_LOST, child);
 	struct ph_event *e = ev_reserve(PH_EV_CHILD_LOST, tgid, (u32)id);
 
 	if (!e)
 		return;
+	e->stack_ts = stack_ts;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	e->lost.cause = cause;
 	e->lost.wait_pid_arg = p->pid_arg;
@@ -1007,7 +1050,8 @@ static __always_inline void mark_loss_reported(u32 child, u32 tgid)
 		return;
 	}
 	struct ph_child_exit marker = { .parent_tgid = tgid, .flags = PH_CX_REPORTED };
-	bpf_map_update_elem(&child_exits, &child, &marker, BPF_ANY);
+	if (bpf_map_update_elem(&child_exits, &child, &marker, BPF_ANY))
+		stat_inc(PH_STAT_MAP_FULL);
 }
 
 /* ECHILD: decide whether an exit status was lost, and whose. */
@@ -1157,6 +1201,9 @@ int on_exec(struct bpf_raw_tracepoint_args *ctx)
 	if (!track && !parent_watched)
 		return 0;
 
+	/* the stack walker's description was of the old image: userspace describes the new
+	 * one (a missing entry is harmless, hence no check) */
+	bpf_map_delete_elem(&pyprocs, &tgid);
 	struct ph_event *e = ev_reserve(PH_EV_EXEC, tgid, BPF_CORE_READ(p, pid));
 	if (!e)
 		return 0;
@@ -1227,14 +1274,16 @@ static __always_inline void record_child_exit(struct task_struct *t, u32 tgid)
 		.exit_code = BPF_CORE_READ(t, exit_code),
 		.flags = PH_CX_EXIT_KNOWN,
 		.host_pid = tgid,
+		.proc_start = proc_start_of(t),
 	};
 	bpf_probe_read_kernel_str(x.comm, sizeof(x.comm), t->comm);
 	if (bpf_map_update_elem(&child_exits, &key, &x, BPF_ANY))
 		stat_inc(PH_STAT_MAP_FULL);
 	/* With SIGCHLD ignored or SA_NOCLDWAIT the kernel reaps the child itself right after
 	 * this tracepoint (exit_notify): nobody will ever wait for this status. */
-	if (sigchld_class_of(parent) != PH_SIGCHLD_DEFAULT)
-		bpf_map_update_elem(&last_autoreaped, &parent_tgid, &key, BPF_ANY);
+	if (sigchld_class_of(parent) != PH_SIGCHLD_DEFAULT &&
+	    bpf_map_update_elem(&last_autoreaped, &parent_tgid, &key, BPF_ANY))
+		stat_inc(PH_STAT_MAP_FULL);
 }
 
 /* raw_tp sched_process_exit(p, ...): runs in the exiting thread. */
@@ -1254,6 +1303,9 @@ int on_exit(struct bpf_raw_tracepoint_args *ctx)
 	if (BPF_CORE_READ(t, signal, live.counter) != 0)
 		return 0;
 	record_child_exit(t, tgid);
+	/* A description left behind would fill the table (16384 exited Python processes) and
+	 * walk the next process that gets this pid with another program's addresses. */
+	bpf_map_delete_elem(&pyprocs, &tgid);
 	if (watch_del(tgid)) {
 		struct ph_event *e = ev_reserve(PH_EV_EXIT, tgid, tid);
 		if (e) {

@@ -62,6 +62,14 @@ struct ph_watch_slot {
 #define PH_WF_FINAL 0x10       /* a GIL wait chain that is over (wait_end sent if reported) */
 #define PH_WF_RESUMABLE 0x20   /* the last GIL wait ended without the GIL: timed out, or the
 				* GIL's mutex (taken again right away) */
+#define PH_WF_DROPPED 0x40     /* its long_wait did not fit in the ring buffer (counted once in
+				* PH_STAT_RINGBUF_DROPS); the scanner tries again next time */
+
+/* A process's identity besides its pid: its start time in clock ticks after boot, as
+ * field 22 of /proc/PID/stat shows it (task->start_boottime / (1e9 / USER_HZ), USER_HZ
+ * being 100 on every architecture Linux supports). A pid reused by a new process has a
+ * different one; exec keeps it. 0: unknown. */
+#define PH_NS_PER_TICK 10000000ull
 
 /* A thread that did not get the GIL re-waits within microseconds (its condition wait timed
  * out after the 5 ms switch interval, or it only got the GIL's mutex). One that got the GIL
@@ -87,6 +95,7 @@ struct ph_wait {
 	unsigned int tgid;
 	unsigned int tid;            /* the owner: 0 for a free slot */
 	unsigned long long end_ns;   /* GIL chains: when the last wait of the chain returned */
+	unsigned long long proc_start; /* the process's start time (see PH_PROC_START) */
 };
 
 /* Bitmap of the slots that have an owner: the scanner visits only those. */
@@ -135,6 +144,8 @@ struct ph_child_exit {
 	unsigned int flags; /* PH_CX_* */
 	unsigned int host_pid; /* the child's pid in the host namespace (the key is the pid its
 				* parent knows it by: they differ inside containers) */
+	unsigned int pad;
+	unsigned long long proc_start; /* the child's identity (see PH_NS_PER_TICK) */
 };
 
 /* A successful wait that took a child's status (key: child pid). */
@@ -152,6 +163,9 @@ struct ph_event {
 	unsigned int tid;
 	unsigned int pad;
 	unsigned long long ts_ns; /* CLOCK_MONOTONIC */
+	unsigned long long proc_start; /* identity of process pid (see PH_NS_PER_TICK) */
+	unsigned long long stack_ts;   /* ts_ns of the ph_stack_event sent for this event (0:
+					* none): pairs them exactly, whichever of the two was lost */
 	char comm[PH_COMM_LEN];
 	union {
 		struct {
@@ -182,6 +196,7 @@ struct ph_event {
 			unsigned int syscall; /* 0 wait4, 1 waitid */
 			unsigned int child_host_pid; /* 0: unknown (child_pid is the waiter's view) */
 			unsigned int pad2;
+			unsigned long long child_start; /* the child's identity, 0 if not known */
 		} lost;
 		struct {
 			unsigned int python; /* interpreter basename looks like python* */
@@ -271,6 +286,7 @@ struct ph_stack_event {
 	unsigned int child_pid; /* for reaps: the child that was taken */
 	unsigned long long tstate;
 	unsigned long long ts_ns;
+	unsigned long long proc_start; /* identity of process pid (see PH_NS_PER_TICK) */
 	struct ph_pyframe frames[PH_MAX_PYFRAMES];
 };
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "diagnose.h"
+#include "procmem.h"
 #include "procscan.h"
 #include "pyreader.h"
 #include "pystack.h"
@@ -14,7 +15,19 @@
 
 #define DESCRIBE_ATTEMPTS 40 /* 2 ms doubling to 250 ms: about 8 s in all */
 
-static void fill_proc(struct ev_proc *p, const struct ph_event *e)
+/* Whether pid is (still) the process whose identity is proc_start (see PH_NS_PER_TICK):
+ * not exited, and its pid not taken by a new process. proc_start 0: not known, assumed. */
+static bool same_process(pid_t pid, uint64_t proc_start)
+{
+	uint64_t now;
+	return !proc_start || (pm_start_time(pid, &now) == 0 && now == proc_start);
+}
+
+/* Fills p from the event and from /proc. What /proc says is kept only if pid is still the
+ * event's process after reading it (a pid cannot come back to an old process, so it was
+ * that process throughout); else the fields /proc gave are cleared, never another
+ * process's. Returns whether the process is still there. */
+static bool fill_proc(struct ev_proc *p, const struct ph_event *e)
 {
 	memset(p, 0, sizeof(*p));
 	p->pid = (pid_t)e->pid;
@@ -22,10 +35,18 @@ static void fill_proc(struct ev_proc *p, const struct ph_event *e)
 	p->mono_ns = e->ts_ns;
 	memcpy(p->comm, e->comm, sizeof(p->comm));
 	p->comm[sizeof(p->comm) - 1] = '\0';
-	if (!p->comm[0]) /* the scanner runs outside the thread: ask /proc */
+	bool comm_from_proc = !p->comm[0];
+	if (comm_from_proc) /* the scanner runs outside the thread: ask /proc */
 		proc_comm(p->pid, p->tid, p->comm, sizeof(p->comm));
 	p->ns_pid = proc_ns_pid(p->pid); /* containers: the pid they know it by */
 	proc_cgroup(p->pid, p->cgroup, sizeof(p->cgroup));
+	if (same_process(p->pid, e->proc_start))
+		return true;
+	if (comm_from_proc)
+		p->comm[0] = '\0';
+	p->ns_pid = -1;
+	p->cgroup[0] = '\0';
+	return false;
 }
 
 static double seconds_between(uint64_t from_ns, uint64_t to_ns)
@@ -92,15 +113,28 @@ static bool any_frames(const struct py_process *p)
 	return false;
 }
 
-/* Every thread of pid, read at most once per SNAPSHOT_REUSE_NS. NULL with err on failure. */
-static const struct py_process *snapshot(struct tracer *t, pid_t pid, char *err, size_t errlen)
+/* Every thread of process (pid, proc_start), read at most once per SNAPSHOT_REUSE_NS. NULL
+ * with err on failure, or when pid now belongs to another process (proc_start 0: any). */
+static const struct py_process *snapshot(struct tracer *t, pid_t pid, uint64_t proc_start,
+					 char *err, size_t errlen)
 {
 	uint64_t now = mono_now_ns();
-	if (t->snap_valid && t->snap.pid == pid && now - t->snap_ns < SNAPSHOT_REUSE_NS)
+	if (t->snap_valid && t->snap.pid == pid && now - t->snap_ns < SNAPSHOT_REUSE_NS &&
+	    (!proc_start || t->snap.start_time == proc_start))
 		return &t->snap;
 	drop_snapshot(t);
+	if (!same_process(pid, proc_start)) {
+		snprintf(err, errlen, "process %d exited", (int)pid);
+		return NULL;
+	}
 	if (py_read_process(t->reader, pid, &t->snap, err, errlen) != 0)
 		return NULL;
+	if (proc_start && t->snap.start_time != proc_start) {
+		/* it exited and its pid was reused between the look above and the read */
+		py_process_free(&t->snap);
+		snprintf(err, errlen, "process %d exited", (int)pid);
+		return NULL;
+	}
 	if (!any_frames(&t->snap)) {
 		/* what the reader cached may come from before the interpreter was set up */
 		py_process_free(&t->snap);
@@ -129,7 +163,7 @@ static void on_long_wait(struct tracer *t, const struct ph_event *e)
 	r.futex_op = e->wait.op;
 	r.gil = e->wait.flags & PH_WF_GIL;
 	/* The waiter is blocked, so its frames hold still: a read from userspace is exact. */
-	r.py = snapshot(t, r.p.pid, err, sizeof(err));
+	r.py = snapshot(t, r.p.pid, e->proc_start, err, sizeof(err));
 	r.py_error = r.py ? NULL : err;
 	t->n_long_waits++;
 	t->out.ops->long_wait(&t->out, &r);
@@ -165,7 +199,8 @@ static const char *sigchld_action_name(unsigned int cls)
 static bool take_stack(struct tracer *t, const struct ph_event *e, struct captured_stack *cs,
 		       const char **status)
 {
-	if (!pending_take_stack(&t->pending, (pid_t)e->tid, e->type, cs)) {
+	if (!pending_take_stack(&t->pending, (pid_t)e->pid, e->proc_start, (pid_t)e->tid, e->type,
+				e->stack_ts, cs)) {
 		*status = "not_captured";
 		return false;
 	}
@@ -193,7 +228,7 @@ static void on_sigchld(struct tracer *t, const struct ph_event *e)
 			cs.ts_ns = e->ts_ns;
 			cs.status = PH_STACK_READ_ERROR; /* no stack, but known to be after start */
 		}
-		pending_put_ignore(&t->pending, r.p.pid, &cs); /* keeps the frames */
+		pending_put_ignore(&t->pending, r.p.pid, e->proc_start, &cs); /* keeps the frames */
 	}
 }
 
@@ -221,26 +256,27 @@ static bool snapshot_has_thread(const struct py_process *py, pid_t tid)
 
 /* Remember the names of pid's threads; tid must be among them, so a shared snapshot taken
  * before that thread started is replaced by a fresh read. */
-static void learn_thread_names(struct tracer *t, pid_t pid, pid_t tid)
+static void learn_thread_names(struct tracer *t, pid_t pid, uint64_t proc_start, pid_t tid)
 {
 	char err[128];
-	const struct py_process *py = snapshot(t, pid, err, sizeof(err));
+	const struct py_process *py = snapshot(t, pid, proc_start, err, sizeof(err));
 	if (py && !snapshot_has_thread(py, tid)) {
 		drop_snapshot(t);
-		py = snapshot(t, pid, err, sizeof(err));
+		py = snapshot(t, pid, proc_start, err, sizeof(err));
 	}
 	for (size_t i = 0; py && i < py->nthreads; i++)
 		if (py->threads[i].tid > 0 && py->threads[i].name)
-			pending_put_name(&t->pending, pid, py->threads[i].tid, py->threads[i].name);
+			pending_put_name(&t->pending, pid, py->start_time, py->threads[i].tid,
+					 py->threads[i].name);
 }
 
 /* The Python name of a thread: learnt when it reaped a child (it may be gone by now). */
-static const char *thread_name(struct tracer *t, pid_t pid, pid_t tid)
+static const char *thread_name(struct tracer *t, pid_t pid, uint64_t proc_start, pid_t tid)
 {
-	const char *name = pending_find_name(&t->pending, pid, tid);
+	const char *name = pending_find_name(&t->pending, pid, proc_start, tid);
 	if (!name) {
-		learn_thread_names(t, pid, tid);
-		name = pending_find_name(&t->pending, pid, tid);
+		learn_thread_names(t, pid, proc_start, tid);
+		name = pending_find_name(&t->pending, pid, proc_start, tid);
 	}
 	return name;
 }
@@ -266,7 +302,8 @@ static void on_child_lost(struct tracer *t, const struct ph_event *e)
 		r.child_comm[sizeof(r.child_comm) - 1] = '\0';
 		decode_exit_code(e->lost.exit_code, &r);
 	}
-	r.child_cmdline = pending_find_cmdline(&t->pending, r.child_pid);
+	r.child_cmdline = pending_find_cmdline(&t->pending, r.child_pid,
+					       r.child_known ? e->lost.child_start : 0);
 	bool have = take_stack(t, e, &cs, &r.stack_status);
 	r.stack = have ? &cs.thread : NULL;
 	if (e->lost.cause == PH_LOST_REAPED_ELSEWHERE) {
@@ -275,9 +312,9 @@ static void on_child_lost(struct tracer *t, const struct ph_event *e)
 		const struct reap_record *rr = pending_find_reap(&t->pending, r.child_pid);
 		if (rr && rr->stack.tid == r.reaper_tid && rr->stack.status == PH_STACK_OK)
 			r.reaper_stack = &rr->stack.thread;
-		r.reaper_name = thread_name(t, r.p.pid, r.reaper_tid);
+		r.reaper_name = thread_name(t, r.p.pid, e->proc_start, r.reaper_tid);
 	}
-	const struct ignore_record *ig = pending_find_ignore(&t->pending, r.p.pid);
+	const struct ignore_record *ig = pending_find_ignore(&t->pending, r.p.pid, e->proc_start);
 	if (ig && ig->stack.status == PH_STACK_OK && ig->stack.used) {
 		r.ignore_stack = &ig->stack.thread;
 		r.ignore_mono_ns = ig->stack.ts_ns;
@@ -313,15 +350,16 @@ static void on_stack(struct tracer *t, const struct ph_stack_event *se)
 	cs.for_type = se->for_type;
 	cs.status = se->status;
 	cs.ts_ns = se->ts_ns;
+	cs.proc_start = se->proc_start;
 	if (se->status == PH_STACK_OK &&
-	    pystack_decode(se, pending_find_layout(&t->pending, cs.pid), &cs.thread) != 0)
+	    pystack_decode(se, pending_find_layout(&t->pending, cs.pid, cs.proc_start), &cs.thread) != 0)
 		cs.status = PH_STACK_READ_ERROR;
 	cs.used = true;
 	if (se->for_type == PH_EV_REAP) {
 		/* The reaper may be gone when a later wait finds the child missing: learn its
 		 * name now, once per thread. */
-		if (!pending_find_name(&t->pending, cs.pid, cs.tid))
-			learn_thread_names(t, cs.pid, cs.tid);
+		if (!pending_find_name(&t->pending, cs.pid, cs.proc_start, cs.tid))
+			learn_thread_names(t, cs.pid, cs.proc_start, cs.tid);
 		pending_put_reap(&t->pending, (pid_t)se->child_pid, &cs);
 	} else {
 		pending_put_stack(&t->pending, &cs);
@@ -342,9 +380,17 @@ int tracer_describe(struct tracer *t, pid_t pid)
 {
 	struct py_layout layout;
 	char err[256];
+	uint64_t before, after;
+	if (pm_start_time(pid, &before) != 0)
+		return -1;
 	if (pystack_describe(t->ld, t->reader, pid, &layout, err, sizeof(err)) != 0)
 		return -1;
-	pending_put_layout(&t->pending, pid, &layout);
+	if (pm_start_time(pid, &after) != 0 || after != before) {
+		/* replaced while described: the entry may describe the old process to the new */
+		loader_forget_pyproc(t->ld, pid);
+		return -1;
+	}
+	pending_put_layout(&t->pending, pid, before, &layout);
 	return 0;
 }
 
@@ -366,7 +412,7 @@ static void report_inherited_ignore(struct tracer *t, const struct ph_event *e)
 	t->n_sigchld++;
 	t->out.ops->sigchld(&t->out, &r);
 	struct captured_stack none = { .status = PH_STACK_NOT_PYTHON, .ts_ns = e->ts_ns };
-	pending_put_ignore(&t->pending, r.p.pid, &none);
+	pending_put_ignore(&t->pending, r.p.pid, e->proc_start, &none);
 }
 
 static void on_exec(struct tracer *t, const struct ph_event *e)
@@ -376,7 +422,7 @@ static void on_exec(struct tracer *t, const struct ph_event *e)
 		drop_snapshot(t);
 	py_forget_process(t->reader, pid);
 	if (e->exec.parent_watched && e->exec.args_len)
-		pending_put_cmdline(&t->pending, pid, e->exec.args, e->exec.args_len);
+		pending_put_cmdline(&t->pending, pid, e->proc_start, e->exec.args, e->exec.args_len);
 	if (e->exec.python) {
 		tracer_schedule_describe(t, pid);
 		report_inherited_ignore(t, e);

@@ -236,6 +236,12 @@ struct loader *loader_open(const struct loader_config *cfg, char *err, size_t er
 	ro->self_tgid = (unsigned int)getpid();
 	ro->tick_ns = tick_ns();
 	disable_missing_optional(l->skel);
+	if (cfg->ringbuf_bytes &&
+	    bpf_map__set_max_entries(l->skel->maps.events, cfg->ringbuf_bytes) != 0) {
+		snprintf(err, errlen, "cannot set the ring buffer size to %u bytes",
+			 (unsigned)cfg->ringbuf_bytes);
+		goto fail;
+	}
 	int ncpu = libbpf_num_possible_cpus();
 	if (ncpu > 0 && bpf_map__set_max_entries(l->skel->maps.stack_scratch, (uint32_t)ncpu) != 0) {
 		snprintf(err, errlen, "cannot size the stack scratch map");
@@ -274,6 +280,73 @@ void loader_close(struct loader *l)
 		close(l->scan_perf_fd);
 	pyhang_bpf__destroy(l->skel);
 	free(l);
+}
+
+int loader_parse_ringbuf_size(const char *s, uint32_t *out, char *err, size_t errlen)
+{
+	char *end;
+	errno = 0;
+	if (!s || !*s || *s == '-' || *s == '+' || *s == ' ') {
+		snprintf(err, errlen, "expected a size in bytes, e.g. 4M");
+		return -1;
+	}
+	unsigned long long v = strtoull(s, &end, 10);
+	if (end == s || errno) {
+		snprintf(err, errlen, "expected a size in bytes, e.g. 4M");
+		return -1;
+	}
+	unsigned shift = 0;
+	if (*end == 'K' || *end == 'k')
+		shift = 10;
+	else if (*end == 'M' || *end == 'm')
+		shift = 20;
+	else if (*end == 'G' || *end == 'g')
+		shift = 30;
+	if (shift)
+		end++;
+	if (*end) {
+		snprintf(err, errlen, "expected a size in bytes with an optional K, M or G suffix, e.g. 4M");
+		return -1;
+	}
+	if (v > (unsigned long long)LOADER_RINGBUF_MAX >> shift) {
+		snprintf(err, errlen, "too large: at most %uG", LOADER_RINGBUF_MAX >> 30);
+		return -1;
+	}
+	v <<= shift;
+	long page = sysconf(_SC_PAGESIZE);
+	if (page <= 0)
+		page = 4096;
+	if (v == 0 || (v & (v - 1)) != 0) {
+		snprintf(err, errlen, "must be a power of two (e.g. 256K, 1M, 4M)");
+		return -1;
+	}
+	if (v % (unsigned long long)page != 0) {
+		snprintf(err, errlen, "must be a multiple of the page size (%ld bytes)", page);
+		return -1;
+	}
+	if (v < LOADER_RINGBUF_MIN) {
+		snprintf(err, errlen, "too small: at least %uK (a stack record takes about 35K)",
+			 LOADER_RINGBUF_MIN >> 10);
+		return -1;
+	}
+	*out = (uint32_t)v;
+	return 0;
+}
+
+uint32_t loader_default_ringbuf_size(void)
+{
+	libbpf_set_print(libbpf_quiet);
+	struct pyhang_bpf *s = pyhang_bpf__open();
+	if (!s)
+		return 0;
+	uint32_t bytes = bpf_map__max_entries(s->maps.events);
+	pyhang_bpf__destroy(s);
+	return bytes;
+}
+
+uint32_t loader_ringbuf_size(const struct loader *l)
+{
+	return bpf_map__max_entries(l->skel->maps.events);
 }
 
 /* ---------------------------------------------------------------- events and scanning */
@@ -429,6 +502,13 @@ int loader_set_pyproc(struct loader *l, pid_t tgid, const struct ph_pyproc *pp)
 	return bpf_map__update_elem(l->skel->maps.pyprocs, &key, sizeof(key), pp, sizeof(*pp), BPF_ANY);
 }
 
+void loader_forget_pyproc(struct loader *l, pid_t tgid)
+{
+	uint32_t key = (uint32_t)tgid;
+	/* ENOENT (never described, or removed at exit) is what we want too */
+	(void)bpf_map__delete_elem(l->skel->maps.pyprocs, &key, sizeof(key), 0);
+}
+
 /* CLOCK_MONOTONIC ns → jiffies, through a (ktime, jiffies) pair sampled in the kernel. */
 static int mono_to_jiffies(struct loader *l, uint64_t mono_ns, uint64_t *out)
 {
@@ -445,8 +525,8 @@ static int mono_to_jiffies(struct loader *l, uint64_t mono_ns, uint64_t *out)
 
 /* Seeds go to the overflow hash (BPF_NOEXIST: a wait the kernel saw begin since attaching
  * is more accurate), never to a slot, which only its owner thread writes. */
-int loader_seed_wait(struct loader *l, pid_t tgid, pid_t tid, uint64_t start_ns, uint64_t uaddr,
-		     uint32_t op)
+int loader_seed_wait(struct loader *l, pid_t tgid, uint64_t proc_start, pid_t tid, uint64_t start_ns,
+		     uint64_t uaddr, uint32_t op)
 {
 	uint32_t key = (uint32_t)tid, slot_key = key & (PH_WAIT_SLOTS - 1);
 	struct ph_wait w;
@@ -463,6 +543,7 @@ int loader_seed_wait(struct loader *l, pid_t tgid, pid_t tid, uint64_t start_ns,
 	w.flags = PH_WF_BEFORE_START;
 	w.tgid = (uint32_t)tgid;
 	w.tid = key;
+	w.proc_start = proc_start;
 	if (bpf_map__update_elem(l->skel->maps.waits, &key, sizeof(key), &w, sizeof(w), BPF_NOEXIST))
 		return -1;
 	__atomic_fetch_add(&l->skel->bss->waits_overflow_live, 1, __ATOMIC_SEQ_CST);

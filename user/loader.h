@@ -16,9 +16,23 @@ struct loader_config {
 	bool trace_all_procs;
 	bool host_wide;
 	bool follow_children;
+	uint32_t ringbuf_bytes; /* 0: the size bpf/pyhang.bpf.c declares */
 };
 
+/* --ringbuf-size bounds: a stack record is ~35 KiB, so the smallest ring still holds one
+ * (the kernel rounds nothing: the size must be a power of two and a page multiple). */
+#define LOADER_RINGBUF_MIN (64u << 10)
+#define LOADER_RINGBUF_MAX (1u << 30)
+/* Parse "SIZE[K|M|G]" (bytes, binary suffixes). 0 with *out set, or -1 with a one-line
+ * reason in err (not a number, not a power of two, not a page multiple, out of range). */
+int loader_parse_ringbuf_size(const char *s, uint32_t *out, char *err, size_t errlen);
+/* The size bpf/pyhang.bpf.c declares (the default), 0 if it cannot be read. */
+uint32_t loader_default_ringbuf_size(void);
+
+
 struct loader;
+/* The ring buffer's size in bytes once loaded. */
+uint32_t loader_ringbuf_size(const struct loader *l);
 
 /* Environment checks; on failure writes a one-line reason into err and returns -1. */
 int loader_check_environment(char *err, size_t errlen);
@@ -48,8 +62,10 @@ int loader_set_gil_range(struct loader *l, pid_t tgid, uint64_t lo, uint64_t hi)
 /* Seed a wait that began before tracing started. */
 /* Describe a Python process to the BPF stack walker (see struct ph_pyproc). */
 int loader_set_pyproc(struct loader *l, pid_t tgid, const struct ph_pyproc *pp);
-int loader_seed_wait(struct loader *l, pid_t tgid, pid_t tid, uint64_t start_ns, uint64_t uaddr,
-		     uint32_t op);
+/* Take that description back (pid now belongs to another process). */
+void loader_forget_pyproc(struct loader *l, pid_t tgid);
+int loader_seed_wait(struct loader *l, pid_t tgid, uint64_t proc_start, pid_t tid, uint64_t start_ns,
+		     uint64_t uaddr, uint32_t op);
 
 /* Remove a seeded wait if it is still the one seeded (the thread did not start another). */
 int loader_unseed_wait(struct loader *l, pid_t tid);

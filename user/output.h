@@ -33,6 +33,7 @@ struct rec_start {
 	double threshold_s;
 	const char *scanner;    /* "perf_event" or "userspace" */
 	double scan_period_s;
+	uint32_t ringbuf_bytes; /* the kernel-to-userspace ring buffer's size */
 };
 
 struct rec_stop {
@@ -40,6 +41,7 @@ struct rec_stop {
 	uint64_t ringbuf_drops;
 	uint64_t waits_map_full;
 	uint64_t map_full;
+	uint64_t exec_checks_dropped; /* userspace: exec re-check queue full */
 	uint64_t long_waits, wait_ends, sigchld_changes, child_status_lost, hangs;
 	double duration_s;
 	int command_exit; /* -1: no command */

@@ -71,6 +71,7 @@ static void json_start(struct output *o, const struct rec_start *r)
 	jw_kdouble(&w, "threshold_s", r->threshold_s, 3);
 	jw_kstr(&w, "scanner", r->scanner);
 	jw_kdouble(&w, "scan_period_s", r->scan_period_s, 3);
+	jw_kint(&w, "ringbuf_bytes", (long long)r->ringbuf_bytes);
 	end_event(o, &w);
 }
 
@@ -84,6 +85,7 @@ static void json_stop(struct output *o, const struct rec_stop *r)
 	jw_kint(&w, "ringbuf_full", (long long)r->ringbuf_drops);
 	jw_kint(&w, "waits_map_full", (long long)r->waits_map_full);
 	jw_kint(&w, "map_full", (long long)r->map_full);
+	jw_kint(&w, "exec_check_queue_full", (long long)r->exec_checks_dropped);
 	jw_obj_end(&w);
 	jw_key(&w, "counts");
 	jw_obj_begin(&w);

@@ -102,9 +102,10 @@ static void text_stop(struct output *o, const struct rec_stop *r)
 		  (unsigned long long)r->sigchld_changes, (unsigned long long)r->child_status_lost);
 	if (r->lost_events)
 		sb_printf(&sb, "; %llu events LOST (ring buffer full %llu, wait table full %llu, "
-			  "other tables full %llu)", (unsigned long long)r->lost_events,
-			  (unsigned long long)r->ringbuf_drops, (unsigned long long)r->waits_map_full,
-			  (unsigned long long)r->map_full);
+			  "other tables full %llu, exec check queue full %llu)",
+			  (unsigned long long)r->lost_events, (unsigned long long)r->ringbuf_drops,
+			  (unsigned long long)r->waits_map_full, (unsigned long long)r->map_full,
+			  (unsigned long long)r->exec_checks_dropped);
 	else
 		sb_puts(&sb, "; no events lost");
 	sb_puts(&sb, ".\n");

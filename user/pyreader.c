@@ -36,6 +36,11 @@
 #define MAX_LINETABLE (1u << 20)
 #define MAX_INTERPRETERS 64u
 #define MAX_SCAN_SECTION (64u << 20)
+/* Processes whose state (layout, code cache, open files) the reader keeps between reads,
+ * most recently read first. Each costs ~100-200 KiB; a host with hundreds of Python
+ * processes would otherwise keep them all until they exit. Evicted ones are attached again
+ * when read next (a few ms). */
+#define READER_MAX_PROCS 64u
 
 /* ---- small helpers ---------------------------------------------------------------- */
 
@@ -1967,6 +1972,37 @@ static struct py_proc *proc_find(struct py_reader *r, pid_t pid)
 	return NULL;
 }
 
+/* Move p to the front of the list (most recently read). */
+static void proc_touch(struct py_reader *r, struct py_proc *p)
+{
+	for (struct py_proc **pp = &r->procs; *pp; pp = &(*pp)->next) {
+		if (*pp == p) {
+			*pp = p->next;
+			p->next = r->procs;
+			r->procs = p;
+			return;
+		}
+	}
+}
+
+/* Keep at most READER_MAX_PROCS processes: free the least recently read. */
+static void proc_trim(struct py_reader *r)
+{
+	unsigned n = 0;
+	for (struct py_proc **pp = &r->procs; *pp; pp = &(*pp)->next) {
+		if (++n > READER_MAX_PROCS) {
+			struct py_proc *rest = *pp;
+			*pp = NULL;
+			while (rest) {
+				struct py_proc *next = rest->next;
+				proc_free(rest);
+				rest = next;
+			}
+			return;
+		}
+	}
+}
+
 /* The cached state for pid if it is still the same process, else a freshly attached one. */
 static struct py_proc *proc_get(struct py_reader *r, pid_t pid, bool *fresh, char *err,
 				size_t errlen)
@@ -1974,6 +2010,7 @@ static struct py_proc *proc_get(struct py_reader *r, pid_t pid, bool *fresh, cha
 	struct py_proc *p = proc_find(r, pid);
 	if (p && pm_still_same(&p->pm)) {
 		*fresh = false;
+		proc_touch(r, p);
 		return p;
 	}
 	if (p)
@@ -1999,6 +2036,7 @@ static struct py_proc *proc_get(struct py_reader *r, pid_t pid, bool *fresh, cha
 	}
 	p->next = r->procs;
 	r->procs = p;
+	proc_trim(r);
 	return p;
 }
 
@@ -2038,6 +2076,7 @@ static int read_once(struct py_reader *r, pid_t pid, struct py_process *out, boo
 		return -1;
 	}
 	out->pid = pid;
+	out->start_time = p->start_time;
 	out->version_hex = p->version_hex;
 	snprintf(out->version, sizeof(out->version), "%s", p->version);
 	return 0;

@@ -62,6 +62,7 @@ struct py_thread {
 
 struct py_process {
 	pid_t pid;
+	uint64_t start_time; /* the process's identity besides its pid: /proc/PID/stat field 22 */
 	char version[32];
 	unsigned version_hex;
 	struct py_thread *threads;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "procmem.h"
 #include "procscan.h"
 #include "pyreader.h"
 #include "tracer.h"
@@ -24,6 +25,7 @@
 struct scan_state {
 	struct tracer *t;
 	pid_t pid;
+	uint64_t proc_start; /* its identity (/proc/PID/stat start time), 0 if unknown */
 };
 
 static bool is_futex_wait(const struct blocked_syscall *s, uint32_t *op)
@@ -97,7 +99,7 @@ static int scan_task(pid_t tid, void *arg)
 		return 0;
 	uint64_t addr = s.nr == NR_FUTEX_WAITV ? 0 : s.args[0];
 	uint64_t start = estimate_wait_start(st, tid);
-	if (loader_seed_wait(st->t->ld, st->pid, tid, start, addr, op) != 0)
+	if (loader_seed_wait(st->t->ld, st->pid, st->proc_start, tid, start, addr, op) != 0)
 		return 0; /* the kernel already tracks a wait of this thread */
 	/* The wait may have ended between the look at /proc and the seed, and then nothing
 	 * would ever remove the seed: look again, and take it back if the thread moved on. */
@@ -120,7 +122,10 @@ static void report_sigchld_ignored(struct tracer *t, pid_t pid)
 	r.action = "SIG_IGN";
 	r.before_start = true;
 	struct captured_stack none = { .status = PH_STACK_NOT_PYTHON }; /* ts 0: before start */
-	pending_put_ignore(&t->pending, pid, &none);
+	uint64_t proc_start = 0;
+	if (pm_start_time(pid, &proc_start) != 0)
+		proc_start = 0;
+	pending_put_ignore(&t->pending, pid, proc_start, &none);
 	t->n_sigchld++;
 	t->out.ops->sigchld(&t->out, &r);
 }
@@ -130,6 +135,8 @@ void tracer_scan_process(struct tracer *t, pid_t pid)
 {
 	struct scan_state st = { .t = t, .pid = pid };
 	char dir[64];
+	if (pm_start_time(pid, &st.proc_start) != 0)
+		return; /* gone already */
 	report_sigchld_ignored(t, pid);
 	if (py_is_python_process(pid) && tracer_describe(t, pid) != 0)
 		tracer_schedule_describe(t, pid); /* not initialized yet: try again soon */

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -55,6 +56,10 @@ static const char USAGE[] =
 	"                         serve Prometheus metrics at http://HOST:PORT/metrics\n"
 	"      --bpf-stats        turn on kernel.bpf_stats_enabled while running (BPF\n"
 	"                         program run counts and times in the metrics)\n"
+	"      --ringbuf-size SIZE\n"
+	"                         kernel-to-userspace ring buffer size in bytes, K/M/G\n"
+	"                         suffixes allowed; a power of two from 64K to 1G\n"
+	"                         (default %s). Events that do not fit are counted as lost\n"
 	"  -h, --help             show this help\n"
 	"\n"
 	"With -- COMMAND, the command is started under tracing (it and all its descendants,\n"
@@ -91,6 +96,17 @@ static double parse_seconds(const char *s, const char *what)
 	return v;
 }
 
+/* 4194304 -> "4M", 65536 -> "64K" (sizes here are powers of two). */
+static void format_size(uint32_t bytes, char *out, size_t len)
+{
+	if (bytes >= (1u << 20) && bytes % (1u << 20) == 0)
+		snprintf(out, len, "%uM", (unsigned)(bytes >> 20));
+	else if (bytes >= (1u << 10) && bytes % (1u << 10) == 0)
+		snprintf(out, len, "%uK", (unsigned)(bytes >> 10));
+	else
+		snprintf(out, len, "%u", (unsigned)bytes);
+}
+
 static pid_t parse_pid_arg(const char *s)
 {
 	char *end;
@@ -101,7 +117,7 @@ static pid_t parse_pid_arg(const char *s)
 	return (pid_t)v;
 }
 
-enum { OPT_DURATION = 0x100, OPT_ALL, OPT_JSON, OPT_METRICS_ADDR, OPT_BPF_STATS };
+enum { OPT_DURATION = 0x100, OPT_ALL, OPT_JSON, OPT_METRICS_ADDR, OPT_BPF_STATS, OPT_RINGBUF_SIZE };
 
 static const struct option LONG_OPTS[] = {
 	{ "pid", required_argument, NULL, 'p' },
@@ -113,6 +129,7 @@ static const struct option LONG_OPTS[] = {
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "metrics-addr", required_argument, NULL, OPT_METRICS_ADDR },
 	{ "bpf-stats", no_argument, NULL, OPT_BPF_STATS },
+	{ "ringbuf-size", required_argument, NULL, OPT_RINGBUF_SIZE },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -123,6 +140,7 @@ struct cli {
 	bool bpf_stats;
 	const char *output;
 	const char *metrics_addr;
+	uint32_t ringbuf_bytes; /* 0: the BPF object's default */
 };
 
 static void parse_args(int argc, char **argv, struct tracer *t, struct cli *c)
@@ -165,9 +183,23 @@ static void parse_args(int argc, char **argv, struct tracer *t, struct cli *c)
 		case OPT_BPF_STATS:
 			c->bpf_stats = true;
 			break;
-		case 'h':
-			fputs(USAGE, stdout);
+		case OPT_RINGBUF_SIZE: {
+			char why[128];
+			if (loader_parse_ringbuf_size(optarg, &c->ringbuf_bytes, why, sizeof(why)) != 0) {
+				fprintf(stderr, "pyhang-trace: invalid --ringbuf-size '%s': %s "
+					"(see pyhang-trace --help)\n", optarg, why);
+				exit(EXIT_USAGE);
+			}
+			break;
+		}
+		case 'h': {
+			char def[32] = "built in";
+			uint32_t bytes = loader_default_ringbuf_size();
+			if (bytes)
+				format_size(bytes, def, sizeof(def));
+			printf(USAGE, def);
 			exit(0);
+		}
 		case ':':
 			die_usage("option '%s' needs a value", argv[optind - 1]);
 			break;
@@ -389,6 +421,7 @@ static void emit_start(struct tracer *t)
 		.threshold_s = (double)t->threshold_ns / 1e9,
 		.scanner = loader_scan_mechanism(t->ld),
 		.scan_period_s = (double)loader_scan_period_ns(t->ld) / 1e9,
+		.ringbuf_bytes = loader_ringbuf_size(t->ld),
 	};
 	t->out.ops->start(&t->out, &r);
 }
@@ -402,7 +435,8 @@ static void emit_stop(struct tracer *t)
 		r.waits_map_full = s.counters[PH_STAT_WAITS_FULL];
 		r.map_full = s.counters[PH_STAT_MAP_FULL];
 	}
-	r.lost_events = r.ringbuf_drops + r.waits_map_full + r.map_full + t->dropped_checks;
+	r.exec_checks_dropped = t->dropped_checks;
+	r.lost_events = r.ringbuf_drops + r.waits_map_full + r.map_full + r.exec_checks_dropped;
 	r.long_waits = t->n_long_waits;
 	r.wait_ends = t->n_wait_ends;
 	r.sigchld_changes = t->n_sigchld;
@@ -446,6 +480,7 @@ static int setup(struct tracer *t, const struct cli *c, int *go_fd, struct metri
 		.trace_all_procs = t->all_processes,
 		.host_wide = t->host_wide,
 		.follow_children = t->command != NULL,
+		.ringbuf_bytes = c->ringbuf_bytes,
 	};
 	t->reader = py_reader_new();
 	if (!t->reader) {
@@ -487,6 +522,13 @@ int trace_main(int argc, char **argv)
 	int go_fd = -1;
 
 	parse_args(argc, argv, &t, &c);
+	/* A fixed threshold turns glibc's sliding one off: after the first free of a reader's
+	 * 2.7 MiB code cache it would rise above that size, and every later cache would come
+	 * from the heap, zeroed page by page by calloc (measured: +70 KiB RSS per process read,
+	 * never given back). Large blocks stay mmap'd: untouched pages cost nothing. */
+	if (mallopt(M_MMAP_THRESHOLD, 128 * 1024) != 1) {
+		/* not glibc's malloc (sanitizers): nothing to tune, and nothing wrong */
+	}
 	install_signal_handlers();
 	if (setup(&t, &c, &go_fd, &m) != 0) {
 		if (t.child > 0) {
