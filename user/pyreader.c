@@ -491,7 +491,7 @@ static void code_entry_clear(struct code_entry *c)
 
 static void code_cache_clear(struct py_proc *p)
 {
-	if (!p->codes)
+	if (!p->codes || p->ncodes == 0)
 		return;
 	for (size_t i = 0; i < CODE_CACHE_CAP; i++)
 		if (p->codes[i].addr)
@@ -1845,6 +1845,100 @@ static int walk_process(struct walk *w, struct py_process *out, char *err, size_
 	return 0;
 }
 
+/* ---- probing: is the interpreter running Python code yet? ---------------------------- */
+
+/* Whether the frame in buf is one walk_frames would report (frame_location would succeed),
+ * decided without the code cache: the tracer probes every new Python process, and most of
+ * them are never read in full. */
+static bool frame_is_python(struct walk *w, const unsigned char *buf)
+{
+	const struct py_layout *l = &w->p->layout;
+	uint64_t code = get_u64(buf, l->f_code);
+	uint8_t owner = 0;
+	if (l->frames != PY_FRAMES_OBJECTS) {
+		owner = l->f_owner ? buf[l->f_owner] : 0;
+		if (owner == l->owner_cstack)
+			return false;
+	}
+	struct code_entry c;
+	if (code_read_fields(w, code, &c) != 0)
+		return false;
+	bool ok = code_fill(w, &c) == 0;
+	if (ok && l->frames != PY_FRAMES_OBJECTS) {
+		uint64_t instr = get_u64(buf, l->f_pos), start = code + l->co_code_adaptive;
+		if (owner != l->owner_generator && instr < start + 2 * (uint64_t)(uint32_t)c.firsttraceable)
+			ok = false; /* incomplete frame */
+	}
+	code_entry_clear(&c);
+	return ok;
+}
+
+/* Whether the chain from frame holds a frame of Python code (bounded like walk_frames). */
+static bool chain_has_python_frame(struct walk *w, uint64_t frame)
+{
+	const struct py_layout *l = &w->p->layout;
+	uint32_t fsize = pylayout_frame_read_size(l);
+	unsigned char buf[256];
+	if (fsize > sizeof(buf))
+		return false;
+	for (size_t steps = 0; frame && steps < 2 * PY_MAX_FRAMES && !w->gone; steps++) {
+		if (!plausible_ptr(frame) || rd(w, frame, buf, fsize) != 0)
+			return false;
+		if (frame_is_python(w, buf))
+			return true;
+		frame = get_u64(buf, l->f_back);
+	}
+	return false;
+}
+
+static bool interp_has_python_frame(struct walk *w, uint64_t interp)
+{
+	const struct py_layout *l = &w->p->layout;
+	uint32_t tsize = tstate_read_size(l);
+	unsigned char ts[512];
+	uint64_t tstate;
+	if (tsize > sizeof(ts) || rd_u64(w, interp + l->interp_tstate_head, &tstate) != 0)
+		return false;
+	/* the thread list is not walked for cycles here: the count bounds it */
+	for (unsigned n = 0; tstate && n < PY_MAX_THREADS && !w->gone; n++) {
+		if (!plausible_ptr(tstate) || rd(w, tstate, ts, tsize) != 0 ||
+		    get_u64(ts, l->ts_interp) != interp)
+			return false;
+		if (chain_has_python_frame(w, first_frame(w, ts)))
+			return true;
+		tstate = get_u64(ts, l->ts_next);
+	}
+	return false;
+}
+
+/* What walk_process learns about the process (interpreter, version), and whether some
+ * thread runs Python code: 1 yes, 0 not yet, -1 no valid interpreter. */
+static int probe_process(struct walk *w, char *err, size_t errlen)
+{
+	struct py_proc *p = w->p;
+	struct addr_set seen = { 0 };
+	uint64_t interp = first_interp(w), main_interp = 0;
+	bool found = false;
+	if (!interp_valid(w, interp)) {
+		snprintf(err, errlen, "process %d: no valid Python interpreter state (not "
+			 "initialized or finalizing?)", (int)p->pid);
+		return -1;
+	}
+	p->last_interp = interp;
+	for (unsigned n = 0; interp && n < MAX_INTERPRETERS && !w->gone; n++) {
+		if (!plausible_ptr(interp) || !addr_set_add(&seen, interp))
+			break;
+		main_interp = interp; /* the list ends with the main interpreter */
+		if (!found)
+			found = interp_has_python_frame(w, interp);
+		if (rd_u64(w, interp + p->layout.interp_next, &interp) != 0)
+			break;
+	}
+	addr_set_free(&seen);
+	read_sys_version(w, main_interp);
+	return found ? 1 : 0;
+}
+
 /* ---- public API ----------------------------------------------------------------------- */
 
 struct py_reader *py_reader_new(void)
@@ -1873,6 +1967,12 @@ void py_reader_free(struct py_reader *r)
 	}
 	pm_cache_free(&r->cache);
 	free(r);
+}
+
+void py_reader_release_cache(struct py_reader *r)
+{
+	if (r)
+		pm_cache_free(&r->cache);
 }
 
 void py_forget_process(struct py_reader *r, pid_t pid)
@@ -1983,6 +2083,41 @@ int py_read_process(struct py_reader *r, pid_t pid, struct py_process *out, char
 	int rc = read_once(r, pid, out, &retry, err, errlen);
 	if (rc != 0 && retry)
 		rc = read_once(r, pid, out, &retry, err, errlen);
+	return rc;
+}
+
+static int probe_once(struct py_reader *r, pid_t pid, unsigned *version_hex, bool *retry,
+		      char *err, size_t errlen)
+{
+	bool fresh;
+	*retry = false;
+	struct py_proc *p = proc_get(r, pid, &fresh, err, errlen);
+	if (!p)
+		return -1;
+	pm_new_snapshot(&p->pm);
+	struct walk w = { .p = p };
+	int rc = probe_process(&w, err, errlen);
+	if (w.gone) {
+		py_forget_process(r, pid);
+		*retry = !fresh;
+		snprintf(err, errlen, "process %d exited or exec'd while being read", (int)pid);
+		return -1;
+	}
+	*version_hex = p->version_hex;
+	return rc;
+}
+
+int py_probe_process(struct py_reader *r, pid_t pid, unsigned *version_hex, char *err,
+		     size_t errlen)
+{
+	if (!r || pid <= 0) {
+		snprintf(err, errlen, "invalid pid %d", (int)pid);
+		return -1;
+	}
+	bool retry;
+	int rc = probe_once(r, pid, version_hex, &retry, err, errlen);
+	if (rc < 0 && retry)
+		rc = probe_once(r, pid, version_hex, &retry, err, errlen);
 	return rc;
 }
 
