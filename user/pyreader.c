@@ -214,9 +214,12 @@ struct py_proc {
 	struct py_proc *next;
 };
 
+struct sym_cache;
+
 struct py_reader {
 	struct py_proc *procs;
 	struct pm_cache cache; /* one block cache for every process (read one at a time) */
+	struct sym_cache *syms; /* symbols of the interpreter files seen last (allocated on use) */
 };
 
 struct sysfd {
@@ -236,6 +239,7 @@ struct walk {
 	 * that namespace (gettid(), native_thread_id, glibc's pthread tid): ns_tids[i] is the
 	 * innermost NSpid of tasks[i]. NULL when the process is in our namespace. */
 	pid_t *ns_tids;
+	struct sym_cache *syms; /* the reader's, when attaching */
 };
 
 static int rd(struct walk *w, uint64_t addr, void *buf, size_t len)
@@ -910,6 +914,48 @@ struct attach {
 	bool no_symbols; /* testing: PYHANG_NO_SYMBOLS=1 ignores the interpreter-state symbols */
 };
 
+/* The symbol values of the last few interpreter files (the binary or libpython) looked
+ * up: every process of the same interpreter needs the same ones, and looking them up scans
+ * the whole symbol table (milliseconds for libpython's). Keyed by the file's identity. */
+#define SYM_CACHE_ENTRIES 8u
+
+struct sym_cache_entry {
+	uint64_t dev, inode, size;
+	int64_t mtime_ns;
+	uint64_t sym[S_COUNT], symsize[S_COUNT];
+	bool used;
+};
+
+struct sym_cache {
+	struct sym_cache_entry e[SYM_CACHE_ENTRIES];
+	unsigned next;
+};
+
+static void lookup_symbols_cached(struct sym_cache *c, struct attach *a)
+{
+	const struct elf_file *ef = &a->ef;
+	for (unsigned i = 0; c && i < SYM_CACHE_ENTRIES; i++) {
+		const struct sym_cache_entry *e = &c->e[i];
+		if (e->used && e->dev == ef->dev && e->inode == ef->inode && e->size == ef->file_size &&
+		    e->mtime_ns == ef->mtime_ns) {
+			memcpy(a->sym, e->sym, sizeof(a->sym));
+			memcpy(a->size, e->symsize, sizeof(a->size));
+			return;
+		}
+	}
+	elf_lookup_symbols(&a->ef, sym_names, S_COUNT, a->sym, a->size);
+	if (!c)
+		return;
+	struct sym_cache_entry *e = &c->e[c->next++ % SYM_CACHE_ENTRIES];
+	e->dev = ef->dev;
+	e->inode = ef->inode;
+	e->size = ef->file_size;
+	e->mtime_ns = ef->mtime_ns;
+	memcpy(e->sym, a->sym, sizeof(e->sym));
+	memcpy(e->symsize, a->size, sizeof(e->symsize));
+	e->used = true;
+}
+
 static uint64_t sym_addr(const struct attach *a, enum sym_id id)
 {
 	return a->sym[id] ? a->sym[id] + a->bias : 0;
@@ -1174,7 +1220,7 @@ static int attach_process(struct walk *w, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot compute the load bias of %s", m->path);
 		goto out;
 	}
-	elf_lookup_symbols(&a.ef, sym_names, S_COUNT, a.sym, a.size);
+	lookup_symbols_cached(w->syms, &a);
 	if (!a.sym[S_RUNTIME] && !a.sym[S_INTERP_HEAD_FN] && !a.sym[S_INTERP_HEAD] &&
 	    !is_libpython(m->path) && !version_from_name(m->path, &(unsigned){0}, &(unsigned){0})) {
 		snprintf(err, errlen, "process %d is not a Python process (%s has no CPython "
@@ -1966,6 +2012,7 @@ void py_reader_free(struct py_reader *r)
 		proc_free(p);
 	}
 	pm_cache_free(&r->cache);
+	free(r->syms);
 	free(r);
 }
 
@@ -2020,7 +2067,9 @@ static struct py_proc *proc_get(struct py_reader *r, pid_t pid, bool *fresh, cha
 	}
 	p->start_time = p->pm.start_time;
 	pm_use_cache(&p->pm, &r->cache);
-	struct walk w = { .p = p };
+	if (!r->syms)
+		r->syms = calloc(1, sizeof(*r->syms)); /* without it, symbols are looked up each time */
+	struct walk w = { .p = p, .syms = r->syms };
 	if (attach_process(&w, err, errlen) != 0) {
 		proc_free(p);
 		return NULL;
