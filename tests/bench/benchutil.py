@@ -29,18 +29,23 @@ class Tracer(object):
         fd, self.out_path = tempfile.mkstemp(prefix="pyhang-bench-", suffix=".jsonl")
         os.close(fd)
         argv = [TRACER, "--json", "-q", "-o", self.out_path] + self.extra_args
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.err = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stderr=self.err)
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("tracer exited with %s: %s" % (
-                    self.proc.returncode, self.proc.stderr.read().decode(errors="replace")))
+            self.check_alive()
             with open(self.out_path, "rb") as f:
                 if b'"event":"start"' in f.read(4096):
                     return self
             time.sleep(0.02)
         self.stop()
         raise RuntimeError("tracer did not start within %d s" % self.timeout)
+
+    def check_alive(self):
+        if self.proc.poll() is not None:
+            self.err.seek(0)
+            raise RuntimeError("tracer exited with status %s: %s" % (
+                self.proc.returncode, self.err.read().decode(errors="replace")[-2000:]))
 
     @property
     def pid(self):
@@ -66,7 +71,7 @@ class Tracer(object):
                 self.proc.kill()
                 self.proc.wait()
         if self.proc:
-            self.proc.stderr.close()
+            self.err.close()
         if self.out_path and os.path.exists(self.out_path):
             os.unlink(self.out_path)
             self.out_path = None

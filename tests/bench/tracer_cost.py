@@ -73,11 +73,13 @@ def stop_all(procs):
 
 def measure(tracer, warm, window):
     time.sleep(warm)
+    tracer.check_alive()
     pid = tracer.pid
     c0, t0 = bu.cpu_seconds(pid), time.monotonic()
     startup_s = c0
     rss_max = 0
     while time.monotonic() - t0 < window:
+        tracer.check_alive()
         rss_max = max(rss_max, bu.status_kib(pid)["VmRSS"])
         time.sleep(0.25)
     c1, t1 = bu.cpu_seconds(pid), time.monotonic()
