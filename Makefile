@@ -6,7 +6,8 @@
 #   make run        deps + build + trace the whole host with defaults (needs root)
 #   make vmlinux    regenerate vmlinux.h from the running kernel's BTF
 #   make asan       build/pyhang-trace-asan with AddressSanitizer + UBSan
-#   make bench      build the benchmarks under tests/bench
+#   make bench      build the benchmarks under tests/bench (run: tests/bench/run_futex_bench.sh,
+#                   tests/bench/python_workloads.py, tests/bench/tracer_cost.py; root)
 
 BUILD      ?= build
 CLANG      ?= clang

@@ -101,6 +101,8 @@ int elf_open_fd(struct elf_file *ef, int fd, char *err, size_t errlen)
 	}
 	ef->file_size = (uint64_t)st.st_size;
 	ef->inode = (uint64_t)st.st_ino;
+	ef->dev = (uint64_t)st.st_dev;
+	ef->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
 	if (read_exact(fd, 0, &eh, sizeof(eh)) != 0) {
 		snprintf(err, errlen, "ELF file too short");
 		elf_close(ef);

@@ -29,6 +29,8 @@ struct elf_file {
 	int fd;
 	uint64_t file_size;
 	uint64_t inode;
+	uint64_t dev;      /* with inode, size and mtime: which file this is (caches) */
+	int64_t mtime_ns;
 	uint16_t type; /* ET_EXEC or ET_DYN */
 	Elf64_Phdr *ph;
 	size_t phnum;

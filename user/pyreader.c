@@ -220,9 +220,12 @@ struct py_proc {
 	struct py_proc *next;
 };
 
+struct sym_cache;
+
 struct py_reader {
 	struct py_proc *procs;
 	struct pm_cache cache; /* one block cache for every process (read one at a time) */
+	struct sym_cache *syms; /* symbols of the interpreter files seen last (allocated on use) */
 };
 
 struct sysfd {
@@ -242,6 +245,7 @@ struct walk {
 	 * that namespace (gettid(), native_thread_id, glibc's pthread tid): ns_tids[i] is the
 	 * innermost NSpid of tasks[i]. NULL when the process is in our namespace. */
 	pid_t *ns_tids;
+	struct sym_cache *syms; /* the reader's, when attaching */
 };
 
 static int rd(struct walk *w, uint64_t addr, void *buf, size_t len)
@@ -525,7 +529,7 @@ static void code_entry_clear(struct code_entry *c)
 
 static void code_cache_clear(struct py_proc *p)
 {
-	if (!p->codes)
+	if (!p->codes || p->ncodes == 0)
 		return;
 	for (size_t i = 0; i < CODE_CACHE_CAP; i++)
 		if (p->codes[i].addr)
@@ -950,6 +954,48 @@ struct attach {
 	bool no_symbols; /* testing: PYHANG_NO_SYMBOLS=1 ignores the interpreter-state symbols */
 };
 
+/* The symbol values of the last few interpreter files (the binary or libpython) looked
+ * up: every process of the same interpreter needs the same ones, and looking them up scans
+ * the whole symbol table (milliseconds for libpython's). Keyed by the file's identity. */
+#define SYM_CACHE_ENTRIES 8u
+
+struct sym_cache_entry {
+	uint64_t dev, inode, size;
+	int64_t mtime_ns;
+	uint64_t sym[S_COUNT], symsize[S_COUNT];
+	bool used;
+};
+
+struct sym_cache {
+	struct sym_cache_entry e[SYM_CACHE_ENTRIES];
+	unsigned next;
+};
+
+static void lookup_symbols_cached(struct sym_cache *c, struct attach *a)
+{
+	const struct elf_file *ef = &a->ef;
+	for (unsigned i = 0; c && i < SYM_CACHE_ENTRIES; i++) {
+		const struct sym_cache_entry *e = &c->e[i];
+		if (e->used && e->dev == ef->dev && e->inode == ef->inode && e->size == ef->file_size &&
+		    e->mtime_ns == ef->mtime_ns) {
+			memcpy(a->sym, e->sym, sizeof(a->sym));
+			memcpy(a->size, e->symsize, sizeof(a->size));
+			return;
+		}
+	}
+	elf_lookup_symbols(&a->ef, sym_names, S_COUNT, a->sym, a->size);
+	if (!c)
+		return;
+	struct sym_cache_entry *e = &c->e[c->next++ % SYM_CACHE_ENTRIES];
+	e->dev = ef->dev;
+	e->inode = ef->inode;
+	e->size = ef->file_size;
+	e->mtime_ns = ef->mtime_ns;
+	memcpy(e->sym, a->sym, sizeof(e->sym));
+	memcpy(e->symsize, a->size, sizeof(e->symsize));
+	e->used = true;
+}
+
 static uint64_t sym_addr(const struct attach *a, enum sym_id id)
 {
 	return a->sym[id] ? a->sym[id] + a->bias : 0;
@@ -1214,7 +1260,7 @@ static int attach_process(struct walk *w, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot compute the load bias of %s", m->path);
 		goto out;
 	}
-	elf_lookup_symbols(&a.ef, sym_names, S_COUNT, a.sym, a.size);
+	lookup_symbols_cached(w->syms, &a);
 	if (!a.sym[S_RUNTIME] && !a.sym[S_INTERP_HEAD_FN] && !a.sym[S_INTERP_HEAD] &&
 	    !is_libpython(m->path) && !version_from_name(m->path, &(unsigned){0}, &(unsigned){0})) {
 		snprintf(err, errlen, "process %d is not a Python process (%s has no CPython "
@@ -1922,6 +1968,100 @@ static int walk_process(struct walk *w, struct py_process *out, char *err, size_
 	return 0;
 }
 
+/* ---- probing: is the interpreter running Python code yet? ---------------------------- */
+
+/* Whether the frame in buf is one walk_frames would report (frame_location would succeed),
+ * decided without the code cache: the tracer probes every new Python process, and most of
+ * them are never read in full. */
+static bool frame_is_python(struct walk *w, const unsigned char *buf)
+{
+	const struct py_layout *l = &w->p->layout;
+	uint64_t code = get_u64(buf, l->f_code);
+	uint8_t owner = 0;
+	if (l->frames != PY_FRAMES_OBJECTS) {
+		owner = l->f_owner ? buf[l->f_owner] : 0;
+		if (owner == l->owner_cstack)
+			return false;
+	}
+	struct code_entry c;
+	if (code_read_fields(w, code, &c) != 0)
+		return false;
+	bool ok = code_fill(w, &c) == 0;
+	if (ok && l->frames != PY_FRAMES_OBJECTS) {
+		uint64_t instr = get_u64(buf, l->f_pos), start = code + l->co_code_adaptive;
+		if (owner != l->owner_generator && instr < start + 2 * (uint64_t)(uint32_t)c.firsttraceable)
+			ok = false; /* incomplete frame */
+	}
+	code_entry_clear(&c);
+	return ok;
+}
+
+/* Whether the chain from frame holds a frame of Python code (bounded like walk_frames). */
+static bool chain_has_python_frame(struct walk *w, uint64_t frame)
+{
+	const struct py_layout *l = &w->p->layout;
+	uint32_t fsize = pylayout_frame_read_size(l);
+	unsigned char buf[256];
+	if (fsize > sizeof(buf))
+		return false;
+	for (size_t steps = 0; frame && steps < 2 * PY_MAX_FRAMES && !w->gone; steps++) {
+		if (!plausible_ptr(frame) || rd(w, frame, buf, fsize) != 0)
+			return false;
+		if (frame_is_python(w, buf))
+			return true;
+		frame = get_u64(buf, l->f_back);
+	}
+	return false;
+}
+
+static bool interp_has_python_frame(struct walk *w, uint64_t interp)
+{
+	const struct py_layout *l = &w->p->layout;
+	uint32_t tsize = tstate_read_size(l);
+	unsigned char ts[512];
+	uint64_t tstate;
+	if (tsize > sizeof(ts) || rd_u64(w, interp + l->interp_tstate_head, &tstate) != 0)
+		return false;
+	/* the thread list is not walked for cycles here: the count bounds it */
+	for (unsigned n = 0; tstate && n < PY_MAX_THREADS && !w->gone; n++) {
+		if (!plausible_ptr(tstate) || rd(w, tstate, ts, tsize) != 0 ||
+		    get_u64(ts, l->ts_interp) != interp)
+			return false;
+		if (chain_has_python_frame(w, first_frame(w, ts)))
+			return true;
+		tstate = get_u64(ts, l->ts_next);
+	}
+	return false;
+}
+
+/* What walk_process learns about the process (interpreter, version), and whether some
+ * thread runs Python code: 1 yes, 0 not yet, -1 no valid interpreter. */
+static int probe_process(struct walk *w, char *err, size_t errlen)
+{
+	struct py_proc *p = w->p;
+	struct addr_set seen = { 0 };
+	uint64_t interp = first_interp(w), main_interp = 0;
+	bool found = false;
+	if (!interp_valid(w, interp)) {
+		snprintf(err, errlen, "process %d: no valid Python interpreter state (not "
+			 "initialized or finalizing?)", (int)p->pid);
+		return -1;
+	}
+	p->last_interp = interp;
+	for (unsigned n = 0; interp && n < MAX_INTERPRETERS && !w->gone; n++) {
+		if (!plausible_ptr(interp) || !addr_set_add(&seen, interp))
+			break;
+		main_interp = interp; /* the list ends with the main interpreter */
+		if (!found)
+			found = interp_has_python_frame(w, interp);
+		if (rd_u64(w, interp + p->layout.interp_next, &interp) != 0)
+			break;
+	}
+	addr_set_free(&seen);
+	read_sys_version(w, main_interp);
+	return found ? 1 : 0;
+}
+
 /* ---- public API ----------------------------------------------------------------------- */
 
 struct py_reader *py_reader_new(void)
@@ -1949,7 +2089,14 @@ void py_reader_free(struct py_reader *r)
 		proc_free(p);
 	}
 	pm_cache_free(&r->cache);
+	free(r->syms);
 	free(r);
+}
+
+void py_reader_release_cache(struct py_reader *r)
+{
+	if (r)
+		pm_cache_free(&r->cache);
 }
 
 void py_forget_process(struct py_reader *r, pid_t pid)
@@ -2029,7 +2176,9 @@ static struct py_proc *proc_get(struct py_reader *r, pid_t pid, bool *fresh, cha
 	}
 	p->start_time = p->pm.start_time;
 	pm_use_cache(&p->pm, &r->cache);
-	struct walk w = { .p = p };
+	if (!r->syms)
+		r->syms = calloc(1, sizeof(*r->syms)); /* without it, symbols are looked up each time */
+	struct walk w = { .p = p, .syms = r->syms };
 	if (attach_process(&w, err, errlen) != 0) {
 		proc_free(p);
 		return NULL;
@@ -2094,6 +2243,41 @@ int py_read_process(struct py_reader *r, pid_t pid, struct py_process *out, char
 	int rc = read_once(r, pid, out, &retry, err, errlen);
 	if (rc != 0 && retry)
 		rc = read_once(r, pid, out, &retry, err, errlen);
+	return rc;
+}
+
+static int probe_once(struct py_reader *r, pid_t pid, unsigned *version_hex, bool *retry,
+		      char *err, size_t errlen)
+{
+	bool fresh;
+	*retry = false;
+	struct py_proc *p = proc_get(r, pid, &fresh, err, errlen);
+	if (!p)
+		return -1;
+	pm_new_snapshot(&p->pm);
+	struct walk w = { .p = p };
+	int rc = probe_process(&w, err, errlen);
+	if (w.gone) {
+		py_forget_process(r, pid);
+		*retry = !fresh;
+		snprintf(err, errlen, "process %d exited or exec'd while being read", (int)pid);
+		return -1;
+	}
+	*version_hex = p->version_hex;
+	return rc;
+}
+
+int py_probe_process(struct py_reader *r, pid_t pid, unsigned *version_hex, char *err,
+		     size_t errlen)
+{
+	if (!r || pid <= 0) {
+		snprintf(err, errlen, "invalid pid %d", (int)pid);
+		return -1;
+	}
+	bool retry;
+	int rc = probe_once(r, pid, version_hex, &retry, err, errlen);
+	if (rc < 0 && retry)
+		rc = probe_once(r, pid, version_hex, &retry, err, errlen);
 	return rc;
 }
 

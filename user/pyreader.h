@@ -86,8 +86,16 @@ void py_reader_free(struct py_reader *r);
 int py_read_process(struct py_reader *r, pid_t pid, struct py_process *out, char *err,
 		    size_t errlen);
 void py_process_free(struct py_process *p);
+/* Attach to pid (or reuse what is cached) and look whether some thread runs Python code,
+ * without reading any stack in full: 1 yes, 0 not yet (interpreter not set up), -1 error.
+ * *version_hex as py_read_process would give it. */
+int py_probe_process(struct py_reader *r, pid_t pid, unsigned *version_hex, char *err,
+		     size_t errlen);
 /* Cheap test: the maps contain libpython or the executable is named python*. */
 bool py_is_python_process(pid_t pid);
+/* Free the block cache shared by all processes (it is only valid within one read, and is
+ * allocated again by the next read): a long-running caller does not keep it resident. */
+void py_reader_release_cache(struct py_reader *r);
 /* Drop everything cached for pid (call on exit or exec). */
 void py_forget_process(struct py_reader *r, pid_t pid);
 

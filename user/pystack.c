@@ -77,20 +77,17 @@ int pystack_fill_pyproc(const struct py_layout *l, const struct py_addrs *a, uns
 int pystack_describe(struct loader *ld, struct py_reader *r, pid_t pid, struct py_layout *layout_out,
 		     char *err, size_t errlen)
 {
-	struct py_process p;
-	if (py_read_process(r, pid, &p, err, errlen) != 0) {
+	/* Right after exec the interpreter may not be set up yet: only a look that found a
+	 * thread running Python code is trusted (and nothing of an earlier one is kept). Only the
+	 * layout is needed here, so no stack is read in full (the probe stops at the first frame
+	 * of Python code). */
+	unsigned version_hex = 0;
+	int probed = py_probe_process(r, pid, &version_hex, err, errlen);
+	if (probed < 0) {
 		py_forget_process(r, pid);
 		return -1;
 	}
-	/* Right after exec the interpreter may not be set up yet: only a read that found a
-	 * thread running Python code is trusted (and nothing of an earlier one is kept). */
-	bool initialized = false;
-	for (size_t i = 0; i < p.nthreads; i++)
-		if (p.threads[i].nframes > 0)
-			initialized = true;
-	unsigned version_hex = p.version_hex;
-	py_process_free(&p);
-	if (!initialized) {
+	if (probed == 0) {
 		py_forget_process(r, pid);
 		snprintf(err, errlen, "pid %d: interpreter not running Python code yet", (int)pid);
 		return -1;

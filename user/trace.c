@@ -393,6 +393,8 @@ static void event_loop(struct tracer *t, struct metrics *m)
 				break;
 			timeout = min_timeout(timeout, (int)((deadline - now) / 1000000ull) + 1);
 		}
+		/* between bursts of reads, the reader's block cache (up to 32 MiB) is not kept */
+		py_reader_release_cache(t->reader);
 		int rc = wait_and_consume(t, m, timeout);
 		if (rc < 0 && rc != -EINTR) {
 			fprintf(stderr, "pyhang-trace: reading events failed: %s\n", strerror(-rc));
@@ -521,6 +523,12 @@ int trace_main(int argc, char **argv)
 	struct metrics *m = NULL;
 	int go_fd = -1;
 
+	/* A fixed mmap threshold: blocks of 128 KiB and more (ELF symbol tables read while
+	 * describing a process, the reader's caches) are mmapped and go back to the system when
+	 * freed. glibc's default raises the threshold after the first such free, and the heap
+	 * then kept 30+ MiB of freed buffers resident for good. */
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 256 * 1024);
 	parse_args(argc, argv, &t, &c);
 	/* A fixed threshold turns glibc's sliding one off: after the first free of a reader's
 	 * 2.7 MiB code cache it would rise above that size, and every later cache would come
@@ -549,6 +557,8 @@ int trace_main(int argc, char **argv)
 		fprintf(stderr, "pyhang-trace: metrics at http://%s/metrics\n", metrics_bound_addr(m));
 	/* after `start`: what the scan finds (already ignored SIGCHLD...) are events too */
 	tracer_scan_existing(&t);
+	py_reader_release_cache(t.reader);
+	malloc_trim(0); /* what loading (libbpf: BTF, ELF of the BPF object) and the scan freed */
 	if (t.command && release_command(go_fd) != 0)
 		fprintf(stderr, "pyhang-trace: cannot start the command: %s\n", strerror(errno));
 	event_loop(&t, m);
