@@ -147,6 +147,14 @@ static __always_inline void stat_inc(u32 slot)
 
 static const struct ph_watch watch_everything = {};
 
+/* Ring-buffer wakeups. Waking the reader costs an interrupt (a self-IPI for irq_work, a VM
+ * exit in a VM: ~10 us measured per exec event here), so events that can wait for the
+ * reader's next pass (it polls at least every 200 ms) are sent without one; urgent ones
+ * force one, since a lazy record ahead of them stops the kernel's own check (which wakes
+ * the reader only when it has caught up). */
+#define RB_LAZY BPF_RB_NO_WAKEUP
+#define RB_URGENT BPF_RB_FORCE_WAKEUP
+
 #define barrier() asm volatile("" ::: "memory")
 
 static __always_inline struct ph_watch_slot *watch_slot(u32 tgid)
@@ -503,7 +511,13 @@ static __always_inline u64 emit_pystack(u32 for_type, u32 child_pid)
 		se->nframes = c.n;
 		se->truncated = c.truncated;
 	}
-	if (bpf_ringbuf_output(&events, se, sizeof(*se), 0))
+	/* only the frames filled: a reap 6 frames deep sends ~5 KiB, not the whole 47 KiB */
+	u32 n = se->nframes <= PH_MAX_PYFRAMES ? se->nframes : PH_MAX_PYFRAMES;
+	u64 size = offsetof(struct ph_stack_event, frames) + (u64)n * sizeof(struct ph_pyframe);
+	if (size > sizeof(*se))
+		size = sizeof(*se);
+	/* a reap's stack is kept for later; the others precede an urgent event */
+	if (bpf_ringbuf_output(&events, se, size, for_type == PH_EV_REAP ? RB_LAZY : 0))
 		stat_inc(PH_STAT_RINGBUF_DROPS);
 	return se->ts_ns;
 }
@@ -537,7 +551,7 @@ static __always_inline void emit_wait_end(struct ph_wait *w, u32 tid, u32 reason
 	e->wait.op = w->op;
 	e->wait.flags = w->flags;
 	e->wait.end_reason = reason;
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, RB_LAZY);
 }
 
 /* Close a finished GIL chain exactly once (the scanner and the thread may race for it). */
@@ -801,7 +815,7 @@ static __always_inline void scan_record(u32 tid, struct ph_wait *w, struct scan_
 	e->wait.uaddr = w->uaddr;
 	e->wait.op = w->op;
 	e->wait.flags = f | PH_WF_REPORTED;
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, RB_URGENT);
 }
 
 static long scan_overflow_one(struct bpf_map *map, u32 *tid, struct ph_wait *w, struct scan_ctx *c)
@@ -941,7 +955,7 @@ int sigaction_exit(struct trace_event_raw_sys_exit *ctx)
 		e->sigchld.handler = (u64)BPF_CORE_READ(sh, action[PH_SIGCHLD - 1].sa.sa_handler);
 		e->sigchld.sa_flags = BPF_CORE_READ(sh, action[PH_SIGCHLD - 1].sa.sa_flags);
 	}
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, RB_URGENT);
 	return 0;
 }
 
@@ -981,7 +995,7 @@ int waitid_enter(struct trace_event_raw_sys_enter *ctx)
 	return wait_call_begin(pid_arg, 1, ctx->args[2], (u32)ctx->args[3]);
 }
 
-static __always_inline void record_reap(u32 child, u32 tgid, u32 tid)
+static __always_inline void record_reap(u32 child, u32 tgid, u32 tid, bool any_child)
 {
 	struct ph_reap r = {
 		.reap_ns = bpf_ktime_get_ns(),
@@ -990,8 +1004,11 @@ static __always_inline void record_reap(u32 child, u32 tgid, u32 tid)
 	};
 	if (bpf_map_update_elem(&reaps, &child, &r, BPF_ANY))
 		stat_inc(PH_STAT_MAP_FULL);
-	/* Who took the status, and from where: needed if another wait later finds it gone. */
-	if (bpf_map_lookup_elem(&pyprocs, &tgid))
+	/* Who took the status, and from where: needed if another wait later finds it gone.
+	 * Only waits for any child take the stack (~15 us of frame walking per reap): a wait
+	 * for one named child (Popen.wait/poll) reaps what its caller started, and is every
+	 * subprocess call's own reap; who and when are still recorded for it. */
+	if (any_child && bpf_map_lookup_elem(&pyprocs, &tgid))
 		emit_pystack(PH_EV_REAP, child);
 }
 
@@ -1030,7 +1047,7 @@ static __always_inline void emit_lost(u32 cause, u32 child, struct wait_pending 
 		e->lost.reaper_tid = r->tid;
 		e->lost.reap_ns = r->reap_ns;
 	}
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, RB_URGENT);
 }
 
 /* Whether the loss of this child's status was already reported to this process. */
@@ -1107,11 +1124,11 @@ static __always_inline int wait_call_end(long ret)
 	if (ret == -PH_ECHILD)
 		return on_echild(&p);
 	if (p.syscall == 0 && ret > 0) {
-		record_reap((u32)ret, id >> 32, tid);
+		record_reap((u32)ret, id >> 32, tid, p.pid_arg < 0);
 	} else if (p.syscall == 1 && ret == 0 && p.infop && !(p.options & PH_WNOWAIT)) {
 		s32 si_pid = 0; /* siginfo_t: si_pid of the SIGCHLD union at offset 16 */
 		if (!bpf_probe_read_user(&si_pid, sizeof(si_pid), (void *)(p.infop + 16)) && si_pid > 0)
-			record_reap((u32)si_pid, id >> 32, tid);
+			record_reap((u32)si_pid, id >> 32, tid, p.pid_arg < 0);
 	}
 	return 0;
 }
@@ -1233,7 +1250,9 @@ int on_exec(struct bpf_raw_tracepoint_args *ctx)
 		else if (w)
 			watch_del(tgid);
 	}
-	bpf_ringbuf_submit(e, 0);
+	/* a Python program is described at once (its SIGCHLD changes need the stack walker);
+	 * other programs only get a delayed check for an embedded interpreter */
+	bpf_ringbuf_submit(e, python ? RB_URGENT : RB_LAZY);
 	return 0;
 }
 
@@ -1310,7 +1329,7 @@ int on_exit(struct bpf_raw_tracepoint_args *ctx)
 		struct ph_event *e = ev_reserve(PH_EV_EXIT, tgid, tid);
 		if (e) {
 			bpf_probe_read_kernel_str(e->comm, sizeof(e->comm), t->comm);
-			bpf_ringbuf_submit(e, 0);
+			bpf_ringbuf_submit(e, RB_LAZY);
 		}
 	}
 	return 0;

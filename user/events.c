@@ -3,6 +3,7 @@
  * for long waits, whose frames are stable while the thread is blocked), remembering reaps
  * and children's command lines for later reports, and keeping the watch set and the BPF
  * stack walker's process descriptions current after exec. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -436,8 +437,12 @@ int tracer_handle_event(void *arg, const void *data, size_t size)
 	struct tracer *t = arg;
 	const struct ph_event *e = data;
 	if (e->type == PH_EV_STACK) {
-		if (size >= sizeof(struct ph_stack_event))
-			on_stack(t, data);
+		/* only the frames filled are sent */
+		const struct ph_stack_event *se = data;
+		size_t head = offsetof(struct ph_stack_event, frames);
+		if (size >= head && se->nframes <= PH_MAX_PYFRAMES &&
+		    size >= head + (size_t)se->nframes * sizeof(struct ph_pyframe))
+			on_stack(t, se);
 		return 0;
 	}
 	if (size < sizeof(*e))

@@ -373,9 +373,17 @@ int loader_setup_ringbuf(struct loader *l, loader_event_fn fn, void *arg)
 	return l->rb ? 0 : -1;
 }
 
+/* Records sent without a wakeup (RB_LAZY in the BPF programs) do not make epoll ready:
+ * after every wait, whatever it ended with, the ring is drained too. */
 int loader_poll(struct loader *l, int timeout_ms)
 {
-	return ring_buffer__poll(l->rb, timeout_ms);
+	int polled = ring_buffer__poll(l->rb, timeout_ms);
+	if (polled < 0 && polled != -EINTR)
+		return polled;
+	int drained = ring_buffer__consume(l->rb);
+	if (drained < 0)
+		return drained;
+	return (polled > 0 ? polled : 0) + drained;
 }
 
 int loader_scan_due_in_ms(struct loader *l)

@@ -523,20 +523,15 @@ int trace_main(int argc, char **argv)
 	struct metrics *m = NULL;
 	int go_fd = -1;
 
-	/* A fixed mmap threshold: blocks of 128 KiB and more (ELF symbol tables read while
-	 * describing a process, the reader's caches) are mmapped and go back to the system when
-	 * freed. glibc's default raises the threshold after the first such free, and the heap
-	 * then kept 30+ MiB of freed buffers resident for good. */
-	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-	mallopt(M_TRIM_THRESHOLD, 256 * 1024);
+	/* A fixed mmap threshold turns glibc's sliding one off: after the first free of a
+	 * reader's 2.7 MiB code cache it would rise above that size, and every later cache (and
+	 * the ELF symbol tables read while describing a process) would come from the heap,
+	 * which then kept 30+ MiB of freed buffers resident for good. Blocks of 128 KiB and more
+	 * are mmapped and go back to the system when freed; untouched pages cost nothing.
+	 * mallopt fails under sanitizers (not glibc's malloc): nothing to tune then. */
+	(void)mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+	(void)mallopt(M_TRIM_THRESHOLD, 256 * 1024);
 	parse_args(argc, argv, &t, &c);
-	/* A fixed threshold turns glibc's sliding one off: after the first free of a reader's
-	 * 2.7 MiB code cache it would rise above that size, and every later cache would come
-	 * from the heap, zeroed page by page by calloc (measured: +70 KiB RSS per process read,
-	 * never given back). Large blocks stay mmap'd: untouched pages cost nothing. */
-	if (mallopt(M_MMAP_THRESHOLD, 128 * 1024) != 1) {
-		/* not glibc's malloc (sanitizers): nothing to tune, and nothing wrong */
-	}
 	install_signal_handlers();
 	if (setup(&t, &c, &go_fd, &m) != 0) {
 		if (t.child > 0) {
