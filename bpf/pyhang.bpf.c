@@ -516,8 +516,10 @@ static __always_inline u64 emit_pystack(u32 for_type, u32 child_pid)
 	u64 size = offsetof(struct ph_stack_event, frames) + (u64)n * sizeof(struct ph_pyframe);
 	if (size > sizeof(*se))
 		size = sizeof(*se);
-	/* a reap's stack is kept for later; the others precede an urgent event */
-	if (bpf_ringbuf_output(&events, se, size, for_type == PH_EV_REAP ? RB_LAZY : 0))
+	/* A reap's stack (any-child waits only) wakes the reader: it learns the reaper
+	 * thread's name when it reads the stack, and that thread may not live long. The
+	 * others precede an urgent event. */
+	if (bpf_ringbuf_output(&events, se, size, for_type == PH_EV_REAP ? RB_URGENT : 0))
 		stat_inc(PH_STAT_RINGBUF_DROPS);
 	return se->ts_ns;
 }
