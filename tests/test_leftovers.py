@@ -33,9 +33,13 @@ GONE_TIMEOUT = 10.0
 
 FD_KINDS = {"anon_inode:bpf-prog": ("prog", "prog_id"), "anon_inode:bpf-map": ("map", "map_id"),
             "anon_inode:bpf_link": ("link", "link_id"), "anon_inode:btf": ("btf", "btf_id")}
-# a few of ours, as the kernel names them (BPF_OBJ_NAME_LEN: 15 characters)
+# a few of ours, as bpftool names them (full names, from the programs' BTF)
 PROG_NAMES = {"futex_enter", "futex_exit", "scan_tick", "scan_manual", "sigaction_enter", "on_exec"}
 MAP_NAMES = {"watched", "waits", "events", "stats", "pyprocs"}
+ALL_PROG_NAMES = {"futex_enter", "futex_exit", "futex_wait2_enter", "futex_wait2_exit",
+                  "futex_waitv_enter", "futex_waitv_exit", "scan_tick", "scan_manual",
+                  "sigaction_enter", "sigaction_exit", "wait4_enter", "waitid_enter",
+                  "wait4_exit", "waitid_exit", "on_fork", "on_exec", "on_exit"}
 TRACEFS = "/sys/kernel/tracing"
 OUR_EVENTS = ["syscalls/sys_%s_%s" % (d, n) for d in ("enter", "exit")
               for n in ("futex", "futex_wait", "futex_waitv", "rt_sigaction", "wait4", "waitid")] + \
@@ -165,6 +169,36 @@ def holders(ids):
     return found
 
 
+def orphans():
+    """Ids of BPF programs and maps with one of our names that no process holds: by an fd,
+    or through a perf event (`bpftool perf show`). Such objects are pinned or leaked."""
+    now = listed()
+    held = {"prog": set(), "map": set()}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                objs = fd_objects(int(d))
+            except OSError:
+                continue
+            held["prog"] |= objs["prog"]
+            held["map"] |= objs["map"]
+    held["prog"] |= {p["prog_id"] for p in bpftool("perf") if "prog_id" in p}
+    return {("prog", i) for i, n in now["prog"].items() if n in ALL_PROG_NAMES and i not in held["prog"]} | \
+           {("map", i) for i, n in now["map"].items() if n in MAP_NAMES and i not in held["map"]}
+
+
+def assert_no_new_orphans(before, timeout=5.0):
+    """orphans() has nothing beyond `before` (retried: another tracer on this host may be
+    between listing and exiting)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        new = orphans() - before
+        if not new:
+            return
+        assert time.monotonic() < deadline, "BPF objects of ours left, held by nobody: %r" % sorted(new)
+        time.sleep(0.2)
+
+
 def read_events(path):
     try:
         with open(path) as f:
@@ -225,7 +259,7 @@ def test_nothing_left_behind(reg, binary, shim, tmp_path, mode, ending):
     for k in ("prog", "map", "link", "btf"):
         assert ours[k], "the tracer holds no BPF %s fd: %r" % (k, ours)
         assert ours[k] <= set(now[k]), "bpftool does not list our %ss %r" % (k, ours[k] - set(now[k]))
-    assert PROG_NAMES <= {now["prog"][i] for i in ours["prog"]}, now["prog"]
+    assert PROG_NAMES <= {now["prog"][i] for i in ours["prog"]} <= ALL_PROG_NAMES, now["prog"]
     assert MAP_NAMES <= {now["map"][i] for i in ours["map"]}, now["map"]
     assert ours["perf"] > 0
     command = None
@@ -277,6 +311,8 @@ def test_nothing_left_behind(reg, binary, shim, tmp_path, mode, ending):
     assert not perf, "perf events still run our programs: %r" % perf
     new_pins = pins() - before_pins
     assert not new_pins, "pinned: %r" % sorted(new_pins)
-    assert tracefs_state() == before_tracefs, "tracefs changed"
+    after = tracefs_state()
+    assert after == before_tracefs, "tracefs changed: %r" % dict(
+        (k, (before_tracefs.get(k), after.get(k))) for k in after if after.get(k) != before_tracefs.get(k))
     if target is not None:
         kill_group(target)
