@@ -4,9 +4,12 @@ One deadlocked Python process (tests/programs/diag_deadlock.py: every thread blo
 lock, before the tracer starts), then, each under
 `valgrind --tool=memcheck --leak-check=full --errors-for-leak-kinds=definite,indirect`:
 
-  * the tracer, `-p PID -t 0.5 --json --metrics-addr 127.0.0.1:PORT`: it must report the
-    waits (long_wait, before_start) and the diagnosis (hang, all_threads_blocked), serve
-    /metrics once, and stop cleanly on SIGINT;
+  * the tracer, `-p PID -p FLOODER -t 0.5 --json --metrics-addr 127.0.0.1:PORT`: it must
+    report the waits (long_wait, before_start) and the diagnosis (hang, all_threads_blocked)
+    and serve /metrics once; then a second process flips SIGCHLD 20000 times
+    (tests/programs/vg_sigchld_flood.py), more than a tracer at valgrind speed can read, so
+    records are dropped and sigchld_ignored events come without a stack (not_captured: the
+    path that once freed an uninitialised struct); then it must stop cleanly on SIGINT;
   * `dump PID` and `dump PID --json`: every thread's stack.
 
 Each run must come out with the expected output, and valgrind must report no error and no
@@ -33,11 +36,14 @@ from harness import Registry, alarm_guard, kill_group
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEADLOCK = os.path.join(HERE, "programs", "diag_deadlock.py")
+FLOOD = os.path.join(HERE, "programs", "vg_sigchld_flood.py")
+FLIPS = 20000
 SUPP = os.path.join(HERE, "valgrind.supp")
 PYTHON = "/usr/bin/python3.11" if os.path.exists("/usr/bin/python3.11") else conftest.INTERPRETERS[0][1]
 VG_ERROR = 99
 # the plain build only: valgrind cannot run ASan binaries
-BINARY = os.path.join(conftest.ROOT, "build", "pyhang-trace")
+BINARY = conftest.BINARY if not conftest.BINARY.endswith("-asan") else \
+    os.path.join(conftest.ROOT, "build", "pyhang-trace")
 
 
 def _valgrind(log):
@@ -104,14 +110,18 @@ def test_valgrind_trace_session(deadlocked):
     pid, tids, tmp = deadlocked
     log = os.path.join(tmp, "vg-trace.log")
     port = _free_port()
-    argv = _valgrind(log) + [BINARY, "--json", "-t", "0.5", "-p", str(pid),
-                             "--metrics-addr", "127.0.0.1:%d" % port]
+    reg = Registry()
     err = tempfile.TemporaryFile()
-    tr = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL,
-                          start_new_session=True)
     events = []
     try:
-        with alarm_guard(90, "tracer under valgrind"):
+        flood = reg.popen([PYTHON, FLOOD, str(FLIPS)], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, bufsize=0)
+        with alarm_guard(110, "tracer under valgrind"):
+            words = flood.stdout.readline().split()
+            assert words and words[0] == b"ready", words
+            argv = _valgrind(log) + [BINARY, "--json", "-t", "0.5", "-p", str(pid),
+                                     "-p", words[1].decode(), "--metrics-addr", "127.0.0.1:%d" % port]
+            tr = reg.popen(argv, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL)
             for raw in iter(tr.stdout.readline, b""):
                 ev = json.loads(raw)
                 events.append(ev)
@@ -122,15 +132,18 @@ def test_valgrind_trace_session(deadlocked):
             with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=20) as r:
                 body = r.read().decode()
             assert 'pyhang_findings_total{kind="hang"} 1' in body, body[:2000]
+            flood.stdin.write(b"go\n")
+            assert flood.stdout.readline() == b"done\n"
+            time.sleep(2)  # what the tracer can still read of the flood
             tr.send_signal(signal.SIGINT)
             rest, _ = tr.communicate(timeout=60)
         events += [json.loads(l) for l in rest.decode().splitlines() if l.strip()]
     finally:
-        kill_group(tr)
+        reg.cleanup()
     err.seek(0)
     stderr = err.read().decode("utf-8", "replace")
     kinds = [e["event"] for e in events]
-    what = "tracer under valgrind (stderr %r, events %r)" % (stderr[-500:], kinds)
+    what = "tracer under valgrind (stderr %r, %d events)" % (stderr[-500:], len(kinds))
     _check_clean(tr.returncode, log, what)
     assert tr.returncode == 0, what
     assert kinds[0] == "start" and kinds[-1] == "stop", what
@@ -140,6 +153,10 @@ def test_valgrind_trace_session(deadlocked):
     hang = [e for e in events if e["event"] == "hang"][0]
     assert hang["pid"] == pid and hang["diagnosis"]["code"] == "all_threads_blocked", hang
     assert set(hang["diagnosis"]["culprit_tids"]) | {hang["diagnosis"]["waiter_tid"]} >= set(tids), hang
+    statuses = set(e.get("stack_status") for e in events if e["event"] == "sigchld_ignored")
+    assert "not_captured" in statuses, "the flood lost no stack record (%r): the path " \
+        "this test is for was not taken" % statuses
+    assert events[-1]["lost"]["ringbuf_full"] > 0, events[-1]
 
 
 @pytest.mark.parametrize("fmt", ["text", "json"])

@@ -43,6 +43,7 @@ bool pending_take_stack(struct pending *p, pid_t tid, unsigned for_type, struct 
 			return true;
 		}
 	}
+	memset(out, 0, sizeof(*out)); /* callers release *out either way */
 	return false;
 }
 

@@ -75,8 +75,8 @@ struct pending {
 void pending_free(struct pending *p);
 /* Store a decoded stack (ownership of its frames passes to the table). */
 void pending_put_stack(struct pending *p, const struct captured_stack *s);
-/* Take the stack of tid captured for an event of for_type; false if none. The caller
- * owns the result (free with pending_release). */
+/* Take the stack of tid captured for an event of for_type; false if none (then *out is
+ * zeroed). The caller owns the result (free with pending_release). */
 bool pending_take_stack(struct pending *p, pid_t tid, unsigned for_type, struct captured_stack *out);
 void pending_put_reap(struct pending *p, pid_t child, const struct captured_stack *s);
 const struct reap_record *pending_find_reap(const struct pending *p, pid_t child);
