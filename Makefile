@@ -31,7 +31,7 @@ ASAN_OBJS  := $(patsubst user/%.c,$(BUILD)/asan/%.o,$(USER_SRCS))
 HDRS       := $(wildcard user/*.h bpf/*.h)
 
 DEB_PKGS   := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config make gcc \
-              python3 python3-pytest prometheus python3-yaml systemd
+              python3 python3-pytest prometheus python3-yaml systemd valgrind
 
 .PHONY: all deps test run vmlinux clean asan bench
 .SECONDARY:

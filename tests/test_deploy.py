@@ -28,6 +28,12 @@ CAPS = {"CAP_BPF", "CAP_PERFMON", "CAP_SYS_PTRACE", "CAP_DAC_READ_SEARCH"}
 INSTALLED = "/usr/local/bin/pyhang-trace"
 
 
+
+def test_caps_are_the_proven_ones():
+    """The unit grants exactly what the tracer checks for (each proved by dropping it)."""
+    import test_trace
+    assert set(test_trace.NEEDED_CAPS) == CAPS
+
 def unit_settings():
     """{section: {key: [values...]}} of the unit file (repeated keys keep every value)."""
     out, section = {}, None

@@ -411,3 +411,41 @@ def test_corrupted_frame_chain(binary, python, tmp_path):
     finally:
         p.kill()
         p.wait()
+
+
+# --------------------------------------------------------------------------- privileges
+
+LOCK_PROG = os.path.join(PROGRAMS, "trace_lock_hang.py")
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--"]
+SYSTEM_PYTHON = "/usr/bin/python3.11" if os.path.exists("/usr/bin/python3.11") else sys.executable
+
+
+@pytest.mark.parametrize("owner,drop,named", [
+    ("root", "-sys_ptrace", ["CAP_SYS_PTRACE"]),
+    ("nobody", "-dac_read_search,-dac_override", ["CAP_DAC_READ_SEARCH"]),
+    ("nobody", "-dac_read_search,-dac_override,-sys_ptrace", ["CAP_DAC_READ_SEARCH", "CAP_SYS_PTRACE"]),
+    ("nobody", None, []),  # unprivileged, the process's own user: no capability needed
+])
+def test_dump_privileges(binary, owner, drop, named):
+    """Without the capability that reading this process's memory needs, one line that names
+    it (exit 1); a user can always dump their own processes."""
+    pre = NOBODY if owner == "nobody" else []
+    t = subprocess.Popen(pre + [SYSTEM_PYTHON, LOCK_PROG], stdout=subprocess.PIPE)
+    try:
+        assert t.stdout.readline().split()[0] == b"ready"
+        assert t.stdout.readline().split()[0] == b"blocking"
+        runner = NOBODY if drop is None else ["setpriv", "--bounding-set=" + drop, "--inh-caps=-all", "--"]
+        out = subprocess.run(runner + [binary, "dump", str(t.pid)], capture_output=True, timeout=60)
+        err = out.stderr.decode("utf-8", "replace").strip()
+        if not named:
+            assert out.returncode == 0, err
+            assert b"trace_lock_hang.py" in out.stdout
+            return
+        assert out.returncode == 1 and out.stdout == b"", (out.returncode, err)
+        assert len(err.splitlines()) == 1, err
+        assert "/proc/%d/mem" % t.pid in err, err
+        for cap in ["CAP_SYS_PTRACE", "CAP_DAC_READ_SEARCH"]:
+            assert (cap in err) == (cap in named), err
+    finally:
+        t.kill()
+        t.wait()

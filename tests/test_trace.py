@@ -1140,9 +1140,70 @@ def test_not_root(binary):
     _assert_usage_error(p, "run as uid 65534")
 
 
+# What the tracer needs, each proved by dropping it below; deploy/pyhang-trace.service
+# grants exactly these (tests/test_deploy.py checks the unit against this list).
+NEEDED_CAPS = ["CAP_BPF", "CAP_PERFMON", "CAP_SYS_PTRACE", "CAP_DAC_READ_SEARCH"]
+
+
+def _with_caps(caps, argv):
+    """argv as root with exactly `caps` (bounding, inheritable, ambient: effective after exec)."""
+    s = ",".join(["-all"] + ["+" + c[4:].lower() for c in caps])
+    return ["setpriv", "--bounding-set=" + s, "--inh-caps=" + s, "--ambient-caps=" + s, "--"] + argv
+
+
+def _assert_nothing_left(before):
+    """No BPF object of ours that no process holds (pinned, or leaked), beyond those before."""
+    import test_leftovers
+    test_leftovers.assert_no_new_orphans(before)
+
+
 def test_no_capabilities(binary):
+    import test_leftovers
+    before = test_leftovers.orphans()
     p = _run(["setpriv", "--inh-caps=-all", "--bounding-set=-all", binary, "--json", "--duration", "1"])
-    _assert_usage_error(p, "root without capabilities")
+    err = _assert_usage_error(p, "root without capabilities")
+    for cap in NEEDED_CAPS:
+        assert cap in err, "the message should name %s: %r" % (cap, err)
+    _assert_nothing_left(before)
+
+
+@pytest.mark.parametrize("missing", NEEDED_CAPS)
+def test_missing_capability(binary, missing):
+    """Root with every needed capability but one: a one-line error naming it (and only it),
+    exit 2, nothing loaded or left."""
+    import test_leftovers
+    before = test_leftovers.orphans()
+    p = _run(_with_caps([c for c in NEEDED_CAPS if c != missing],
+                        [binary, "--json", "--duration", "1"]))
+    err = _assert_usage_error(p, "without " + missing)
+    assert "missing capability %s" % missing in err, err
+    assert not [c for c in NEEDED_CAPS if c != missing and c in err], err
+    _assert_nothing_left(before)
+
+
+@pytest.mark.parametrize("caps", [
+    NEEDED_CAPS,
+    ["CAP_SYS_ADMIN", "CAP_SYS_PTRACE", "CAP_DAC_READ_SEARCH"],  # SYS_ADMIN covers BPF, PERFMON
+    ["CAP_BPF", "CAP_PERFMON", "CAP_SYS_PTRACE", "CAP_DAC_OVERRIDE"],  # DAC_OVERRIDE covers reads
+], ids=["needed", "sys_admin", "dac_override"])
+def test_enough_capabilities(binary, caps):
+    """The check is not stricter than the kernel: these sets trace (start ... stop, exit 0)."""
+    p = _run(_with_caps(caps, [binary, "--json", "--duration", "1"]))
+    out = p.stdout.decode("utf-8", "replace")
+    assert p.returncode == 0, "exit %s: %s" % (p.returncode, p.stderr.decode("utf-8", "replace"))
+    evs = [json.loads(l) for l in out.splitlines() if l.strip()]
+    assert evs and evs[0]["event"] == "start" and evs[-1]["event"] == "stop", out
+
+
+def test_tracefs_mount_needs_sys_admin(binary):
+    """tracefs unmounted and no CAP_SYS_ADMIN to mount it: the error says so."""
+    script = ("umount /sys/kernel/tracing 2>/dev/null; umount /sys/kernel/debug/tracing 2>/dev/null; "
+              "test -e /sys/kernel/tracing/events && exit 99; exec \"$@\"")
+    p = _run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh"] +
+             _with_caps(NEEDED_CAPS, [binary, "--json", "--duration", "1"]))
+    assert p.returncode != 99, "could not unmount tracefs in a private mount namespace"
+    err = _assert_usage_error(p, "tracefs unmounted, no CAP_SYS_ADMIN")
+    assert "tracefs" in err and "CAP_SYS_ADMIN" in err, err
 
 
 def test_no_btf(binary):

@@ -212,7 +212,7 @@ static bool take_stack(struct tracer *t, const struct ph_event *e, struct captur
 static void on_sigchld(struct tracer *t, const struct ph_event *e)
 {
 	struct rec_sigchld r = { 0 };
-	struct captured_stack cs;
+	struct captured_stack cs = { 0 };
 	fill_proc(&r.p, e);
 	r.action = sigchld_action_name(e->sigchld.new_class);
 	bool have = take_stack(t, e, &cs, &r.stack_status);
@@ -285,7 +285,7 @@ static const char *thread_name(struct tracer *t, pid_t pid, uint64_t proc_start,
 static void on_child_lost(struct tracer *t, const struct ph_event *e)
 {
 	struct rec_child_lost r = { 0 };
-	struct captured_stack cs;
+	struct captured_stack cs = { 0 };
 	fill_proc(&r.p, e);
 	r.cause = e->lost.cause == PH_LOST_REAPED_ELSEWHERE ? "reaped_elsewhere" : "sigchld_ignored";
 	r.syscall = e->lost.syscall ? "waitid" : "wait4";

@@ -4,7 +4,6 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
-#include <linux/capability.h>
 #include <linux/perf_event.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "caps.h"
 #include "pyhang.skel.h"
 
 static const char *const TRACEFS_DIRS[] = { "/sys/kernel/tracing", "/sys/kernel/debug/tracing" };
@@ -39,35 +39,44 @@ static uint64_t mono_ns(void)
 
 /* ---------------------------------------------------------------- environment */
 
-static bool has_cap(const struct __user_cap_data_struct data[2], int cap)
-{
-	return data[cap / 32].effective & (1u << (cap % 32));
-}
-
+/* Every capability the tracer needs, proved by dropping each (tests/test_trace.py):
+ *   CAP_BPF, CAP_PERFMON  load the tracing programs (and the cpu-clock perf event);
+ *                         CAP_SYS_ADMIN covers both (and is all that kernels < 5.8 know)
+ *   CAP_SYS_PTRACE        open /proc/PID/mem, /proc/PID/task/TID/syscall and follow
+ *                         /proc/PID/root and /proc/PID/exe of processes not our own
+ *   CAP_DAC_READ_SEARCH   the same files of other users are mode 0400/0600: without it their
+ *                         processes would silently go unreported (CAP_DAC_OVERRIDE also does)
+ * All missing ones are named in one line. */
 static int check_capabilities(char *err, size_t errlen)
 {
-	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
-	struct __user_cap_data_struct data[2];
-	memset(data, 0, sizeof(data));
-	if (syscall(SYS_capget, &hdr, data) != 0) {
+	unsigned long long eff;
+	if (caps_effective(&eff) != 0) {
 		snprintf(err, errlen, "cannot read own capabilities: %s", strerror(errno));
 		return -1;
 	}
-	/* CAP_BPF (39) and CAP_PERFMON (38) exist since Linux 5.8; CAP_SYS_ADMIN covers both.
-	 * CAP_SYS_PTRACE is needed to read other processes' /proc/PID/mem and syscall files. */
-	bool admin = has_cap(data, CAP_SYS_ADMIN);
-	const char *missing = NULL;
-	if (!admin && !has_cap(data, 39))
-		missing = "CAP_BPF";
-	else if (!admin && !has_cap(data, 38))
-		missing = "CAP_PERFMON";
-	else if (!has_cap(data, CAP_SYS_PTRACE))
-		missing = "CAP_SYS_PTRACE";
-	if (missing) {
-		snprintf(err, errlen, "missing capability %s: run as root (sudo pyhang-trace)", missing);
-		return -1;
+#define HAS(c) (((eff >> (c)) & 1) != 0)
+	bool admin = HAS(PH_CAP_SYS_ADMIN);
+	const char *missing[4];
+	int n = 0;
+	if (!admin && !HAS(PH_CAP_BPF))
+		missing[n++] = "CAP_BPF";
+	if (!admin && !HAS(PH_CAP_PERFMON))
+		missing[n++] = "CAP_PERFMON";
+	if (!HAS(PH_CAP_SYS_PTRACE))
+		missing[n++] = "CAP_SYS_PTRACE";
+	if (!HAS(PH_CAP_DAC_READ_SEARCH) && !HAS(PH_CAP_DAC_OVERRIDE))
+		missing[n++] = "CAP_DAC_READ_SEARCH";
+#undef HAS
+	if (n == 0)
+		return 0;
+	char names[128] = "";
+	for (int i = 0; i < n; i++) {
+		size_t used = strlen(names);
+		snprintf(names + used, sizeof(names) - used, "%s%s", i ? ", " : "", missing[i]);
 	}
-	return 0;
+	snprintf(err, errlen, "missing %s %s: run as root (sudo pyhang-trace)",
+		 n == 1 ? "capability" : "capabilities", names);
+	return -1;
 }
 
 static const char *find_tracefs(void)
@@ -86,8 +95,10 @@ static int ensure_tracefs(char *err, size_t errlen)
 	if (find_tracefs())
 		return 0;
 	if (mount("tracefs", TRACEFS_DIRS[0], "tracefs", 0, NULL) != 0 && errno != EBUSY) {
-		snprintf(err, errlen, "tracefs is not mounted and mounting it on %s failed: %s "
-			 "(mount -t tracefs tracefs %s)", TRACEFS_DIRS[0], strerror(errno), TRACEFS_DIRS[0]);
+		int e = errno;
+		snprintf(err, errlen, "tracefs is not mounted and mounting it on %s failed: %s%s "
+			 "(mount -t tracefs tracefs %s)", TRACEFS_DIRS[0], strerror(e),
+			 e == EPERM ? " (mounting needs CAP_SYS_ADMIN)" : "", TRACEFS_DIRS[0]);
 		return -1;
 	}
 	if (!find_tracefs()) {

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "caps.h"
+
 #define PM_CACHED_READ_MAX (4u * PM_BLOCK) /* larger reads bypass the cache */
 
 int pm_open(struct procmem *pm, pid_t pid, char *err, size_t errlen)
@@ -27,7 +29,11 @@ int pm_open(struct procmem *pm, pid_t pid, char *err, size_t errlen)
 	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
 	pm->memfd = open(path, O_RDONLY | O_CLOEXEC);
 	if (pm->memfd < 0) {
-		snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		int e = errno;
+		char hint[96] = "";
+		if (e == EACCES || e == EPERM)
+			caps_proc_access_hint(pid, hint, sizeof(hint));
+		snprintf(err, errlen, "cannot open %s: %s%s", path, strerror(e), hint);
 		return -1;
 	}
 	return 0;

@@ -71,7 +71,8 @@ static const char USAGE[] =
 	"  sudo pyhang-trace --json -- pytest -x   run a test suite under tracing\n"
 	"  sudo pyhang-trace dump 4242             print every Python thread's stack now\n"
 	"\n"
-	"Needs root (CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE) and a kernel with BTF.\n"
+	"Needs root (CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH) and a kernel\n"
+	"with BTF.\n"
 	"Exit status: 0 after a normal stop, 2 on a usage or set-up error, the command's\n"
 	"status with -- COMMAND.\n";
 
