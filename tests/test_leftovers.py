@@ -35,11 +35,11 @@ FD_KINDS = {"anon_inode:bpf-prog": ("prog", "prog_id"), "anon_inode:bpf-map": ("
             "anon_inode:bpf_link": ("link", "link_id"), "anon_inode:btf": ("btf", "btf_id")}
 # a few of ours, as bpftool names them (full names, from the programs' BTF)
 PROG_NAMES = {"futex_enter", "futex_exit", "scan_tick", "scan_manual", "sigaction_enter", "on_exec"}
-MAP_NAMES = {"watched", "waits", "events", "stats", "pyprocs"}
+MAP_NAMES = {"watched", "waits", "wait_slots", "watch_slots", "events", "stats", "pyprocs"}
 ALL_PROG_NAMES = {"futex_enter", "futex_exit", "futex_wait2_enter", "futex_wait2_exit",
                   "futex_waitv_enter", "futex_waitv_exit", "scan_tick", "scan_manual",
                   "sigaction_enter", "sigaction_exit", "wait4_enter", "waitid_enter",
-                  "wait4_exit", "waitid_exit", "on_fork", "on_exec", "on_exit"}
+                  "wait4_exit", "waitid_exit", "on_fork", "on_exec", "on_exit", "clock_sample"}
 TRACEFS = "/sys/kernel/tracing"
 OUR_EVENTS = ["syscalls/sys_%s_%s" % (d, n) for d in ("enter", "exit")
               for n in ("futex", "futex_wait", "futex_waitv", "rt_sigaction", "wait4", "waitid")] + \
