@@ -666,7 +666,8 @@ def test_child_reaped_by_thread(reaper_session, python):
 
 def test_reaper_named(reaper_session, python):
     """reaper.name is the Python name of the thread that took the status, and the summary
-    says who it was.  The program exits right after its wait (as short scripts do)."""
+    says who it was.  The reaper thread lives on for a second after the lost status (names
+    are read from userspace, after the fact: one gone within milliseconds stays unnamed)."""
     s = reaper_session
     job = s[python]
     evs = s.events(job, "child_status_lost")

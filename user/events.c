@@ -247,21 +247,24 @@ static void decode_exit_code(int code, struct rec_child_lost *r)
 	}
 }
 
-static bool snapshot_has_thread(const struct py_process *py, pid_t tid)
+/* Whether the snapshot has thread tid with its Python name. */
+static bool snapshot_names_thread(const struct py_process *py, pid_t tid)
 {
 	for (size_t i = 0; py && i < py->nthreads; i++)
 		if (py->threads[i].tid == tid)
-			return true;
+			return py->threads[i].name != NULL;
 	return false;
 }
 
-/* Remember the names of pid's threads; tid must be among them, so a shared snapshot taken
- * before that thread started is replaced by a fresh read. */
+/* Remember the names of pid's threads; tid must be among them, named, so a shared snapshot
+ * taken before that thread started, or before it entered threading._active (a new thread
+ * runs for a moment before Thread._bootstrap_inner registers it), is replaced by a fresh
+ * read. */
 static void learn_thread_names(struct tracer *t, pid_t pid, uint64_t proc_start, pid_t tid)
 {
 	char err[128];
 	const struct py_process *py = snapshot(t, pid, proc_start, err, sizeof(err));
-	if (py && !snapshot_has_thread(py, tid)) {
+	if (py && !snapshot_names_thread(py, tid)) {
 		drop_snapshot(t);
 		py = snapshot(t, pid, proc_start, err, sizeof(err));
 	}
