@@ -16,6 +16,7 @@
 #include <sys/types.h>
 
 #include "json.h"
+#include "procmem.h"
 #include "pylayout.h"
 #include "strbuf.h"
 
@@ -91,6 +92,30 @@ struct py_addrs {
 	uint64_t code_type;    /* &PyCode_Type */
 };
 const struct py_layout *py_reader_layout(struct py_reader *r, pid_t pid);
+
+/* What attaching to a process resolves from its files and maps before any walk: the layout
+ * and the addresses a walk starts from. py_read_process keeps one per process. */
+struct py_resolved {
+	struct py_layout layout;
+	char version[32];
+	unsigned version_hex;
+	uint64_t runtime;          /* &_PyRuntime (3.7+), else 0 */
+	uint64_t interp_head;      /* &interp_head (2.7, 3.6), else 0 */
+	uint64_t tstate_current;   /* &_PyThreadState_Current (2.7, 3.6), 0 if unknown */
+	uint64_t interpreter_lock; /* &interpreter_lock (2.7), 0 if unknown */
+	uint64_t gil_static[4][2]; /* 3.6 gil_cond, gil_mutex, switch_cond, switch_mutex [addr, end) */
+	uint64_t t_code, t_unicode, t_bytes, t_dict, t_true; /* type objects; 0 = not checked */
+	unsigned unicode27_width;  /* 2.7 Py_UNICODE size: 2 or 4, 0 unknown */
+};
+/* A copy of what was resolved for pid. 0, or -1 if pid was never read successfully. */
+int py_reader_resolved(struct py_reader *r, pid_t pid, struct py_resolved *out);
+/* The walk of py_read_process (interpreters, threads, frames, code objects, line tables,
+ * strings, threading._active, the GIL) over memory served by backend(ctx, ...) instead of a
+ * live process, from a layout and addresses resolved beforehand; no /proc file is read and
+ * thread ids stay 0. For the fuzzers and the seeding tool (tests/fuzz). 0 with *out filled
+ * (free with py_process_free), or -1 with a message. */
+int py_read_resolved(const struct py_resolved *res, pm_backend_fn backend, void *ctx,
+		     struct py_process *out, char *err, size_t errlen);
 int py_reader_addrs(struct py_reader *r, pid_t pid, struct py_addrs *out);
 /* Statistics of the last read (for the benchmark). */
 uint64_t py_reader_last_preads(struct py_reader *r, pid_t pid);
