@@ -22,7 +22,9 @@
 #ifndef PM_BLOCK
 #define PM_BLOCK 4096u            /* cache granule (measured: 1-2 KiB and 8-16 KiB are slower) */
 #endif
+#ifndef PM_CACHE_SLOTS                /* the fuzzers build with fewer (faster to allocate) */
 #define PM_CACHE_SLOTS 8192u      /* blocks cached per snapshot (8 MiB at most) */
+#endif
 #define PM_MAX_READ (64u << 20)   /* no single read may ask for more */
 #define PM_MAX_MAPS 65536u
 #define PM_PATH_MAX 4096u

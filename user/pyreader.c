@@ -31,7 +31,9 @@
 #define SYS_FUTEX_X86_64 202
 #define GLIBC_PTHREAD_TID 0x2d0   /* glibc 2.36 x86_64: struct pthread.tid */
 #define GLIBC_PTHREAD_SELF 0x10   /* tcbhead_t.self */
+#ifndef CODE_CACHE_CAP               /* the fuzzers build with fewer slots */
 #define CODE_CACHE_CAP 16384u     /* power of two */
+#endif
 #define MAX_DICT_ENTRIES (1u << 16)
 #define MAX_LINETABLE (1u << 20)
 #define MAX_INTERPRETERS 64u
