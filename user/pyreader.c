@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -386,25 +387,42 @@ static bool str_equals(struct walk *w, uint64_t addr, const char *s)
 
 /* ---- line tables ---------------------------------------------------------------------- */
 
+/* Line arithmetic of the decoders below: a hostile table (or co_firstlineno) could push an
+ * int past INT_MAX, so lines are summed in 64 bits, saturated far beyond any int (each
+ * delta is below 2^32 in magnitude, so the sum never overflows), and a result that does
+ * not fit an int is "no line" (-1). */
+#define LINE_LIMIT (INT64_C(1) << 40)
+
+static int64_t line_add(int64_t line, int64_t delta)
+{
+	int64_t v = line + delta;
+	return v > LINE_LIMIT ? LINE_LIMIT : v < -LINE_LIMIT ? -LINE_LIMIT : v;
+}
+
+static int line_result(int64_t line)
+{
+	return line >= INT_MIN && line <= INT_MAX ? (int)line : -1;
+}
+
 /* <= 3.9 co_lnotab: (addr delta u8, line delta) pairs; lasti is a byte offset. */
 static int line_from_lnotab(const unsigned char *t, uint32_t len, int first, uint64_t lasti,
 			    bool signed_delta)
 {
-	int line = first;
+	int64_t line = first;
 	uint64_t addr = 0;
 	for (uint32_t i = 0; i + 1 < len; i += 2) {
 		addr += t[i];
 		if (addr > lasti)
 			break;
-		line += signed_delta ? (int)(int8_t)t[i + 1] : (int)t[i + 1];
+		line = line_add(line, signed_delta ? (int8_t)t[i + 1] : t[i + 1]);
 	}
-	return line;
+	return line_result(line);
 }
 
 /* 3.10 co_linetable: (byte delta u8, line delta i8, -128 = no line) pairs; addr in bytes. */
 static int line_from_linetable310(const unsigned char *t, uint32_t len, int first, uint64_t addr)
 {
-	int line = first, ar_line = -1;
+	int64_t line = first, ar_line = -1;
 	uint64_t end = 0;
 	for (uint32_t i = 0; i + 1 < len; i += 2) {
 		if (end > addr)
@@ -414,11 +432,11 @@ static int line_from_linetable310(const unsigned char *t, uint32_t len, int firs
 		if (d == -128) {
 			ar_line = -1;
 		} else {
-			line += d;
+			line = line_add(line, d);
 			ar_line = line;
 		}
 	}
-	return end > addr ? ar_line : -1;
+	return end > addr ? line_result(ar_line) : -1;
 }
 
 static uint32_t read_varint(const unsigned char *t, uint32_t len, uint32_t *i)
@@ -440,10 +458,16 @@ static int32_t read_svarint(const unsigned char *t, uint32_t len, uint32_t *i)
 	return (u & 1) ? -(int32_t)(u >> 1) : (int32_t)(u >> 1);
 }
 
+/* i + n, at most len (i is 32 bits and may be near its end: no wrap-around). */
+static uint32_t skip_bytes(uint32_t i, uint32_t n, uint32_t len)
+{
+	return len - i < n ? len : i + n;
+}
+
 /* 3.11+ location table; target is in code units. */
 static int line_from_locations(const unsigned char *t, uint32_t len, int first, uint64_t target)
 {
-	int line = first;
+	int64_t line = first;
 	uint64_t addr = 0;
 	uint32_t i = 0;
 	while (i < len) {
@@ -462,13 +486,13 @@ static int line_from_locations(const unsigned char *t, uint32_t len, int first, 
 			delta = read_svarint(t, len, &i);
 		} else if (code >= 10) {
 			delta = (int)code - 10;
-			i += 2;
+			i = skip_bytes(i, 2, len); /* one-line form: start and end column */
 		} else {
-			i += 1;
+			i = skip_bytes(i, 1, len); /* short form: column byte */
 		}
-		line += delta;
+		line = line_add(line, delta);
 		if (target >= addr && target < addr + n)
-			return no_line ? -1 : line;
+			return no_line ? -1 : line_result(line);
 		addr += n;
 	}
 	return -1;
