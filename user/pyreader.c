@@ -1032,6 +1032,15 @@ static bool runtime_valid(struct walk *w, uint64_t rt)
 	       interp_valid(w, interp);
 }
 
+/* 3.7-3.9 without symbols: _PyRuntime holds interpreters.head and, right after it,
+ * interpreters.main, equal while there is one interpreter; found in [start, start+size). */
+static uint64_t runtime_by_scan(struct walk *w, uint64_t start, uint64_t size)
+{
+	uint64_t head = scan_for_interp_pointer(w, start, size, true);
+	uint64_t rt = head - w->p->res.layout.rt_interp_head;
+	return head && runtime_valid(w, rt) ? rt : 0;
+}
+
 static int find_runtime(struct walk *w, struct attach *a, char *err, size_t errlen)
 {
 	struct py_proc *p = w->p;
@@ -1045,9 +1054,7 @@ static int find_runtime(struct walk *w, struct attach *a, char *err, size_t errl
 	for (size_t i = 0; i < 2 && !rt && p->res.layout.major == 3 && p->res.layout.minor < 10; i++) {
 		if (elf_find_section(&a->ef, secs[i], &sa, &ss) != 0)
 			continue;
-		uint64_t head = scan_for_interp_pointer(w, sa + a->bias, ss, true);
-		if (head && runtime_valid(w, head - p->res.layout.rt_interp_head))
-			rt = head - p->res.layout.rt_interp_head;
+		rt = runtime_by_scan(w, sa + a->bias, ss);
 	}
 	if (!rt) {
 		snprintf(err, errlen, "cannot find a valid _PyRuntime (CPython %u.%u)",
@@ -1998,20 +2005,46 @@ static int read_once(struct py_reader *r, pid_t pid, struct py_process *out, boo
 	return rc;
 }
 
-int py_read_resolved(const struct py_resolved *res, pm_backend_fn backend, void *ctx,
-		     struct py_process *out, char *err, size_t errlen)
+/* A process state over memory served by backend (py_read_resolved, py_resolve_by_scan). */
+static struct py_proc *proc_for_backend(const struct py_resolved *res, pm_backend_fn backend,
+					void *ctx)
 {
-	memset(out, 0, sizeof(*out));
 	struct py_proc *p = calloc(1, sizeof(*p));
-	if (!p) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	p->pid = 0;
+	if (!p)
+		return NULL;
 	p->pthread_tid_off = -1;
 	p->res = *res;
 	pm_open_backend(&p->pm, 0, backend, ctx);
 	pm_new_snapshot(&p->pm);
+	return p;
+}
+
+int py_resolve_by_scan(struct py_resolved *res, pm_backend_fn backend, void *ctx,
+		       uint64_t start, uint64_t size)
+{
+	struct py_proc *p = proc_for_backend(res, backend, ctx);
+	if (!p)
+		return -1;
+	struct walk w = { .p = p };
+	if (res->layout.start == PY_START_INTERP_HEAD)
+		res->interp_head = scan_for_interp_pointer(&w, start, size, false);
+	else
+		res->runtime = runtime_by_scan(&w, start, size);
+	int found = res->layout.start == PY_START_INTERP_HEAD ? res->interp_head != 0
+							       : res->runtime != 0;
+	proc_free(p);
+	return found ? 0 : -1;
+}
+
+int py_read_resolved(const struct py_resolved *res, pm_backend_fn backend, void *ctx,
+		     struct py_process *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	struct py_proc *p = proc_for_backend(res, backend, ctx);
+	if (!p) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	struct walk w = { .p = p, .out = out };
 	int rc = read_snapshot(&w, out, err, errlen);
 	if (rc != 0 && w.gone)

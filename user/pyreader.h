@@ -116,6 +116,11 @@ int py_reader_resolved(struct py_reader *r, pid_t pid, struct py_resolved *out);
  * (free with py_process_free), or -1 with a message. */
 int py_read_resolved(const struct py_resolved *res, pm_backend_fn backend, void *ctx,
 		     struct py_process *out, char *err, size_t errlen);
+/* The section scans that find, without symbols, &interp_head (2.7, 3.6: res->interp_head)
+ * or &_PyRuntime (3.7-3.9: res->runtime) in [start, start+size) of memory served by
+ * backend, as py_read_process does over .bss and .data. For the fuzzers. 0 when found. */
+int py_resolve_by_scan(struct py_resolved *res, pm_backend_fn backend, void *ctx,
+		       uint64_t start, uint64_t size);
 int py_reader_addrs(struct py_reader *r, pid_t pid, struct py_addrs *out);
 /* Statistics of the last read (for the benchmark). */
 uint64_t py_reader_last_preads(struct py_reader *r, pid_t pid);

@@ -5,6 +5,8 @@
  * /proc/PID/mem and keeps every byte range read. Writes
  *   OUTDIR/pyreader/NAME      the pyimage (tests/fuzz/pyimage.h) of those ranges
  *   OUTDIR/debugoffsets/NAME  3.13+: the _Py_DebugOffsets block at the start of _PyRuntime
+ *   OUTDIR/scan/NAME          2.7-3.9: the symbol-less scan (py_resolve_by_scan) of a window
+ *                             of .bss around the real pointer, then the walk from its result
  * The recording backend refuses whole-block reads (aligned PM_BLOCK bytes), so the block
  * cache falls back to exact reads and only the bytes the decoders use are kept. The target
  * should be stopped (SIGSTOP) so both walks see the same memory. The written image is then
@@ -162,6 +164,49 @@ static long replay(const char *path, const struct py_layout *layout, size_t *thr
 	return frames;
 }
 
+static void rec_free(struct recorder *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		free(r->v[i].data);
+	free(r->v);
+	r->v = NULL;
+	r->n = r->cap = 0;
+}
+
+/* fuzz_scan's seed (versions that scan without symbols: 2.7-3.9). */
+static int scan_seed(int fd, const struct py_resolved *res, const char *dir, const char *name)
+{
+	const struct py_layout *l = &res->layout;
+	uint64_t ptr = l->start == PY_START_INTERP_HEAD ? res->interp_head
+							: res->runtime + l->rt_interp_head;
+	if (l->major == 3 && l->minor >= 10)
+		return 0;
+	struct recorder rec = { .fd = fd };
+	struct py_resolved found = *res;
+	struct py_process p;
+	char err[256], path[4096];
+	uint64_t range[2] = { (ptr & ~(uint64_t)7) - 2048, 6144 };
+	found.runtime = found.interp_head = 0;
+	int rc = -1;
+	if (py_resolve_by_scan(&found, rec_read, &rec, range[0], range[1]) != 0 ||
+	    py_read_resolved(&found, rec_read, &rec, &p, err, sizeof(err)) != 0) {
+		fprintf(stderr, "seed: %s: the scan did not find the interpreter\n", name);
+		goto out;
+	}
+	py_process_free(&p);
+	snprintf(path, sizeof(path), "%s/scan/%s", dir, name);
+	FILE *f = fopen(path, "wb");
+	if (!f)
+		goto out;
+	rc = pi_write_header(f, &found) == 0 && fwrite(range, sizeof(range), 1, f) == 1 &&
+	     write_regions(f, &rec) == 0 ? 0 : -1;
+	if (fclose(f) != 0)
+		rc = -1;
+out:
+	rec_free(&rec);
+	return rc;
+}
+
 static size_t count_frames(const struct py_process *p)
 {
 	size_t n = 0;
@@ -205,14 +250,14 @@ static int snapshot(pid_t pid, const char *dir, const char *name)
 		snprintf(file, sizeof(file), "%s/pyreader/%s", dir, name);
 		long again = replay(file, &res.layout, &rthreads);
 		rc = again == (long)frames && rthreads == threads ? 0 : -1;
+		if (rc == 0)
+			rc = scan_seed(rec.fd, &res, dir, name);
 		if (rc != 0)
 			fprintf(stderr, "seed: %s: replay found %zu threads, %ld frames\n", name,
 				rthreads, again);
 	}
 out:
-	for (size_t i = 0; i < rec.n; i++)
-		free(rec.v[i].data);
-	free(rec.v);
+	rec_free(&rec);
 	if (rec.fd >= 0)
 		close(rec.fd);
 	py_reader_free(r);

@@ -7,6 +7,7 @@ For each interpreter:
                 named threads (ASCII, Latin-1, BMP and astral names: every PEP 393 width,
                 2.7 str and unicode), daemon and not, a few frames deep, a generator frame
   debugoffsets/ 3.13+: the _Py_DebugOffsets block of that process
+  scan/         2.7-3.9: that process scanned for its interpreter without symbols
   lines/        line tables of a few code objects with positions inside them
   elfsym/       libpython (or the executable), cut to what user/elfsym.c reads: headers,
                 section names, and symbol tables trimmed to the symbols we look up plus a
@@ -227,7 +228,7 @@ def main():
     ap.add_argument("--seed-tool", required=True)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    for sub in ("pyreader", "debugoffsets", "lines", "elfsym"):
+    for sub in ("pyreader", "debugoffsets", "lines", "elfsym", "scan"):
         os.makedirs(os.path.join(args.out, sub), exist_ok=True)
     for label, py, version in discover_interpreters():
         name = label
