@@ -335,5 +335,11 @@ int pylayout_from_debug_offsets(const unsigned char *raw, size_t len, struct py_
 		snprintf(err, errlen, "_Py_DebugOffsets: str header larger than the table's");
 		return -1;
 	}
+	/* ob_type, length and state precede the ASCII data in every PEP 393 str (3.3+) */
+	if (out->ob_type + 8 > out->str_ascii_data || out->str_length + 8 > out->str_ascii_data ||
+	    out->str_state >= out->str_ascii_data) {
+		snprintf(err, errlen, "_Py_DebugOffsets: str fields outside the str header");
+		return -1;
+	}
 	return 0;
 }

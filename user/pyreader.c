@@ -297,11 +297,26 @@ static unsigned char *read_bytes_obj(struct walk *w, uint64_t addr, size_t cap, 
 	return buf;
 }
 
+/* Bytes of a PEP 393 header to read so that ob_type, length and state all lie in it, at
+ * least `least`. The offsets may come from a target's _Py_DebugOffsets (3.13+), which is
+ * validated only against the sizes the target itself declares: never trust them to fit a
+ * buffer (a hostile block once made str_equals read past its stack buffer). */
+static uint32_t pep393_header_need(const struct py_layout *l, uint32_t least)
+{
+	uint32_t n = least;
+	const uint32_t ends[] = { l->ob_type + 8, l->str_length + 8, l->str_state + 1 };
+	for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++)
+		if (ends[i] > n)
+			n = ends[i];
+	return n;
+}
+
 static char *read_pep393(struct walk *w, uint64_t addr)
 {
 	const struct py_layout *l = &w->p->res.layout;
 	unsigned char hdr[128];
-	if (l->str_compact_data + 8 > sizeof(hdr) || rd(w, addr, hdr, l->str_compact_data + 8) != 0)
+	uint32_t need = pep393_header_need(l, l->str_compact_data + 8); /* + data.any (legacy) */
+	if (need > sizeof(hdr) || rd(w, addr, hdr, need) != 0)
 		return NULL;
 	if (w->p->res.t_unicode && get_u64(hdr, l->ob_type) != w->p->res.t_unicode)
 		return NULL;
@@ -372,15 +387,17 @@ static bool str_equals(struct walk *w, uint64_t addr, const char *s)
 	if (!plausible_ptr(addr) || want > 256)
 		return false;
 	if (l->strs == PY_STR_PEP393) {
-		if (rd(w, addr, hdr, l->str_ascii_data) != 0 || get_u64(hdr, l->str_length) != want)
+		uint32_t need = pep393_header_need(l, l->str_ascii_data);
+		if (need > sizeof(hdr) || rd(w, addr, hdr, need) != 0 ||
+		    get_u64(hdr, l->str_length) != want)
 			return false;
 		if (!((hdr[l->str_state] >> 6) & 1) || !((hdr[l->str_state] >> 5) & 1))
 			return false; /* not compact ASCII */
 		char buf[257];
 		return rd(w, addr + l->str_ascii_data, buf, want) == 0 && memcmp(buf, s, want) == 0;
 	}
-	if (rd(w, addr, hdr, 24) != 0 || get_u64(hdr, l->bytes_size) != want)
-		return false;
+	if (l->bytes_size + 8 > 24 || rd(w, addr, hdr, 24) != 0 || get_u64(hdr, l->bytes_size) != want)
+		return false; /* 2.7 PyStringObject: ob_size at 16 */
 	char buf[257];
 	return rd(w, addr + l->bytes_data, buf, want) == 0 && memcmp(buf, s, want) == 0;
 }
@@ -1692,7 +1709,9 @@ static void gil_add_struct(struct walk *w, struct gil_info *g, uint64_t gil)
 	g->ranges[g->nranges][0] = gil;
 	g->ranges[g->nranges][1] = gil + l->gil_size;
 	g->nranges++;
-	if (rd(w, gil, buf, sizeof(buf)) != 0 || l->gil_locked + 4 > sizeof(buf))
+	/* 3.13+ offsets come from the target: both fields must lie in the bytes read */
+	if (l->gil_locked + 4 > sizeof(buf) || l->gil_last_holder + 8 > sizeof(buf) ||
+	    rd(w, gil, buf, sizeof(buf)) != 0)
 		return;
 	if (get_i32(buf, l->gil_locked) != 0 && g->nholders < MAX_GILS)
 		g->holders[g->nholders++] = get_u64(buf, l->gil_last_holder);
