@@ -167,6 +167,7 @@ uint32_t pylayout_frame_read_size(const struct py_layout *l)
 uint32_t pylayout_code_read_size(const struct py_layout *l)
 {
 	uint32_t n = max_u32(l->co_firstlineno + 4, l->co_filename + 8);
+	n = max_u32(n, l->ob_type + 8); /* code_read_fields checks the type too */
 	n = max_u32(n, l->co_name + 8);
 	n = max_u32(n, l->co_linetable + 8);
 	if (l->co_qualname)

@@ -346,7 +346,8 @@ static char *read_unicode27(struct walk *w, uint64_t addr)
 {
 	uint64_t hdr[4];
 	unsigned width = w->p->res.unicode27_width;
-	if (!width || rd(w, addr, hdr, sizeof(hdr)) != 0 || hdr[2] > INT64_MAX)
+	/* decode_units knows 2 and 4 (UCS2/UCS4 builds); anything else would overrun raw */
+	if ((width != 2 && width != 4) || rd(w, addr, hdr, sizeof(hdr)) != 0 || hdr[2] > INT64_MAX)
 		return NULL;
 	size_t n = hdr[2] < PY_MAX_STR ? (size_t)hdr[2] : PY_MAX_STR;
 	unsigned char *raw = malloc(n * width + 1);
