@@ -7,7 +7,10 @@
  * /proc/PID/task/TID/syscall. Caches are keyed by (pid, start time, address) and validated
  * before use; the process-level cache is dropped when the pid's start time changes or the
  * process execs (its old /proc/PID/mem then reads 0 bytes). Supports CPython 2.7 and
- * 3.6-3.13 (3.13+ through a validated _Py_DebugOffsets). */
+ * 3.6-3.13 (3.13+ through a validated _Py_DebugOffsets).
+ * Seam for tests: py_read_resolved and py_resolve_by_scan run the same walk and scans over
+ * a procmem memory backend (procmem.h) from a struct py_resolved, without a process
+ * (tests/fuzz); py_reader_resolved exports what attaching resolved for a live one. */
 #ifndef PH_PYREADER_H
 #define PH_PYREADER_H
 #include <stdbool.h>
