@@ -79,7 +79,8 @@ test: deps all asan fuzz-smoke
 # Each harness runs on a scratch corpus in $(BUILD)/fuzz/corpus/NAME (new inputs land there)
 # plus the committed seeds in tests/fuzz/corpus/NAME; crashes go to $(BUILD)/fuzz/artifacts.
 # -rss_limit_mb also caps any single malloc (an unbounded allocation fails the run) and
-# -timeout fails an input that takes longer than that many seconds (a hang).
+# -timeout fails an input that takes longer than that many seconds (a hang). FUZZ_IMAGE is
+# the process image fuzz_debugoffsets walks with each layout it accepts.
 FUZZ_CC            ?= $(CLANG)
 FUZZ_SECONDS       ?= 60
 FUZZ_SMOKE_SECONDS ?= 12
@@ -112,6 +113,7 @@ define fuzz_run
 	@set -e; for n in $(FUZZ_NAMES); do \
 	    mkdir -p $(BUILD)/fuzz/corpus/$$n $(BUILD)/fuzz/artifacts tests/fuzz/corpus/$$n; \
 	    echo "fuzz_$$n: $(1) s"; \
+	    FUZZ_IMAGE=tests/fuzz/corpus/pyreader/pyenv-3.13.0 \
 	    $(BUILD)/fuzz/fuzz_$$n $(FUZZ_OPTS) -max_total_time=$(1) \
 	        -artifact_prefix=$(abspath $(BUILD))/fuzz/artifacts/$$n- \
 	        $(BUILD)/fuzz/corpus/$$n tests/fuzz/corpus/$$n 2>$(BUILD)/fuzz/$$n.log || \
