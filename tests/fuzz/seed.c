@@ -217,7 +217,7 @@ static size_t count_frames(const struct py_process *p)
 
 static int snapshot(pid_t pid, const char *dir, const char *name)
 {
-	char err[512], path[64];
+	char err[512] = "", path[64];
 	struct py_process p;
 	struct py_resolved res;
 	struct recorder rec = { .fd = -1 };
@@ -232,6 +232,8 @@ static int snapshot(pid_t pid, const char *dir, const char *name)
 		goto out;
 	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
 	rec.fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (rec.fd < 0)
+		snprintf(err, sizeof(err), "%s: %s", path, strerror(errno));
 	if (rec.fd < 0 || py_read_resolved(&res, rec_read, &rec, &p, err, sizeof(err)) != 0) {
 		fprintf(stderr, "seed: pid %d: walk failed: %s\n", (int)pid, err);
 		goto out;
