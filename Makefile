@@ -8,6 +8,9 @@
 #   make asan       build/pyhang-trace-asan with AddressSanitizer + UBSan
 #   make bench      build the benchmarks under tests/bench (run: tests/bench/run_futex_bench.sh,
 #                   tests/bench/python_workloads.py, tests/bench/tracer_cost.py; root)
+#   make fuzz       build the libFuzzer harnesses of tests/fuzz and run each FUZZ_SECONDS
+#   make fuzz-smoke the same, FUZZ_SMOKE_SECONDS each (part of `make test`)
+#   make fuzz-seed  regenerate tests/fuzz/corpus from the interpreters installed here
 
 BUILD      ?= build
 CLANG      ?= clang
@@ -31,9 +34,9 @@ ASAN_OBJS  := $(patsubst user/%.c,$(BUILD)/asan/%.o,$(USER_SRCS))
 HDRS       := $(wildcard user/*.h bpf/*.h)
 
 DEB_PKGS   := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config make gcc \
-              python3 python3-pytest prometheus python3-yaml systemd valgrind
+              python3 python3-pytest prometheus python3-yaml systemd valgrind libclang-rt-14-dev
 
-.PHONY: all deps test run vmlinux clean asan bench
+.PHONY: all deps test run vmlinux clean asan bench fuzz fuzz-smoke fuzz-build fuzz-seed
 .SECONDARY:
 all: $(BUILD)/pyhang-trace
 
@@ -68,10 +71,67 @@ bench: $(BUILD)/pyhang-trace
 
 # The end-to-end suite, then the tracer and diagnosis suites once more against the
 # AddressSanitizer + UBSan build (leak checks on).
-test: deps all asan
+test: deps all asan fuzz-smoke
 	$(PYTEST) -q tests/
 	PYHANG_BINARY=$(abspath $(BUILD))/pyhang-trace-asan ASAN_OPTIONS=detect_leaks=1 \
 	    $(PYTEST) -q tests/test_trace.py tests/test_diagnose.py
+
+# ---- fuzzing (tests/fuzz): libFuzzer + ASan + UBSan over a fake memory backend ----------
+# Each harness runs on a scratch corpus in $(BUILD)/fuzz/corpus/NAME (new inputs land there)
+# plus the committed seeds in tests/fuzz/corpus/NAME; crashes go to $(BUILD)/fuzz/artifacts.
+# -rss_limit_mb also caps any single malloc (an unbounded allocation fails the run) and
+# -timeout fails an input that takes longer than that many seconds (a hang). FUZZ_IMAGE is
+# the process image fuzz_debugoffsets walks with each layout it accepts.
+FUZZ_CC            ?= $(CLANG)
+FUZZ_SECONDS       ?= 60
+FUZZ_SMOKE_SECONDS ?= 12
+# Smaller caches (allocated per input) make a run ~10x faster; eviction stays exercised.
+FUZZ_SAN   := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+              -fno-omit-frame-pointer -O1 -DPM_CACHE_SLOTS=64u -DCODE_CACHE_CAP=64u
+FUZZ_OPTS  := -rss_limit_mb=1024 -timeout=10 -print_final_stats=1
+FUZZ_USER  := pyreader pylayout procmem elfsym json strbuf
+FUZZ_OBJS  := $(patsubst %,$(BUILD)/fuzz/obj/%.o,$(FUZZ_USER)) \
+              $(BUILD)/fuzz/obj/fakemem.o $(BUILD)/fuzz/obj/pyimage.o
+FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS  := $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_NAMES))
+
+$(BUILD)/fuzz/obj:
+	@mkdir -p $@
+$(BUILD)/fuzz/obj/%.o: user/%.c $(HDRS) | $(BUILD)/fuzz/obj
+	$(FUZZ_CC) $(CFLAGS_COMMON) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c $< -o $@
+$(BUILD)/fuzz/obj/%.o: tests/fuzz/%.c $(HDRS) $(wildcard tests/fuzz/*.h) | $(BUILD)/fuzz/obj
+	$(FUZZ_CC) $(CFLAGS_COMMON) -Itests/fuzz $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c $< -o $@
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS) $(wildcard tests/fuzz/*.h)
+	$(FUZZ_CC) $(CFLAGS_COMMON) -Itests/fuzz $(FUZZ_SAN) -fsanitize=fuzzer $< $(FUZZ_OBJS) -o $@
+$(BUILD)/fuzz/seed: tests/fuzz/seed.c $(FUZZ_OBJS)
+	$(FUZZ_CC) $(CFLAGS_COMMON) -Itests/fuzz $(FUZZ_SAN) -fsanitize=fuzzer-no-link $< \
+	    $(FUZZ_OBJS) -o $@
+
+fuzz-build: $(FUZZ_BINS) $(BUILD)/fuzz/seed
+
+# $(1): seconds per harness
+define fuzz_run
+	@set -e; for n in $(FUZZ_NAMES); do \
+	    mkdir -p $(BUILD)/fuzz/corpus/$$n $(BUILD)/fuzz/artifacts tests/fuzz/corpus/$$n; \
+	    echo "fuzz_$$n: $(1) s"; \
+	    FUZZ_IMAGE=tests/fuzz/corpus/pyreader/pyenv-3.13.0 \
+	    $(BUILD)/fuzz/fuzz_$$n $(FUZZ_OPTS) -max_total_time=$(1) \
+	        -artifact_prefix=$(abspath $(BUILD))/fuzz/artifacts/$$n- \
+	        $(BUILD)/fuzz/corpus/$$n tests/fuzz/corpus/$$n 2>$(BUILD)/fuzz/$$n.log || \
+	        { tail -n 60 $(BUILD)/fuzz/$$n.log; exit 1; }; \
+	    grep -E '^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' \
+	        $(BUILD)/fuzz/$$n.log | tr '\n' ' '; echo; \
+	done
+endef
+
+fuzz: deps fuzz-build
+	$(call fuzz_run,$(FUZZ_SECONDS))
+
+fuzz-smoke: deps fuzz-build
+	$(call fuzz_run,$(FUZZ_SMOKE_SECONDS))
+
+fuzz-seed: deps fuzz-build
+	/usr/bin/python3 tests/fuzz/seed.py --seed-tool $(BUILD)/fuzz/seed --out tests/fuzz/corpus
 
 run: deps all
 	./$(BUILD)/pyhang-trace

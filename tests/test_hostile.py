@@ -52,7 +52,7 @@ CHILD_ARGS = [b"-c", b"exit 3", b"arg\n1", b"\x1b[31mred", b"\xff\xfe-bytes", b'
 EVENTS = {"start", "stop", "long_wait", "wait_end", "sigchld_ignored", "child_status_lost", "hang"}
 # every key the JSON output may contain, at any depth (a forged key would be a new one)
 KEYS = {"event", "time", "pid", "tid", "comm", "ns_pid", "cgroup", "scope", "pids", "command",
-        "all_processes", "threshold_s", "scanner", "scan_period_s", "waited_s", "before_start",
+        "all_processes", "threshold_s", "scanner", "scan_period_s", "ringbuf_bytes", "waited_s", "before_start",
         "gil", "futex", "addr", "op", "python", "threads", "threads_error", "thread_list_error",
         "name", "daemon", "state", "truncated", "error", "stack", "function", "file", "line",
         "first_line", "ended_by", "action", "inherited", "stack_status", "cause", "summary",

@@ -39,6 +39,17 @@ int pm_open(struct procmem *pm, pid_t pid, char *err, size_t errlen)
 	return 0;
 }
 
+void pm_open_backend(struct procmem *pm, pid_t pid, pm_backend_fn backend, void *ctx)
+{
+	memset(pm, 0, sizeof(*pm));
+	pm->memfd = -1;
+	pm->pid = pid;
+	pm->cache = &pm->own;
+	pm->own.gen = 1;
+	pm->backend = backend;
+	pm->backend_ctx = ctx;
+}
+
 void pm_close(struct procmem *pm)
 {
 	if (pm->memfd >= 0)
@@ -81,6 +92,13 @@ int pm_read_direct(struct procmem *pm, uint64_t addr, void *buf, size_t len)
 	if (len > PM_MAX_READ || addr == 0 || addr > INT64_MAX || addr + len < addr ||
 	    addr + len > (uint64_t)INT64_MAX)
 		return PM_FAULT;
+	if (pm->backend) {
+		pm->reads++;
+		int rc = pm->backend(pm->backend_ctx, addr, buf, len);
+		if (rc == PM_GONE)
+			pm->gone = true;
+		return rc;
+	}
 	size_t done = 0;
 	for (int tries = 0; done < len && tries < 64; tries++) {
 		pm->reads++;

@@ -5,7 +5,12 @@
  * /proc/PID/stat) that keys every cache, and small bounded reads of /proc text files.
  * Kernel facts (Linux >= 3.2): reading /proc/PID/mem needs PTRACE_MODE_ATTACH permission but
  * never attaches or stops the target; after the target exits or execs, reads of an fd opened
- * before return 0 bytes (the old mm is gone), which we report as PM_GONE. */
+ * before return 0 bytes (the old mm is gone), which we report as PM_GONE.
+ * Seam (tests only): pm_open_backend() makes a procmem whose memory comes from a caller's
+ * function instead of /proc/PID/mem (the fuzzers serve a list of (address, bytes) regions,
+ * tests/fuzz/seed records what the reader touches). Only pm_read_direct() consults it (one
+ * NULL test per pread, i.e. per cache miss); the block cache and every bound of pm_read
+ * above it run unchanged. A procmem from pm_open() never has a backend. */
 #ifndef PH_PROCMEM_H
 #define PH_PROCMEM_H
 #include <stdbool.h>
@@ -17,7 +22,9 @@
 #ifndef PM_BLOCK
 #define PM_BLOCK 4096u            /* cache granule (measured: 1-2 KiB and 8-16 KiB are slower) */
 #endif
+#ifndef PM_CACHE_SLOTS                /* the fuzzers build with fewer (faster to allocate) */
 #define PM_CACHE_SLOTS 8192u      /* blocks cached per snapshot (32 MiB at most) */
+#endif
 #define PM_MAX_READ (64u << 20)   /* no single read may ask for more */
 #define PM_MAX_MAPS 65536u
 #define PM_PATH_MAX 4096u
@@ -38,6 +45,10 @@ struct pm_cache {
 	uint64_t gen;          /* never wraps in practice (64 bits) */
 };
 
+/* Another source of memory (see the seam above): read exactly len bytes at addr into buf and
+ * return PM_OK, PM_FAULT or PM_GONE. Called with 0 < len <= PM_MAX_READ only. */
+typedef int (*pm_backend_fn)(void *ctx, uint64_t addr, void *buf, size_t len);
+
 struct procmem {
 	pid_t pid;
 	int memfd;
@@ -46,6 +57,8 @@ struct procmem {
 	struct pm_cache *cache; /* &own, or one shared by many processes (see pm_use_cache) */
 	struct pm_cache own;
 	uint64_t reads;        /* pread calls made (for the benchmark) */
+	pm_backend_fn backend; /* NULL: /proc/PID/mem (always, outside tests) */
+	void *backend_ctx;
 };
 
 struct pm_map {
@@ -63,6 +76,8 @@ struct pm_maps {
 /* Opens /proc/PID/mem and reads the start time. 0 or -1 with a message in err. */
 int pm_open(struct procmem *pm, pid_t pid, char *err, size_t errlen);
 void pm_close(struct procmem *pm);
+/* A procmem served by backend(ctx, ...) instead of a process (tests); pid is only a label. */
+void pm_open_backend(struct procmem *pm, pid_t pid, pm_backend_fn backend, void *ctx);
 /* Forget cached blocks: the next reads see the process as it is now. */
 void pm_new_snapshot(struct procmem *pm);
 /* The current snapshot generation (keys other per-snapshot state). */

@@ -167,6 +167,7 @@ uint32_t pylayout_frame_read_size(const struct py_layout *l)
 uint32_t pylayout_code_read_size(const struct py_layout *l)
 {
 	uint32_t n = max_u32(l->co_firstlineno + 4, l->co_filename + 8);
+	n = max_u32(n, l->ob_type + 8); /* code_read_fields checks the type too */
 	n = max_u32(n, l->co_name + 8);
 	n = max_u32(n, l->co_linetable + 8);
 	if (l->co_qualname)
@@ -333,6 +334,12 @@ int pylayout_from_debug_offsets(const unsigned char *raw, size_t len, struct py_
 		return -1;
 	if (out->str_ascii_data > out->str_compact_data) {
 		snprintf(err, errlen, "_Py_DebugOffsets: str header larger than the table's");
+		return -1;
+	}
+	/* ob_type, length and state precede the ASCII data in every PEP 393 str (3.3+) */
+	if (out->ob_type + 8 > out->str_ascii_data || out->str_length + 8 > out->str_ascii_data ||
+	    out->str_state >= out->str_ascii_data) {
+		snprintf(err, errlen, "_Py_DebugOffsets: str fields outside the str header");
 		return -1;
 	}
 	return 0;

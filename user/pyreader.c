@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,9 @@
 #define SYS_FUTEX_X86_64 202
 #define GLIBC_PTHREAD_TID 0x2d0   /* glibc 2.36 x86_64: struct pthread.tid */
 #define GLIBC_PTHREAD_SELF 0x10   /* tcbhead_t.self */
+#ifndef CODE_CACHE_CAP               /* the fuzzers build with fewer slots */
 #define CODE_CACHE_CAP 16384u     /* power of two */
+#endif
 #define MAX_DICT_ENTRIES (1u << 16)
 #define MAX_LINETABLE (1u << 20)
 #define MAX_INTERPRETERS 64u
@@ -201,15 +204,8 @@ struct py_proc {
 	pid_t pid;
 	uint64_t start_time;
 	struct procmem pm;
-	struct py_layout layout;
-	char version[32];
-	unsigned version_hex;
-	uint64_t runtime, interp_head_var, last_interp;
-	uint64_t tstate_current_var;  /* 2.7/3.6 _PyThreadState_Current */
-	uint64_t interpreter_lock_var;/* 2.7 */
-	uint64_t gil_static[4][2];    /* 3.6 static GIL variables [addr, end) */
-	uint64_t t_code, t_unicode, t_bytes, t_dict, t_true;
-	unsigned unicode27_width;     /* 2.7 Py_UNICODE size: 2 or 4, 0 unknown */
+	struct py_resolved res;       /* what attach_process resolved (see pyreader.h) */
+	uint64_t last_interp;
 	int pthread_tid_off;          /* validated offset of the TID in struct pthread, -1 */
 	struct code_entry *codes;     /* CODE_CACHE_CAP slots */
 	size_t ncodes;
@@ -266,7 +262,7 @@ static bool type_is(struct walk *w, uint64_t obj, uint64_t type_addr)
 	uint64_t t;
 	if (!type_addr)
 		return true; /* type unknown: cannot check, accept */
-	return rd_u64(w, obj + w->p->layout.ob_type, &t) == 0 && t == type_addr;
+	return rd_u64(w, obj + w->p->res.layout.ob_type, &t) == 0 && t == type_addr;
 }
 
 /* ---- strings -------------------------------------------------------------------------- */
@@ -309,7 +305,7 @@ static char *decode_units(const unsigned char *data, size_t n, unsigned width)
 /* bytes (3.x) / str (2.7): raw content, capped at cap bytes. */
 static unsigned char *read_bytes_obj(struct walk *w, uint64_t addr, size_t cap, uint32_t *len_out)
 {
-	const struct py_layout *l = &w->p->layout;
+	const struct py_layout *l = &w->p->res.layout;
 	uint64_t size;
 	if (!plausible_ptr(addr) || rd_u64(w, addr + l->bytes_size, &size) != 0 || size > INT64_MAX)
 		return NULL;
@@ -328,13 +324,28 @@ static unsigned char *read_bytes_obj(struct walk *w, uint64_t addr, size_t cap, 
 	return buf;
 }
 
+/* Bytes of a PEP 393 header to read so that ob_type, length and state all lie in it, at
+ * least `least`. The offsets may come from a target's _Py_DebugOffsets (3.13+), which is
+ * validated only against the sizes the target itself declares: never trust them to fit a
+ * buffer (a hostile block once made str_equals read past its stack buffer). */
+static uint32_t pep393_header_need(const struct py_layout *l, uint32_t least)
+{
+	uint32_t n = least;
+	const uint32_t ends[] = { l->ob_type + 8, l->str_length + 8, l->str_state + 1 };
+	for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++)
+		if (ends[i] > n)
+			n = ends[i];
+	return n;
+}
+
 static char *read_pep393(struct walk *w, uint64_t addr)
 {
-	const struct py_layout *l = &w->p->layout;
+	const struct py_layout *l = &w->p->res.layout;
 	unsigned char hdr[128];
-	if (l->str_compact_data + 8 > sizeof(hdr) || rd(w, addr, hdr, l->str_compact_data + 8) != 0)
+	uint32_t need = pep393_header_need(l, l->str_compact_data + 8); /* + data.any (legacy) */
+	if (need > sizeof(hdr) || rd(w, addr, hdr, need) != 0)
 		return NULL;
-	if (w->p->t_unicode && get_u64(hdr, l->ob_type) != w->p->t_unicode)
+	if (w->p->res.t_unicode && get_u64(hdr, l->ob_type) != w->p->res.t_unicode)
 		return NULL;
 	uint64_t length = get_u64(hdr, l->str_length);
 	unsigned state = hdr[l->str_state];
@@ -363,8 +374,9 @@ static char *read_pep393(struct walk *w, uint64_t addr)
 static char *read_unicode27(struct walk *w, uint64_t addr)
 {
 	uint64_t hdr[4];
-	unsigned width = w->p->unicode27_width;
-	if (!width || rd(w, addr, hdr, sizeof(hdr)) != 0 || hdr[2] > INT64_MAX)
+	unsigned width = w->p->res.unicode27_width;
+	/* decode_units knows 2 and 4 (UCS2/UCS4 builds); anything else would overrun raw */
+	if ((width != 2 && width != 4) || rd(w, addr, hdr, sizeof(hdr)) != 0 || hdr[2] > INT64_MAX)
 		return NULL;
 	size_t n = hdr[2] < PY_MAX_STR ? (size_t)hdr[2] : PY_MAX_STR;
 	if (hdr[2] > n && (hdr[2] > UINT64_MAX / 4 || !claim_plausible(w, hdr[3], hdr[2] * width)))
@@ -384,14 +396,14 @@ static char *read_str(struct walk *w, uint64_t addr)
 {
 	if (!plausible_ptr(addr))
 		return NULL;
-	if (w->p->layout.strs == PY_STR_PEP393)
+	if (w->p->res.layout.strs == PY_STR_PEP393)
 		return read_pep393(w, addr);
 	uint64_t type;
-	if (rd_u64(w, addr + w->p->layout.ob_type, &type) != 0)
+	if (rd_u64(w, addr + w->p->res.layout.ob_type, &type) != 0)
 		return NULL;
-	if (w->p->t_unicode && type == w->p->t_unicode)
+	if (w->p->res.t_unicode && type == w->p->res.t_unicode)
 		return read_unicode27(w, addr);
-	if (w->p->t_bytes && type != w->p->t_bytes)
+	if (w->p->res.t_bytes && type != w->p->res.t_bytes)
 		return NULL;
 	uint32_t len;
 	unsigned char *b = read_bytes_obj(w, addr, PY_MAX_STR, &len);
@@ -401,32 +413,44 @@ static char *read_str(struct walk *w, uint64_t addr)
 /* Whether the string object at addr equals the ASCII string s (cheap length check first). */
 static bool str_equals(struct walk *w, uint64_t addr, const char *s)
 {
-	const struct py_layout *l = &w->p->layout;
+	const struct py_layout *l = &w->p->res.layout;
 	size_t want = strlen(s);
 	unsigned char hdr[64];
 	if (!plausible_ptr(addr) || want > 256)
 		return false;
 	if (l->strs == PY_STR_PEP393) {
-		if (rd(w, addr, hdr, l->str_ascii_data) != 0 || get_u64(hdr, l->str_length) != want)
+		uint32_t need = pep393_header_need(l, l->str_ascii_data);
+		if (need > sizeof(hdr) || rd(w, addr, hdr, need) != 0 ||
+		    get_u64(hdr, l->str_length) != want)
 			return false;
 		if (!((hdr[l->str_state] >> 6) & 1) || !((hdr[l->str_state] >> 5) & 1))
 			return false; /* not compact ASCII */
 		char buf[257];
 		return rd(w, addr + l->str_ascii_data, buf, want) == 0 && memcmp(buf, s, want) == 0;
 	}
-	if (rd(w, addr, hdr, 24) != 0 || get_u64(hdr, l->bytes_size) != want)
-		return false;
+	if (l->bytes_size + 8 > 24 || rd(w, addr, hdr, 24) != 0 || get_u64(hdr, l->bytes_size) != want)
+		return false; /* 2.7 PyStringObject: ob_size at 16 */
 	char buf[257];
 	return rd(w, addr + l->bytes_data, buf, want) == 0 && memcmp(buf, s, want) == 0;
 }
 
 /* ---- line tables ---------------------------------------------------------------------- */
 
-/* Lines are summed in 64 bits: a corrupt table (or co_firstlineno) may add up past INT_MAX,
- * which an int would overflow. Such a line is reported as unknown (-1). */
-static int line_or_unknown(int64_t line)
+/* Line arithmetic of the decoders below: a hostile table (or co_firstlineno) could push an
+ * int past INT_MAX, so lines are summed in 64 bits, saturated far beyond any int (each
+ * delta is below 2^32 in magnitude, so the sum never overflows), and a result that does
+ * not fit an int is "no line" (-1). */
+#define LINE_LIMIT (INT64_C(1) << 40)
+
+static int64_t line_add(int64_t line, int64_t delta)
 {
-	return line >= 0 && line <= INT32_MAX ? (int)line : -1;
+	int64_t v = line + delta;
+	return v > LINE_LIMIT ? LINE_LIMIT : v < -LINE_LIMIT ? -LINE_LIMIT : v;
+}
+
+static int line_result(int64_t line)
+{
+	return line >= INT_MIN && line <= INT_MAX ? (int)line : -1;
 }
 
 /* <= 3.9 co_lnotab: (addr delta u8, line delta) pairs; lasti is a byte offset. */
@@ -439,9 +463,9 @@ static int line_from_lnotab(const unsigned char *t, uint32_t len, int first, uin
 		addr += t[i];
 		if (addr > lasti)
 			break;
-		line += signed_delta ? (int)(int8_t)t[i + 1] : (int)t[i + 1];
+		line = line_add(line, signed_delta ? (int8_t)t[i + 1] : t[i + 1]);
 	}
-	return line_or_unknown(line);
+	return line_result(line);
 }
 
 /* 3.10 co_linetable: (byte delta u8, line delta i8, -128 = no line) pairs; addr in bytes. */
@@ -457,11 +481,11 @@ static int line_from_linetable310(const unsigned char *t, uint32_t len, int firs
 		if (d == -128) {
 			ar_line = -1;
 		} else {
-			line += d;
+			line = line_add(line, d);
 			ar_line = line;
 		}
 	}
-	return end > addr ? line_or_unknown(ar_line) : -1;
+	return end > addr ? line_result(ar_line) : -1;
 }
 
 static uint32_t read_varint(const unsigned char *t, uint32_t len, uint32_t *i)
@@ -481,6 +505,12 @@ static int32_t read_svarint(const unsigned char *t, uint32_t len, uint32_t *i)
 {
 	uint32_t u = read_varint(t, len, i);
 	return (u & 1) ? -(int32_t)(u >> 1) : (int32_t)(u >> 1);
+}
+
+/* i + n, at most len (i is 32 bits and may be near its end: no wrap-around). */
+static uint32_t skip_bytes(uint32_t i, uint32_t n, uint32_t len)
+{
+	return len - i < n ? len : i + n;
 }
 
 /* 3.11+ location table; target is in code units. */
@@ -504,14 +534,14 @@ static int line_from_locations(const unsigned char *t, uint32_t len, int first, 
 		} else if (code == 13) {
 			delta = read_svarint(t, len, &i);
 		} else if (code >= 10) {
-			delta = (int64_t)code - 10;
-			i += 2;
+			delta = (int)code - 10;
+			i = skip_bytes(i, 2, len); /* one-line form: start and end column */
 		} else {
-			i += 1;
+			i = skip_bytes(i, 1, len); /* short form: column byte */
 		}
-		line += delta;
+		line = line_add(line, delta);
 		if (target >= addr && target < addr + n)
-			return no_line ? -1 : line_or_unknown(line);
+			return no_line ? -1 : line_result(line);
 		addr += n;
 	}
 	return -1;
@@ -540,7 +570,7 @@ static void code_cache_clear(struct py_proc *p)
 /* The identifying fields of the code object at addr, read now. */
 static int code_read_fields(struct walk *w, uint64_t addr, struct code_entry *f)
 {
-	const struct py_layout *l = &w->p->layout;
+	const struct py_layout *l = &w->p->res.layout;
 	unsigned char buf[512];
 	uint32_t n = pylayout_code_read_size(l);
 	if (n > sizeof(buf) || !plausible_ptr(addr) || rd(w, addr, buf, n) != 0)
@@ -554,7 +584,7 @@ static int code_read_fields(struct walk *w, uint64_t addr, struct code_entry *f)
 	f->linetable = get_u64(buf, l->co_linetable);
 	f->firstlineno = get_i32(buf, l->co_firstlineno);
 	f->firsttraceable = l->co_firsttraceable ? get_i32(buf, l->co_firsttraceable) : 0;
-	if (w->p->t_code && f->type != w->p->t_code)
+	if (w->p->res.t_code && f->type != w->p->res.t_code)
 		return -1; /* not a code object (3.12+ trampolines, or garbage) */
 	return 0;
 }
@@ -732,8 +762,8 @@ static int read_array(struct walk *w, uint64_t addr, size_t count, size_t elem, 
 static int dict27_each(struct walk *w, uint64_t dict, dict_cb cb, void *ctx)
 {
 	uint64_t mask, table;
-	if (rd_u64(w, dict + w->p->layout.dict_keys, &mask) != 0 ||
-	    rd_u64(w, dict + w->p->layout.dict_values, &table) != 0 || mask >= MAX_DICT_ENTRIES)
+	if (rd_u64(w, dict + w->p->res.layout.dict_keys, &mask) != 0 ||
+	    rd_u64(w, dict + w->p->res.layout.dict_values, &table) != 0 || mask >= MAX_DICT_ENTRIES)
 		return -1;
 	uint64_t *e;
 	if (read_array(w, table, (size_t)mask + 1, 24, (void **)&e) != 0)
@@ -748,7 +778,7 @@ static int dict27_each(struct walk *w, uint64_t dict, dict_cb cb, void *ctx)
 /* Walks the entries of a keys object with, for split tables, values[i] at values+header. */
 static int keys_each(struct walk *w, uint64_t keys, uint64_t values, dict_cb cb, void *ctx)
 {
-	const struct py_layout *l = &w->p->layout;
+	const struct py_layout *l = &w->p->res.layout;
 	unsigned char hdr[48];
 	uint64_t entries, nentries;
 	size_t esize;
@@ -795,13 +825,13 @@ static int keys_each(struct walk *w, uint64_t keys, uint64_t values, dict_cb cb,
 
 static int dict_each(struct walk *w, uint64_t dict, dict_cb cb, void *ctx)
 {
-	if (!plausible_ptr(dict) || !type_is(w, dict, w->p->t_dict))
+	if (!plausible_ptr(dict) || !type_is(w, dict, w->p->res.t_dict))
 		return -1;
-	if (w->p->layout.dicts == PY_DICT_27)
+	if (w->p->res.layout.dicts == PY_DICT_27)
 		return dict27_each(w, dict, cb, ctx);
 	uint64_t keys, values;
-	if (rd_u64(w, dict + w->p->layout.dict_keys, &keys) != 0 ||
-	    rd_u64(w, dict + w->p->layout.dict_values, &values) != 0 || !plausible_ptr(keys))
+	if (rd_u64(w, dict + w->p->res.layout.dict_keys, &keys) != 0 ||
+	    rd_u64(w, dict + w->p->res.layout.dict_values, &values) != 0 || !plausible_ptr(keys))
 		return -1;
 	return keys_each(w, keys, values, cb, ctx);
 }
@@ -833,7 +863,7 @@ static uint64_t dict_get_str(struct walk *w, uint64_t dict, const char *key)
 /* An attribute of an instance, read from its __dict__ (or managed dict / inline values). */
 static uint64_t instance_attr(struct walk *w, uint64_t obj, const char *name)
 {
-	const struct py_layout *l = &w->p->layout;
+	const struct py_layout *l = &w->p->res.layout;
 	uint64_t type, v = 0, keys;
 	if (!plausible_ptr(obj) || rd_u64(w, obj + l->ob_type, &type) != 0 || !plausible_ptr(type))
 		return 0;
@@ -1004,7 +1034,7 @@ static uint64_t sym_addr(const struct attach *a, enum sym_id id)
 /* Validates an interpreter: its first thread state points back to it. */
 static bool interp_valid(struct walk *w, uint64_t interp)
 {
-	const struct py_layout *l = &w->p->layout;
+	const struct py_layout *l = &w->p->res.layout;
 	uint64_t ts, back;
 	if (!plausible_ptr(interp) || rd_u64(w, interp + l->interp_tstate_head, &ts) != 0)
 		return false;
@@ -1017,7 +1047,7 @@ static bool interp_valid(struct walk *w, uint64_t interp)
  * successor (if any) belongs to the same interpreter. */
 static bool interp_valid_strict(struct walk *w, uint64_t interp)
 {
-	const struct py_layout *l = &w->p->layout;
+	const struct py_layout *l = &w->p->res.layout;
 	uint64_t ts, back, tid, next;
 	if (!plausible_ptr(interp) || rd_u64(w, interp + l->interp_tstate_head, &ts) != 0 ||
 	    !plausible_ptr(ts) || rd_u64(w, ts + l->ts_interp, &back) != 0 || back != interp ||
@@ -1084,19 +1114,28 @@ static int find_interp_head(struct walk *w, struct attach *a, char *err, size_t 
 	if (!head && elf_find_section(&a->ef, ".data", &sa, &ss) == 0)
 		head = scan_for_interp_pointer(w, sa + a->bias, ss, false);
 	if (!head) {
-		snprintf(err, errlen, "cannot find interp_head (CPython %u.%u)", p->layout.major,
-			 p->layout.minor);
+		snprintf(err, errlen, "cannot find interp_head (CPython %u.%u)", p->res.layout.major,
+			 p->res.layout.minor);
 		return -1;
 	}
-	p->interp_head_var = head;
+	p->res.interp_head = head;
 	return 0;
 }
 
 static bool runtime_valid(struct walk *w, uint64_t rt)
 {
 	uint64_t interp;
-	return rt && rd_u64(w, rt + w->p->layout.rt_interp_head, &interp) == 0 &&
+	return rt && rd_u64(w, rt + w->p->res.layout.rt_interp_head, &interp) == 0 &&
 	       interp_valid(w, interp);
+}
+
+/* 3.7-3.9 without symbols: _PyRuntime holds interpreters.head and, right after it,
+ * interpreters.main, equal while there is one interpreter; found in [start, start+size). */
+static uint64_t runtime_by_scan(struct walk *w, uint64_t start, uint64_t size)
+{
+	uint64_t head = scan_for_interp_pointer(w, start, size, true);
+	uint64_t rt = head - w->p->res.layout.rt_interp_head;
+	return head && runtime_valid(w, rt) ? rt : 0;
 }
 
 static int find_runtime(struct walk *w, struct attach *a, char *err, size_t errlen)
@@ -1109,19 +1148,17 @@ static int find_runtime(struct walk *w, struct attach *a, char *err, size_t errl
 	if (rt && !runtime_valid(w, rt))
 		rt = 0;
 	const char *secs[] = { ".bss", ".data" };
-	for (size_t i = 0; i < 2 && !rt && p->layout.major == 3 && p->layout.minor < 10; i++) {
+	for (size_t i = 0; i < 2 && !rt && p->res.layout.major == 3 && p->res.layout.minor < 10; i++) {
 		if (elf_find_section(&a->ef, secs[i], &sa, &ss) != 0)
 			continue;
-		uint64_t head = scan_for_interp_pointer(w, sa + a->bias, ss, true);
-		if (head && runtime_valid(w, head - p->layout.rt_interp_head))
-			rt = head - p->layout.rt_interp_head;
+		rt = runtime_by_scan(w, sa + a->bias, ss);
 	}
 	if (!rt) {
 		snprintf(err, errlen, "cannot find a valid _PyRuntime (CPython %u.%u)",
-			 p->layout.major, p->layout.minor);
+			 p->res.layout.major, p->res.layout.minor);
 		return -1;
 	}
-	p->runtime = rt;
+	p->res.runtime = rt;
 	return 0;
 }
 
@@ -1153,7 +1190,7 @@ static int layout_from_process(struct walk *w, struct attach *a, unsigned major,
 	uint32_t declared = 0;
 	if (!rt || rd(w, rt, raw, need) != 0)
 		snprintf(err, errlen, "cannot read _Py_DebugOffsets of CPython %u.%u", major, minor);
-	else if (pylayout_from_debug_offsets(raw, need, &p->layout, &declared, err, errlen) == 0)
+	else if (pylayout_from_debug_offsets(raw, need, &p->res.layout, &declared, err, errlen) == 0)
 		rc = 0;
 	free(raw);
 	if (rc == 0 && (((declared >> 24) & 0xff) != major || ((declared >> 16) & 0xff) != minor)) {
@@ -1175,7 +1212,7 @@ static int choose_layout(struct walk *w, struct attach *a, const char *path, cha
 	if (a->sym[S_PY_VERSION] && pm_read_u32(&p->pm, sym_addr(a, S_PY_VERSION), &hex) == PM_OK) {
 		major = (hex >> 24) & 0xff;
 		minor = (hex >> 16) & 0xff;
-		p->version_hex = hex;
+		p->res.version_hex = hex;
 		if (from_name && (fmaj != major || fmin != minor)) {
 			snprintf(err, errlen, "Py_Version says %u.%u but the file is %s", major, minor,
 				 path);
@@ -1184,12 +1221,12 @@ static int choose_layout(struct walk *w, struct attach *a, const char *path, cha
 	} else if (from_name) {
 		major = fmaj;
 		minor = fmin;
-		p->version_hex = (major << 24) | (minor << 16);
+		p->res.version_hex = (major << 24) | (minor << 16);
 	} else {
 		snprintf(err, errlen, "cannot tell the CPython version of %s", path);
 		return -1;
 	}
-	snprintf(p->version, sizeof(p->version), "%u.%u", major, minor);
+	snprintf(p->res.version, sizeof(p->res.version), "%u.%u", major, minor);
 	if (major == 3 && minor >= 13)
 		return layout_from_process(w, a, major, minor, err, errlen);
 	const struct py_layout *l = pylayout_for_version(major, minor);
@@ -1197,40 +1234,40 @@ static int choose_layout(struct walk *w, struct attach *a, const char *path, cha
 		snprintf(err, errlen, "unsupported CPython %u.%u", major, minor);
 		return -1;
 	}
-	p->layout = *l;
+	p->res.layout = *l;
 	return 0;
 }
 
 static void set_version_string(struct py_proc *p)
 {
-	unsigned hex = p->version_hex, micro = (hex >> 8) & 0xff, level = (hex >> 4) & 0xf;
-	if (!(hex & 0xffff) && p->version[0])
+	unsigned hex = p->res.version_hex, micro = (hex >> 8) & 0xff, level = (hex >> 4) & 0xf;
+	if (!(hex & 0xffff) && p->res.version[0])
 		return; /* only X.Y known; the sys.version read may refine it */
 	const char *lv = level == 0xa ? "a" : level == 0xb ? "b" : level == 0xc ? "rc" : "";
 	if (*lv)
-		snprintf(p->version, sizeof(p->version), "%u.%u.%u%s%u", hex >> 24,
+		snprintf(p->res.version, sizeof(p->res.version), "%u.%u.%u%s%u", hex >> 24,
 			 (hex >> 16) & 0xff, micro, lv, hex & 0xf);
 	else
-		snprintf(p->version, sizeof(p->version), "%u.%u.%u", hex >> 24, (hex >> 16) & 0xff,
+		snprintf(p->res.version, sizeof(p->res.version), "%u.%u.%u", hex >> 24, (hex >> 16) & 0xff,
 			 micro);
 }
 
 static void take_symbols(struct py_proc *p, const struct attach *a)
 {
-	p->t_code = sym_addr(a, S_CODE_TYPE);
-	p->t_unicode = sym_addr(a, S_UNICODE_TYPE);
-	p->t_bytes = p->layout.major == 2 ? sym_addr(a, S_STRING_TYPE) : sym_addr(a, S_BYTES_TYPE);
-	p->t_dict = sym_addr(a, S_DICT_TYPE);
-	p->t_true = sym_addr(a, S_TRUE);
-	p->tstate_current_var = p->layout.gil_kind == PY_GIL_NONE ? sym_addr(a, S_TSTATE_CURRENT) : 0;
-	p->interpreter_lock_var = sym_addr(a, S_INTERPRETER_LOCK);
-	p->unicode27_width = a->sym[S_UCS4] ? 4 : a->sym[S_UCS2] ? 2 : 0;
+	p->res.t_code = sym_addr(a, S_CODE_TYPE);
+	p->res.t_unicode = sym_addr(a, S_UNICODE_TYPE);
+	p->res.t_bytes = p->res.layout.major == 2 ? sym_addr(a, S_STRING_TYPE) : sym_addr(a, S_BYTES_TYPE);
+	p->res.t_dict = sym_addr(a, S_DICT_TYPE);
+	p->res.t_true = sym_addr(a, S_TRUE);
+	p->res.tstate_current = p->res.layout.gil_kind == PY_GIL_NONE ? sym_addr(a, S_TSTATE_CURRENT) : 0;
+	p->res.interpreter_lock = sym_addr(a, S_INTERPRETER_LOCK);
+	p->res.unicode27_width = a->sym[S_UCS4] ? 4 : a->sym[S_UCS2] ? 2 : 0;
 	const enum sym_id gil_syms[4] = { S_GIL_COND, S_GIL_MUTEX, S_SWITCH_COND, S_SWITCH_MUTEX };
 	for (int i = 0; i < 4; i++) {
 		uint64_t s = sym_addr(a, gil_syms[i]);
 		uint64_t sz = a->size[gil_syms[i]] ? a->size[gil_syms[i]] : 48;
-		p->gil_static[i][0] = s;
-		p->gil_static[i][1] = s ? s + sz : 0;
+		p->res.gil_static[i][0] = s;
+		p->res.gil_static[i][1] = s ? s + sz : 0;
 	}
 }
 
@@ -1270,7 +1307,7 @@ static int attach_process(struct walk *w, char *err, size_t errlen)
 	if (choose_layout(w, &a, m->path, err, errlen) != 0)
 		goto out;
 	take_symbols(p, &a);
-	if (p->layout.start == PY_START_INTERP_HEAD)
+	if (p->res.layout.start == PY_START_INTERP_HEAD)
 		rc = find_interp_head(w, &a, err, errlen);
 	else
 		rc = find_runtime(w, &a, err, errlen);
@@ -1333,11 +1370,11 @@ static bool collect_active(struct walk *w, uint64_t hash, uint64_t key, uint64_t
 static uint64_t find_active_dict(struct walk *w, uint64_t interp)
 {
 	struct py_proc *p = w->p;
-	const struct py_layout *l = &p->layout;
+	const struct py_layout *l = &p->res.layout;
 	if (p->active_dict) {
 		uint64_t md;
 		if (rd_u64(w, p->threading_module + l->md_dict, &md) == 0 && md == p->threading_md &&
-		    type_is(w, md, p->t_dict) && type_is(w, p->active_dict, p->t_dict))
+		    type_is(w, md, p->res.t_dict) && type_is(w, p->active_dict, p->res.t_dict))
 			return p->active_dict;
 		p->active_dict = 0;
 	}
@@ -1348,7 +1385,7 @@ static uint64_t find_active_dict(struct walk *w, uint64_t interp)
 	if (!module || rd_u64(w, module + l->md_dict, &md) != 0)
 		return 0;
 	uint64_t active = dict_get_str(w, md, "_active");
-	if (!active || !type_is(w, active, p->t_dict))
+	if (!active || !type_is(w, active, p->res.t_dict))
 		return 0;
 	p->threading_module = module;
 	p->threading_md = md;
@@ -1360,24 +1397,24 @@ static uint64_t find_active_dict(struct walk *w, uint64_t interp)
 static void read_sys_version(struct walk *w, uint64_t interp)
 {
 	struct py_proc *p = w->p;
-	if (p->version_hex & 0xffff)
+	if (p->res.version_hex & 0xffff)
 		return;
 	uint64_t modules, sys_mod, md;
-	if (rd_u64(w, interp + p->layout.interp_modules, &modules) != 0)
+	if (rd_u64(w, interp + p->res.layout.interp_modules, &modules) != 0)
 		return;
 	sys_mod = dict_get_str(w, modules, "sys");
-	if (!sys_mod || rd_u64(w, sys_mod + p->layout.md_dict, &md) != 0)
+	if (!sys_mod || rd_u64(w, sys_mod + p->res.layout.md_dict, &md) != 0)
 		return;
 	char *v = read_str(w, dict_get_str(w, md, "version"));
 	if (!v)
 		return;
 	size_t n = strcspn(v, " ");
 	unsigned a, b, c;
-	if (n < sizeof(p->version) && sscanf(v, "%u.%u.%u", &a, &b, &c) == 3 &&
-	    a == p->layout.major && b == p->layout.minor) {
-		memcpy(p->version, v, n);
-		p->version[n] = '\0';
-		p->version_hex = (a << 24) | (b << 16) | ((c & 0xff) << 8);
+	if (n < sizeof(p->res.version) && sscanf(v, "%u.%u.%u", &a, &b, &c) == 3 &&
+	    a == p->res.layout.major && b == p->res.layout.minor) {
+		memcpy(p->res.version, v, n);
+		p->res.version[n] = '\0';
+		p->res.version_hex = (a << 24) | (b << 16) | ((c & 0xff) << 8);
 	}
 	free(v);
 }
@@ -1478,7 +1515,7 @@ static long read_small_int(struct walk *w, uint64_t obj)
 	unsigned char buf[28];
 	if (!plausible_ptr(obj) || rd(w, obj, buf, sizeof(buf)) != 0)
 		return -1;
-	if (w->p->layout.major == 2)
+	if (w->p->res.layout.major == 2)
 		return (long)get_u64(buf, 16); /* PyIntObject ob_ival */
 	uint64_t size = get_u64(buf, 16); /* ob_size (<= 3.11) */
 	if (size != 1)
@@ -1491,7 +1528,7 @@ static long read_small_int(struct walk *w, uint64_t obj)
 static void thread_from_threading(struct walk *w, const struct active_list *act,
 				  struct py_thread *t)
 {
-	const struct py_layout *l = &w->p->layout;
+	const struct py_layout *l = &w->p->res.layout;
 	for (size_t i = 0; i < act->n; i++) {
 		if (act->v[i].ident != t->thread_id)
 			continue;
@@ -1500,8 +1537,8 @@ static void thread_from_threading(struct walk *w, const struct active_list *act,
 		t->name = arena_strdup(w->out, name);
 		free(name);
 		uint64_t d = instance_attr(w, obj, l->attr_daemonic);
-		if (d && w->p->t_true)
-			t->daemon = d == w->p->t_true;
+		if (d && w->p->res.t_true)
+			t->daemon = d == w->p->res.t_true;
 		if (t->tid == 0 && !l->ts_native_thread_id && l->major == 3 && l->minor >= 8) {
 			long nid = read_small_int(w, instance_attr(w, obj, "_native_id"));
 			pid_t htid = nid > 0 && nid < 0x40000000 ? host_tid(w, (pid_t)nid) : 0;
@@ -1676,7 +1713,7 @@ enum frame_kind { FRAME_OK, FRAME_SKIP, FRAME_BAD_CODE };
 static enum frame_kind frame_location(struct walk *w, const unsigned char *buf,
 				      struct code_entry **out, int *line)
 {
-	const struct py_layout *l = &w->p->layout;
+	const struct py_layout *l = &w->p->res.layout;
 	uint64_t code = get_u64(buf, l->f_code);
 	if (l->frames == PY_FRAMES_OBJECTS) {
 		struct code_entry *c = code_lookup(w, code);
@@ -1705,7 +1742,7 @@ static enum frame_kind frame_location(struct walk *w, const unsigned char *buf,
 /* Innermost first, cut at PY_MAX_FRAMES, cycles detected with Brent's algorithm. */
 static void walk_frames(struct walk *w, uint64_t frame, struct py_thread *t)
 {
-	const struct py_layout *l = &w->p->layout;
+	const struct py_layout *l = &w->p->res.layout;
 	uint32_t fsize = pylayout_frame_read_size(l);
 	unsigned char buf[256];
 	size_t cap = 0, power = 1, lam = 0;
@@ -1747,7 +1784,7 @@ static void walk_frames(struct walk *w, uint64_t frame, struct py_thread *t)
 
 static uint64_t first_frame(struct walk *w, const unsigned char *ts)
 {
-	const struct py_layout *l = &w->p->layout;
+	const struct py_layout *l = &w->p->res.layout;
 	uint64_t f = get_u64(ts, l->ts_frame);
 	if (l->frames == PY_FRAMES_CFRAME) {
 		uint64_t cframe = f;
@@ -1770,14 +1807,16 @@ struct gil_info {
 
 static void gil_add_struct(struct walk *w, struct gil_info *g, uint64_t gil)
 {
-	const struct py_layout *l = &w->p->layout;
+	const struct py_layout *l = &w->p->res.layout;
 	unsigned char buf[32];
 	if (g->nranges >= MAX_GILS || !plausible_ptr(gil))
 		return;
 	g->ranges[g->nranges][0] = gil;
 	g->ranges[g->nranges][1] = gil + l->gil_size;
 	g->nranges++;
-	if (rd(w, gil, buf, sizeof(buf)) != 0 || l->gil_locked + 4 > sizeof(buf))
+	/* 3.13+ offsets come from the target: both fields must lie in the bytes read */
+	if (l->gil_locked + 4 > sizeof(buf) || l->gil_last_holder + 8 > sizeof(buf) ||
+	    rd(w, gil, buf, sizeof(buf)) != 0)
 		return;
 	if (get_i32(buf, l->gil_locked) != 0 && g->nholders < MAX_GILS)
 		g->holders[g->nholders++] = get_u64(buf, l->gil_last_holder);
@@ -1787,17 +1826,17 @@ static void gil_collect_static(struct walk *w, struct gil_info *g)
 {
 	struct py_proc *p = w->p;
 	uint64_t holder, lock;
-	if (p->tstate_current_var && rd_u64(w, p->tstate_current_var, &holder) == 0 && holder)
+	if (p->res.tstate_current && rd_u64(w, p->res.tstate_current, &holder) == 0 && holder)
 		g->holders[g->nholders++] = holder;
 	for (int i = 0; i < 4; i++)
-		if (p->gil_static[i][0] && g->nranges < MAX_GILS) {
-			g->ranges[g->nranges][0] = p->gil_static[i][0];
-			g->ranges[g->nranges][1] = p->gil_static[i][1];
+		if (p->res.gil_static[i][0] && g->nranges < MAX_GILS) {
+			g->ranges[g->nranges][0] = p->res.gil_static[i][0];
+			g->ranges[g->nranges][1] = p->res.gil_static[i][1];
 			g->nranges++;
 		}
 	/* 2.7: interpreter_lock points to a sem_t (32 bytes) */
-	if (p->layout.major == 2 && p->interpreter_lock_var &&
-	    rd_u64(w, p->interpreter_lock_var, &lock) == 0 && lock) {
+	if (p->res.layout.major == 2 && p->res.interpreter_lock &&
+	    rd_u64(w, p->res.interpreter_lock, &lock) == 0 && lock) {
 		g->ranges[g->nranges][0] = lock;
 		g->ranges[g->nranges][1] = lock + 32;
 		g->nranges++;
@@ -1818,10 +1857,10 @@ static uint64_t first_interp(struct walk *w)
 {
 	struct py_proc *p = w->p;
 	uint64_t interp = 0;
-	if (p->layout.start == PY_START_INTERP_HEAD)
-		(void)rd_u64(w, p->interp_head_var, &interp);
+	if (p->res.layout.start == PY_START_INTERP_HEAD)
+		(void)rd_u64(w, p->res.interp_head, &interp);
 	else
-		(void)rd_u64(w, p->runtime + p->layout.rt_interp_head, &interp);
+		(void)rd_u64(w, p->res.runtime + p->res.layout.rt_interp_head, &interp);
 	return interp;
 }
 
@@ -1856,7 +1895,7 @@ static uint32_t tstate_read_size(const struct py_layout *l)
 static void read_thread(struct walk *w, const unsigned char *ts, uint64_t tstate,
 			struct py_thread *t)
 {
-	const struct py_layout *l = &w->p->layout;
+	const struct py_layout *l = &w->p->res.layout;
 	t->tstate_addr = tstate;
 	t->thread_id = get_u64(ts, l->ts_thread_id);
 	if (l->ts_native_thread_id) {
@@ -1871,7 +1910,7 @@ static void read_thread(struct walk *w, const unsigned char *ts, uint64_t tstate
 
 static int walk_threads_of(struct walk *w, uint64_t interp, struct py_process *out, size_t *cap)
 {
-	const struct py_layout *l = &w->p->layout;
+	const struct py_layout *l = &w->p->res.layout;
 	uint32_t tsize = tstate_read_size(l);
 	unsigned char ts[512];
 	struct addr_set seen = { 0 };
@@ -1944,21 +1983,21 @@ static int walk_process(struct walk *w, struct py_process *out, char *err, size_
 		return -1;
 	}
 	p->last_interp = interp;
-	if (p->layout.gil_kind == PY_GIL_NONE)
+	if (p->res.layout.gil_kind == PY_GIL_NONE)
 		gil_collect_static(w, &g);
-	else if (p->layout.gil_kind == PY_GIL_IN_RUNTIME)
-		gil_add_struct(w, &g, p->runtime + p->layout.gil);
+	else if (p->res.layout.gil_kind == PY_GIL_IN_RUNTIME)
+		gil_add_struct(w, &g, p->res.runtime + p->res.layout.gil);
 	for (unsigned n = 0; interp && n < MAX_INTERPRETERS && !w->gone; n++) {
 		if (!plausible_ptr(interp) || !addr_set_add(&seen, interp)) {
 			out->threads_error = "interpreter list loops or is unreadable";
 			break;
 		}
 		main_interp = interp; /* the list ends with the main interpreter */
-		if (p->layout.gil_kind == PY_GIL_IN_INTERP)
-			gil_add_struct(w, &g, interp + p->layout.gil);
+		if (p->res.layout.gil_kind == PY_GIL_IN_INTERP)
+			gil_add_struct(w, &g, interp + p->res.layout.gil);
 		if (walk_threads_of(w, interp, out, &cap) != 0)
 			break;
-		if (rd_u64(w, interp + p->layout.interp_next, &interp) != 0)
+		if (rd_u64(w, interp + p->res.layout.interp_next, &interp) != 0)
 			break;
 	}
 	addr_set_free(&seen);
@@ -1975,7 +2014,7 @@ static int walk_process(struct walk *w, struct py_process *out, char *err, size_
  * them are never read in full. */
 static bool frame_is_python(struct walk *w, const unsigned char *buf)
 {
-	const struct py_layout *l = &w->p->layout;
+	const struct py_layout *l = &w->p->res.layout;
 	uint64_t code = get_u64(buf, l->f_code);
 	uint8_t owner = 0;
 	if (l->frames != PY_FRAMES_OBJECTS) {
@@ -1999,7 +2038,7 @@ static bool frame_is_python(struct walk *w, const unsigned char *buf)
 /* Whether the chain from frame holds a frame of Python code (bounded like walk_frames). */
 static bool chain_has_python_frame(struct walk *w, uint64_t frame)
 {
-	const struct py_layout *l = &w->p->layout;
+	const struct py_layout *l = &w->p->res.layout;
 	uint32_t fsize = pylayout_frame_read_size(l);
 	unsigned char buf[256];
 	if (fsize > sizeof(buf))
@@ -2016,7 +2055,7 @@ static bool chain_has_python_frame(struct walk *w, uint64_t frame)
 
 static bool interp_has_python_frame(struct walk *w, uint64_t interp)
 {
-	const struct py_layout *l = &w->p->layout;
+	const struct py_layout *l = &w->p->res.layout;
 	uint32_t tsize = tstate_read_size(l);
 	unsigned char ts[512];
 	uint64_t tstate;
@@ -2054,7 +2093,7 @@ static int probe_process(struct walk *w, char *err, size_t errlen)
 		main_interp = interp; /* the list ends with the main interpreter */
 		if (!found)
 			found = interp_has_python_frame(w, interp);
-		if (rd_u64(w, interp + p->layout.interp_next, &interp) != 0)
+		if (rd_u64(w, interp + p->res.layout.interp_next, &interp) != 0)
 			break;
 	}
 	addr_set_free(&seen);
@@ -2189,6 +2228,23 @@ static struct py_proc *proc_get(struct py_reader *r, pid_t pid, bool *fresh, cha
 	return p;
 }
 
+/* One snapshot of an attached process: the walk shared by py_read_process and
+ * py_read_resolved (tasks may be empty: thread ids then stay 0). */
+static int read_snapshot(struct walk *w, struct py_process *out, char *err, size_t errlen)
+{
+	struct py_proc *p = w->p;
+	int rc = walk_process(w, out, err, errlen);
+	if (w->gone || rc != 0) {
+		py_process_free(out);
+		return -1;
+	}
+	out->pid = p->pid;
+	out->start_time = p->start_time;
+	out->version_hex = p->res.version_hex;
+	snprintf(out->version, sizeof(out->version), "%s", p->res.version);
+	return 0;
+}
+
 static int read_once(struct py_reader *r, pid_t pid, struct py_process *out, bool *retry,
 		     char *err, size_t errlen)
 {
@@ -2207,28 +2263,67 @@ static int read_once(struct py_reader *r, pid_t pid, struct py_process *out, boo
 		return -1;
 	}
 	map_namespace_tids(&w, pid);
-	int rc = walk_process(&w, out, err, errlen);
+	int rc = read_snapshot(&w, out, err, errlen);
 	free(w.ns_tids);
 	free(w.tasks);
 	sysfd_prune(p, false);
 	if (w.gone) {
 		/* exited, or exec'd (same pid and start time, new image): start over once */
-		py_process_free(out);
 		py_forget_process(r, pid);
 		*retry = !fresh;
 		snprintf(err, errlen, "process %d exited or exec'd while being read", (int)pid);
 		return -1;
 	}
 	p->last_preads = p->pm.reads - preads0;
-	if (rc != 0) {
-		py_process_free(out);
+	return rc;
+}
+
+/* A process state over memory served by backend (py_read_resolved, py_resolve_by_scan). */
+static struct py_proc *proc_for_backend(const struct py_resolved *res, pm_backend_fn backend,
+					void *ctx)
+{
+	struct py_proc *p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	p->pthread_tid_off = -1;
+	p->res = *res;
+	pm_open_backend(&p->pm, 0, backend, ctx);
+	pm_new_snapshot(&p->pm);
+	return p;
+}
+
+int py_resolve_by_scan(struct py_resolved *res, pm_backend_fn backend, void *ctx,
+		       uint64_t start, uint64_t size)
+{
+	struct py_proc *p = proc_for_backend(res, backend, ctx);
+	if (!p)
+		return -1;
+	struct walk w = { .p = p };
+	if (res->layout.start == PY_START_INTERP_HEAD)
+		res->interp_head = scan_for_interp_pointer(&w, start, size, false);
+	else
+		res->runtime = runtime_by_scan(&w, start, size);
+	int found = res->layout.start == PY_START_INTERP_HEAD ? res->interp_head != 0
+							       : res->runtime != 0;
+	proc_free(p);
+	return found ? 0 : -1;
+}
+
+int py_read_resolved(const struct py_resolved *res, pm_backend_fn backend, void *ctx,
+		     struct py_process *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	struct py_proc *p = proc_for_backend(res, backend, ctx);
+	if (!p) {
+		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	out->pid = pid;
-	out->start_time = p->start_time;
-	out->version_hex = p->version_hex;
-	snprintf(out->version, sizeof(out->version), "%s", p->version);
-	return 0;
+	struct walk w = { .p = p, .out = out };
+	int rc = read_snapshot(&w, out, err, errlen);
+	if (rc != 0 && w.gone)
+		snprintf(err, errlen, "memory gone while being read");
+	proc_free(p);
+	return rc;
 }
 
 int py_read_process(struct py_reader *r, pid_t pid, struct py_process *out, char *err,
@@ -2263,7 +2358,7 @@ static int probe_once(struct py_reader *r, pid_t pid, unsigned *version_hex, boo
 		snprintf(err, errlen, "process %d exited or exec'd while being read", (int)pid);
 		return -1;
 	}
-	*version_hex = p->version_hex;
+	*version_hex = p->res.version_hex;
 	return rc;
 }
 
@@ -2354,7 +2449,7 @@ bool py_is_python_process(pid_t pid)
 const struct py_layout *py_reader_layout(struct py_reader *r, pid_t pid)
 {
 	struct py_proc *p = proc_find(r, pid);
-	return p ? &p->layout : NULL;
+	return p ? &p->res.layout : NULL;
 }
 
 int py_reader_addrs(struct py_reader *r, pid_t pid, struct py_addrs *out)
@@ -2363,14 +2458,24 @@ int py_reader_addrs(struct py_reader *r, pid_t pid, struct py_addrs *out)
 	memset(out, 0, sizeof(*out));
 	if (!p)
 		return -1;
-	out->runtime = p->runtime;
-	out->interp_head = p->interp_head_var;
+	out->runtime = p->res.runtime;
+	out->interp_head = p->res.interp_head;
 	out->interp = p->last_interp;
-	if (p->layout.gil_kind == PY_GIL_IN_RUNTIME)
-		out->gil = p->runtime + p->layout.gil;
-	else if (p->layout.gil_kind == PY_GIL_IN_INTERP && p->last_interp)
-		out->gil = p->last_interp + p->layout.gil;
-	out->code_type = p->t_code;
+	if (p->res.layout.gil_kind == PY_GIL_IN_RUNTIME)
+		out->gil = p->res.runtime + p->res.layout.gil;
+	else if (p->res.layout.gil_kind == PY_GIL_IN_INTERP && p->last_interp)
+		out->gil = p->last_interp + p->res.layout.gil;
+	out->code_type = p->res.t_code;
+	return 0;
+}
+
+int py_reader_resolved(struct py_reader *r, pid_t pid, struct py_resolved *out)
+{
+	struct py_proc *p = proc_find(r, pid);
+	memset(out, 0, sizeof(*out));
+	if (!p)
+		return -1;
+	*out = p->res;
 	return 0;
 }
 

@@ -7,7 +7,10 @@
  * /proc/PID/task/TID/syscall. Caches are keyed by (pid, start time, address) and validated
  * before use; the process-level cache is dropped when the pid's start time changes or the
  * process execs (its old /proc/PID/mem then reads 0 bytes). Supports CPython 2.7 and
- * 3.6-3.13 (3.13+ through a validated _Py_DebugOffsets). */
+ * 3.6-3.13 (3.13+ through a validated _Py_DebugOffsets).
+ * Seam for tests: py_read_resolved and py_resolve_by_scan run the same walk and scans over
+ * a procmem memory backend (procmem.h) from a struct py_resolved, without a process
+ * (tests/fuzz); py_reader_resolved exports what attaching resolved for a live one. */
 #ifndef PH_PYREADER_H
 #define PH_PYREADER_H
 #include <stdbool.h>
@@ -16,6 +19,7 @@
 #include <sys/types.h>
 
 #include "json.h"
+#include "procmem.h"
 #include "pylayout.h"
 #include "strbuf.h"
 
@@ -109,6 +113,35 @@ struct py_addrs {
 	uint64_t code_type;    /* &PyCode_Type */
 };
 const struct py_layout *py_reader_layout(struct py_reader *r, pid_t pid);
+
+/* What attaching to a process resolves from its files and maps before any walk: the layout
+ * and the addresses a walk starts from. py_read_process keeps one per process. */
+struct py_resolved {
+	struct py_layout layout;
+	char version[32];
+	unsigned version_hex;
+	uint64_t runtime;          /* &_PyRuntime (3.7+), else 0 */
+	uint64_t interp_head;      /* &interp_head (2.7, 3.6), else 0 */
+	uint64_t tstate_current;   /* &_PyThreadState_Current (2.7, 3.6), 0 if unknown */
+	uint64_t interpreter_lock; /* &interpreter_lock (2.7), 0 if unknown */
+	uint64_t gil_static[4][2]; /* 3.6 gil_cond, gil_mutex, switch_cond, switch_mutex [addr, end) */
+	uint64_t t_code, t_unicode, t_bytes, t_dict, t_true; /* type objects; 0 = not checked */
+	unsigned unicode27_width;  /* 2.7 Py_UNICODE size: 2 or 4, 0 unknown */
+};
+/* A copy of what was resolved for pid. 0, or -1 if pid was never read successfully. */
+int py_reader_resolved(struct py_reader *r, pid_t pid, struct py_resolved *out);
+/* The walk of py_read_process (interpreters, threads, frames, code objects, line tables,
+ * strings, threading._active, the GIL) over memory served by backend(ctx, ...) instead of a
+ * live process, from a layout and addresses resolved beforehand; no /proc file is read and
+ * thread ids stay 0. For the fuzzers and the seeding tool (tests/fuzz). 0 with *out filled
+ * (free with py_process_free), or -1 with a message. */
+int py_read_resolved(const struct py_resolved *res, pm_backend_fn backend, void *ctx,
+		     struct py_process *out, char *err, size_t errlen);
+/* The section scans that find, without symbols, &interp_head (2.7, 3.6: res->interp_head)
+ * or &_PyRuntime (3.7-3.9: res->runtime) in [start, start+size) of memory served by
+ * backend, as py_read_process does over .bss and .data. For the fuzzers. 0 when found. */
+int py_resolve_by_scan(struct py_resolved *res, pm_backend_fn backend, void *ctx,
+		       uint64_t start, uint64_t size);
 int py_reader_addrs(struct py_reader *r, pid_t pid, struct py_addrs *out);
 /* Statistics of the last read (for the benchmark). */
 uint64_t py_reader_last_preads(struct py_reader *r, pid_t pid);
