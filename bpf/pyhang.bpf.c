@@ -516,10 +516,13 @@ static __always_inline u64 emit_pystack(u32 for_type, u32 child_pid)
 	u64 size = offsetof(struct ph_stack_event, frames) + (u64)n * sizeof(struct ph_pyframe);
 	if (size > sizeof(*se))
 		size = sizeof(*se);
-	/* A reap's stack (any-child waits only) wakes the reader: it learns the reaper
-	 * thread's name when it reads the stack, and that thread may not live long. The
-	 * others precede an urgent event. */
-	if (bpf_ringbuf_output(&events, se, size, for_type == PH_EV_REAP ? RB_URGENT : 0))
+	/* A reap's stack (any-child waits only) by a thread other than the main one wakes the
+	 * reader: it learns the reaper thread's name when it reads the stack, and such a thread
+	 * may not live long. A main thread lives as long as its process: no hurry (a loop
+	 * reaping 200 children a second would wake the reader 200 times). The other stacks
+	 * precede an urgent event. */
+	u64 wake = for_type != PH_EV_REAP ? 0 : tid != tgid ? RB_URGENT : RB_LAZY;
+	if (bpf_ringbuf_output(&events, se, size, wake))
 		stat_inc(PH_STAT_RINGBUF_DROPS);
 	return se->ts_ns;
 }

@@ -272,17 +272,22 @@ static void learn_thread_names(struct tracer *t, pid_t pid, uint64_t proc_start,
 		if (py->threads[i].tid > 0 && py->threads[i].name)
 			pending_put_name(&t->pending, pid, py->start_time, py->threads[i].tid,
 					 py->threads[i].name);
+	/* Looked, and no name (a program that never imported threading, or the thread is
+	 * gone): remembered as "" so that its next reaps do not read the process again (a
+	 * subprocess loop reaping with waitpid(-1) would cost a whole read per child). */
+	if (!pending_find_name(&t->pending, pid, proc_start, tid))
+		pending_put_name(&t->pending, pid, proc_start, tid, "");
 }
 
 /* The Python name of a thread: learnt when it reaped a child (it may be gone by now). */
 static const char *thread_name(struct tracer *t, pid_t pid, uint64_t proc_start, pid_t tid)
 {
 	const char *name = pending_find_name(&t->pending, pid, proc_start, tid);
-	if (!name) {
+	if (!name || !name[0]) { /* a lost status is rare: worth one more look */
 		learn_thread_names(t, pid, proc_start, tid);
 		name = pending_find_name(&t->pending, pid, proc_start, tid);
 	}
-	return name;
+	return name && name[0] ? name : NULL; /* "": looked for, unnamed */
 }
 
 static void on_child_lost(struct tracer *t, const struct ph_event *e)
