@@ -71,16 +71,28 @@ struct {
 	__type(value, struct ph_wait);
 } waits SEC(".maps"); /* overflow: start-up seeds, threads whose slot is taken */
 
+/* An rt_sigaction(SIGCHLD) in progress: the disposition's class before the call. Every
+ * rt_sigaction of a watched process reaches the exit program (a child resets ~64 handlers
+ * after fork), so its lookup is an array slot (tid % PH_WAIT_SLOTS), not a hash. Two
+ * threads of one slot (pid_max > 65536) changing SIGCHLD in the same microseconds would
+ * lose one change; nothing else can collide. */
 struct sigact_pending {
+	u32 tid; /* 0: none */
 	u32 old_class;
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, u32); /* tid */
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PH_WAIT_SLOTS);
+	__type(key, u32); /* tid % PH_WAIT_SLOTS */
 	__type(value, struct sigact_pending);
 } sigact_pending SEC(".maps");
+
+static __always_inline struct sigact_pending *sigact_slot(u32 tid)
+{
+	u32 k = tid & (PH_WAIT_SLOTS - 1);
+	return bpf_map_lookup_elem(&sigact_pending, &k);
+}
 
 struct wait_pending {
 	s32 pid_arg; /* wait4 upid, or waitid id for P_PID; -1 means any child */
@@ -921,11 +933,12 @@ int sigaction_enter(struct trace_event_raw_sys_enter *ctx)
 
 	if (ctx->args[0] != PH_SIGCHLD || ctx->args[1] == 0 || !is_interesting(id >> 32))
 		return 0;
-	struct sigact_pending p = {
-		.old_class = sigchld_class_of((struct task_struct *)bpf_get_current_task()),
-	};
-	if (bpf_map_update_elem(&sigact_pending, &tid, &p, BPF_ANY))
-		stat_inc(PH_STAT_MAP_FULL);
+	struct sigact_pending *p = sigact_slot(tid);
+	if (!p)
+		return 0;
+	p->old_class = sigchld_class_of((struct task_struct *)bpf_get_current_task());
+	barrier();
+	p->tid = tid;
 	return 0;
 }
 
@@ -934,12 +947,12 @@ int sigaction_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	u32 tid = (u32)id;
-	struct sigact_pending *p = bpf_map_lookup_elem(&sigact_pending, &tid);
+	struct sigact_pending *p = sigact_slot(tid);
 
-	if (!p)
+	if (!p || p->tid != tid)
 		return 0;
 	u32 old_class = p->old_class;
-	bpf_map_delete_elem(&sigact_pending, &tid);
+	p->tid = 0;
 	if (ctx->ret != 0)
 		return 0;
 
@@ -1320,7 +1333,9 @@ int on_exit(struct bpf_raw_tracepoint_args *ctx)
 
 	/* A thread killed while blocked never returns from futex: end its wait here. */
 	wait_finish(tid, PH_END_THREAD_EXIT, 0);
-	bpf_map_delete_elem(&sigact_pending, &tid);
+	struct sigact_pending *sp = sigact_slot(tid);
+	if (sp && sp->tid == tid)
+		sp->tid = 0;
 	bpf_map_delete_elem(&wait_pending, &tid);
 
 	/* signal->live was decremented before this tracepoint: 0 means the last thread. */
