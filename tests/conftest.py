@@ -100,3 +100,12 @@ def binary():
 def python(request):
     assert request.param is not None, "no Python interpreter found (pyenv, PATH, PYHANG_PYTHONS)"
     return request.param
+
+
+@pytest.fixture
+def reg():
+    """A Registry of the test's processes, all killed (with their groups) at the end."""
+    from harness import Registry
+    r = Registry()
+    yield r
+    r.cleanup()

@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-from harness import Registry, alarm_guard, kill_group
+from harness import alarm_guard, kill_group
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LOCK_PROG = os.path.join(HERE, "programs", "trace_lock_hang.py")
@@ -82,12 +82,6 @@ def _test_deadline(request):
     with alarm_guard(120, request.node.name):
         yield
 
-
-@pytest.fixture
-def reg():
-    r = Registry()
-    yield r
-    r.cleanup()
 
 
 def fd_objects(pid):

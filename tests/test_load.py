@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from harness import Registry, alarm_guard, kill_group
+from harness import alarm_guard, kill_group
 from test_trace import (LATE_SLACK, SYSTEM_PYTHON, ProcWatcher, Tracer, check_stream, public,
                         wait_in_futex)
 
@@ -50,12 +50,6 @@ def _test_deadline(request):
     with alarm_guard(120, request.node.name):
         yield
 
-
-@pytest.fixture
-def reg():
-    r = Registry()
-    yield r
-    r.cleanup()
 
 
 def report_path(tmp_path, name="report"):

@@ -60,12 +60,6 @@ def _test_deadline(request):
         yield
 
 
-@pytest.fixture
-def reg():
-    r = Registry()
-    yield r
-    r.cleanup()
-
 
 def read_line(proc, timeout, what):
     """One line from a workload's unbuffered stdout pipe (Popen(bufsize=0))."""
