@@ -1,8 +1,10 @@
 """Process and time guards shared by the end-to-end tests: nothing a test starts outlives
 it, and nothing a test waits for can hang the suite."""
 import os
+import select
 import signal
 import subprocess
+import time
 
 
 class Timeout(Exception):
@@ -44,19 +46,7 @@ class Registry(object):
 
     def cleanup(self):
         for p in reversed(self.procs):
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except OSError:
-                pass
-            if p.poll() is None:
-                try:
-                    p.kill()
-                except OSError:
-                    pass
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                pass
+            kill_group(p)
             for f in (p.stdin, p.stdout, p.stderr):
                 if f is not None:
                     try:
@@ -66,12 +56,37 @@ class Registry(object):
 
 
 def kill_group(p):
-    """SIGKILL p's process group (tests start workloads in their own session) and reap p."""
+    """SIGKILL p's process group (tests start workloads in their own session), and p itself
+    if it leads no group, and reap p."""
     try:
         os.killpg(p.pid, signal.SIGKILL)
     except OSError:
         pass
+    if p.poll() is None:
+        try:
+            p.kill()
+        except OSError:
+            pass
     try:
         p.wait(10)
     except subprocess.TimeoutExpired:
         pass
+
+
+def read_line(proc, timeout, what):
+    """One line from a process's unbuffered stdout pipe (Popen(bufsize=0)), stripped; fails
+    (Timeout, or AssertionError at EOF) instead of waiting past `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    buf = b""
+    fd = proc.stdout.fileno()
+    while not buf.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise Timeout("%s: no line within %.1f s (got %r)" % (what, timeout, buf))
+        r, _, _ = select.select([fd], [], [], left)
+        if r:
+            b = os.read(fd, 1)
+            if not b:
+                raise AssertionError("%s: EOF (exit status %s, got %r)" % (what, proc.poll(), buf))
+            buf += b
+    return buf.decode().strip()

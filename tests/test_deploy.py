@@ -18,7 +18,7 @@ import urllib.request
 
 import pytest
 
-from harness import kill_group
+from harness import kill_group, read_line
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UNIT = os.path.join(ROOT, "deploy", "pyhang-trace.service")
@@ -105,17 +105,6 @@ def _free_port():
     return p
 
 
-def _read_line(proc, timeout):
-    import select
-    deadline, buf = time.monotonic() + timeout, b""
-    while not buf.endswith(b"\n"):
-        left = deadline - time.monotonic()
-        assert left > 0, "no line from the target (got %r)" % buf
-        if select.select([proc.stdout], [], [], left)[0]:
-            b = os.read(proc.stdout.fileno(), 1)
-            assert b, "target exited"
-            buf += b
-    return buf.decode()
 
 
 
@@ -141,7 +130,7 @@ def test_unit_execstart_runs_as_the_unit_would(binary, tmp_path):
                               start_new_session=True)
     tr = None
     try:
-        pid = int(_read_line(target, 30).split()[1])
+        pid = int(read_line(target, 30, "target").split()[1])
         err = tmp_path / "stderr"
         with open(str(err), "wb") as e:
             tr = subprocess.Popen(["/bin/sh", "-c", 'ulimit -l 64 && exec "$@"', "sh"] + cmd,
@@ -163,7 +152,7 @@ def test_unit_execstart_runs_as_the_unit_would(binary, tmp_path):
             capeff = int([l for l in f if l.startswith("CapEff:")][0].split()[1], 16)
         assert capeff == (1 << 39) | (1 << 38) | (1 << 19) | (1 << 2), hex(capeff)
         target.stdin.write(b"go\n")
-        tid = int(_read_line(target, 15).split()[1])
+        tid = int(read_line(target, 15, "target").split()[1])
         deadline = time.monotonic() + 15
         while not any(x["event"] == "long_wait" and x["tid"] == tid for x in events(log)):
             assert time.monotonic() < deadline, "no long_wait for nobody's thread: %s" % err.read_text()

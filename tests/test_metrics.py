@@ -10,12 +10,10 @@ import json
 import math
 import os
 import re
-import select
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -24,7 +22,7 @@ import urllib.request
 
 import pytest
 
-from harness import kill_group
+from harness import kill_group, read_line
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOCK_PROG = os.path.join(ROOT, "tests", "programs", "trace_lock_hang.py")
@@ -39,19 +37,6 @@ def free_port():
     return port
 
 
-def read_line(proc, timeout, what):
-    deadline = time.monotonic() + timeout
-    buf = b""
-    fd = proc.stdout.fileno()
-    while not buf.endswith(b"\n"):
-        left = deadline - time.monotonic()
-        assert left > 0, "%s: no line within %.1f s (got %r)" % (what, timeout, buf)
-        r, _, _ = select.select([fd], [], [], left)
-        if r:
-            b = os.read(fd, 1)
-            assert b, "%s: EOF (status %s, got %r)" % (what, proc.poll(), buf)
-            buf += b
-    return buf.decode().strip()
 
 
 

@@ -16,7 +16,6 @@ import calendar
 import json
 import os
 import re
-import select
 import shlex
 import signal
 import subprocess
@@ -28,7 +27,7 @@ import time
 import pytest
 
 import conftest
-from harness import Registry, Timeout, alarm_guard
+from harness import Registry, Timeout, alarm_guard, read_line
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAMS = os.path.join(HERE, "programs")
@@ -58,25 +57,6 @@ INTERPRETERS = [path for _, path, _ in conftest.INTERPRETERS]
 def _test_deadline(request):
     with alarm_guard(150, request.node.name):
         yield
-
-
-
-def read_line(proc, timeout, what):
-    """One line from a workload's unbuffered stdout pipe (Popen(bufsize=0))."""
-    deadline = time.monotonic() + timeout
-    buf = b""
-    fd = proc.stdout.fileno()
-    while not buf.endswith(b"\n"):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise Timeout("%s: no line within %.1f s (got %r)" % (what, timeout, buf))
-        r, _, _ = select.select([fd], [], [], left)
-        if r:
-            b = os.read(fd, 1)
-            if not b:
-                raise AssertionError("%s: EOF (exit status %s, got %r)" % (what, proc.poll(), buf))
-            buf += b
-    return buf.decode().strip()
 
 
 def expect_words(proc, first, timeout, what):
