@@ -1,45 +1,25 @@
 /* futex_floor [--raw]: attach the empty floor programs (floor.bpf.c; --raw: the raw
- * tracepoint pair with a syscall-number filter) and hold them until SIGINT/SIGTERM.  Prints "attached" on stdout once both are attached.
+ * tracepoint pair with a syscall-number filter) and hold them until SIGINT/SIGTERM.
+ * Prints "attached" on stdout once both are attached.
  * Exit status 0 on a clean detach, 1 on failure. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <bpf/libbpf.h>
 
 #include "floor.skel.h"
-
-static volatile sig_atomic_t stop;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop = 1;
-}
-
-static int quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
-{
-	if (level == LIBBPF_DEBUG)
-		return 0;
-	return vfprintf(stderr, fmt, ap);
-}
+#include "hold.h"
 
 int main(int argc, char **argv)
 {
 	struct floor_bpf *skel;
-	struct sigaction sa;
 
-	libbpf_set_print(quiet);
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	hold_setup();
 
 	bool raw = argc > 1 && strcmp(argv[1], "--raw") == 0;
 	skel = floor_bpf__open();
@@ -63,10 +43,7 @@ int main(int argc, char **argv)
 		floor_bpf__destroy(skel);
 		return 1;
 	}
-	printf("attached\n");
-	fflush(stdout);
-	while (!stop)
-		pause();
+	hold_until_signal();
 	floor_bpf__destroy(skel);
 	return 0;
 }

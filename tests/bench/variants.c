@@ -5,32 +5,16 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "hold.h"
 #include "variants.skel.h"
-
-static volatile sig_atomic_t stop;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop = 1;
-}
-
-static int quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
-{
-	if (level == LIBBPF_DEBUG)
-		return 0;
-	return vfprintf(stderr, fmt, ap);
-}
 
 /* Whether program p is NAME_enter or NAME_exit. */
 static bool in_pair(const struct bpf_program *p, const char *name)
@@ -55,7 +39,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: design_variant NAME PID\n");
 		return 2;
 	}
-	libbpf_set_print(quiet);
+	hold_setup();
 	struct variants_bpf *s = variants_bpf__open();
 	if (!s) {
 		fprintf(stderr, "design_variant: cannot open: %s\n", strerror(errno));
@@ -75,15 +59,7 @@ int main(int argc, char **argv)
 		variants_bpf__destroy(s);
 		return 1;
 	}
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	printf("attached\n");
-	fflush(stdout);
-	while (!stop)
-		pause();
+	hold_until_signal();
 	variants_bpf__destroy(s);
 	return 0;
 }
