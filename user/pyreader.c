@@ -2245,6 +2245,17 @@ static int read_snapshot(struct walk *w, struct py_process *out, char *err, size
 	return 0;
 }
 
+/* The process exited, or exec'd (same pid and start time, new image), while being read:
+ * its state goes, and a state that was not fresh earns one more try. -1. */
+static int read_was_cut(struct py_reader *r, pid_t pid, bool fresh, bool *retry, char *err,
+			size_t errlen)
+{
+	py_forget_process(r, pid);
+	*retry = !fresh;
+	snprintf(err, errlen, "process %d exited or exec'd while being read", (int)pid);
+	return -1;
+}
+
 static int read_once(struct py_reader *r, pid_t pid, struct py_process *out, bool *retry,
 		     char *err, size_t errlen)
 {
@@ -2267,13 +2278,8 @@ static int read_once(struct py_reader *r, pid_t pid, struct py_process *out, boo
 	free(w.ns_tids);
 	free(w.tasks);
 	sysfd_prune(p, false);
-	if (w.gone) {
-		/* exited, or exec'd (same pid and start time, new image): start over once */
-		py_forget_process(r, pid);
-		*retry = !fresh;
-		snprintf(err, errlen, "process %d exited or exec'd while being read", (int)pid);
-		return -1;
-	}
+	if (w.gone)
+		return read_was_cut(r, pid, fresh, retry, err, errlen);
 	p->last_preads = p->pm.reads - preads0;
 	return rc;
 }
@@ -2352,12 +2358,8 @@ static int probe_once(struct py_reader *r, pid_t pid, unsigned *version_hex, boo
 	pm_new_snapshot(&p->pm);
 	struct walk w = { .p = p };
 	int rc = probe_process(&w, err, errlen);
-	if (w.gone) {
-		py_forget_process(r, pid);
-		*retry = !fresh;
-		snprintf(err, errlen, "process %d exited or exec'd while being read", (int)pid);
-		return -1;
-	}
+	if (w.gone)
+		return read_was_cut(r, pid, fresh, retry, err, errlen);
 	*version_hex = p->res.version_hex;
 	return rc;
 }
