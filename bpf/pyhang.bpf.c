@@ -1250,6 +1250,8 @@ int on_exec(struct bpf_raw_tracepoint_args *ctx)
 	e->exec.python = python;
 	e->exec.parent_tgid = parent_tgid;
 	e->exec.parent_watched = parent_watched;
+	/* exec has reset every handler but SIG_IGN to SIG_DFL (and every sa_flags to 0) by now */
+	e->exec.sigchld_ignored = python && sigchld_class_of(p) == PH_SIGCHLD_IGN;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	if (parent_watched) {
 		u64 start = BPF_CORE_READ(p, mm, arg_start), end = BPF_CORE_READ(p, mm, arg_end);

@@ -203,6 +203,8 @@ struct ph_event {
 			unsigned int parent_tgid;
 			unsigned int args_len; /* bytes of args copied (NUL-separated argv) */
 			unsigned int parent_watched; /* the parent is a watched process */
+			unsigned int sigchld_ignored; /* SIGCHLD is SIG_IGN after the exec (inherited) */
+			unsigned int pad3;
 			char filename[PH_PATH_LEN];
 			char args[PH_ARGS_LEN];
 		} exec;

@@ -375,44 +375,47 @@ static void on_stack(struct tracer *t, const struct ph_stack_event *se)
 	}
 }
 
-static void schedule_check(struct tracer *t, pid_t pid, enum check_kind kind, int attempt,
-			   uint64_t delay_ns)
+static void schedule_check(struct tracer *t, pid_t pid, uint64_t proc_start,
+			   enum check_kind kind, int attempt, uint64_t delay_ns)
 {
 	if (t->nchecks >= MAX_EXEC_CHECKS) {
 		t->dropped_checks++;
 		return;
 	}
-	t->checks[t->nchecks++] = (struct exec_check){ pid, mono_now_ns() + delay_ns, attempt, kind };
+	t->checks[t->nchecks++] =
+		(struct exec_check){ pid, proc_start, mono_now_ns() + delay_ns, attempt, kind };
 }
 
-int tracer_describe(struct tracer *t, pid_t pid)
+int tracer_describe(struct tracer *t, pid_t pid, uint64_t proc_start)
 {
 	struct py_layout layout;
 	char err[256];
-	uint64_t before, after;
-	if (pm_start_time(pid, &before) != 0)
-		return -1;
+	uint64_t start;
 	if (pystack_describe(t->ld, t->reader, pid, &layout, err, sizeof(err)) != 0)
 		return -1;
-	if (pm_start_time(pid, &after) != 0 || after != before) {
-		/* replaced while described: the entry may describe the old process to the new */
+	/* The process described must be the one meant, and still alive now that the kernel
+	 * has its description: had it exited in between, the kernel's exit hook has come and
+	 * gone, and the entry would describe it to whatever process takes the pid next. */
+	if (!py_reader_still_same(t->reader, pid, &start) || (proc_start && start != proc_start)) {
 		loader_forget_pyproc(t->ld, pid);
+		py_forget_process(t->reader, pid);
 		return -1;
 	}
-	pending_put_layout(&t->pending, pid, before, &layout);
+	pending_put_layout(&t->pending, pid, start, &layout);
 	return 0;
 }
 
-void tracer_schedule_describe(struct tracer *t, pid_t pid)
+void tracer_schedule_describe(struct tracer *t, pid_t pid, uint64_t proc_start)
 {
-	schedule_check(t, pid, CHECK_DESCRIBE, 0, 2000000ull);
+	schedule_check(t, pid, proc_start, CHECK_DESCRIBE, 0, 2000000ull);
 }
 
 /* SIG_IGN for SIGCHLD survives execve (Linux keeps ignored dispositions): a Python started
- * by a parent that ignores SIGCHLD loses its children's statuses from its first line. */
+ * by a parent that ignores SIGCHLD loses its children's statuses from its first line. The
+ * kernel side read the disposition at the exec. */
 static void report_inherited_ignore(struct tracer *t, const struct ph_event *e)
 {
-	if (proc_sigchld_ignored((pid_t)e->pid) != 1)
+	if (!e->exec.sigchld_ignored)
 		return;
 	struct rec_sigchld r = { 0 };
 	fill_proc(&r.p, e);
@@ -433,11 +436,11 @@ static void on_exec(struct tracer *t, const struct ph_event *e)
 	if (e->exec.parent_watched && e->exec.args_len)
 		pending_put_cmdline(&t->pending, pid, e->proc_start, e->exec.args, e->exec.args_len);
 	if (e->exec.python) {
-		tracer_schedule_describe(t, pid);
+		tracer_schedule_describe(t, pid, e->proc_start);
 		report_inherited_ignore(t, e);
 	}
 	else if (!t->all_processes)
-		schedule_check(t, pid, CHECK_EMBEDDED, 0, 100000000ull);
+		schedule_check(t, pid, e->proc_start, CHECK_EMBEDDED, 0, 100000000ull);
 }
 
 int tracer_handle_event(void *arg, const void *data, size_t size)
@@ -505,7 +508,7 @@ static bool run_check(struct tracer *t, struct exec_check *c, uint64_t now)
 		c->due_ns = now + 1000000000ull;
 		return true;
 	}
-	if (tracer_describe(t, c->pid) == 0)
+	if (tracer_describe(t, c->pid, c->proc_start) == 0)
 		return false;
 	if (++c->attempt >= DESCRIBE_ATTEMPTS)
 		return false;

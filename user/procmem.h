@@ -31,18 +31,25 @@
 
 enum pm_status { PM_OK = 0, PM_FAULT = -1, PM_GONE = -2 };
 
-struct pm_page {
+/* A direct-mapped slot (by block address) of the cache. */
+struct pm_slot {
 	uint64_t addr;   /* block address */
 	uint64_t gen;    /* snapshot generation the content belongs to */
 	uint32_t valid;  /* bytes of the block that could be read (0 = unreadable) */
-	unsigned char data[PM_BLOCK];
+	uint32_t block;  /* its data: blocks[block], meaningful only while gen is current */
 };
 
 /* Blocks read in the current snapshot. One cache may serve many processes read one after
- * the other: every snapshot of any of them takes a new generation, which voids the rest. */
+ * the other: every snapshot of any of them takes a new generation, which voids the rest.
+ * The data blocks are a pool that each snapshot reuses from the start (every slot is void
+ * then), so reading a few blocks of a new process allocates and faults in nothing. */
 struct pm_cache {
-	struct pm_page *pages; /* PM_CACHE_SLOTS slots, allocated on first use */
-	uint64_t gen;          /* never wraps in practice (64 bits) */
+	struct pm_slot *slots;  /* PM_CACHE_SLOTS slots, allocated on first use */
+	unsigned char **blocks; /* the pool: nblocks blocks of PM_BLOCK bytes */
+	uint32_t nblocks;
+	uint32_t used;          /* blocks of the pool given out in generation pool_gen */
+	uint64_t pool_gen;
+	uint64_t gen;           /* never wraps in practice (64 bits) */
 };
 
 /* Another source of memory (see the seam above): read exactly len bytes at addr into buf and
@@ -52,6 +59,7 @@ typedef int (*pm_backend_fn)(void *ctx, uint64_t addr, void *buf, size_t len);
 struct procmem {
 	pid_t pid;
 	int memfd;
+	int pidfd;             /* the process itself (pidfd_open, Linux 5.3+), -1 if none */
 	uint64_t start_time;   /* clock ticks after boot, field 22 of /proc/PID/stat */
 	bool gone;             /* a read returned 0: the process exited or exec'd */
 	struct pm_cache *cache; /* &own, or one shared by many processes (see pm_use_cache) */
@@ -73,7 +81,8 @@ struct pm_maps {
 	size_t n;
 };
 
-/* Opens /proc/PID/mem and reads the start time. 0 or -1 with a message in err. */
+/* Opens the process (a pidfd, then /proc/PID/mem) and reads its start time. 0 or -1 with a
+ * message in err. */
 int pm_open(struct procmem *pm, pid_t pid, char *err, size_t errlen);
 void pm_close(struct procmem *pm);
 /* A procmem served by backend(ctx, ...) instead of a process (tests); pid is only a label. */
@@ -85,6 +94,10 @@ uint64_t pm_gen(const struct procmem *pm);
 /* Share a cache owned by the caller (it must outlive pm); NULL goes back to pm's own. */
 void pm_use_cache(struct procmem *pm, struct pm_cache *cache);
 void pm_cache_free(struct pm_cache *cache);
+/* Frees the pool's blocks beyond keep_blocks (and voids what the cache holds): a small pool
+ * is kept, as allocating and faulting in fresh memory for every few reads costs more than
+ * the reads. */
+void pm_cache_trim(struct pm_cache *cache, uint32_t keep_blocks);
 /* Reads exactly len bytes at addr (through the page cache when it fits in a few pages).
  * Returns PM_OK, PM_FAULT (unmapped/short) or PM_GONE (process exited or exec'd). */
 int pm_read(struct procmem *pm, uint64_t addr, void *buf, size_t len);
@@ -95,7 +108,8 @@ int pm_read_u32(struct procmem *pm, uint64_t addr, uint32_t *out);
 
 /* Field 22 of /proc/PID/stat. 0 or -1. */
 int pm_start_time(pid_t pid, uint64_t *out);
-/* Whether the process still is the one we opened (same start time, mem still readable). */
+/* Whether the process still is the one we opened and has not exited (mem still readable;
+ * its pidfd not readable, else the same start time). */
 bool pm_still_same(struct procmem *pm);
 
 int pm_read_maps(pid_t pid, struct pm_maps *out);

@@ -44,6 +44,11 @@
  * processes would otherwise keep them all until they exit. Evicted ones are attached again
  * when read next (a few ms). */
 #define READER_MAX_PROCS 64u
+/* The block cache keeps this many blocks (1 MiB) between reads: describing a new process
+ * reads ~10-20 blocks, and a fresh 32 MiB cache per description cost an mmap, a munmap and
+ * a page fault per block (~15% of the tracer's CPU at 60 Python starts/s). A full stack
+ * dump takes more, freed after. */
+#define READER_CACHE_KEEP_BLOCKS 256u
 
 /* ---- small helpers ---------------------------------------------------------------- */
 
@@ -213,10 +218,14 @@ struct py_proc {
 	uint64_t threading_module, threading_md, active_dict; /* validated each read */
 	struct sysfd *sysfds;          /* open /proc/PID/task/TID/syscall files */
 	size_t nsysfds, syscap, syscursor;
+	/* Attached (interpreter file, symbols, layout) but its interpreter not found valid yet
+	 * (a process still starting): what the next look needs to try again, or NULL. */
+	struct attach *unresolved;
 	struct py_proc *next;
 };
 
 struct sym_cache;
+struct attach;
 
 struct py_reader {
 	struct py_proc *procs;
@@ -1271,7 +1280,9 @@ static void take_symbols(struct py_proc *p, const struct attach *a)
 	}
 }
 
-static int attach_process(struct walk *w, char *err, size_t errlen)
+/* The process's interpreter file, its symbols and the layout: all that does not change
+ * while the process lives. 0 or -1 with err. */
+static int attach_static(struct walk *w, struct attach *a, char *err, size_t errlen)
 {
 	struct py_proc *p = w->p;
 	struct pm_maps maps;
@@ -1280,45 +1291,97 @@ static int attach_process(struct walk *w, char *err, size_t errlen)
 		return -1;
 	}
 	int rc = -1;
-	struct attach a;
-	memset(&a, 0, sizeof(a));
-	a.ef.fd = -1;
 	const char *ns = getenv("PYHANG_NO_SYMBOLS");
-	a.no_symbols = ns && strcmp(ns, "1") == 0;
+	a->no_symbols = ns && strcmp(ns, "1") == 0;
 	const struct pm_map *m = find_python_mapping(p->pid, &maps);
 	if (!m) {
 		snprintf(err, errlen, "process %d is not a Python process (no libpython, no "
 			 "executable mapping found)", (int)p->pid);
 		goto out;
 	}
-	if (elf_open_fd(&a.ef, open_mapped_file(p->pid, m), err, errlen) != 0)
+	if (elf_open_fd(&a->ef, open_mapped_file(p->pid, m), err, errlen) != 0)
 		goto out;
-	if (elf_load_bias(&a.ef, &maps, m->path, &a.bias) != 0) {
+	if (elf_load_bias(&a->ef, &maps, m->path, &a->bias) != 0) {
 		snprintf(err, errlen, "cannot compute the load bias of %s", m->path);
 		goto out;
 	}
-	lookup_symbols_cached(w->syms, &a);
-	if (!a.sym[S_RUNTIME] && !a.sym[S_INTERP_HEAD_FN] && !a.sym[S_INTERP_HEAD] &&
+	lookup_symbols_cached(w->syms, a);
+	if (!a->sym[S_RUNTIME] && !a->sym[S_INTERP_HEAD_FN] && !a->sym[S_INTERP_HEAD] &&
 	    !is_libpython(m->path) && !version_from_name(m->path, &(unsigned){0}, &(unsigned){0})) {
 		snprintf(err, errlen, "process %d is not a Python process (%s has no CPython "
 			 "symbols)", (int)p->pid, m->path);
 		goto out;
 	}
-	if (choose_layout(w, &a, m->path, err, errlen) != 0)
+	if (choose_layout(w, a, m->path, err, errlen) != 0)
 		goto out;
-	take_symbols(p, &a);
-	if (p->res.layout.start == PY_START_INTERP_HEAD)
-		rc = find_interp_head(w, &a, err, errlen);
-	else
-		rc = find_runtime(w, &a, err, errlen);
-	set_version_string(p);
+	take_symbols(p, a);
+	rc = 0;
 out:
+	pm_free_maps(&maps);
+	return rc;
+}
+
+/* Where the interpreter state is found (_PyRuntime, or interp_head before 3.7), validated
+ * against the live process: fails until the interpreter is set up. 0 or -1 with err. */
+static int attach_resolve(struct walk *w, struct attach *a, char *err, size_t errlen)
+{
+	struct py_proc *p = w->p;
+	int rc;
+	if (p->res.layout.start == PY_START_INTERP_HEAD)
+		rc = find_interp_head(w, a, err, errlen);
+	else
+		rc = find_runtime(w, a, err, errlen);
+	set_version_string(p);
+	return rc;
+}
+
+/* Whether a failed resolve may succeed later without attaching again: when the file's
+ * symbols name where the interpreter will be. Without them the mapping found may be the
+ * executable of a process whose libpython is not mapped yet (the dynamic loader still
+ * runs), so the next try reads the maps again. */
+static bool attach_can_retry(const struct attach *a)
+{
+	uint64_t sa, ss;
+	if (a->no_symbols)
+		return false;
+	return a->sym[S_RUNTIME] || a->sym[S_INTERP_HEAD] || a->sym[S_INTERP_HEAD_FN] ||
+	       elf_find_section(&a->ef, ".PyRuntime", &sa, &ss) == 0;
+}
+
+static void attach_free(struct attach *a)
+{
+	if (a) {
+		elf_close(&a->ef);
+		free(a);
+	}
+}
+
+/* Attaches w->p, or finishes attaching it. 0: done; -1 with err: failed (the process is
+ * not Python, or is gone); 1 with err: attached, but its interpreter is not set up yet
+ * (p->unresolved is kept for the next try). */
+static int attach_process(struct walk *w, char *err, size_t errlen)
+{
+	struct py_proc *p = w->p;
+	struct attach *a = p->unresolved;
+	int rc = 0;
+	if (!a) {
+		a = calloc(1, sizeof(*a));
+		if (!a) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		a->ef.fd = -1;
+		rc = attach_static(w, a, err, errlen);
+	}
+	if (rc == 0 && attach_resolve(w, a, err, errlen) != 0)
+		rc = attach_can_retry(a) ? 1 : -1;
 	if (w->gone) {
 		snprintf(err, errlen, "process %d exited or exec'd while being read", (int)p->pid);
 		rc = -1;
 	}
-	elf_close(&a.ef);
-	pm_free_maps(&maps);
+	p->unresolved = rc == 1 ? a : NULL;
+	if (rc != 1)
+		attach_free(a);
 	return rc;
 }
 
@@ -2110,6 +2173,7 @@ struct py_reader *py_reader_new(void)
 
 static void proc_free(struct py_proc *p)
 {
+	attach_free(p->unresolved);
 	sysfd_prune(p, true);
 	free(p->sysfds);
 	code_cache_clear(p);
@@ -2135,7 +2199,7 @@ void py_reader_free(struct py_reader *r)
 void py_reader_release_cache(struct py_reader *r)
 {
 	if (r)
-		pm_cache_free(&r->cache);
+		pm_cache_trim(&r->cache, READER_CACHE_KEEP_BLOCKS);
 }
 
 void py_forget_process(struct py_reader *r, pid_t pid)
@@ -2189,15 +2253,36 @@ static void proc_trim(struct py_reader *r)
 	}
 }
 
-/* The cached state for pid if it is still the same process, else a freshly attached one. */
-static struct py_proc *proc_get(struct py_reader *r, pid_t pid, bool *fresh, char *err,
-				size_t errlen)
+/* Attaches p (in r's list), or finishes attaching it: p, or NULL with err, with
+ * *not_ready set (p kept) when its interpreter is not set up yet, else p forgotten. */
+static struct py_proc *attach_listed(struct py_reader *r, struct py_proc *p, bool *not_ready,
+				     char *err, size_t errlen)
 {
+	struct walk w = { .p = p, .syms = r->syms };
+	pm_new_snapshot(&p->pm);
+	int rc = attach_process(&w, err, errlen);
+	if (rc == 0)
+		return p;
+	if (rc == 1) {
+		*not_ready = true;
+		return NULL;
+	}
+	py_forget_process(r, p->pid);
+	return NULL;
+}
+
+/* The cached state for pid if it is still the same process, else a freshly attached one.
+ * NULL with err on failure; *not_ready: the process is attached but its interpreter not
+ * set up yet (kept: the next call only looks for the interpreter again). */
+static struct py_proc *proc_get(struct py_reader *r, pid_t pid, bool *fresh, bool *not_ready,
+				char *err, size_t errlen)
+{
+	*not_ready = false;
 	struct py_proc *p = proc_find(r, pid);
 	if (p && pm_still_same(&p->pm)) {
 		*fresh = false;
 		proc_touch(r, p);
-		return p;
+		return p->unresolved ? attach_listed(r, p, not_ready, err, errlen) : p;
 	}
 	if (p)
 		py_forget_process(r, pid);
@@ -2217,15 +2302,10 @@ static struct py_proc *proc_get(struct py_reader *r, pid_t pid, bool *fresh, cha
 	pm_use_cache(&p->pm, &r->cache);
 	if (!r->syms)
 		r->syms = calloc(1, sizeof(*r->syms)); /* without it, symbols are looked up each time */
-	struct walk w = { .p = p, .syms = r->syms };
-	if (attach_process(&w, err, errlen) != 0) {
-		proc_free(p);
-		return NULL;
-	}
 	p->next = r->procs;
 	r->procs = p;
 	proc_trim(r);
-	return p;
+	return attach_listed(r, p, not_ready, err, errlen);
 }
 
 /* One snapshot of an attached process: the walk shared by py_read_process and
@@ -2259,9 +2339,9 @@ static int read_was_cut(struct py_reader *r, pid_t pid, bool fresh, bool *retry,
 static int read_once(struct py_reader *r, pid_t pid, struct py_process *out, bool *retry,
 		     char *err, size_t errlen)
 {
-	bool fresh;
+	bool fresh, not_ready;
 	*retry = false;
-	struct py_proc *p = proc_get(r, pid, &fresh, err, errlen);
+	struct py_proc *p = proc_get(r, pid, &fresh, &not_ready, err, errlen);
 	if (!p)
 		return -1;
 	pm_new_snapshot(&p->pm);
@@ -2350,11 +2430,11 @@ int py_read_process(struct py_reader *r, pid_t pid, struct py_process *out, char
 static int probe_once(struct py_reader *r, pid_t pid, unsigned *version_hex, bool *retry,
 		      char *err, size_t errlen)
 {
-	bool fresh;
+	bool fresh, not_ready;
 	*retry = false;
-	struct py_proc *p = proc_get(r, pid, &fresh, err, errlen);
+	struct py_proc *p = proc_get(r, pid, &fresh, &not_ready, err, errlen);
 	if (!p)
-		return -1;
+		return not_ready ? 0 : -1; /* attached, interpreter not set up yet: not yet */
 	pm_new_snapshot(&p->pm);
 	struct walk w = { .p = p };
 	int rc = probe_process(&w, err, errlen);
@@ -2446,6 +2526,15 @@ bool py_is_python_process(pid_t pid)
 	const char *base = strrchr(target, '/');
 	base = base ? base + 1 : target;
 	return strncmp(base, "python", 6) == 0 || exe_exports_python(pid);
+}
+
+bool py_reader_still_same(struct py_reader *r, pid_t pid, uint64_t *start_time)
+{
+	struct py_proc *p = proc_find(r, pid);
+	if (!p || !pm_still_same(&p->pm))
+		return false;
+	*start_time = p->start_time;
+	return true;
 }
 
 const struct py_layout *py_reader_layout(struct py_reader *r, pid_t pid)

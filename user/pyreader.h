@@ -97,8 +97,9 @@ int py_probe_process(struct py_reader *r, pid_t pid, unsigned *version_hex, char
 		     size_t errlen);
 /* Cheap test: the maps contain libpython or the executable is named python*. */
 bool py_is_python_process(pid_t pid);
-/* Free the block cache shared by all processes (it is only valid within one read, and is
- * allocated again by the next read): a long-running caller does not keep it resident. */
+/* Free the block cache shared by all processes if it holds more than a few blocks (it is
+ * only valid within one read, and allocated again by the next): a long-running caller keeps
+ * at most 1 MiB of it resident. */
 void py_reader_release_cache(struct py_reader *r);
 /* Drop everything cached for pid (call on exit or exec). */
 void py_forget_process(struct py_reader *r, pid_t pid);
@@ -113,6 +114,9 @@ struct py_addrs {
 	uint64_t code_type;    /* &PyCode_Type */
 };
 const struct py_layout *py_reader_layout(struct py_reader *r, pid_t pid);
+/* Whether the process the reader holds for pid is still there (not exited, not exec'd);
+ * its start time in *start_time. */
+bool py_reader_still_same(struct py_reader *r, pid_t pid, uint64_t *start_time);
 
 /* What attaching to a process resolves from its files and maps before any walk: the layout
  * and the addresses a walk starts from. py_read_process keeps one per process. */

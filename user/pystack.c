@@ -78,9 +78,11 @@ int pystack_describe(struct loader *ld, struct py_reader *r, pid_t pid, struct p
 		     char *err, size_t errlen)
 {
 	/* Right after exec the interpreter may not be set up yet: only a look that found a
-	 * thread running Python code is trusted (and nothing of an earlier one is kept). Only the
-	 * layout is needed here, so no stack is read in full (the probe stops at the first frame
-	 * of Python code). */
+	 * thread running Python code is trusted. A look that found no valid interpreter keeps
+	 * nothing; one that found a valid interpreter with no Python code running yet keeps
+	 * what it attached (maps, ELF symbols, layout) for the next look, which then costs a few
+	 * reads of memory. Only the layout is needed here, so no stack is read in full (the
+	 * probe stops at the first frame of Python code). */
 	unsigned version_hex = 0;
 	int probed = py_probe_process(r, pid, &version_hex, err, errlen);
 	if (probed < 0) {
@@ -88,7 +90,6 @@ int pystack_describe(struct loader *ld, struct py_reader *r, pid_t pid, struct p
 		return -1;
 	}
 	if (probed == 0) {
-		py_forget_process(r, pid);
 		snprintf(err, errlen, "pid %d: interpreter not running Python code yet", (int)pid);
 		return -1;
 	}

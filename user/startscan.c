@@ -138,8 +138,8 @@ void tracer_scan_process(struct tracer *t, pid_t pid)
 	if (pm_start_time(pid, &st.proc_start) != 0)
 		return; /* gone already */
 	report_sigchld_ignored(t, pid);
-	if (py_is_python_process(pid) && tracer_describe(t, pid) != 0)
-		tracer_schedule_describe(t, pid); /* not initialized yet: try again soon */
+	if (py_is_python_process(pid) && tracer_describe(t, pid, st.proc_start) != 0)
+		tracer_schedule_describe(t, pid, st.proc_start); /* not initialized yet: try again soon */
 	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
 	proc_for_each_pid(dir, MAX_TASKS_SCANNED, scan_task, &st);
 }

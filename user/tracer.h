@@ -23,6 +23,7 @@
 enum check_kind { CHECK_EMBEDDED, CHECK_DESCRIBE };
 struct exec_check {
 	pid_t pid;
+	uint64_t proc_start; /* the process meant (pid may be reused); 0: whichever has pid */
 	uint64_t due_ns;
 	int attempt;
 	enum check_kind kind;
@@ -79,8 +80,9 @@ void tracer_scan_existing(struct tracer *t);
 /* Report what is already going on in one process that just became of interest (SIGCHLD
  * ignored, threads already blocked) and describe it to the BPF stack walker. */
 void tracer_scan_process(struct tracer *t, pid_t pid);
-/* Describe pid to the BPF stack walker now (events.c); 0 or -1. */
-int tracer_describe(struct tracer *t, pid_t pid);
+/* Describe pid to the BPF stack walker now (events.c), if it is still the process whose
+ * start time is proc_start (0: whichever); 0 or -1. */
+int tracer_describe(struct tracer *t, pid_t pid, uint64_t proc_start);
 /* Queue a CHECK_DESCRIBE for pid (events.c). */
-void tracer_schedule_describe(struct tracer *t, pid_t pid);
+void tracer_schedule_describe(struct tracer *t, pid_t pid, uint64_t proc_start);
 #endif
