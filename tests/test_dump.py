@@ -378,6 +378,11 @@ def test_code_cache_never_stale(binary, python, tmp_path):
             for f in churn[0]["stack"]:
                 if f["file"].startswith("gen_"):
                     i = int(f["file"][4:-3])
+                    if f["function"] == "<module>":
+                        # caught in the exec of gen_<i>.py itself, at its one statement
+                        assert (f["first_line"], f["line"]) == (1, i % 40 + 1), f
+                        seen.append(i)
+                        continue
                     assert short_name(f["function"]) == "fn_%d" % i, f
                     assert f["first_line"] == i % 40 + 1, f
                     assert f["line"] == i % 40 + 2, f

@@ -253,23 +253,42 @@ static const Elf64_Phdr *elf_first_load(const struct elf_file *ef)
 	return best;
 }
 
-int elf_load_bias(const struct elf_file *ef, const struct pm_maps *maps, const char *path,
-		  uint64_t *bias)
+int elf_placement_of(const struct elf_file *ef, struct elf_placement *out)
 {
+	memset(out, 0, sizeof(*out));
+	out->inode = ef->inode;
 	if (ef->type == ET_EXEC) {
-		*bias = 0;
+		out->fixed = true;
 		return 0;
 	}
 	const Elf64_Phdr *load = elf_first_load(ef);
 	if (!load)
 		return -1;
-	uint64_t page_off = load->p_offset & ~(uint64_t)(PM_PAGE - 1);
-	uint64_t page_vaddr = load->p_vaddr & ~(uint64_t)(PM_PAGE - 1);
+	out->page_offset = load->p_offset & ~(uint64_t)(PM_PAGE - 1);
+	out->page_vaddr = load->p_vaddr & ~(uint64_t)(PM_PAGE - 1);
+	return 0;
+}
+
+int elf_load_bias(const struct elf_file *ef, const struct pm_maps *maps, const char *path,
+		  uint64_t *bias)
+{
+	struct elf_placement pl;
+	return elf_placement_of(ef, &pl) == 0 ? elf_bias_in_maps(&pl, maps, path, bias) : -1;
+}
+
+int elf_bias_in_maps(const struct elf_placement *pl, const struct pm_maps *maps, const char *path,
+		     uint64_t *bias)
+{
+	if (pl->fixed) {
+		*bias = 0;
+		return 0;
+	}
+	uint64_t page_off = pl->page_offset, page_vaddr = pl->page_vaddr;
 	for (size_t i = 0; i < maps->n; i++) {
 		const struct pm_map *m = &maps->v[i];
 		if (!m->path || strcmp(m->path, path) != 0 || m->offset != page_off)
 			continue;
-		if (ef->inode && m->inode && m->inode != ef->inode)
+		if (pl->inode && m->inode && m->inode != pl->inode)
 			continue;
 		if (m->start < page_vaddr)
 			continue;

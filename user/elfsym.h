@@ -58,4 +58,16 @@ int elf_read_vaddr(const struct elf_file *ef, uint64_t vaddr, void *buf, size_t 
  * path (as the process sees it) and, when known, inode. 0 or -1. */
 int elf_load_bias(const struct elf_file *ef, const struct pm_maps *maps, const char *path,
 		  uint64_t *bias);
+
+/* Where a file goes in memory: all elf_load_bias needs of it, kept so that the bias in
+ * another process can be found without the file. */
+struct elf_placement {
+	bool fixed;                        /* ET_EXEC: loaded at its link addresses */
+	uint64_t page_offset, page_vaddr;  /* of the first PT_LOAD, page-aligned */
+	uint64_t inode;
+};
+int elf_placement_of(const struct elf_file *ef, struct elf_placement *out);
+/* elf_load_bias from a placement. 0 or -1. */
+int elf_bias_in_maps(const struct elf_placement *pl, const struct pm_maps *maps, const char *path,
+		     uint64_t *bias);
 #endif

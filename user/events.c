@@ -488,9 +488,9 @@ int tracer_handle_event(void *arg, const void *data, size_t size)
 /* One due check; returns true to keep it (rescheduled in *c). */
 static bool run_check(struct tracer *t, struct exec_check *c, uint64_t now)
 {
-	if (!proc_exists(c->pid))
-		return false;
 	if (c->kind == CHECK_EMBEDDED) {
+		if (!proc_exists(c->pid))
+			return false;
 		/* in scope: the whole host, or selected (-p, or a descendant of COMMAND) */
 		bool in_scope = t->host_wide || (loader_watch_flags(t->ld, c->pid) & PH_W_SCOPE);
 		if (in_scope && py_is_python_process(c->pid)) {
@@ -510,7 +510,8 @@ static bool run_check(struct tracer *t, struct exec_check *c, uint64_t now)
 	}
 	if (tracer_describe(t, c->pid, c->proc_start) == 0)
 		return false;
-	if (++c->attempt >= DESCRIBE_ATTEMPTS)
+	/* whether it is gone is asked only now: a /proc lookup of a new pid is not free */
+	if (!proc_exists(c->pid) || ++c->attempt >= DESCRIBE_ATTEMPTS)
 		return false;
 	uint64_t delay = 2000000ull << (c->attempt < 7 ? c->attempt : 7);
 	c->due_ns = now + (delay < 250000000ull ? delay : 250000000ull);

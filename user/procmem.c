@@ -503,13 +503,26 @@ const struct pm_map *pm_find_map(const struct pm_maps *m, uint64_t addr)
 	return NULL;
 }
 
-int pm_open_in_root(pid_t pid, const char *path)
+/* "/proc/PID/root<path>" in full (sized PM_PATH_MAX + 64), or false for a path that is not
+ * absolute or too long. */
+static bool path_in_root(pid_t pid, const char *path, char *full, size_t cap)
 {
 	if (!path || path[0] != '/' || strlen(path) >= PM_PATH_MAX)
-		return -1;
+		return false;
+	snprintf(full, cap, "/proc/%d/root%s", (int)pid, path);
+	return true;
+}
+
+int pm_open_in_root(pid_t pid, const char *path)
+{
 	char full[PM_PATH_MAX + 64];
-	snprintf(full, sizeof(full), "/proc/%d/root%s", (int)pid, path);
-	return open(full, O_RDONLY | O_CLOEXEC);
+	return path_in_root(pid, path, full, sizeof(full)) ? open(full, O_RDONLY | O_CLOEXEC) : -1;
+}
+
+int pm_stat_in_root(pid_t pid, const char *path, struct stat *st)
+{
+	char full[PM_PATH_MAX + 64];
+	return path_in_root(pid, path, full, sizeof(full)) ? stat(full, st) : -1;
 }
 
 static int pid_cmp(const void *a, const void *b)

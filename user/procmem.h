@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #define PM_PAGE 4096u             /* memory page (mapping granularity) */
@@ -118,6 +119,8 @@ const struct pm_map *pm_find_map(const struct pm_maps *m, uint64_t addr);
 
 /* open(2) of a path as the target sees it: /proc/PID/root/<path>. -1 on failure. */
 int pm_open_in_root(pid_t pid, const char *path);
+/* stat(2) of a path as the target sees it. 0 or -1. */
+int pm_stat_in_root(pid_t pid, const char *path, struct stat *st);
 /* Reads at most cap-1 bytes of a small file into buf, NUL-terminated. Bytes read or -1. */
 ssize_t pm_read_text_file(const char *path, char *buf, size_t cap);
 /* Task ids of the process (from /proc/PID/task), sorted. 0 or -1; *out is malloc'd. */

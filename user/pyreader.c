@@ -986,22 +986,35 @@ static const char *const sym_names[S_COUNT] = {
 	"PyUnicodeUCS2_FromString",
 };
 
+/* Sections the interpreter is searched in. */
+enum sec_id { SEC_PYRUNTIME, SEC_BSS, SEC_DATA, SEC_COUNT };
+static const char *const sec_names[SEC_COUNT] = { ".PyRuntime", ".bss", ".data" };
+
+/* What attaching learns of the interpreter file (the binary or libpython): the same for
+ * every process of that file, but for the load bias. */
+struct file_facts {
+	uint64_t sym[S_COUNT], symsize[S_COUNT];
+	uint64_t sec_addr[SEC_COUNT], sec_size[SEC_COUNT]; /* size 0: no such section */
+	struct elf_placement place;
+};
+
 struct attach {
-	struct elf_file ef;
+	struct file_facts f;
 	uint64_t bias;
-	uint64_t sym[S_COUNT], size[S_COUNT];
 	bool no_symbols; /* testing: PYHANG_NO_SYMBOLS=1 ignores the interpreter-state symbols */
 };
 
-/* The symbol values of the last few interpreter files (the binary or libpython) looked
- * up: every process of the same interpreter needs the same ones, and looking them up scans
- * the whole symbol table (milliseconds for libpython's). Keyed by the file's identity. */
+/* The facts of the last few interpreter files attached: every process of the same
+ * interpreter needs the same ones; looking the symbols up scans the whole symbol table
+ * (milliseconds for libpython's), and with the facts at hand a new process costs a stat
+ * of the file instead of opening it and reading its headers. Keyed by the file's identity
+ * (device, inode, size, mtime). */
 #define SYM_CACHE_ENTRIES 8u
 
 struct sym_cache_entry {
 	uint64_t dev, inode, size;
 	int64_t mtime_ns;
-	uint64_t sym[S_COUNT], symsize[S_COUNT];
+	struct file_facts f;
 	bool used;
 };
 
@@ -1010,19 +1023,33 @@ struct sym_cache {
 	unsigned next;
 };
 
-static void lookup_symbols_cached(struct sym_cache *c, struct attach *a)
+static const struct file_facts *facts_cached(const struct sym_cache *c, uint64_t dev,
+					     uint64_t inode, uint64_t size, int64_t mtime_ns)
 {
-	const struct elf_file *ef = &a->ef;
 	for (unsigned i = 0; c && i < SYM_CACHE_ENTRIES; i++) {
 		const struct sym_cache_entry *e = &c->e[i];
-		if (e->used && e->dev == ef->dev && e->inode == ef->inode && e->size == ef->file_size &&
-		    e->mtime_ns == ef->mtime_ns) {
-			memcpy(a->sym, e->sym, sizeof(a->sym));
-			memcpy(a->size, e->symsize, sizeof(a->size));
-			return;
-		}
+		if (e->used && e->dev == dev && e->inode == inode && e->size == size &&
+		    e->mtime_ns == mtime_ns)
+			return &e->f;
 	}
-	elf_lookup_symbols(&a->ef, sym_names, S_COUNT, a->sym, a->size);
+	return NULL;
+}
+
+static int facts_from_elf(struct elf_file *ef, struct file_facts *f)
+{
+	memset(f, 0, sizeof(*f));
+	if (elf_placement_of(ef, &f->place) != 0)
+		return -1;
+	elf_lookup_symbols(ef, sym_names, S_COUNT, f->sym, f->symsize);
+	for (int i = 0; i < SEC_COUNT; i++)
+		if (elf_find_section(ef, sec_names[i], &f->sec_addr[i], &f->sec_size[i]) != 0)
+			f->sec_addr[i] = f->sec_size[i] = 0;
+	return 0;
+}
+
+static void facts_remember(struct sym_cache *c, const struct elf_file *ef,
+			   const struct file_facts *f)
+{
 	if (!c)
 		return;
 	struct sym_cache_entry *e = &c->e[c->next++ % SYM_CACHE_ENTRIES];
@@ -1030,14 +1057,53 @@ static void lookup_symbols_cached(struct sym_cache *c, struct attach *a)
 	e->inode = ef->inode;
 	e->size = ef->file_size;
 	e->mtime_ns = ef->mtime_ns;
-	memcpy(e->sym, a->sym, sizeof(e->sym));
-	memcpy(e->symsize, a->size, sizeof(e->symsize));
+	e->f = *f;
 	e->used = true;
+}
+
+/* The facts of the file mapped at m, from the cache when the file the process sees at
+ * that path is the mapped one (same inode) and known; else read from the file. 0 or -1. */
+static int file_facts_of(struct sym_cache *c, pid_t pid, const struct pm_map *m,
+			 struct file_facts *out, char *err, size_t errlen)
+{
+	struct stat st;
+	if (pm_stat_in_root(pid, m->path, &st) == 0 && (uint64_t)st.st_ino == m->inode) {
+		const struct file_facts *f = facts_cached(c, (uint64_t)st.st_dev, (uint64_t)st.st_ino,
+							  (uint64_t)st.st_size,
+							  (int64_t)st.st_mtim.tv_sec * 1000000000 +
+								  st.st_mtim.tv_nsec);
+		if (f) {
+			*out = *f;
+			return 0;
+		}
+	}
+	struct elf_file ef;
+	if (elf_open_fd(&ef, open_mapped_file(pid, m), err, errlen) != 0)
+		return -1;
+	int rc = facts_from_elf(&ef, out);
+	if (rc == 0)
+		facts_remember(c, &ef, out);
+	else
+		snprintf(err, errlen, "%s has no loadable segment", m->path);
+	elf_close(&ef);
+	return rc;
+}
+
+/* 0 and section id's link address and size (add a->bias for where it is in the
+ * process), or -1 if the file has none. */
+static int attach_section(const struct attach *a, enum sec_id id, uint64_t *addr,
+			  uint64_t *size)
+{
+	if (!a->f.sec_size[id])
+		return -1;
+	*addr = a->f.sec_addr[id];
+	*size = a->f.sec_size[id];
+	return 0;
 }
 
 static uint64_t sym_addr(const struct attach *a, enum sym_id id)
 {
-	return a->sym[id] ? a->sym[id] + a->bias : 0;
+	return a->f.sym[id] ? a->f.sym[id] + a->bias : 0;
 }
 
 /* Validates an interpreter: its first thread state points back to it. */
@@ -1118,9 +1184,9 @@ static int find_interp_head(struct walk *w, struct attach *a, char *err, size_t 
 	if (head && (rd_u64(w, head, &interp) != 0 || !interp_valid(w, interp)))
 		head = 0;
 	uint64_t sa, ss;
-	if (!head && elf_find_section(&a->ef, ".bss", &sa, &ss) == 0)
+	if (!head && attach_section(a, SEC_BSS, &sa, &ss) == 0)
 		head = scan_for_interp_pointer(w, sa + a->bias, ss, false);
-	if (!head && elf_find_section(&a->ef, ".data", &sa, &ss) == 0)
+	if (!head && attach_section(a, SEC_DATA, &sa, &ss) == 0)
 		head = scan_for_interp_pointer(w, sa + a->bias, ss, false);
 	if (!head) {
 		snprintf(err, errlen, "cannot find interp_head (CPython %u.%u)", p->res.layout.major,
@@ -1152,13 +1218,13 @@ static int find_runtime(struct walk *w, struct attach *a, char *err, size_t errl
 	struct py_proc *p = w->p;
 	uint64_t rt = a->no_symbols ? 0 : sym_addr(a, S_RUNTIME);
 	uint64_t sa, ss;
-	if (!rt && elf_find_section(&a->ef, ".PyRuntime", &sa, &ss) == 0)
+	if (!rt && attach_section(a, SEC_PYRUNTIME, &sa, &ss) == 0)
 		rt = sa + a->bias; /* 3.10+: _PyRuntime is the section's only object */
 	if (rt && !runtime_valid(w, rt))
 		rt = 0;
-	const char *secs[] = { ".bss", ".data" };
+	const enum sec_id secs[] = { SEC_BSS, SEC_DATA };
 	for (size_t i = 0; i < 2 && !rt && p->res.layout.major == 3 && p->res.layout.minor < 10; i++) {
-		if (elf_find_section(&a->ef, secs[i], &sa, &ss) != 0)
+		if (attach_section(a, secs[i], &sa, &ss) != 0)
 			continue;
 		rt = runtime_by_scan(w, sa + a->bias, ss);
 	}
@@ -1175,9 +1241,9 @@ static int find_runtime(struct walk *w, struct attach *a, char *err, size_t errl
 static uint64_t runtime_candidate(struct attach *a)
 {
 	uint64_t sa, ss;
-	if (!a->no_symbols && a->sym[S_RUNTIME])
+	if (!a->no_symbols && a->f.sym[S_RUNTIME])
 		return sym_addr(a, S_RUNTIME);
-	if (elf_find_section(&a->ef, ".PyRuntime", &sa, &ss) == 0)
+	if (attach_section(a, SEC_PYRUNTIME, &sa, &ss) == 0)
 		return sa + a->bias;
 	return 0;
 }
@@ -1218,7 +1284,7 @@ static int choose_layout(struct walk *w, struct attach *a, const char *path, cha
 	unsigned major = 0, minor = 0, fmaj, fmin;
 	bool from_name = version_from_name(path, &fmaj, &fmin);
 	uint32_t hex = 0;
-	if (a->sym[S_PY_VERSION] && pm_read_u32(&p->pm, sym_addr(a, S_PY_VERSION), &hex) == PM_OK) {
+	if (a->f.sym[S_PY_VERSION] && pm_read_u32(&p->pm, sym_addr(a, S_PY_VERSION), &hex) == PM_OK) {
 		major = (hex >> 24) & 0xff;
 		minor = (hex >> 16) & 0xff;
 		p->res.version_hex = hex;
@@ -1270,11 +1336,11 @@ static void take_symbols(struct py_proc *p, const struct attach *a)
 	p->res.t_true = sym_addr(a, S_TRUE);
 	p->res.tstate_current = p->res.layout.gil_kind == PY_GIL_NONE ? sym_addr(a, S_TSTATE_CURRENT) : 0;
 	p->res.interpreter_lock = sym_addr(a, S_INTERPRETER_LOCK);
-	p->res.unicode27_width = a->sym[S_UCS4] ? 4 : a->sym[S_UCS2] ? 2 : 0;
+	p->res.unicode27_width = a->f.sym[S_UCS4] ? 4 : a->f.sym[S_UCS2] ? 2 : 0;
 	const enum sym_id gil_syms[4] = { S_GIL_COND, S_GIL_MUTEX, S_SWITCH_COND, S_SWITCH_MUTEX };
 	for (int i = 0; i < 4; i++) {
 		uint64_t s = sym_addr(a, gil_syms[i]);
-		uint64_t sz = a->size[gil_syms[i]] ? a->size[gil_syms[i]] : 48;
+		uint64_t sz = a->f.symsize[gil_syms[i]] ? a->f.symsize[gil_syms[i]] : 48;
 		p->res.gil_static[i][0] = s;
 		p->res.gil_static[i][1] = s ? s + sz : 0;
 	}
@@ -1299,14 +1365,13 @@ static int attach_static(struct walk *w, struct attach *a, char *err, size_t err
 			 "executable mapping found)", (int)p->pid);
 		goto out;
 	}
-	if (elf_open_fd(&a->ef, open_mapped_file(p->pid, m), err, errlen) != 0)
+	if (file_facts_of(w->syms, p->pid, m, &a->f, err, errlen) != 0)
 		goto out;
-	if (elf_load_bias(&a->ef, &maps, m->path, &a->bias) != 0) {
+	if (elf_bias_in_maps(&a->f.place, &maps, m->path, &a->bias) != 0) {
 		snprintf(err, errlen, "cannot compute the load bias of %s", m->path);
 		goto out;
 	}
-	lookup_symbols_cached(w->syms, a);
-	if (!a->sym[S_RUNTIME] && !a->sym[S_INTERP_HEAD_FN] && !a->sym[S_INTERP_HEAD] &&
+	if (!a->f.sym[S_RUNTIME] && !a->f.sym[S_INTERP_HEAD_FN] && !a->f.sym[S_INTERP_HEAD] &&
 	    !is_libpython(m->path) && !version_from_name(m->path, &(unsigned){0}, &(unsigned){0})) {
 		snprintf(err, errlen, "process %d is not a Python process (%s has no CPython "
 			 "symbols)", (int)p->pid, m->path);
@@ -1344,16 +1409,13 @@ static bool attach_can_retry(const struct attach *a)
 	uint64_t sa, ss;
 	if (a->no_symbols)
 		return false;
-	return a->sym[S_RUNTIME] || a->sym[S_INTERP_HEAD] || a->sym[S_INTERP_HEAD_FN] ||
-	       elf_find_section(&a->ef, ".PyRuntime", &sa, &ss) == 0;
+	return a->f.sym[S_RUNTIME] || a->f.sym[S_INTERP_HEAD] || a->f.sym[S_INTERP_HEAD_FN] ||
+	       attach_section(a, SEC_PYRUNTIME, &sa, &ss) == 0;
 }
 
 static void attach_free(struct attach *a)
 {
-	if (a) {
-		elf_close(&a->ef);
-		free(a);
-	}
+	free(a);
 }
 
 /* Attaches w->p, or finishes attaching it. 0: done; -1 with err: failed (the process is
@@ -1370,7 +1432,6 @@ static int attach_process(struct walk *w, char *err, size_t errlen)
 			snprintf(err, errlen, "out of memory");
 			return -1;
 		}
-		a->ef.fd = -1;
 		rc = attach_static(w, a, err, errlen);
 	}
 	if (rc == 0 && attach_resolve(w, a, err, errlen) != 0)
