@@ -221,6 +221,7 @@ struct py_proc {
 	/* Attached (interpreter file, symbols, layout) but its interpreter not found valid yet
 	 * (a process still starting): what the next look needs to try again, or NULL. */
 	struct attach *unresolved;
+	bool resolved_by_scan;        /* found without symbols: a later look re-checks it */
 	struct py_proc *next;
 };
 
@@ -1181,9 +1182,16 @@ static int find_interp_head(struct walk *w, struct attach *a, char *err, size_t 
 	if (!head && !a->no_symbols)
 		head = interp_head_from_disassembly(w, sym_addr(a, S_INTERP_HEAD_FN));
 	uint64_t interp = 0;
-	if (head && (rd_u64(w, head, &interp) != 0 || !interp_valid(w, interp)))
-		head = 0;
+	if (head && (rd_u64(w, head, &interp) != 0 || !interp_valid(w, interp))) {
+		/* The symbol says where the interpreter will be: no scan. Before it is set up a
+		 * scan finds look-alikes (2.7: a static pointer to a gc list head, whose empty
+		 * list points at itself like an interpreter and its thread). */
+		snprintf(err, errlen, "interp_head not set up yet (CPython %u.%u)",
+			 p->res.layout.major, p->res.layout.minor);
+		return -1;
+	}
 	uint64_t sa, ss;
+	p->resolved_by_scan = !head;
 	if (!head && attach_section(a, SEC_BSS, &sa, &ss) == 0)
 		head = scan_for_interp_pointer(w, sa + a->bias, ss, false);
 	if (!head && attach_section(a, SEC_DATA, &sa, &ss) == 0)
@@ -1220,8 +1228,13 @@ static int find_runtime(struct walk *w, struct attach *a, char *err, size_t errl
 	uint64_t sa, ss;
 	if (!rt && attach_section(a, SEC_PYRUNTIME, &sa, &ss) == 0)
 		rt = sa + a->bias; /* 3.10+: _PyRuntime is the section's only object */
-	if (rt && !runtime_valid(w, rt))
-		rt = 0;
+	if (rt && !runtime_valid(w, rt)) {
+		/* known, not set up yet: no scan (see find_interp_head) */
+		snprintf(err, errlen, "_PyRuntime not set up yet (CPython %u.%u)",
+			 p->res.layout.major, p->res.layout.minor);
+		return -1;
+	}
+	p->resolved_by_scan = !rt;
 	const enum sec_id secs[] = { SEC_BSS, SEC_DATA };
 	for (size_t i = 0; i < 2 && !rt && p->res.layout.major == 3 && p->res.layout.minor < 10; i++) {
 		if (attach_section(a, secs[i], &sa, &ss) != 0)
@@ -2502,6 +2515,8 @@ static int probe_once(struct py_reader *r, pid_t pid, unsigned *version_hex, boo
 	if (w.gone)
 		return read_was_cut(r, pid, fresh, retry, err, errlen);
 	*version_hex = p->res.version_hex;
+	if (rc == 0 && p->resolved_by_scan)
+		py_forget_process(r, pid); /* a scan's find is kept only once it shows Python code */
 	return rc;
 }
 

@@ -1,7 +1,9 @@
 """One Python workload for python_workloads.py. Runs under the interpreter being measured
 (2.7 and 3.6+). Prints its pid and "ready", waits for a line on stdin (so that a tracer can
 be attached with -p PID first), runs the workload for DURATION seconds, and prints
-"OPS ELAPSED" (operations completed, seconds).
+"OPS ELAPSED CPU": operations completed, seconds, and the CPU seconds the workload used,
+its own and its reaped children's, user and system (in-kernel BPF programs run in the
+context of the process whose syscall they hook, so their time is in there).
 
     pyworkload.py NAME DURATION
 
@@ -129,8 +131,11 @@ def main():
     sys.stdout.write("%d ready\n" % os.getpid())
     sys.stdout.flush()
     sys.stdin.readline()
+    t0 = os.times()
     ops, elapsed = WORKLOADS[name](duration)
-    sys.stdout.write("%d %.6f\n" % (ops, elapsed))
+    t1 = os.times()
+    cpu = sum(t1[i] - t0[i] for i in range(4))  # user, system, children's user and system
+    sys.stdout.write("%d %.6f %.6f\n" % (ops, elapsed, cpu))
     sys.stdout.flush()
 
 
