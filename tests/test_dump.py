@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import interpreter_params
+from conftest import INTERPRETERS, interpreter_params
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAMS = os.path.join(HERE, "programs")
@@ -454,3 +454,33 @@ def test_dump_privileges(binary, owner, drop, named):
     finally:
         t.kill()
         t.wait()
+
+
+def test_frame_budget_of_a_read(binary, tmp_path):
+    """One read takes at most PY_MAX_FRAME_STEPS (131,072) frame steps over all threads: 160
+    threads 900 frames deep (144,000 frames) are read whole up to the budget, and the threads
+    past it are cut with `frame budget of the read used up`. (Without the budget a hostile
+    process of 4,096 threads x 8,192 steps held a read for seconds.)"""
+    python = max(INTERPRETERS, key=lambda i: i[2])[1]  # the newest: its frames are cheap
+    progs = _copy_programs(tmp_path)
+    ready = os.path.join(str(tmp_path), "ready")
+    p = subprocess.Popen([python, os.path.join(progs, "many_threads.py"), ready, "160", "900"])
+    try:
+        deadline = time.time() + 60
+        while not os.path.exists(ready):
+            assert p.poll() is None and time.time() < deadline, "many_threads.py did not start"
+            time.sleep(0.05)
+        d = dump_json(binary, p.pid)
+        workers = [t for t in d["threads"] if t.get("name", "").startswith("bench-")]
+        assert len(workers) == 160, len(workers)
+        frames = sum(len(t["stack"]) for t in d["threads"])
+        cut = [t for t in d["threads"] if t.get("error") == "frame budget of the read used up"]
+        assert cut and all(t.get("truncated") for t in cut), [t.get("error") for t in d["threads"]]
+        # nearly every step gave a frame (3.11+ also steps over a C entry frame per thread)
+        assert 131072 - 2000 <= frames <= 131072, frames
+        whole = [t for t in workers if not t.get("truncated")]
+        assert all(len(t["stack"]) >= 890 for t in whole), sorted(len(t["stack"]) for t in whole)[:3]
+        assert len(whole) + len(cut) >= 160, (len(whole), len(cut))
+    finally:
+        p.kill()
+        p.wait()

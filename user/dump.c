@@ -195,8 +195,13 @@ int dump_main(int argc, char **argv)
 		struct strbuf sb;
 		sb_init(&sb);
 		render(&sb, &p, o.json);
-		if (sb.oom || sb_flush_to(&sb, stdout) != 0) {
-			fprintf(stderr, "pyhang-trace dump: cannot write the output\n");
+		if (sb.oom) {
+			fprintf(stderr, "pyhang-trace dump: the output would exceed %u MiB (or memory "
+				"ran out)\n", STRBUF_MAX >> 20);
+			status = 1;
+		} else if (sb_flush_to(&sb, stdout) != 0) {
+			fprintf(stderr, "pyhang-trace dump: cannot write the output: %s\n",
+				strerror(errno));
 			status = 1;
 		}
 		sb_free(&sb);

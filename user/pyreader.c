@@ -252,7 +252,17 @@ struct walk {
 	 * innermost NSpid of tasks[i]. NULL when the process is in our namespace. */
 	pid_t *ns_tids;
 	struct sym_cache *syms; /* the reader's, when attaching */
+	uint32_t frame_steps;   /* taken so far, all threads (PY_MAX_FRAME_STEPS) */
 };
+
+/* Takes one frame step of the read's budget; false when it is used up. */
+static bool frame_step(struct walk *w)
+{
+	if (w->frame_steps >= PY_MAX_FRAME_STEPS)
+		return false;
+	w->frame_steps++;
+	return true;
+}
 
 static int rd(struct walk *w, uint64_t addr, void *buf, size_t len)
 {
@@ -1892,6 +1902,11 @@ static void walk_frames(struct walk *w, uint64_t frame, struct py_thread *t)
 			t->error = "too many frames";
 			return;
 		}
+		if (!frame_step(w)) {
+			t->truncated = true;
+			t->error = "frame budget of the read used up";
+			return;
+		}
 		if (!plausible_ptr(frame) || rd(w, frame, buf, fsize) != 0) {
 			t->truncated = true;
 			t->error = "frame unreadable";
@@ -2180,7 +2195,8 @@ static bool chain_has_python_frame(struct walk *w, uint64_t frame)
 	unsigned char buf[256];
 	if (fsize > sizeof(buf))
 		return false;
-	for (size_t steps = 0; frame && steps < 2 * PY_MAX_FRAMES && !w->gone; steps++) {
+	for (size_t steps = 0; frame && steps < 2 * PY_MAX_FRAMES && !w->gone && frame_step(w);
+	     steps++) {
 		if (!plausible_ptr(frame) || rd(w, frame, buf, fsize) != 0)
 			return false;
 		if (frame_is_python(w, buf))

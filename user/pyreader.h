@@ -25,6 +25,10 @@
 
 #define PY_MAX_FRAMES 4096u   /* deeper stacks are cut (truncated = true) */
 #define PY_MAX_THREADS 4096u
+/* Frame steps one read of a process may take over all its threads: without it a hostile
+ * process (4,096 threads, each a chain of 8,192 frame steps) holds a read for seconds.
+ * 2,000 threads of 65 frames fit; the threads past the budget are cut. */
+#define PY_MAX_FRAME_STEPS 131072u
 #define PY_MAX_STR 4096u      /* characters kept of any string read from the target */
 
 struct py_frame {

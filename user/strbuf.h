@@ -9,8 +9,9 @@
 #include <stddef.h>
 #include <stdio.h>
 
-/* No single output record may exceed this; beyond it the buffer is marked truncated. */
-#define STRBUF_MAX (16u << 20)
+/* No single output record may exceed this; beyond it the buffer is marked truncated. A read
+ * of a process gives at most PY_MAX_FRAME_STEPS (131,072) frames, ~200 bytes each in JSON. */
+#define STRBUF_MAX (64u << 20)
 
 struct strbuf {
 	char *data;
