@@ -254,6 +254,24 @@ int pm_read_u32(struct procmem *pm, uint64_t addr, uint32_t *out)
 	return pm_read(pm, addr, out, sizeof(*out));
 }
 
+/* Reads fd into buf from *len on until end of file or until buf (cap bytes, one kept for a
+ * NUL) is full. 0: end of file, 1: full, -1: error. At most 1024 reads (a file that
+ * trickles gives what came). */
+static int read_fd_into(int fd, char *buf, size_t cap, size_t *len)
+{
+	for (int tries = 0; tries < 1024; tries++) {
+		if (*len + 1 >= cap)
+			return 1;
+		ssize_t n = read(fd, buf + *len, cap - 1 - *len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -1 : 0;
+		*len += (size_t)n;
+	}
+	return 0;
+}
+
 ssize_t pm_read_text_file(const char *path, char *buf, size_t cap)
 {
 	if (cap == 0)
@@ -262,21 +280,11 @@ ssize_t pm_read_text_file(const char *path, char *buf, size_t cap)
 	if (fd < 0)
 		return -1;
 	size_t len = 0;
-	for (int tries = 0; len + 1 < cap && tries < 1024; tries++) {
-		ssize_t n = read(fd, buf + len, cap - 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (n < 0) {
-				close(fd);
-				return -1;
-			}
-			break;
-		}
-		len += (size_t)n;
-	}
-	buf[len] = '\0';
+	int rc = read_fd_into(fd, buf, cap, &len);
 	close(fd);
+	if (rc < 0)
+		return -1;
+	buf[len] = '\0';
 	return (ssize_t)len;
 }
 
@@ -400,8 +408,8 @@ static int pm_parse_map_line(const char *line, const char *end, struct pm_map *m
 	return 0;
 }
 
-/* The whole of a /proc file whose size stat cannot tell (it says 0), malloc'd and
- * NUL-terminated, at most max bytes. Length, or -1. */
+/* A /proc file whose size stat cannot tell (it says 0), malloc'd and NUL-terminated: the
+ * whole of it, or its first bytes if it is longer than max. Length, or -1. */
 static ssize_t read_whole_proc_file(const char *path, size_t max, char **out)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -409,32 +417,22 @@ static ssize_t read_whole_proc_file(const char *path, size_t max, char **out)
 		return -1;
 	size_t cap = 16384, len = 0;
 	char *buf = malloc(cap);
-	while (buf) {
-		if (len + 1 == cap) {
-			char *nb = cap * 2 <= max + 1 ? realloc(buf, cap * 2) : NULL;
-			if (!nb) {
-				free(buf);
-				buf = NULL;
-				break;
-			}
-			buf = nb;
-			cap *= 2;
-		}
-		ssize_t n = read(fd, buf + len, cap - 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (n < 0) {
-				free(buf);
-				buf = NULL;
-			}
+	int rc = buf ? read_fd_into(fd, buf, cap, &len) : -1;
+	while (rc == 1 && cap * 2 <= max + 1) {
+		char *nb = realloc(buf, cap * 2);
+		if (!nb) {
+			rc = -1;
 			break;
 		}
-		len += (size_t)n;
+		buf = nb;
+		cap *= 2;
+		rc = read_fd_into(fd, buf, cap, &len);
 	}
 	close(fd);
-	if (!buf)
+	if (rc < 0) {
+		free(buf);
 		return -1;
+	}
 	buf[len] = '\0';
 	*out = buf;
 	return (ssize_t)len;
