@@ -29,7 +29,7 @@ def _copy_programs(tmp_path):
     """The test programs, copied under a non-ASCII directory (non-ASCII paths)."""
     d = os.path.join(str(tmp_path), NON_ASCII_DIR)
     os.makedirs(d)
-    for name in ("stacks.py", "stacks_py3.py", "many_threads.py"):
+    for name in ("stacks.py", "stacks_py3.py", "many_threads.py", "many_maps.py"):
         shutil.copy(os.path.join(PROGRAMS, name), d)
     return d
 
@@ -456,12 +456,16 @@ def test_dump_privileges(binary, owner, drop, named):
         t.wait()
 
 
+def _newest_python():
+    return max(INTERPRETERS, key=lambda i: [int(x) for x in i[2].split(".")])[1]
+
+
 def test_frame_budget_of_a_read(binary, tmp_path):
     """One read takes at most PY_MAX_FRAME_STEPS (131,072) frame steps over all threads: 160
     threads 900 frames deep (144,000 frames) are read whole up to the budget, and the threads
     past it are cut with `frame budget of the read used up`. (Without the budget a hostile
     process of 4,096 threads x 8,192 steps held a read for seconds.)"""
-    python = max(INTERPRETERS, key=lambda i: i[2])[1]  # the newest: its frames are cheap
+    python = _newest_python()  # its frames are cheap
     progs = _copy_programs(tmp_path)
     ready = os.path.join(str(tmp_path), "ready")
     p = subprocess.Popen([python, os.path.join(progs, "many_threads.py"), ready, "160", "900"])
@@ -481,6 +485,31 @@ def test_frame_budget_of_a_read(binary, tmp_path):
         whole = [t for t in workers if not t.get("truncated")]
         assert all(len(t["stack"]) >= 890 for t in whole), sorted(len(t["stack"]) for t in whole)[:3]
         assert len(whole) + len(cut) >= 160, (len(whole), len(cut))
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_maps_of_many_megabytes(binary, tmp_path):
+    """A process with 40,000 file mappings has a /proc/PID/maps of over 12 MB, with the
+    interpreter's mappings at its end: the reader takes it whole (a seq_file gives ~4 KiB a
+    read, so a cap on the number of reads cut it at 8 MB and the process looked not to be
+    Python)."""
+    python = _newest_python()
+    progs = _copy_programs(tmp_path)
+    ready = os.path.join(str(tmp_path), "ready")
+    p = subprocess.Popen([python, os.path.join(progs, "many_maps.py"), ready, str(tmp_path)])
+    try:
+        deadline = time.time() + 60
+        while not os.path.exists(ready):
+            assert p.poll() is None and time.time() < deadline, "many_maps.py did not start"
+            time.sleep(0.05)
+        with open("/proc/%d/maps" % p.pid, "rb") as f:
+            assert len(f.read()) > 9 << 20  # over the 8 MB where the cut was
+        d = dump_json(binary, p.pid)
+        main = [t for t in d["threads"] if t.get("name") == "MainThread"]
+        assert main and any(f["file"].endswith("many_maps.py") for f in main[0]["stack"]), d
+
     finally:
         p.kill()
         p.wait()

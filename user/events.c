@@ -393,14 +393,18 @@ int tracer_describe(struct tracer *t, pid_t pid, uint64_t proc_start)
 	uint64_t start;
 	if (pystack_describe(t->ld, t->reader, pid, &layout, err, sizeof(err)) != 0)
 		return -1;
-	/* The process described must be the one meant, and still alive now that the kernel
-	 * has its description: had it exited in between, the kernel's exit hook has come and
-	 * gone, and the entry would describe it to whatever process takes the pid next. */
-	if (!py_reader_still_same(t->reader, pid, &start) || (proc_start && start != proc_start)) {
+	/* The process must still be there, with the same program, now that the kernel has its
+	 * description: had it exited or exec'd in between, the kernel's hook has come and gone,
+	 * and the entry would describe it to whatever runs under the pid next. */
+	if (!py_reader_still_same(t->reader, pid, &start)) {
 		loader_forget_pyproc(t->ld, pid);
 		py_forget_process(t->reader, pid);
 		return -1;
 	}
+	/* A check for an earlier process of this pid: what was installed describes the live
+	 * one correctly (it has a check of its own, which records its layout). */
+	if (proc_start && start != proc_start)
+		return -1;
 	pending_put_layout(&t->pending, pid, start, &layout);
 	return 0;
 }
@@ -510,8 +514,10 @@ static bool run_check(struct tracer *t, struct exec_check *c, uint64_t now)
 	}
 	if (tracer_describe(t, c->pid, c->proc_start) == 0)
 		return false;
-	/* whether it is gone is asked only now: a /proc lookup of a new pid is not free */
-	if (!proc_exists(c->pid) || ++c->attempt >= DESCRIBE_ATTEMPTS)
+	/* whether it is gone (or its pid another process's) is asked only now: a /proc lookup
+	 * of a new pid is not free */
+	bool gone = c->proc_start ? !same_process(c->pid, c->proc_start) : !proc_exists(c->pid);
+	if (gone || ++c->attempt >= DESCRIBE_ATTEMPTS)
 		return false;
 	uint64_t delay = 2000000ull << (c->attempt < 7 ? c->attempt : 7);
 	c->due_ns = now + (delay < 250000000ull ? delay : 250000000ull);

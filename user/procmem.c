@@ -14,6 +14,10 @@
 
 #include "caps.h"
 
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434 /* the same on every architecture (Linux 5.3) */
+#endif
+
 #define PM_CACHED_READ_MAX (4u * PM_BLOCK) /* larger reads bypass the cache */
 
 int pm_open(struct procmem *pm, pid_t pid, char *err, size_t errlen)
@@ -255,11 +259,11 @@ int pm_read_u32(struct procmem *pm, uint64_t addr, uint32_t *out)
 }
 
 /* Reads fd into buf from *len on until end of file or until buf (cap bytes, one kept for a
- * NUL) is full. 0: end of file, 1: full, -1: error. At most 1024 reads (a file that
- * trickles gives what came). */
-static int read_fd_into(int fd, char *buf, size_t cap, size_t *len)
+ * NUL) is full. 0: end of file, 1: full, -1: error. At most max_reads reads (a file that
+ * trickles gives what came); a seq_file gives about 4 KiB a read. */
+static int read_fd_into(int fd, char *buf, size_t cap, size_t *len, size_t max_reads)
 {
-	for (int tries = 0; tries < 1024; tries++) {
+	for (size_t tries = 0; tries < max_reads; tries++) {
 		if (*len + 1 >= cap)
 			return 1;
 		ssize_t n = read(fd, buf + *len, cap - 1 - *len);
@@ -280,7 +284,7 @@ ssize_t pm_read_text_file(const char *path, char *buf, size_t cap)
 	if (fd < 0)
 		return -1;
 	size_t len = 0;
-	int rc = read_fd_into(fd, buf, cap, &len);
+	int rc = read_fd_into(fd, buf, cap, &len, 1024);
 	close(fd);
 	if (rc < 0)
 		return -1;
@@ -317,7 +321,10 @@ int pm_start_time(pid_t pid, uint64_t *out)
 static bool pidfd_exited(int pidfd)
 {
 	struct pollfd p = { .fd = pidfd, .events = POLLIN };
-	int n = poll(&p, 1, 0);
+	int n;
+	do
+		n = poll(&p, 1, 0);
+	while (n < 0 && errno == EINTR);
 	return n != 0; /* an error is taken as gone: the caller attaches afresh */
 }
 
@@ -359,9 +366,13 @@ static bool parse_dec(const char **p, const char *end, uint64_t *out)
 	uint64_t v = 0;
 	const char *s = *p;
 	int digits = 0;
-	for (; s < end && *s >= '0' && *s <= '9' && digits < 20; s++, digits++)
-		v = v * 10 + (uint64_t)(*s - '0');
-	if (digits == 0 || digits >= 20)
+	for (; s < end && *s >= '0' && *s <= '9'; s++, digits++) {
+		uint64_t d = (uint64_t)(*s - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return false; /* over 2^64 - 1 (inodes take all 64 bits, e.g. on FUSE) */
+		v = v * 10 + d;
+	}
+	if (digits == 0)
 		return false;
 	*p = s;
 	*out = v;
@@ -417,7 +428,8 @@ static ssize_t read_whole_proc_file(const char *path, size_t max, char **out)
 		return -1;
 	size_t cap = 16384, len = 0;
 	char *buf = malloc(cap);
-	int rc = buf ? read_fd_into(fd, buf, cap, &len) : -1;
+	/* the buffer bounds the reads: max bytes at one or more a read */
+	int rc = buf ? read_fd_into(fd, buf, cap, &len, SIZE_MAX) : -1;
 	while (rc == 1 && cap * 2 <= max + 1) {
 		char *nb = realloc(buf, cap * 2);
 		if (!nb) {
@@ -426,12 +438,16 @@ static ssize_t read_whole_proc_file(const char *path, size_t max, char **out)
 		}
 		buf = nb;
 		cap *= 2;
-		rc = read_fd_into(fd, buf, cap, &len);
+		rc = read_fd_into(fd, buf, cap, &len, SIZE_MAX);
 	}
 	close(fd);
 	if (rc < 0) {
 		free(buf);
 		return -1;
+	}
+	if (rc == 1) { /* cut at max: keep whole lines only */
+		char *nl = memrchr(buf, '\n', len);
+		len = nl ? (size_t)(nl - buf) + 1 : 0;
 	}
 	buf[len] = '\0';
 	*out = buf;

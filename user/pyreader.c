@@ -221,7 +221,7 @@ struct py_proc {
 	/* Attached (interpreter file, symbols, layout) but its interpreter not found valid yet
 	 * (a process still starting): what the next look needs to try again, or NULL. */
 	struct attach *unresolved;
-	bool resolved_by_scan;        /* found without symbols: a later look re-checks it */
+	bool resolved_by_scan;        /* found without symbols: kept once a look shows Python code */
 	struct py_proc *next;
 };
 
@@ -2624,6 +2624,12 @@ bool py_reader_still_same(struct py_reader *r, pid_t pid, uint64_t *start_time)
 {
 	struct py_proc *p = proc_find(r, pid);
 	if (!p || !pm_still_same(&p->pm))
+		return false;
+	/* the pidfd tells an exit, not an exec: a read of the memory tells both (it gives 0
+	 * bytes once the mm it was opened on is gone, which is also early in an exit) */
+	uint64_t at = p->res.runtime ? p->res.runtime : p->res.interp_head;
+	unsigned char byte;
+	if (at && pm_read_direct(&p->pm, at, &byte, 1) == PM_GONE)
 		return false;
 	*start_time = p->start_time;
 	return true;

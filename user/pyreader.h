@@ -118,8 +118,9 @@ struct py_addrs {
 	uint64_t code_type;    /* &PyCode_Type */
 };
 const struct py_layout *py_reader_layout(struct py_reader *r, pid_t pid);
-/* Whether the process the reader holds for pid is still there (not exited, not exec'd);
- * its start time in *start_time. */
+/* Whether the process the reader holds for pid is still there, running the program it was
+ * attached in (not exited, not exec'd: a pidfd poll and a one-byte read of its memory); its
+ * start time in *start_time. */
 bool py_reader_still_same(struct py_reader *r, pid_t pid, uint64_t *start_time);
 
 /* What attaching to a process resolves from its files and maps before any walk: the layout
