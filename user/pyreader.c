@@ -222,6 +222,7 @@ struct py_proc {
 	 * (a process still starting): what the next look needs to try again, or NULL. */
 	struct attach *unresolved;
 	bool resolved_by_scan;        /* found without symbols: kept once a look shows Python code */
+	bool just_attached;           /* attached by the proc_get that returned it (begin_snapshot) */
 	struct py_proc *next;
 };
 
@@ -2174,17 +2175,17 @@ static bool frame_is_python(struct walk *w, const unsigned char *buf)
 		if (owner == l->owner_cstack)
 			return false;
 	}
+	/* a code object (its type checked) is proof enough; its names and line table are not
+	 * read here (three more reads of memory for each look at a new process) */
 	struct code_entry c;
 	if (code_read_fields(w, code, &c) != 0)
 		return false;
-	bool ok = code_fill(w, &c) == 0;
-	if (ok && l->frames != PY_FRAMES_OBJECTS) {
+	if (l->frames != PY_FRAMES_OBJECTS) {
 		uint64_t instr = get_u64(buf, l->f_pos), start = code + l->co_code_adaptive;
 		if (owner != l->owner_generator && instr < start + 2 * (uint64_t)(uint32_t)c.firsttraceable)
-			ok = false; /* incomplete frame */
+			return false; /* incomplete frame */
 	}
-	code_entry_clear(&c);
-	return ok;
+	return true;
 }
 
 /* Whether the chain from frame holds a frame of Python code (bounded like walk_frames). */
@@ -2351,14 +2352,26 @@ static struct py_proc *attach_listed(struct py_reader *r, struct py_proc *p, boo
 	struct walk w = { .p = p, .syms = r->syms };
 	pm_new_snapshot(&p->pm);
 	int rc = attach_process(&w, err, errlen);
-	if (rc == 0)
+	if (rc == 0) {
+		p->just_attached = true;
 		return p;
+	}
 	if (rc == 1) {
 		*not_ready = true;
 		return NULL;
 	}
 	py_forget_process(r, p->pid);
 	return NULL;
+}
+
+/* Starts the snapshot of a read, right after proc_get: a new one, unless proc_get has just
+ * attached the process (what attaching read is current: reading the same blocks again
+ * cost three reads of memory per look at a new process). */
+static void begin_snapshot(struct py_proc *p)
+{
+	if (!p->just_attached)
+		pm_new_snapshot(&p->pm);
+	p->just_attached = false;
 }
 
 /* The cached state for pid if it is still the same process, else a freshly attached one.
@@ -2434,7 +2447,7 @@ static int read_once(struct py_reader *r, pid_t pid, struct py_process *out, boo
 	struct py_proc *p = proc_get(r, pid, &fresh, &not_ready, err, errlen);
 	if (!p)
 		return -1;
-	pm_new_snapshot(&p->pm);
+	begin_snapshot(p);
 	uint64_t preads0 = p->pm.reads;
 	struct walk w = { .p = p, .out = out };
 	if (pm_list_tasks(pid, &w.tasks, &w.ntasks) != 0 || w.ntasks == 0) {
@@ -2525,7 +2538,7 @@ static int probe_once(struct py_reader *r, pid_t pid, unsigned *version_hex, boo
 	struct py_proc *p = proc_get(r, pid, &fresh, &not_ready, err, errlen);
 	if (!p)
 		return not_ready ? 0 : -1; /* attached, interpreter not set up yet: not yet */
-	pm_new_snapshot(&p->pm);
+	begin_snapshot(p);
 	struct walk w = { .p = p };
 	int rc = probe_process(&w, err, errlen);
 	if (w.gone)
