@@ -3,6 +3,7 @@ it, and nothing a test waits for can hang the suite."""
 import os
 import select
 import signal
+import socket
 import subprocess
 import time
 
@@ -90,3 +91,12 @@ def read_line(proc, timeout, what):
                 raise AssertionError("%s: EOF (exit status %s, got %r)" % (what, proc.poll(), buf))
             buf += b
     return buf.decode().strip()
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port

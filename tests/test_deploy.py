@@ -11,14 +11,13 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
 
 import pytest
 
-from harness import kill_group, read_line
+from harness import free_port, kill_group, read_line
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UNIT = os.path.join(ROOT, "deploy", "pyhang-trace.service")
@@ -97,14 +96,6 @@ def test_unit_hardening():
     assert u["Install"]["WantedBy"] == ["multi-user.target"]
 
 
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 
 
 
@@ -117,7 +108,7 @@ def test_unit_execstart_runs_as_the_unit_would(binary, tmp_path):
     svc = unit_settings()["Service"]
     argv = shlex.split(one(svc, "ExecStart"))
     log = tmp_path / "events.jsonl"
-    port = _free_port()
+    port = free_port()
     argv = [binary] + [str(log) if a == "/var/log/pyhang-trace/events.jsonl" else
                        "127.0.0.1:%d" % port if a == "127.0.0.1:9464" else a for a in argv[1:]]
     caps = ",".join("+" + c[4:].lower() for c in sorted(CAPS))

@@ -22,19 +22,11 @@ import urllib.request
 
 import pytest
 
-from harness import kill_group, read_line
+from harness import free_port, kill_group, read_line
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOCK_PROG = os.path.join(ROOT, "tests", "programs", "trace_lock_hang.py")
 PY = "/usr/bin/python3"
-
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 

@@ -23,7 +23,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -32,7 +31,7 @@ import urllib.request
 import pytest
 
 import conftest
-from harness import Registry, alarm_guard, kill_group
+from harness import Registry, alarm_guard, free_port, kill_group
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEADLOCK = os.path.join(HERE, "programs", "diag_deadlock.py")
@@ -97,19 +96,11 @@ def deadlocked():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def test_valgrind_trace_session(deadlocked):
     assert os.path.exists(BINARY), "build the tool first (make): %s missing" % BINARY
     pid, tids, tmp = deadlocked
     log = os.path.join(tmp, "vg-trace.log")
-    port = _free_port()
+    port = free_port()
     reg = Registry()
     err = tempfile.TemporaryFile()
     events = []

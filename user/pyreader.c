@@ -1437,11 +1437,6 @@ static bool attach_can_retry(const struct attach *a)
 	       attach_section(a, SEC_PYRUNTIME, &sa, &ss) == 0;
 }
 
-static void attach_free(struct attach *a)
-{
-	free(a);
-}
-
 /* Attaches w->p, or finishes attaching it. 0: done; -1 with err: failed (the process is
  * not Python, or is gone); 1 with err: attached, but its interpreter is not set up yet
  * (p->unresolved is kept for the next try). */
@@ -1466,7 +1461,7 @@ static int attach_process(struct walk *w, char *err, size_t errlen)
 	}
 	p->unresolved = rc == 1 ? a : NULL;
 	if (rc != 1)
-		attach_free(a);
+		free(a);
 	return rc;
 }
 
@@ -2264,7 +2259,7 @@ struct py_reader *py_reader_new(void)
 
 static void proc_free(struct py_proc *p)
 {
-	attach_free(p->unresolved);
+	free(p->unresolved);
 	sysfd_prune(p, true);
 	free(p->sysfds);
 	code_cache_clear(p);
