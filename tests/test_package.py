@@ -44,9 +44,12 @@ def test_version(binary):
     out = version_text(binary)
     lines = out.splitlines()
     assert VERSION_RE.match(lines[0]), lines[0]
-    head = sh(["git", "-C", ROOT, "rev-parse", "--short=12", "HEAD"], timeout=30)
-    if head.returncode == 0:
-        assert lines[1].startswith("git commit: " + head.stdout.strip()), lines[1]
+    # the commit built from: one of this branch's (the binary may predate later commits)
+    m = re.match(r"git commit: ([0-9a-f]{12})( \(modified\))?$", lines[1])
+    assert m, lines[1]
+    if sh(["git", "-C", ROOT, "rev-parse", "HEAD"], timeout=30).returncode == 0:
+        r = sh(["git", "-C", ROOT, "merge-base", "--is-ancestor", m.group(1), "HEAD"], timeout=30)
+        assert r.returncode == 0, "%s is not a commit of this branch" % m.group(1)
     libbpf = sh(["pkg-config", "--modversion", "libbpf"], timeout=30).stdout.strip()
     assert lines[2].startswith("libbpf: %s (linked statically" % libbpf), lines[2]
     # every program section of the BPF object is listed under its type
