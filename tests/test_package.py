@@ -121,6 +121,11 @@ def test_man_page_matches_help(binary):
     statuses = set(re.findall(r"\b(\d+)\b", text.split("Exit status:", 1)[1]))
     man_statuses = set(re.findall(r"^\.TP\n\.B (\d+)$", man_section("EXIT STATUS"), re.M))
     assert statuses == man_statuses and {"0", "2", "124"} <= statuses, (statuses, man_statuses)
+    # and the version in its title line
+    version = VERSION_RE.match(version_text(binary, as_nobody=False).splitlines()[0]).group(1)
+    with open(MAN) as f:
+        th = next(l for l in f if l.startswith(".TH "))
+    assert '"pyhang-trace %s"' % version in th, th
 
 
 def files_under(root):
