@@ -183,10 +183,14 @@ def test_guard_sigkill_after_ignored_sigterm(binary, tmp_path):
     report = str(tmp_path / "report")
     prog = os.path.join(PROGRAMS, "guard_stubborn.py")
     t0 = time.monotonic()
-    r, ended = run(binary, ["-q", "-t", THRESHOLD, "--hang-timeout", str(HANG_TIMEOUT),
+    r, ended = run(binary, ["-t", THRESHOLD, "--hang-timeout", str(HANG_TIMEOUT),
                             "--kill-after", str(KILL_AFTER), "--annotate", "github", "--",
                             PYTHON, prog, report], tmp_path, {})
     assert r.returncode == GUARD_STATUS, (r.returncode, r.stderr[-2000:])
+    # without -q the stop summary comes inside the block: the block still ends the log
+    tail = r.stderr.rstrip("\n").splitlines()[-3:]
+    assert tail[0].startswith("pyhang-trace: detached after ") and tail[2] == RULE, tail
+    assert tail[1] == "pyhang-trace: exit status 124 (hang timeout)", tail
     pid = int(read_report(report)["pid"])
     assert start_time(pid) is None
     assert re.search(r"SIGTERM sent to 1 process, SIGKILL to 1 still there after 1s; all ended",

@@ -462,12 +462,23 @@ static void fire(struct tracer *t, const struct guard_hang *h, const struct py_p
 	} else {
 		sb_printf(sb, "pyhang-trace: process %d was not touched.\n", (int)h->pid);
 	}
-	sb_printf(sb, "pyhang-trace: exit status %d (hang timeout)\n", GUARD_EXIT_STATUS);
-	rule(sb);
 	write_block(sb);
 	sb_free(sb);
 	if (t->out.ops == &output_json_ops)
-		json_record(t, &r, age_s, &e, command);
+		json_record(t, &r, age_s, &e, command); /* before `stop`, the last record */
+	/* the block's last lines come from guard_finish, after the `stop` summary */
+}
+
+void guard_finish(struct tracer *t)
+{
+	if (!guard_fired(t))
+		return;
+	struct strbuf sb;
+	sb_init(&sb);
+	sb_printf(&sb, "pyhang-trace: exit status %d (hang timeout)\n", GUARD_EXIT_STATUS);
+	rule(&sb);
+	write_block(&sb);
+	sb_free(&sb);
 }
 
 /* Whether the hang h is still there: its process is the same, and a fresh read of it

@@ -38,4 +38,7 @@ void guard_note_wait_end(struct tracer *t, pid_t pid, pid_t tid);
 int guard_due_in_ms(struct tracer *t);
 bool guard_poll(struct tracer *t);
 bool guard_fired(const struct tracer *t);
+/* trace.c, after the `stop` summary: the report block's closing lines (the exit status),
+ * so that they are the last lines of the log. Nothing when the guard did not act. */
+void guard_finish(struct tracer *t);
 #endif

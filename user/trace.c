@@ -631,6 +631,7 @@ int trace_main(int argc, char **argv)
 		fprintf(stderr, "pyhang-trace: command (pid %d) is still running; detaching\n", (int)t.child);
 	if (chatter)
 		emit_stop(&t);
+	guard_finish(&t);
 	output_close(&t.out);
 	metrics_close(m);
 	loader_close(t.ld);
