@@ -239,3 +239,17 @@ def test_guard_pid_mode_leaves_process_alone(binary, tmp_path, reg):
 def test_guard_usage_errors(binary, args, message):
     r = subprocess.run([binary] + args, capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and message in r.stderr, (r.returncode, r.stderr)
+
+
+def test_annotation_of_lost_child_status(binary, tmp_path):
+    """child_status_lost: one ::error at the line that made SIGCHLD ignored (the cause),
+    relative to GITHUB_WORKSPACE; no guard involved, the command's status passes through."""
+    prog = os.path.join(PROGRAMS, "guard_sigchld.py")
+    r, _ = run(binary, ["-q", "--", PYTHON, prog], tmp_path,
+               {"GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": PROGRAMS + "/"})
+    assert r.returncode == 0 and "returncode 0" in r.stdout, (r.returncode, r.stdout, r.stderr)
+    ann = [l for l in r.stdout.splitlines() if l.startswith("::")]
+    assert len(ann) == 1, r.stdout
+    assert ann[0].startswith("::error file=guard_sigchld.py,line=%d,title=pyhang-trace found a "
+                             "lost child exit status::" % mark_line(prog, "ignore")), ann[0]
+    assert "exited 3" in ann[0], ann[0]
