@@ -11,6 +11,10 @@
 #   make fuzz       build the libFuzzer harnesses of tests/fuzz and run each FUZZ_SECONDS
 #   make fuzz-smoke the same, FUZZ_SMOKE_SECONDS each (part of `make test`)
 #   make fuzz-seed  regenerate tests/fuzz/corpus from the interpreters installed here
+#   make install    build/pyhang-trace to $(DESTDIR)$(PREFIX)/sbin, the man page, the
+#                   systemd unit and the logrotate file (PREFIX=/usr/local, DESTDIR empty)
+#   make uninstall  remove what make install put there
+#   make deb        build/pyhang-trace_VERSION_ARCH.deb (dpkg-deb over a DESTDIR tree, PREFIX=/usr)
 
 BUILD      ?= build
 CLANG      ?= clang
@@ -18,6 +22,7 @@ BPFTOOL    ?= bpftool
 CC         ?= cc
 PYTEST     ?= /usr/bin/python3 -m pytest
 ARCH       := x86
+VERSION    := 0.1.0
 
 CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -g -Wall -Wextra -Werror -Wshadow \
                  -Wno-missing-field-initializers -Iuser -Ibpf -I$(BUILD)
@@ -34,9 +39,11 @@ ASAN_OBJS  := $(patsubst user/%.c,$(BUILD)/asan/%.o,$(USER_SRCS))
 HDRS       := $(wildcard user/*.h bpf/*.h)
 
 DEB_PKGS   := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config make gcc \
-              python3 python3-pytest prometheus python3-yaml systemd valgrind libclang-rt-14-dev
+              python3 python3-pytest prometheus python3-yaml systemd valgrind libclang-rt-14-dev \
+              mandoc lintian
 
-.PHONY: all deps test run vmlinux clean asan bench fuzz fuzz-smoke fuzz-build fuzz-seed
+.PHONY: all deps test run vmlinux clean asan bench fuzz fuzz-smoke fuzz-build fuzz-seed \
+        install uninstall deb FORCE
 .SECONDARY:
 all: $(BUILD)/pyhang-trace
 
@@ -54,6 +61,17 @@ $(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
 
 $(BUILD)/obj/%.o: user/%.c $(HDRS) $(SKELS) | $(BUILD)/obj
 	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -c $< -o $@
+
+# --version's facts, rewritten only when they change (a new commit rebuilds version.o only)
+$(BUILD)/ph_build_info.h: FORCE | $(BUILD)
+	@{ echo '#define PH_VERSION "$(VERSION)"'; \
+	   c=$$(git rev-parse --short=12 HEAD 2>/dev/null) || c=unknown; \
+	   if [ "$$c" != unknown ] && ! git diff --quiet HEAD -- 2>/dev/null; then c="$$c (modified)"; fi; \
+	   echo "#define PH_GIT_COMMIT \"$$c\""; \
+	   echo "#define PH_LIBBPF_VERSION \"$$(pkg-config --modversion libbpf 2>/dev/null || echo unknown)\""; \
+	 } > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+$(BUILD)/obj/version.o $(BUILD)/asan/version.o: $(BUILD)/ph_build_info.h
 
 $(BUILD)/pyhang-trace: $(USER_OBJS)
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
@@ -132,6 +150,45 @@ fuzz-smoke: deps fuzz-build
 
 fuzz-seed: deps fuzz-build
 	/usr/bin/python3 tests/fuzz/seed.py --seed-tool $(BUILD)/fuzz/seed --out tests/fuzz/corpus
+
+# ---- install, uninstall, Debian package -------------------------------------------------
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+SBINDIR    ?= $(PREFIX)/sbin
+MANDIR     ?= $(PREFIX)/share/man
+DOCDIR     ?= $(PREFIX)/share/doc/pyhang-trace
+SYSCONFDIR ?= /etc
+# systemd looks in /usr/local/lib/systemd/system too; under /usr, the distribution's place
+UNITDIR    ?= $(if $(filter /usr,$(PREFIX)),$(shell pkg-config --variable=systemdsystemunitdir \
+                systemd 2>/dev/null || echo /lib/systemd/system),$(PREFIX)/lib/systemd/system)
+INSTALLED_FILES := $(SBINDIR)/pyhang-trace $(MANDIR)/man8/pyhang-trace.8 \
+                   $(UNITDIR)/pyhang-trace.service $(SYSCONFDIR)/logrotate.d/pyhang-trace \
+                   $(DOCDIR)/README.md
+
+install: $(BUILD)/pyhang-trace
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
+	    $(DESTDIR)$(SYSCONFDIR)/logrotate.d $(DESTDIR)$(DOCDIR)
+	install -m 0755 $(BUILD)/pyhang-trace $(DESTDIR)$(SBINDIR)/pyhang-trace
+	install -m 0644 doc/pyhang-trace.8 $(DESTDIR)$(MANDIR)/man8/pyhang-trace.8
+	sed -e 's|/usr/local/bin/pyhang-trace|$(SBINDIR)/pyhang-trace|g' \
+	    -e 's|/usr/local/share/doc/pyhang-trace|$(DOCDIR)|g' \
+	    deploy/pyhang-trace.service > $(DESTDIR)$(UNITDIR)/pyhang-trace.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/pyhang-trace.service
+	install -m 0644 deploy/logrotate.conf $(DESTDIR)$(SYSCONFDIR)/logrotate.d/pyhang-trace
+	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED_FILES))
+	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null
+
+DEB_ARCH   = $(shell dpkg --print-architecture)
+DEB        = $(BUILD)/pyhang-trace_$(VERSION)_$(DEB_ARCH).deb
+deb: $(BUILD)/pyhang-trace
+	rm -rf $(BUILD)/deb
+	$(MAKE) --no-print-directory install DESTDIR=$(abspath $(BUILD))/deb/root PREFIX=/usr \
+	    BUILD=$(BUILD)
+	BUILD=$(BUILD) VERSION=$(VERSION) ARCH=$(DEB_ARCH) deploy/debian/build-deb \
+	    $(BUILD)/deb/root $(DEB)
 
 run: deps all
 	./$(BUILD)/pyhang-trace

@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "annotate.h"
 #include "diagnose.h"
+#include "guard.h"
 #include "procmem.h"
 #include "procscan.h"
 #include "pyreader.h"
@@ -90,11 +92,13 @@ static void maybe_report_hang(struct tracer *t, const struct rec_long_wait *lw)
 		return;
 	if (strcmp(d.code, "long_wait") == 0 && lw->p.tid != lw->p.pid)
 		return;
+	guard_note_hang(t, lw); /* before the de-duplication: a new wait restarts its clock */
 	if (hang_seen_before(t, hang_fingerprint(lw->p.pid, &d)))
 		return;
 	struct rec_hang r = { .p = lw->p, .diag = &d, .py = lw->py };
 	t->n_hangs++;
 	t->out.ops->hang(&t->out, &r);
+	annotate_hang(t, &r);
 }
 
 #define SNAPSHOT_REUSE_NS 500000000ull
@@ -182,6 +186,7 @@ static void on_wait_end(struct tracer *t, const struct ph_event *e)
 	r.ended_by = e->wait.end_reason == PH_END_THREAD_EXIT ? "thread_exit" : "return";
 	t->n_wait_ends++;
 	t->out.ops->wait_end(&t->out, &r);
+	guard_note_wait_end(t, r.p.pid, r.p.tid);
 }
 
 static const char *sigchld_action_name(unsigned int cls)
@@ -347,6 +352,7 @@ static void on_child_lost(struct tracer *t, const struct ph_event *e)
 	r.summary = summary;
 	t->n_child_lost++;
 	t->out.ops->child_lost(&t->out, &r);
+	annotate_child_lost(t, &r);
 	if (have || cs.used)
 		pending_release(&cs);
 }

@@ -355,6 +355,24 @@ uint32_t loader_default_ringbuf_size(void)
 	return bytes;
 }
 
+int loader_for_each_object_part(loader_part_fn fn, void *arg)
+{
+	libbpf_set_print(libbpf_quiet);
+	struct pyhang_bpf *s = pyhang_bpf__open(); /* parsed only: nothing is loaded */
+	if (!s)
+		return -1;
+	struct bpf_program *prog;
+	bpf_object__for_each_program(prog, s->obj)
+		fn(arg, false, libbpf_bpf_prog_type_str(bpf_program__type(prog)),
+		   bpf_program__name(prog), bpf_program__section_name(prog), 0);
+	struct bpf_map *map;
+	bpf_object__for_each_map(map, s->obj)
+		fn(arg, true, libbpf_bpf_map_type_str(bpf_map__type(map)), bpf_map__name(map), NULL,
+		   bpf_map__max_entries(map));
+	pyhang_bpf__destroy(s);
+	return 0;
+}
+
 uint32_t loader_ringbuf_size(const struct loader *l)
 {
 	return bpf_map__max_entries(l->skel->maps.events);

@@ -29,6 +29,13 @@ int loader_parse_ringbuf_size(const char *s, uint32_t *out, char *err, size_t er
 /* The size bpf/pyhang.bpf.c declares (the default), 0 if it cannot be read. */
 uint32_t loader_default_ringbuf_size(void);
 
+/* For --version: every program (type as libbpf names it, e.g. "tracepoint", its name and
+ * section) and every map (type, name, max_entries) of the embedded BPF object, which is
+ * parsed but not loaded (no privileges needed). 0, or -1 when it cannot be parsed. */
+typedef void (*loader_part_fn)(void *arg, bool is_map, const char *type, const char *name,
+			       const char *section, uint32_t max_entries);
+int loader_for_each_object_part(loader_part_fn fn, void *arg);
+
 
 struct loader;
 /* The ring buffer's size in bytes once loaded. */

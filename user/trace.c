@@ -16,10 +16,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "annotate.h"
+#include "guard.h"
 #include "metrics.h"
 #include "procscan.h"
 #include "pyreader.h"
 #include "tracer.h"
+#include "version.h"
 
 #define EXIT_USAGE 2
 
@@ -43,6 +46,9 @@ static const char USAGE[] =
 	"                     kernel discard its children's exit statuses\n"
 	"  child_status_lost  a wait for a child failed with ECHILD and the child's real exit\n"
 	"                     status was lost (SIGCHLD ignored, or another thread reaped it)\n"
+	"  hang               a long wait with a proven cause: interpreter shutdown waiting\n"
+	"                     for non-daemon threads, every thread blocked on a lock, the GIL\n"
+	"                     held all along, or the main thread stuck while nothing runs\n"
 	"\n"
 	"Options:\n"
 	"  -p, --pid PID          trace only this process (repeatable). Default: the whole host\n"
@@ -60,6 +66,20 @@ static const char USAGE[] =
 	"                         kernel-to-userspace ring buffer size in bytes, K/M/G\n"
 	"                         suffixes allowed; a power of two from 64K to 1G\n"
 	"                         (default %s). Events that do not fit are counted as lost\n"
+	"      --hang-timeout SECS\n"
+	"                         CI guard (default: off): when a hang of COMMAND or a\n"
+	"                         descendant has lasted SECS, print the incident report as a\n"
+	"                         final block on stderr, end the command and all its\n"
+	"                         descendants (SIGTERM, then SIGKILL after --kill-after) and\n"
+	"                         exit with status 124. With -p (or host-wide): exit 124 once\n"
+	"                         such a hang is found, leaving the processes alone\n"
+	"      --kill-after SECS  with --hang-timeout: from SIGTERM to SIGKILL (default 5)\n"
+	"      --annotate github|none\n"
+	"                         GitHub Actions annotations on stdout, one\n"
+	"                         ::error file=F,line=N::summary line per finding at the\n"
+	"                         user's frame (default: github when GITHUB_ACTIONS=true and\n"
+	"                         stdout does not carry --json)\n"
+	"  -V, --version          version, git commit, libbpf version, BPF features in use\n"
 	"  -h, --help             show this help\n"
 	"\n"
 	"With -- COMMAND, the command is started under tracing (it and all its descendants,\n"
@@ -70,11 +90,12 @@ static const char USAGE[] =
 	"  sudo pyhang-trace -p 4242 -t 1          one process, report waits over 1 second\n"
 	"  sudo pyhang-trace --json -- pytest -x   run a test suite under tracing\n"
 	"  sudo pyhang-trace dump 4242             print every Python thread's stack now\n"
+	"  sudo pyhang-trace --hang-timeout 300 -- pytest   end a hanging CI test run\n"
 	"\n"
 	"Needs root (CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH) and a kernel\n"
 	"with BTF.\n"
 	"Exit status: 0 after a normal stop, 2 on a usage or set-up error, the command's\n"
-	"status with -- COMMAND.\n";
+	"status with -- COMMAND, 124 when --hang-timeout acted.\n";
 
 static void die_usage(const char *fmt, const char *arg)
 {
@@ -92,6 +113,10 @@ static double parse_seconds(const char *s, const char *what)
 	if (end == s || *end || errno || !isfinite(v) || v <= 0 || v > 1e7) {
 		if (strcmp(what, "threshold") == 0)
 			die_usage("invalid threshold '%s': expected a number of seconds > 0, e.g. 5 or 0.5", s);
+		if (strcmp(what, "hang-timeout") == 0)
+			die_usage("invalid --hang-timeout '%s': expected a number of seconds > 0", s);
+		if (strcmp(what, "kill-after") == 0)
+			die_usage("invalid --kill-after '%s': expected a number of seconds > 0", s);
 		die_usage("invalid duration '%s': expected a number of seconds > 0", s);
 	}
 	return v;
@@ -118,7 +143,8 @@ static pid_t parse_pid_arg(const char *s)
 	return (pid_t)v;
 }
 
-enum { OPT_DURATION = 0x100, OPT_ALL, OPT_JSON, OPT_METRICS_ADDR, OPT_BPF_STATS, OPT_RINGBUF_SIZE };
+enum { OPT_DURATION = 0x100, OPT_ALL, OPT_JSON, OPT_METRICS_ADDR, OPT_BPF_STATS, OPT_RINGBUF_SIZE,
+       OPT_HANG_TIMEOUT, OPT_KILL_AFTER, OPT_ANNOTATE };
 
 static const struct option LONG_OPTS[] = {
 	{ "pid", required_argument, NULL, 'p' },
@@ -131,6 +157,10 @@ static const struct option LONG_OPTS[] = {
 	{ "metrics-addr", required_argument, NULL, OPT_METRICS_ADDR },
 	{ "bpf-stats", no_argument, NULL, OPT_BPF_STATS },
 	{ "ringbuf-size", required_argument, NULL, OPT_RINGBUF_SIZE },
+	{ "hang-timeout", required_argument, NULL, OPT_HANG_TIMEOUT },
+	{ "kill-after", required_argument, NULL, OPT_KILL_AFTER },
+	{ "annotate", required_argument, NULL, OPT_ANNOTATE },
+	{ "version", no_argument, NULL, 'V' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -142,16 +172,21 @@ struct cli {
 	const char *output;
 	const char *metrics_addr;
 	uint32_t ringbuf_bytes; /* 0: the BPF object's default */
+	double hang_timeout_s;  /* 0: no guard */
+	double kill_after_s;    /* < 0: not given */
+	int annotate;           /* -1: automatic, 0 none, 1 github */
 };
 
 static void parse_args(int argc, char **argv, struct tracer *t, struct cli *c)
 {
 	double threshold = 5.0;
+	c->kill_after_s = -1;
+	c->annotate = -1;
 	opterr = 0;
 	int opt;
 	/* '+': stop at the first non-option, so COMMAND's own options are left alone;
 	 * ':': a missing value returns ':' rather than '?'. */
-	while ((opt = getopt_long(argc, argv, "+:p:t:o:qh", LONG_OPTS, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+:p:t:o:qhV", LONG_OPTS, NULL)) != -1) {
 		switch (opt) {
 		case 'p':
 			if (t->npids >= MAX_PIDS)
@@ -193,6 +228,21 @@ static void parse_args(int argc, char **argv, struct tracer *t, struct cli *c)
 			}
 			break;
 		}
+		case OPT_HANG_TIMEOUT:
+			c->hang_timeout_s = parse_seconds(optarg, "hang-timeout");
+			break;
+		case OPT_KILL_AFTER:
+			c->kill_after_s = parse_seconds(optarg, "kill-after");
+			break;
+		case OPT_ANNOTATE: {
+			bool gh;
+			if (annotate_parse(optarg, &gh) != 0)
+				die_usage("invalid --annotate '%s': expected github or none", optarg);
+			c->annotate = gh;
+			break;
+		}
+		case 'V':
+			exit(version_print(stdout));
 		case 'h': {
 			char def[32] = "built in";
 			uint32_t bytes = loader_default_ringbuf_size();
@@ -226,6 +276,13 @@ static void parse_args(int argc, char **argv, struct tracer *t, struct cli *c)
 		die_usage("%s", "use either -p PID or -- COMMAND, not both");
 	if (c->bpf_stats && !c->metrics_addr)
 		die_usage("%s", "--bpf-stats only matters with --metrics-addr HOST:PORT");
+	if (c->kill_after_s >= 0 && (!c->hang_timeout_s || !t->command))
+		die_usage("%s", "--kill-after only matters with --hang-timeout SECS -- COMMAND");
+	/* annotations are lines of stdout: not where --json writes its objects */
+	if (c->annotate == 1 && c->json && !c->output)
+		die_usage("%s", "--annotate github writes to stdout, where --json writes too: add -o FILE");
+	t->annotate_github = c->annotate == 1 ||
+			     (c->annotate < 0 && annotate_auto() && !(c->json && !c->output));
 	for (int i = 0; i < t->npids; i++) {
 		pid_t tgid = proc_exists(t->pids[i]) ? proc_tgid(t->pids[i]) : -1;
 		if (tgid <= 0) {
@@ -388,6 +445,7 @@ static void event_loop(struct tracer *t, struct metrics *m)
 		int timeout = 200;
 		timeout = min_timeout(timeout, loader_scan_due_in_ms(t->ld));
 		timeout = min_timeout(timeout, tracer_run_exec_checks(t));
+		timeout = min_timeout(timeout, guard_due_in_ms(t));
 		if (deadline) {
 			uint64_t now = mono_now_ns();
 			if (now >= deadline)
@@ -407,6 +465,8 @@ static void event_loop(struct tracer *t, struct metrics *m)
 			output_reopen(&t->out);
 		}
 		reap_command(t, WNOHANG);
+		if (guard_poll(t))
+			return; /* its report is the last thing printed; the tree is gone */
 	}
 	/* the command's last events may still be in the ring buffer */
 	loader_scan_if_due(t->ld);
@@ -533,6 +593,14 @@ int trace_main(int argc, char **argv)
 	(void)mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	(void)mallopt(M_TRIM_THRESHOLD, 256 * 1024);
 	parse_args(argc, argv, &t, &c);
+	if (c.hang_timeout_s > 0) {
+		t.guard = guard_new(c.hang_timeout_s,
+				    c.kill_after_s > 0 ? c.kill_after_s : GUARD_DEFAULT_KILL_AFTER_S);
+		if (!t.guard) {
+			fprintf(stderr, "pyhang-trace: out of memory\n");
+			return EXIT_USAGE;
+		}
+	}
 	install_signal_handlers();
 	if (setup(&t, &c, &go_fd, &m) != 0) {
 		if (t.child > 0) {
@@ -542,6 +610,7 @@ int trace_main(int argc, char **argv)
 		metrics_close(m);
 		loader_close(t.ld);
 		py_reader_free(t.reader);
+		guard_free(t.guard);
 		return EXIT_USAGE;
 	}
 	t.started_ns = mono_now_ns();
@@ -562,11 +631,16 @@ int trace_main(int argc, char **argv)
 		fprintf(stderr, "pyhang-trace: command (pid %d) is still running; detaching\n", (int)t.child);
 	if (chatter)
 		emit_stop(&t);
+	guard_finish(&t);
 	output_close(&t.out);
 	metrics_close(m);
 	loader_close(t.ld);
 	tracer_events_cleanup(&t);
 	pending_free(&t.pending);
 	py_reader_free(t.reader);
+	bool fired = guard_fired(&t);
+	guard_free(t.guard);
+	if (fired)
+		return GUARD_EXIT_STATUS;
 	return t.command ? command_exit_code(&t) : 0;
 }

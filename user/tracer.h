@@ -38,6 +38,8 @@ struct tracer {
 	int npids;
 	char **command; /* NULL-terminated argv, or NULL */
 	double duration_s; /* 0: until interrupted */
+	struct guard *guard;  /* guard.c: --hang-timeout; NULL when off */
+	bool annotate_github; /* annotate.c: GitHub Actions annotations of findings */
 
 	/* runtime */
 	struct loader *ld;
