@@ -169,7 +169,7 @@ install: $(BUILD)/pyhang-trace
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
 	    $(DESTDIR)$(SYSCONFDIR)/logrotate.d $(DESTDIR)$(DOCDIR)
 	install -m 0755 $(BUILD)/pyhang-trace $(DESTDIR)$(SBINDIR)/pyhang-trace
-	install -m 0644 doc/pyhang-trace.8 $(DESTDIR)$(MANDIR)/man8/pyhang-trace.8
+	install -m 0644 deploy/man/pyhang-trace.8 $(DESTDIR)$(MANDIR)/man8/pyhang-trace.8
 	sed -e 's|/usr/local/bin/pyhang-trace|$(SBINDIR)/pyhang-trace|g' \
 	    -e 's|/usr/local/share/doc/pyhang-trace|$(DOCDIR)|g' \
 	    deploy/pyhang-trace.service > $(DESTDIR)$(UNITDIR)/pyhang-trace.service

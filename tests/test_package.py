@@ -17,7 +17,7 @@ import subprocess
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MAN = os.path.join(ROOT, "doc", "pyhang-trace.8")
+MAN = os.path.join(ROOT, "deploy", "man", "pyhang-trace.8")
 VERSION_RE = re.compile(r"^pyhang-trace (\d+\.\d+\.\d+)$")
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
 
