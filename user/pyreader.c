@@ -1994,11 +1994,11 @@ static void gil_collect_static(struct walk *w, struct gil_info *g)
 {
 	struct py_proc *p = w->p;
 	uint64_t holder, lock;
-	uint32_t locked;
+	int32_t locked;
 	g->unknown = p->res.layout.gil_kind == PY_GIL_STATIC && !p->res.gil_found_by;
 	if (p->res.gil_locked && p->res.gil_last_holder) {
 		/* 3.6 located: gil_locked and gil_last_holder, as in the 3.7+ struct */
-		if (pm_read_u32(&p->pm, p->res.gil_locked, &locked) == PM_OK && (int32_t)locked > 0 &&
+		if (rd(w, p->res.gil_locked, &locked, sizeof(locked)) == 0 && locked > 0 &&
 		    rd_u64(w, p->res.gil_last_holder, &holder) == 0 && holder)
 			g->holders[g->nholders++] = holder;
 	} else if (p->res.tstate_current && rd_u64(w, p->res.tstate_current, &holder) == 0 && holder) {
