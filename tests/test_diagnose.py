@@ -700,9 +700,6 @@ def test_gil_session_stream(gil_session):
 def test_gil_held_by_c_call(gil_session, python):
     """The main thread holds the GIL for seconds inside re.match (C code); the 'worker'
     thread waits for it: a gil_wait hang naming the holder and where it holds the GIL."""
-    if version_of(python)[:2] == (3, 6):
-        pytest.xfail("3.6 keeps its GIL condition variable in static variables: its 5 ms "
-                     "timed waits are not merged into one wait (README, GIL waits)")
     job = gil_session[python]
     assert job.get("done") is not None, "program did not finish%s" % job.describe()
     worker, main = job.int("worker"), job.int("main")

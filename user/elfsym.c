@@ -213,6 +213,23 @@ size_t elf_lookup_symbols(struct elf_file *ef, const char *const *names, size_t 
 	return found;
 }
 
+int elf_each_symtab_symbol(struct elf_file *ef,
+			   int (*fn)(void *ctx, const char *name, const Elf64_Sym *s), void *ctx)
+{
+	elf_load_symtab(ef, SHT_SYMTAB, &ef->symtab);
+	const struct elf_symtab *t = &ef->symtab;
+	if (!t->syms)
+		return -1;
+	for (size_t i = 0; i < t->n; i++) {
+		const Elf64_Sym *s = &t->syms[i];
+		if (s->st_name == 0 || s->st_name >= t->strs_len || s->st_shndx == SHN_UNDEF)
+			continue;
+		if (fn(ctx, t->strs + s->st_name, s)) /* NUL-terminated: read_block appends one */
+			break;
+	}
+	return 0;
+}
+
 int elf_find_section(const struct elf_file *ef, const char *name, uint64_t *addr,
 		     uint64_t *size)
 {

@@ -49,6 +49,10 @@ bool elf_has_symtab(const struct elf_file *ef);
  * absent. Returns how many were found. */
 size_t elf_lookup_symbols(struct elf_file *ef, const char *const *names, size_t n,
 			  uint64_t *values, uint64_t *sizes);
+/* Calls fn(ctx, name, sym) for each defined, named symbol of .symtab (loaded on first use)
+ * until fn returns nonzero. 0, or -1 when the file has no readable .symtab. */
+int elf_each_symtab_symbol(struct elf_file *ef,
+			   int (*fn)(void *ctx, const char *name, const Elf64_Sym *s), void *ctx);
 /* 0 and the section's virtual address/size, or -1. */
 int elf_find_section(const struct elf_file *ef, const char *name, uint64_t *addr,
 		     uint64_t *size);

@@ -29,6 +29,24 @@
 #define TSTATE36 .ts_next = 8, .ts_interp = 16, .frames = PY_FRAMES_OBJECTS, .ts_frame = 24, \
 	.f_back = 24, .f_code = 32, .f_owner = 0, NO_OWNER
 
+/* 3.6: Python/ceval_gil.h (3.6 branch) keeps the GIL in static variables: gil_locked
+ * (_Py_atomic_int, -1 until create_gil), gil_last_holder, gil_cond, gil_mutex and, with
+ * FORCE_SWITCHING (always defined there), switch_cond and switch_mutex; create_gil() in
+ * that order calls MUTEX_INIT(gil_mutex), MUTEX_INIT(switch_mutex), COND_INIT(gil_cond),
+ * COND_INIT(switch_cond), each failing with Py_FatalError("PyMUTEX_INIT(" #mut ") failed")
+ * or "PyCOND_INIT(" #cond ") failed". PyEval_InitThreads (exported) calls create_gil.
+ * Checked on pyenv 3.6.15: .symtab objects of 4/8/48/40/48/40 bytes, the four wait objects
+ * adjacent in .bss. */
+static const struct py_gil_statics gil_statics_36 = {
+	.init_fn = "PyEval_InitThreads", .locked = "gil_locked", .last_holder = "gil_last_holder",
+	.parts = {
+		{ "gil_cond", 48, "PyCOND_INIT(gil_cond) failed" },
+		{ "gil_mutex", 40, "PyMUTEX_INIT(gil_mutex) failed" },
+		{ "switch_cond", 48, "PyCOND_INIT(switch_cond) failed" },
+		{ "switch_mutex", 40, "PyMUTEX_INIT(switch_mutex) failed" },
+	},
+};
+
 static const struct py_layout layouts[] = {
 	{ /* 2.7 */
 		.major = 2, .minor = 7, .source = "table", .start = PY_START_INTERP_HEAD,
@@ -48,7 +66,7 @@ static const struct py_layout layouts[] = {
 	},
 	{ /* 3.6 */
 		.major = 3, .minor = 6, .source = "table", .start = PY_START_INTERP_HEAD,
-		.gil_kind = PY_GIL_NONE,
+		.gil_kind = PY_GIL_STATIC, .gil_statics = &gil_statics_36,
 		.interp_next = 0, .interp_tstate_head = 8, .interp_modules = 16,
 		TSTATE36, .ts_thread_id = 152, .f_pos = 120,
 		.co_firstlineno = 36, .co_filename = 96, .co_name = 104, .co_linetable = 112,
@@ -145,6 +163,20 @@ const struct py_layout *pylayout_for_version(unsigned major, unsigned minor)
 		if (layouts[i].major == major && layouts[i].minor == minor)
 			return &layouts[i];
 	return NULL;
+}
+
+size_t pylayout_gil_statics(const struct py_gil_statics **out, size_t max)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < sizeof(layouts) / sizeof(layouts[0]); i++) {
+		const struct py_gil_statics *g = layouts[i].gil_statics;
+		bool seen = false;
+		for (size_t k = 0; g && k < n; k++)
+			seen |= out[k] == g;
+		if (g && !seen && n < max)
+			out[n++] = g;
+	}
+	return n;
 }
 
 static uint32_t max_u32(uint32_t a, uint32_t b)

@@ -45,9 +45,29 @@ enum py_inst_dict_kind {
 };
 
 enum py_gil_kind {
-	PY_GIL_NONE,          /* 2.7, 3.6: no struct; symbols instead */
+	PY_GIL_NONE,          /* 2.7: interpreter_lock, a pointer to a sem_t */
+	PY_GIL_STATIC,        /* 3.6: static variables of ceval.c, described by gil_statics */
 	PY_GIL_IN_RUNTIME,    /* 3.7-3.11: struct at _PyRuntime + gil */
 	PY_GIL_IN_INTERP,     /* 3.12+: struct embedded in the main interpreter at + gil */
+};
+
+/* A GIL kept in static variables (3.6: Python/ceval_gil.h, included by ceval.c): the names
+ * the variables have in .symtab, the sizes of the wait objects (x86_64 glibc: pthread_cond_t
+ * 48, pthread_mutex_t 40 bytes), and the message create_gil() passes to Py_FatalError when
+ * initializing each one fails ("PyMUTEX_INIT(gil_mutex) failed": it names the variable,
+ * which is how gilstatic.c finds them in the code of a file without .symtab). */
+#define PY_GIL_STATIC_PARTS 4
+struct py_gil_static_part {
+	const char *name;
+	uint32_t size;
+	const char *init_failed;
+};
+struct py_gil_statics {
+	const char *init_fn;      /* exported function whose code creates the GIL */
+	const char *locked;       /* _Py_atomic_int: -1 not created, 0 free, 1 held */
+	const char *last_holder;  /* _Py_atomic_address: PyThreadState * */
+	/* futex objects; parts[0] is the condition GIL waiters wait on */
+	struct py_gil_static_part parts[PY_GIL_STATIC_PARTS];
 };
 
 struct py_layout {
@@ -58,6 +78,7 @@ struct py_layout {
 	enum py_gil_kind gil_kind;
 	uint32_t gil;                   /* offset of struct _gil_runtime_state */
 	uint32_t gil_last_holder, gil_locked, gil_size;
+	const struct py_gil_statics *gil_statics; /* PY_GIL_STATIC, else NULL */
 	/* PyInterpreterState */
 	uint32_t interp_next, interp_tstate_head, interp_modules;
 	/* PyThreadState */
@@ -92,6 +113,9 @@ uint32_t pylayout_frame_read_size(const struct py_layout *l);
 uint32_t pylayout_code_read_size(const struct py_layout *l);
 /* The table entry for X.Y, or NULL. */
 const struct py_layout *pylayout_for_version(unsigned major, unsigned minor);
+/* The distinct gil_statics of all layouts (at most max, into out): an interpreter file is
+ * searched for them before its version is known. Returns how many. */
+size_t pylayout_gil_statics(const struct py_gil_statics **out, size_t max);
 /* Size of the _Py_DebugOffsets block to read for a given version (0 if not known). */
 size_t pylayout_debug_offsets_size(unsigned major, unsigned minor);
 /* Validates a _Py_DebugOffsets block (cookie, version, every size and offset) and builds a

@@ -9,8 +9,10 @@
  *    the pthread's self pointer at +0x10; both are validated against /proc/PID/task, else the
  *    TID comes from Thread._native_id (3.8+), else it is reported unknown (0).
  *  - GIL: 3.7+ struct _gil_runtime_state (locked, last_holder); 2.7/3.6 the exported
- *    _PyThreadState_Current (NULL when nobody holds it); 3.6 static gil_cond/gil_mutex/
- *    switch_cond/switch_mutex, 2.7 static interpreter_lock (a pointer to a sem_t).
+ *    _PyThreadState_Current (NULL when nobody holds it); 3.6 static gil_locked/
+ *    gil_last_holder/gil_cond/gil_mutex/switch_cond/switch_mutex located by gilstatic.c
+ *    (when they are not, a 3.6 futex wait is "unknown": lock or GIL cannot be told apart),
+ *    2.7 static interpreter_lock (a pointer to a sem_t).
  *  - Linux: futex is syscall 202 on x86_64; /proc/PID/task/TID/syscall gives "nr args..."
  *    for a blocked thread and "running" otherwise, without attaching. */
 #include "pyreader.h"
@@ -27,6 +29,7 @@
 #include <unistd.h>
 
 #include "elfsym.h"
+#include "gilstatic.h"
 #include "procmem.h"
 
 #define SYS_FUTEX_X86_64 202
@@ -986,15 +989,14 @@ static int open_mapped_file(pid_t pid, const struct pm_map *m)
 enum sym_id {
 	S_RUNTIME, S_PY_VERSION, S_INTERP_HEAD_FN, S_INTERP_HEAD, S_TSTATE_CURRENT,
 	S_CODE_TYPE, S_UNICODE_TYPE, S_STRING_TYPE, S_BYTES_TYPE, S_DICT_TYPE, S_TRUE,
-	S_INTERPRETER_LOCK, S_GIL_COND, S_GIL_MUTEX, S_SWITCH_COND, S_SWITCH_MUTEX,
-	S_UCS4, S_UCS2, S_COUNT
+	S_INTERPRETER_LOCK, S_UCS4, S_UCS2, S_COUNT
 };
 
 static const char *const sym_names[S_COUNT] = {
 	"_PyRuntime", "Py_Version", "PyInterpreterState_Head", "interp_head",
 	"_PyThreadState_Current", "PyCode_Type", "PyUnicode_Type", "PyString_Type",
-	"PyBytes_Type", "PyDict_Type", "_Py_TrueStruct", "interpreter_lock", "gil_cond",
-	"gil_mutex", "switch_cond", "switch_mutex", "PyUnicodeUCS4_FromString",
+	"PyBytes_Type", "PyDict_Type", "_Py_TrueStruct", "interpreter_lock",
+	"PyUnicodeUCS4_FromString",
 	"PyUnicodeUCS2_FromString",
 };
 
@@ -1008,6 +1010,7 @@ struct file_facts {
 	uint64_t sym[S_COUNT], symsize[S_COUNT];
 	uint64_t sec_addr[SEC_COUNT], sec_size[SEC_COUNT]; /* size 0: no such section */
 	struct elf_placement place;
+	struct gil_static_loc gil_sym, gil_code; /* a static GIL (3.6) by .symtab / by code */
 };
 
 struct attach {
@@ -1056,6 +1059,13 @@ static int facts_from_elf(struct elf_file *ef, struct file_facts *f)
 	for (int i = 0; i < SEC_COUNT; i++)
 		if (elf_find_section(ef, sec_names[i], &f->sec_addr[i], &f->sec_size[i]) != 0)
 			f->sec_addr[i] = f->sec_size[i] = 0;
+	/* a file with _PyRuntime keeps its GIL there (3.7+) */
+	const struct py_gil_statics *gs[4];
+	size_t ngs = f->sym[S_RUNTIME] ? 0 : pylayout_gil_statics(gs, 4);
+	for (size_t i = 0; i < ngs && !f->gil_sym.desc; i++)
+		(void)gilstatic_from_symtab(ef, gs[i], &f->gil_sym);
+	for (size_t i = 0; i < ngs && !f->gil_code.desc; i++)
+		(void)gilstatic_from_code(ef, gs[i], &f->gil_code);
 	return 0;
 }
 
@@ -1358,16 +1368,25 @@ static void take_symbols(struct py_proc *p, const struct attach *a)
 	p->res.t_bytes = p->res.layout.major == 2 ? sym_addr(a, S_STRING_TYPE) : sym_addr(a, S_BYTES_TYPE);
 	p->res.t_dict = sym_addr(a, S_DICT_TYPE);
 	p->res.t_true = sym_addr(a, S_TRUE);
-	p->res.tstate_current = p->res.layout.gil_kind == PY_GIL_NONE ? sym_addr(a, S_TSTATE_CURRENT) : 0;
+	p->res.tstate_current = p->res.layout.gil_kind == PY_GIL_NONE ||
+					p->res.layout.gil_kind == PY_GIL_STATIC ? sym_addr(a, S_TSTATE_CURRENT) : 0;
 	p->res.interpreter_lock = sym_addr(a, S_INTERPRETER_LOCK);
 	p->res.unicode27_width = a->f.sym[S_UCS4] ? 4 : a->f.sym[S_UCS2] ? 2 : 0;
-	const enum sym_id gil_syms[4] = { S_GIL_COND, S_GIL_MUTEX, S_SWITCH_COND, S_SWITCH_MUTEX };
-	for (int i = 0; i < 4; i++) {
-		uint64_t s = sym_addr(a, gil_syms[i]);
-		uint64_t sz = a->f.symsize[gil_syms[i]] ? a->f.symsize[gil_syms[i]] : 48;
-		p->res.gil_static[i][0] = s;
-		p->res.gil_static[i][1] = s ? s + sz : 0;
+	/* PYHANG_NO_SYMBOLS: as a file without .symtab */
+	const struct gil_static_loc *g = a->no_symbols || !a->f.gil_sym.desc ? &a->f.gil_code
+									    : &a->f.gil_sym;
+	p->res.gil_found_by = NULL;
+	if (!g->desc || g->desc != p->res.layout.gil_statics)
+		return; /* not located: the GIL is unknown */
+	for (int i = 0; i < PY_GIL_STATIC_PARTS && i < 4; i++) {
+		p->res.gil_static[i][0] = g->part[i] + a->bias;
+		p->res.gil_static[i][1] = g->part[i] + a->bias + g->desc->parts[i].size;
 	}
+	p->res.gil_locked = g->locked ? g->locked + a->bias : 0;
+	p->res.gil_last_holder = g->last_holder ? g->last_holder + a->bias : 0;
+	p->res.gil_wait[0] = g->wait_lo + a->bias;
+	p->res.gil_wait[1] = g->wait_hi + a->bias;
+	p->res.gil_found_by = g->how;
 }
 
 /* The process's interpreter file, its symbols and the layout: all that does not change
@@ -1949,6 +1968,7 @@ static uint64_t first_frame(struct walk *w, const unsigned char *ts)
 struct gil_info {
 	uint64_t ranges[MAX_GILS][2]; /* futex addresses that mean "waiting for the GIL" */
 	size_t nranges;
+	bool unknown;                 /* where the GIL is is not known (3.6 not located) */
 	uint64_t holders[MAX_GILS];   /* tstates holding a GIL now */
 	size_t nholders;
 };
@@ -1974,8 +1994,16 @@ static void gil_collect_static(struct walk *w, struct gil_info *g)
 {
 	struct py_proc *p = w->p;
 	uint64_t holder, lock;
-	if (p->res.tstate_current && rd_u64(w, p->res.tstate_current, &holder) == 0 && holder)
+	int32_t locked;
+	g->unknown = p->res.layout.gil_kind == PY_GIL_STATIC && !p->res.gil_found_by;
+	if (p->res.gil_locked && p->res.gil_last_holder) {
+		/* 3.6 located: gil_locked and gil_last_holder, as in the 3.7+ struct */
+		if (rd(w, p->res.gil_locked, &locked, sizeof(locked)) == 0 && locked > 0 &&
+		    rd_u64(w, p->res.gil_last_holder, &holder) == 0 && holder)
+			g->holders[g->nholders++] = holder;
+	} else if (p->res.tstate_current && rd_u64(w, p->res.tstate_current, &holder) == 0 && holder) {
 		g->holders[g->nholders++] = holder;
+	}
 	for (int i = 0; i < 4; i++)
 		if (p->res.gil_static[i][0] && g->nranges < MAX_GILS) {
 			g->ranges[g->nranges][0] = p->res.gil_static[i][0];
@@ -2104,6 +2132,8 @@ static void annotate_threads(struct walk *w, uint64_t main_interp, struct py_pro
 		thread_from_threading(w, &act, t);
 		t->gil = gil_held_by(g, t->tstate_addr);
 		classify_state(w, t, (const uint64_t(*)[2])g->ranges, g->nranges);
+		if (g->unknown && t->state == PY_STATE_LOCK_WAIT)
+			t->state = PY_STATE_UNKNOWN; /* a lock or the GIL: cannot tell */
 	}
 	free(act.v);
 }
@@ -2131,7 +2161,7 @@ static int walk_process(struct walk *w, struct py_process *out, char *err, size_
 		return -1;
 	}
 	p->last_interp = interp;
-	if (p->res.layout.gil_kind == PY_GIL_NONE)
+	if (p->res.layout.gil_kind == PY_GIL_NONE || p->res.layout.gil_kind == PY_GIL_STATIC)
 		gil_collect_static(w, &g);
 	else if (p->res.layout.gil_kind == PY_GIL_IN_RUNTIME)
 		gil_add_struct(w, &g, p->res.runtime + p->res.layout.gil);
@@ -2662,6 +2692,13 @@ int py_reader_addrs(struct py_reader *r, pid_t pid, struct py_addrs *out)
 		out->gil = p->res.runtime + p->res.layout.gil;
 	else if (p->res.layout.gil_kind == PY_GIL_IN_INTERP && p->last_interp)
 		out->gil = p->last_interp + p->res.layout.gil;
+	if (out->gil && p->res.layout.gil_size) {
+		out->gil_wait_lo = out->gil;
+		out->gil_wait_hi = out->gil + p->res.layout.gil_size;
+	} else if (p->res.layout.gil_kind == PY_GIL_STATIC && p->res.gil_found_by) {
+		out->gil_wait_lo = p->res.gil_wait[0];
+		out->gil_wait_hi = p->res.gil_wait[1];
+	}
 	out->code_type = p->res.t_code;
 	return 0;
 }

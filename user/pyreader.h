@@ -115,6 +115,9 @@ struct py_addrs {
 	uint64_t interp_head;  /* &interp_head (2.7/3.6), else 0 */
 	uint64_t interp;       /* main interpreter at the last read */
 	uint64_t gil;          /* struct _gil_runtime_state, 0 if none */
+	/* [lo, hi): futex addresses that are waits for the GIL (the struct, or 3.6's located
+	 * static wait objects); 0, 0 when unknown */
+	uint64_t gil_wait_lo, gil_wait_hi;
 	uint64_t code_type;    /* &PyCode_Type */
 };
 const struct py_layout *py_reader_layout(struct py_reader *r, pid_t pid);
@@ -134,6 +137,9 @@ struct py_resolved {
 	uint64_t tstate_current;   /* &_PyThreadState_Current (2.7, 3.6), 0 if unknown */
 	uint64_t interpreter_lock; /* &interpreter_lock (2.7), 0 if unknown */
 	uint64_t gil_static[4][2]; /* 3.6 gil_cond, gil_mutex, switch_cond, switch_mutex [addr, end) */
+	uint64_t gil_locked, gil_last_holder; /* 3.6 &gil_locked, &gil_last_holder; 0 unknown */
+	uint64_t gil_wait[2];      /* 3.6: one range of GIL wait objects only (gilstatic.h) */
+	const char *gil_found_by;  /* 3.6: "symtab" or "code", NULL when the GIL is unknown */
 	uint64_t t_code, t_unicode, t_bytes, t_dict, t_true; /* type objects; 0 = not checked */
 	unsigned unicode27_width;  /* 2.7 Py_UNICODE size: 2 or 4, 0 unknown */
 };

@@ -104,10 +104,10 @@ int pystack_describe(struct loader *ld, struct py_reader *r, pid_t pid, struct p
 		snprintf(err, errlen, "cannot install the layout for pid %d", (int)pid);
 		return -1;
 	}
-	/* 3.7+: the GIL's condition variables and mutexes live in one struct (2.7 and 3.6 keep
-	 * them elsewhere: their GIL waits are not merged). */
-	if (a.gil && l->gil_size)
-		loader_set_gil_range(ld, pid, a.gil, a.gil + l->gil_size);
+	/* The GIL's condition variables and mutexes: one struct on 3.7+, static variables
+	 * located on 3.6 (2.7 waits on one semaphore: its GIL waits need no merging). */
+	if (a.gil_wait_lo && a.gil_wait_hi > a.gil_wait_lo)
+		loader_set_gil_range(ld, pid, a.gil_wait_lo, a.gil_wait_hi);
 	*layout_out = *l;
 	return 0;
 }

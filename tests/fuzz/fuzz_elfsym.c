@@ -1,7 +1,8 @@
 /* fuzz_elfsym: the ELF64 reader (user/elfsym.c) on a hostile file: header checks, program
  * and section headers, section names, .dynsym/.symtab lookup of the symbols pyreader.c
  * asks for, section lookup (.PyRuntime, .bss, .data), reads at virtual addresses, and the
- * load bias against a few fake mappings.
+ * load bias against a few fake mappings; and gilstatic.c's search for 3.6's static GIL
+ * (.symtab pass, and the decoding of PyEval_InitThreads / create_gil's code).
  * Input: the ELF file itself (served through a memfd). Seeds: libpython and python
  * executables of every interpreter, compacted by tests/fuzz/seed.py to the parts elfsym
  * reads (headers, section names, symbol and string tables). */
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "elfsym.h"
+#include "gilstatic.h"
 
 /* the names pyreader.c looks up (a subset is enough to walk both tables) */
 static const char *const names[] = {
@@ -78,6 +80,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (values[i])
 			(void)elf_read_vaddr(&ef, values[i], buf, sizeof(buf));
 	probe_sections(&ef);
+	const struct py_gil_statics *gs[2];
+	struct gil_static_loc loc;
+	for (size_t i = 0, n = pylayout_gil_statics(gs, 2); i < n; i++) {
+		(void)gilstatic_from_symtab(&ef, gs[i], &loc);
+		(void)gilstatic_from_code(&ef, gs[i], &loc);
+	}
 	probe_bias(&ef);
 	elf_close(&ef);
 	return 0;

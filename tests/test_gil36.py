@@ -1,0 +1,250 @@
+"""GIL waits on every interpreter, 3.6 included: CPython 3.6 keeps its GIL in static
+variables of ceval.c (gil_cond, gil_mutex, ...), which the reader locates from .symtab, or
+without it from create_gil()'s code (user/gilstatic.c); where neither works the GIL is
+unknown and a futex wait is said to be "unknown", never a lock wait.
+
+The workload (tests/programs/gil_regex_join.py, after a field report) runs a regular
+expression that never releases the GIL in a thread named 'reflect-regex' and guards it with
+join(2.0): the main thread then waits for the GIL for as long as the regex runs.
+
+Real kernel, real interpreters, real (stripped / altered) copies of libpython3.6m; needs
+root.  Expected lines come from `# MARK:` comments of the program, tids from its report.
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+
+import conftest
+from harness import alarm_guard, kill_group
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROGRAMS = os.path.join(HERE, "programs")
+PROG = os.path.join(PROGRAMS, "gil_regex_join.py")
+THRESHOLD = 3.0        # above the 2 s join: only the GIL wait may be reported
+START_TIMEOUT = 30.0
+HANG_TIMEOUT = 40.0    # start-up, join 2 s, threshold 3 s, scan period: room for a loaded host
+STOP_TIMEOUT = 15.0
+# Py_FatalError messages of 3.6's create_gil(), which name the variables (ceval_gil.h)
+INIT_MESSAGES = (b"PyMUTEX_INIT(gil_mutex) failed", b"PyMUTEX_INIT(switch_mutex) failed",
+                 b"PyCOND_INIT(gil_cond) failed", b"PyCOND_INIT(switch_cond) failed")
+
+
+@pytest.fixture(autouse=True)
+def _test_deadline(request):
+    with alarm_guard(120, request.node.name):
+        yield
+
+
+def mark_line(name):
+    with open(PROG) as f:
+        hits = [i + 1 for i, l in enumerate(f) if re.search(r"#\s*MARK:\s*%s\s*$" % name, l)]
+    assert len(hits) == 1, hits
+    return hits[0]
+
+
+def interpreter_36():
+    for label, path, version in conftest.INTERPRETERS:
+        if version.startswith("3.6."):
+            lib = os.path.join(os.path.dirname(os.path.dirname(path)), "lib", "libpython3.6m.so.1.0")
+            if os.path.exists(lib):
+                return path, lib
+    pytest.skip("no CPython 3.6 with a shared libpython3.6m installed")
+
+
+def has_section(path, name):
+    out = subprocess.run(["readelf", "-SW", path], capture_output=True, check=True).stdout.decode()
+    return re.search(r"\s%s\s" % re.escape(name), out) is not None
+
+
+def libpython_copy(tmp_path, lib, strip=True, alter=()):
+    """A copy of libpython3.6m without .symtab (objcopy --strip-all), with the given
+    Py_FatalError messages altered (same length: one letter changed)."""
+    d = os.path.join(str(tmp_path), "lib")
+    os.mkdir(d)
+    dst = os.path.join(d, os.path.basename(lib))
+    if strip:
+        subprocess.run(["objcopy", "--strip-all", lib, dst], check=True)
+    else:
+        shutil.copy(lib, dst)
+    with open(dst, "rb") as f:
+        data = f.read()
+    for m in alter:
+        assert data.count(m + b"\0") == 1, m
+        data = data.replace(m + b"\0", m.replace(b"INIT", b"INXT") + b"\0")
+    with open(dst, "wb") as f:
+        f.write(data)
+    assert not has_section(dst, ".symtab")
+    return d
+
+
+class Run(object):
+    """The tracer running the workload (`pyhang-trace --json -t 3 -- python prog report`)."""
+
+    def __init__(self, reg, binary, python, tmp_path, env=None):
+        self.report = os.path.join(str(tmp_path), "report")
+        self.err = tempfile.TemporaryFile()
+        self.argv = [binary, "--json", "-t", str(THRESHOLD), "--", python, PROG, self.report]
+        self.proc = reg.popen(self.argv, stdout=subprocess.PIPE, stderr=self.err,
+                              stdin=subprocess.DEVNULL, env=env)
+        self.events, self.lines = [], []
+        self.cond = threading.Condition()
+        self.eof = False
+        t = threading.Thread(target=self._read)
+        t.daemon = True
+        t.start()
+
+    def _read(self):
+        for raw in iter(self.proc.stdout.readline, b""):
+            with self.cond:
+                self.lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+                try:
+                    self.events.append(json.loads(self.lines[-1]))
+                except ValueError:
+                    pass
+                self.cond.notify_all()
+        with self.cond:
+            self.eof = True
+            self.cond.notify_all()
+
+    def describe(self):
+        self.err.seek(0)
+        return "\n  stderr: %s\n  stdout:\n    %s" % (
+            self.err.read().decode("utf-8", "replace")[-1500:], "\n    ".join(l[:600] for l in self.lines[-10:]))
+
+    def wait_for(self, pred, timeout, what):
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for e in self.events:
+                    if pred(e):
+                        return e
+                left = deadline - time.monotonic()
+                if self.eof or left <= 0:
+                    raise AssertionError("%s: not seen within %.0f s%s" % (what, timeout, self.describe()))
+                self.cond.wait(min(left, 0.2))
+
+    def reported(self, key):
+        with open(self.report) as f:
+            return [int(l.split()[1]) for l in f if l.split()[0] == key]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(STOP_TIMEOUT)
+
+    def select(self, event):
+        with self.cond:
+            return [e for e in self.events if e.get("event") == event]
+
+
+def gil_hang(e):
+    d = e.get("diagnosis")
+    return e.get("event") == "hang" and isinstance(d, dict) and d.get("code") == "gil_wait"
+
+
+def check_gil_diagnosis(run):
+    """One gil_wait hang: MainThread waits, 'reflect-regex' holds the GIL inside re.sub at
+    the program's MARK: regex line; one long_wait of the main thread, merged GIL waits
+    (gil: true) on 3.x."""
+    run.wait_for(lambda e: e.get("event") == "start", START_TIMEOUT, "tracer start")
+    hang = run.wait_for(gil_hang, HANG_TIMEOUT, "gil_wait hang")
+    time.sleep(1.0)  # room for (wrong) duplicates
+    run.stop()
+    main, = run.reported("main")
+    regex, = run.reported("regex")
+    hangs = [e for e in run.select("hang") if gil_hang(e)]
+    assert len(hangs) == 1, "want one gil_wait hang, got %d%s" % (len(hangs), run.describe())
+    d = hang["diagnosis"]
+    assert d.get("waiter_tid") == main and d.get("culprit_tids") == [regex], d
+    summary = d.get("summary") or ""
+    assert "'MainThread'" in summary and "'reflect-regex'" in summary, summary
+    assert "sub() at gil_regex_join.py:%d" % mark_line("regex") in summary, summary
+    holder = [t for t in hang.get("threads") or [] if t.get("tid") == regex]
+    assert holder and holder[0].get("gil") is True, hang.get("threads")
+    waits = [e for e in run.select("long_wait") if e.get("tid") == main]
+    # gil: true = waits merged in the kernel; 2.7 waits on one semaphore (README, GIL waits)
+    merged = not hang.get("python", "").startswith("2.")
+    assert len(waits) == 1 and waits[0].get("gil") is merged, \
+        "want one long_wait of the main thread with gil: %s, got %r%s" % (merged, waits, run.describe())
+
+
+def test_gil_wait_named_every_interpreter(reg, binary, python, tmp_path):
+    """The field case on every interpreter (3.6 was the only one where it went unseen: its
+    5 ms timed waits on the static gil_cond were never merged into one wait)."""
+    check_gil_diagnosis(Run(reg, binary, python, tmp_path))
+
+
+def test_gil36_without_symtab(reg, binary, tmp_path):
+    """libpython3.6m without .symtab: the GIL is found in create_gil()'s code, and the field
+    case is diagnosed as with symbols."""
+    python, lib = interpreter_36()
+    d = libpython_copy(tmp_path, lib)
+    env = dict(os.environ, LD_LIBRARY_PATH=d)
+    maps = subprocess.run([python, "-c", "print(open('/proc/self/maps').read())"], env=env,
+                          capture_output=True, check=True).stdout.decode()
+    assert os.path.join(d, "libpython3.6m.so.1.0") in maps, "the stripped copy is not the one loaded"
+    check_gil_diagnosis(Run(reg, binary, python, tmp_path, env=env))
+
+
+def start_waiting(reg, python, tmp_path, env):
+    """Runs the workload without the tracer until the main thread wants the GIL back (the
+    join timed out; the regex runs for minutes). Returns the process and the tids."""
+    report = os.path.join(str(tmp_path), "report")
+    p = reg.popen([python, PROG, report], env=env, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not (os.path.exists(report) and "regex" in open(report).read()):
+        time.sleep(0.05)
+    time.sleep(3.0)  # join(2.0) has timed out
+    with open(report) as f:
+        tids = dict((l.split()[0], int(l.split()[1])) for l in f if len(l.split()) == 2)
+    return p, tids["main"], tids["regex"]
+
+
+def dump_threads(binary, pid, main, regex, env=None):
+    """The main and regex threads of `dump --json`, from the first of up to 50 dumps that
+    finds the main thread off the CPU (a GIL waiter wakes every 5 ms, and a dump may catch
+    it between two waits)."""
+    for _ in range(50):
+        out = subprocess.run([binary, "dump", str(pid), "--json"], capture_output=True,
+                             timeout=60, env=env)
+        assert out.returncode == 0, out.stderr
+        threads = dict((t.get("tid"), t) for t in json.loads(out.stdout.decode())["threads"])
+        if threads[main].get("state") != "running":
+            break
+    return threads[main], threads[regex]
+
+
+def test_gil36_dump_with_and_without_symtab(reg, binary, tmp_path):
+    """dump of the field case on 3.6, with libpython's .symtab and with a stripped copy
+    (create_gil's code): the main thread is in gil_wait, the regex thread holds the GIL."""
+    python, lib = interpreter_36()
+    stripped = libpython_copy(tmp_path, lib)
+    for libdir in (None, stripped):
+        env = dict(os.environ, LD_LIBRARY_PATH=libdir) if libdir else None
+        p, main_tid, regex_tid = start_waiting(reg, python, tmp_path, env)
+        main, regex = dump_threads(binary, p.pid, main_tid, regex_tid)
+        kill_group(p)
+        os.unlink(os.path.join(str(tmp_path), "report"))
+        assert main.get("state") == "gil_wait", (libdir or "with .symtab", main)
+        assert regex.get("gil") is True and main.get("gil") is False, (regex, main)
+
+
+def test_gil36_unknown_is_not_a_lock_wait(reg, binary, tmp_path):
+    """A 3.6 libpython without .symtab whose create_gil() messages do not name the variables
+    (altered copy): the GIL cannot be located, so the main thread's futex wait is 'unknown',
+    never called a lock wait (nor a GIL wait); the holder is still known
+    (_PyThreadState_Current is exported)."""
+    python, lib = interpreter_36()
+    d = libpython_copy(tmp_path, lib, alter=INIT_MESSAGES[2:3])  # gil_cond's message
+    p, main_tid, regex_tid = start_waiting(reg, python, tmp_path, dict(os.environ, LD_LIBRARY_PATH=d))
+    main, regex = dump_threads(binary, p.pid, main_tid, regex_tid)
+    assert main.get("state") == "unknown", main
+    assert regex.get("gil") is True, regex
