@@ -1,0 +1,168 @@
+"""Bounded cost per watched process (issue 12): memory and CPU of the tracer must not scale
+with what a hostile process makes /proc or its files claim.
+
+Each test runs the real tracer host-wide (no -p), started without a terminal (its own
+session, stdin /dev/null), and one attacker as user nobody (setpriv --reuid=65534
+--regid=65534 --clear-groups). While the attacker runs, the tracer's resident memory is
+sampled from /proc/PID/status (VmRSS every 50 ms, and VmHWM) and its CPU time from
+/proc/PID/stat (utime + stime deltas, in clock ticks: no timing of the tracer's work), and
+a victim (an ordinary Python process with a thread blocked on a lock) must still be
+reported with its stack: the attacker may not blind the tracer for others.
+
+Limits asserted (normal build): peak RSS < 64 MiB, CPU < 10% of one core over the attack
+window. The ASan build (PYHANG_BINARY=build/pyhang-trace-asan) keeps shadow memory and
+runs several times slower, so there only the outcome is asserted: no crash, the victim's
+long_wait with its stack, a clean stop. Numbers are printed before (tracer idle) and during
+the attack (pytest -s shows them).
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+from harness import alarm_guard, read_line
+from test_trace import SYSTEM_PYTHON, Tracer
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROGRAMS = os.path.join(HERE, "programs")
+MAPS_PROG = os.path.join(PROGRAMS, "hostile_maps.py")
+LOCK_PROG = os.path.join(PROGRAMS, "trace_lock_hang.py")
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+MIB = 1 << 20
+RSS_LIMIT = 64 * MIB
+CPU_LIMIT = 0.10
+TICK = os.sysconf("SC_CLK_TCK")
+ASAN = "asan" in os.path.basename(os.environ.get("PYHANG_BINARY", ""))
+
+
+@pytest.fixture(autouse=True)
+def _test_deadline(request):
+    with alarm_guard(240, request.node.name):
+        yield
+
+
+def cpu_ticks(pid):
+    """utime + stime of pid (fields 14 and 15 of /proc/PID/stat), in clock ticks."""
+    with open("/proc/%d/stat" % pid) as f:
+        text = f.read()
+    fields = text[text.rindex(")") + 2:].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def memory_of(pid):
+    """(VmRSS, VmHWM) of pid in bytes."""
+    with open("/proc/%d/status" % pid) as f:
+        text = f.read()
+    rss = int(re.search(r"^VmRSS:\s+(\d+) kB", text, re.M).group(1)) * 1024
+    hwm = int(re.search(r"^VmHWM:\s+(\d+) kB", text, re.M).group(1)) * 1024
+    return rss, hwm
+
+
+class Sample(object):
+    """CPU share and peak RSS of the tracer over a window of `seconds`."""
+
+    def __init__(self, tr, seconds, alive=None):
+        pid = tr.proc.pid
+        t0, c0 = time.monotonic(), cpu_ticks(pid)
+        self.peak_rss = memory_of(pid)[0]
+        while time.monotonic() - t0 < seconds:
+            assert tr.proc.poll() is None, "tracer died" + tr.describe()
+            if alive is not None:
+                assert alive.poll() is None, "the attacker stopped (status %s)" % alive.poll()
+            self.peak_rss = max(self.peak_rss, memory_of(pid)[0])
+            time.sleep(0.05)
+        self.cpu = (cpu_ticks(pid) - c0) / float(TICK) / (time.monotonic() - t0)
+        self.hwm = memory_of(pid)[1]
+
+    def __str__(self):
+        return "RSS peak %.1f MiB (VmHWM %.1f MiB), CPU %.1f%% of a core" % (
+            self.peak_rss / float(MIB), self.hwm / float(MIB), 100 * self.cpu)
+
+
+def nobody_dir():
+    d = tempfile.mkdtemp(prefix="pyhang-bounds-", dir="/tmp")
+    os.chown(d, 65534, 65534)
+    return d
+
+
+def start_tracer(reg, binary):
+    tr = Tracer(reg, binary, ["--json", "-t", "1", "-q"])
+    tr.wait_for(lambda e: e.get("event") == "start", 60, "start")
+    return tr
+
+
+def start_victim(reg):
+    v = reg.popen([SYSTEM_PYTHON, LOCK_PROG], stdout=subprocess.PIPE, bufsize=0)
+    assert read_line(v, 30, "victim").startswith("ready")
+    assert read_line(v, 30, "victim").startswith("blocking")
+    return v
+
+
+def victim_reported(tr, victim, timeout):
+    def match(e):
+        if e.get("event") != "long_wait" or e.get("pid") != victim.pid:
+            return False
+        funcs = [f.get("function") for t in e.get("threads") or [] for f in t.get("stack") or []]
+        return "worker" in funcs or "blocker" in funcs or any(funcs)
+    return tr.wait_for(match, timeout, "the victim's long_wait")
+
+
+def wait_ready(path, rounds, proc, timeout):
+    """Until the attacker has written READY_FILE for round >= rounds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "attacker exited with %s" % proc.poll()
+        try:
+            with open(path) as f:
+                words = f.read().split()
+            if len(words) == 2 and int(words[1]) >= rounds:
+                return int(words[0])
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+    raise AssertionError("the attacker did not get to round %d in %d s" % (rounds, timeout))
+
+
+def stop_tracer(tr):
+    tr.proc.send_signal(signal.SIGINT)
+    rc = tr.proc.wait(60)
+    tr.reader.join(10)
+    assert rc == 0, "tracer exit status %s%s" % (rc, tr.describe())
+    assert not tr.bad, "invalid JSON lines: %r" % tr.bad[:3]
+    err = tr.stderr()
+    assert "ERROR: AddressSanitizer" not in err and "runtime error" not in err, err[-3000:]
+
+
+def check_limits(what, idle, attack):
+    print("\n%s: idle: %s; attacked: %s" % (what, idle, attack))
+    if ASAN:
+        return
+    assert attack.hwm < RSS_LIMIT, "%s: tracer peak RSS %.1f MiB >= 64 MiB" % (what, attack.hwm / float(MIB))
+    assert attack.cpu < CPU_LIMIT, "%s: tracer CPU %.1f%% of a core >= 10%%" % (what, 100 * attack.cpu)
+
+
+def test_huge_maps_reexec(reg, binary):
+    """2,000 mappings of one file 32 KiB deep (a 68 MB /proc/PID/maps), the process
+    re-exec'ing every second: each new program is read again."""
+    base = nobody_dir()
+    try:
+        tr = start_tracer(reg, binary)
+        idle = Sample(tr, 3)
+        ready = os.path.join(base, "ready")
+        att = reg.popen(NOBODY + [SYSTEM_PYTHON, MAPS_PROG, ready, base, "2000", "32768", "1"])
+        wait_ready(ready, 1, att, 60)
+        victim = start_victim(reg)
+        attack = Sample(tr, 10, att)
+        victim_reported(tr, victim, 30)
+        assert att.poll() is None
+        stop_tracer(tr)
+        check_limits("huge maps, re-exec every second", idle, attack)
+    finally:
+        subprocess.call(["rm", "-rf", base])
