@@ -391,7 +391,7 @@ static bool expect_char(const char **p, const char *end, char c)
  * "START-END PERM OFFSET MAJ:MIN INODE [PATH]" (hex but INODE; the path is padded with
  * spaces, and the kernel escapes a newline in it as \012). Hand-parsed: sscanf was 8% of
  * the tracer's CPU while Python processes started. */
-static int pm_parse_map_line(const char *line, const char *end, struct pm_map *m)
+int pm_parse_map_line(const char *line, const char *end, struct pm_map *m)
 {
 	const char *p = line;
 	uint64_t start, stop, off, dev, inode;

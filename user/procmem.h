@@ -115,6 +115,9 @@ bool pm_still_same(struct procmem *pm);
 
 int pm_read_maps(pid_t pid, struct pm_maps *out);
 void pm_free_maps(struct pm_maps *m);
+/* Parses one line [line, end) of /proc/PID/maps (no newline) into m; m->path malloc'd or
+ * NULL. 0 or -1. */
+int pm_parse_map_line(const char *line, const char *end, struct pm_map *m);
 const struct pm_map *pm_find_map(const struct pm_maps *m, uint64_t addr);
 
 /* open(2) of a path as the target sees it: /proc/PID/root/<path>. -1 on failure. */

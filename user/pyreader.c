@@ -28,6 +28,7 @@
 
 #include "elfsym.h"
 #include "procmem.h"
+#include "mapscan.h"
 
 #define SYS_FUTEX_X86_64 202
 #define GLIBC_PTHREAD_TID 0x2d0   /* glibc 2.36 x86_64: struct pthread.tid */
@@ -1376,7 +1377,12 @@ static int attach_static(struct walk *w, struct attach *a, char *err, size_t err
 {
 	struct py_proc *p = w->p;
 	struct pm_maps maps;
-	if (pm_read_maps(p->pid, &maps) != 0) {
+	/* only the mappings find_python_mapping and the bias may use (issue 12: bounded) */
+	char exe[64];
+	struct stat est;
+	snprintf(exe, sizeof(exe), "/proc/%d/exe", (int)p->pid);
+	struct pm_map_want want = { is_libpython, stat(exe, &est) == 0 ? (uint64_t)est.st_ino : 0, 0 };
+	if (pm_read_maps_wanted(p->pid, &want, &maps) != 0) {
 		snprintf(err, errlen, "cannot read /proc/%d/maps (process exited?)", (int)p->pid);
 		return -1;
 	}
@@ -2609,7 +2615,8 @@ bool py_is_python_process(pid_t pid)
 {
 	struct pm_maps maps;
 	bool yes = false;
-	if (pm_read_maps(pid, &maps) != 0)
+	struct pm_map_want want = { is_libpython, 0, 1 };
+	if (pm_read_maps_wanted(pid, &want, &maps) != 0)
 		return false;
 	for (size_t i = 0; i < maps.n && !yes; i++)
 		if (maps.v[i].path && is_libpython(maps.v[i].path))
