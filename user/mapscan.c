@@ -121,12 +121,26 @@ static struct seen *seen_slot(struct seen *t, size_t cap, uint64_t dev, uint64_t
 	return &t[h];
 }
 
+/* Doubles the table (kept at most half full). 0 or -1 (OOM). */
+static int seen_grow(struct seen **t, size_t *cap)
+{
+	size_t nc = *cap * 2;
+	struct seen *n = calloc(nc, sizeof(*n));
+	if (!n)
+		return -1;
+	for (size_t i = 0; i < *cap; i++)
+		if ((*t)[i].used)
+			*seen_slot(n, nc, (*t)[i].dev, (*t)[i].inode) = (*t)[i];
+	free(*t);
+	*t = n;
+	*cap = nc;
+	return 0;
+}
+
 /* 0, -1 (error: the process is gone), or 1 (no PROCMAP_QUERY here: use the text). */
 static int wanted_by_query(int fd, const struct pm_map_want *want, struct kept *k)
 {
-	size_t names_max = (size_t)ph_limits.maps_names, cap = 64;
-	while (cap < names_max * 2)
-		cap *= 2;
+	size_t names_max = (size_t)ph_limits.maps_names, cap = 256; /* grows to 2 x names */
 	struct seen *seen = calloc(cap, sizeof(*seen));
 	char *name = malloc(PM_PATH_MAX);
 	if (!seen || !name) {
@@ -150,6 +164,10 @@ static int wanted_by_query(int fd, const struct pm_map_want *want, struct kept *
 			break; /* cannot happen: the next mapping ends above addr */
 		addr = q.vma_end;
 		uint64_t dev = makedev(q.dev_major, q.dev_minor);
+		if (names * 2 >= cap && seen_grow(&seen, &cap) != 0) {
+			rc = -1;
+			break;
+		}
 		struct seen *s = seen_slot(seen, cap, dev, q.inode);
 		if (!s->used) {
 			if (names >= names_max)
@@ -276,6 +294,7 @@ int pm_read_maps_wanted(pid_t pid, const struct pm_map_want *want, struct pm_map
 		pm_free_maps(out);
 		return -1;
 	}
-	qsort(out->v, out->n, sizeof(*out->v), by_start);
+	if (out->n > 1)
+		qsort(out->v, out->n, sizeof(*out->v), by_start);
 	return 0;
 }

@@ -12,6 +12,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "bounds.h"
 #include "caps.h"
 
 #ifndef SYS_pidfd_open
@@ -557,7 +558,7 @@ int pm_list_tasks(pid_t pid, pid_t **out, size_t *n)
 	size_t alloc = 0;
 	struct dirent *e;
 	int rc = 0;
-	while ((e = readdir(d)) != NULL && *n < 1000000) {
+	while ((e = readdir(d)) != NULL && *n < ph_limits.tasks) { /* issue 12 */
 		char *end;
 		long t = strtol(e->d_name, &end, 10);
 		if (*end != '\0' || t <= 0)

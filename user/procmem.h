@@ -126,6 +126,7 @@ int pm_open_in_root(pid_t pid, const char *path);
 int pm_stat_in_root(pid_t pid, const char *path, struct stat *st);
 /* Reads at most cap-1 bytes of a small file into buf, NUL-terminated. Bytes read or -1. */
 ssize_t pm_read_text_file(const char *path, char *buf, size_t cap);
-/* Task ids of the process (from /proc/PID/task), sorted. 0 or -1; *out is malloc'd. */
+/* Task ids of the process (from /proc/PID/task), sorted; at most ph_limits.tasks (the
+ * first met). 0 or -1; *out is malloc'd. */
 int pm_list_tasks(pid_t pid, pid_t **out, size_t *n);
 #endif

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bounds.h"
 #include "metrics.h"
 #include "procscan.h"
 #include "pyreader.h"
@@ -60,6 +61,8 @@ static const char USAGE[] =
 	"                         kernel-to-userspace ring buffer size in bytes, K/M/G\n"
 	"                         suffixes allowed; a power of two from 64K to 1G\n"
 	"                         (default %s). Events that do not fit are counted as lost\n"
+	"      --limit NAME=VALUE cap what one watched process may cost (repeatable): maps-bytes,\n"
+	"                         maps-names, elf-bytes, scan-bytes, tasks (README: Security)\n"
 	"  -h, --help             show this help\n"
 	"\n"
 	"With -- COMMAND, the command is started under tracing (it and all its descendants,\n"
@@ -118,7 +121,8 @@ static pid_t parse_pid_arg(const char *s)
 	return (pid_t)v;
 }
 
-enum { OPT_DURATION = 0x100, OPT_ALL, OPT_JSON, OPT_METRICS_ADDR, OPT_BPF_STATS, OPT_RINGBUF_SIZE };
+enum { OPT_DURATION = 0x100, OPT_ALL, OPT_JSON, OPT_METRICS_ADDR, OPT_BPF_STATS, OPT_RINGBUF_SIZE,
+       OPT_LIMIT };
 
 static const struct option LONG_OPTS[] = {
 	{ "pid", required_argument, NULL, 'p' },
@@ -131,6 +135,7 @@ static const struct option LONG_OPTS[] = {
 	{ "metrics-addr", required_argument, NULL, OPT_METRICS_ADDR },
 	{ "bpf-stats", no_argument, NULL, OPT_BPF_STATS },
 	{ "ringbuf-size", required_argument, NULL, OPT_RINGBUF_SIZE },
+	{ "limit", required_argument, NULL, OPT_LIMIT },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -189,6 +194,14 @@ static void parse_args(int argc, char **argv, struct tracer *t, struct cli *c)
 			if (loader_parse_ringbuf_size(optarg, &c->ringbuf_bytes, why, sizeof(why)) != 0) {
 				fprintf(stderr, "pyhang-trace: invalid --ringbuf-size '%s': %s "
 					"(see pyhang-trace --help)\n", optarg, why);
+				exit(EXIT_USAGE);
+			}
+			break;
+		}
+		case OPT_LIMIT: {
+			char why[160];
+			if (limits_set(optarg, why, sizeof(why)) != 0) {
+				fprintf(stderr, "pyhang-trace: invalid --limit '%s': %s\n", optarg, why);
 				exit(EXIT_USAGE);
 			}
 			break;
