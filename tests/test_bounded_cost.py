@@ -16,6 +16,7 @@ slower, so there only the outcome is asserted: no crash, the victim's
 long_wait with its stack, a clean stop. Numbers are printed before (tracer idle) and during
 the attack (pytest -s shows them).
 """
+import json
 import os
 import re
 import signal
@@ -241,4 +242,69 @@ def test_lookalike_elf_fresh_copies(reg, binary):
         check_limits(WHAT, idle, attack)
     finally:
         reg.cleanup()  # the attacker first: it reads from base
+        subprocess.call(["rm", "-rf", base])
+
+
+
+# Runs argv[1:] (stdout and stderr inherited), then prints its peak RSS and CPU as one JSON
+# line on stderr; exits with its status.
+MEASURE = """
+import json, os, resource, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+_, status = os.waitpid(pid, 0)
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+sys.stderr.write(json.dumps({"maxrss_kib": r.ru_maxrss, "cpu_s": r.ru_utime + r.ru_stime}) + "\\n")
+sys.exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
+"""
+
+
+@pytest.mark.parametrize("mode", ["procmap_query", "text"])
+def test_dump_huge_maps(binary, mode):
+    """`dump` of a process (user nobody) with a 68 MB /proc/PID/maps (2,000 mappings 32 KiB
+    deep): the stack is read, and the tool's peak RSS (ru_maxrss) stays under 64 MiB, with
+    PROCMAP_QUERY and with the text read of older kernels (PYHANG_NO_PROCMAP_QUERY=1).
+    Both go through every mapping (the interpreter's could be anywhere); a libpython above
+    40,000 mappings is test_dump.py's test_maps_of_many_megabytes (pyenv's interpreters are
+    not readable by nobody)."""
+    python = SYSTEM_PYTHON
+    base = nobody_dir()
+    att = None
+    try:
+        ready = os.path.join(base, "ready")
+        att = subprocess.Popen(NOBODY + [python, MAPS_PROG, ready, base, "2000", "32768", "3600"],
+                               start_new_session=True)
+        pid = wait_ready(ready, 0, att, 60)
+        with open("/proc/%d/maps" % pid, "rb") as f:
+            size = len(f.read())
+        assert size > 60 * 1000 * 1000, size
+        env = dict(os.environ)
+        if mode == "text":
+            env["PYHANG_NO_PROCMAP_QUERY"] = "1"
+        out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+        # ru_maxrss of a child counts the image it was forked from (this pytest, ~100 MiB):
+        # a small wrapper forks the tool and reports its RUSAGE_CHILDREN
+        w = subprocess.run(["/usr/bin/python3", "-c", MEASURE, binary, "dump", str(pid), "--json"],
+                           stdout=out, stderr=err, env=env, timeout=120)
+        out.seek(0)
+        err.seek(0)
+        assert w.returncode == 0, err.read()
+        usage = json.loads(err.read().decode().splitlines()[-1])
+        doc = json.loads(out.read().decode())
+        # one thread (threading is not imported: no name), asleep in the script's body
+        assert len(doc["threads"]) == 1 and [(f["file"], f["function"]) for f in doc["threads"][0]["stack"]] == \
+            [(MAPS_PROG, "<module>")], doc
+        rss, cpu = usage["maxrss_kib"] * 1024, usage["cpu_s"]
+        print("\ndump of a %.0f MB maps (%s): peak RSS %.1f MiB, CPU %.2f s" % (
+            size / 1e6, mode, rss / float(MIB), cpu))
+        if not ASAN:
+            assert rss < RSS_LIMIT, "dump: peak RSS %.1f MiB >= 64 MiB" % (rss / float(MIB))
+    finally:
+        if att is not None:
+            try:
+                os.killpg(att.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            att.wait()
         subprocess.call(["rm", "-rf", base])
