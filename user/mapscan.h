@@ -7,8 +7,8 @@
  * it, else a streaming read of the text with a byte cap.
  * With PROCMAP_QUERY: only executable file mappings are enumerated (the kernel skips the
  * rest), a file's name is asked once per distinct (device, inode), into a PM_PATH_MAX
- * buffer (the kernel stops building a longer path at the buffer's end: ENAMETOOLONG, and
- * such a file is never wanted), at most ph_limits.maps_names names per call; for each
+ * buffer (a longer name fails with ENAMETOOLONG: such a file is never wanted), at most
+ * ph_limits.maps_names names per call; for each
  * wanted executable mapping the mapping at its file offset 0 (the ELF header's, where
  * ld.so and the kernel put it: start - offset) is asked for directly. Kernel facts:
  * include/uapi/linux/fs.h, fs/proc/task_mmu.c (do_procmap_query), Linux 6.11-6.18.
