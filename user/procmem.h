@@ -113,6 +113,9 @@ int pm_start_time(pid_t pid, uint64_t *out);
  * its pidfd not readable, else the same start time). */
 bool pm_still_same(struct procmem *pm);
 
+/* The whole of /proc/PID/maps (up to 64 MiB of text and every path): its cost is what the
+ * process makes it. Not for watched processes: pm_read_maps_wanted (mapscan.h) is
+ * bounded (issue 12). */
 int pm_read_maps(pid_t pid, struct pm_maps *out);
 void pm_free_maps(struct pm_maps *m);
 /* Parses one line [line, end) of /proc/PID/maps (no newline) into m; m->path malloc'd or
