@@ -309,3 +309,26 @@ def test_dump_huge_maps(binary, mode):
                 pass
             att.wait()
         subprocess.call(["rm", "-rf", base])
+
+
+@pytest.mark.parametrize("arg, why", [
+    ("maps-names", "expected NAME=VALUE"),
+    ("no-such=1", "unknown limit"),
+    ("elf-bytes=1", "elf-bytes takes a number from"),
+    ("elf-bytes=-5M", "elf-bytes takes a number from"),
+    ("tasks=12x", "tasks takes a number from"),
+])
+def test_limit_option_refuses_bad_values(binary, arg, why):
+    """--limit NAME=VALUE: a bad name or value is a usage error (status 2, one line)."""
+    out = subprocess.run([binary, "--limit", arg], capture_output=True, timeout=30)
+    err = out.stderr.decode()
+    assert out.returncode == 2 and why in err and err.count("\n") == 1, (out.returncode, err)
+
+
+def test_limit_option_accepted(reg, binary):
+    """Valid limits (suffixes included) start the tracer normally."""
+    tr = Tracer(reg, binary, ["--json", "-q", "--limit", "elf-bytes=8M", "--limit", "maps-names=64",
+                              "--limit", "scan-bytes=512K", "--limit", "tasks=1024",
+                              "--limit", "maps-bytes=16M"])
+    tr.wait_for(lambda e: e.get("event") == "start", 60, "start")
+    stop_tracer(tr)

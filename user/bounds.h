@@ -17,7 +17,8 @@ struct ph_limits {
 	 * the interpreter's symbols; a file that needs more is treated as having none */
 	uint64_t elf_bytes;
 	/* bytes of a process's .bss/.data scanned for the interpreter state when the file
-	 * has no symbols (also bounded by the size of the mapping that holds them) */
+	 * has no symbols (also bounded by the size of the segment that holds them), and
+	 * scan_bytes / 256 candidate pointers followed */
 	uint64_t scan_bytes;
 	/* threads of one process listed from /proc/PID/task */
 	uint64_t tasks;

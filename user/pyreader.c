@@ -1217,7 +1217,9 @@ static uint64_t scan_for_interp_pointer(struct walk *w, uint64_t start, uint64_t
 		size = MAX_SCAN_SECTION;
 	if (size > ph_limits.scan_bytes) /* issue 12: the file says how large; it may lie */
 		size = ph_limits.scan_bytes;
-	uint64_t checks = ph_limits.scan_bytes / 64; /* candidates followed, each a few reads */
+	/* candidates followed, each a few reads: 2.7 and 3.6 without symbols follow ~5,000
+	 * before interp_head (measured, sleeping processes); 16,384 at the default */
+	uint64_t checks = ph_limits.scan_bytes / 256;
 	enum { CHUNK = 65536 };
 	uint64_t *buf = malloc(CHUNK);
 	if (!buf)
