@@ -16,13 +16,14 @@
 #define ELF_MAX_TABLE (64u << 20) /* symbol or string table size cap */
 #define ELF_MAX_SECTIONS 4096u
 #define ELF_MAX_PHDRS 512u
+#define ELF_MAX_SHSTR (64u << 10) /* section names (CPython's: ~300 bytes) */
 
+/* A symbol table and its string table, located in the file, never held whole: a search
+ * reads the symbols in chunks and the names through a small block cache (issue 12). */
 struct elf_symtab {
-	Elf64_Sym *syms;
-	size_t n;
-	char *strs;
-	size_t strs_len;
-	bool loaded;
+	uint64_t sym_off, n;     /* n entries of Elf64_Sym at sym_off */
+	uint64_t str_off, str_len;
+	bool loaded;             /* located (n = 0: none, or out of bounds) */
 };
 
 struct elf_file {
@@ -39,6 +40,10 @@ struct elf_file {
 	char *shstr;
 	size_t shstr_len;
 	struct elf_symtab dynsym, symtab;
+	/* Bytes this file may still make us read (ph_limits.elf_bytes at open): headers,
+	 * symbols and names all count; over_budget once a read was refused for it. */
+	uint64_t budget;
+	bool over_budget;
 };
 
 /* Takes ownership of fd (closed by elf_close, also on failure). 0 or -1 with message. */
@@ -46,16 +51,23 @@ int elf_open_fd(struct elf_file *ef, int fd, char *err, size_t errlen);
 void elf_close(struct elf_file *ef);
 bool elf_has_symtab(const struct elf_file *ef);
 /* Looks each names[i] up (.dynsym first, then .symtab); values[i] = st_value or 0 when
- * absent. Returns how many were found. */
+ * absent. Returns how many were found. Memory used: fixed (~300 KiB), whatever the tables'
+ * sizes; bytes read: at most ef->budget (ef->over_budget tells if that cut the search).
+ * The .dynsym and its strings must lie in a PT_LOAD segment's file range (they are
+ * loaded: the mapping holds them), .symtab in the file. */
 size_t elf_lookup_symbols(struct elf_file *ef, const char *const *names, size_t n,
 			  uint64_t *values, uint64_t *sizes);
-/* Calls fn(ctx, name, sym) for each defined, named symbol of .symtab (loaded on first use)
- * until fn returns nonzero. 0, or -1 when the file has no readable .symtab. */
+/* Calls fn(ctx, name, sym) for each defined, named symbol of .symtab until fn returns
+ * nonzero. Streamed (fixed memory; reads count against ef->budget); names are cut to 255
+ * bytes. 0, or -1 when the file has no readable .symtab. */
 int elf_each_symtab_symbol(struct elf_file *ef,
 			   int (*fn)(void *ctx, const char *name, const Elf64_Sym *s), void *ctx);
 /* 0 and the section's virtual address/size, or -1. */
 int elf_find_section(const struct elf_file *ef, const char *name, uint64_t *addr,
 		     uint64_t *size);
+/* size, cut to what the PT_LOAD segment holding [addr, addr + size) spans in memory
+ * (p_memsz): a section cannot be larger than its mapping. 0 if no segment holds addr. */
+uint64_t elf_clamp_to_load(const struct elf_file *ef, uint64_t addr, uint64_t size);
 /* Reads len bytes of file content that is mapped at virtual address vaddr (unbiased). */
 int elf_read_vaddr(const struct elf_file *ef, uint64_t vaddr, void *buf, size_t len);
 /* Load bias of this file in a process whose maps are given; the mapping is identified by

@@ -12,6 +12,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "bounds.h"
 #include "caps.h"
 
 #ifndef SYS_pidfd_open
@@ -391,7 +392,7 @@ static bool expect_char(const char **p, const char *end, char c)
  * "START-END PERM OFFSET MAJ:MIN INODE [PATH]" (hex but INODE; the path is padded with
  * spaces, and the kernel escapes a newline in it as \012). Hand-parsed: sscanf was 8% of
  * the tracer's CPU while Python processes started. */
-static int pm_parse_map_line(const char *line, const char *end, struct pm_map *m)
+int pm_parse_map_line(const char *line, const char *end, struct pm_map *m)
 {
 	const char *p = line;
 	uint64_t start, stop, off, dev, inode;
@@ -557,7 +558,7 @@ int pm_list_tasks(pid_t pid, pid_t **out, size_t *n)
 	size_t alloc = 0;
 	struct dirent *e;
 	int rc = 0;
-	while ((e = readdir(d)) != NULL && *n < 1000000) {
+	while ((e = readdir(d)) != NULL && *n < ph_limits.tasks) { /* issue 12 */
 		char *end;
 		long t = strtol(e->d_name, &end, 10);
 		if (*end != '\0' || t <= 0)

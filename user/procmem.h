@@ -113,8 +113,14 @@ int pm_start_time(pid_t pid, uint64_t *out);
  * its pidfd not readable, else the same start time). */
 bool pm_still_same(struct procmem *pm);
 
+/* The whole of /proc/PID/maps (up to 64 MiB of text and every path): its cost is what the
+ * process makes it. Not for watched processes: pm_read_maps_wanted (mapscan.h) is
+ * bounded (issue 12). */
 int pm_read_maps(pid_t pid, struct pm_maps *out);
 void pm_free_maps(struct pm_maps *m);
+/* Parses one line [line, end) of /proc/PID/maps (no newline) into m; m->path malloc'd or
+ * NULL. 0 or -1. */
+int pm_parse_map_line(const char *line, const char *end, struct pm_map *m);
 const struct pm_map *pm_find_map(const struct pm_maps *m, uint64_t addr);
 
 /* open(2) of a path as the target sees it: /proc/PID/root/<path>. -1 on failure. */
@@ -123,6 +129,7 @@ int pm_open_in_root(pid_t pid, const char *path);
 int pm_stat_in_root(pid_t pid, const char *path, struct stat *st);
 /* Reads at most cap-1 bytes of a small file into buf, NUL-terminated. Bytes read or -1. */
 ssize_t pm_read_text_file(const char *path, char *buf, size_t cap);
-/* Task ids of the process (from /proc/PID/task), sorted. 0 or -1; *out is malloc'd. */
+/* Task ids of the process (from /proc/PID/task), sorted; at most ph_limits.tasks (the
+ * first met). 0 or -1; *out is malloc'd. */
 int pm_list_tasks(pid_t pid, pid_t **out, size_t *n);
 #endif

@@ -31,6 +31,8 @@
 #include "elfsym.h"
 #include "gilstatic.h"
 #include "procmem.h"
+#include "mapscan.h"
+#include "bounds.h"
 
 #define SYS_FUTEX_X86_64 202
 #define GLIBC_PTHREAD_TID 0x2d0   /* glibc 2.36 x86_64: struct pthread.tid */
@@ -252,9 +254,11 @@ struct walk {
 	pid_t *tasks;
 	size_t ntasks;
 	/* A process in another pid namespace (a container) knows its threads by the ids of
-	 * that namespace (gettid(), native_thread_id, glibc's pthread tid): ns_tids[i] is the
-	 * innermost NSpid of tasks[i]. NULL when the process is in our namespace. */
-	pid_t *ns_tids;
+	 * that namespace (gettid(), native_thread_id, glibc's pthread tid): ns_tids holds
+	 * (innermost NSpid, host tid) of each task, sorted by the first (a lookup per thread
+	 * is a binary search: a linear one was threads x tasks). NULL when the process is in
+	 * our namespace. */
+	struct ns_tid { pid_t ns, host; } *ns_tids;
 	struct sym_cache *syms; /* the reader's, when attaching */
 	uint32_t frame_steps;   /* taken so far, all threads (PY_MAX_FRAME_STEPS) */
 };
@@ -1023,31 +1027,70 @@ struct attach {
  * interpreter needs the same ones; looking the symbols up scans the whole symbol table
  * (milliseconds for libpython's), and with the facts at hand a new process costs a stat
  * of the file instead of opening it and reading its headers. Keyed by the file's identity
- * (device, inode, size, mtime). */
+ * (device, inode, size, mtime). Files that are not interpreters (not ELF, out of bounds,
+ * over the elf-bytes limit, or without any CPython symbol) are remembered too, apart
+ * (SYM_FAIL_ENTRIES), so that a look-alike binary costs one look, not one per retry of
+ * the description (issue 12), and cannot push the interpreters out. */
 #define SYM_CACHE_ENTRIES 8u
+#define SYM_FAIL_ENTRIES 64u
 
 struct sym_cache_entry {
 	uint64_t dev, inode, size;
 	int64_t mtime_ns;
 	struct file_facts f;
 	bool used;
+	bool failed;   /* the look failed: err says why */
+	char err[128];
 };
 
 struct sym_cache {
 	struct sym_cache_entry e[SYM_CACHE_ENTRIES];
 	unsigned next;
+	struct sym_cache_entry fail[SYM_FAIL_ENTRIES];
+	unsigned next_fail;
 };
 
-static const struct file_facts *facts_cached(const struct sym_cache *c, uint64_t dev,
-					     uint64_t inode, uint64_t size, int64_t mtime_ns)
+struct file_id {
+	uint64_t dev, inode, size;
+	int64_t mtime_ns;
+};
+
+static struct file_id file_id_of(const struct stat *st)
 {
-	for (unsigned i = 0; c && i < SYM_CACHE_ENTRIES; i++) {
-		const struct sym_cache_entry *e = &c->e[i];
-		if (e->used && e->dev == dev && e->inode == inode && e->size == size &&
-		    e->mtime_ns == mtime_ns)
-			return &e->f;
+	return (struct file_id){ (uint64_t)st->st_dev, (uint64_t)st->st_ino, (uint64_t)st->st_size,
+				 (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec };
+}
+
+static const struct sym_cache_entry *facts_cached(const struct sym_cache *c, struct file_id id)
+{
+	for (unsigned i = 0; c && i < SYM_CACHE_ENTRIES + SYM_FAIL_ENTRIES; i++) {
+		const struct sym_cache_entry *e = i < SYM_CACHE_ENTRIES ? &c->e[i]
+								      : &c->fail[i - SYM_CACHE_ENTRIES];
+		if (e->used && e->dev == id.dev && e->inode == id.inode && e->size == id.size &&
+		    e->mtime_ns == id.mtime_ns)
+			return e;
 	}
 	return NULL;
+}
+
+/* What a cache entry says: its facts (0) or its failure (-1, err). */
+static int facts_answer(const struct sym_cache_entry *e, struct file_facts *out, char *err,
+			size_t errlen)
+{
+	if (e->failed) {
+		snprintf(err, errlen, "%s", e->err);
+		return -1;
+	}
+	*out = e->f;
+	return 0;
+}
+
+static bool facts_have_cpython(const struct file_facts *f)
+{
+	for (int i = 0; i < S_COUNT; i++)
+		if (f->sym[i])
+			return true;
+	return f->sec_size[SEC_PYRUNTIME] != 0;
 }
 
 static int facts_from_elf(struct elf_file *ef, struct file_facts *f)
@@ -1056,9 +1099,14 @@ static int facts_from_elf(struct elf_file *ef, struct file_facts *f)
 	if (elf_placement_of(ef, &f->place) != 0)
 		return -1;
 	elf_lookup_symbols(ef, sym_names, S_COUNT, f->sym, f->symsize);
-	for (int i = 0; i < SEC_COUNT; i++)
+	if (ef->over_budget)
+		return -2;
+	for (int i = 0; i < SEC_COUNT; i++) {
 		if (elf_find_section(ef, sec_names[i], &f->sec_addr[i], &f->sec_size[i]) != 0)
 			f->sec_addr[i] = f->sec_size[i] = 0;
+		/* a section is no larger than the segment (the mapping) that holds it */
+		f->sec_size[i] = elf_clamp_to_load(ef, f->sec_addr[i], f->sec_size[i]);
+	}
 	/* a file with _PyRuntime keeps its GIL there (3.7+) */
 	const struct py_gil_statics *gs[4];
 	size_t ngs = f->sym[S_RUNTIME] ? 0 : pylayout_gil_statics(gs, 4);
@@ -1069,46 +1117,61 @@ static int facts_from_elf(struct elf_file *ef, struct file_facts *f)
 	return 0;
 }
 
-static void facts_remember(struct sym_cache *c, const struct elf_file *ef,
-			   const struct file_facts *f)
+static void facts_remember(struct sym_cache *c, struct file_id id, const struct file_facts *f,
+			   const char *failure)
 {
 	if (!c)
 		return;
-	struct sym_cache_entry *e = &c->e[c->next++ % SYM_CACHE_ENTRIES];
-	e->dev = ef->dev;
-	e->inode = ef->inode;
-	e->size = ef->file_size;
-	e->mtime_ns = ef->mtime_ns;
-	e->f = *f;
+	bool useful = !failure && facts_have_cpython(f);
+	struct sym_cache_entry *e = useful ? &c->e[c->next++ % SYM_CACHE_ENTRIES]
+					   : &c->fail[c->next_fail++ % SYM_FAIL_ENTRIES];
+	memset(e, 0, sizeof(*e));
+	e->dev = id.dev;
+	e->inode = id.inode;
+	e->size = id.size;
+	e->mtime_ns = id.mtime_ns;
+	if (failure) {
+		e->failed = true;
+		snprintf(e->err, sizeof(e->err), "%s", failure);
+	} else {
+		e->f = *f;
+	}
 	e->used = true;
 }
 
 /* The facts of the file mapped at m, from the cache when the file the process sees at
- * that path is the mapped one (same inode) and known; else read from the file. 0 or -1. */
+ * that path is the mapped one (same inode) and known, or when the file opened is known
+ * (by its identity: fstat); else read from the file. 0 or -1. */
 static int file_facts_of(struct sym_cache *c, pid_t pid, const struct pm_map *m,
 			 struct file_facts *out, char *err, size_t errlen)
 {
 	struct stat st;
-	if (pm_stat_in_root(pid, m->path, &st) == 0 && (uint64_t)st.st_ino == m->inode) {
-		const struct file_facts *f = facts_cached(c, (uint64_t)st.st_dev, (uint64_t)st.st_ino,
-							  (uint64_t)st.st_size,
-							  (int64_t)st.st_mtim.tv_sec * 1000000000 +
-								  st.st_mtim.tv_nsec);
-		if (f) {
-			*out = *f;
-			return 0;
-		}
+	const struct sym_cache_entry *e;
+	if (pm_stat_in_root(pid, m->path, &st) == 0 && (uint64_t)st.st_ino == m->inode &&
+	    (e = facts_cached(c, file_id_of(&st))) != NULL)
+		return facts_answer(e, out, err, errlen);
+	int fd = open_mapped_file(pid, m);
+	bool known = fd >= 0 && fstat(fd, &st) == 0;
+	if (known && (e = facts_cached(c, file_id_of(&st))) != NULL) {
+		close(fd);
+		return facts_answer(e, out, err, errlen);
 	}
 	struct elf_file ef;
-	if (elf_open_fd(&ef, open_mapped_file(pid, m), err, errlen) != 0)
+	if (elf_open_fd(&ef, fd, err, errlen) != 0) {
+		if (known)
+			facts_remember(c, file_id_of(&st), NULL, err);
 		return -1;
+	}
 	int rc = facts_from_elf(&ef, out);
-	if (rc == 0)
-		facts_remember(c, &ef, out);
-	else
+	if (rc == -2)
+		snprintf(err, errlen, "%s needs more than the elf-bytes limit (%" PRIu64 " bytes) "
+			 "read to find its symbols", m->path, ph_limits.elf_bytes);
+	else if (rc != 0)
 		snprintf(err, errlen, "%s has no loadable segment", m->path);
+	struct file_id id = { ef.dev, ef.inode, ef.file_size, ef.mtime_ns };
+	facts_remember(c, id, out, rc == 0 ? NULL : err);
 	elf_close(&ef);
-	return rc;
+	return rc == 0 ? 0 : -1;
 }
 
 /* 0 and section id's link address and size (add a->bias for where it is in the
@@ -1162,12 +1225,17 @@ static uint64_t scan_for_interp_pointer(struct walk *w, uint64_t start, uint64_t
 {
 	if (size > MAX_SCAN_SECTION)
 		size = MAX_SCAN_SECTION;
+	if (size > ph_limits.scan_bytes) /* issue 12: the file says how large; it may lie */
+		size = ph_limits.scan_bytes;
+	/* candidates followed, each a few reads: 2.7 and 3.6 without symbols follow ~5,000
+	 * before interp_head (measured, sleeping processes); 16,384 at the default */
+	uint64_t checks = ph_limits.scan_bytes / 256;
 	enum { CHUNK = 65536 };
 	uint64_t *buf = malloc(CHUNK);
 	if (!buf)
 		return 0;
 	uint64_t found = 0;
-	for (uint64_t off = 0; off + 16 <= size && !found && !w->gone; off += CHUNK - 8) {
+	for (uint64_t off = 0; off + 16 <= size && !found && !w->gone && checks; off += CHUNK - 8) {
 		size_t n = size - off < CHUNK ? (size_t)(size - off) : CHUNK;
 		n &= ~(size_t)7;
 		if (pm_read_direct(&w->p->pm, start + off, buf, n) != PM_OK)
@@ -1175,6 +1243,8 @@ static uint64_t scan_for_interp_pointer(struct walk *w, uint64_t start, uint64_t
 		for (size_t i = 0; i + 1 < n / 8 && !found; i++) {
 			if (!plausible_ptr(buf[i]) || (want_head_main_pair && buf[i + 1] != buf[i]))
 				continue;
+			if (!checks--)
+				break;
 			if (interp_valid_strict(w, buf[i]))
 				found = start + off + i * 8;
 		}
@@ -1395,7 +1465,12 @@ static int attach_static(struct walk *w, struct attach *a, char *err, size_t err
 {
 	struct py_proc *p = w->p;
 	struct pm_maps maps;
-	if (pm_read_maps(p->pid, &maps) != 0) {
+	/* only the mappings find_python_mapping and the bias may use (issue 12: bounded) */
+	char exe[64];
+	struct stat est;
+	snprintf(exe, sizeof(exe), "/proc/%d/exe", (int)p->pid);
+	struct pm_map_want want = { is_libpython, stat(exe, &est) == 0 ? (uint64_t)est.st_ino : 0, 0 };
+	if (pm_read_maps_wanted(p->pid, &want, &maps) != 0) {
 		snprintf(err, errlen, "cannot read /proc/%d/maps (process exited?)", (int)p->pid);
 		return -1;
 	}
@@ -1620,13 +1695,21 @@ static pid_t task_ns_tid(pid_t pid, pid_t tid)
 	return last > 0 ? (pid_t)last : 0;
 }
 
+static int ns_tid_cmp(const void *a, const void *b)
+{
+	pid_t x = ((const struct ns_tid *)a)->ns, y = ((const struct ns_tid *)b)->ns;
+	return (x > y) - (x < y);
+}
+
 static void map_namespace_tids(struct walk *w, pid_t pid)
 {
 	if (!in_other_pidns(pid))
 		return;
-	w->ns_tids = calloc(w->ntasks ? w->ntasks : 1, sizeof(pid_t));
+	w->ns_tids = calloc(w->ntasks ? w->ntasks : 1, sizeof(*w->ns_tids));
 	for (size_t i = 0; w->ns_tids && i < w->ntasks; i++)
-		w->ns_tids[i] = task_ns_tid(pid, w->tasks[i]);
+		w->ns_tids[i] = (struct ns_tid){ task_ns_tid(pid, w->tasks[i]), w->tasks[i] };
+	if (w->ns_tids)
+		qsort(w->ns_tids, w->ntasks, sizeof(*w->ns_tids), ns_tid_cmp);
 }
 
 /* The host TID of a thread id as the target knows it (its own namespace's), or 0. */
@@ -1634,9 +1717,16 @@ static pid_t host_tid(const struct walk *w, pid_t tid)
 {
 	if (!w->ns_tids)
 		return tid;
-	for (size_t i = 0; i < w->ntasks; i++)
-		if (w->ns_tids[i] == tid)
-			return w->tasks[i];
+	size_t lo = 0, hi = w->ntasks;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (w->ns_tids[mid].ns == tid)
+			return tid ? w->ns_tids[mid].host : 0;
+		if (w->ns_tids[mid].ns < tid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
 	return 0;
 }
 
@@ -2639,7 +2729,8 @@ bool py_is_python_process(pid_t pid)
 {
 	struct pm_maps maps;
 	bool yes = false;
-	if (pm_read_maps(pid, &maps) != 0)
+	struct pm_map_want want = { is_libpython, 0, 1 };
+	if (pm_read_maps_wanted(pid, &want, &maps) != 0)
 		return false;
 	for (size_t i = 0; i < maps.n && !yes; i++)
 		if (maps.v[i].path && is_libpython(maps.v[i].path))

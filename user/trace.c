@@ -18,6 +18,7 @@
 
 #include "annotate.h"
 #include "guard.h"
+#include "bounds.h"
 #include "metrics.h"
 #include "procscan.h"
 #include "pyreader.h"
@@ -80,6 +81,8 @@ static const char USAGE[] =
 	"                         user's frame (default: github when GITHUB_ACTIONS=true and\n"
 	"                         stdout does not carry --json)\n"
 	"  -V, --version          version, git commit, libbpf version, BPF features in use\n"
+	"      --limit NAME=VALUE cap what one watched process may cost (repeatable): maps-bytes,\n"
+	"                         maps-names, elf-bytes, scan-bytes, tasks (README: Security)\n"
 	"  -h, --help             show this help\n"
 	"\n"
 	"With -- COMMAND, the command is started under tracing (it and all its descendants,\n"
@@ -144,7 +147,8 @@ static pid_t parse_pid_arg(const char *s)
 }
 
 enum { OPT_DURATION = 0x100, OPT_ALL, OPT_JSON, OPT_METRICS_ADDR, OPT_BPF_STATS, OPT_RINGBUF_SIZE,
-       OPT_HANG_TIMEOUT, OPT_KILL_AFTER, OPT_ANNOTATE };
+       OPT_HANG_TIMEOUT, OPT_KILL_AFTER, OPT_ANNOTATE,
+       OPT_LIMIT };
 
 static const struct option LONG_OPTS[] = {
 	{ "pid", required_argument, NULL, 'p' },
@@ -161,6 +165,7 @@ static const struct option LONG_OPTS[] = {
 	{ "kill-after", required_argument, NULL, OPT_KILL_AFTER },
 	{ "annotate", required_argument, NULL, OPT_ANNOTATE },
 	{ "version", no_argument, NULL, 'V' },
+	{ "limit", required_argument, NULL, OPT_LIMIT },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -243,6 +248,14 @@ static void parse_args(int argc, char **argv, struct tracer *t, struct cli *c)
 		}
 		case 'V':
 			exit(version_print(stdout));
+		case OPT_LIMIT: {
+			char why[160];
+			if (limits_set(optarg, why, sizeof(why)) != 0) {
+				fprintf(stderr, "pyhang-trace: invalid --limit '%s': %s\n", optarg, why);
+				exit(EXIT_USAGE);
+			}
+			break;
+		}
 		case 'h': {
 			char def[32] = "built in";
 			uint32_t bytes = loader_default_ringbuf_size();
