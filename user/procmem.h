@@ -73,6 +73,7 @@ struct procmem {
 struct pm_map {
 	uint64_t start, end, offset;
 	uint64_t inode;
+	uint64_t dev;  /* makedev(MAJ, MIN) of the file's device, as stat(2) would give it */
 	char perms[5];
 	char *path; /* NULL for anonymous mappings; may be "[heap]" etc. */
 };
@@ -117,10 +118,7 @@ int pm_read_maps(pid_t pid, struct pm_maps *out);
 void pm_free_maps(struct pm_maps *m);
 const struct pm_map *pm_find_map(const struct pm_maps *m, uint64_t addr);
 
-/* open(2) of a path as the target sees it: /proc/PID/root/<path>. -1 on failure. */
-int pm_open_in_root(pid_t pid, const char *path);
-/* stat(2) of a path as the target sees it. 0 or -1. */
-int pm_stat_in_root(pid_t pid, const char *path, struct stat *st);
+/* Opening and stat of paths a target names: safeopen.h. */
 /* Reads at most cap-1 bytes of a small file into buf, NUL-terminated. Bytes read or -1. */
 ssize_t pm_read_text_file(const char *path, char *buf, size_t cap);
 /* Task ids of the process (from /proc/PID/task), sorted. 0 or -1; *out is malloc'd. */

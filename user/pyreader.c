@@ -28,6 +28,7 @@
 
 #include "elfsym.h"
 #include "procmem.h"
+#include "safeopen.h"
 
 #define SYS_FUTEX_X86_64 202
 #define GLIBC_PTHREAD_TID 0x2d0   /* glibc 2.36 x86_64: struct pthread.tid */
@@ -971,16 +972,11 @@ static const struct pm_map *find_python_mapping(pid_t pid, const struct pm_maps 
 	return NULL;
 }
 
-/* Opens the mapped file as the target sees it, else through /proc/PID/map_files. */
+/* Opens the mapped file as the target sees it, else through /proc/PID/map_files; only the
+ * mapped regular file itself, never outside the target's root (safeopen.h). */
 static int open_mapped_file(pid_t pid, const struct pm_map *m)
 {
-	int fd = pm_open_in_root(pid, m->path);
-	if (fd >= 0)
-		return fd;
-	char path[128];
-	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)pid, m->start,
-		 m->end);
-	return open(path, O_RDONLY | O_CLOEXEC);
+	return so_open_mapping(pid, m);
 }
 
 enum sym_id {
@@ -1079,7 +1075,7 @@ static int file_facts_of(struct sym_cache *c, pid_t pid, const struct pm_map *m,
 			 struct file_facts *out, char *err, size_t errlen)
 {
 	struct stat st;
-	if (pm_stat_in_root(pid, m->path, &st) == 0 && (uint64_t)st.st_ino == m->inode) {
+	if (so_stat_in_root(pid, m->path, &st) == 0 && (uint64_t)st.st_ino == m->inode) {
 		const struct file_facts *f = facts_cached(c, (uint64_t)st.st_dev, (uint64_t)st.st_ino,
 							  (uint64_t)st.st_size,
 							  (int64_t)st.st_mtim.tv_sec * 1000000000 +
@@ -1692,6 +1688,13 @@ static void thread_from_threading(struct walk *w, const struct active_list *act,
 	}
 }
 
+/* The /proc/PID/task/TID/syscall files kept open (over every process) are at most this
+ * many: a process with thousands of threads must not use up the tracer's file descriptors
+ * (RLIMIT_NOFILE, 1024 by default) and so cut every other process's stacks; the threads
+ * past it have theirs opened, read and closed on each read (~3 us more a thread). */
+#define SYSFD_KEEP_MAX 256u
+static size_t sysfds_kept;
+
 /* The open /proc/PID/task/TID/syscall of tid (threads come in the same order on every
  * read, so the search starts after the previous hit), or -1. */
 static struct sysfd *sysfd_find(struct py_proc *p, pid_t tid)
@@ -1718,9 +1721,10 @@ static struct sysfd *sysfd_open(struct py_proc *p, pid_t tid)
 	}
 	char path[96];
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", (int)p->pid, (int)tid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_NOCTTY | O_CLOEXEC);
 	if (fd < 0)
 		return NULL;
+	sysfds_kept++;
 	struct sysfd *s = &p->sysfds[p->nsysfds++];
 	s->tid = tid;
 	s->fd = fd;
@@ -1735,11 +1739,29 @@ static void sysfd_prune(struct py_proc *p, bool everything)
 	for (size_t i = 0; i < p->nsysfds; i++) {
 		if (!everything && p->sysfds[i].gen == pm_gen(&p->pm))
 			p->sysfds[keep++] = p->sysfds[i];
-		else
+		else {
 			close(p->sysfds[i].fd);
+			sysfds_kept--;
+		}
 	}
 	p->nsysfds = keep;
 	p->syscursor = 0;
+}
+
+/* /proc/PID/task/TID/syscall opened, read and closed. Bytes read or -1. */
+static ssize_t read_task_syscall_once(pid_t pid, pid_t tid, char *buf, size_t cap)
+{
+	char path[96];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", (int)pid, (int)tid);
+	int fd = open(path, O_RDONLY | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = pread(fd, buf, cap - 1, 0);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	return n;
 }
 
 /* Reads the file again from offset 0 (seq_file regenerates it); reopens it once when the
@@ -1747,6 +1769,8 @@ static void sysfd_prune(struct py_proc *p, bool everything)
 static ssize_t read_task_syscall(struct walk *w, pid_t tid, char *buf, size_t cap)
 {
 	struct sysfd *s = sysfd_find(w->p, tid);
+	if (!s && sysfds_kept >= SYSFD_KEEP_MAX)
+		return read_task_syscall_once(w->p->pid, tid, buf, cap);
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if (!s && !(s = sysfd_open(w->p, tid)))
 			return -1;
@@ -2589,7 +2613,7 @@ static bool exe_exports_python(pid_t pid)
 		if (cache[i].ino == st.st_ino && cache[i].dev == st.st_dev && st.st_ino)
 			return cache[i].python;
 	bool python = false;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
 	struct elf_file ef;
 	if (fd >= 0 && elf_open_fd(&ef, fd, err, sizeof(err)) == 0) {
 		/* Py_Initialize: every version; _PyRuntime: 3.7+ */

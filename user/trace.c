@@ -19,6 +19,7 @@
 #include "metrics.h"
 #include "procscan.h"
 #include "pyreader.h"
+#include "selfguard.h"
 #include "tracer.h"
 
 #define EXIT_USAGE 2
@@ -293,6 +294,7 @@ static int spawn_command(struct tracer *t, int *go_fd)
 		signal(SIGHUP, SIG_DFL);
 		signal(SIGCHLD, SIG_DFL);
 		signal(SIGPIPE, SIG_DFL);
+		selfguard_child_restore();
 		while (read(go[0], &c, 1) < 0 && errno == EINTR)
 			;
 		if (c != 'g')
@@ -533,6 +535,7 @@ int trace_main(int argc, char **argv)
 	(void)mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	(void)mallopt(M_TRIM_THRESHOLD, 256 * 1024);
 	parse_args(argc, argv, &t, &c);
+	selfguard_init();
 	install_signal_handlers();
 	if (setup(&t, &c, &go_fd, &m) != 0) {
 		if (t.child > 0) {
