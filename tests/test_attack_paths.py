@@ -302,3 +302,34 @@ def test_1100_blocked_threads_do_not_use_up_descriptors(reg, binary, workdir):
     assert line[3] == line[4], "soft limit not raised to the hard limit: %r" % line
     still_running(tr, "1,100 threads")
     assert tr.stop() == 0
+
+
+# --------------------------------------------------------------------------- terminal
+
+def test_tracer_detached_from_its_terminal_gives_it_up(reg, binary):
+    """Started in the background of a session whose terminal is a pty, every standard stream
+    redirected (a daemon started from a shell): it must drop that terminal, so that it can
+    never take another one (only a session leader without a terminal can)."""
+    master, slave = os.openpty()
+    try:
+        sh = reg.popen(["setsid", "-c", "sh", "-c", 'exec 0</dev/null; "$0" --json -t 1 & echo $!; wait',
+                        binary], stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                       bufsize=0, start_new_session=False)
+        pid = int(read_line(sh, 20, "the tracer's pid"))
+        while not read_line(sh, 30, "the tracer's start").startswith('{"event":"start"'):
+            pass
+        assert os.getsid(pid) != pid, "the tracer leads a session"
+        assert tty_nr(pid) == 0, "the tracer kept the terminal"
+        os.kill(pid, signal.SIGTERM)
+        assert sh.wait(15) == 0
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_unit_gives_the_descriptors_it_needs():
+    """The unit's hard limit covers ~450 watched Python processes at least (2 each, plus the
+    tracer's own ~70 and 256 kept syscall files); the tracer raises its soft limit to it."""
+    from test_deploy import one, unit_settings
+    limit = int(one(unit_settings()["Service"], "LimitNOFILE").split(":")[-1])
+    assert limit >= 65536, limit
