@@ -115,8 +115,18 @@ def start_attacker(reg, workdir, where, target):
     return p
 
 
+@pytest.fixture(params=["openat2", "no-openat2"])
+def resolve(request):
+    """openat2(2) confinement (Linux 5.6+), or the fallback of older kernels (O_NOFOLLOW and
+    an exact identity check), chosen with PYHANG_NO_OPENAT2."""
+    return request.param
+
+
 def start_tracer(reg, binary, *args, **kw):
     """Host-wide, no terminal: stdin /dev/null, stdout a pipe, a session of its own."""
+    resolve = kw.pop("resolve", "openat2")
+    if resolve == "no-openat2":
+        kw["env"] = dict(os.environ, PYHANG_NO_OPENAT2="1")
     tr = Tracer(reg, binary, ["--json", "-t", "1"] + list(args), **kw)
     tr.wait_start()
     return tr
@@ -153,18 +163,18 @@ def still_running(tr, what):
 
 # --------------------------------------------------------------------------- mapped files
 
-def test_mapping_linked_to_a_fifo_does_not_freeze_the_tracer(reg, binary, workdir):
+def test_mapping_linked_to_a_fifo_does_not_freeze_the_tracer(reg, binary, workdir, resolve):
     att = start_attacker(reg, workdir, "plain", "fifo")
-    tr = start_tracer(reg, binary)
+    tr = start_tracer(reg, binary, resolve=resolve)
     victim_reported(reg, tr, "fifo")
     attacker_seen(tr, att.pid, "fifo")
     still_running(tr, "fifo")
     assert tr.stop() == 0
 
 
-def test_mapping_linked_to_the_attackers_pty_gives_no_terminal(reg, binary, workdir):
+def test_mapping_linked_to_the_attackers_pty_gives_no_terminal(reg, binary, workdir, resolve):
     att = start_attacker(reg, workdir, "plain", "pty")
-    tr = start_tracer(reg, binary)
+    tr = start_tracer(reg, binary, resolve=resolve)
     attacker_seen(tr, att.pid, "pty")
     # the attacker types ^C into its pty every 0.1 s: had the tracer taken it as its
     # terminal, that would be a SIGINT to it
@@ -176,11 +186,11 @@ def test_mapping_linked_to_the_attackers_pty_gives_no_terminal(reg, binary, work
 
 
 @pytest.mark.parametrize("where", ["plain", "chroot", "mountns"])
-def test_mapping_linked_to_a_host_file_is_not_read(reg, binary, workdir, secret, where):
+def test_mapping_linked_to_a_host_file_is_not_read(reg, binary, workdir, secret, where, resolve):
     watch = FileWatch(secret)
     try:
         att = start_attacker(reg, workdir, where, secret)
-        tr = start_tracer(reg, binary)
+        tr = start_tracer(reg, binary, resolve=resolve)
         attacker_seen(tr, att.pid, where)
         victim_reported(reg, tr, where)
         opened = watch.events()

@@ -36,6 +36,7 @@ int so_open_mapping(pid_t pid, const struct pm_map *m);
  * magic link, the last component included if it is a symlink inside the root. 0 or -1. */
 int so_stat_in_root(pid_t pid, const char *path, struct stat *st);
 
-/* Whether the kernel has openat2(2) (probed once; for the tests and the README). */
+/* Whether the kernel has openat2(2) (probed once). Testing: PYHANG_NO_OPENAT2=1 in the
+ * environment says no, to exercise the fallback of kernels before 5.6. */
 bool so_have_openat2(void);
 #endif
