@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -1688,12 +1689,23 @@ static void thread_from_threading(struct walk *w, const struct active_list *act,
 	}
 }
 
-/* The /proc/PID/task/TID/syscall files kept open (over every process) are at most this
- * many: a process with thousands of threads must not use up the tracer's file descriptors
- * (RLIMIT_NOFILE, 1024 by default) and so cut every other process's stacks; the threads
- * past it have theirs opened, read and closed on each read (~3 us more a thread). */
-#define SYSFD_KEEP_MAX 256u
+/* The /proc/PID/task/TID/syscall files kept open (over every process) are at most a
+ * quarter of RLIMIT_NOFILE's soft limit, 64 to 4096 (256 at the usual 1024): a process
+ * with thousands of threads must not use up the tracer's file descriptors and so cut every
+ * other process's stacks. The threads past it have theirs opened, read and closed on each
+ * read (an open and a close more a thread). */
 static size_t sysfds_kept;
+
+static size_t sysfd_keep_max(void)
+{
+	static size_t max;
+	struct rlimit rl;
+	if (max == 0) {
+		rlim_t soft = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+		max = soft / 4 < 64 ? 64 : soft / 4 > 4096 ? 4096 : (size_t)(soft / 4);
+	}
+	return max;
+}
 
 /* The open /proc/PID/task/TID/syscall of tid (threads come in the same order on every
  * read, so the search starts after the previous hit), or -1. */
@@ -1769,7 +1781,7 @@ static ssize_t read_task_syscall_once(pid_t pid, pid_t tid, char *buf, size_t ca
 static ssize_t read_task_syscall(struct walk *w, pid_t tid, char *buf, size_t cap)
 {
 	struct sysfd *s = sysfd_find(w->p, tid);
-	if (!s && sysfds_kept >= SYSFD_KEEP_MAX)
+	if (!s && sysfds_kept >= sysfd_keep_max())
 		return read_task_syscall_once(w->p->pid, tid, buf, cap);
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if (!s && !(s = sysfd_open(w->p, tid)))
