@@ -292,7 +292,8 @@ def test_output_reopened_at_sighup_is_checked(reg, binary, workdir, secret):
 # --------------------------------------------------------------------------- descriptors
 
 def test_1100_blocked_threads_do_not_use_up_descriptors(reg, binary, workdir):
-    """The tracer starts with RLIMIT_NOFILE's usual soft limit (1024). The attacker's 1,100
+    """The tracer starts with RLIMIT_NOFILE at 1024, soft and hard (so it cannot raise it:
+    the descriptors it keeps must fit in the usual default). The attacker's 1,100
     threads are blocked in system calls (one on a lock, so that its long_wait makes the
     tracer read every thread's state; the others asleep, so as not to flood the output)."""
     rep = os.path.join(workdir, "threads.report")
@@ -307,9 +308,8 @@ def test_1100_blocked_threads_do_not_use_up_descriptors(reg, binary, workdir):
         time.sleep(0.2)
     else:
         raise AssertionError("1,100 threads not started within 60 s")
-    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     tr = start_tracer(reg, binary, preexec_fn=lambda: resource.setrlimit(
-        resource.RLIMIT_NOFILE, (min(1024, hard), hard)))
+        resource.RLIMIT_NOFILE, (1024, 1024)))
     # the attacker's threads' long_waits (before_start) have been read once at least
     tr.wait_for(lambda e: e.get("event") == "long_wait" and e.get("pid") == att.pid and
                 len(e.get("threads") or []) >= 1100, 60, "the attacker's threads")
@@ -317,10 +317,16 @@ def test_1100_blocked_threads_do_not_use_up_descriptors(reg, binary, workdir):
     victim_reported(reg, tr, "1,100 threads")
     nfds = max(nfds, len(os.listdir("/proc/%d/fd" % tr.proc.pid)))
     assert nfds < 512, "the tracer holds %d descriptors" % nfds
+    still_running(tr, "1,100 threads")
+    assert tr.stop() == 0
+
+
+def test_descriptor_soft_limit_raised_to_the_hard_limit(reg, binary):
+    tr = start_tracer(reg, binary, "-p", str(os.getpid()), preexec_fn=lambda: resource.setrlimit(
+        resource.RLIMIT_NOFILE, (1024, 4096)))
     with open("/proc/%d/limits" % tr.proc.pid) as f:
         line = [l for l in f if l.startswith("Max open files")][0].split()
-    assert line[3] == line[4], "soft limit not raised to the hard limit: %r" % line
-    still_running(tr, "1,100 threads")
+    assert line[3:5] == ["4096", "4096"], "RLIMIT_NOFILE not raised: %r" % line
     assert tr.stop() == 0
 
 
