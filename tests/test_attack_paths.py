@@ -356,8 +356,9 @@ def test_tracer_detached_from_its_terminal_gives_it_up(reg, binary):
 
 
 def test_unit_gives_the_descriptors_it_needs():
-    """The unit's hard limit covers ~450 watched Python processes at least (2 each, plus the
-    tracer's own ~70 and 256 kept syscall files); the tracer raises its soft limit to it."""
+    """The unit's limit covers thousands of watched Python processes (2 descriptors each,
+    plus the tracer's own ~70 and kept syscall files, a quarter of the limit); the tracer
+    raises its soft limit to the hard one."""
     from test_deploy import one, unit_settings
     limit = int(one(unit_settings()["Service"], "LimitNOFILE").split(":")[-1])
     assert limit >= 65536, limit
