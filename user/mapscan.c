@@ -81,6 +81,7 @@ static void map_of_query(const struct ph_procmap_query *q, struct pm_map *m)
 	m->end = q->vma_end;
 	m->offset = q->vma_offset;
 	m->inode = q->inode;
+	m->dev = makedev(q->dev_major, q->dev_minor); /* what safeopen matches the file with */
 	m->perms[0] = q->vma_flags & PH_Q_READABLE ? 'r' : '-';
 	m->perms[1] = q->vma_flags & PH_Q_WRITABLE ? 'w' : '-';
 	m->perms[2] = q->vma_flags & PH_Q_EXECUTABLE ? 'x' : '-';

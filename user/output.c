@@ -2,8 +2,10 @@
 #include "output.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,11 +26,45 @@ static int64_t mono_to_real_offset(void)
 	return ((int64_t)r.tv_sec - (int64_t)m.tv_sec) * 1000000000ll + (r.tv_nsec - m.tv_nsec);
 }
 
+/* -o FILE, at start and at each SIGHUP. The path may sit in a directory others can write
+ * (a log directory, /tmp): it is never followed as a symbolic link (O_NOFOLLOW), never
+ * waited on as a FIFO (O_NONBLOCK: a FIFO without a reader fails at once, one with a reader
+ * is refused as not regular), never taken as a terminal (O_NOCTTY), and must be a regular
+ * file owned by root or by the user running pyhang-trace (appending to another user's file
+ * would let that user choose what it says, or have us fill it). Created 0640. */
 static FILE *open_append(const char *path, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "ae");
-	if (!f)
-		snprintf(err, errlen, "cannot open output file %s: %s", path, strerror(errno));
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY |
+				    O_CLOEXEC, 0640);
+	if (fd < 0) {
+		int e = errno;
+		snprintf(err, errlen, "cannot open output file %s: %s", path,
+			 e == ELOOP ? "it is a symbolic link" :
+			 e == ENXIO ? "it is a FIFO or socket, not a regular file" : strerror(e));
+		return NULL;
+	}
+	struct stat st;
+	const char *why = NULL;
+	char owner[64];
+	if (fstat(fd, &st) != 0)
+		why = strerror(errno);
+	else if (!S_ISREG(st.st_mode))
+		why = "not a regular file";
+	else if (st.st_uid != 0 && st.st_uid != getuid()) {
+		snprintf(owner, sizeof(owner), "owned by uid %u, not by root or uid %u",
+			 (unsigned)st.st_uid, (unsigned)getuid());
+		why = owner;
+	}
+	int fl = why ? 0 : fcntl(fd, F_GETFL);
+	FILE *f = NULL;
+	if (!why && (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0))
+		why = strerror(errno);
+	if (!why && !(f = fdopen(fd, "a")))
+		why = strerror(errno);
+	if (why) {
+		snprintf(err, errlen, "refusing output file %s: %s", path, why);
+		close(fd);
+	}
 	return f;
 }
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "bounds.h"
@@ -395,7 +396,7 @@ static bool expect_char(const char **p, const char *end, char c)
 int pm_parse_map_line(const char *line, const char *end, struct pm_map *m)
 {
 	const char *p = line;
-	uint64_t start, stop, off, dev, inode;
+	uint64_t start, stop, off, major, minor, inode;
 	memset(m, 0, sizeof(*m));
 	if (!parse_hex(&p, end, &start) || !expect_char(&p, end, '-') || !parse_hex(&p, end, &stop) ||
 	    !expect_char(&p, end, ' ') || end - p < 5)
@@ -403,13 +404,15 @@ int pm_parse_map_line(const char *line, const char *end, struct pm_map *m)
 	memcpy(m->perms, p, 4);
 	p += 4;
 	if (!expect_char(&p, end, ' ') || !parse_hex(&p, end, &off) || !expect_char(&p, end, ' ') ||
-	    !parse_hex(&p, end, &dev) || !expect_char(&p, end, ':') || !parse_hex(&p, end, &dev) ||
+	    !parse_hex(&p, end, &major) || !expect_char(&p, end, ':') || !parse_hex(&p, end, &minor) ||
 	    !expect_char(&p, end, ' ') || !parse_dec(&p, end, &inode))
 		return -1;
 	m->start = start;
 	m->end = stop;
 	m->offset = off;
 	m->inode = inode;
+	m->dev = major <= UINT32_MAX && minor <= UINT32_MAX ?
+			 (uint64_t)makedev((unsigned)major, (unsigned)minor) : UINT64_MAX;
 	while (p < end && *p == ' ')
 		p++;
 	if (p < end) {
@@ -516,28 +519,6 @@ const struct pm_map *pm_find_map(const struct pm_maps *m, uint64_t addr)
 			return &m->v[mid];
 	}
 	return NULL;
-}
-
-/* "/proc/PID/root<path>" in full (sized PM_PATH_MAX + 64), or false for a path that is not
- * absolute or too long. */
-static bool path_in_root(pid_t pid, const char *path, char *full, size_t cap)
-{
-	if (!path || path[0] != '/' || strlen(path) >= PM_PATH_MAX)
-		return false;
-	snprintf(full, cap, "/proc/%d/root%s", (int)pid, path);
-	return true;
-}
-
-int pm_open_in_root(pid_t pid, const char *path)
-{
-	char full[PM_PATH_MAX + 64];
-	return path_in_root(pid, path, full, sizeof(full)) ? open(full, O_RDONLY | O_CLOEXEC) : -1;
-}
-
-int pm_stat_in_root(pid_t pid, const char *path, struct stat *st)
-{
-	char full[PM_PATH_MAX + 64];
-	return path_in_root(pid, path, full, sizeof(full)) ? stat(full, st) : -1;
 }
 
 static int pid_cmp(const void *a, const void *b)

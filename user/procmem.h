@@ -73,6 +73,7 @@ struct procmem {
 struct pm_map {
 	uint64_t start, end, offset;
 	uint64_t inode;
+	uint64_t dev;  /* makedev(MAJ, MIN) of the file's device, as stat(2) would give it */
 	char perms[5];
 	char *path; /* NULL for anonymous mappings; may be "[heap]" etc. */
 };
@@ -123,10 +124,7 @@ void pm_free_maps(struct pm_maps *m);
 int pm_parse_map_line(const char *line, const char *end, struct pm_map *m);
 const struct pm_map *pm_find_map(const struct pm_maps *m, uint64_t addr);
 
-/* open(2) of a path as the target sees it: /proc/PID/root/<path>. -1 on failure. */
-int pm_open_in_root(pid_t pid, const char *path);
-/* stat(2) of a path as the target sees it. 0 or -1. */
-int pm_stat_in_root(pid_t pid, const char *path, struct stat *st);
+/* Opening and stat of paths a target names: safeopen.h. */
 /* Reads at most cap-1 bytes of a small file into buf, NUL-terminated. Bytes read or -1. */
 ssize_t pm_read_text_file(const char *path, char *buf, size_t cap);
 /* Task ids of the process (from /proc/PID/task), sorted; at most ph_limits.tasks (the

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -33,6 +34,7 @@
 #include "procmem.h"
 #include "mapscan.h"
 #include "bounds.h"
+#include "safeopen.h"
 
 #define SYS_FUTEX_X86_64 202
 #define GLIBC_PTHREAD_TID 0x2d0   /* glibc 2.36 x86_64: struct pthread.tid */
@@ -978,16 +980,11 @@ static const struct pm_map *find_python_mapping(pid_t pid, const struct pm_maps 
 	return NULL;
 }
 
-/* Opens the mapped file as the target sees it, else through /proc/PID/map_files. */
+/* Opens the mapped file as the target sees it, else through /proc/PID/map_files; only the
+ * mapped regular file itself, never outside the target's root (safeopen.h). */
 static int open_mapped_file(pid_t pid, const struct pm_map *m)
 {
-	int fd = pm_open_in_root(pid, m->path);
-	if (fd >= 0)
-		return fd;
-	char path[128];
-	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)pid, m->start,
-		 m->end);
-	return open(path, O_RDONLY | O_CLOEXEC);
+	return so_open_mapping(pid, m);
 }
 
 enum sym_id {
@@ -1147,7 +1144,7 @@ static int file_facts_of(struct sym_cache *c, pid_t pid, const struct pm_map *m,
 {
 	struct stat st;
 	const struct sym_cache_entry *e;
-	if (pm_stat_in_root(pid, m->path, &st) == 0 && (uint64_t)st.st_ino == m->inode &&
+	if (so_stat_in_root(pid, m->path, &st) == 0 && (uint64_t)st.st_ino == m->inode &&
 	    (e = facts_cached(c, file_id_of(&st))) != NULL)
 		return facts_answer(e, out, err, errlen);
 	int fd = open_mapped_file(pid, m);
@@ -1801,6 +1798,24 @@ static void thread_from_threading(struct walk *w, const struct active_list *act,
 	}
 }
 
+/* The /proc/PID/task/TID/syscall files kept open (over every process) are at most a
+ * quarter of RLIMIT_NOFILE's soft limit, 64 to 4096 (256 at the usual 1024): a process
+ * with thousands of threads must not use up the tracer's file descriptors and so cut every
+ * other process's stacks. The threads past it have theirs opened, read and closed on each
+ * read (an open and a close more a thread). */
+static size_t sysfds_kept;
+
+static size_t sysfd_keep_max(void)
+{
+	static size_t max;
+	struct rlimit rl;
+	if (max == 0) {
+		rlim_t soft = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+		max = soft / 4 < 64 ? 64 : soft / 4 > 4096 ? 4096 : (size_t)(soft / 4);
+	}
+	return max;
+}
+
 /* The open /proc/PID/task/TID/syscall of tid (threads come in the same order on every
  * read, so the search starts after the previous hit), or -1. */
 static struct sysfd *sysfd_find(struct py_proc *p, pid_t tid)
@@ -1827,9 +1842,10 @@ static struct sysfd *sysfd_open(struct py_proc *p, pid_t tid)
 	}
 	char path[96];
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", (int)p->pid, (int)tid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_NOCTTY | O_CLOEXEC);
 	if (fd < 0)
 		return NULL;
+	sysfds_kept++;
 	struct sysfd *s = &p->sysfds[p->nsysfds++];
 	s->tid = tid;
 	s->fd = fd;
@@ -1844,11 +1860,29 @@ static void sysfd_prune(struct py_proc *p, bool everything)
 	for (size_t i = 0; i < p->nsysfds; i++) {
 		if (!everything && p->sysfds[i].gen == pm_gen(&p->pm))
 			p->sysfds[keep++] = p->sysfds[i];
-		else
+		else {
 			close(p->sysfds[i].fd);
+			sysfds_kept--;
+		}
 	}
 	p->nsysfds = keep;
 	p->syscursor = 0;
+}
+
+/* /proc/PID/task/TID/syscall opened, read and closed. Bytes read or -1. */
+static ssize_t read_task_syscall_once(pid_t pid, pid_t tid, char *buf, size_t cap)
+{
+	char path[96];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", (int)pid, (int)tid);
+	int fd = open(path, O_RDONLY | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = pread(fd, buf, cap - 1, 0);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	return n;
 }
 
 /* Reads the file again from offset 0 (seq_file regenerates it); reopens it once when the
@@ -1856,6 +1890,8 @@ static void sysfd_prune(struct py_proc *p, bool everything)
 static ssize_t read_task_syscall(struct walk *w, pid_t tid, char *buf, size_t cap)
 {
 	struct sysfd *s = sysfd_find(w->p, tid);
+	if (!s && sysfds_kept >= sysfd_keep_max())
+		return read_task_syscall_once(w->p->pid, tid, buf, cap);
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if (!s && !(s = sysfd_open(w->p, tid)))
 			return -1;
@@ -2709,7 +2745,7 @@ static bool exe_exports_python(pid_t pid)
 		if (cache[i].ino == st.st_ino && cache[i].dev == st.st_dev && st.st_ino)
 			return cache[i].python;
 	bool python = false;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
 	struct elf_file ef;
 	if (fd >= 0 && elf_open_fd(&ef, fd, err, sizeof(err)) == 0) {
 		/* Py_Initialize: every version; _PyRuntime: 3.7+ */

@@ -22,6 +22,7 @@
 #include "metrics.h"
 #include "procscan.h"
 #include "pyreader.h"
+#include "selfguard.h"
 #include "tracer.h"
 #include "version.h"
 
@@ -363,6 +364,7 @@ static int spawn_command(struct tracer *t, int *go_fd)
 		signal(SIGHUP, SIG_DFL);
 		signal(SIGCHLD, SIG_DFL);
 		signal(SIGPIPE, SIG_DFL);
+		selfguard_child_restore();
 		while (read(go[0], &c, 1) < 0 && errno == EINTR)
 			;
 		if (c != 'g')
@@ -614,6 +616,7 @@ int trace_main(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
+	selfguard_init();
 	install_signal_handlers();
 	if (setup(&t, &c, &go_fd, &m) != 0) {
 		if (t.child > 0) {
