@@ -12,6 +12,7 @@
 #include "procscan.h"
 #include "pyreader.h"
 #include "pystack.h"
+#include "ratelimit.h"
 #include "tracer.h"
 
 #define DESCRIBE_ATTEMPTS 40 /* 2 ms doubling to 250 ms: about 8 s in all */
@@ -477,6 +478,9 @@ int tracer_handle_event(void *arg, const void *data, size_t size)
 		break;
 	case PH_EV_EXEC:
 		on_exec(t, e);
+		break;
+	case PH_EV_SUPPRESSED:
+		tracer_on_suppressed(t, e);
 		break;
 	case PH_EV_EXIT:
 		if (t->snap_valid && t->snap.pid == (pid_t)e->pid)

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "loader.h"
+#include "ratelimit.h"
 #include "strbuf.h"
 #include "tracer.h"
 
@@ -335,6 +336,12 @@ static void render(struct metrics *m, struct strbuf *sb)
 		  (unsigned long long)st.counters[PH_STAT_MAP_FULL]);
 	sb_printf(sb, "pyhang_lost_events_total{reason=\"exec_check_queue_full\"} %llu\n",
 		  (unsigned long long)t->dropped_checks);
+
+	family(sb, "pyhang_suppressed_events_total", "counter",
+	       "Events held back by the per-process rate limits, by kind (reported in suppressed events).");
+	for (unsigned k = 0; k < PH_RL_KINDS; k++)
+		sb_printf(sb, "pyhang_suppressed_events_total{kind=\"%s\"} %llu\n", ratelimit_kind_name(k),
+			  (unsigned long long)t->n_suppressed[k]);
 
 	family(sb, "pyhang_bpf_stats_enabled", "gauge",
 	       "1 when kernel.bpf_stats_enabled is on (--bpf-stats); BPF run counters stay 0 otherwise.");

@@ -6,6 +6,7 @@
 #include "json.h"
 #include "output.h"
 #include "pyreader.h"
+#include "ratelimit.h"
 
 static void begin_event(struct output *o, struct jw *w, const char *event, uint64_t mono_ns)
 {
@@ -95,6 +96,13 @@ static void json_stop(struct output *o, const struct rec_stop *r)
 	jw_kint(&w, "child_status_lost", (long long)r->child_status_lost);
 	jw_kint(&w, "hang", (long long)r->hangs);
 	jw_obj_end(&w);
+	if (r->suppressed) {
+		jw_key(&w, "suppressed");
+		jw_obj_begin(&w);
+		for (unsigned k = 0; k < PH_RL_KINDS; k++)
+			jw_kint(&w, ratelimit_kind_name(k), (long long)r->suppressed[k]);
+		jw_obj_end(&w);
+	}
 	jw_kdouble(&w, "duration_s", r->duration_s, 3);
 	if (r->command_exit >= 0)
 		jw_kint(&w, "command_exit_status", r->command_exit);
@@ -233,7 +241,29 @@ static void json_hang(struct output *o, const struct rec_hang *r)
 	end_event(o, &w);
 }
 
+static void json_suppressed(struct output *o, const struct rec_suppressed *r)
+{
+	struct jw w;
+	char ts[40];
+	begin_event(o, &w, "suppressed", r->p.mono_ns);
+	proc_fields(&w, &r->p);
+	output_format_time(o, r->since_mono_ns, ts, sizeof(ts));
+	jw_kstr(&w, "since", ts);
+	jw_key(&w, "counts");
+	jw_obj_begin(&w);
+	for (unsigned k = 0; k < PH_RL_KINDS; k++)
+		jw_kint(&w, ratelimit_kind_name(k), (long long)r->counts[k]);
+	jw_obj_end(&w);
+	jw_key(&w, "rate_limit");
+	jw_obj_begin(&w);
+	jw_kdouble(&w, "per_second", r->rate_per_s, 3);
+	jw_kint(&w, "burst", r->burst);
+	jw_obj_end(&w);
+	end_event(o, &w);
+}
+
 const struct output_ops output_json_ops = {
+	.suppressed = json_suppressed,
 	.hang = json_hang,
 	.start = json_start,
 	.stop = json_stop,

@@ -268,7 +268,33 @@ static void text_hang(struct output *o, const struct rec_hang *r)
 	output_emit(o);
 }
 
+/* "SUPPRESSED  python3 (pid 42): 51234 SIGCHLD changes, 3 reaper stacks held back in the
+ * last 10.0s (rate limit: 20/s per process, bursts of 100)" */
+static void text_suppressed(struct output *o, const struct rec_suppressed *r)
+{
+	static const char *const what[PH_RL_KINDS] = {
+		[PH_RL_SIGCHLD] = "SIGCHLD changes", [PH_RL_CHILD_LOST] = "lost child statuses",
+		[PH_RL_REAP] = "reaper stacks", [PH_RL_EXEC] = "children's execs",
+	};
+	put_clock(o, r->p.mono_ns);
+	put_tag(o, C_YEL, "SUPPRESSED");
+	put_proc(o, &r->p);
+	sb_puts(&o->sb, ":");
+	const char *sep = " ";
+	for (unsigned k = 0; k < PH_RL_KINDS; k++) {
+		if (!r->counts[k])
+			continue;
+		sb_printf(&o->sb, "%s%llu %s", sep, (unsigned long long)r->counts[k], what[k]);
+		sep = ", ";
+	}
+	double secs = r->p.mono_ns > r->since_mono_ns ? (double)(r->p.mono_ns - r->since_mono_ns) / 1e9 : 0;
+	sb_printf(&o->sb, " not reported in the last %.1fs (rate limit: %g/s per process, bursts of %u)\n",
+		  secs, r->rate_per_s, (unsigned)r->burst);
+	output_emit(o);
+}
+
 const struct output_ops output_text_ops = {
+	.suppressed = text_suppressed,
 	.hang = text_hang,
 	.start = text_start,
 	.stop = text_stop,

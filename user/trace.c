@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "limitcfg.h"
 #include "metrics.h"
 #include "procscan.h"
 #include "pyreader.h"
@@ -61,6 +62,8 @@ static const char USAGE[] =
 	"                         suffixes allowed; a power of two from 64K to 1G\n"
 	"                         (default %s). Events that do not fit are counted as lost\n"
 	"  -h, --help             show this help\n"
+	"\n"
+	LIMITS_USAGE
 	"\n"
 	"With -- COMMAND, the command is started under tracing (it and all its descendants,\n"
 	"from their first instruction), and pyhang-trace exits with its exit status.\n"
@@ -132,6 +135,7 @@ static const struct option LONG_OPTS[] = {
 	{ "bpf-stats", no_argument, NULL, OPT_BPF_STATS },
 	{ "ringbuf-size", required_argument, NULL, OPT_RINGBUF_SIZE },
 	{ "help", no_argument, NULL, 'h' },
+	LIMITS_LONG_OPTS
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -204,6 +208,15 @@ static void parse_args(int argc, char **argv, struct tracer *t, struct cli *c)
 		case ':':
 			die_usage("option '%s' needs a value", argv[optind - 1]);
 			break;
+		case LIMIT_OPT_RATE ... LIMIT_OPT_LAST - 1: {
+			char why[128];
+			if (limits_parse(opt, optarg, why, sizeof(why)) != 0) {
+				fprintf(stderr, "pyhang-trace: invalid %s '%s': %s (see pyhang-trace --help)\n",
+					argv[optind - 1], optarg, why);
+				exit(EXIT_USAGE);
+			}
+			break;
+		}
 		default:
 			if (optopt && optopt < 0x100) {
 				char o[3] = { '-', (char)optopt, 0 };
@@ -445,6 +458,7 @@ static void emit_stop(struct tracer *t)
 	r.sigchld_changes = t->n_sigchld;
 	r.child_status_lost = t->n_child_lost;
 	r.hangs = t->n_hangs;
+	r.suppressed = t->n_suppressed;
 	r.duration_s = (double)(mono_now_ns() - t->started_ns) / 1e9;
 	r.command_exit = t->command ? command_exit_code(t) : -1;
 	t->out.ops->stop(&t->out, &r);

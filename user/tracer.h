@@ -61,6 +61,7 @@ struct tracer {
 
 	/* counts for the summary */
 	uint64_t n_long_waits, n_wait_ends, n_sigchld, n_child_lost, n_hangs;
+	uint64_t n_suppressed[PH_RL_KINDS], n_suppressed_reports; /* rate limits (ratelimit.c) */
 	/* hangs already reported: (pid, code, culprit set) fingerprints, oldest overwritten */
 	uint64_t hang_seen[256];
 	unsigned hang_seen_next;
