@@ -211,8 +211,12 @@ static void parse_args(int argc, char **argv, struct tracer *t, struct cli *c)
 		case LIMIT_OPT_RATE ... LIMIT_OPT_LAST - 1: {
 			char why[128];
 			if (limits_parse(opt, optarg, why, sizeof(why)) != 0) {
-				fprintf(stderr, "pyhang-trace: invalid %s '%s': %s (see pyhang-trace --help)\n",
-					argv[optind - 1], optarg, why);
+				const char *name = "";
+				for (const struct option *o = LONG_OPTS; o->name; o++)
+					if (o->val == opt)
+						name = o->name;
+				fprintf(stderr, "pyhang-trace: invalid --%s '%s': %s (see pyhang-trace --help)\n",
+					name, optarg, why);
 				exit(EXIT_USAGE);
 			}
 			break;
