@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "pyhang.h"
+#include "outcap.h"
 #include "strbuf.h"
 
 struct py_process; /* from pyreader.h: Python threads and stacks, when known */
@@ -138,6 +139,9 @@ struct output {
 	int64_t mono_to_real_ns; /* add to CLOCK_MONOTONIC to get CLOCK_REALTIME */
 	struct strbuf sb;
 	bool write_failed;
+	bool line_open;   /* a write stopped mid-record: the next record starts a new line */
+	uint64_t records_dropped; /* did not fit even without stacks (out of memory) */
+	struct outcap cap; /* the record being written (outcap.c) */
 };
 
 extern const struct output_ops output_json_ops;

@@ -46,6 +46,7 @@ static void put_proc(struct output *o, const struct ev_proc *p)
 /* A stack the way Python prints a traceback: outermost call first. */
 static void text_stack(struct output *o, const char *indent, const struct py_thread *t)
 {
+	t = outcap_thread(o, t, NULL); /* outer frames left out to fit (outcap.c) */
 	sb_printf(&o->sb, "%sTraceback (most recent call last):\n", indent);
 	for (size_t i = t->nframes; i-- > 0;) {
 		const struct py_frame *f = &t->frames[i];
@@ -59,7 +60,8 @@ static void text_stack(struct output *o, const char *indent, const struct py_thr
 		sb_putc(&o->sb, '\n');
 	}
 	if (t->truncated)
-		sb_printf(&o->sb, "%s  ... (outer frames cut)\n", indent);
+		sb_printf(&o->sb, "%s  ... (outer frames cut%s%s)\n", indent, t->error ? ": " : "",
+			  t->error ? t->error : "");
 }
 
 static void text_stack_or_why(struct output *o, const char *indent, const struct py_thread *t,
@@ -126,7 +128,7 @@ static void text_long_wait(struct output *o, const struct rec_long_wait *r)
 		  (unsigned long long)r->futex_addr, op, r->waited_s,
 		  r->before_start ? ", since before tracing started (estimate)" : "");
 	if (r->py)
-		py_write_threads_text(&o->sb, r->py, r->p.tid);
+		py_write_threads_text(&o->sb, outcap_process(o, r->py), r->p.tid);
 	else if (r->py_error)
 		sb_printf(&o->sb, "  (no Python stacks: %s)\n", r->py_error);
 	output_emit(o);
@@ -262,7 +264,7 @@ static void text_hang(struct output *o, const struct rec_hang *r)
 		struct py_process view = *r->py;
 		view.threads = ordered;
 		pid_t mark = r->diag->nculprits ? r->diag->culprits[0] : r->diag->waiter;
-		py_write_threads_text(&o->sb, &view, mark);
+		py_write_threads_text(&o->sb, outcap_process(o, &view), mark);
 		free(ordered);
 	}
 	output_emit(o);
@@ -293,13 +295,25 @@ static void text_suppressed(struct output *o, const struct rec_suppressed *r)
 	output_emit(o);
 }
 
+/* Every record through outcap: written again with fewer frames until it fits. */
+#define CAPPED(fn, rec) \
+	static void fn##_capped(struct output *o, const struct rec *r) { OUTCAP_WRITE(o, fn, r); }
+CAPPED(text_start, rec_start)
+CAPPED(text_stop, rec_stop)
+CAPPED(text_long_wait, rec_long_wait)
+CAPPED(text_wait_end, rec_wait_end)
+CAPPED(text_sigchld, rec_sigchld)
+CAPPED(text_child_lost, rec_child_lost)
+CAPPED(text_hang, rec_hang)
+CAPPED(text_suppressed, rec_suppressed)
+
 const struct output_ops output_text_ops = {
-	.suppressed = text_suppressed,
-	.hang = text_hang,
-	.start = text_start,
-	.stop = text_stop,
-	.long_wait = text_long_wait,
-	.wait_end = text_wait_end,
-	.sigchld = text_sigchld,
-	.child_lost = text_child_lost,
+	.suppressed = text_suppressed_capped,
+	.hang = text_hang_capped,
+	.start = text_start_capped,
+	.stop = text_stop_capped,
+	.long_wait = text_long_wait_capped,
+	.wait_end = text_wait_end_capped,
+	.sigchld = text_sigchld_capped,
+	.child_lost = text_child_lost_capped,
 };
