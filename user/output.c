@@ -141,7 +141,8 @@ void output_emit(struct output *o)
 		size_t n = write_all(fd, o->sb.data, o->sb.len);
 		if (n < o->sb.len) {
 			failed = true;
-			o->line_open = n > 0;
+			if (n > 0)
+				o->line_open = true;
 		}
 	}
 	int err = errno;
