@@ -70,7 +70,7 @@ def test_scrape_succeeds_during_slowloris_by_nobody(reg, tool):
         time.sleep(0.5)
     line = read_line(att, 30, "attacker done")
     cpu = sum(int(x) for x in open("/proc/%d/stat" % tr.proc.pid).read().rsplit(")", 1)[1].split()[11:13])
-    assert tr.stop() == 0, tr.describe()
+    assert tr.stop(timeout=60) == 0, tr.describe()
     print("\nscrapes during the attack: %s; attacker %s; tracer CPU %.2f s" % (
         ["%s %.3fs" % ("ok" if ok else "FAIL", t) for ok, t in results], line,
         cpu / float(os.sysconf("SC_CLK_TCK"))))

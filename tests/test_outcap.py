@@ -76,7 +76,7 @@ def test_deep_stacks_with_long_names_stay_valid_json(reg, tool):
     # one more event after the big ones: it must be a line of its own
     tr.wait_for(lambda e: e.get("event") == "wait_end" and e.get("pid") == apid, 30, "wait_end")
     mem = memory_kib(tr.proc.pid)
-    assert tr.stop() == 0, tr.describe()
+    assert tr.stop(timeout=60) == 0, tr.describe()
     att.stdin.write(b"exit\n")
     print("\ntracer memory after the records: %r KiB" % mem)
     assert not tr.bad, "lines that are not JSON: %d, the first %d bytes long" % (len(tr.bad), len(tr.bad[0]))
@@ -135,7 +135,7 @@ def test_partial_write_then_next_event_on_a_new_line(reg, tool, tmp_path):
         victim.stdin.write(b"go\n")
         read_line(victim, 20, "victim child")
         time.sleep(1.0)
-        assert tr.stop() == 0, tr.describe()
+        assert tr.stop(timeout=60) == 0, tr.describe()
         victim.stdin.write(b"exit\n")
         att.stdin.write(b"exit\n")
         with open(out, "rb") as f:

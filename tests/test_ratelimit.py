@@ -102,7 +102,7 @@ def run_attack(reg, tool, extra, seconds=6.0):
         time.sleep(0.2)
     rss_kib, cpu_s = proc_usage(tr.proc.pid)
     metric = fetch_metric(port, "pyhang_suppressed_events_total")
-    assert tr.stop() == 0, tr.describe()
+    assert tr.stop(timeout=60) == 0, tr.describe()
     print("\nattack: %d SIGCHLD changes in %.0f s by pid %d (nobody); tracer peak RSS %.1f MiB, "
           "CPU %.2f s" % (changes, seconds, apid, rss_kib / 1024.0, cpu_s))
     return tr, apid, vpid, child, changes, metric

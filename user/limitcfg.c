@@ -12,7 +12,6 @@ struct limits limits = {
 	.burst = 100,
 	.exec_factor = 10,
 	.suppressed_interval_s = 10,
-	.describe_per_uid = 64,
 	.max_threads = 256,
 	.max_frames = 512,
 	.max_event_bytes = 4u << 20,
@@ -85,13 +84,6 @@ bad_rate:
 			return -1;
 		}
 		limits.suppressed_interval_s = d;
-		return 0;
-	case LIMIT_OPT_DESCRIBE_PER_UID:
-		if (parse_uint(arg, 1, 1024, &u, false) < 0) {
-			snprintf(why, whylen, "expected a count from 1 to 1024");
-			return -1;
-		}
-		limits.describe_per_uid = (uint32_t)u;
 		return 0;
 	case LIMIT_OPT_MAX_THREADS:
 	case LIMIT_OPT_MAX_FRAMES:

@@ -19,8 +19,6 @@ struct limits {
 	uint32_t burst;
 	uint32_t exec_factor;
 	double suppressed_interval_s; /* a `suppressed` report per process at most this often */
-	/* queue of new processes to describe: at most this many waiting per user */
-	uint32_t describe_per_uid;
 	/* one output record: at most this many threads and frames per stack are written, and
 	 * it never passes max_event_bytes (frames, then threads, are dropped to fit) */
 	uint32_t max_threads;
@@ -36,7 +34,6 @@ extern struct limits limits;
 enum {
 	LIMIT_OPT_RATE = 0x200,
 	LIMIT_OPT_SUPPRESSED_INTERVAL,
-	LIMIT_OPT_DESCRIBE_PER_UID,
 	LIMIT_OPT_MAX_THREADS,
 	LIMIT_OPT_MAX_FRAMES,
 	LIMIT_OPT_MAX_EVENT_BYTES,
@@ -49,7 +46,6 @@ enum {
 #define LIMITS_LONG_OPTS \
 	{ "rate-limit", required_argument, NULL, LIMIT_OPT_RATE }, \
 	{ "suppressed-interval", required_argument, NULL, LIMIT_OPT_SUPPRESSED_INTERVAL }, \
-	{ "describe-queue-per-user", required_argument, NULL, LIMIT_OPT_DESCRIBE_PER_UID }, \
 	{ "max-threads", required_argument, NULL, LIMIT_OPT_MAX_THREADS }, \
 	{ "max-frames", required_argument, NULL, LIMIT_OPT_MAX_FRAMES }, \
 	{ "max-event-bytes", required_argument, NULL, LIMIT_OPT_MAX_EVENT_BYTES }, \
@@ -67,9 +63,6 @@ enum {
 	"      --suppressed-interval SECS\n" \
 	"                         at most one `suppressed` event per process this often\n" \
 	"                         (default 10)\n" \
-	"      --describe-queue-per-user N\n" \
-	"                         new Python processes of one user waiting to be read\n" \
-	"                         (default 64)\n" \
 	"      --max-threads N    threads written per event (default 256)\n" \
 	"      --max-frames N     frames written per stack (default 512)\n" \
 	"      --max-event-bytes SIZE\n" \
