@@ -12,9 +12,9 @@ struct limits limits = {
 	.burst = 100,
 	.exec_factor = 10,
 	.suppressed_interval_s = 10,
-	.max_threads = 256,
-	.max_frames = 512,
-	.max_event_bytes = 4u << 20,
+	.max_threads = 4096,
+	.max_frames = 4096,
+	.max_event_bytes = 16u << 20,
 	.metrics_per_peer = 2,
 	.metrics_header_s = 1,
 };

@@ -63,10 +63,10 @@ enum {
 	"      --suppressed-interval SECS\n" \
 	"                         at most one `suppressed` event per process this often\n" \
 	"                         (default 10)\n" \
-	"      --max-threads N    threads written per event (default 256)\n" \
-	"      --max-frames N     frames written per stack (default 512)\n" \
+	"      --max-threads N    threads written per event (default 4096)\n" \
+	"      --max-frames N     frames written per stack (default 4096)\n" \
 	"      --max-event-bytes SIZE\n" \
-	"                         the largest output record, K/M suffixes (default 4M):\n" \
+	"                         the largest output record, K/M suffixes (default 16M):\n" \
 	"                         outer frames, then threads, are left out to fit\n" \
 	"      --metrics-per-peer N\n" \
 	"                         metrics connections at once per local user or remote\n" \

@@ -13,6 +13,8 @@
 static void level_caps(const struct output *o, size_t *threads, size_t *frames)
 {
 	size_t f = limits.max_frames, t = limits.max_threads;
+	if (o->cap.deepest < f)
+		f = o->cap.deepest;
 	unsigned lv = o->cap.level;
 	while (lv && f) {
 		f /= 2;
@@ -59,6 +61,8 @@ const struct py_thread *outcap_thread(struct output *o, const struct py_thread *
 		*cut = false;
 	if (!t)
 		return NULL;
+	if (o->cap.level == 0 && t->nframes > o->cap.deepest)
+		o->cap.deepest = t->nframes;
 	level_caps(o, &threads, &frames);
 	if (t->nframes <= frames)
 		return t;
@@ -86,6 +90,9 @@ const struct py_process *outcap_process(struct output *o, const struct py_proces
 	size_t threads, frames;
 	if (!p)
 		return NULL;
+	for (size_t i = 0; o->cap.level == 0 && i < p->nthreads; i++)
+		if (p->threads[i].nframes > o->cap.deepest)
+			o->cap.deepest = p->threads[i].nframes;
 	level_caps(o, &threads, &frames);
 	bool fits = p->nthreads <= threads;
 	for (size_t i = 0; fits && i < p->nthreads; i++)
@@ -144,6 +151,7 @@ void outcap_begin(struct output *o)
 	release(o);
 	o->cap.level = 0;
 	o->cap.overflow = false;
+	o->cap.deepest = 0;
 	sb_set_limit(&o->sb, limits.max_event_bytes);
 }
 

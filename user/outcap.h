@@ -7,7 +7,8 @@
  * is whole or written again smaller.
  *
  * Levels: level 0 writes at most limits.max_threads threads and limits.max_frames frames
- * per stack; each next level halves the frames, down to none, then halves the threads,
+ * per stack; each next level halves the frames (from the deepest stack of the record, so
+ * no level is wasted), down to none, then halves the threads,
  * down to none. At the last level an event holds no stack at all, and its other fields
  * are bounded (every string read from a target is at most PY_MAX_STR characters), so it
  * fits in the smallest budget (64 KiB). */
@@ -28,6 +29,7 @@ struct outcap {
 	bool overflow; /* the record passed the budget: write it again at the next level */
 	void *blocks[OUTCAP_MAX_BLOCKS];
 	unsigned nblocks;
+	size_t deepest; /* the most frames of a stack seen in this record (the halving starts there) */
 };
 
 /* p as the current level allows: p itself when it fits, else a view (threads and frames
