@@ -167,3 +167,25 @@ def test_rate_limit_option_errors(binary):
         assert r.returncode == 2, (bad, r)
         err = r.stderr.decode()
         assert err.count("\n") == 1 and "--rate-limit" in err, err
+
+
+def test_suppressed_in_text_output(reg, tool):
+    """Text output: a SUPPRESSED line names the process and what was held back, and the
+    summary on stderr says how many."""
+    tr = Tracer(reg, tool, ["--suppressed-interval", "1"])
+    deadline = time.monotonic() + 30
+    while "tracing" not in tr.stderr() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    attacker = reg.popen(NOBODY + [SYSTEM_PYTHON, FLOOD, "3"], stdout=subprocess.PIPE,
+                         stdin=subprocess.DEVNULL, bufsize=0)
+    apid = int(read_line(attacker, 20, "attacker pid").split()[1])
+    read_line(attacker, 40, "attacker changes")
+    assert attacker.wait(10) == 0
+    time.sleep(1.5)
+    assert tr.stop(timeout=60) == 0, tr.describe()
+    with tr.cond:
+        lines = list(tr.lines)
+    mine = [l for l in lines if l.startswith("SUPPRESSED") or " SUPPRESSED " in l]
+    assert any("(pid %d)" % apid in l and "SIGCHLD changes not reported in the last" in l
+               and "rate limit: 20/s per process, bursts of 100" in l for l in mine), lines[-10:]
+    assert "events held back by the per-process rate limits" in tr.stderr(), tr.stderr()[-500:]

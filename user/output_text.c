@@ -110,6 +110,12 @@ static void text_stop(struct output *o, const struct rec_stop *r)
 			  (unsigned long long)r->exec_checks_dropped);
 	else
 		sb_puts(&sb, "; no events lost");
+	uint64_t held = 0;
+	for (unsigned k = 0; r->suppressed && k < PH_RL_KINDS; k++)
+		held += r->suppressed[k];
+	if (held) /* see the SUPPRESSED lines */
+		sb_printf(&sb, "; %llu events held back by the per-process rate limits",
+			  (unsigned long long)held);
 	sb_puts(&sb, ".\n");
 	if (sb_flush_to(&sb, stderr) != 0)
 		o->write_failed = true;
