@@ -90,7 +90,8 @@ def test_deep_stacks_with_long_names_stay_valid_json(reg, tool):
     name = "f" * NAME_LEN
     for e in waits:
         deep = [t for t in e["threads"] if t["stack"] and t["stack"][0]["function"] == name]
-        assert len(deep) == THREADS, [len(t["stack"]) for t in e["threads"]]
+        assert len(deep) == THREADS, (e["tid"], e.get("thread_list_error"), [
+            (t["tid"], len(t["stack"]), t["stack"][:1], t.get("error")) for t in e["threads"]])
         for t in deep:
             # the innermost frames are kept; the cut is said where it is
             assert t["stack"][0]["line"] == 5, t["stack"][0]

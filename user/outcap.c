@@ -1,6 +1,7 @@
 /* outcap: caps on what one output record carries (see outcap.h). */
 #include "outcap.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,6 +86,37 @@ struct cut_process {
 	char error[200];
 };
 
+/* A first look at p's size, before writing it: when its frames' strings alone pass the
+ * budget, start at the level whose frame cap makes them fit on average, rather than write
+ * (and walk) hundreds of megabytes once per level. Only an estimate (escaping may make the
+ * text longer): the retry still guards the budget. */
+static void skip_levels(struct output *o, const struct py_process *p)
+{
+	uint64_t bytes = 0, frames = 0;
+	for (size_t i = 0; i < p->nthreads; i++) {
+		const struct py_thread *t = &p->threads[i];
+		size_t n = t->nframes < limits.max_frames ? t->nframes : limits.max_frames;
+		for (size_t k = 0; k < n; k++) {
+			const struct py_frame *f = &t->frames[k];
+			bytes += (f->function ? strlen(f->function) : 1) + (f->file ? strlen(f->file) : 1) + 60;
+		}
+		frames += n;
+	}
+	uint64_t budget = limits.max_event_bytes;
+	if (bytes <= budget || !frames)
+		return;
+	/* frames that fit: budget / bytes-per-frame; halvings of the deepest stack to get there */
+	uint64_t fit = (uint64_t)((double)budget * 0.9 / ((double)bytes / (double)frames));
+	size_t f = o->cap.deepest < limits.max_frames ? o->cap.deepest : limits.max_frames;
+	uint64_t per_thread = p->nthreads ? fit / p->nthreads : fit;
+	unsigned lv = 0;
+	while (f > per_thread && f) {
+		f /= 2;
+		lv++;
+	}
+	o->cap.level = lv;
+}
+
 const struct py_process *outcap_process(struct output *o, const struct py_process *p)
 {
 	size_t threads, frames;
@@ -93,6 +125,8 @@ const struct py_process *outcap_process(struct output *o, const struct py_proces
 	for (size_t i = 0; o->cap.level == 0 && i < p->nthreads; i++)
 		if (p->threads[i].nframes > o->cap.deepest)
 			o->cap.deepest = p->threads[i].nframes;
+	if (o->cap.level == 0)
+		skip_levels(o, p);
 	level_caps(o, &threads, &frames);
 	bool fits = p->nthreads <= threads;
 	for (size_t i = 0; fits && i < p->nthreads; i++)
