@@ -286,6 +286,8 @@ static __always_inline struct ph_event *ev_reserve(u32 type, u32 tgid, u32 tid)
 	return ev_reserve_ex(type, tgid, tid, current_proc_start(), true);
 }
 
+#include "ratelimit.bpf.h"
+
 
 /* ---------------------------------------------------------------- Python stacks */
 
@@ -880,6 +882,7 @@ static __always_inline int scan_waits(void)
 {
 	struct scan_ctx c = { .now_ns = bpf_ktime_get_ns(), .now_j = bpf_jiffies64() };
 	stat_inc(PH_STAT_TICKS);
+	rl_scan();
 	bpf_loop(PH_WAIT_SLOTS / 64, scan_word, &c, 0);
 	if (waits_overflow_live)
 		bpf_for_each_map_elem(&waits, scan_overflow_one, &c, 0);
@@ -958,7 +961,7 @@ int sigaction_exit(struct trace_event_raw_sys_exit *ctx)
 
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
 	u32 new_class = sigchld_class_of(t);
-	if (new_class == old_class)
+	if (new_class == old_class || !rl_allow(PH_RL_SIGCHLD, id >> 32, current_proc_start()))
 		return 0;
 	u64 stack_ts = emit_pystack(PH_EV_SIGCHLD, 0);
 	struct ph_event *e = ev_reserve(PH_EV_SIGCHLD, id >> 32, tid);
@@ -1026,7 +1029,8 @@ static __always_inline void record_reap(u32 child, u32 tgid, u32 tid, bool any_c
 	 * Only waits for any child take the stack (~15 us of frame walking per reap): a wait
 	 * for one named child (Popen.wait/poll) reaps what its caller started, and is every
 	 * subprocess call's own reap; who and when are still recorded for it. */
-	if (any_child && bpf_map_lookup_elem(&pyprocs, &tgid))
+	if (any_child && bpf_map_lookup_elem(&pyprocs, &tgid) &&
+	    rl_allow(PH_RL_REAP, tgid, current_proc_start()))
 		emit_pystack(PH_EV_REAP, child);
 }
 
@@ -1050,6 +1054,8 @@ static __always_inline void emit_lost(u32 cause, u32 child, struct wait_pending 
 {
 	u64 id = bpf_get_current_pid_tgid();
 	u32 tgid = id >> 32;
+	if (!rl_allow(PH_RL_CHILD_LOST, tgid, current_proc_start()))
+		return;
 	u64 stack_ts = emit_pystack(PH_EV_CHILD_LOST, child);
 	struct ph_event *e = ev_reserve(PH_EV_CHILD_LOST, tgid, (u32)id);
 
@@ -1253,6 +1259,7 @@ int on_exec(struct bpf_raw_tracepoint_args *ctx)
 	/* exec has reset every handler but SIG_IGN to SIG_DFL (and every sa_flags to 0) by now */
 	e->exec.sigchld_ignored = python && sigchld_class_of(p) == PH_SIGCHLD_IGN;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	e->exec.uid = (u32)bpf_get_current_uid_gid();
 	if (parent_watched) {
 		u64 start = BPF_CORE_READ(p, mm, arg_start), end = BPF_CORE_READ(p, mm, arg_end);
 		u32 n = end > start ? (u32)(end - start) : 0;
@@ -1269,6 +1276,12 @@ int on_exec(struct bpf_raw_tracepoint_args *ctx)
 			watch_put(tgid, &v);
 		else if (w)
 			watch_del(tgid);
+	}
+	/* the watch set is kept above whatever the limit: only the event is held back; a
+	 * fork-and-exec loop counts against the parent */
+	if (!rl_allow(PH_RL_EXEC, parent_tgid, proc_start_of(BPF_CORE_READ(p, real_parent)))) {
+		bpf_ringbuf_discard(e, 0);
+		return 0;
 	}
 	/* a Python program is described at once (its SIGCHLD changes need the stack walker);
 	 * other programs only get a delayed check for an embedded interpreter */
@@ -1344,6 +1357,7 @@ int on_exit(struct bpf_raw_tracepoint_args *ctx)
 	if (BPF_CORE_READ(t, signal, live.counter) != 0)
 		return 0;
 	record_child_exit(t, tgid);
+	rl_flush(tgid);
 	/* A description left behind would fill the table (16384 exited Python processes) and
 	 * walk the next process that gets this pid with another program's addresses. */
 	bpf_map_delete_elem(&pyprocs, &tgid);

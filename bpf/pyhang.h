@@ -112,6 +112,17 @@ enum ph_event_type {
 	PH_EV_EXIT = 6,
 	PH_EV_STACK = 7, /* struct ph_stack_event */
 	PH_EV_REAP = 8,  /* a wait took a child's status: reaper info for later reports */
+	PH_EV_SUPPRESSED = 9, /* events of one process held back by its rate limits (ratelimit.bpf.h) */
+};
+
+/* Per-process rate limits (bpf/ratelimit.bpf.h): the kinds of event one process can make
+ * the kernel send at will, each with its own token bucket. */
+enum ph_rl_kind {
+	PH_RL_SIGCHLD = 0,    /* sigchld_ignored (rt_sigaction changes), with their stacks */
+	PH_RL_CHILD_LOST = 1, /* child_status_lost, with their stacks */
+	PH_RL_REAP = 2,       /* the reaper stacks of waits for any child */
+	PH_RL_EXEC = 3,       /* exec events of the children of one process (key: the parent) */
+	PH_RL_KINDS = 4,      /* power of two: used as an index mask */
 };
 
 /* SIGCHLD disposition classes, in the order userspace prints them. */
@@ -204,10 +215,14 @@ struct ph_event {
 			unsigned int args_len; /* bytes of args copied (NUL-separated argv) */
 			unsigned int parent_watched; /* the parent is a watched process */
 			unsigned int sigchld_ignored; /* SIGCHLD is SIG_IGN after the exec (inherited) */
-			unsigned int pad3;
+			unsigned int uid; /* real uid of the process after the exec */
 			char filename[PH_PATH_LEN];
 			char args[PH_ARGS_LEN];
 		} exec;
+		struct {
+			unsigned int counts[PH_RL_KINDS]; /* events held back, by enum ph_rl_kind */
+			unsigned long long since_ns; /* the first of them (CLOCK_MONOTONIC) */
+		} suppressed;
 	};
 };
 

@@ -276,7 +276,10 @@ def _sigchld_flood(reg, binary, tmp_path, n, json_mode):
     p = reg.popen([SYSTEM_PYTHON, FLOOD_PROG, rep, str(n)], stdin=subprocess.PIPE,
                   stdout=subprocess.DEVNULL)
     pid = int(words(wait_report(rep, lambda l: words(l, "pid"), 20, "flood: pid", p), "pid")[0][0])
-    args = ["--ringbuf-size", SMALLEST_RING, "-p", str(pid)] + (["--json"] if json_mode else [])
+    # --rate-limit 0: the subject is the ring buffer's overflow accounting, which the
+    # per-process rate limits would otherwise keep from happening (tests/test_ratelimit.py)
+    args = ["--ringbuf-size", SMALLEST_RING, "--rate-limit", "0", "-p", str(pid)] + \
+        (["--json"] if json_mode else [])
     tr = Tracer(reg, binary, args)
     if json_mode:
         tr.wait_start()

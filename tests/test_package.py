@@ -98,7 +98,9 @@ def help_text(binary):
 
 
 def help_options(text):
-    block = text.split("\nOptions:\n", 1)[1].split("\n\n", 1)[0]
+    # the option groups: "Options:" and the groups after it (e.g. "Limits ..."), up to the
+    # prose that starts with "With -- COMMAND"
+    block = text.split("\nOptions:\n", 1)[1].split("\nWith -- COMMAND", 1)[0]
     opts = set()
     for line in block.splitlines():
         m = re.match(r" {2,8}(-\S.*?)(?:  |$)", line)  # an option line, not a continuation

@@ -110,7 +110,8 @@ def test_valgrind_trace_session(deadlocked):
         with alarm_guard(110, "tracer under valgrind"):
             words = flood.stdout.readline().split()
             assert words and words[0] == b"ready", words
-            argv = _valgrind(log) + [BINARY, "--json", "-t", "0.5", "-p", str(pid),
+            # --rate-limit 0: the flood must overflow the ring (see the module's docstring)
+            argv = _valgrind(log) + [BINARY, "--json", "-t", "0.5", "--rate-limit", "0", "-p", str(pid),
                                      "-p", words[1].decode(), "--metrics-addr", "127.0.0.1:%d" % port]
             tr = reg.popen(argv, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL)
             for raw in iter(tr.stdout.readline, b""):

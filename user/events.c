@@ -10,10 +10,12 @@
 #include "annotate.h"
 #include "diagnose.h"
 #include "guard.h"
+#include "fairqueue.h"
 #include "procmem.h"
 #include "procscan.h"
 #include "pyreader.h"
 #include "pystack.h"
+#include "ratelimit.h"
 #include "tracer.h"
 
 #define DESCRIBE_ATTEMPTS 40 /* 2 ms doubling to 250 ms: about 8 s in all */
@@ -384,12 +386,12 @@ static void on_stack(struct tracer *t, const struct ph_stack_event *se)
 static void schedule_check(struct tracer *t, pid_t pid, uint64_t proc_start,
 			   enum check_kind kind, int attempt, uint64_t delay_ns)
 {
-	if (t->nchecks >= MAX_EXEC_CHECKS) {
+	if (!fairq_admit(t, t->exec_uid_plus1)) { /* full, and this user has its share */
 		t->dropped_checks++;
 		return;
 	}
-	t->checks[t->nchecks++] =
-		(struct exec_check){ pid, proc_start, mono_now_ns() + delay_ns, attempt, kind };
+	t->checks[t->nchecks++] = (struct exec_check){ pid, proc_start, mono_now_ns() + delay_ns,
+						       attempt, kind, t->exec_uid_plus1 };
 }
 
 int tracer_describe(struct tracer *t, pid_t pid, uint64_t proc_start)
@@ -443,6 +445,7 @@ static void on_exec(struct tracer *t, const struct ph_event *e)
 	if (t->snap_valid && t->snap.pid == pid)
 		drop_snapshot(t);
 	py_forget_process(t->reader, pid);
+	t->exec_uid_plus1 = e->exec.uid + 1; /* its checks count against its user's share */
 	if (e->exec.parent_watched && e->exec.args_len)
 		pending_put_cmdline(&t->pending, pid, e->proc_start, e->exec.args, e->exec.args_len);
 	if (e->exec.python) {
@@ -451,6 +454,7 @@ static void on_exec(struct tracer *t, const struct ph_event *e)
 	}
 	else if (!t->all_processes)
 		schedule_check(t, pid, e->proc_start, CHECK_EMBEDDED, 0, 100000000ull);
+	t->exec_uid_plus1 = 0;
 }
 
 int tracer_handle_event(void *arg, const void *data, size_t size)
@@ -483,6 +487,9 @@ int tracer_handle_event(void *arg, const void *data, size_t size)
 		break;
 	case PH_EV_EXEC:
 		on_exec(t, e);
+		break;
+	case PH_EV_SUPPRESSED:
+		tracer_on_suppressed(t, e);
 		break;
 	case PH_EV_EXIT:
 		if (t->snap_valid && t->snap.pid == (pid_t)e->pid)
@@ -533,10 +540,17 @@ static bool run_check(struct tracer *t, struct exec_check *c, uint64_t now)
 int tracer_run_exec_checks(struct tracer *t)
 {
 	uint64_t now = mono_now_ns(), next = UINT64_MAX;
+	uint64_t budget_end = now + FAIRQ_PASS_BUDGET_NS;
 	int kept = 0;
+	for (int i = 0; i < t->nchecks; i++)
+		if (t->checks[i].due_ns <= now) {
+			fairq_order(t); /* users with fewer waiting first */
+			break;
+		}
 	for (int i = 0; i < t->nchecks; i++) {
 		struct exec_check c = t->checks[i];
-		if (c.due_ns <= now && !run_check(t, &c, now))
+		/* the pass's time is up: the rest stays due, for the next pass */
+		if (c.due_ns <= now && mono_now_ns() < budget_end && !run_check(t, &c, now))
 			continue;
 		t->checks[kept++] = c;
 		if (c.due_ns < next)

@@ -1,5 +1,6 @@
 /* loader: environment checks, skeleton load/attach, feature fallbacks, map access. */
 #include "loader.h"
+#include "ratelimit.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -246,6 +247,7 @@ struct loader *loader_open(const struct loader_config *cfg, char *err, size_t er
 	ro->follow_children = cfg->follow_children;
 	ro->self_tgid = (unsigned int)getpid();
 	ro->tick_ns = tick_ns();
+	ratelimit_configure(l->skel);
 	disable_missing_optional(l->skel);
 	if (cfg->ringbuf_bytes &&
 	    bpf_map__set_max_entries(l->skel->maps.events, cfg->ringbuf_bytes) != 0) {

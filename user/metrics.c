@@ -18,11 +18,19 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "limitcfg.h"
 #include "loader.h"
+#include "peerid.h"
+#include "ratelimit.h"
 #include "strbuf.h"
 #include "tracer.h"
 
-#define MAX_CLIENTS 4
+/* Slots are shared fairly: at most limits.metrics_per_peer at once per peer (a local user,
+ * told apart by the owner of its socket, or a remote address: peerid.c), the headers must
+ * arrive within limits.metrics_header_s, and a newcomer whose peer holds fewer slots takes
+ * the slot of the oldest unfinished request of the peer that holds the most. So slow
+ * clients of one user (or a few) never keep a scrape from another out. */
+#define MAX_CLIENTS 16
 #define MAX_REQUEST 4096               /* request line + headers; larger: 431 and close */
 #define CLIENT_DEADLINE_NS 5000000000ull /* a whole exchange, read to last byte written */
 
@@ -32,6 +40,8 @@ struct client {
 	int fd;
 	enum client_state state;
 	uint64_t deadline_ns;
+	uint64_t accepted_ns;
+	char peer[64]; /* peer_identity() */
 	char req[MAX_REQUEST];
 	size_t req_len;
 	struct strbuf out;
@@ -336,6 +346,12 @@ static void render(struct metrics *m, struct strbuf *sb)
 	sb_printf(sb, "pyhang_lost_events_total{reason=\"exec_check_queue_full\"} %llu\n",
 		  (unsigned long long)t->dropped_checks);
 
+	family(sb, "pyhang_suppressed_events_total", "counter",
+	       "Events held back by the per-process rate limits, by kind (reported in suppressed events).");
+	for (unsigned k = 0; k < PH_RL_KINDS; k++)
+		sb_printf(sb, "pyhang_suppressed_events_total{kind=\"%s\"} %llu\n", ratelimit_kind_name(k),
+			  (unsigned long long)t->n_suppressed[k]);
+
 	family(sb, "pyhang_bpf_stats_enabled", "gauge",
 	       "1 when kernel.bpf_stats_enabled is on (--bpf-stats); BPF run counters stay 0 otherwise.");
 	sb_printf(sb, "pyhang_bpf_stats_enabled %d\n", bpf_stats_enabled());
@@ -467,6 +483,9 @@ static void client_read(struct metrics *m, struct client *c)
 			bool crlf = i >= 3 && memcmp(c->req + i - 3, "\r\n\r\n", 4) == 0;
 			bool lf = i >= 1 && c->req[i - 1] == '\n';
 			if (crlf || lf) {
+				/* the headers are in: the rest of the exchange may take up to the
+				 * whole deadline (a big response to a slow reader) */
+				c->deadline_ns = c->accepted_ns + CLIENT_DEADLINE_NS;
 				respond(m, c);
 				client_write(c);
 				return;
@@ -475,26 +494,70 @@ static void client_read(struct metrics *m, struct client *c)
 	}
 }
 
+static uint64_t header_deadline_ns(void)
+{
+	uint64_t ns = (uint64_t)(limits.metrics_header_s * 1e9);
+	return ns < CLIENT_DEADLINE_NS ? ns : CLIENT_DEADLINE_NS;
+}
+
+static unsigned peer_slots(const struct metrics *m, const char *peer)
+{
+	unsigned n = 0;
+	for (int i = 0; i < MAX_CLIENTS; i++)
+		if (m->clients[i].state != C_FREE && strcmp(m->clients[i].peer, peer) == 0)
+			n++;
+	return n;
+}
+
+/* A slot for a new connection of peer, or NULL to refuse it (see MAX_CLIENTS). */
+static struct client *take_slot(struct metrics *m, const char *peer)
+{
+	unsigned mine = peer_slots(m, peer);
+	if (mine >= limits.metrics_per_peer)
+		return NULL;
+	for (int i = 0; i < MAX_CLIENTS; i++)
+		if (m->clients[i].state == C_FREE)
+			return &m->clients[i];
+	/* full: the oldest request still being read, of the peer with the most slots, if that
+	 * is more than the newcomer's peer holds */
+	struct client *victim = NULL;
+	unsigned most = 0;
+	for (int i = 0; i < MAX_CLIENTS; i++) {
+		struct client *c = &m->clients[i];
+		if (c->state != C_READING)
+			continue;
+		unsigned n = peer_slots(m, c->peer);
+		if (n > most || (n == most && c->accepted_ns < victim->accepted_ns)) {
+			most = n;
+			victim = c;
+		}
+	}
+	if (!victim || most <= mine)
+		return NULL;
+	client_close(victim);
+	return victim;
+}
+
 static void accept_clients(struct metrics *m)
 {
 	for (;;) {
 		int fd = accept4(m->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0)
 			return; /* EAGAIN, or a transient error: try again on the next readiness */
-		struct client *c = NULL;
-		for (int i = 0; i < MAX_CLIENTS; i++)
-			if (m->clients[i].state == C_FREE) {
-				c = &m->clients[i];
-				break;
-			}
+		char peer[64];
+		peer_identity(fd, peer, sizeof(peer));
+		struct client *c = take_slot(m, peer);
 		if (!c) { /* busy: refuse rather than queue without bound */
 			close(fd);
 			continue;
 		}
+		uint64_t now = mono_now_ns();
 		c->fd = fd;
 		c->state = C_READING;
 		c->req_len = 0;
-		c->deadline_ns = mono_now_ns() + CLIENT_DEADLINE_NS;
+		c->accepted_ns = now;
+		memcpy(c->peer, peer, sizeof(peer));
+		c->deadline_ns = now + header_deadline_ns();
 		sb_init(&c->out);
 		client_read(m, c); /* the request is often there already */
 	}

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -119,11 +120,72 @@ void output_close(struct output *o)
 	o->path = NULL;
 }
 
+/* Write all of buf to fd: the bytes written (short on an error, errno set). A pipe or
+ * terminal set non-blocking by whoever shares it is waited for, one second at most. */
+static size_t write_all(int fd, const char *buf, size_t len)
+{
+	size_t off = 0;
+	while (off < len) {
+		ssize_t n = write(fd, buf + off, len - off);
+		if (n > 0) {
+			off += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			struct pollfd p = { .fd = fd, .events = POLLOUT };
+			if (poll(&p, 1, 1000) > 0)
+				continue;
+			errno = EAGAIN;
+		}
+		if (n == 0)
+			errno = EIO;
+		break;
+	}
+	return off;
+}
+
 void output_emit(struct output *o)
 {
-	if (sb_flush_to(&o->sb, o->f) != 0 && !o->write_failed) {
+	if (o->sb.oom) {
+		/* too big for --max-event-bytes: written again with fewer frames (outcap.c) */
+		if (outcap_overflowed(o)) {
+			sb_reset(&o->sb);
+			return;
+		}
+		o->records_dropped++;
+		fprintf(stderr, "pyhang-trace: an event did not fit in memory and was not written\n");
+		sb_reset(&o->sb);
+		return;
+	}
+	if (!o->sb.len)
+		return;
+	/* Whatever stdio holds (nothing, normally) goes first; then one write(2) per record,
+	 * so that how much of it reached the file is known: after a short write (ENOSPC,
+	 * EFBIG, EIO...) the next record begins with a newline, never glued to the cut one. */
+	fflush(o->f);
+	int fd = fileno(o->f);
+	bool failed = false;
+	if (o->line_open) {
+		if (write_all(fd, "\n", 1) == 1)
+			o->line_open = false;
+		else
+			failed = true;
+	}
+	if (!failed) {
+		size_t n = write_all(fd, o->sb.data, o->sb.len);
+		if (n < o->sb.len) {
+			failed = true;
+			if (n > 0)
+				o->line_open = true;
+		}
+	}
+	int err = errno;
+	sb_reset(&o->sb);
+	if (failed && !o->write_failed) {
 		o->write_failed = true;
-		fprintf(stderr, "pyhang-trace: writing output failed: %s\n", strerror(errno));
+		fprintf(stderr, "pyhang-trace: writing output failed: %s\n", strerror(err));
 	}
 }
 

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "pyhang.h"
+#include "outcap.h"
 #include "strbuf.h"
 
 struct py_process; /* from pyreader.h: Python threads and stacks, when known */
@@ -43,6 +45,7 @@ struct rec_stop {
 	uint64_t map_full;
 	uint64_t exec_checks_dropped; /* userspace: exec re-check queue full */
 	uint64_t long_waits, wait_ends, sigchld_changes, child_status_lost, hangs;
+	const uint64_t *suppressed; /* [PH_RL_KINDS]: held back by the rate limits */
 	double duration_s;
 	int command_exit; /* -1: no command */
 };
@@ -98,6 +101,15 @@ struct rec_child_lost {
 	uint64_t ignore_mono_ns;        /* when (0: unknown) */
 };
 
+/* A process's events held back by its rate limits since its last such report. */
+struct rec_suppressed {
+	struct ev_proc p;
+	uint64_t since_mono_ns; /* the first one held back */
+	uint64_t counts[PH_RL_KINDS]; /* by enum ph_rl_kind (ratelimit_kind_name) */
+	double rate_per_s;
+	uint32_t burst;
+};
+
 struct diagnosis;
 
 struct rec_hang {
@@ -116,6 +128,7 @@ struct output_ops {
 	void (*sigchld)(struct output *o, const struct rec_sigchld *r);
 	void (*child_lost)(struct output *o, const struct rec_child_lost *r);
 	void (*hang)(struct output *o, const struct rec_hang *r);
+	void (*suppressed)(struct output *o, const struct rec_suppressed *r);
 };
 
 struct output {
@@ -126,6 +139,9 @@ struct output {
 	int64_t mono_to_real_ns; /* add to CLOCK_MONOTONIC to get CLOCK_REALTIME */
 	struct strbuf sb;
 	bool write_failed;
+	bool line_open;   /* a write stopped mid-record: the next record starts a new line */
+	uint64_t records_dropped; /* did not fit even without stacks (out of memory) */
+	struct outcap cap; /* the record being written (outcap.c) */
 };
 
 extern const struct output_ops output_json_ops;

@@ -6,6 +6,7 @@
 #include "json.h"
 #include "output.h"
 #include "pyreader.h"
+#include "ratelimit.h"
 
 static void begin_event(struct output *o, struct jw *w, const char *event, uint64_t mono_ns)
 {
@@ -39,18 +40,23 @@ static void end_event(struct output *o, struct jw *w)
 }
 
 /* A stack as the contract has it: frames innermost first, {function, file, line, ...}. */
-static void json_stack(struct jw *w, const char *key, const struct py_thread *t)
+static void json_stack(struct output *o, struct jw *w, const char *key, const struct py_thread *t)
 {
+	bool cut;
+	t = outcap_thread(o, t, &cut);
 	jw_key(w, key);
 	py_write_stack_json(w, t);
+	if (cut) /* outer frames left out to fit (outcap.c) */
+		jw_kstr(w, "stack_truncated", t->error);
 }
 
-static void json_stack_fields(struct jw *w, const struct py_thread *stack, const char *status)
+static void json_stack_fields(struct output *o, struct jw *w, const struct py_thread *stack,
+			      const char *status)
 {
 	if (status)
 		jw_kstr(w, "stack_status", status);
 	if (stack)
-		json_stack(w, "stack", stack);
+		json_stack(o, w, "stack", stack);
 }
 
 static void json_start(struct output *o, const struct rec_start *r)
@@ -95,6 +101,13 @@ static void json_stop(struct output *o, const struct rec_stop *r)
 	jw_kint(&w, "child_status_lost", (long long)r->child_status_lost);
 	jw_kint(&w, "hang", (long long)r->hangs);
 	jw_obj_end(&w);
+	if (r->suppressed) {
+		jw_key(&w, "suppressed");
+		jw_obj_begin(&w);
+		for (unsigned k = 0; k < PH_RL_KINDS; k++)
+			jw_kint(&w, ratelimit_kind_name(k), (long long)r->suppressed[k]);
+		jw_obj_end(&w);
+	}
 	jw_kdouble(&w, "duration_s", r->duration_s, 3);
 	if (r->command_exit >= 0)
 		jw_kint(&w, "command_exit_status", r->command_exit);
@@ -124,7 +137,7 @@ static void json_long_wait(struct output *o, const struct rec_long_wait *r)
 	futex_object(&w, r->futex_addr, r->futex_op);
 	if (r->py) {
 		jw_kstr(&w, "python", r->py->version);
-		py_write_threads_fields(&w, r->py);
+		py_write_threads_fields(&w, outcap_process(o, r->py));
 	} else if (r->py_error) {
 		jw_kstr(&w, "threads_error", r->py_error);
 	}
@@ -151,7 +164,7 @@ static void json_sigchld(struct output *o, const struct rec_sigchld *r)
 	jw_kbool(&w, "before_start", r->before_start);
 	if (r->inherited)
 		jw_kbool(&w, "inherited", true);
-	json_stack_fields(&w, r->stack, r->stack_status);
+	json_stack_fields(o, &w, r->stack, r->stack_status);
 	end_event(o, &w);
 }
 
@@ -196,17 +209,17 @@ static void json_child_lost(struct output *o, const struct rec_child_lost *r)
 		jw_kstr(&w, "name", r->reaper_name);
 		jw_kdouble(&w, "seconds_before", r->reaped_s_before, 3);
 		if (r->reaper_stack)
-			json_stack(&w, "stack", r->reaper_stack);
+			json_stack(o, &w, "stack", r->reaper_stack);
 		jw_obj_end(&w);
 	}
-	json_stack_fields(&w, r->stack, r->stack_status);
+	json_stack_fields(o, &w, r->stack, r->stack_status);
 	if (r->ignore_stack) {
 		char ts[40];
 		output_format_time(o, r->ignore_mono_ns, ts, sizeof(ts));
 		jw_key(&w, "ignored_since");
 		jw_obj_begin(&w);
 		jw_kstr(&w, "time", ts);
-		json_stack(&w, "stack", r->ignore_stack);
+		json_stack(o, &w, "stack", r->ignore_stack);
 		jw_obj_end(&w);
 	}
 	end_event(o, &w);
@@ -229,16 +242,50 @@ static void json_hang(struct output *o, const struct rec_hang *r)
 	jw_arr_end(&w);
 	jw_obj_end(&w);
 	jw_kstr(&w, "python", r->py->version);
-	py_write_threads_fields(&w, r->py);
+	py_write_threads_fields(&w, outcap_process(o, r->py));
 	end_event(o, &w);
 }
 
+static void json_suppressed(struct output *o, const struct rec_suppressed *r)
+{
+	struct jw w;
+	char ts[40];
+	begin_event(o, &w, "suppressed", r->p.mono_ns);
+	proc_fields(&w, &r->p);
+	output_format_time(o, r->since_mono_ns, ts, sizeof(ts));
+	jw_kstr(&w, "since", ts);
+	jw_key(&w, "counts");
+	jw_obj_begin(&w);
+	for (unsigned k = 0; k < PH_RL_KINDS; k++)
+		jw_kint(&w, ratelimit_kind_name(k), (long long)r->counts[k]);
+	jw_obj_end(&w);
+	jw_key(&w, "rate_limit");
+	jw_obj_begin(&w);
+	jw_kdouble(&w, "per_second", r->rate_per_s, 3);
+	jw_kint(&w, "burst", r->burst);
+	jw_obj_end(&w);
+	end_event(o, &w);
+}
+
+/* Every record through outcap: written again with fewer frames until it fits. */
+#define CAPPED(fn, rec) \
+	static void fn##_capped(struct output *o, const struct rec *r) { OUTCAP_WRITE(o, fn, r); }
+CAPPED(json_start, rec_start)
+CAPPED(json_stop, rec_stop)
+CAPPED(json_long_wait, rec_long_wait)
+CAPPED(json_wait_end, rec_wait_end)
+CAPPED(json_sigchld, rec_sigchld)
+CAPPED(json_child_lost, rec_child_lost)
+CAPPED(json_hang, rec_hang)
+CAPPED(json_suppressed, rec_suppressed)
+
 const struct output_ops output_json_ops = {
-	.hang = json_hang,
-	.start = json_start,
-	.stop = json_stop,
-	.long_wait = json_long_wait,
-	.wait_end = json_wait_end,
-	.sigchld = json_sigchld,
-	.child_lost = json_child_lost,
+	.suppressed = json_suppressed_capped,
+	.hang = json_hang_capped,
+	.start = json_start_capped,
+	.stop = json_stop_capped,
+	.long_wait = json_long_wait_capped,
+	.wait_end = json_wait_end_capped,
+	.sigchld = json_sigchld_capped,
+	.child_lost = json_child_lost_capped,
 };

@@ -46,6 +46,7 @@ static void put_proc(struct output *o, const struct ev_proc *p)
 /* A stack the way Python prints a traceback: outermost call first. */
 static void text_stack(struct output *o, const char *indent, const struct py_thread *t)
 {
+	t = outcap_thread(o, t, NULL); /* outer frames left out to fit (outcap.c) */
 	sb_printf(&o->sb, "%sTraceback (most recent call last):\n", indent);
 	for (size_t i = t->nframes; i-- > 0;) {
 		const struct py_frame *f = &t->frames[i];
@@ -59,7 +60,8 @@ static void text_stack(struct output *o, const char *indent, const struct py_thr
 		sb_putc(&o->sb, '\n');
 	}
 	if (t->truncated)
-		sb_printf(&o->sb, "%s  ... (outer frames cut)\n", indent);
+		sb_printf(&o->sb, "%s  ... (outer frames cut%s%s)\n", indent, t->error ? ": " : "",
+			  t->error ? t->error : "");
 }
 
 static void text_stack_or_why(struct output *o, const char *indent, const struct py_thread *t,
@@ -108,6 +110,12 @@ static void text_stop(struct output *o, const struct rec_stop *r)
 			  (unsigned long long)r->exec_checks_dropped);
 	else
 		sb_puts(&sb, "; no events lost");
+	uint64_t held = 0;
+	for (unsigned k = 0; r->suppressed && k < PH_RL_KINDS; k++)
+		held += r->suppressed[k];
+	if (held) /* see the SUPPRESSED lines */
+		sb_printf(&sb, "; %llu events held back by the per-process rate limits",
+			  (unsigned long long)held);
 	sb_puts(&sb, ".\n");
 	if (sb_flush_to(&sb, stderr) != 0)
 		o->write_failed = true;
@@ -126,7 +134,7 @@ static void text_long_wait(struct output *o, const struct rec_long_wait *r)
 		  (unsigned long long)r->futex_addr, op, r->waited_s,
 		  r->before_start ? ", since before tracing started (estimate)" : "");
 	if (r->py)
-		py_write_threads_text(&o->sb, r->py, r->p.tid);
+		py_write_threads_text(&o->sb, outcap_process(o, r->py), r->p.tid);
 	else if (r->py_error)
 		sb_printf(&o->sb, "  (no Python stacks: %s)\n", r->py_error);
 	output_emit(o);
@@ -262,18 +270,56 @@ static void text_hang(struct output *o, const struct rec_hang *r)
 		struct py_process view = *r->py;
 		view.threads = ordered;
 		pid_t mark = r->diag->nculprits ? r->diag->culprits[0] : r->diag->waiter;
-		py_write_threads_text(&o->sb, &view, mark);
+		py_write_threads_text(&o->sb, outcap_process(o, &view), mark);
 		free(ordered);
 	}
 	output_emit(o);
 }
 
+/* "SUPPRESSED  python3 (pid 42): 51234 SIGCHLD changes, 3 reaper stacks held back in the
+ * last 10.0s (rate limit: 20/s per process, bursts of 100)" */
+static void text_suppressed(struct output *o, const struct rec_suppressed *r)
+{
+	static const char *const what[PH_RL_KINDS] = {
+		[PH_RL_SIGCHLD] = "SIGCHLD changes", [PH_RL_CHILD_LOST] = "lost child statuses",
+		[PH_RL_REAP] = "reaper stacks", [PH_RL_EXEC] = "children's execs",
+	};
+	put_clock(o, r->p.mono_ns);
+	put_tag(o, C_YEL, "SUPPRESSED");
+	put_proc(o, &r->p);
+	sb_puts(&o->sb, ":");
+	const char *sep = " ";
+	for (unsigned k = 0; k < PH_RL_KINDS; k++) {
+		if (!r->counts[k])
+			continue;
+		sb_printf(&o->sb, "%s%llu %s", sep, (unsigned long long)r->counts[k], what[k]);
+		sep = ", ";
+	}
+	double secs = r->p.mono_ns > r->since_mono_ns ? (double)(r->p.mono_ns - r->since_mono_ns) / 1e9 : 0;
+	sb_printf(&o->sb, " not reported in the last %.1fs (rate limit: %g/s per process, bursts of %u)\n",
+		  secs, r->rate_per_s, (unsigned)r->burst);
+	output_emit(o);
+}
+
+/* Every record through outcap: written again with fewer frames until it fits. */
+#define CAPPED(fn, rec) \
+	static void fn##_capped(struct output *o, const struct rec *r) { OUTCAP_WRITE(o, fn, r); }
+CAPPED(text_start, rec_start)
+CAPPED(text_stop, rec_stop)
+CAPPED(text_long_wait, rec_long_wait)
+CAPPED(text_wait_end, rec_wait_end)
+CAPPED(text_sigchld, rec_sigchld)
+CAPPED(text_child_lost, rec_child_lost)
+CAPPED(text_hang, rec_hang)
+CAPPED(text_suppressed, rec_suppressed)
+
 const struct output_ops output_text_ops = {
-	.hang = text_hang,
-	.start = text_start,
-	.stop = text_stop,
-	.long_wait = text_long_wait,
-	.wait_end = text_wait_end,
-	.sigchld = text_sigchld,
-	.child_lost = text_child_lost,
+	.suppressed = text_suppressed_capped,
+	.hang = text_hang_capped,
+	.start = text_start_capped,
+	.stop = text_stop_capped,
+	.long_wait = text_long_wait_capped,
+	.wait_end = text_wait_end_capped,
+	.sigchld = text_sigchld_capped,
+	.child_lost = text_child_lost_capped,
 };

@@ -11,8 +11,15 @@ void sb_init(struct strbuf *sb)
 
 void sb_free(struct strbuf *sb)
 {
+	size_t limit = sb->limit;
 	free(sb->data);
 	sb_init(sb);
+	sb->limit = limit;
+}
+
+void sb_set_limit(struct strbuf *sb, size_t limit)
+{
+	sb->limit = limit < STRBUF_MAX ? limit : STRBUF_MAX;
 }
 
 void sb_reset(struct strbuf *sb)
@@ -27,7 +34,8 @@ static bool sb_reserve(struct strbuf *sb, size_t extra)
 {
 	if (sb->oom)
 		return false;
-	if (extra > STRBUF_MAX || sb->len + extra + 1 > STRBUF_MAX) {
+	size_t max = sb->limit ? sb->limit : STRBUF_MAX;
+	if (extra > max || sb->len + extra + 1 > max) {
 		sb->oom = true;
 		return false;
 	}

@@ -17,12 +17,15 @@ struct strbuf {
 	char *data;
 	size_t len;
 	size_t cap;
-	bool oom; /* an allocation failed or STRBUF_MAX was reached; content is cut */
+	bool oom; /* an allocation failed or the size cap was reached; content is cut */
+	size_t limit; /* the size cap: 0 means STRBUF_MAX (sb_set_limit) */
 };
 
 void sb_init(struct strbuf *sb);
 void sb_free(struct strbuf *sb);
 void sb_reset(struct strbuf *sb);
+/* Cap this buffer at limit bytes (at most STRBUF_MAX; 0: STRBUF_MAX). Kept by reset and free. */
+void sb_set_limit(struct strbuf *sb, size_t limit);
 void sb_putc(struct strbuf *sb, char c);
 void sb_put(struct strbuf *sb, const char *s, size_t n);
 void sb_puts(struct strbuf *sb, const char *s);

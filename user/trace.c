@@ -19,6 +19,7 @@
 #include "annotate.h"
 #include "guard.h"
 #include "bounds.h"
+#include "limitcfg.h"
 #include "metrics.h"
 #include "procscan.h"
 #include "pyreader.h"
@@ -82,9 +83,9 @@ static const char USAGE[] =
 	"                         user's frame (default: github when GITHUB_ACTIONS=true and\n"
 	"                         stdout does not carry --json)\n"
 	"  -V, --version          version, git commit, libbpf version, BPF features in use\n"
-	"      --limit NAME=VALUE cap what one watched process may cost (repeatable): maps-bytes,\n"
-	"                         maps-names, elf-bytes, scan-bytes, tasks (README: Security)\n"
 	"  -h, --help             show this help\n"
+	"\n"
+	LIMITS_USAGE
 	"\n"
 	"With -- COMMAND, the command is started under tracing (it and all its descendants,\n"
 	"from their first instruction), and pyhang-trace exits with its exit status.\n"
@@ -168,6 +169,7 @@ static const struct option LONG_OPTS[] = {
 	{ "version", no_argument, NULL, 'V' },
 	{ "limit", required_argument, NULL, OPT_LIMIT },
 	{ "help", no_argument, NULL, 'h' },
+	LIMITS_LONG_OPTS
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -268,6 +270,19 @@ static void parse_args(int argc, char **argv, struct tracer *t, struct cli *c)
 		case ':':
 			die_usage("option '%s' needs a value", argv[optind - 1]);
 			break;
+		case LIMIT_OPT_RATE ... LIMIT_OPT_LAST - 1: {
+			char why[128];
+			if (limits_parse(opt, optarg, why, sizeof(why)) != 0) {
+				const char *name = "";
+				for (const struct option *o = LONG_OPTS; o->name; o++)
+					if (o->val == opt)
+						name = o->name;
+				fprintf(stderr, "pyhang-trace: invalid --%s '%s': %s (see pyhang-trace --help)\n",
+					name, optarg, why);
+				exit(EXIT_USAGE);
+			}
+			break;
+		}
 		default:
 			if (optopt && optopt < 0x100) {
 				char o[3] = { '-', (char)optopt, 0 };
@@ -520,6 +535,7 @@ static void emit_stop(struct tracer *t)
 	r.sigchld_changes = t->n_sigchld;
 	r.child_status_lost = t->n_child_lost;
 	r.hangs = t->n_hangs;
+	r.suppressed = t->n_suppressed;
 	r.duration_s = (double)(mono_now_ns() - t->started_ns) / 1e9;
 	r.command_exit = t->command ? command_exit_code(t) : -1;
 	t->out.ops->stop(&t->out, &r);

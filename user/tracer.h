@@ -27,6 +27,7 @@ struct exec_check {
 	uint64_t due_ns;
 	int attempt;
 	enum check_kind kind;
+	uint32_t uid_plus1; /* the process's user + 1, 0 unknown (fairqueue.c) */
 };
 
 struct tracer {
@@ -60,9 +61,11 @@ struct tracer {
 	struct exec_check checks[MAX_EXEC_CHECKS];
 	int nchecks;
 	uint64_t dropped_checks;
+	uint32_t exec_uid_plus1; /* user + 1 of the exec being handled, 0 otherwise */
 
 	/* counts for the summary */
 	uint64_t n_long_waits, n_wait_ends, n_sigchld, n_child_lost, n_hangs;
+	uint64_t n_suppressed[PH_RL_KINDS], n_suppressed_reports; /* rate limits (ratelimit.c) */
 	/* hangs already reported: (pid, code, culprit set) fingerprints, oldest overwritten */
 	uint64_t hang_seen[256];
 	unsigned hang_seen_next;

@@ -7,6 +7,10 @@
  *   wait     FUTEX_WAIT with a value mismatch (returns EAGAIN at once; a wait-type op
  *            that a futex tracer records on entry and forgets on exit)
  *   getppid  an unrelated syscall (pays only the syscall-tracing slow path)
+ *   sigchld  rt_sigaction(SIGCHLD) alternating SIG_IGN and SIG_DFL: every call changes
+ *            whether children are auto-reaped (an event for a SIGCHLD tracer, and its
+ *            per-process rate limit once past the burst)
+ *   sigusr1  rt_sigaction(SIGUSR1, SIG_DFL): a sigaction a SIGCHLD tracer filters out
  * (default: all three).  Each OP is timed REPEATS times over ITERS calls and the
  * best (minimum) ns/call is printed, one line per OP:  "<op> <ns_per_call>".
  *
@@ -18,6 +22,7 @@
 #endif
 #include <errno.h>
 #include <linux/futex.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +52,21 @@ static int op_wait(void)
 	return !(futex(&word, FUTEX_WAIT_PRIVATE, 1) < 0 && errno == EAGAIN);
 }
 static int op_getppid(void) { return syscall(SYS_getppid) <= 0; }
+static int op_sigchld(void)
+{
+	static int ign;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = (ign ^= 1) ? SIG_IGN : SIG_DFL;
+	return sigaction(SIGCHLD, &sa, NULL) != 0;
+}
+static int op_sigusr1(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	return sigaction(SIGUSR1, &sa, NULL) != 0;
+}
 
 static const struct {
 	const char *name;
@@ -55,6 +75,8 @@ static const struct {
 	{"wake", op_wake},
 	{"wait", op_wait},
 	{"getppid", op_getppid},
+	{"sigchld", op_sigchld},
+	{"sigusr1", op_sigusr1},
 };
 
 static double measure(int (*fn)(void), long iters)
