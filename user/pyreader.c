@@ -28,6 +28,7 @@
 
 #include "elfsym.h"
 #include "procmem.h"
+#include "stackcheck.h"
 
 #define SYS_FUTEX_X86_64 202
 #define GLIBC_PTHREAD_TID 0x2d0   /* glibc 2.36 x86_64: struct pthread.tid */
@@ -254,6 +255,11 @@ struct walk {
 	pid_t *ns_tids;
 	struct sym_cache *syms; /* the reader's, when attaching */
 	uint32_t frame_steps;   /* taken so far, all threads (PY_MAX_FRAME_STEPS) */
+	struct stack_check *check; /* consistent stacks of running threads (allocated on use) */
+	/* The GIL's last holder and switch count read directly before anything else of this
+	 * snapshot (gil_proof true), from gil_addr: see gil_says_still. */
+	bool gil_proof, snapshot_new; /* snapshot_new: no block of it read yet (read_once) */
+	uint64_t gil_addr, gil0_holder, gil0_switches;
 };
 
 /* Takes one frame step of the read's budget; false when it is used up. */
@@ -1882,8 +1888,21 @@ static enum frame_kind frame_location(struct walk *w, const unsigned char *buf,
 	return FRAME_OK;
 }
 
-/* Innermost first, cut at PY_MAX_FRAMES, cycles detected with Brent's algorithm. */
-static void walk_frames(struct walk *w, uint64_t frame, struct py_thread *t)
+/* A frame's bytes: from the snapshot's cache, or (a walk repeated to check a running
+ * thread's stack, w->check in fresh mode) read from the process now. */
+static int rd_frame(struct walk *w, bool fresh, uint64_t addr, void *buf, size_t len)
+{
+	if (!fresh)
+		return rd(w, addr, buf, len);
+	int rc = sc_read_fresh(w->check, &w->p->pm, addr, buf, len);
+	if (rc == PM_GONE)
+		w->gone = 1;
+	return rc == PM_OK ? 0 : -1;
+}
+
+/* Innermost first, cut at PY_MAX_FRAMES, cycles detected with Brent's algorithm. Every step
+ * is recorded in w->check (when there is one) for stack_read_consistent. */
+static void walk_frames(struct walk *w, uint64_t frame, struct py_thread *t, bool fresh)
 {
 	const struct py_layout *l = &w->p->res.layout;
 	uint32_t fsize = pylayout_frame_read_size(l);
@@ -1903,9 +1922,20 @@ static void walk_frames(struct walk *w, uint64_t frame, struct py_thread *t)
 			t->error = "frame budget of the read used up";
 			return;
 		}
-		if (!plausible_ptr(frame) || rd(w, frame, buf, fsize) != 0) {
+		if (!plausible_ptr(frame) || rd_frame(w, fresh, frame, buf, fsize) != 0) {
 			t->truncated = true;
 			t->error = "frame unreadable";
+			return;
+		}
+		if (w->check)
+			sc_record(w->check, frame, get_u64(buf, l->f_back), get_u64(buf, l->f_code),
+				  l->frames == PY_FRAMES_OBJECTS ? (uint64_t)(uint32_t)get_i32(buf, l->f_pos)
+								 : get_u64(buf, l->f_pos));
+		/* <= 3.10: a frame object in a thread's chain is referenced (by the thread's
+		 * evaluation); a count of 0 is a frame freed under the walk (see stackcheck.h) */
+		if (l->frames == PY_FRAMES_OBJECTS && l->ob_type >= 8 && get_u64(buf, l->ob_type - 8) == 0) {
+			t->truncated = true;
+			t->error = "frame freed while being read";
 			return;
 		}
 		struct code_entry *c = NULL;
@@ -1917,6 +1947,16 @@ static void walk_frames(struct walk *w, uint64_t frame, struct py_thread *t)
 			return;
 		}
 		frame = get_u64(buf, l->f_back);
+		/* The outermost frame must be the thread's entry: a readable frame, and on 3.12+ the
+		 * C-stack shim _PyEval_EvalFrameDefault pushes under the first Python frame of
+		 * every entry (Include/internal/pycore_frame.h, FRAME_OWNED_BY_CSTACK). A chain
+		 * that ends elsewhere was read while it changed, or is corrupt. */
+		if (!frame && (k == FRAME_BAD_CODE ||
+			       (l->f_owner && l->owner_cstack != 0xff && buf[l->f_owner] != l->owner_cstack))) {
+			t->truncated = true;
+			t->error = "chain ends before the thread's entry frame";
+			return;
+		}
 		if (frame && frame == tortoise) {
 			t->truncated = true;
 			t->error = "frame chain loops";
@@ -1930,16 +1970,120 @@ static void walk_frames(struct walk *w, uint64_t frame, struct py_thread *t)
 	}
 }
 
-static uint64_t first_frame(struct walk *w, const unsigned char *ts)
+static uint64_t first_frame(struct walk *w, const unsigned char *ts, bool fresh)
 {
 	const struct py_layout *l = &w->p->res.layout;
 	uint64_t f = get_u64(ts, l->ts_frame);
 	if (l->frames == PY_FRAMES_CFRAME) {
 		uint64_t cframe = f;
-		if (!plausible_ptr(cframe) || rd_u64(w, cframe + l->cframe_current, &f) != 0)
+		if (!plausible_ptr(cframe) || rd_frame(w, fresh, cframe + l->cframe_current, &f, 8) != 0)
 			return 0;
 	}
 	return f;
+}
+
+/* 3.7-3.13 (GIL builds; Python/ceval_gil.h, Include/internal/pycore_gil.h): struct
+ * _gil_runtime_state is {unsigned long interval; last_holder; int locked; unsigned long
+ * switch_number; ...}: take_gil() sets last_holder and increments switch_number whenever
+ * the GIL goes to a thread other than the last holder. Python frames of a thread change
+ * only while it holds the GIL. So a thread that was not the last holder when the snapshot
+ * began, with last_holder and switch_number unchanged after its walk, did not run Python
+ * code during the snapshot: its walk is consistent without a second one. 2.7 and 3.6 keep
+ * no such counter where the reader knows it (always walked twice); 3.12+ with several
+ * interpreters (each may have a GIL of its own) neither. */
+#define GIL_SWITCH_NUMBER_AFTER_LOCKED 8u
+
+static void gil_proof_begin(struct walk *w)
+{
+	struct py_proc *p = w->p;
+	const struct py_layout *l = &p->res.layout;
+	unsigned char b[64];
+	uint64_t base = 0, next = 1;
+	w->gil_proof = false;
+	uint32_t sw = l->gil_locked + GIL_SWITCH_NUMBER_AFTER_LOCKED;
+	if (p->pm.backend || (l->gil_locked & 7) || sw + 8 > sizeof(b) || l->gil_last_holder + 8 > sizeof(b) ||
+	    sw + 8 > l->gil_size)
+		return;
+	if (l->gil_kind == PY_GIL_IN_RUNTIME) {
+		base = p->res.runtime + l->gil;
+	} else if (l->gil_kind == PY_GIL_IN_INTERP) {
+		uint64_t interp = 0;
+		if (pm_read_direct(&p->pm, p->res.runtime + l->rt_interp_head, &interp, 8) != PM_OK ||
+		    !plausible_ptr(interp) ||
+		    pm_read_direct(&p->pm, interp + l->interp_next, &next, 8) != PM_OK || next != 0)
+			return; /* one interpreter only: its GIL is the one every thread takes */
+		base = interp + l->gil;
+	} else {
+		return;
+	}
+	if (!plausible_ptr(base) || pm_read_direct(&p->pm, base, b, sw + 8) != PM_OK)
+		return;
+	w->gil_addr = base;
+	w->gil0_holder = get_u64(b, l->gil_last_holder);
+	w->gil0_switches = get_u64(b, sw);
+	w->gil_proof = true;
+}
+
+/* Whether the thread of tstate provably ran no Python code since the snapshot began (one
+ * direct read of the GIL). */
+static bool gil_says_still(struct walk *w, uint64_t tstate)
+{
+	const struct py_layout *l = &w->p->res.layout;
+	unsigned char b[64];
+	uint32_t sw = l->gil_locked + GIL_SWITCH_NUMBER_AFTER_LOCKED;
+	if (!w->gil_proof || w->gil0_holder == tstate ||
+	    pm_read_direct(&w->p->pm, w->gil_addr, b, sw + 8) != PM_OK)
+		return false;
+	return get_u64(b, l->gil_last_holder) == w->gil0_holder && get_u64(b, sw) == w->gil0_switches;
+}
+
+/* Walks to make of a thread's stack, at most: a thread blocked or waiting for the GIL
+ * is confirmed after the first; a thread running Python code nonstop may never agree. */
+#define STACK_READ_TRIES 4
+
+/* The stack of the thread whose state is in ts (read at tstate), consistent (see
+ * stackcheck.h): the first walk (through the snapshot's cache) stands when the GIL shows
+ * that the thread ran no Python code since the snapshot began (gil_says_still); else the
+ * stack is walked again from the thread's current frame read anew, reading the process
+ * directly, until two walks in a row agree, at most STACK_READ_TRIES walks. A stack still
+ * changing after that is kept from the last walk and marked (truncated, error). */
+static void stack_read_consistent(struct walk *w, const unsigned char *ts, uint64_t tstate,
+				  struct py_thread *t)
+{
+	const struct py_layout *l = &w->p->res.layout;
+	unsigned char tsb[512];
+	if (!w->check)
+		w->check = sc_new();
+	if (!w->check || l->ts_frame + 8 > sizeof(tsb)) {
+		walk_frames(w, first_frame(w, ts, false), t, false);
+		t->truncated = true;
+		t->error = "out of memory (stack not checked)";
+		return;
+	}
+	sc_reset(w->check);
+	memcpy(tsb + l->ts_frame, ts + l->ts_frame, 8);
+	for (unsigned attempt = 0;; attempt++) {
+		bool fresh = attempt > 0;
+		sc_begin_walk(w->check, fresh);
+		if (fresh) {
+			if (rd_frame(w, true, tstate + l->ts_frame, tsb + l->ts_frame, 8) != 0)
+				return; /* the thread state is gone: keep what was read, as read */
+			free(t->frames);
+			t->frames = NULL;
+			t->nframes = 0;
+			t->truncated = false;
+			t->error = NULL;
+		}
+		walk_frames(w, first_frame(w, tsb, fresh), t, fresh);
+		if (w->gone || (fresh && sc_same_as_previous(w->check)) ||
+		    (!fresh && gil_says_still(w, tstate)))
+			return;
+		if (attempt + 1 >= STACK_READ_TRIES) {
+			t->truncated = true;
+			t->error = "stack changed while being read (the thread runs): it may mix moments";
+			return;
+		}
+	}
 }
 
 /* ---- the GIL -------------------------------------------------------------------------- */
@@ -2053,7 +2197,7 @@ static void read_thread(struct walk *w, const unsigned char *ts, uint64_t tstate
 	} else {
 		t->tid = tid_from_pthread(w, t->thread_id);
 	}
-	walk_frames(w, first_frame(w, ts), t);
+	stack_read_consistent(w, ts, tstate, t);
 }
 
 static int walk_threads_of(struct walk *w, uint64_t interp, struct py_process *out, size_t *cap)
@@ -2124,6 +2268,8 @@ static int walk_process(struct walk *w, struct py_process *out, char *err, size_
 	struct addr_set seen = { 0 };
 	size_t cap = 0;
 	memset(&g, 0, sizeof(g));
+	if (w->snapshot_new)
+		gil_proof_begin(w); /* before any other read of the snapshot */
 	uint64_t interp = first_interp(w), main_interp = 0;
 	if (!interp_valid(w, interp)) {
 		snprintf(err, errlen, "process %d: no valid Python interpreter state (not "
@@ -2149,6 +2295,8 @@ static int walk_process(struct walk *w, struct py_process *out, char *err, size_
 			break;
 	}
 	addr_set_free(&seen);
+	sc_free(w->check);
+	w->check = NULL;
 	read_sys_version(w, main_interp);
 	annotate_threads(w, main_interp, out, &g);
 	reverse_threads(out);
@@ -2215,7 +2363,7 @@ static bool interp_has_python_frame(struct walk *w, uint64_t interp)
 		if (!plausible_ptr(tstate) || rd(w, tstate, ts, tsize) != 0 ||
 		    get_u64(ts, l->ts_interp) != interp)
 			return false;
-		if (chain_has_python_frame(w, first_frame(w, ts)))
+		if (chain_has_python_frame(w, first_frame(w, ts, false)))
 			return true;
 		tstate = get_u64(ts, l->ts_next);
 	}
@@ -2442,9 +2590,12 @@ static int read_once(struct py_reader *r, pid_t pid, struct py_process *out, boo
 	struct py_proc *p = proc_get(r, pid, &fresh, &not_ready, err, errlen);
 	if (!p)
 		return -1;
+	/* a snapshot of its own (not the attach's), so the GIL is read before any of its blocks */
+	if (p->just_attached && p->res.layout.gil_kind != PY_GIL_NONE)
+		p->just_attached = false;
 	begin_snapshot(p);
 	uint64_t preads0 = p->pm.reads;
-	struct walk w = { .p = p, .out = out };
+	struct walk w = { .p = p, .out = out, .snapshot_new = true };
 	if (pm_list_tasks(pid, &w.tasks, &w.ntasks) != 0 || w.ntasks == 0) {
 		free(w.tasks);
 		snprintf(err, errlen, "process %d exited", (int)pid);
