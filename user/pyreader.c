@@ -480,23 +480,33 @@ static int line_result(int64_t line)
 	return line >= INT_MIN && line <= INT_MAX ? (int)line : -1;
 }
 
+/* The decoders below set *reached (when not NULL) to whether the table itself placed the
+ * position (an entry that covers or follows it was read whole), as opposed to running out
+ * of bytes: with a copy of only the start of a table, only a reached position is known. */
+
 /* <= 3.9 co_lnotab: (addr delta u8, line delta) pairs; lasti is a byte offset. */
 static int line_from_lnotab(const unsigned char *t, uint32_t len, int first, uint64_t lasti,
-			    bool signed_delta)
+			    bool signed_delta, bool *reached)
 {
 	int64_t line = first;
 	uint64_t addr = 0;
+	bool hit = false;
 	for (uint32_t i = 0; i + 1 < len; i += 2) {
 		addr += t[i];
-		if (addr > lasti)
+		if (addr > lasti) {
+			hit = true;
 			break;
+		}
 		line = line_add(line, signed_delta ? (int8_t)t[i + 1] : t[i + 1]);
 	}
+	if (reached)
+		*reached = hit;
 	return line_result(line);
 }
 
 /* 3.10 co_linetable: (byte delta u8, line delta i8, -128 = no line) pairs; addr in bytes. */
-static int line_from_linetable310(const unsigned char *t, uint32_t len, int first, uint64_t addr)
+static int line_from_linetable310(const unsigned char *t, uint32_t len, int first, uint64_t addr,
+				  bool *reached)
 {
 	int64_t line = first, ar_line = -1;
 	uint64_t end = 0;
@@ -512,6 +522,8 @@ static int line_from_linetable310(const unsigned char *t, uint32_t len, int firs
 			ar_line = line;
 		}
 	}
+	if (reached)
+		*reached = end > addr;
 	return end > addr ? line_result(ar_line) : -1;
 }
 
@@ -541,7 +553,8 @@ static uint32_t skip_bytes(uint32_t i, uint32_t n, uint32_t len)
 }
 
 /* 3.11+ location table; target is in code units. */
-static int line_from_locations(const unsigned char *t, uint32_t len, int first, uint64_t target)
+static int line_from_locations(const unsigned char *t, uint32_t len, int first, uint64_t target,
+			       bool *reached)
 {
 	int64_t line = first;
 	uint64_t addr = 0;
@@ -567,10 +580,15 @@ static int line_from_locations(const unsigned char *t, uint32_t len, int first, 
 			i = skip_bytes(i, 1, len); /* short form: column byte */
 		}
 		line = line_add(line, delta);
-		if (target >= addr && target < addr + n)
+		if (target >= addr && target < addr + n) {
+			if (reached) /* the entry's varints may run past the end of a copy */
+				*reached = i < len;
 			return no_line ? -1 : line_result(line);
+		}
 		addr += n;
 	}
+	if (reached)
+		*reached = false;
 	return -1;
 }
 
@@ -728,22 +746,28 @@ static int code_line(const struct py_layout *l, struct code_entry *c, uint64_t p
 	return line;
 }
 
+static int table_line(const struct py_layout *l, const unsigned char *table, uint32_t len,
+		      int first, uint64_t pos, bool *reached)
+{
+	switch (l->lines) {
+	case PY_LINES_LNOTAB_U8:
+		return line_from_lnotab(table, len, first, pos, false, reached);
+	case PY_LINES_LNOTAB_S8:
+		return line_from_lnotab(table, len, first, pos, true, reached);
+	case PY_LINES_LINETABLE310:
+		return line_from_linetable310(table, len, first, pos * 2, reached);
+	case PY_LINES_LOCATIONS:
+		return line_from_locations(table, len, first, pos / 2, reached);
+	}
+	return -1;
+}
+
 static int code_line_uncached(const struct py_layout *l, const struct code_entry *c,
 			      uint64_t pos)
 {
 	if (!c->table)
 		return -1;
-	switch (l->lines) {
-	case PY_LINES_LNOTAB_U8:
-		return line_from_lnotab(c->table, c->table_len, c->firstlineno, pos, false);
-	case PY_LINES_LNOTAB_S8:
-		return line_from_lnotab(c->table, c->table_len, c->firstlineno, pos, true);
-	case PY_LINES_LINETABLE310:
-		return line_from_linetable310(c->table, c->table_len, c->firstlineno, pos * 2);
-	case PY_LINES_LOCATIONS:
-		return line_from_locations(c->table, c->table_len, c->firstlineno, pos / 2);
-	}
-	return -1;
+	return table_line(l, c->table, c->table_len, c->firstlineno, pos, NULL);
 }
 
 /* Public: the line of a position captured elsewhere (the BPF stack walker) from a copy of
@@ -760,6 +784,23 @@ int py_line_for_position(const struct py_layout *l, const unsigned char *table, 
 	c.table_len = len;
 	c.firstlineno = firstlineno;
 	return code_line(l, &c, (uint64_t)pos);
+}
+
+enum py_line_status py_line_in_copy(const struct py_layout *l, const unsigned char *table,
+				    uint32_t copied, uint64_t full_len, int firstlineno, int64_t pos,
+				    int *line)
+{
+	bool reached = false;
+	*line = -1;
+	if (pos < 0) {
+		*line = firstlineno;
+		return PY_LINE_OK;
+	}
+	int v = table_line(l, table, copied, firstlineno, (uint64_t)pos, &reached);
+	if (!reached && copied < full_len)
+		return PY_LINE_CUT;
+	*line = v;
+	return v >= 0 ? PY_LINE_OK : PY_LINE_NONE;
 }
 
 /* ---- dicts ---------------------------------------------------------------------------- */
@@ -2825,6 +2866,39 @@ int py_reader_resolved(struct py_reader *r, pid_t pid, struct py_resolved *out)
 		return -1;
 	*out = p->res;
 	return 0;
+}
+
+/* The code object at code in pid (the process the reader holds, with this start time):
+ * its line table (malloc'd copy) and first line. 0, or -1 (gone, another process, not a
+ * code object, no table). */
+int py_reader_code_table(struct py_reader *r, pid_t pid, uint64_t start_time, uint64_t code,
+			 unsigned char **table, uint32_t *len, int *firstlineno)
+{
+	bool fresh, not_ready;
+	char err[128];
+	*table = NULL;
+	struct py_proc *p = proc_find(r, pid);
+	if (!p || p->start_time != start_time || p->unresolved)
+		return -1;
+	p = proc_get(r, pid, &fresh, &not_ready, err, sizeof(err));
+	if (!p || fresh || not_ready || p->start_time != start_time)
+		return -1;
+	begin_snapshot(p);
+	struct py_process scratch = { 0 };
+	struct walk w = { .p = p, .out = &scratch };
+	struct code_entry *c = code_lookup(&w, code);
+	int rc = -1;
+	if (c && c->table && !w.gone) {
+		*table = malloc(c->table_len ? c->table_len : 1);
+		if (*table) {
+			memcpy(*table, c->table, c->table_len);
+			*len = c->table_len;
+			*firstlineno = c->firstlineno;
+			rc = 0;
+		}
+	}
+	py_process_free(&scratch);
+	return rc;
 }
 
 uint64_t py_reader_last_preads(struct py_reader *r, pid_t pid)
