@@ -255,6 +255,10 @@ struct walk {
 	pid_t *ns_tids;
 	struct sym_cache *syms; /* the reader's, when attaching */
 	uint32_t frame_steps;   /* taken so far, all threads (PY_MAX_FRAME_STEPS) */
+	/* Steps of the walks that check a running thread's stack (stack_read_consistent): a
+	 * budget of their own, as large, so checking does not halve what a read covers. */
+	uint32_t check_steps;
+	bool checking;
 	struct stack_check *check; /* consistent stacks of running threads (allocated on use) */
 	/* The GIL's last holder and switch count read directly before anything else of this
 	 * snapshot (gil_proof true), from gil_addr: see gil_says_still. */
@@ -265,9 +269,10 @@ struct walk {
 /* Takes one frame step of the read's budget; false when it is used up. */
 static bool frame_step(struct walk *w)
 {
-	if (w->frame_steps >= PY_MAX_FRAME_STEPS)
+	uint32_t *steps = w->checking ? &w->check_steps : &w->frame_steps;
+	if (*steps >= PY_MAX_FRAME_STEPS)
 		return false;
-	w->frame_steps++;
+	(*steps)++;
 	return true;
 }
 
@@ -2115,7 +2120,9 @@ static void stack_read_consistent(struct walk *w, const unsigned char *ts, uint6
 			t->truncated = false;
 			t->error = NULL;
 		}
+		w->checking = fresh;
 		walk_frames(w, first_frame(w, tsb, fresh), t, fresh);
+		w->checking = false;
 		if (w->gone || (fresh && sc_same_as_previous(w->check)) ||
 		    (!fresh && gil_says_still(w, tstate)))
 			return;
