@@ -263,7 +263,7 @@ struct walk {
 	/* The GIL's last holder and switch count read directly before anything else of this
 	 * snapshot (gil_proof true), from gil_addr: see gil_says_still. */
 	bool gil_proof, snapshot_new; /* snapshot_new: no block of it read yet (read_once) */
-	uint64_t gil_addr, gil0_holder, gil0_switches;
+	uint64_t gil_holder_addr, gil_switches_addr, gil0_holder, gil0_switches;
 };
 
 /* Takes one frame step of the read's budget; false when it is used up. */
@@ -1039,7 +1039,9 @@ enum sym_id {
 	S_RUNTIME, S_PY_VERSION, S_INTERP_HEAD_FN, S_INTERP_HEAD, S_TSTATE_CURRENT,
 	S_CODE_TYPE, S_UNICODE_TYPE, S_STRING_TYPE, S_BYTES_TYPE, S_DICT_TYPE, S_TRUE,
 	S_INTERPRETER_LOCK, S_GIL_COND, S_GIL_MUTEX, S_SWITCH_COND, S_SWITCH_MUTEX,
-	S_UCS4, S_UCS2, S_COUNT
+	S_UCS4, S_UCS2,
+	S_GIL_LAST_HOLDER, S_GIL_SWITCH_NUMBER, /* 3.6 statics (stackcheck: gil_proof_begin) */
+	S_COUNT
 };
 
 static const char *const sym_names[S_COUNT] = {
@@ -1047,7 +1049,7 @@ static const char *const sym_names[S_COUNT] = {
 	"_PyThreadState_Current", "PyCode_Type", "PyUnicode_Type", "PyString_Type",
 	"PyBytes_Type", "PyDict_Type", "_Py_TrueStruct", "interpreter_lock", "gil_cond",
 	"gil_mutex", "switch_cond", "switch_mutex", "PyUnicodeUCS4_FromString",
-	"PyUnicodeUCS2_FromString",
+	"PyUnicodeUCS2_FromString", "gil_last_holder", "gil_switch_number",
 };
 
 /* Sections the interpreter is searched in. */
@@ -1413,6 +1415,11 @@ static void take_symbols(struct py_proc *p, const struct attach *a)
 	p->res.tstate_current = p->res.layout.gil_kind == PY_GIL_NONE ? sym_addr(a, S_TSTATE_CURRENT) : 0;
 	p->res.interpreter_lock = sym_addr(a, S_INTERPRETER_LOCK);
 	p->res.unicode27_width = a->f.sym[S_UCS4] ? 4 : a->f.sym[S_UCS2] ? 2 : 0;
+	if (p->res.layout.major == 3 && p->res.layout.minor == 6 &&
+	    a->f.symsize[S_GIL_LAST_HOLDER] == 8 && a->f.symsize[S_GIL_SWITCH_NUMBER] == 8) {
+		p->res.gil36_last_holder = sym_addr(a, S_GIL_LAST_HOLDER);
+		p->res.gil36_switch_number = sym_addr(a, S_GIL_SWITCH_NUMBER);
+	}
 	const enum sym_id gil_syms[4] = { S_GIL_COND, S_GIL_MUTEX, S_SWITCH_COND, S_SWITCH_MUTEX };
 	for (int i = 0; i < 4; i++) {
 		uint64_t s = sym_addr(a, gil_syms[i]);
@@ -2034,53 +2041,63 @@ static uint64_t first_frame(struct walk *w, const unsigned char *ts, bool fresh)
  * the GIL goes to a thread other than the last holder. Python frames of a thread change
  * only while it holds the GIL. So a thread that was not the last holder when the snapshot
  * began, with last_holder and switch_number unchanged after its walk, did not run Python
- * code during the snapshot: its walk is consistent without a second one. 2.7 and 3.6 keep
- * no such counter where the reader knows it (always walked twice); 3.12+ with several
- * interpreters (each may have a GIL of its own) neither. */
+ * code during the snapshot: its walk is consistent without a second one. 3.6 keeps the
+ * same fields as statics of ceval.c (gil_last_holder, gil_switch_number: used when .symtab
+ * has them); 2.7 has no such counter (always walked twice), nor 3.12+ with several
+ * interpreters (each may have a GIL of its own). */
 #define GIL_SWITCH_NUMBER_AFTER_LOCKED 8u
+
+/* The GIL's last holder and switch count now, read directly. */
+static bool gil_read_now(struct walk *w, uint64_t *holder, uint64_t *switches)
+{
+	struct procmem *pm = &w->p->pm;
+	return pm_read_direct(pm, w->gil_holder_addr, holder, 8) == PM_OK &&
+	       pm_read_direct(pm, w->gil_switches_addr, switches, 8) == PM_OK;
+}
 
 static void gil_proof_begin(struct walk *w)
 {
 	struct py_proc *p = w->p;
 	const struct py_layout *l = &p->res.layout;
-	unsigned char b[64];
 	uint64_t base = 0, next = 1;
 	w->gil_proof = false;
-	uint32_t sw = l->gil_locked + GIL_SWITCH_NUMBER_AFTER_LOCKED;
-	if (p->pm.backend || (l->gil_locked & 7) || sw + 8 > sizeof(b) || l->gil_last_holder + 8 > sizeof(b) ||
-	    sw + 8 > l->gil_size)
+	if (p->pm.backend)
 		return;
-	if (l->gil_kind == PY_GIL_IN_RUNTIME) {
-		base = p->res.runtime + l->gil;
-	} else if (l->gil_kind == PY_GIL_IN_INTERP) {
-		uint64_t interp = 0;
-		if (pm_read_direct(&p->pm, p->res.runtime + l->rt_interp_head, &interp, 8) != PM_OK ||
-		    !plausible_ptr(interp) ||
-		    pm_read_direct(&p->pm, interp + l->interp_next, &next, 8) != PM_OK || next != 0)
-			return; /* one interpreter only: its GIL is the one every thread takes */
-		base = interp + l->gil;
+	if (p->res.gil36_last_holder && p->res.gil36_switch_number) {
+		/* 3.6: the same fields, as statics of ceval.c (Python/ceval_gil.h) */
+		w->gil_holder_addr = p->res.gil36_last_holder;
+		w->gil_switches_addr = p->res.gil36_switch_number;
 	} else {
-		return;
+		uint32_t sw = l->gil_locked + GIL_SWITCH_NUMBER_AFTER_LOCKED;
+		if ((l->gil_locked & 7) || sw + 8 > l->gil_size || l->gil_last_holder + 8 > l->gil_size)
+			return;
+		if (l->gil_kind == PY_GIL_IN_RUNTIME) {
+			base = p->res.runtime + l->gil;
+		} else if (l->gil_kind == PY_GIL_IN_INTERP) {
+			uint64_t interp = 0;
+			if (pm_read_direct(&p->pm, p->res.runtime + l->rt_interp_head, &interp, 8) != PM_OK ||
+			    !plausible_ptr(interp) ||
+			    pm_read_direct(&p->pm, interp + l->interp_next, &next, 8) != PM_OK || next != 0)
+				return; /* one interpreter only: its GIL is the one every thread takes */
+			base = interp + l->gil;
+		} else {
+			return;
+		}
+		if (!plausible_ptr(base))
+			return;
+		w->gil_holder_addr = base + l->gil_last_holder;
+		w->gil_switches_addr = base + sw;
 	}
-	if (!plausible_ptr(base) || pm_read_direct(&p->pm, base, b, sw + 8) != PM_OK)
-		return;
-	w->gil_addr = base;
-	w->gil0_holder = get_u64(b, l->gil_last_holder);
-	w->gil0_switches = get_u64(b, sw);
-	w->gil_proof = true;
+	w->gil_proof = gil_read_now(w, &w->gil0_holder, &w->gil0_switches);
 }
 
-/* Whether the thread of tstate provably ran no Python code since the snapshot began (one
- * direct read of the GIL). */
+/* Whether the thread of tstate provably ran no Python code since the snapshot began (two
+ * direct reads of the GIL). */
 static bool gil_says_still(struct walk *w, uint64_t tstate)
 {
-	const struct py_layout *l = &w->p->res.layout;
-	unsigned char b[64];
-	uint32_t sw = l->gil_locked + GIL_SWITCH_NUMBER_AFTER_LOCKED;
-	if (!w->gil_proof || w->gil0_holder == tstate ||
-	    pm_read_direct(&w->p->pm, w->gil_addr, b, sw + 8) != PM_OK)
-		return false;
-	return get_u64(b, l->gil_last_holder) == w->gil0_holder && get_u64(b, sw) == w->gil0_switches;
+	uint64_t holder, switches;
+	return w->gil_proof && w->gil0_holder != tstate && gil_read_now(w, &holder, &switches) &&
+	       holder == w->gil0_holder && switches == w->gil0_switches;
 }
 
 /* Walks to make of a thread's stack, at most: a thread blocked or waiting for the GIL
@@ -2639,7 +2656,7 @@ static int read_once(struct py_reader *r, pid_t pid, struct py_process *out, boo
 	if (!p)
 		return -1;
 	/* a snapshot of its own (not the attach's), so the GIL is read before any of its blocks */
-	if (p->just_attached && p->res.layout.gil_kind != PY_GIL_NONE)
+	if (p->just_attached && (p->res.layout.gil_kind != PY_GIL_NONE || p->res.gil36_switch_number))
 		p->just_attached = false;
 	begin_snapshot(p);
 	uint64_t preads0 = p->pm.reads;

@@ -134,6 +134,7 @@ struct py_resolved {
 	uint64_t tstate_current;   /* &_PyThreadState_Current (2.7, 3.6), 0 if unknown */
 	uint64_t interpreter_lock; /* &interpreter_lock (2.7), 0 if unknown */
 	uint64_t gil_static[4][2]; /* 3.6 gil_cond, gil_mutex, switch_cond, switch_mutex [addr, end) */
+	uint64_t gil36_last_holder, gil36_switch_number; /* 3.6 statics, 0 if unknown */
 	uint64_t t_code, t_unicode, t_bytes, t_dict, t_true; /* type objects; 0 = not checked */
 	unsigned unicode27_width;  /* 2.7 Py_UNICODE size: 2 or 4, 0 unknown */
 };
