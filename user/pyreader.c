@@ -2902,8 +2902,8 @@ int py_reader_code_table(struct py_reader *r, pid_t pid, uint64_t start_time, ui
 	char err[128];
 	*table = NULL;
 	struct py_proc *p = proc_find(r, pid);
-	if (!p || p->start_time != start_time || p->unresolved)
-		return -1;
+	if (!p || p->start_time != start_time || p->unresolved || !pm_still_same(&p->pm))
+		return -1; /* (proc_get would attach again) */
 	p = proc_get(r, pid, &fresh, &not_ready, err, sizeof(err));
 	if (!p || fresh || not_ready || p->start_time != start_time)
 		return -1;
