@@ -1,6 +1,8 @@
 /* diagnose: causes of hangs from thread snapshots (see diagnose.h). */
 #include "diagnose.h"
 
+#include "culprit.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -283,7 +285,7 @@ static void child_outcome(const struct child_lost_facts *f, char *buf, size_t le
 
 void diagnose_child_lost(const struct child_lost_facts *f, char *buf, size_t len)
 {
-	char cause[512], child[160], where[256] = "";
+	char cause[640], child[160], where[256] = "";
 	const char *seen = waited_through_subprocess(f->waiter_stack) ?
 		"was reported as exit status 0 by subprocess" : "could not be collected (ECHILD)";
 	if (f->waiter_stack) {
@@ -293,15 +295,15 @@ void diagnose_child_lost(const struct child_lost_facts *f, char *buf, size_t len
 	}
 	child_outcome(f, child, sizeof(child));
 	if (f->reaped_elsewhere) {
-		char r[200] = "an unknown place";
+		char r[400] = "at an unknown place";
 		if (f->reaper_stack)
-			diagnose_program_location(f->reaper_stack, r, sizeof(r));
+			culprit_place(f->reaper_stack, r, sizeof(r));
 		char who[96];
 		if (f->reaper_name)
 			snprintf(who, sizeof(who), "thread '%.60s' (tid %d)", f->reaper_name, f->reaper_tid);
 		else
 			snprintf(who, sizeof(who), "thread %d", f->reaper_tid);
-		snprintf(cause, sizeof(cause), "%s had already reaped it at %s", who, r);
+		snprintf(cause, sizeof(cause), "%s had already reaped it %s", who, r);
 		snprintf(buf, len, "%s%s %s, because %s", child, where, seen, cause);
 		return;
 	}

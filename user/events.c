@@ -14,6 +14,7 @@
 #include "procmem.h"
 #include "procscan.h"
 #include "pyreader.h"
+#include "stackline.h"
 #include "pystack.h"
 #include "ratelimit.h"
 #include "tracer.h"
@@ -368,9 +369,11 @@ static void on_stack(struct tracer *t, const struct ph_stack_event *se)
 	cs.status = se->status;
 	cs.ts_ns = se->ts_ns;
 	cs.proc_start = se->proc_start;
-	if (se->status == PH_STACK_OK &&
-	    pystack_decode(se, pending_find_layout(&t->pending, cs.pid, cs.proc_start), &cs.thread) != 0)
+	const struct py_layout *layout = pending_find_layout(&t->pending, cs.pid, cs.proc_start);
+	if (se->status == PH_STACK_OK && pystack_decode(se, layout, &cs.thread) != 0)
 		cs.status = PH_STACK_READ_ERROR;
+	else if (se->status == PH_STACK_OK)
+		stackline_complete(t->reader, se, layout, &cs.thread);
 	cs.used = true;
 	if (se->for_type == PH_EV_REAP) {
 		/* The reaper may be gone when a later wait finds the child missing: learn its

@@ -35,6 +35,7 @@
 #include "mapscan.h"
 #include "bounds.h"
 #include "safeopen.h"
+#include "stackcheck.h"
 
 #define SYS_FUTEX_X86_64 202
 #define GLIBC_PTHREAD_TID 0x2d0   /* glibc 2.36 x86_64: struct pthread.tid */
@@ -263,14 +264,24 @@ struct walk {
 	struct ns_tid { pid_t ns, host; } *ns_tids;
 	struct sym_cache *syms; /* the reader's, when attaching */
 	uint32_t frame_steps;   /* taken so far, all threads (PY_MAX_FRAME_STEPS) */
+	/* Steps of the walks that check a running thread's stack (stack_read_consistent): a
+	 * budget of their own, as large, so checking does not halve what a read covers. */
+	uint32_t check_steps;
+	bool checking;
+	struct stack_check *check; /* consistent stacks of running threads (allocated on use) */
+	/* The GIL's last holder and switch count read directly before anything else of this
+	 * snapshot (gil_proof true), from gil_addr: see gil_says_still. */
+	bool gil_proof, snapshot_new; /* snapshot_new: no block of it read yet (read_once) */
+	uint64_t gil_holder_addr, gil_switches_addr, gil0_holder, gil0_switches;
 };
 
 /* Takes one frame step of the read's budget; false when it is used up. */
 static bool frame_step(struct walk *w)
 {
-	if (w->frame_steps >= PY_MAX_FRAME_STEPS)
+	uint32_t *steps = w->checking ? &w->check_steps : &w->frame_steps;
+	if (*steps >= PY_MAX_FRAME_STEPS)
 		return false;
-	w->frame_steps++;
+	(*steps)++;
 	return true;
 }
 
@@ -483,23 +494,33 @@ static int line_result(int64_t line)
 	return line >= INT_MIN && line <= INT_MAX ? (int)line : -1;
 }
 
+/* The decoders below set *reached (when not NULL) to whether the table itself placed the
+ * position (an entry that covers or follows it was read whole), as opposed to running out
+ * of bytes: with a copy of only the start of a table, only a reached position is known. */
+
 /* <= 3.9 co_lnotab: (addr delta u8, line delta) pairs; lasti is a byte offset. */
 static int line_from_lnotab(const unsigned char *t, uint32_t len, int first, uint64_t lasti,
-			    bool signed_delta)
+			    bool signed_delta, bool *reached)
 {
 	int64_t line = first;
 	uint64_t addr = 0;
+	bool hit = false;
 	for (uint32_t i = 0; i + 1 < len; i += 2) {
 		addr += t[i];
-		if (addr > lasti)
+		if (addr > lasti) {
+			hit = true;
 			break;
+		}
 		line = line_add(line, signed_delta ? (int8_t)t[i + 1] : t[i + 1]);
 	}
+	if (reached)
+		*reached = hit;
 	return line_result(line);
 }
 
 /* 3.10 co_linetable: (byte delta u8, line delta i8, -128 = no line) pairs; addr in bytes. */
-static int line_from_linetable310(const unsigned char *t, uint32_t len, int first, uint64_t addr)
+static int line_from_linetable310(const unsigned char *t, uint32_t len, int first, uint64_t addr,
+				  bool *reached)
 {
 	int64_t line = first, ar_line = -1;
 	uint64_t end = 0;
@@ -515,6 +536,8 @@ static int line_from_linetable310(const unsigned char *t, uint32_t len, int firs
 			ar_line = line;
 		}
 	}
+	if (reached)
+		*reached = end > addr;
 	return end > addr ? line_result(ar_line) : -1;
 }
 
@@ -544,7 +567,8 @@ static uint32_t skip_bytes(uint32_t i, uint32_t n, uint32_t len)
 }
 
 /* 3.11+ location table; target is in code units. */
-static int line_from_locations(const unsigned char *t, uint32_t len, int first, uint64_t target)
+static int line_from_locations(const unsigned char *t, uint32_t len, int first, uint64_t target,
+			       bool *reached)
 {
 	int64_t line = first;
 	uint64_t addr = 0;
@@ -570,10 +594,15 @@ static int line_from_locations(const unsigned char *t, uint32_t len, int first, 
 			i = skip_bytes(i, 1, len); /* short form: column byte */
 		}
 		line = line_add(line, delta);
-		if (target >= addr && target < addr + n)
+		if (target >= addr && target < addr + n) {
+			if (reached) /* the entry's varints may run past the end of a copy */
+				*reached = i < len;
 			return no_line ? -1 : line_result(line);
+		}
 		addr += n;
 	}
+	if (reached)
+		*reached = false;
 	return -1;
 }
 
@@ -731,22 +760,28 @@ static int code_line(const struct py_layout *l, struct code_entry *c, uint64_t p
 	return line;
 }
 
+static int table_line(const struct py_layout *l, const unsigned char *table, uint32_t len,
+		      int first, uint64_t pos, bool *reached)
+{
+	switch (l->lines) {
+	case PY_LINES_LNOTAB_U8:
+		return line_from_lnotab(table, len, first, pos, false, reached);
+	case PY_LINES_LNOTAB_S8:
+		return line_from_lnotab(table, len, first, pos, true, reached);
+	case PY_LINES_LINETABLE310:
+		return line_from_linetable310(table, len, first, pos * 2, reached);
+	case PY_LINES_LOCATIONS:
+		return line_from_locations(table, len, first, pos / 2, reached);
+	}
+	return -1;
+}
+
 static int code_line_uncached(const struct py_layout *l, const struct code_entry *c,
 			      uint64_t pos)
 {
 	if (!c->table)
 		return -1;
-	switch (l->lines) {
-	case PY_LINES_LNOTAB_U8:
-		return line_from_lnotab(c->table, c->table_len, c->firstlineno, pos, false);
-	case PY_LINES_LNOTAB_S8:
-		return line_from_lnotab(c->table, c->table_len, c->firstlineno, pos, true);
-	case PY_LINES_LINETABLE310:
-		return line_from_linetable310(c->table, c->table_len, c->firstlineno, pos * 2);
-	case PY_LINES_LOCATIONS:
-		return line_from_locations(c->table, c->table_len, c->firstlineno, pos / 2);
-	}
-	return -1;
+	return table_line(l, c->table, c->table_len, c->firstlineno, pos, NULL);
 }
 
 /* Public: the line of a position captured elsewhere (the BPF stack walker) from a copy of
@@ -763,6 +798,23 @@ int py_line_for_position(const struct py_layout *l, const unsigned char *table, 
 	c.table_len = len;
 	c.firstlineno = firstlineno;
 	return code_line(l, &c, (uint64_t)pos);
+}
+
+enum py_line_status py_line_in_copy(const struct py_layout *l, const unsigned char *table,
+				    uint32_t copied, uint64_t full_len, int firstlineno, int64_t pos,
+				    int *line)
+{
+	bool reached = false;
+	*line = -1;
+	if (pos < 0) {
+		*line = firstlineno;
+		return PY_LINE_OK;
+	}
+	int v = table_line(l, table, copied, firstlineno, (uint64_t)pos, &reached);
+	if (!reached && copied < full_len)
+		return PY_LINE_CUT;
+	*line = v;
+	return v >= 0 ? PY_LINE_OK : PY_LINE_NONE;
 }
 
 /* ---- dicts ---------------------------------------------------------------------------- */
@@ -990,7 +1042,9 @@ static int open_mapped_file(pid_t pid, const struct pm_map *m)
 enum sym_id {
 	S_RUNTIME, S_PY_VERSION, S_INTERP_HEAD_FN, S_INTERP_HEAD, S_TSTATE_CURRENT,
 	S_CODE_TYPE, S_UNICODE_TYPE, S_STRING_TYPE, S_BYTES_TYPE, S_DICT_TYPE, S_TRUE,
-	S_INTERPRETER_LOCK, S_UCS4, S_UCS2, S_COUNT
+	S_INTERPRETER_LOCK, S_UCS4, S_UCS2,
+	S_GIL_SWITCH_NUMBER, /* 3.6 static (stackcheck: gil_proof_begin) */
+	S_COUNT
 };
 
 static const char *const sym_names[S_COUNT] = {
@@ -998,7 +1052,7 @@ static const char *const sym_names[S_COUNT] = {
 	"_PyThreadState_Current", "PyCode_Type", "PyUnicode_Type", "PyString_Type",
 	"PyBytes_Type", "PyDict_Type", "_Py_TrueStruct", "interpreter_lock",
 	"PyUnicodeUCS4_FromString",
-	"PyUnicodeUCS2_FromString",
+	"PyUnicodeUCS2_FromString", "gil_switch_number",
 };
 
 /* Sections the interpreter is searched in. */
@@ -1439,6 +1493,12 @@ static void take_symbols(struct py_proc *p, const struct attach *a)
 					p->res.layout.gil_kind == PY_GIL_STATIC ? sym_addr(a, S_TSTATE_CURRENT) : 0;
 	p->res.interpreter_lock = sym_addr(a, S_INTERPRETER_LOCK);
 	p->res.unicode27_width = a->f.sym[S_UCS4] ? 4 : a->f.sym[S_UCS2] ? 2 : 0;
+	/* 3.6: gil_switch_number, an 8-byte static of ceval.c (Python/ceval_gil.h), from
+	 * .symtab only: with gil_last_holder it proves a thread ran no Python code during a
+	 * read (gil_proof_begin) */
+	p->res.gil36_switch_number = p->res.layout.gil_kind == PY_GIL_STATIC && !a->no_symbols &&
+					     a->f.symsize[S_GIL_SWITCH_NUMBER] == 8 ?
+					     sym_addr(a, S_GIL_SWITCH_NUMBER) : 0;
 	/* PYHANG_NO_SYMBOLS: as a file without .symtab */
 	const struct gil_static_loc *g = a->no_symbols || !a->f.gil_sym.desc ? &a->f.gil_code
 									    : &a->f.gil_sym;
@@ -2027,8 +2087,21 @@ static enum frame_kind frame_location(struct walk *w, const unsigned char *buf,
 	return FRAME_OK;
 }
 
-/* Innermost first, cut at PY_MAX_FRAMES, cycles detected with Brent's algorithm. */
-static void walk_frames(struct walk *w, uint64_t frame, struct py_thread *t)
+/* A frame's bytes: from the snapshot's cache, or (a walk repeated to check a running
+ * thread's stack, w->check in fresh mode) read from the process now. */
+static int rd_frame(struct walk *w, bool fresh, uint64_t addr, void *buf, size_t len)
+{
+	if (!fresh)
+		return rd(w, addr, buf, len);
+	int rc = sc_read_fresh(w->check, &w->p->pm, addr, buf, len);
+	if (rc == PM_GONE)
+		w->gone = 1;
+	return rc == PM_OK ? 0 : -1;
+}
+
+/* Innermost first, cut at PY_MAX_FRAMES, cycles detected with Brent's algorithm. Every step
+ * is recorded in w->check (when there is one) for stack_read_consistent. */
+static void walk_frames(struct walk *w, uint64_t frame, struct py_thread *t, bool fresh)
 {
 	const struct py_layout *l = &w->p->res.layout;
 	uint32_t fsize = pylayout_frame_read_size(l);
@@ -2048,9 +2121,20 @@ static void walk_frames(struct walk *w, uint64_t frame, struct py_thread *t)
 			t->error = "frame budget of the read used up";
 			return;
 		}
-		if (!plausible_ptr(frame) || rd(w, frame, buf, fsize) != 0) {
+		if (!plausible_ptr(frame) || rd_frame(w, fresh, frame, buf, fsize) != 0) {
 			t->truncated = true;
 			t->error = "frame unreadable";
+			return;
+		}
+		if (w->check)
+			sc_record(w->check, frame, get_u64(buf, l->f_back), get_u64(buf, l->f_code),
+				  l->frames == PY_FRAMES_OBJECTS ? (uint64_t)(uint32_t)get_i32(buf, l->f_pos)
+								 : get_u64(buf, l->f_pos));
+		/* <= 3.10: a frame object in a thread's chain is referenced (by the thread's
+		 * evaluation); a count of 0 is a frame freed under the walk (see stackcheck.h) */
+		if (l->frames == PY_FRAMES_OBJECTS && l->ob_type >= 8 && get_u64(buf, l->ob_type - 8) == 0) {
+			t->truncated = true;
+			t->error = "frame freed while being read";
 			return;
 		}
 		struct code_entry *c = NULL;
@@ -2062,6 +2146,16 @@ static void walk_frames(struct walk *w, uint64_t frame, struct py_thread *t)
 			return;
 		}
 		frame = get_u64(buf, l->f_back);
+		/* The outermost frame must be the thread's entry: a readable frame, and on 3.12+ the
+		 * C-stack shim _PyEval_EvalFrameDefault pushes under the first Python frame of
+		 * every entry (Include/internal/pycore_frame.h, FRAME_OWNED_BY_CSTACK). A chain
+		 * that ends elsewhere was read while it changed, or is corrupt. */
+		if (!frame && (k == FRAME_BAD_CODE ||
+			       (l->f_owner && l->owner_cstack != 0xff && buf[l->f_owner] != l->owner_cstack))) {
+			t->truncated = true;
+			t->error = "chain ends before the thread's entry frame";
+			return;
+		}
 		if (frame && frame == tortoise) {
 			t->truncated = true;
 			t->error = "frame chain loops";
@@ -2075,16 +2169,132 @@ static void walk_frames(struct walk *w, uint64_t frame, struct py_thread *t)
 	}
 }
 
-static uint64_t first_frame(struct walk *w, const unsigned char *ts)
+static uint64_t first_frame(struct walk *w, const unsigned char *ts, bool fresh)
 {
 	const struct py_layout *l = &w->p->res.layout;
 	uint64_t f = get_u64(ts, l->ts_frame);
 	if (l->frames == PY_FRAMES_CFRAME) {
 		uint64_t cframe = f;
-		if (!plausible_ptr(cframe) || rd_u64(w, cframe + l->cframe_current, &f) != 0)
+		if (!plausible_ptr(cframe) || rd_frame(w, fresh, cframe + l->cframe_current, &f, 8) != 0)
 			return 0;
 	}
 	return f;
+}
+
+/* 3.7-3.13 (GIL builds; Python/ceval_gil.h, Include/internal/pycore_gil.h): struct
+ * _gil_runtime_state is {unsigned long interval; last_holder; int locked; unsigned long
+ * switch_number; ...}: take_gil() sets last_holder and increments switch_number whenever
+ * the GIL goes to a thread other than the last holder. Python frames of a thread change
+ * only while it holds the GIL. So a thread that was not the last holder when the snapshot
+ * began, with last_holder and switch_number unchanged after its walk, did not run Python
+ * code during the snapshot: its walk is consistent without a second one. 3.6 keeps the
+ * same fields as statics of ceval.c (gil_last_holder, gil_switch_number: used when .symtab
+ * has them); 2.7 has no such counter (always walked twice), nor 3.12+ with several
+ * interpreters (each may have a GIL of its own). */
+#define GIL_SWITCH_NUMBER_AFTER_LOCKED 8u
+
+/* The GIL's last holder and switch count now, read directly. */
+static bool gil_read_now(struct walk *w, uint64_t *holder, uint64_t *switches)
+{
+	struct procmem *pm = &w->p->pm;
+	return pm_read_direct(pm, w->gil_holder_addr, holder, 8) == PM_OK &&
+	       pm_read_direct(pm, w->gil_switches_addr, switches, 8) == PM_OK;
+}
+
+static void gil_proof_begin(struct walk *w)
+{
+	struct py_proc *p = w->p;
+	const struct py_layout *l = &p->res.layout;
+	uint64_t base = 0, next = 1;
+	w->gil_proof = false;
+	if (p->pm.backend)
+		return;
+	if (p->res.gil_last_holder && p->res.gil36_switch_number) {
+		/* 3.6: the same fields, as statics of ceval.c (Python/ceval_gil.h) */
+		w->gil_holder_addr = p->res.gil_last_holder;
+		w->gil_switches_addr = p->res.gil36_switch_number;
+	} else {
+		uint32_t sw = l->gil_locked + GIL_SWITCH_NUMBER_AFTER_LOCKED;
+		if ((l->gil_locked & 7) || sw + 8 > l->gil_size || l->gil_last_holder + 8 > l->gil_size)
+			return;
+		if (l->gil_kind == PY_GIL_IN_RUNTIME) {
+			base = p->res.runtime + l->gil;
+		} else if (l->gil_kind == PY_GIL_IN_INTERP) {
+			uint64_t interp = 0;
+			if (pm_read_direct(&p->pm, p->res.runtime + l->rt_interp_head, &interp, 8) != PM_OK ||
+			    !plausible_ptr(interp) ||
+			    pm_read_direct(&p->pm, interp + l->interp_next, &next, 8) != PM_OK || next != 0)
+				return; /* one interpreter only: its GIL is the one every thread takes */
+			base = interp + l->gil;
+		} else {
+			return;
+		}
+		if (!plausible_ptr(base))
+			return;
+		w->gil_holder_addr = base + l->gil_last_holder;
+		w->gil_switches_addr = base + sw;
+	}
+	w->gil_proof = gil_read_now(w, &w->gil0_holder, &w->gil0_switches);
+}
+
+/* Whether the thread of tstate provably ran no Python code since the snapshot began (two
+ * direct reads of the GIL). */
+static bool gil_says_still(struct walk *w, uint64_t tstate)
+{
+	uint64_t holder, switches;
+	return w->gil_proof && w->gil0_holder != tstate && gil_read_now(w, &holder, &switches) &&
+	       holder == w->gil0_holder && switches == w->gil0_switches;
+}
+
+/* Walks to make of a thread's stack, at most: a thread blocked or waiting for the GIL
+ * is confirmed after the first; a thread running Python code nonstop may never agree. */
+#define STACK_READ_TRIES 4
+
+/* The stack of the thread whose state is in ts (read at tstate), consistent (see
+ * stackcheck.h): the first walk (through the snapshot's cache) stands when the GIL shows
+ * that the thread ran no Python code since the snapshot began (gil_says_still); else the
+ * stack is walked again from the thread's current frame read anew, reading the process
+ * directly, until two walks in a row agree, at most STACK_READ_TRIES walks. A stack still
+ * changing after that is kept from the last walk and marked (truncated, error). */
+static void stack_read_consistent(struct walk *w, const unsigned char *ts, uint64_t tstate,
+				  struct py_thread *t)
+{
+	const struct py_layout *l = &w->p->res.layout;
+	unsigned char tsb[512];
+	if (!w->check)
+		w->check = sc_new();
+	if (!w->check || l->ts_frame + 8 > sizeof(tsb)) {
+		walk_frames(w, first_frame(w, ts, false), t, false);
+		t->truncated = true;
+		t->error = "out of memory (stack not checked)";
+		return;
+	}
+	sc_reset(w->check);
+	memcpy(tsb + l->ts_frame, ts + l->ts_frame, 8);
+	for (unsigned attempt = 0;; attempt++) {
+		bool fresh = attempt > 0;
+		sc_begin_walk(w->check, fresh);
+		if (fresh) {
+			if (rd_frame(w, true, tstate + l->ts_frame, tsb + l->ts_frame, 8) != 0)
+				return; /* the thread state is gone: keep what was read, as read */
+			free(t->frames);
+			t->frames = NULL;
+			t->nframes = 0;
+			t->truncated = false;
+			t->error = NULL;
+		}
+		w->checking = fresh;
+		walk_frames(w, first_frame(w, tsb, fresh), t, fresh);
+		w->checking = false;
+		if (w->gone || (fresh && sc_same_as_previous(w->check)) ||
+		    (!fresh && gil_says_still(w, tstate)))
+			return;
+		if (attempt + 1 >= STACK_READ_TRIES) {
+			t->truncated = true;
+			t->error = "stack changed while being read (the thread runs): it may mix moments";
+			return;
+		}
+	}
 }
 
 /* ---- the GIL -------------------------------------------------------------------------- */
@@ -2207,7 +2417,7 @@ static void read_thread(struct walk *w, const unsigned char *ts, uint64_t tstate
 	} else {
 		t->tid = tid_from_pthread(w, t->thread_id);
 	}
-	walk_frames(w, first_frame(w, ts), t);
+	stack_read_consistent(w, ts, tstate, t);
 }
 
 static int walk_threads_of(struct walk *w, uint64_t interp, struct py_process *out, size_t *cap)
@@ -2280,6 +2490,8 @@ static int walk_process(struct walk *w, struct py_process *out, char *err, size_
 	struct addr_set seen = { 0 };
 	size_t cap = 0;
 	memset(&g, 0, sizeof(g));
+	if (w->snapshot_new)
+		gil_proof_begin(w); /* before any other read of the snapshot */
 	uint64_t interp = first_interp(w), main_interp = 0;
 	if (!interp_valid(w, interp)) {
 		snprintf(err, errlen, "process %d: no valid Python interpreter state (not "
@@ -2305,6 +2517,8 @@ static int walk_process(struct walk *w, struct py_process *out, char *err, size_
 			break;
 	}
 	addr_set_free(&seen);
+	sc_free(w->check);
+	w->check = NULL;
 	read_sys_version(w, main_interp);
 	annotate_threads(w, main_interp, out, &g);
 	reverse_threads(out);
@@ -2371,7 +2585,7 @@ static bool interp_has_python_frame(struct walk *w, uint64_t interp)
 		if (!plausible_ptr(tstate) || rd(w, tstate, ts, tsize) != 0 ||
 		    get_u64(ts, l->ts_interp) != interp)
 			return false;
-		if (chain_has_python_frame(w, first_frame(w, ts)))
+		if (chain_has_python_frame(w, first_frame(w, ts, false)))
 			return true;
 		tstate = get_u64(ts, l->ts_next);
 	}
@@ -2598,9 +2812,12 @@ static int read_once(struct py_reader *r, pid_t pid, struct py_process *out, boo
 	struct py_proc *p = proc_get(r, pid, &fresh, &not_ready, err, errlen);
 	if (!p)
 		return -1;
+	/* a snapshot of its own (not the attach's), so the GIL is read before any of its blocks */
+	if (p->just_attached && (p->res.layout.gil_kind != PY_GIL_NONE || p->res.gil36_switch_number))
+		p->just_attached = false;
 	begin_snapshot(p);
 	uint64_t preads0 = p->pm.reads;
-	struct walk w = { .p = p, .out = out };
+	struct walk w = { .p = p, .out = out, .snapshot_new = true };
 	if (pm_list_tasks(pid, &w.tasks, &w.ntasks) != 0 || w.ntasks == 0) {
 		free(w.tasks);
 		snprintf(err, errlen, "process %d exited", (int)pid);
@@ -2838,6 +3055,39 @@ int py_reader_resolved(struct py_reader *r, pid_t pid, struct py_resolved *out)
 		return -1;
 	*out = p->res;
 	return 0;
+}
+
+/* The code object at code in pid (the process the reader holds, with this start time):
+ * its line table (malloc'd copy) and first line. 0, or -1 (gone, another process, not a
+ * code object, no table). */
+int py_reader_code_table(struct py_reader *r, pid_t pid, uint64_t start_time, uint64_t code,
+			 unsigned char **table, uint32_t *len, int *firstlineno)
+{
+	bool fresh, not_ready;
+	char err[128];
+	*table = NULL;
+	struct py_proc *p = proc_find(r, pid);
+	if (!p || p->start_time != start_time || p->unresolved || !pm_still_same(&p->pm))
+		return -1; /* (proc_get would attach again) */
+	p = proc_get(r, pid, &fresh, &not_ready, err, sizeof(err));
+	if (!p || fresh || not_ready || p->start_time != start_time)
+		return -1;
+	begin_snapshot(p);
+	struct py_process scratch = { 0 };
+	struct walk w = { .p = p, .out = &scratch };
+	struct code_entry *c = code_lookup(&w, code);
+	int rc = -1;
+	if (c && c->table && !w.gone) {
+		*table = malloc(c->table_len ? c->table_len : 1);
+		if (*table) {
+			memcpy(*table, c->table, c->table_len);
+			*len = c->table_len;
+			*firstlineno = c->firstlineno;
+			rc = 0;
+		}
+	}
+	py_process_free(&scratch);
+	return rc;
 }
 
 uint64_t py_reader_last_preads(struct py_reader *r, pid_t pid)

@@ -140,6 +140,7 @@ struct py_resolved {
 	uint64_t gil_locked, gil_last_holder; /* 3.6 &gil_locked, &gil_last_holder; 0 unknown */
 	uint64_t gil_wait[2];      /* 3.6: one range of GIL wait objects only (gilstatic.h) */
 	const char *gil_found_by;  /* 3.6: "symtab" or "code", NULL when the GIL is unknown */
+	uint64_t gil36_switch_number; /* 3.6 &gil_switch_number (.symtab), 0 if unknown */
 	uint64_t t_code, t_unicode, t_bytes, t_dict, t_true; /* type objects; 0 = not checked */
 	unsigned unicode27_width;  /* 2.7 Py_UNICODE size: 2 or 4, 0 unknown */
 };
@@ -165,6 +166,22 @@ uint64_t py_reader_last_preads(struct py_reader *r, pid_t pid);
  * a copied line table; -1 when the table gives none. */
 int py_line_for_position(const struct py_layout *l, const unsigned char *table, uint32_t len,
 			 int firstlineno, int64_t pos);
+
+/* The line of a captured position in a copy of a line table of which only the first
+ * `copied` of its full_len bytes may have been copied (the BPF stack walker copies 512):
+ * PY_LINE_OK with *line; PY_LINE_NONE, the table gives no line for it (*line -1: an
+ * instruction without a line, or a position past the table); PY_LINE_CUT, the copy ends
+ * before the position (*line -1: the full table is needed). pos as py_line_for_position. */
+enum py_line_status { PY_LINE_OK, PY_LINE_NONE, PY_LINE_CUT };
+enum py_line_status py_line_in_copy(const struct py_layout *l, const unsigned char *table,
+				    uint32_t copied, uint64_t full_len, int firstlineno, int64_t pos,
+				    int *line);
+/* The line table (malloc'd, *len bytes) and co_firstlineno of the code object at address
+ * code in process pid, read now through the reader's state for pid, which must be attached
+ * already with this start time (the tracer's described processes): 0, or -1 when the
+ * process or the code object is gone or not one (nothing is attached for this). */
+int py_reader_code_table(struct py_reader *r, pid_t pid, uint64_t start_time, uint64_t code,
+			 unsigned char **table, uint32_t *len, int *firstlineno);
 
 /* One thread's frames as a JSON array, innermost first: {function, file, line, first_line}. */
 void py_write_stack_json(struct jw *w, const struct py_thread *t);

@@ -173,6 +173,8 @@ static char *decode_pystr(const struct ph_pystr_hdr *h, const char *data, size_t
 	return sb.data; /* ownership passes to the caller */
 }
 
+const char PYSTACK_LINE_CUT[] = "line table longer than the 512 bytes copied in the kernel";
+
 int pystack_decode(const struct ph_stack_event *se, const struct py_layout *layout,
 		   struct py_thread *out)
 {
@@ -196,8 +198,25 @@ int pystack_decode(const struct ph_stack_event *se, const struct py_layout *layo
 		f->file = decode_pystr(&fr->file_hdr, fr->file, sizeof(fr->file));
 		f->first_line = fr->firstlineno;
 		uint32_t tlen = fr->linetable_len > PH_LINETABLE_LEN ? PH_LINETABLE_LEN : fr->linetable_len;
-		f->line = layout ? py_line_for_position(layout, fr->linetable, tlen, fr->firstlineno,
-							(int64_t)fr->pos) : -1;
+		f->line = -1;
+		if (!layout) {
+			f->error = "layout unknown";
+		} else if (fr->linetable_len == 0) {
+			f->error = "line table unreadable";
+		} else {
+			/* linetable_full_len_capped: the table's real length, 65535 when longer */
+			switch (py_line_in_copy(layout, fr->linetable, tlen, fr->linetable_full_len_capped,
+						fr->firstlineno, (int64_t)fr->pos, &f->line)) {
+			case PY_LINE_OK:
+				break;
+			case PY_LINE_NONE:
+				f->error = "no line for this instruction";
+				break;
+			case PY_LINE_CUT:
+				f->error = PYSTACK_LINE_CUT; /* stackline_complete may find it */
+				break;
+			}
+		}
 		out->nframes++;
 	}
 	return 0;

@@ -23,7 +23,11 @@ int pystack_describe(struct loader *ld, struct py_reader *r, pid_t pid, struct p
 int pystack_fill_pyproc(const struct py_layout *l, const struct py_addrs *a, unsigned version_hex,
 			struct ph_pyproc *out);
 /* Decode a captured stack into a single-thread py_thread (frames innermost first).
- * layout may be NULL (then lines are -1). Free with pystack_thread_free. */
+ * layout may be NULL (then lines are -1). A frame without a line says why (`error`):
+ * "layout unknown", "line table unreadable", "no line for this instruction", or
+ * PYSTACK_LINE_CUT (the position lies past the copied part of its line table: see
+ * stackline.h). Free with pystack_thread_free. */
+extern const char PYSTACK_LINE_CUT[];
 int pystack_decode(const struct ph_stack_event *se, const struct py_layout *layout,
 		   struct py_thread *out);
 void pystack_thread_free(struct py_thread *t);

@@ -3,8 +3,11 @@
  * co_linetable, 3.11+ location tables (varints, signed varints, short/one-line/no-line forms).
  * Input, little endian: u8 version index (modulo 9: 2.7, 3.6 ... 3.13; picks the table kind),
  * i32 co_firstlineno, i64 position (f_lasti up to 3.10, byte offset 3.11+), then the table.
- * Seeds: real tables and positions of code objects of each interpreter (tests/fuzz/seed.py). */
+ * Seeds: real tables and positions of code objects of each interpreter (tests/fuzz/seed.py).
+ * Also py_line_in_copy over every cut of the table (the kernel copies only a table's start):
+ * a line it gives from a copy must be the line of the whole table (abort otherwise). */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "pylayout.h"
@@ -33,5 +36,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (len > UINT32_MAX)
 		return 0;
 	(void)py_line_for_position(l, data + 13, (uint32_t)len, first, pos);
+	int whole = -1, part = -1;
+	enum py_line_status ws = py_line_in_copy(l, data + 13, (uint32_t)len, len, first, pos, &whole);
+	if (ws == PY_LINE_CUT)
+		abort(); /* a whole table is never cut */
+	for (size_t cut = 0; cut < len; cut += 1 + cut / 8) {
+		enum py_line_status ps = py_line_in_copy(l, data + 13, (uint32_t)cut, len, first, pos, &part);
+		if (ps != PY_LINE_CUT && (ps != ws || part != whole))
+			abort(); /* a copy claimed a line (or none) the whole table does not give */
+	}
 	return 0;
 }
