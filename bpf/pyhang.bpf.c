@@ -1250,8 +1250,13 @@ int on_exec(struct bpf_raw_tracepoint_args *ctx)
 	e->exec.python = python;
 	e->exec.parent_tgid = parent_tgid;
 	e->exec.parent_watched = parent_watched;
-	/* exec has reset every handler but SIG_IGN to SIG_DFL (and every sa_flags to 0) by now */
-	e->exec.sigchld_ignored = python && sigchld_class_of(p) == PH_SIGCHLD_IGN;
+	/* exec has reset every handler but SIG_IGN to SIG_DFL (and every sa_flags to 0) by now.
+	 * Read for every program: userspace follows the disposition across a chain of execs
+	 * (a launcher ignores SIGCHLD and execs a shell that execs Python) to name its origin. */
+	e->exec.sigchld_ignored = sigchld_class_of(p) == PH_SIGCHLD_IGN;
+	struct task_struct *parent = BPF_CORE_READ(p, real_parent);
+	if (parent)
+		bpf_core_read_str(e->exec.parent_comm, sizeof(e->exec.parent_comm), &parent->comm);
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	if (parent_watched) {
 		u64 start = BPF_CORE_READ(p, mm, arg_start), end = BPF_CORE_READ(p, mm, arg_end);

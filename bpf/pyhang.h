@@ -203,10 +203,12 @@ struct ph_event {
 			unsigned int parent_tgid;
 			unsigned int args_len; /* bytes of args copied (NUL-separated argv) */
 			unsigned int parent_watched; /* the parent is a watched process */
-			unsigned int sigchld_ignored; /* SIGCHLD is SIG_IGN after the exec (inherited) */
+			unsigned int sigchld_ignored; /* SIGCHLD is SIG_IGN after the exec (inherited);
+						       * read for every exec, Python or not */
 			unsigned int pad3;
 			char filename[PH_PATH_LEN];
 			char args[PH_ARGS_LEN];
+			char parent_comm[PH_COMM_LEN]; /* the parent's comm at the exec */
 		} exec;
 	};
 };

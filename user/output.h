@@ -71,6 +71,8 @@ struct rec_sigchld {
 	const char *action; /* "SIG_IGN", "SA_NOCLDWAIT", "restored" */
 	bool before_start;
 	bool inherited;     /* ignored since its exec: the parent ignored SIGCHLD */
+	const char *inherited_from_comm; /* inherited: the program that ignored it, or NULL */
+	pid_t inherited_from_pid;        /* and its pid (0: unknown) */
 	const struct py_thread *stack; /* taken in the kernel at the rt_sigaction, or NULL */
 	const char *stack_status;      /* "ok", "unknown_layout", ... NULL when not applicable */
 };

@@ -151,6 +151,14 @@ static void json_sigchld(struct output *o, const struct rec_sigchld *r)
 	jw_kbool(&w, "before_start", r->before_start);
 	if (r->inherited)
 		jw_kbool(&w, "inherited", true);
+	if (r->inherited_from_comm) {
+		jw_key(&w, "inherited_from");
+		jw_obj_begin(&w);
+		jw_kstr(&w, "comm", r->inherited_from_comm);
+		if (r->inherited_from_pid > 0)
+			jw_kint(&w, "pid", r->inherited_from_pid);
+		jw_obj_end(&w);
+	}
 	json_stack_fields(&w, r->stack, r->stack_status);
 	end_event(o, &w);
 }
