@@ -64,6 +64,9 @@ struct ph_watch_slot {
 				* GIL's mutex (taken again right away) */
 #define PH_WF_DROPPED 0x40     /* its long_wait did not fit in the ring buffer (counted once in
 				* PH_STAT_RINGBUF_DROPS); the scanner tries again next time */
+#define PH_WF_SIGPEND 0x80     /* the call returned interrupted by a signal (-EINTR/-ERESTART*):
+				* what ended the wait is decided next (waits.bpf: a handler runs,
+				* the thread or its process exits, or the call is restarted) */
 
 /* A process's identity besides its pid: its start time in clock ticks after boot, as
  * field 22 of /proc/PID/stat shows it (task->start_boottime / (1e9 / USER_HZ), USER_HZ
@@ -129,7 +132,11 @@ enum ph_lost_cause {
 /* Why a wait ended. */
 enum ph_end_reason {
 	PH_END_RETURNED = 0,
-	PH_END_THREAD_EXIT = 1,
+	PH_END_THREAD_EXIT = 1,   /* end_code: 0 (the thread exited, its process lives on) */
+	PH_END_SIGNAL = 2,        /* interrupted by a signal whose handler ran; end_code: signo,
+				   * 0 when not known */
+	PH_END_PROCESS_EXIT = 3,  /* its process exited while it was blocked; end_code: the
+				   * process's exit code, kernel encoding (see ph_child_exit) */
 };
 
 /* A child's exit, recorded at sched_process_exit when its parent is watched; also a marker
@@ -173,8 +180,8 @@ struct ph_event {
 			unsigned long long uaddr;
 			unsigned int op;
 			unsigned int flags;
-			unsigned int end_reason;
-			unsigned int pad;
+			unsigned int end_reason; /* enum ph_end_reason */
+			unsigned int end_code;   /* see enum ph_end_reason */
 		} wait;
 		struct {
 			unsigned int old_class;

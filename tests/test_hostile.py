@@ -59,7 +59,8 @@ KEYS = {"event", "time", "pid", "tid", "comm", "ns_pid", "cgroup", "scope", "pid
         "syscall", "child", "cmdline", "exit_status", "signal", "core_dumped", "ignored_since",
         "reaper", "seconds_before", "diagnosis", "code", "waiter_tid", "culprit_tids",
         "lost_events", "lost", "ringbuf_full", "waits_map_full", "map_full", "counts",
-        "duration_s", "command_exit_status", "exec_check_queue_full", "inherited_from"} | EVENTS
+        "duration_s", "command_exit_status", "exec_check_queue_full", "inherited_from",
+        "exit_signal"} | EVENTS
 TEXT_LINE = re.compile(r"^(|Process \d+, Python .*|(==> )?Thread .*\):|Traceback \(most recent "
                        r"call last\):|  File \".*\", line (\d+|\?), in .*|  \.\.\. \(older frames "
                        r"cut: .*\)|  \(no Python frames\)|\(thread list cut: .*\))$")

@@ -179,7 +179,26 @@ static void on_wait_end(struct tracer *t, const struct ph_event *e)
 	r.waited_s = seconds_between(e->wait.start_ns, e->ts_ns);
 	r.before_start = e->wait.flags & PH_WF_BEFORE_START;
 	r.futex_addr = e->wait.uaddr;
-	r.ended_by = e->wait.end_reason == PH_END_THREAD_EXIT ? "thread_exit" : "return";
+	r.signal = r.exit_signal = r.exit_status = -1;
+	switch (e->wait.end_reason) {
+	case PH_END_THREAD_EXIT:
+		r.ended_by = "thread_exit";
+		break;
+	case PH_END_SIGNAL:
+		r.ended_by = "signal";
+		r.signal = e->wait.end_code ? (int)e->wait.end_code : -1;
+		break;
+	case PH_END_PROCESS_EXIT:
+		/* kernel exit code: low 7 bits the killing signal, else status in bits 8-15 */
+		r.ended_by = "process_exit";
+		if (e->wait.end_code & 0x7f)
+			r.exit_signal = (int)(e->wait.end_code & 0x7f);
+		else
+			r.exit_status = (int)((e->wait.end_code >> 8) & 0xff);
+		break;
+	default:
+		r.ended_by = "return";
+	}
 	t->n_wait_ends++;
 	t->out.ops->wait_end(&t->out, &r);
 }

@@ -63,7 +63,10 @@ struct rec_wait_end {
 	double waited_s;
 	bool before_start;
 	uint64_t futex_addr;
-	const char *ended_by; /* "return" or "thread_exit" */
+	const char *ended_by; /* "return", "signal", "thread_exit" or "process_exit" */
+	int signal;           /* ended_by "signal": the signal whose handler ran; -1 unknown */
+	int exit_signal;      /* "process_exit": the signal that killed the process, else -1 */
+	int exit_status;      /* "process_exit": its exit status when it exited, else -1 */
 };
 
 struct rec_sigchld {

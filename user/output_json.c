@@ -139,6 +139,12 @@ static void json_wait_end(struct output *o, const struct rec_wait_end *r)
 	jw_kdouble(&w, "waited_s", r->waited_s, 3);
 	jw_kbool(&w, "before_start", r->before_start);
 	jw_kstr(&w, "ended_by", r->ended_by);
+	if (r->signal > 0)
+		jw_kint(&w, "signal", r->signal);
+	if (r->exit_signal > 0)
+		jw_kint(&w, "exit_signal", r->exit_signal);
+	if (r->exit_status >= 0)
+		jw_kint(&w, "exit_status", r->exit_status);
 	end_event(o, &w);
 }
 
