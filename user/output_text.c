@@ -97,9 +97,10 @@ static void text_stop(struct output *o, const struct rec_stop *r)
 {
 	struct strbuf sb;
 	sb_init(&sb);
-	sb_printf(&sb, "pyhang-trace: detached after %.1fs: %llu long waits, %llu SIGCHLD changes, "
-		  "%llu lost child statuses", r->duration_s, (unsigned long long)r->long_waits,
-		  (unsigned long long)r->sigchld_changes, (unsigned long long)r->child_status_lost);
+	sb_printf(&sb, "pyhang-trace: detached after %.1fs: %llu hangs, %llu long waits, %llu SIGCHLD "
+		  "changes, %llu lost child statuses", r->duration_s, (unsigned long long)r->hangs,
+		  (unsigned long long)r->long_waits, (unsigned long long)r->sigchld_changes,
+		  (unsigned long long)r->child_status_lost);
 	if (r->lost_events)
 		sb_printf(&sb, "; %llu events LOST (ring buffer full %llu, wait table full %llu, "
 			  "other tables full %llu, exec check queue full %llu)",
