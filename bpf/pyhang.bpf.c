@@ -897,6 +897,41 @@ int on_signal_deliver(struct bpf_raw_tracepoint_args *ctx)
 	return 0;
 }
 
+/* A timed futex wait interrupted by a signal without a handler (a stop and continue, an
+ * ignored signal) goes on in restart_syscall (-ERESTART_RESTARTBLOCK, kernel/futex
+ * futex_wait_restart; the interrupted call is the thread's last one, so a wait marked
+ * SIGPEND is the one restarted): it resumes at the entry, and its return is the wait's
+ * real end. */
+static __always_inline struct ph_wait *own_wait(u32 tid)
+{
+	struct ph_wait *w = slot_of(tid);
+	if (w && w->tid != tid)
+		w = waits_overflow_live ? bpf_map_lookup_elem(&waits, &tid) : NULL;
+	return w;
+}
+
+SEC("tracepoint/syscalls/sys_enter_restart_syscall")
+int restart_syscall_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	struct ph_wait *w = own_wait((u32)bpf_get_current_pid_tgid());
+	if (!w)
+		return 0;
+	u32 f = w->flags;
+	if (f & PH_WF_SIGPEND)
+		__sync_val_compare_and_swap(&w->flags, f, f & ~(PH_WF_DONE | PH_WF_SIGPEND));
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_restart_syscall")
+int restart_syscall_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	u32 tid = (u32)bpf_get_current_pid_tgid();
+	struct ph_wait *w = own_wait(tid);
+	if (!w || (w->flags & PH_WF_DONE))
+		return 0; /* not a futex wait resumed at the entry */
+	return wait_finish(tid, PH_END_RETURNED, ctx->ret);
+}
+
 /* ---------------------------------------------------------------- long-wait scanner */
 
 struct scan_ctx {

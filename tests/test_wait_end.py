@@ -119,3 +119,65 @@ def test_wait_end_interrupted_by_signal(reg, binary, python, tmp_path):
     assert (w["ended_by"], w.get("exit_signal"), w["comm"]) == ("process_exit", 9, "lockwaiter"), w
     tr.stop()
     check_stream(tr)
+
+
+STOP_PROG = (
+    "import ctypes, os, sys, threading, time\n"
+    "libc = ctypes.CDLL(None)\n"
+    "held = threading.Lock()\n"
+    "held.acquire()\n"
+    "tids = []\n"
+    "def worker():\n"
+    "    tids.append(libc.syscall(186))\n"
+    "    if sys.argv[2] == 'timed':\n"
+    "        held.acquire(True, 120)\n"      # 3.2+: a futex wait with a deadline
+    "    else:\n"
+    "        held.acquire()\n"
+    "t = threading.Thread(target=worker)\n"
+    "t.daemon = True\n"
+    "t.start()\n"
+    "while not tids:\n"
+    "    time.sleep(0.01)\n"
+    "open(sys.argv[1], 'w').write('%d' % tids[0])\n"
+    "while not os.path.exists(sys.argv[1] + '.go'):\n"
+    "    time.sleep(0.02)\n"
+    "held.release()\n"
+    "t.join()\n"
+    "time.sleep(60)\n")
+
+
+@pytest.mark.parametrize("kind", ["untimed", "timed"])
+def test_wait_goes_on_across_stop_and_continue(reg, binary, python, tmp_path, kind):
+    """SIGSTOP then SIGCONT of a process whose thread waits for a lock: the kernel restarts the
+    call (futex again, or restart_syscall for a wait with a deadline), so it is ONE wait: one
+    long_wait, and one wait_end (`return`) when the lock is released, not at the stop."""
+    if kind == "timed" and "2.7" in os.path.basename(python):
+        pytest.skip("2.7 has no lock acquire with a timeout")
+    prog = str(tmp_path / "stop.py")
+    with open(prog, "w") as f:
+        f.write(STOP_PROG)
+    info = str(tmp_path / "tid")
+    p = reg.popen([python, prog, info, kind])
+    deadline = time.monotonic() + 30
+    while not os.path.exists(info) or not open(info).read():
+        if p.poll() is not None or time.monotonic() > deadline:
+            raise Timeout("program did not start")
+        time.sleep(0.02)
+    tid = int(open(info).read())
+    tr = Tracer(reg, binary, ["--json", "-t", "0.5", "-p", str(p.pid)])
+    tr.wait_start()
+    wait_long(tr, p.pid, tid)
+    os.kill(p.pid, signal.SIGSTOP)
+    time.sleep(0.3)
+    os.kill(p.pid, signal.SIGCONT)
+    time.sleep(1.5)  # past the threshold again: a wait taken for a new one would be reported
+    released = time.time()
+    open(info + ".go", "w").close()
+    e = wait_end_of(tr, p.pid, tid)
+    tr.stop()
+    check_stream(tr)
+    longs = [x for x in tr.select("long_wait", pid=p.pid) if x["tid"] == tid]
+    ends = [x for x in tr.select("wait_end", pid=p.pid) if x["tid"] == tid]
+    assert len(longs) == 1 and len(ends) == 1, ([(x["event"], x.get("ended_by")) for x in longs + ends])
+    assert e["ended_by"] == "return" and e["_recv"] >= released, e
+    assert e["waited_s"] >= 1.5, e
