@@ -51,6 +51,13 @@ static struct disp_record *get(struct disp_table *d, pid_t pid, uint64_t proc_st
 		for (unsigned i = 0; i < DISP_RECORDS && !r; i++)
 			if (d->r[i].pid == pid)
 				r = &d->r[i]; /* another process that had this pid */
+	/* a new slot: the oldest that holds nothing reported (the host's every exec comes
+	 * here in host-wide mode; a reported ignore is what loss summaries need later) */
+	for (unsigned k = 0; k < DISP_RECORDS && !r; k++) {
+		struct disp_record *c = &d->r[d->next++ % DISP_RECORDS];
+		if (!c->pid || !c->reported || c->cls == PH_SIGCHLD_DEFAULT)
+			r = c;
+	}
 	if (!r)
 		r = &d->r[d->next++ % DISP_RECORDS];
 	memset(r, 0, sizeof(*r));
