@@ -73,7 +73,8 @@ static void copy_comm(char *dst, const char *src)
 }
 
 /* Emits the (first) SIG_IGN event of r's process, without a stack. */
-static void report_ignored(struct tracer *t, struct disp_record *r, const char *comm, uint64_t mono_ns)
+static void report_ignored(struct tracer *t, struct disp_record *r, const char *comm, uint64_t mono_ns,
+			   bool from_proc)
 {
 	struct rec_sigchld ev = { 0 };
 	ev.p.pid = r->pid;
@@ -94,6 +95,7 @@ static void report_ignored(struct tracer *t, struct disp_record *r, const char *
 	}
 	r->cls = PH_SIGCHLD_IGN;
 	r->reported = true;
+	r->told_from_proc = from_proc;
 	/* where the loss summaries look for a stack: none here ("not Python"), ts 0 for
 	 * "before tracing started" as before */
 	struct captured_stack none = {
@@ -136,15 +138,19 @@ void disp_on_exec(struct tracer *t, const struct ph_event *e)
 	r->from_pid = from_pid;
 	/* A Python program starting with SIGCHLD ignored: a finding from its first line. */
 	if (e->exec.python && e->exec.sigchld_ignored)
-		report_ignored(t, r, e->comm, e->ts_ns);
+		report_ignored(t, r, e->comm, e->ts_ns, false);
 }
 
 bool disp_on_sigaction(struct tracer *t, const struct ph_event *e)
 {
 	struct disp_record *r = get(&t->disp, (pid_t)e->pid, e->proc_start);
 	unsigned cls = e->sigchld.new_class;
-	if (r->reported && r->cls == cls)
-		return false; /* told already (by a look at /proc that raced with this hook) */
+	/* The hook sends real changes only (old class != new). One that leads to what a look
+	 * at /proc told is that same change: /proc shows it a moment before the hook's record
+	 * is out. After a hook's own report it is news (an event between them was lost). */
+	if (r->reported && r->told_from_proc && r->cls == cls)
+		return false;
+	r->told_from_proc = false;
 	if (!r->exec_comm[0])
 		copy_comm(r->exec_comm, e->comm);
 	r->cls = cls;
@@ -168,7 +174,7 @@ void disp_scan(struct tracer *t, pid_t pid, uint64_t proc_start, bool at_start)
 	if (r && r->seen_ns >= read_ns) {
 		/* an exec newer than our read: it is the truth (Python execs report themselves) */
 		if (r->cls == PH_SIGCHLD_IGN && !r->python_exec && ignored == 1)
-			report_ignored(t, r, NULL, mono_now_ns());
+			report_ignored(t, r, NULL, mono_now_ns(), true);
 		return;
 	}
 	if (ignored != 1) {
@@ -190,5 +196,5 @@ void disp_scan(struct tracer *t, pid_t pid, uint64_t proc_start, bool at_start)
 		r->origin = DISP_UNWATCHED;
 	}
 	r->seen_ns = read_ns;
-	report_ignored(t, r, NULL, read_ns);
+	report_ignored(t, r, NULL, read_ns, true);
 }

@@ -26,6 +26,7 @@ struct disp_record {
 	uint64_t proc_start;
 	unsigned cls;              /* enum ph_sigchld_class known now */
 	bool reported;             /* a sigchld_ignored event told cls */
+	bool told_from_proc;       /* ... after a look at /proc, not from a hook's record */
 	bool python_exec;          /* its current program was Python at its exec */
 	enum disp_origin origin;
 	uint64_t seen_ns;          /* CLOCK_MONOTONIC of the newest fact */
