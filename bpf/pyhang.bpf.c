@@ -555,13 +555,19 @@ static __always_inline u64 jiffies_to_ns(u64 j, u64 now_ns, u64 now_j)
 	return now_ns > age ? now_ns - age : 0;
 }
 
-static __always_inline void emit_wait_end(struct ph_wait *w, u32 tid, u32 reason, u64 end_ns)
+static __always_inline void emit_wait_end_code(struct ph_wait *w, u32 tid, u32 reason, u32 code,
+					       u64 end_ns)
 {
-	/* on_exit runs in the exiting thread, the others in the waiter: w is the current
-	 * process's record either way, but its identity is kept in the record already */
+	/* on_exit runs in the exiting thread, the others in the waiter (or the scanner, for a
+	 * GIL chain): w is the current process's record, but its identity is kept in it */
 	struct ph_event *e = ev_reserve_ex(PH_EV_WAIT_END, w->tgid, tid, w->proc_start, true);
 	if (!e)
 		return;
+	/* the thread's own name, while it is still there to ask (it may be gone when the
+	 * record is read: a killed process) */
+	if ((u32)bpf_get_current_pid_tgid() == tid)
+		bpf_get_current_comm(e->comm, sizeof(e->comm));
+	e->wait.end_code = code;
 	u64 now_j = bpf_jiffies64();
 	e->wait.start_ns = jiffies_to_ns(w->start_jiffies, e->ts_ns, now_j);
 	if (end_ns)
@@ -573,16 +579,60 @@ static __always_inline void emit_wait_end(struct ph_wait *w, u32 tid, u32 reason
 	bpf_ringbuf_submit(e, RB_LAZY);
 }
 
+static __always_inline void emit_wait_end(struct ph_wait *w, u32 tid, u32 reason, u64 end_ns)
+{
+	emit_wait_end_code(w, tid, reason, 0, end_ns);
+}
+
 /* Close a finished GIL chain exactly once (the scanner and the thread may race for it). */
 static __always_inline void gil_chain_close(struct ph_wait *w, u32 tid)
 {
 	u32 f = w->flags;
-	if (!(f & PH_WF_DONE) || (f & PH_WF_FINAL))
-		return;
+	if (!(f & PH_WF_DONE) || (f & (PH_WF_FINAL | PH_WF_SIGPEND)))
+		return; /* SIGPEND: interrupted, closed by sigpend_resolve */
 	if (__sync_val_compare_and_swap(&w->flags, f, f | PH_WF_FINAL) != f)
 		return;
 	if (f & PH_WF_REPORTED)
 		emit_wait_end(w, tid, PH_END_RETURNED, w->end_ns);
+}
+
+/* A wait interrupted by a signal (PH_WF_SIGPEND) ends for `reason`: its wait_end goes out
+ * once (whoever clears SIGPEND first), if its long_wait did. */
+static __always_inline void sigpend_resolve(struct ph_wait *w, u32 tid, u32 reason, u32 code)
+{
+	u32 f = w->flags;
+	if (!(f & PH_WF_SIGPEND))
+		return;
+	if (__sync_val_compare_and_swap(&w->flags, f, (f & ~PH_WF_SIGPEND) | PH_WF_DONE | PH_WF_FINAL) != f)
+		return;
+	if (f & PH_WF_REPORTED)
+		emit_wait_end_code(w, tid, reason, code, w->end_ns);
+}
+
+/* include/linux/sched/signal.h (2.6.x to 6.x): a group exit (exit_group(), a fatal signal)
+ * is in progress; signal->group_exit_code then holds the process's exit code. */
+#define SIGNAL_GROUP_EXIT 0x00000004
+
+/* Run in an exiting thread: whether its whole process is exiting (a group exit, or the last
+ * thread going), else only the thread (e.g. another thread's execve kills the others). */
+static __always_inline u32 exit_reason(void)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	if ((BPF_CORE_READ(t, signal, flags) & SIGNAL_GROUP_EXIT) ||
+	    BPF_CORE_READ(t, signal, live.counter) == 0)
+		return PH_END_PROCESS_EXIT;
+	return PH_END_THREAD_EXIT;
+}
+
+/* The exiting process's exit code (wait(2) encoding), 0 for a thread exit. */
+static __always_inline u32 exit_code_now(void)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	if (BPF_CORE_READ(t, signal, flags) & SIGNAL_GROUP_EXIT)
+		return (u32)BPF_CORE_READ(t, signal, group_exit_code);
+	if (BPF_CORE_READ(t, signal, live.counter) == 0)
+		return (u32)BPF_CORE_READ(t, exit_code);
+	return 0;
 }
 
 /* A GIL wait right after the previous one of the same chain continues it: returns true when
@@ -639,6 +689,16 @@ static __always_inline void wait_fill(struct ph_wait *w, u32 tgid, u64 uaddr, u3
 static __always_inline void wait_reuse(struct ph_wait *w, u32 tid, u32 tgid, u64 uaddr, u32 op,
 				       u64 now_j, bool gil)
 {
+	u32 f = w->flags;
+	if (f & PH_WF_SIGPEND) {
+		/* The last call was interrupted and no handler ran: the kernel restarted it (an
+		 * ignored or stopping signal, or one another thread took): the same wait goes
+		 * on. Any other call: the thread moved on after the signal. */
+		if (w->tgid == tgid && w->uaddr == uaddr && w->op == op &&
+		    __sync_val_compare_and_swap(&w->flags, f, f & ~(PH_WF_DONE | PH_WF_SIGPEND)) == f)
+			return;
+		sigpend_resolve(w, tid, PH_END_SIGNAL, 0);
+	}
 	if (gil && gil_chain_resume(w, bpf_ktime_get_ns()))
 		return;
 	if (w->flags & PH_WF_GIL)
@@ -716,6 +776,15 @@ static __always_inline void wait_release(u32 tid, struct ph_wait *slot)
 		__sync_fetch_and_sub(&waits_overflow_live, 1);
 }
 
+/* Whether a syscall's return value says a signal interrupted it: -EINTR, or the kernel's
+ * internal -ERESTARTSYS/-ERESTARTNOINTR/-ERESTARTNOHAND/-ERESTART_RESTARTBLOCK (512-516,
+ * include/linux/errno.h), which the sys_exit tracepoint sees before signal delivery turns
+ * them into EINTR or a restart. */
+static __always_inline bool interrupted(long ret)
+{
+	return ret == -4 || (ret <= -512 && ret >= -516);
+}
+
 /* The wait of thread tid ended. Marking DONE atomically orders us against the scanner:
  * either it reported first (we emit wait_end) or it sees DONE and stays silent. Records
  * stay, DONE, until the thread exits: the next wait reuses them, and the next GIL wait of a
@@ -730,6 +799,17 @@ static __always_inline int wait_finish(u32 tid, u32 reason, long ret)
 	}
 	if (!w)
 		return 0;
+	if (reason == PH_END_RETURNED && interrupted(ret)) {
+		/* what ended it is decided at signal delivery, thread exit or the next call */
+		w->end_ns = bpf_ktime_get_ns();
+		__sync_fetch_and_or(&w->flags, PH_WF_DONE | PH_WF_SIGPEND);
+		return 0;
+	}
+	if (reason == PH_END_THREAD_EXIT && (w->flags & PH_WF_SIGPEND)) {
+		sigpend_resolve(w, tid, exit_reason(), exit_code_now());
+		wait_release(tid, slot);
+		return 0;
+	}
 	if ((w->flags & PH_WF_GIL) && reason == PH_END_RETURNED) {
 		/* Still without the GIL after a timed-out condition wait, or after taking the GIL's
 		 * mutex (plain FUTEX_WAIT: glibc mutexes; the condition variable uses BITSET). */
@@ -740,7 +820,8 @@ static __always_inline int wait_finish(u32 tid, u32 reason, long ret)
 	}
 	u32 old = __sync_fetch_and_or(&w->flags, PH_WF_DONE);
 	if ((old & PH_WF_REPORTED) && !(old & (PH_WF_DONE | PH_WF_FINAL)))
-		emit_wait_end(w, tid, reason, 0);
+		emit_wait_end_code(w, tid, reason == PH_END_THREAD_EXIT ? exit_reason() : reason,
+				   reason == PH_END_THREAD_EXIT ? exit_code_now() : 0, 0);
 	else if ((old & PH_WF_GIL) && (old & PH_WF_DONE))
 		gil_chain_close(w, tid);
 	if (reason == PH_END_THREAD_EXIT)
@@ -794,6 +875,63 @@ SEC("tracepoint/syscalls/sys_exit_futex_waitv")
 int futex_waitv_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	return wait_finish((u32)bpf_get_current_pid_tgid(), PH_END_RETURNED, ctx->ret);
+}
+
+/* raw_tp signal_deliver(sig, info, ka), in the thread that takes the signal, before its
+ * action (kernel/signal.c get_signal, 2.6.x to 6.x). A wait it interrupted (SIGPEND) ended
+ * by that signal when a handler is about to run: the thread lives on. A fatal default
+ * action ends it at the thread's exit (on_exit); an ignored or stopping one restarts the
+ * call (wait_reuse). */
+SEC("raw_tp/signal_deliver")
+int on_signal_deliver(struct bpf_raw_tracepoint_args *ctx)
+{
+	u32 tid = (u32)bpf_get_current_pid_tgid();
+	struct k_sigaction *ka = (struct k_sigaction *)ctx->args[2];
+	struct ph_wait *w = slot_of(tid);
+	if (w && w->tid != tid)
+		w = waits_overflow_live ? bpf_map_lookup_elem(&waits, &tid) : NULL;
+	if (!w || !(w->flags & PH_WF_SIGPEND) || !ka)
+		return 0;
+	unsigned long handler = (unsigned long)BPF_CORE_READ(ka, sa.sa_handler);
+	if (handler == 0 /* SIG_DFL */ || handler == PH_SIG_IGN)
+		return 0;
+	sigpend_resolve(w, tid, PH_END_SIGNAL, (u32)ctx->args[0]);
+	return 0;
+}
+
+/* A timed futex wait interrupted by a signal without a handler (a stop and continue, an
+ * ignored signal) goes on in restart_syscall (-ERESTART_RESTARTBLOCK, kernel/futex
+ * futex_wait_restart; the interrupted call is the thread's last one, so a wait marked
+ * SIGPEND is the one restarted): it resumes at the entry, and its return is the wait's
+ * real end. */
+static __always_inline struct ph_wait *own_wait(u32 tid)
+{
+	struct ph_wait *w = slot_of(tid);
+	if (w && w->tid != tid)
+		w = waits_overflow_live ? bpf_map_lookup_elem(&waits, &tid) : NULL;
+	return w;
+}
+
+SEC("tracepoint/syscalls/sys_enter_restart_syscall")
+int restart_syscall_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	struct ph_wait *w = own_wait((u32)bpf_get_current_pid_tgid());
+	if (!w)
+		return 0;
+	u32 f = w->flags;
+	if (f & PH_WF_SIGPEND)
+		__sync_val_compare_and_swap(&w->flags, f, f & ~(PH_WF_DONE | PH_WF_SIGPEND));
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_restart_syscall")
+int restart_syscall_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	u32 tid = (u32)bpf_get_current_pid_tgid();
+	struct ph_wait *w = own_wait(tid);
+	if (!w || (w->flags & PH_WF_DONE))
+		return 0; /* not a futex wait resumed at the entry */
+	return wait_finish(tid, PH_END_RETURNED, ctx->ret);
 }
 
 /* ---------------------------------------------------------------- long-wait scanner */
@@ -1256,8 +1394,13 @@ int on_exec(struct bpf_raw_tracepoint_args *ctx)
 	e->exec.python = python;
 	e->exec.parent_tgid = parent_tgid;
 	e->exec.parent_watched = parent_watched;
-	/* exec has reset every handler but SIG_IGN to SIG_DFL (and every sa_flags to 0) by now */
-	e->exec.sigchld_ignored = python && sigchld_class_of(p) == PH_SIGCHLD_IGN;
+	/* exec has reset every handler but SIG_IGN to SIG_DFL (and every sa_flags to 0) by now.
+	 * Read for every program: userspace follows the disposition across a chain of execs
+	 * (a launcher ignores SIGCHLD and execs a shell that execs Python) to name its origin. */
+	e->exec.sigchld_ignored = sigchld_class_of(p) == PH_SIGCHLD_IGN;
+	struct task_struct *parent = BPF_CORE_READ(p, real_parent);
+	if (parent)
+		bpf_core_read_str(e->exec.parent_comm, sizeof(e->exec.parent_comm), &parent->comm);
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	e->exec.uid = (u32)bpf_get_current_uid_gid();
 	if (parent_watched) {

@@ -64,6 +64,9 @@ struct ph_watch_slot {
 				* GIL's mutex (taken again right away) */
 #define PH_WF_DROPPED 0x40     /* its long_wait did not fit in the ring buffer (counted once in
 				* PH_STAT_RINGBUF_DROPS); the scanner tries again next time */
+#define PH_WF_SIGPEND 0x80     /* the call returned interrupted by a signal (-EINTR/-ERESTART*):
+				* what ended the wait is decided next (waits.bpf: a handler runs,
+				* the thread or its process exits, or the call is restarted) */
 
 /* A process's identity besides its pid: its start time in clock ticks after boot, as
  * field 22 of /proc/PID/stat shows it (task->start_boottime / (1e9 / USER_HZ), USER_HZ
@@ -140,7 +143,11 @@ enum ph_lost_cause {
 /* Why a wait ended. */
 enum ph_end_reason {
 	PH_END_RETURNED = 0,
-	PH_END_THREAD_EXIT = 1,
+	PH_END_THREAD_EXIT = 1,   /* end_code: 0 (the thread exited, its process lives on) */
+	PH_END_SIGNAL = 2,        /* interrupted by a signal whose handler ran; end_code: signo,
+				   * 0 when not known */
+	PH_END_PROCESS_EXIT = 3,  /* its process exited while it was blocked; end_code: the
+				   * process's exit code, kernel encoding (see ph_child_exit) */
 };
 
 /* A child's exit, recorded at sched_process_exit when its parent is watched; also a marker
@@ -184,8 +191,8 @@ struct ph_event {
 			unsigned long long uaddr;
 			unsigned int op;
 			unsigned int flags;
-			unsigned int end_reason;
-			unsigned int pad;
+			unsigned int end_reason; /* enum ph_end_reason */
+			unsigned int end_code;   /* see enum ph_end_reason */
 		} wait;
 		struct {
 			unsigned int old_class;
@@ -214,10 +221,12 @@ struct ph_event {
 			unsigned int parent_tgid;
 			unsigned int args_len; /* bytes of args copied (NUL-separated argv) */
 			unsigned int parent_watched; /* the parent is a watched process */
-			unsigned int sigchld_ignored; /* SIGCHLD is SIG_IGN after the exec (inherited) */
+			unsigned int sigchld_ignored; /* SIGCHLD is SIG_IGN after the exec (inherited);
+						       * read for every exec, Python or not */
 			unsigned int uid; /* real uid of the process after the exec */
 			char filename[PH_PATH_LEN];
 			char args[PH_ARGS_LEN];
+			char parent_comm[PH_COMM_LEN]; /* the parent's comm at the exec */
 		} exec;
 		struct {
 			unsigned int counts[PH_RL_KINDS]; /* events held back, by enum ph_rl_kind */

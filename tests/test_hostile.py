@@ -61,7 +61,8 @@ KEYS = {"event", "time", "pid", "tid", "comm", "ns_pid", "cgroup", "scope", "pid
         "lost_events", "lost", "ringbuf_full", "waits_map_full", "map_full", "counts",
         "duration_s", "command_exit_status", "exec_check_queue_full",
         # rate limits (stop.suppressed, the suppressed event)
-        "suppressed", "reaper_stack", "exec", "since", "rate_limit", "per_second", "burst"} | EVENTS
+        "suppressed", "reaper_stack", "exec", "since", "rate_limit", "per_second", "burst",
+        "inherited_from", "exit_signal"} | EVENTS
 TEXT_LINE = re.compile(r"^(|Process \d+, Python .*|(==> )?Thread .*\):|Traceback \(most recent "
                        r"call last\):|  File \".*\", line (\d+|\?), in .*|  \.\.\. \(older frames "
                        r"cut: .*\)|  \(no Python frames\)|\(thread list cut: .*\))$")

@@ -455,8 +455,9 @@ def test_pid_reused_while_events_queued(reg, binary, tmp_path):
     assert old.get("threads_error") or "old_process_wait" in functions(old), public(old)
     assert "new_process_wait" in functions(new, new["tid"]), (public(new), functions(new))
     assert "old_process_wait" not in functions(new)
-    # A's wait ended when A was killed (the futex call returns before the thread exits),
-    # reported before B's long_wait; by then pid X was B's: nothing read from /proc is kept
+    # A's wait ended when A was killed, reported before B's long_wait; by then pid X was
+    # B's: nothing read from /proc is kept (comm is A's own, taken in the kernel at its exit)
     ends = tr.select("wait_end", pid=a)
     assert ends and ends[0]["_idx"] < new["_idx"], [public(e) for e in ends]
-    assert ends[0]["comm"] == "" and "cgroup" not in ends[0], public(ends[0])
+    assert ends[0]["ended_by"] == "process_exit" and ends[0].get("exit_signal") == 9, public(ends[0])
+    assert ends[0]["comm"] == os.path.basename(SYSTEM_PYTHON)[:15] and "cgroup" not in ends[0], public(ends[0])

@@ -313,9 +313,16 @@ void diagnose_child_lost(const struct child_lost_facts *f, char *buf, size_t len
 		snprintf(cause, sizeof(cause), "SIGCHLD is ignored since %s", ig);
 	} else if (f->ignored_before_start) {
 		snprintf(cause, sizeof(cause), "SIGCHLD has been ignored since before tracing started");
+	} else if (f->ignored_inherited && f->inherited_from_comm) {
+		snprintf(cause, sizeof(cause), "SIGCHLD is ignored since the program started: inherited "
+			 "from parent '%.16s' (pid %d) at exec (SIG_IGN survives exec)",
+			 f->inherited_from_comm, f->inherited_from_pid);
 	} else if (f->ignored_inherited) {
 		snprintf(cause, sizeof(cause), "SIGCHLD is ignored since the program started (it was "
 			 "ignored before its exec, by it or its parent, and SIG_IGN survives exec)");
+	} else if (f->ignored_unwatched) {
+		snprintf(cause, sizeof(cause), "SIGCHLD is ignored since before the process was found to "
+			 "run Python (its earlier sigaction calls were not watched)");
 	} else {
 		snprintf(cause, sizeof(cause), "SIGCHLD is ignored (SIG_IGN or SA_NOCLDWAIT)");
 	}

@@ -40,6 +40,9 @@ struct child_lost_facts {
 	const struct py_thread *ignore_stack;   /* where SIGCHLD became ignored, or NULL */
 	bool ignored_before_start;
 	bool ignored_inherited;
+	bool ignored_unwatched;            /* set while its sigaction calls were not watched */
+	const char *inherited_from_comm;   /* ignored_inherited: the program that ignored it */
+	int inherited_from_pid;
 	const struct py_thread *reaper_stack;   /* reaped_elsewhere: where it was taken */
 	const char *reaper_name;
 	int reaper_tid;

@@ -186,7 +186,26 @@ static void on_wait_end(struct tracer *t, const struct ph_event *e)
 	r.waited_s = seconds_between(e->wait.start_ns, e->ts_ns);
 	r.before_start = e->wait.flags & PH_WF_BEFORE_START;
 	r.futex_addr = e->wait.uaddr;
-	r.ended_by = e->wait.end_reason == PH_END_THREAD_EXIT ? "thread_exit" : "return";
+	r.signal = r.exit_signal = r.exit_status = -1;
+	switch (e->wait.end_reason) {
+	case PH_END_THREAD_EXIT:
+		r.ended_by = "thread_exit";
+		break;
+	case PH_END_SIGNAL:
+		r.ended_by = "signal";
+		r.signal = e->wait.end_code ? (int)e->wait.end_code : -1;
+		break;
+	case PH_END_PROCESS_EXIT:
+		/* kernel exit code: low 7 bits the killing signal, else status in bits 8-15 */
+		r.ended_by = "process_exit";
+		if (e->wait.end_code & 0x7f)
+			r.exit_signal = (int)(e->wait.end_code & 0x7f);
+		else
+			r.exit_status = (int)((e->wait.end_code >> 8) & 0xff);
+		break;
+	default:
+		r.ended_by = "return";
+	}
 	t->n_wait_ends++;
 	t->out.ops->wait_end(&t->out, &r);
 	guard_note_wait_end(t, r.p.pid, r.p.tid);
@@ -221,9 +240,15 @@ static void on_sigchld(struct tracer *t, const struct ph_event *e)
 {
 	struct rec_sigchld r = { 0 };
 	struct captured_stack cs = { 0 };
+	bool news = disp_on_sigaction(t, e);
+	bool have = take_stack(t, e, &cs, &r.stack_status);
+	if (!news) { /* one event per change: this one was told already */
+		if (have || cs.used)
+			pending_release(&cs);
+		return;
+	}
 	fill_proc(&r.p, e);
 	r.action = sigchld_action_name(e->sigchld.new_class);
-	bool have = take_stack(t, e, &cs, &r.stack_status);
 	r.stack = have ? &cs.thread : NULL;
 	t->n_sigchld++;
 	t->out.ops->sigchld(&t->out, &r);
@@ -336,6 +361,8 @@ static void on_child_lost(struct tracer *t, const struct ph_event *e)
 		r.ignore_stack = &ig->stack.thread;
 		r.ignore_mono_ns = ig->stack.ts_ns;
 	}
+	/* the origin of an ignore without a stack: one table knows it (sigchld_state.c) */
+	const struct disp_record *dr = r.ignore_stack ? NULL : disp_find(t, r.p.pid, e->proc_start);
 	struct child_lost_facts facts = {
 		.reaped_elsewhere = e->lost.cause == PH_LOST_REAPED_ELSEWHERE,
 		.child_comm = r.child_known ? r.child_comm : NULL,
@@ -344,8 +371,11 @@ static void on_child_lost(struct tracer *t, const struct ph_event *e)
 		.signal = r.signal,
 		.waiter_stack = r.stack,
 		.ignore_stack = r.ignore_stack,
-		.ignored_before_start = ig && ig->stack.status == PH_STACK_NOT_PYTHON && !ig->stack.ts_ns,
-		.ignored_inherited = ig && ig->stack.status == PH_STACK_NOT_PYTHON && ig->stack.ts_ns,
+		.ignored_before_start = dr && dr->origin == DISP_BEFORE_START,
+		.ignored_inherited = dr && dr->origin == DISP_INHERITED,
+		.ignored_unwatched = dr && dr->origin == DISP_UNWATCHED,
+		.inherited_from_comm = dr && dr->origin == DISP_INHERITED && dr->from_comm[0] ? dr->from_comm : NULL,
+		.inherited_from_pid = dr ? dr->from_pid : 0,
 		.reaper_stack = r.reaper_stack,
 		.reaper_name = r.reaper_name,
 		.reaper_tid = r.reaper_tid,
@@ -425,23 +455,6 @@ void tracer_schedule_describe(struct tracer *t, pid_t pid, uint64_t proc_start)
 	schedule_check(t, pid, proc_start, CHECK_DESCRIBE, 0, 2000000ull);
 }
 
-/* SIG_IGN for SIGCHLD survives execve (Linux keeps ignored dispositions): a Python started
- * by a parent that ignores SIGCHLD loses its children's statuses from its first line. The
- * kernel side read the disposition at the exec. */
-static void report_inherited_ignore(struct tracer *t, const struct ph_event *e)
-{
-	if (!e->exec.sigchld_ignored)
-		return;
-	struct rec_sigchld r = { 0 };
-	fill_proc(&r.p, e);
-	r.action = "SIG_IGN";
-	r.inherited = true;
-	t->n_sigchld++;
-	t->out.ops->sigchld(&t->out, &r);
-	struct captured_stack none = { .status = PH_STACK_NOT_PYTHON, .ts_ns = e->ts_ns };
-	pending_put_ignore(&t->pending, r.p.pid, e->proc_start, &none);
-}
-
 static void on_exec(struct tracer *t, const struct ph_event *e)
 {
 	pid_t pid = (pid_t)e->pid;
@@ -451,10 +464,11 @@ static void on_exec(struct tracer *t, const struct ph_event *e)
 	t->exec_uid_plus1 = e->exec.uid + 1; /* its checks count against its user's share */
 	if (e->exec.parent_watched && e->exec.args_len)
 		pending_put_cmdline(&t->pending, pid, e->proc_start, e->exec.args, e->exec.args_len);
-	if (e->exec.python) {
+	/* SIG_IGN for SIGCHLD survives execve: a Python started by a program that ignores
+	 * SIGCHLD loses its children's statuses from its first line (sigchld_state.c) */
+	disp_on_exec(t, e);
+	if (e->exec.python)
 		tracer_schedule_describe(t, pid, e->proc_start);
-		report_inherited_ignore(t, e);
-	}
 	else if (!t->all_processes)
 		schedule_check(t, pid, e->proc_start, CHECK_EMBEDDED, 0, 100000000ull);
 	t->exec_uid_plus1 = 0;

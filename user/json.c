@@ -62,6 +62,8 @@ static void jw_put_string(struct strbuf *sb, const char *str, size_t n)
 			sb_putc(sb, (char)c);
 		} else if (c < 0x20 || c == 0x7f) {
 			sb_printf(sb, "\\u%04x", c);
+		} else if (l == 2 && c == 0xc2 && s[i + 1] <= 0x9f) {
+			sb_printf(sb, "\\u%04x", s[i + 1]); /* C1 controls U+0080..U+009F */
 		} else {
 			/* U+2028/U+2029 are valid JSON but break JavaScript consumers: escape them. */
 			if (l == 3 && c == 0xe2 && s[i + 1] == 0x80 && (s[i + 2] == 0xa8 || s[i + 2] == 0xa9))

@@ -66,7 +66,10 @@ struct rec_wait_end {
 	double waited_s;
 	bool before_start;
 	uint64_t futex_addr;
-	const char *ended_by; /* "return" or "thread_exit" */
+	const char *ended_by; /* "return", "signal", "thread_exit" or "process_exit" */
+	int signal;           /* ended_by "signal": the signal whose handler ran; -1 unknown */
+	int exit_signal;      /* "process_exit": the signal that killed the process, else -1 */
+	int exit_status;      /* "process_exit": its exit status when it exited, else -1 */
 };
 
 struct rec_sigchld {
@@ -74,6 +77,8 @@ struct rec_sigchld {
 	const char *action; /* "SIG_IGN", "SA_NOCLDWAIT", "restored" */
 	bool before_start;
 	bool inherited;     /* ignored since its exec: the parent ignored SIGCHLD */
+	const char *inherited_from_comm; /* inherited: the program that ignored it, or NULL */
+	pid_t inherited_from_pid;        /* and its pid (0: unknown) */
 	const struct py_thread *stack; /* taken in the kernel at the rt_sigaction, or NULL */
 	const char *stack_status;      /* "ok", "unknown_layout", ... NULL when not applicable */
 };

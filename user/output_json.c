@@ -152,6 +152,12 @@ static void json_wait_end(struct output *o, const struct rec_wait_end *r)
 	jw_kdouble(&w, "waited_s", r->waited_s, 3);
 	jw_kbool(&w, "before_start", r->before_start);
 	jw_kstr(&w, "ended_by", r->ended_by);
+	if (r->signal > 0)
+		jw_kint(&w, "signal", r->signal);
+	if (r->exit_signal > 0)
+		jw_kint(&w, "exit_signal", r->exit_signal);
+	if (r->exit_status >= 0)
+		jw_kint(&w, "exit_status", r->exit_status);
 	end_event(o, &w);
 }
 
@@ -164,6 +170,14 @@ static void json_sigchld(struct output *o, const struct rec_sigchld *r)
 	jw_kbool(&w, "before_start", r->before_start);
 	if (r->inherited)
 		jw_kbool(&w, "inherited", true);
+	if (r->inherited_from_comm) {
+		jw_key(&w, "inherited_from");
+		jw_obj_begin(&w);
+		jw_kstr(&w, "comm", r->inherited_from_comm);
+		if (r->inherited_from_pid > 0)
+			jw_kint(&w, "pid", r->inherited_from_pid);
+		jw_obj_end(&w);
+	}
 	json_stack_fields(o, &w, r->stack, r->stack_status);
 	end_event(o, &w);
 }

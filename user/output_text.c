@@ -99,9 +99,10 @@ static void text_stop(struct output *o, const struct rec_stop *r)
 {
 	struct strbuf sb;
 	sb_init(&sb);
-	sb_printf(&sb, "pyhang-trace: detached after %.1fs: %llu long waits, %llu SIGCHLD changes, "
-		  "%llu lost child statuses", r->duration_s, (unsigned long long)r->long_waits,
-		  (unsigned long long)r->sigchld_changes, (unsigned long long)r->child_status_lost);
+	sb_printf(&sb, "pyhang-trace: detached after %.1fs: %llu hangs, %llu long waits, %llu SIGCHLD "
+		  "changes, %llu lost child statuses", r->duration_s, (unsigned long long)r->hangs,
+		  (unsigned long long)r->long_waits, (unsigned long long)r->sigchld_changes,
+		  (unsigned long long)r->child_status_lost);
 	if (r->lost_events)
 		sb_printf(&sb, "; %llu events LOST (ring buffer full %llu, wait table full %llu, "
 			  "other tables full %llu, exec check queue full %llu)",
@@ -140,6 +141,17 @@ static void text_long_wait(struct output *o, const struct rec_long_wait *r)
 	output_emit(o);
 }
 
+/* "SIGTERM" for 15 (glibc 2.32+ sigabbrev_np); "unknown signal" when it has no name. */
+static const char *signal_name(int sig)
+{
+	static char buf[16];
+	const char *abbrev = sigabbrev_np(sig);
+	if (!abbrev)
+		return "unknown signal";
+	snprintf(buf, sizeof(buf), "SIG%s", abbrev);
+	return buf;
+}
+
 static void text_wait_end(struct output *o, const struct rec_wait_end *r)
 {
 	put_clock(o, r->p.mono_ns);
@@ -147,6 +159,19 @@ static void text_wait_end(struct output *o, const struct rec_wait_end *r)
 	put_proc(o, &r->p);
 	if (strcmp(r->ended_by, "thread_exit") == 0)
 		sb_printf(&o->sb, " exited while still blocked, after %.1fs\n", r->waited_s);
+	else if (strcmp(r->ended_by, "process_exit") == 0 && r->exit_signal > 0)
+		sb_printf(&o->sb, " was still blocked when its process was killed by signal %d (%s), "
+			  "after %.1fs\n", r->exit_signal, signal_name(r->exit_signal), r->waited_s);
+	else if (strcmp(r->ended_by, "process_exit") == 0)
+		sb_printf(&o->sb, " was still blocked when its process exited (status %d), after %.1fs\n",
+			  r->exit_status, r->waited_s);
+	else if (strcmp(r->ended_by, "signal") == 0 && r->signal > 0)
+		sb_printf(&o->sb, " stopped waiting on futex 0x%llx after %.1fs: interrupted by signal %d "
+			  "(%s), whose handler ran\n", (unsigned long long)r->futex_addr, r->waited_s,
+			  r->signal, signal_name(r->signal));
+	else if (strcmp(r->ended_by, "signal") == 0)
+		sb_printf(&o->sb, " stopped waiting on futex 0x%llx after %.1fs: interrupted by a signal\n",
+			  (unsigned long long)r->futex_addr, r->waited_s);
 	else
 		sb_printf(&o->sb, " stopped waiting on futex 0x%llx after %.1fs\n",
 			  (unsigned long long)r->futex_addr, r->waited_s);

@@ -73,6 +73,19 @@ bool proc_exists(pid_t pid)
 	return access(path, F_OK) == 0;
 }
 
+bool proc_has_exited(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	ssize_t n = read_small_file(path, buf, sizeof(buf));
+	if (n <= 0)
+		return true;
+	const char *paren = strrchr(buf, ')'); /* comm may hold ')' and spaces */
+	if (!paren || paren[1] != ' ')
+		return false;
+	return paren[2] == 'Z' || paren[2] == 'X';
+}
+
 pid_t proc_tgid(pid_t id)
 {
 	char path[64], buf[4096];

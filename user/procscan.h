@@ -15,6 +15,9 @@
 int proc_for_each_pid(const char *dir, size_t max_entries, int (*fn)(pid_t, void *), void *arg);
 
 bool proc_exists(pid_t pid);
+/* Whether process pid has exited: gone, or a zombie waiting for its parent (state Z or X,
+ * the field after the last ')' of /proc/PID/stat, proc(5)). */
+bool proc_has_exited(pid_t pid);
 /* The thread group (process) a task id belongs to (Tgid in /proc/ID/status), or -1. */
 pid_t proc_tgid(pid_t id);
 /* The pid of a process inside its own pid namespace (last NSpid field), or -1 when it is

@@ -36,6 +36,7 @@
 #include "bounds.h"
 #include "safeopen.h"
 #include "stackcheck.h"
+#include "syscall_names.h"
 
 #define SYS_FUTEX_X86_64 202
 #define GLIBC_PTHREAD_TID 0x2d0   /* glibc 2.36 x86_64: struct pthread.tid */
@@ -3138,6 +3139,8 @@ void py_write_threads_json(struct jw *w, const struct py_process *p)
 			jw_bool(w, t->daemon == 1);
 		jw_kbool(w, "gil", t->gil);
 		jw_kstr(w, "state", py_thread_state_str(t->state));
+		if (t->syscall_nr >= 0) /* by name (syscall_names.c); null: unknown to this build */
+			jw_kstr(w, "syscall", syscall_name(t->syscall_nr));
 		if (t->truncated)
 			jw_kbool(w, "truncated", true);
 		if (t->error)
@@ -3184,8 +3187,10 @@ static void write_thread_header(struct strbuf *sb, const struct py_thread *t, bo
 	sb_printf(sb, ", %s", py_thread_state_str(t->state));
 	if (t->syscall_nr == SYS_FUTEX_X86_64)
 		sb_printf(sb, " on futex 0x%" PRIx64, t->futex_addr);
+	else if (t->syscall_nr >= 0 && syscall_name(t->syscall_nr))
+		sb_printf(sb, " in %s", syscall_name(t->syscall_nr));
 	else if (t->syscall_nr >= 0)
-		sb_printf(sb, " in syscall %ld", t->syscall_nr);
+		sb_puts(sb, " in a system call unknown to this build");
 	sb_puts(sb, "):\n");
 }
 

@@ -108,40 +108,26 @@ static int scan_task(pid_t tid, void *arg)
 	return 0;
 }
 
-static void report_sigchld_ignored(struct tracer *t, pid_t pid)
-{
-	if (proc_sigchld_ignored(pid) != 1)
-		return;
-	struct rec_sigchld r = { 0 };
-	r.p.pid = pid;
-	r.p.tid = pid;
-	r.p.mono_ns = mono_now_ns();
-	proc_comm(pid, 0, r.p.comm, sizeof(r.p.comm));
-	r.p.ns_pid = proc_ns_pid(pid);
-	proc_cgroup(pid, r.p.cgroup, sizeof(r.p.cgroup));
-	r.action = "SIG_IGN";
-	r.before_start = true;
-	struct captured_stack none = { .status = PH_STACK_NOT_PYTHON }; /* ts 0: before start */
-	uint64_t proc_start = 0;
-	if (pm_start_time(pid, &proc_start) != 0)
-		proc_start = 0;
-	pending_put_ignore(&t->pending, pid, proc_start, &none);
-	t->n_sigchld++;
-	t->out.ops->sigchld(&t->out, &r);
-}
-
-/* Look at one process of interest: its SIGCHLD disposition and its blocked threads. */
-void tracer_scan_process(struct tracer *t, pid_t pid)
+/* Look at one process of interest: its SIGCHLD disposition (reported once, whatever path
+ * saw it first: sigchld_state.c) and its blocked threads. at_start: it was found when
+ * tracing started. */
+static void scan_process(struct tracer *t, pid_t pid, bool at_start)
 {
 	struct scan_state st = { .t = t, .pid = pid };
 	char dir[64];
 	if (pm_start_time(pid, &st.proc_start) != 0)
 		return; /* gone already */
-	report_sigchld_ignored(t, pid);
 	if (py_is_python_process(pid) && tracer_describe(t, pid, st.proc_start) != 0)
 		tracer_schedule_describe(t, pid, st.proc_start); /* not initialized yet: try again soon */
+	/* after the description: the stack walker knows the process when its report is out */
+	disp_scan(t, pid, st.proc_start, at_start);
 	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
 	proc_for_each_pid(dir, MAX_TASKS_SCANNED, scan_task, &st);
+}
+
+void tracer_scan_process(struct tracer *t, pid_t pid)
+{
+	scan_process(t, pid, false);
 }
 
 static int add_target(struct tracer *t, pid_t pid)
@@ -188,7 +174,7 @@ int tracer_register_processes(struct tracer *t)
 void tracer_scan_existing(struct tracer *t)
 {
 	for (size_t i = 0; i < t->ntargets; i++)
-		tracer_scan_process(t, t->targets[i]);
+		scan_process(t, t->targets[i], true);
 	free(t->targets);
 	t->targets = NULL;
 	t->ntargets = t->targets_cap = 0;

@@ -314,8 +314,8 @@ static void parse_args(int argc, char **argv, struct tracer *t, struct cli *c)
 			     (c->annotate < 0 && annotate_auto() && !(c->json && !c->output));
 	for (int i = 0; i < t->npids; i++) {
 		pid_t tgid = proc_exists(t->pids[i]) ? proc_tgid(t->pids[i]) : -1;
-		if (tgid <= 0) {
-			fprintf(stderr, "pyhang-trace: no process with pid %d\n", (int)t->pids[i]);
+		if (tgid <= 0 || proc_has_exited(tgid)) { /* a zombie has exited too */
+			fprintf(stderr, "pyhang-trace: no such process: pid %d\n", (int)t->pids[i]);
 			exit(EXIT_USAGE);
 		}
 		if (tgid != t->pids[i]) { /* /proc/TID exists for threads too */
@@ -541,14 +541,22 @@ static void emit_stop(struct tracer *t)
 	t->out.ops->stop(&t->out, &r);
 }
 
-static void warn_non_python_pids(const struct tracer *t)
+/* -1 when a pid has exited since the command line was read (set-up takes a while). */
+static int warn_non_python_pids(const struct tracer *t)
 {
-	if (t->all_processes)
-		return;
-	for (int i = 0; i < t->npids; i++)
-		if (!py_is_python_process(t->pids[i]))
+	for (int i = 0; i < t->npids; i++) {
+		/* asked after the look at its maps: one that exited meanwhile is not "not Python" */
+		bool python = t->all_processes || py_is_python_process(t->pids[i]);
+		if (proc_has_exited(t->pids[i])) {
+			fprintf(stderr, "pyhang-trace: no such process: pid %d (it has exited)\n",
+				(int)t->pids[i]);
+			return -1;
+		}
+		if (!python)
 			fprintf(stderr, "pyhang-trace: pid %d does not run CPython; its events are not "
 				"reported unless --all is given\n", (int)t->pids[i]);
+	}
+	return 0;
 }
 
 static int setup(struct tracer *t, const struct cli *c, int *go_fd, struct metrics **m)
@@ -590,7 +598,8 @@ static int setup(struct tracer *t, const struct cli *c, int *go_fd, struct metri
 		fprintf(stderr, "pyhang-trace: cannot set up the ring buffer: %s\n", strerror(errno));
 		return -1;
 	}
-	warn_non_python_pids(t);
+	if (warn_non_python_pids(t) != 0)
+		return -1;
 	if (t->command) {
 		if (spawn_command(t, go_fd) != 0) {
 			fprintf(stderr, "pyhang-trace: cannot start %s: %s\n", t->command[0], strerror(errno));

@@ -11,6 +11,7 @@
 #include "output.h"
 #include "pending.h"
 #include "pyreader.h"
+#include "sigchld_state.h"
 
 #define MAX_PIDS 64
 #define MAX_EXEC_CHECKS 1024
@@ -47,6 +48,7 @@ struct tracer {
 	struct output out;
 	struct py_reader *reader;
 	struct pending pending;
+	struct disp_table disp; /* SIGCHLD disposition of each process (sigchld_state.c) */
 	/* the last snapshot of every thread of one process, shared by the long waits that the
 	 * same scan reports together (a pool of idle threads crossing the threshold at once) */
 	struct py_process snap;
