@@ -56,6 +56,7 @@ struct rec_long_wait {
 	bool gil;                    /* a (merged) chain of waits for the GIL */
 	const struct py_process *py; /* every thread of the process, or NULL */
 	const char *py_error;        /* why py is NULL */
+	void *tracer;                /* the tracer (for the event handlers' own use) */
 };
 
 struct rec_wait_end {
@@ -106,6 +107,15 @@ struct rec_hang {
 	const struct py_process *py;      /* every thread */
 };
 
+/* A reported hang is over: one of its threads moved again, or its process ended. */
+struct rec_hang_end {
+	struct ev_proc p;                 /* tid: the thread that moved (0: the process ended) */
+	const char *code;                 /* the hang's diagnosis.code */
+	const char *ended_by;             /* "return", "thread_exit" or "process_exit" */
+	double duration_s;                /* from the earliest wait of the hang until now */
+	double reported_s_ago;            /* since the hang event */
+};
+
 struct output;
 
 struct output_ops {
@@ -116,6 +126,7 @@ struct output_ops {
 	void (*sigchld)(struct output *o, const struct rec_sigchld *r);
 	void (*child_lost)(struct output *o, const struct rec_child_lost *r);
 	void (*hang)(struct output *o, const struct rec_hang *r);
+	void (*hang_end)(struct output *o, const struct rec_hang_end *r);
 };
 
 struct output {

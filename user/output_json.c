@@ -233,8 +233,21 @@ static void json_hang(struct output *o, const struct rec_hang *r)
 	end_event(o, &w);
 }
 
+static void json_hang_end(struct output *o, const struct rec_hang_end *r)
+{
+	struct jw w;
+	begin_event(o, &w, "hang_end", r->p.mono_ns);
+	proc_fields(&w, &r->p);
+	jw_kstr(&w, "code", r->code);
+	jw_kstr(&w, "ended_by", r->ended_by);
+	jw_kdouble(&w, "duration_s", r->duration_s, 3);
+	jw_kdouble(&w, "reported_s_ago", r->reported_s_ago, 3);
+	end_event(o, &w);
+}
+
 const struct output_ops output_json_ops = {
 	.hang = json_hang,
+	.hang_end = json_hang_end,
 	.start = json_start,
 	.stop = json_stop,
 	.long_wait = json_long_wait,

@@ -268,8 +268,23 @@ static void text_hang(struct output *o, const struct rec_hang *r)
 	output_emit(o);
 }
 
+static void text_hang_end(struct output *o, const struct rec_hang_end *r)
+{
+	put_clock(o, r->p.mono_ns);
+	put_tag(o, "", "HANG END");
+	put_proc(o, &r->p);
+	if (strcmp(r->ended_by, "process_exit") == 0)
+		sb_printf(&o->sb, ": the process ended; its %s lasted %.1fs\n", r->code, r->duration_s);
+	else
+		sb_printf(&o->sb, " %s: the %s reported %.1fs ago is over after %.1fs\n",
+			  strcmp(r->ended_by, "thread_exit") == 0 ? "exited" : "moved again",
+			  r->code, r->reported_s_ago, r->duration_s);
+	output_emit(o);
+}
+
 const struct output_ops output_text_ops = {
 	.hang = text_hang,
+	.hang_end = text_hang_end,
 	.start = text_start,
 	.stop = text_stop,
 	.long_wait = text_long_wait,

@@ -1779,8 +1779,8 @@ static void classify_state(struct walk *w, struct py_thread *t, const uint64_t (
 		return;
 	}
 	long nr;
-	unsigned long long a1 = 0, a2 = 0;
-	int n = sscanf(buf, "%ld %llx %llx", &nr, &a1, &a2);
+	unsigned long long a1 = 0, a2 = 0, a3 = 0, a4 = 0;
+	int n = sscanf(buf, "%ld %llx %llx %llx %llx", &nr, &a1, &a2, &a3, &a4);
 	if (n < 1)
 		return;
 	if (nr < 0) {
@@ -1794,6 +1794,7 @@ static void classify_state(struct walk *w, struct py_thread *t, const uint64_t (
 	}
 	t->futex_addr = a1;
 	t->futex_op = (unsigned)a2;
+	t->futex_timed = n < 5 || a4 != 0; /* timeout pointer; unknown counts as timed */
 	unsigned op = t->futex_op & 127; /* without FUTEX_PRIVATE_FLAG / CLOCK_REALTIME */
 	if (op != 0 && op != 9 && op != 6 && op != 11 && op != 13) { /* WAIT, WAIT_BITSET, LOCK_PI,
 									  WAIT_REQUEUE_PI, LOCK_PI2 */
@@ -1915,6 +1916,13 @@ static void walk_frames(struct walk *w, uint64_t frame, struct py_thread *t)
 			t->truncated = true;
 			t->error = "out of memory";
 			return;
+		}
+		if (k != FRAME_SKIP) { /* for lock ownership (lockown.c) */
+			struct py_frame *pf = &t->frames[t->nframes - 1];
+			pf->addr = frame;
+			pf->code = get_u64(buf, l->f_code);
+			pf->pos = l->frames == PY_FRAMES_OBJECTS ? (uint64_t)(int64_t)get_i32(buf, l->f_pos) :
+				  get_u64(buf, l->f_pos);
 		}
 		frame = get_u64(buf, l->f_back);
 		if (frame && frame == tortoise) {
@@ -2453,6 +2461,8 @@ static int read_once(struct py_reader *r, pid_t pid, struct py_process *out, boo
 	}
 	map_namespace_tids(&w, pid);
 	int rc = read_snapshot(&w, out, err, errlen);
+	if (rc == 0)
+		out->os_threads = w.ntasks;
 	free(w.ns_tids);
 	free(w.tasks);
 	sysfd_prune(p, false);

@@ -40,6 +40,10 @@ struct py_frame {
 	 * the code object (then function and file are "?"), its name, file or line table.
 	 * The frame is kept, so the frames around it stay in place. */
 	const char *error;
+	/* Where the frame lives, for lock ownership (user/lockown.c): the frame (PyFrameObject
+	 * <= 3.10, _PyInterpreterFrame 3.11+), its code object and its position (f_lasti <= 3.10,
+	 * instruction pointer 3.11+). 0 when unknown (stacks captured in the kernel). */
+	uint64_t addr, code, pos;
 };
 
 enum py_thread_state {
@@ -61,6 +65,7 @@ struct py_thread {
 	long syscall_nr;      /* -1 when not in a system call or unknown */
 	uint64_t futex_addr;  /* uaddr when syscall_nr is futex */
 	unsigned futex_op;
+	bool futex_timed;     /* the futex wait has a timeout (its 4th argument is not NULL) */
 	struct py_frame *frames; /* innermost first */
 	size_t nframes;
 	bool truncated;       /* chain cut: too deep, cycle or unreadable */
@@ -79,6 +84,7 @@ struct py_process {
 	 * thread state is unreadable (static string, NULL when read to its end). The threads
 	 * read before the cut are kept. */
 	const char *threads_error;
+	size_t os_threads;   /* threads of the process in /proc/PID/task at the read (0: unknown) */
 	void *strings; /* private: storage of every string above (freed by py_process_free) */
 };
 

@@ -64,6 +64,9 @@ struct tracer {
 	/* hangs already reported: (pid, code, culprit set) fingerprints, oldest overwritten */
 	uint64_t hang_seen[256];
 	unsigned hang_seen_next;
+	/* open long waits and open hangs, for proofs and hang_end (hangtrack.h); lazily made */
+	struct hangtrack *ht;
+	uint64_t n_hang_ends;
 };
 
 /* events.c */
