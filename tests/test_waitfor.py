@@ -11,8 +11,8 @@ import signal
 
 import pytest
 
-from test_diagnose import (INTERPRETERS, Job, check_stream, label_of, run_session, short,
-                           version_of)
+from test_diagnose import (INTERPRETERS, Job, check_stream, label_of, mark_line, run_session,
+                           short, version_of)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAMS = os.path.join(HERE, "programs")
@@ -138,3 +138,145 @@ def test_queue_join_dead_worker_is_no_deadlock(queue_join_session, python):
     codes = [h["diagnosis"]["code"] for h in s.events(job, "hang")]
     assert not [c for c in codes if "deadlock" in c], "a dead worker called a deadlock: %r" % codes
     assert codes in ([], ["all_threads_blocked"]), codes
+
+
+# --------------------------------------------------------------------------- B/C. ownership, proven diagnoses
+
+LOCKS = os.path.join(PROGRAMS, "waitfor_locks.py")
+CYCLES = [("cycle2", "Lock"), ("cycle2", "RLock"), ("cycle2", "Condition"), ("cycle3", "Lock"),
+          ("cycle3", "Condition")]
+OTHERS = [("self", "Lock"), ("orphan", "Lock"), ("sleeper", "Lock")]
+
+
+def _want(codes):
+    def pred(tr, job):
+        if not job.pid:
+            return False
+        if job.key[1] == "sleeper":
+            return job.get("done") is not None
+        return any(e["diagnosis"].get("code") in codes for e in tr.select("hang", pid=job.pid))
+    return pred
+
+
+@pytest.fixture(scope="module")
+def cycle_session(binary, tmp_path_factory):
+    d = str(tmp_path_factory.mktemp("waitfor_cycles"))
+    jobs = [Job((py, mode, kind), py, LOCKS, [mode, kind], d) for py in INTERPRETERS for mode, kind in CYCLES]
+    return run_session(binary, d, "waitfor_cycles", [jobs], ["-t", "1"], hang_pred=_want(("deadlock",)))
+
+
+@pytest.fixture(scope="module")
+def other_session(binary, tmp_path_factory):
+    d = str(tmp_path_factory.mktemp("waitfor_others"))
+    jobs = [Job((py, mode, kind), py, LOCKS, [mode, kind], d) for py in INTERPRETERS for mode, kind in OTHERS]
+    return run_session(binary, d, "waitfor_others", [jobs], ["-t", "1"],
+                       hang_pred=_want(("self_deadlock", "orphaned_lock")))
+
+
+def test_cycle_stream(cycle_session):
+    check_stream(cycle_session)
+
+
+def test_other_stream(other_session):
+    check_stream(other_session)
+
+
+def _thread(ev, tid):
+    for t in ev.get("threads") or []:
+        if t.get("tid") == tid:
+            return t
+    return None
+
+
+def _where(obj, line, function=None):
+    return (isinstance(obj, dict) and obj.get("line") == line and
+            os.path.realpath(str(obj.get("file"))) == os.path.realpath(LOCKS) and
+            (function is None or obj.get("function") == function))
+
+
+@pytest.mark.parametrize("mode,kind", CYCLES)
+def test_deadlock_cycle(cycle_session, python, mode, kind):
+    """A lock-order cycle of 2 or 3 threads (Lock, RLock, Condition) while 'runner' keeps
+    running: one `deadlock` whose cycle names, in order, each thread, the lock it holds
+    (where it took it) and the lock it waits for (where)."""
+    s = cycle_session
+    job = s[(python, mode, kind)]
+    names = "AB" if mode == "cycle2" else "ABC"
+    hangs = s.events(job, "hang")
+    codes = [h["diagnosis"]["code"] for h in hangs]
+    assert codes == ["deadlock"], "want one deadlock, got %r%s" % (
+        [short(h, 1500) for h in hangs], job.describe())
+    diag = hangs[0]["diagnosis"]
+    tids = dict((n, job.int(n)) for n in names)
+    assert sorted(diag["culprit_tids"]) == sorted(tids.values()), diag
+    assert job.int("runner") not in diag["culprit_tids"]
+    cycle = diag.get("cycle") or []
+    assert [c.get("tid") for c in cycle] == diag["culprit_tids"], diag
+    take_first, take_second = mark_line(LOCKS, "take_first"), mark_line(LOCKS, "take_second")
+    for k, c in enumerate(cycle):
+        nxt = cycle[(k + 1) % len(cycle)]
+        assert c.get("name") in names, c
+        assert _where(c["holds"].get("since"), take_first, "step"), \
+            "holds.since %r, want line %d" % (c["holds"], take_first)
+        assert _where(c["waits_for"].get("where"), take_second), "waits_for.where %r" % c["waits_for"]
+        # what c waits for is what the next one holds
+        assert c["waits_for"]["object"] == nxt["holds"]["object"] and c["waits_for"]["object"], (c, nxt)
+        want_kind = "RLock" if kind == "Condition" and _py2(python) else kind
+        assert c["waits_for"]["kind"] in (kind, want_kind), c
+    summary = diag["summary"]
+    for n in names:
+        assert "'%s' holds" % n in summary, summary
+    assert "waitfor_locks.py:%d" % take_first in summary and "waitfor_locks.py:%d" % take_second in summary
+    assert "one order" in summary
+    # the cycle's threads carry waiting_for with the holder
+    ev = hangs[0]
+    for n in names:
+        t = _thread(ev, tids[n])
+        wf = t.get("waiting_for") or {}
+        assert (wf.get("holder") or {}).get("tid") in tids.values(), t
+        assert wf.get("timeout_s") is None, wf
+        assert [h for h in t.get("holds") or [] if _where(h.get("since"), take_first)], t.get("holds")
+    runner = _thread(ev, job.int("runner"))
+    assert runner is not None and (runner.get("waiting_for") or {}).get("kind") in (None, "sleep", "GIL"), runner
+
+
+def test_self_deadlock(other_session, python):
+    s = other_session
+    job = s[(python, "self", "Lock")]
+    hangs = s.events(job, "hang")
+    assert [h["diagnosis"]["code"] for h in hangs] == ["self_deadlock"], [short(h, 1200) for h in hangs]
+    d = hangs[0]["diagnosis"]
+    assert d["culprit_tids"] == [job.int("S")], d
+    for mark in ("self_first", "self_again"):
+        assert "waitfor_locks.py:%d" % mark_line(LOCKS, mark) in d["summary"], d["summary"]
+
+
+def test_orphaned_lock(other_session, python):
+    s = other_session
+    job = s[(python, "orphan", "Lock")]
+    hangs = s.events(job, "hang")
+    assert [h["diagnosis"]["code"] for h in hangs] == ["orphaned_lock"], [short(h, 1200) for h in hangs]
+    d = hangs[0]["diagnosis"]
+    assert d["waiter_tid"] == job.int("W"), d
+    assert "waitfor_locks.py:%d" % mark_line(LOCKS, "orphan_wait") in d["summary"], d["summary"]
+    lws = [e for e in s.events(job, "long_wait") if e["tid"] == job.int("W")]
+    assert lws and lws[0]["waiting_for"]["kind"] == "RLock" and lws[0]["waiting_for"].get("holder_exited"), \
+        short(lws[0]) if lws else "no long_wait for W"
+
+
+def test_holder_sleeps_is_long_wait(other_session, python):
+    """'W' waits for a lock that 'H' holds while it sleeps inside its `with`: a long_wait
+    naming the holder and where it took the lock, and no hang."""
+    s = other_session
+    job = s[(python, "sleeper", "Lock")]
+    assert job.get("done") is not None, job.describe()
+    assert not s.events(job, "hang"), [short(h, 800) for h in s.events(job, "hang")]
+    lws = [e for e in s.events(job, "long_wait") if e["tid"] == job.int("W")]
+    assert lws, "no long_wait for W%s" % job.describe()
+    wf = lws[0].get("waiting_for") or {}
+    assert wf.get("kind") == "Lock", wf
+    h = wf.get("holder") or {}
+    assert h.get("tid") == job.int("H") and h.get("name") == "H", wf
+    assert _where(h.get("since"), mark_line(LOCKS, "sleeper_holds"), "holder"), h
+    ht = _thread(lws[0], job.int("H"))
+    assert (ht.get("waiting_for") or {}).get("kind") == "sleep", ht

@@ -20,6 +20,7 @@
 #include "json.h"
 #include "pyreader.h"
 #include "strbuf.h"
+#include "waitgraph.h"
 
 struct dump_opts {
 	pid_t pid;
@@ -154,7 +155,11 @@ static int watch(struct py_reader *r, const struct dump_opts *o)
 			sb_free(&sb);
 			return 1;
 		}
+		struct waitgraph g;
+		bool have_graph = waitgraph_build(&g, r, &p) == 0;
 		render(&sb, &p, true);
+		if (have_graph)
+			waitgraph_free(&g);
 		py_process_free(&p);
 		if (sb_flush_to(&sb, stdout) != 0) {
 			sb_free(&sb);
@@ -193,6 +198,16 @@ int dump_main(int argc, char **argv)
 		status = 1;
 	} else {
 		struct strbuf sb;
+		struct waitgraph g;
+		bool have_graph = false;
+		for (long i = 0; i < (o.repeat > 1 ? o.repeat : 1); i++) {
+			if (have_graph)
+				waitgraph_free(&g);
+			have_graph = waitgraph_build(&g, r, &p) == 0;
+			if (have_graph && o.repeat > 1 && i == o.repeat - 1)
+				fprintf(stderr, "dump-bench: waitgraph_cpu_ms=%.4f threads=%zu\n",
+					(double)g.cost_ns / 1e6, p.nthreads);
+		}
 		sb_init(&sb);
 		render(&sb, &p, o.json);
 		if (sb.oom) {
@@ -205,6 +220,8 @@ int dump_main(int argc, char **argv)
 			status = 1;
 		}
 		sb_free(&sb);
+		if (have_graph)
+			waitgraph_free(&g);
 		py_process_free(&p);
 	}
 	py_reader_free(r);

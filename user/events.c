@@ -14,6 +14,7 @@
 #include "pyreader.h"
 #include "pystack.h"
 #include "tracer.h"
+#include "waitgraph.h"
 
 #define DESCRIBE_ATTEMPTS 40 /* 2 ms doubling to 250 ms: about 8 s in all */
 
@@ -119,7 +120,9 @@ static void maybe_report_hang(struct tracer *t, const struct rec_long_wait *lw)
 {
 	struct diagnosis d;
 	struct diag_waits w = { long_blocked, (void *)lw };
-	if (!diagnose_process(lw->py, lw->p.tid, lw->waited_s, lw->gil, &w, &d))
+	const struct waitgraph *g = t->graph && t->graph->p == lw->py ? t->graph : NULL;
+	if (!(g && waitgraph_diagnose(g, lw->p.tid, &w, &d)) &&
+	    !diagnose_process(lw->py, lw->p.tid, lw->waited_s, lw->gil, &w, &d))
 		return;
 	uint64_t fp = hang_fingerprint(lw->p.pid, &d);
 	if (hang_seen_before(t, fp))
@@ -150,9 +153,31 @@ static void end_hang(struct tracer *t, pid_t pid, pid_t tid, uint64_t now_ns, co
 
 static void drop_snapshot(struct tracer *t)
 {
+	if (t->graph) {
+		waitgraph_free(t->graph);
+		free(t->graph);
+		t->graph = NULL;
+	}
 	if (t->snap_valid)
 		py_process_free(&t->snap);
 	t->snap_valid = false;
+}
+
+/* The wait-for graph of the current snapshot, built once per snapshot (NULL: none). */
+static struct waitgraph *snapshot_graph(struct tracer *t)
+{
+	if (!t->snap_valid)
+		return NULL;
+	if (!t->graph) {
+		t->graph = calloc(1, sizeof(*t->graph));
+		if (t->graph && waitgraph_build(t->graph, t->reader, &t->snap) != 0) {
+			free(t->graph);
+			t->graph = NULL;
+		}
+		if (t->graph)
+			t->graph_cost_ns += t->graph->cost_ns;
+	}
+	return t->graph;
 }
 
 static bool any_frames(const struct py_process *p)
@@ -222,6 +247,8 @@ static void on_long_wait(struct tracer *t, const struct ph_event *e)
 	/* The waiter is blocked, so its frames hold still: a read from userspace is exact. */
 	r.py = snapshot(t, r.p.pid, e->proc_start, err, sizeof(err));
 	r.py_error = r.py ? NULL : err;
+	if (r.py)
+		snapshot_graph(t);
 	t->n_long_waits++;
 	t->out.ops->long_wait(&t->out, &r);
 	if (r.py)

@@ -6,6 +6,7 @@
 #include "json.h"
 #include "output.h"
 #include "pyreader.h"
+#include "waitgraph.h"
 
 static void begin_event(struct output *o, struct jw *w, const char *event, uint64_t mono_ns)
 {
@@ -123,6 +124,12 @@ static void json_long_wait(struct output *o, const struct rec_long_wait *r)
 	jw_kbool(&w, "gil", r->gil);
 	futex_object(&w, r->futex_addr, r->futex_op);
 	if (r->py) {
+		for (size_t i = 0; i < r->py->nthreads; i++)
+			if (r->py->threads[i].tid == r->p.tid && r->py->threads[i].wf &&
+			    r->py->threads[i].wf->kind) {
+				jw_key(&w, "waiting_for");
+				waitgraph_write_waiting_for(&w, r->py->threads[i].wf);
+			}
 		jw_kstr(&w, "python", r->py->version);
 		py_write_threads_fields(&w, r->py);
 	} else if (r->py_error) {
@@ -227,6 +234,10 @@ static void json_hang(struct output *o, const struct rec_hang *r)
 	for (size_t i = 0; i < r->diag->nculprits; i++)
 		jw_int(&w, r->diag->culprits[i]);
 	jw_arr_end(&w);
+	if (!strcmp(r->diag->code, "deadlock")) {
+		jw_key(&w, "cycle");
+		waitgraph_write_cycle(&w, r->py, r->diag);
+	}
 	jw_obj_end(&w);
 	jw_kstr(&w, "python", r->py->version);
 	py_write_threads_fields(&w, r->py);

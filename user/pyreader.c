@@ -1788,6 +1788,7 @@ static void classify_state(struct walk *w, struct py_thread *t, const uint64_t (
 		return;
 	}
 	t->syscall_nr = nr;
+	t->syscall_arg1 = n >= 2 ? a1 : 0;
 	if (nr != SYS_FUTEX_X86_64 || n < 3) {
 		t->state = PY_STATE_SLEEP;
 		return;
@@ -1795,6 +1796,7 @@ static void classify_state(struct walk *w, struct py_thread *t, const uint64_t (
 	t->futex_addr = a1;
 	t->futex_op = (unsigned)a2;
 	t->futex_timed = n < 5 || a4 != 0; /* timeout pointer; unknown counts as timed */
+	t->futex_timeout = n < 5 ? 0 : a4;
 	unsigned op = t->futex_op & 127; /* without FUTEX_PRIVATE_FLAG / CLOCK_REALTIME */
 	if (op != 0 && op != 9 && op != 6 && op != 11 && op != 13) { /* WAIT, WAIT_BITSET, LOCK_PI,
 									  WAIT_REQUEUE_PI, LOCK_PI2 */
@@ -2686,6 +2688,43 @@ int py_reader_resolved(struct py_reader *r, pid_t pid, struct py_resolved *out)
 	return 0;
 }
 
+/* ---- reads for lock ownership (user/lockown.c) ------------------------------------------ */
+
+void py_reader_mem_begin(struct py_reader *r, pid_t pid)
+{
+	struct py_proc *p = proc_find(r, pid);
+	if (p)
+		pm_new_snapshot(&p->pm);
+}
+
+int py_reader_mem_read(struct py_reader *r, pid_t pid, uint64_t addr, void *buf, size_t len)
+{
+	struct py_proc *p = proc_find(r, pid);
+	if (!p || addr < 0x1000 || addr >= 0x800000000000ull) /* user space, any alignment */
+		return -1;
+	struct walk w = { .p = p };
+	return rd(&w, addr, buf, len);
+}
+
+uint64_t py_reader_mem_attr(struct py_reader *r, pid_t pid, uint64_t obj, const char *name)
+{
+	struct py_proc *p = proc_find(r, pid);
+	if (!p)
+		return 0;
+	struct walk w = { .p = p };
+	return instance_attr(&w, obj, name);
+}
+
+int py_reader_code_line(struct py_reader *r, pid_t pid, uint64_t code, uint64_t pos)
+{
+	struct py_proc *p = proc_find(r, pid);
+	if (!p)
+		return -1;
+	struct walk w = { .p = p };
+	struct code_entry *c = code_lookup(&w, code);
+	return c ? code_line(&p->res.layout, c, pos) : -1;
+}
+
 uint64_t py_reader_last_preads(struct py_reader *r, pid_t pid)
 {
 	struct py_proc *p = proc_find(r, pid);
@@ -2715,6 +2754,8 @@ void py_write_stack_json(struct jw *w, const struct py_thread *t)
 	jw_arr_end(w);
 }
 
+void (*py_thread_json_hook)(struct jw *w, const struct py_thread *t);
+
 void py_write_threads_json(struct jw *w, const struct py_process *p)
 {
 	jw_arr_begin(w);
@@ -2740,6 +2781,8 @@ void py_write_threads_json(struct jw *w, const struct py_process *p)
 			jw_kstr(w, "error", t->error);
 		jw_key(w, "stack");
 		py_write_stack_json(w, t);
+		if (py_thread_json_hook && t->wf)
+			py_thread_json_hook(w, t);
 		jw_obj_end(w);
 	}
 	jw_arr_end(w);

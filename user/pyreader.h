@@ -64,8 +64,13 @@ struct py_thread {
 	enum py_thread_state state;
 	long syscall_nr;      /* -1 when not in a system call or unknown */
 	uint64_t futex_addr;  /* uaddr when syscall_nr is futex */
+	uint64_t syscall_arg1; /* the first argument of any other system call (0: unknown) */
 	unsigned futex_op;
 	bool futex_timed;     /* the futex wait has a timeout (its 4th argument is not NULL) */
+	uint64_t futex_timeout; /* that argument: the struct timespec's address, 0: none */
+	/* What it waits for and what it holds (user/waitgraph.c), set by whoever built it for
+	 * a snapshot and written by py_write_threads_json through py_thread_json_hook. */
+	const struct wf_info *wf;
 	struct py_frame *frames; /* innermost first */
 	size_t nframes;
 	bool truncated;       /* chain cut: too deep, cycle or unreadable */
@@ -158,6 +163,16 @@ int py_read_resolved(const struct py_resolved *res, pm_backend_fn backend, void 
 int py_resolve_by_scan(struct py_resolved *res, pm_backend_fn backend, void *ctx,
 		       uint64_t start, uint64_t size);
 int py_reader_addrs(struct py_reader *r, pid_t pid, struct py_addrs *out);
+/* Reads of pid's memory for lock ownership (user/lockown.c), through the reader's cache of
+ * that process (pid must have been read by py_read_process). mem_begin starts a new cache
+ * generation (blocks read before are read again). mem_read: 0 or -1. mem_attr: an instance
+ * attribute's object address (read from its __dict__ / managed dict), 0 if none or
+ * unreadable. code_line: the line of position pos (f_lasti <= 3.10, byte offset from the
+ * code start 3.11+) in code object code, -1 if unknown. */
+void py_reader_mem_begin(struct py_reader *r, pid_t pid);
+int py_reader_mem_read(struct py_reader *r, pid_t pid, uint64_t addr, void *buf, size_t len);
+uint64_t py_reader_mem_attr(struct py_reader *r, pid_t pid, uint64_t obj, const char *name);
+int py_reader_code_line(struct py_reader *r, pid_t pid, uint64_t code, uint64_t pos);
 /* Statistics of the last read (for the benchmark). */
 uint64_t py_reader_last_preads(struct py_reader *r, pid_t pid);
 
@@ -166,6 +181,9 @@ uint64_t py_reader_last_preads(struct py_reader *r, pid_t pid);
 int py_line_for_position(const struct py_layout *l, const unsigned char *table, uint32_t len,
 			 int firstlineno, int64_t pos);
 
+struct wf_info;
+/* Extra fields of a thread in py_write_threads_json (NULL: none): waitgraph.c sets it. */
+extern void (*py_thread_json_hook)(struct jw *w, const struct py_thread *t);
 /* One thread's frames as a JSON array, innermost first: {function, file, line, first_line}. */
 void py_write_stack_json(struct jw *w, const struct py_thread *t);
 /* The `threads` array of `dump --json`. */

@@ -48,6 +48,8 @@ struct tracer {
 	 * same scan reports together (a pool of idle threads crossing the threshold at once) */
 	struct py_process snap;
 	bool snap_valid;
+	struct waitgraph *graph;  /* of snap, built for long waits (waitgraph.h), or NULL */
+	uint64_t graph_cost_ns;   /* CPU spent building graphs, all of them */
 	uint64_t snap_ns;
 	uint64_t started_ns;
 	pid_t child;

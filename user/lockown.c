@@ -1,0 +1,446 @@
+/* lockown: locks held and waited for, from the target's memory (see lockown.h).
+ *
+ * Facts (x86_64, default builds; offsets in pylayout.c; each checked on live processes of
+ * 2.7.18, 3.6.15-3.13.0 and Debian 3.11.2 with a thread blocked on a known lock):
+ *  - _thread.lock (2.7: thread.lock): {ob_refcnt, ob_type, lock_lock at 16}; lock_lock is
+ *    the sem_t* whose address is the futex a thread blocked in acquire() waits on
+ *    (/proc/PID/task/TID/syscall shows `202 <lock_lock> ...`).
+ *  - _thread.RLock (3.x, C): rlock_lock 16 (the futex), rlock_owner 24 (the owner's thread
+ *    ident = tstate->thread_id; 0 when free), rlock_count 32. 2.7's RLock is Python code:
+ *    class _RLock with _RLock__block (a thread.lock) and _RLock__owner (an int ident).
+ *  - PyCFunctionObject (a bound builtin method such as lock.__exit__): m_ml 16 (PyMethodDef,
+ *    ml_name at 0), m_self 24. PyMethodObject (a bound Python method, 2.7 instancemethod):
+ *    im_func 16, im_self 24. threading.Condition (2.7: _Condition) keeps its lock in _lock
+ *    (2.7: _Condition__lock); its __exit__ is a Python method.
+ *  - A `with X:` in progress keeps X's bound __exit__ on the frame's value stack:
+ *    <= 3.10 (and 2.7), SETUP_WITH pushes __exit__, calls __enter__, then sets up a block
+ *    whose b_level counts that slot: __exit__ is f_valuestack[b_level - 1] of the block
+ *    (f_blockstack[0..f_iblock), PyTryBlock {b_type, b_handler, b_level} ints). 3.11+:
+ *    the value stack begins at localsplus + co_nlocalsplus slots; the exception-table
+ *    entry covering the current instruction gives the live depth (entries: varints start,
+ *    size, target (code units), depth<<1|lasti; Objects/exception_handling_notes.txt).
+ *  - The line of the `with`: 3.10+, the line of the with's exception handler (the
+ *    compiler attributes the cleanup to the with statement); <= 3.9 and 2.7, the line of
+ *    the SETUP_WITH (opcode 143 on 2.7-3.10) whose jump target is the block's handler. */
+#include "lockown.h"
+
+#include <string.h>
+
+const char *lo_kind_str(enum lo_kind k)
+{
+	switch (k) {
+	case LO_LOCK: return "Lock";
+	case LO_RLOCK: return "RLock";
+	case LO_CONDITION: return "Condition";
+	default: return NULL;
+	}
+}
+
+enum tk { TK_UNREAD, TK_OTHER, TK_LOCK, TK_RLOCK, TK_BUILTIN, TK_METHOD, TK_COND, TK_PYRLOCK, TK_INT };
+
+#define TYPE_CACHE 32
+
+struct ctx {
+	struct py_reader *r;
+	pid_t pid;
+	const struct py_layout *l;
+	struct { uint64_t type; enum tk kind; } types[TYPE_CACHE];
+	unsigned ntypes;
+};
+
+static bool rd(struct ctx *c, uint64_t addr, void *buf, size_t len)
+{
+	return py_reader_mem_read(c->r, c->pid, addr, buf, len) == 0;
+}
+
+static uint64_t rd_u64(struct ctx *c, uint64_t addr)
+{
+	uint64_t v = 0;
+	return rd(c, addr, &v, sizeof(v)) ? v : 0;
+}
+
+static int32_t rd_i32(struct ctx *c, uint64_t addr, bool *ok)
+{
+	int32_t v = 0;
+	*ok = rd(c, addr, &v, sizeof(v));
+	return v;
+}
+
+/* A NUL-terminated C string of at most cap-1 bytes (tp_name, ml_name). */
+static bool rd_cstr(struct ctx *c, uint64_t addr, char *buf, size_t cap)
+{
+	if (!addr || !rd(c, addr, buf, cap - 1)) {
+		/* near the end of a mapping: try shorter */
+		size_t n = 0;
+		for (; n + 1 < cap && addr && rd(c, addr + n, buf + n, 1); n++)
+			if (!buf[n])
+				return true;
+		return false;
+	}
+	buf[cap - 1] = '\0';
+	return true;
+}
+
+static enum tk kind_of_name(const char *n)
+{
+	if (!strcmp(n, "_thread.lock") || !strcmp(n, "thread.lock"))
+		return TK_LOCK;
+	if (!strcmp(n, "_thread.RLock"))
+		return TK_RLOCK;
+	if (!strcmp(n, "builtin_function_or_method"))
+		return TK_BUILTIN;
+	if (!strcmp(n, "method") || !strcmp(n, "instancemethod"))
+		return TK_METHOD;
+	if (!strcmp(n, "Condition") || !strcmp(n, "_Condition"))
+		return TK_COND;
+	if (!strcmp(n, "_RLock"))
+		return TK_PYRLOCK;
+	if (!strcmp(n, "int"))
+		return TK_INT;
+	return TK_OTHER;
+}
+
+static enum tk type_kind(struct ctx *c, uint64_t obj)
+{
+	if (!obj || (obj & 7))
+		return TK_OTHER;
+	uint64_t type = rd_u64(c, obj + c->l->ob_type);
+	if (!type)
+		return TK_OTHER;
+	for (unsigned i = 0; i < c->ntypes; i++)
+		if (c->types[i].type == type)
+			return c->types[i].kind;
+	char name[32];
+	enum tk k = rd_cstr(c, rd_u64(c, type + c->l->tp_name), name, sizeof(name)) ?
+		kind_of_name(name) : TK_OTHER;
+	unsigned slot = c->ntypes < TYPE_CACHE ? c->ntypes++ : (type >> 4) % TYPE_CACHE;
+	c->types[slot].type = type;
+	c->types[slot].kind = k;
+	return k;
+}
+
+/* The lock behind obj: a lock, an RLock, a Condition (its lock), 2.7's Python RLock, or,
+ * when via_method, a bound method whose self is one (lock.__exit__, cond.__exit__).
+ * exit_only: a builtin bound method must be named __exit__. */
+static bool resolve(struct ctx *c, uint64_t obj, bool via_method, bool exit_only, struct lo_lock *out)
+{
+	bool py2 = c->l->major == 2;
+	switch (type_kind(c, obj)) {
+	case TK_LOCK:
+		out->kind = LO_LOCK;
+		out->obj = obj;
+		out->futex = rd_u64(c, obj + 16);
+		return out->futex != 0;
+	case TK_RLOCK:
+		out->kind = LO_RLOCK;
+		out->obj = obj;
+		out->futex = rd_u64(c, obj + 16);
+		out->reentrant = true;
+		out->owner_known = rd(c, obj + 24, &out->owner, sizeof(out->owner));
+		return out->futex != 0;
+	case TK_BUILTIN: {
+		if (!via_method)
+			return false;
+		if (exit_only) {
+			char name[16];
+			uint64_t ml = rd_u64(c, obj + 16);
+			if (!ml || !rd_cstr(c, rd_u64(c, ml), name, sizeof(name)) || strcmp(name, "__exit__"))
+				return false;
+		}
+		uint64_t self = rd_u64(c, obj + 24);
+		enum tk k = type_kind(c, self);
+		return (k == TK_LOCK || k == TK_RLOCK) && resolve(c, self, false, false, out);
+	}
+	case TK_METHOD: {
+		if (!via_method)
+			return false;
+		uint64_t self = rd_u64(c, obj + 24);
+		enum tk k = type_kind(c, self);
+		return (k == TK_COND || k == TK_PYRLOCK) && resolve(c, self, false, false, out);
+	}
+	case TK_COND: {
+		uint64_t inner = py_reader_mem_attr(c->r, c->pid, obj, py2 ? "_Condition__lock" : "_lock");
+		enum tk k = type_kind(c, inner);
+		if ((k != TK_LOCK && k != TK_RLOCK && k != TK_PYRLOCK) || !resolve(c, inner, false, false, out))
+			return false;
+		out->kind = LO_CONDITION;
+		out->obj = obj;
+		return true;
+	}
+	case TK_PYRLOCK: {
+		uint64_t block = py_reader_mem_attr(c->r, c->pid, obj, py2 ? "_RLock__block" : "_block");
+		if (type_kind(c, block) != TK_LOCK || !resolve(c, block, false, false, out))
+			return false;
+		out->kind = LO_RLOCK;
+		out->obj = obj;
+		out->reentrant = true;
+		out->owner_known = false;
+		uint64_t owner = py_reader_mem_attr(c->r, c->pid, obj, py2 ? "_RLock__owner" : "_owner");
+		if (py2 && owner && type_kind(c, owner) == TK_INT) {
+			out->owner = rd_u64(c, owner + 16); /* PyIntObject.ob_ival */
+			out->owner_known = true;
+		} else if (py2 && owner && type_kind(c, owner) == TK_OTHER) {
+			out->owner = 0; /* None: free */
+			out->owner_known = true;
+		}
+		return true;
+	}
+	default:
+		return false;
+	}
+}
+
+/* ---- the line of a `with` ------------------------------------------------------------ */
+
+#define MAX_CODE_BYTES 65536u
+
+/* <= 3.9 / 2.7: the line of the SETUP_WITH whose target is handler (bytes), -1. */
+static int setup_with_line(struct ctx *c, uint64_t code, uint64_t handler)
+{
+	const struct py_layout *l = c->l;
+	uint64_t bytes = rd_u64(c, code + l->co_code), size = 0;
+	if (!bytes || !rd(c, bytes + l->bytes_size, &size, sizeof(size)) || size == 0 ||
+	    size > MAX_CODE_BYTES || handler >= size)
+		return -1;
+	unsigned char buf[4096];
+	/* only the instructions before the handler matter */
+	uint64_t n = handler < sizeof(buf) ? handler : sizeof(buf);
+	if (!rd(c, bytes + l->bytes_data, buf, n))
+		return -1;
+	uint64_t ext = 0;
+	for (uint64_t o = 0; o < n;) {
+		unsigned op = buf[o];
+		uint64_t arg, len;
+		if (l->major == 2) {
+			if (op < 90) {
+				o += 1;
+				continue;
+			}
+			if (o + 2 >= n)
+				break;
+			arg = ext << 16 | buf[o + 1] | (uint64_t)buf[o + 2] << 8;
+			len = 3;
+			ext = op == 145 ? arg : 0; /* EXTENDED_ARG */
+		} else {
+			if (o + 1 >= n)
+				break;
+			arg = ext << 8 | buf[o + 1];
+			len = 2;
+			ext = op == 144 ? arg : 0; /* EXTENDED_ARG */
+		}
+		if (op == 143 && o + len + arg == handler) /* SETUP_WITH, a relative jump */
+			return py_reader_code_line(c->r, c->pid, code, o);
+		o += len;
+	}
+	return -1;
+}
+
+/* ---- 3.11+ exception table -------------------------------------------------------------- */
+
+struct xentry {
+	uint32_t start, end, target, depth;
+	bool lasti;
+};
+
+static bool varint(const unsigned char *t, size_t n, size_t *i, uint32_t *out)
+{
+	if (*i >= n)
+		return false;
+	unsigned b = t[(*i)++];
+	uint32_t v = b & 63;
+	while (b & 64) {
+		if (*i >= n || v > (1u << 24))
+			return false;
+		b = t[(*i)++];
+		v = v << 6 | (b & 63);
+	}
+	*out = v;
+	return true;
+}
+
+/* Entries of an exception table, at most max; the count. */
+static size_t parse_xtable(const unsigned char *t, size_t n, struct xentry *e, size_t max)
+{
+	size_t i = 0, k = 0;
+	while (k < max) {
+		uint32_t start, size, target, dl;
+		if (!varint(t, n, &i, &start) || !varint(t, n, &i, &size) || !varint(t, n, &i, &target) ||
+		    !varint(t, n, &i, &dl))
+			break;
+		e[k++] = (struct xentry){ start, start + size, target, dl >> 1, dl & 1 };
+	}
+	return k;
+}
+
+/* ---- held locks ------------------------------------------------------------------------ */
+
+static void add_held(struct lo_thread *t, const struct lo_lock *k)
+{
+	for (size_t i = 0; i < t->nheld; i++)
+		if (t->held[i].futex == k->futex)
+			return; /* the same lock taken twice (an RLock, or Condition and its lock) */
+	if (t->nheld < LO_MAX_HELD)
+		t->held[t->nheld++] = *k;
+}
+
+#define MAX_BLOCKS 20 /* CO_MAXBLOCKS */
+
+static void held_old(struct ctx *c, const struct py_frame *f, int fi, struct lo_thread *t)
+{
+	const struct py_layout *l = c->l;
+	bool ok;
+	int32_t iblock = rd_i32(c, f->addr + l->f_iblock, &ok);
+	if (!ok || iblock <= 0 || iblock > MAX_BLOCKS)
+		return;
+	int32_t blocks[MAX_BLOCKS * 3];
+	uint64_t vs = rd_u64(c, f->addr + l->f_valuestack);
+	if (!vs || !rd(c, f->addr + l->f_blockstack, blocks, (size_t)iblock * 12))
+		return;
+	for (int b = iblock - 1; b >= 0; b--) {
+		int32_t handler = blocks[b * 3 + 1], level = blocks[b * 3 + 2];
+		if (level < 1 || level > 4096)
+			continue;
+		uint64_t slot = rd_u64(c, vs + 8 * (uint64_t)(level - 1));
+		struct lo_lock k = { .frame = fi, .line = -1 };
+		if (!resolve(c, slot, true, true, &k))
+			continue;
+		if (handler >= 0)
+			k.line = l->minor >= 10 && l->major == 3 ?
+				py_reader_code_line(c->r, c->pid, f->code, (uint64_t)handler) :
+				setup_with_line(c, f->code, (uint64_t)handler);
+		add_held(t, &k);
+	}
+}
+
+#define MAX_XTABLE 2048u
+#define MAX_XENTRIES 256
+
+/* 3.11+: the exception table of code, parsed; the number of entries. */
+static size_t read_xtable(struct ctx *c, uint64_t code, struct xentry *e)
+{
+	const struct py_layout *l = c->l;
+	uint64_t bytes = rd_u64(c, code + l->co_exceptiontable), size = 0;
+	unsigned char t[MAX_XTABLE];
+	if (!bytes || !rd(c, bytes + l->bytes_size, &size, sizeof(size)) || size == 0)
+		return 0;
+	if (size > sizeof(t))
+		size = sizeof(t); /* the entries read whole before the cut are right */
+	if (!rd(c, bytes + l->bytes_data, t, size))
+		return 0;
+	return parse_xtable(t, size, e, MAX_XENTRIES);
+}
+
+static void held_new(struct ctx *c, const struct py_frame *f, int fi, struct lo_thread *t)
+{
+	const struct py_layout *l = c->l;
+	bool ok;
+	int32_t nlocalsplus = rd_i32(c, f->code + l->co_nlocalsplus, &ok);
+	if (!ok || nlocalsplus < 0 || nlocalsplus > 65536 || f->pos < f->code + l->co_code_adaptive)
+		return;
+	uint32_t off = (uint32_t)((f->pos - (f->code + l->co_code_adaptive)) / 2);
+	static struct xentry e[MAX_XENTRIES];
+	size_t n = read_xtable(c, f->code, e);
+	uint32_t depth = 0;
+	for (size_t i = 0; i < n; i++)
+		if (e[i].start <= off && off < e[i].end) {
+			depth = e[i].depth;
+			break;
+		}
+	if (depth == 0)
+		return;
+	if (depth > LO_MAX_SLOTS)
+		depth = LO_MAX_SLOTS;
+	uint64_t slots[LO_MAX_SLOTS];
+	uint64_t base = f->addr + l->iframe_localsplus + 8 * (uint64_t)nlocalsplus;
+	if (!rd(c, base, slots, depth * 8))
+		return;
+	for (uint32_t k = depth; k-- > 0;) {
+		struct lo_lock lk = { .frame = fi, .line = -1 };
+		if (!resolve(c, slots[k], true, true, &lk))
+			continue;
+		/* its with's handler: the entry of depth k+1 (lasti) nearest before off */
+		const struct xentry *best = NULL;
+		for (size_t i = 0; i < n; i++)
+			if (e[i].depth == k + 1 && e[i].lasti && e[i].start <= off &&
+			    (!best || e[i].start > best->start))
+				best = &e[i];
+		if (best)
+			lk.line = py_reader_code_line(c->r, c->pid, f->code, (uint64_t)best->target * 2);
+		add_held(t, &lk);
+	}
+}
+
+/* ---- the waited-for lock ------------------------------------------------------------- */
+
+static void find_waited(struct ctx *c, const struct py_thread *th, struct lo_thread *t)
+{
+	const struct py_layout *l = c->l;
+	if (th->nframes == 0 || !th->frames[0].addr || !th->frames[0].code || !th->futex_addr)
+		return;
+	const struct py_frame *f = &th->frames[0];
+	uint64_t slots[LO_MAX_SLOTS];
+	size_t n = 0;
+	bool ok1, ok2;
+	if (l->frames == PY_FRAMES_OBJECTS) {
+		int32_t nlocals = rd_i32(c, f->code + l->co_nlocals, &ok1);
+		int32_t stack = rd_i32(c, f->code + l->co_stacksize, &ok2);
+		if (!ok1 || !ok2 || nlocals < 0 || stack < 0)
+			return;
+		size_t a = (size_t)nlocals < LO_MAX_SLOTS / 2 ? (size_t)nlocals : LO_MAX_SLOTS / 2;
+		size_t b = (size_t)stack < LO_MAX_SLOTS / 2 ? (size_t)stack : LO_MAX_SLOTS / 2;
+		uint64_t vs = rd_u64(c, f->addr + l->f_valuestack);
+		if (a && rd(c, f->addr + l->f_localsplus, slots, a * 8))
+			n = a;
+		if (b && vs && rd(c, vs, slots + n, b * 8))
+			n += b;
+	} else {
+		int32_t nlp = rd_i32(c, f->code + l->co_nlocalsplus, &ok1);
+		int32_t stack = rd_i32(c, f->code + l->co_stacksize, &ok2);
+		if (!ok1 || !ok2 || nlp < 0 || stack < 0)
+			return;
+		size_t want = (size_t)nlp + (size_t)stack;
+		if (want > LO_MAX_SLOTS)
+			want = LO_MAX_SLOTS;
+		if (want && rd(c, f->addr + l->iframe_localsplus, slots, want * 8))
+			n = want;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct lo_lock k = { .frame = 0, .line = -1 };
+		if (!slots[i] || !resolve(c, slots[i], true, false, &k) || k.futex != th->futex_addr)
+			continue;
+		/* a Condition found through its lock beats the bare lock; else the first */
+		if (!t->waits_known || (k.kind == LO_CONDITION && t->waits.kind != LO_CONDITION)) {
+			t->waits = k;
+			t->waits_known = true;
+		}
+	}
+}
+
+int lockown_read(struct py_reader *r, const struct py_process *p, struct lo_thread *out)
+{
+	static struct ctx c;
+	memset(&c, 0, sizeof(c));
+	c.r = r;
+	c.pid = p->pid;
+	c.l = py_reader_layout(r, p->pid);
+	memset(out, 0, p->nthreads * sizeof(*out));
+	if (!c.l)
+		return -1;
+	py_reader_mem_begin(r, p->pid);
+	for (size_t i = 0; i < p->nthreads; i++) {
+		const struct py_thread *th = &p->threads[i];
+		size_t nf = th->nframes < LO_MAX_FRAMES ? th->nframes : LO_MAX_FRAMES;
+		for (size_t k = 0; k < nf; k++) {
+			const struct py_frame *f = &th->frames[k];
+			if (!f->addr || !f->code)
+				continue;
+			if (c.l->frames == PY_FRAMES_OBJECTS)
+				held_old(&c, f, (int)k, &out[i]);
+			else
+				held_new(&c, f, (int)k, &out[i]);
+		}
+		if (th->state == PY_STATE_LOCK_WAIT)
+			find_waited(&c, th, &out[i]);
+	}
+	return 0;
+}
