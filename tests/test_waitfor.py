@@ -7,6 +7,7 @@ its pid and its threads' tids to a report file).  Expected files, lines and func
 from the programs' `# MARK: name` comments, never from the tool's output.
 """
 import os
+import re
 import signal
 
 import pytest
@@ -280,3 +281,45 @@ def test_holder_sleeps_is_long_wait(other_session, python):
     assert _where(h.get("since"), mark_line(LOCKS, "sleeper_holds"), "holder"), h
     ht = _thread(lws[0], job.int("H"))
     assert (ht.get("waiting_for") or {}).get("kind") == "sleep", ht
+
+
+# --------------------------------------------------------------------------- D. the text report
+
+def test_text_report_deadlock(binary, python, tmp_path):
+    """In text: one block per incident, the cycle's threads as tracebacks with the source
+    line under each frame (read from the target's root), the other threads one line each,
+    no futex address; a later long wait of the same hang is one line."""
+    import time
+    from harness import Registry, alarm_guard
+    from test_diagnose import Tracer
+    reg = Registry()
+    rep = str(tmp_path / "report")
+    try:
+        with alarm_guard(60, "text deadlock"):
+            tr = Tracer(reg, binary, ["-t", "1", "--", python, LOCKS, rep, "cycle2", "Lock"])
+            deadline = time.time() + 30
+            while time.time() < deadline:
+                with tr.cond:
+                    if any("[deadlock]" in l for l in tr.lines):
+                        break
+                time.sleep(0.1)
+            time.sleep(0.5)
+            with tr.cond:
+                lines = list(tr.lines)
+    finally:
+        reg.cleanup()
+    text = "\n".join(lines)
+    start = [i for i, l in enumerate(lines) if "[deadlock]" in l]
+    assert start, "no deadlock in text:\n%s" % text[-3000:]
+    block = []
+    for l in lines[start[0] + 1:]:
+        if re.match(r"^\d\d:\d\d:\d\d\.\d{3} ", l):
+            break
+        block.append(l)
+    body = "\n".join(block)
+    assert "futex 0x" not in text and "syscall 2" not in text, text[-3000:]
+    assert body.count("Traceback (most recent call last):") == 2, body
+    assert body.count("    with second:  # MARK: take_second") == 2, body
+    assert "holds: Lock taken at waitfor_locks.py:%d" % mark_line(LOCKS, "take_first") in body, body
+    assert "Other threads:" in body and re.search(r'  Thread "runner" \(tid \d+, .*\) at waitfor_locks.py:\d+ in runner', body), body
+    assert re.search(r'  Thread "MainThread" \(tid \d+, ', body), body

@@ -249,6 +249,7 @@ static void on_long_wait(struct tracer *t, const struct ph_event *e)
 	r.py_error = r.py ? NULL : err;
 	if (r.py)
 		snapshot_graph(t);
+	r.covered = ht_hang_covers(t->ht, r.p.pid, r.p.tid);
 	t->n_long_waits++;
 	t->out.ops->long_wait(&t->out, &r);
 	if (r.py)

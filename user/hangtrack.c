@@ -80,6 +80,15 @@ bool ht_hang_take(struct hangtrack *h, pid_t pid, pid_t tid, struct ht_hang *out
 	return false;
 }
 
+bool ht_hang_covers(const struct hangtrack *h, pid_t pid, pid_t tid)
+{
+	for (unsigned i = 0; h && i < HT_MAX_HANGS; i++)
+		for (size_t k = 0; h->hangs[i].pid == pid && pid && k < h->hangs[i].ntids; k++)
+			if (h->hangs[i].tids[k] == tid)
+				return true;
+	return false;
+}
+
 void ht_forget_process(struct hangtrack *h, pid_t pid)
 {
 	if (!h)

@@ -53,6 +53,8 @@ void ht_hang_add(struct hangtrack *h, const struct ht_hang *hang);
 /* The open hang of pid that thread tid (0: any, the process ended) belongs to: copied to
  * *out and forgotten. true when there was one. */
 bool ht_hang_take(struct hangtrack *h, pid_t pid, pid_t tid, struct ht_hang *out);
+/* Whether thread tid of pid belongs to an open hang (without taking it). */
+bool ht_hang_covers(const struct hangtrack *h, pid_t pid, pid_t tid);
 /* Forget every open wait of pid (it exited or exec'd). */
 void ht_forget_process(struct hangtrack *h, pid_t pid);
 #endif

@@ -40,12 +40,17 @@ enum tk { TK_UNREAD, TK_OTHER, TK_LOCK, TK_RLOCK, TK_BUILTIN, TK_METHOD, TK_COND
 
 #define TYPE_CACHE 32
 
+#define LINE_CACHE 64
+
 struct ctx {
 	struct py_reader *r;
 	pid_t pid;
 	const struct py_layout *l;
 	struct { uint64_t type; enum tk kind; } types[TYPE_CACHE];
 	unsigned ntypes;
+	uint64_t exit_ml[4];      /* PyMethodDefs known to be named __exit__ */
+	unsigned nexit_ml;
+	struct { uint64_t code, handler; int line; bool used; } lines[LINE_CACHE];
 };
 
 static bool rd(struct ctx *c, uint64_t addr, void *buf, size_t len)
@@ -144,8 +149,17 @@ static bool resolve(struct ctx *c, uint64_t obj, bool via_method, bool exit_only
 		if (exit_only) {
 			char name[16];
 			uint64_t ml = rd_u64(c, obj + 16);
-			if (!ml || !rd_cstr(c, rd_u64(c, ml), name, sizeof(name)) || strcmp(name, "__exit__"))
-				return false;
+			bool known = false;
+			for (unsigned i = 0; ml && i < c->nexit_ml; i++)
+				known |= c->exit_ml[i] == ml;
+			if (!known) {
+				if (!ml || !rd_cstr(c, rd_u64(c, ml), name, sizeof(name)) ||
+				    strcmp(name, "__exit__"))
+					return false;
+				c->exit_ml[c->nexit_ml++ % 4] = ml;
+				if (c->nexit_ml > 4)
+					c->nexit_ml = 4;
+			}
 		}
 		uint64_t self = rd_u64(c, obj + 24);
 		enum tk k = type_kind(c, self);
@@ -194,8 +208,23 @@ static bool resolve(struct ctx *c, uint64_t obj, bool via_method, bool exit_only
 
 #define MAX_CODE_BYTES 65536u
 
+static int setup_with_line_uncached(struct ctx *c, uint64_t code, uint64_t handler);
+
 /* <= 3.9 / 2.7: the line of the SETUP_WITH whose target is handler (bytes), -1. */
 static int setup_with_line(struct ctx *c, uint64_t code, uint64_t handler)
+{
+	unsigned slot = (unsigned)((code >> 4) ^ handler) % LINE_CACHE;
+	if (c->lines[slot].used && c->lines[slot].code == code && c->lines[slot].handler == handler)
+		return c->lines[slot].line;
+	int line = setup_with_line_uncached(c, code, handler);
+	c->lines[slot].code = code;
+	c->lines[slot].handler = handler;
+	c->lines[slot].line = line;
+	c->lines[slot].used = true;
+	return line;
+}
+
+static int setup_with_line_uncached(struct ctx *c, uint64_t code, uint64_t handler)
 {
 	const struct py_layout *l = c->l;
 	uint64_t bytes = rd_u64(c, code + l->co_code), size = 0;
@@ -288,8 +317,9 @@ static void add_held(struct lo_thread *t, const struct lo_lock *k)
 static void held_old(struct ctx *c, const struct py_frame *f, int fi, struct lo_thread *t)
 {
 	const struct py_layout *l = c->l;
-	bool ok;
-	int32_t iblock = rd_i32(c, f->addr + l->f_iblock, &ok);
+	bool ok = true;
+	/* f_iblock as the snapshot's walk read it (the frame is not read again), else now */
+	int32_t iblock = f->iblock >= 0 ? f->iblock : rd_i32(c, f->addr + l->f_iblock, &ok);
 	if (!ok || iblock <= 0 || iblock > MAX_BLOCKS)
 		return;
 	int32_t blocks[MAX_BLOCKS * 3];
@@ -330,16 +360,47 @@ static size_t read_xtable(struct ctx *c, uint64_t code, struct xentry *e)
 	return parse_xtable(t, size, e, MAX_XENTRIES);
 }
 
+/* Parsed exception tables of the code objects met in one lockown_read (a process's threads
+ * mostly run the same few functions). */
+#define XCACHE 16
+struct xcache {
+	uint64_t code;
+	int32_t nlocalsplus;
+	size_t n;
+	struct xentry e[MAX_XENTRIES];
+};
+static struct xcache xcache[XCACHE];
+static unsigned xcache_used;
+
+static struct xcache *xtable_of(struct ctx *c, uint64_t code)
+{
+	for (unsigned i = 0; i < xcache_used; i++)
+		if (xcache[i].code == code)
+			return &xcache[i];
+	unsigned slot = xcache_used < XCACHE ? xcache_used++ : (unsigned)(code >> 4) % XCACHE;
+	struct xcache *x = &xcache[slot];
+	bool ok;
+	x->code = 0;
+	x->nlocalsplus = rd_i32(c, code + c->l->co_nlocalsplus, &ok);
+	if (!ok || x->nlocalsplus < 0 || x->nlocalsplus > 65536)
+		return NULL;
+	x->n = read_xtable(c, code, x->e);
+	x->code = code;
+	return x;
+}
+
 static void held_new(struct ctx *c, const struct py_frame *f, int fi, struct lo_thread *t)
 {
 	const struct py_layout *l = c->l;
-	bool ok;
-	int32_t nlocalsplus = rd_i32(c, f->code + l->co_nlocalsplus, &ok);
-	if (!ok || nlocalsplus < 0 || nlocalsplus > 65536 || f->pos < f->code + l->co_code_adaptive)
+	if (f->pos < f->code + l->co_code_adaptive)
 		return;
+	struct xcache *x = xtable_of(c, f->code);
+	if (!x)
+		return;
+	int32_t nlocalsplus = x->nlocalsplus;
 	uint32_t off = (uint32_t)((f->pos - (f->code + l->co_code_adaptive)) / 2);
-	static struct xentry e[MAX_XENTRIES];
-	size_t n = read_xtable(c, f->code, e);
+	const struct xentry *e = x->e;
+	size_t n = x->n;
 	uint32_t depth = 0;
 	for (size_t i = 0; i < n; i++)
 		if (e[i].start <= off && off < e[i].end) {
@@ -427,6 +488,7 @@ int lockown_read(struct py_reader *r, const struct py_process *p, struct lo_thre
 	if (!c.l)
 		return -1;
 	py_reader_mem_begin(r, p->pid);
+	xcache_used = 0;
 	for (size_t i = 0; i < p->nthreads; i++) {
 		const struct py_thread *th = &p->threads[i];
 		size_t nf = th->nframes < LO_MAX_FRAMES ? th->nframes : LO_MAX_FRAMES;

@@ -57,6 +57,7 @@ struct rec_long_wait {
 	const struct py_process *py; /* every thread of the process, or NULL */
 	const char *py_error;        /* why py is NULL */
 	void *tracer;                /* the tracer (for the event handlers' own use) */
+	bool covered;                /* the thread is part of a hang reported and not over */
 };
 
 struct rec_wait_end {

@@ -170,6 +170,8 @@ uint32_t pylayout_frame_read_size(const struct py_layout *l)
 		n = max_u32(n, l->f_pos + 8); /* instruction pointer */
 	if (l->f_owner)
 		n = max_u32(n, l->f_owner + 1);
+	if (l->frames == PY_FRAMES_OBJECTS && l->f_iblock)
+		n = max_u32(n, l->f_iblock + 4); /* int f_iblock, for lock ownership */
 	return (n + 7) & ~7u;
 }
 

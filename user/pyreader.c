@@ -215,6 +215,7 @@ struct py_proc {
 	struct code_entry *codes;     /* CODE_CACHE_CAP slots */
 	size_t ncodes;
 	uint64_t last_preads;
+	uint64_t read_gen;            /* cache generation its last read ended in (lockown.c) */
 	uint64_t threading_module, threading_md, active_dict; /* validated each read */
 	struct sysfd *sysfds;          /* open /proc/PID/task/TID/syscall files */
 	size_t nsysfds, syscap, syscursor;
@@ -1925,6 +1926,8 @@ static void walk_frames(struct walk *w, uint64_t frame, struct py_thread *t)
 			pf->code = get_u64(buf, l->f_code);
 			pf->pos = l->frames == PY_FRAMES_OBJECTS ? (uint64_t)(int64_t)get_i32(buf, l->f_pos) :
 				  get_u64(buf, l->f_pos);
+			pf->iblock = l->frames == PY_FRAMES_OBJECTS && l->f_iblock ?
+				     get_i32(buf, l->f_iblock) : -1;
 		}
 		frame = get_u64(buf, l->f_back);
 		if (frame && frame == tortoise) {
@@ -2471,6 +2474,7 @@ static int read_once(struct py_reader *r, pid_t pid, struct py_process *out, boo
 	if (w.gone)
 		return read_was_cut(r, pid, fresh, retry, err, errlen);
 	p->last_preads = p->pm.reads - preads0;
+	p->read_gen = pm_gen(&p->pm);
 	return rc;
 }
 
@@ -2693,7 +2697,9 @@ int py_reader_resolved(struct py_reader *r, pid_t pid, struct py_resolved *out)
 void py_reader_mem_begin(struct py_reader *r, pid_t pid)
 {
 	struct py_proc *p = proc_find(r, pid);
-	if (p)
+	/* still the generation of this process's last read (nothing read since, the cache is
+	 * shared by all processes): its blocks are this snapshot's, reused */
+	if (p && pm_gen(&p->pm) != p->read_gen)
 		pm_new_snapshot(&p->pm);
 }
 
@@ -2755,6 +2761,7 @@ void py_write_stack_json(struct jw *w, const struct py_thread *t)
 }
 
 void (*py_thread_json_hook)(struct jw *w, const struct py_thread *t);
+const char *(*py_syscall_name_hook)(long nr);
 
 void py_write_threads_json(struct jw *w, const struct py_process *p)
 {
@@ -2821,10 +2828,14 @@ static void write_thread_header(struct strbuf *sb, const struct py_thread *t, bo
 	sb_puts(sb, t->daemon == 1 ? ", daemon" : t->daemon == 0 ? ", non-daemon" : "");
 	sb_puts(sb, t->gil ? ", holds the GIL" : "");
 	sb_printf(sb, ", %s", py_thread_state_str(t->state));
+	const char *sys = t->syscall_nr >= 0 && py_syscall_name_hook ?
+		py_syscall_name_hook(t->syscall_nr) : NULL;
 	if (t->syscall_nr == SYS_FUTEX_X86_64)
-		sb_printf(sb, " on futex 0x%" PRIx64, t->futex_addr);
+		sb_puts(sb, t->futex_timed ? " in a futex wait with a timeout" : " in a futex wait");
+	else if (sys)
+		sb_printf(sb, " in %s()", sys);
 	else if (t->syscall_nr >= 0)
-		sb_printf(sb, " in syscall %ld", t->syscall_nr);
+		sb_printf(sb, " in system call %ld", t->syscall_nr);
 	sb_puts(sb, "):\n");
 }
 

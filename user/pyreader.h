@@ -44,6 +44,7 @@ struct py_frame {
 	 * <= 3.10, _PyInterpreterFrame 3.11+), its code object and its position (f_lasti <= 3.10,
 	 * instruction pointer 3.11+). 0 when unknown (stacks captured in the kernel). */
 	uint64_t addr, code, pos;
+	int32_t iblock;  /* <= 3.10: f_iblock (blocks in progress: 0 = no `with`), -1 unknown */
 };
 
 enum py_thread_state {
@@ -164,8 +165,9 @@ int py_resolve_by_scan(struct py_resolved *res, pm_backend_fn backend, void *ctx
 		       uint64_t start, uint64_t size);
 int py_reader_addrs(struct py_reader *r, pid_t pid, struct py_addrs *out);
 /* Reads of pid's memory for lock ownership (user/lockown.c), through the reader's cache of
- * that process (pid must have been read by py_read_process). mem_begin starts a new cache
- * generation (blocks read before are read again). mem_read: 0 or -1. mem_attr: an instance
+ * that process (pid must have been read by py_read_process). mem_begin: right after a read
+ * of pid (nothing else read since), its cached blocks are used (the same moment as that
+ * snapshot); else a new cache generation starts (everything is read again). mem_read: 0 or -1. mem_attr: an instance
  * attribute's object address (read from its __dict__ / managed dict), 0 if none or
  * unreadable. code_line: the line of position pos (f_lasti <= 3.10, byte offset from the
  * code start 3.11+) in code object code, -1 if unknown. */
@@ -184,6 +186,8 @@ int py_line_for_position(const struct py_layout *l, const unsigned char *table, 
 struct wf_info;
 /* Extra fields of a thread in py_write_threads_json (NULL: none): waitgraph.c sets it. */
 extern void (*py_thread_json_hook)(struct jw *w, const struct py_thread *t);
+/* The name of a system call for text (NULL: none; waitgraph.c sets it). */
+extern const char *(*py_syscall_name_hook)(long nr);
 /* One thread's frames as a JSON array, innermost first: {function, file, line, first_line}. */
 void py_write_stack_json(struct jw *w, const struct py_thread *t);
 /* The `threads` array of `dump --json`. */

@@ -35,6 +35,45 @@ static const char *syscall_kind(long nr)
 	}
 }
 
+const char *waitgraph_syscall_name(long nr)
+{
+	switch (nr) {
+	case NR_READ: return "read";
+	case NR_WRITE: return "write";
+	case NR_POLL: return "poll";
+	case NR_PREAD: return "pread64";
+	case NR_PWRITE: return "pwrite64";
+	case NR_READV: return "readv";
+	case NR_WRITEV: return "writev";
+	case NR_SELECT: return "select";
+	case NR_PAUSE: return "pause";
+	case NR_NANOSLEEP: return "nanosleep";
+	case NR_CONNECT: return "connect";
+	case NR_ACCEPT: return "accept";
+	case NR_SENDTO: return "sendto";
+	case NR_RECVFROM: return "recvfrom";
+	case NR_SENDMSG: return "sendmsg";
+	case NR_RECVMSG: return "recvmsg";
+	case NR_WAIT4: return "wait4";
+	case NR_FLOCK: return "flock";
+	case NR_SIGTIMEDWAIT: return "rt_sigtimedwait";
+	case NR_SIGSUSPEND: return "rt_sigsuspend";
+	case NR_FUTEX: return "futex";
+	case NR_CLOCK_NANOSLEEP: return "clock_nanosleep";
+	case NR_EPOLL_WAIT: return "epoll_wait";
+	case NR_WAITID: return "waitid";
+	case NR_PSELECT6: return "pselect6";
+	case NR_PPOLL: return "ppoll";
+	case NR_EPOLL_PWAIT: return "epoll_pwait";
+	case NR_ACCEPT4: return "accept4";
+	case NR_RECVMMSG: return "recvmmsg";
+	case NR_SENDMMSG: return "sendmmsg";
+	case NR_IO_URING_ENTER: return "io_uring_enter";
+	case NR_EPOLL_PWAIT2: return "epoll_pwait2";
+	default: return NULL;
+	}
+}
+
 static const char *base_of(const char *path)
 {
 	const char *b = path ? strrchr(path, '/') : NULL;
@@ -149,6 +188,17 @@ static const struct py_thread *gil_holder(const struct py_process *p, const stru
 
 static void json_hook(struct jw *w, const struct py_thread *t);
 
+struct held_ref {
+	uint64_t futex;
+	uint32_t thread, k;
+};
+
+static int cmp_held(const void *a, const void *b)
+{
+	const struct held_ref *x = a, *y = b;
+	return x->futex < y->futex ? -1 : x->futex > y->futex;
+}
+
 int waitgraph_build(struct waitgraph *g, struct py_reader *r, struct py_process *p)
 {
 	uint64_t t0 = cpu_ns();
@@ -205,27 +255,48 @@ int waitgraph_build(struct waitgraph *g, struct py_reader *r, struct py_process 
 			}
 		}
 	}
-	/* holders by `with`: a thread whose held locks include the futex waited on */
-	for (size_t i = 0; i < p->nthreads; i++) {
-		struct wf_info *f = &g->info[i];
-		if (!f->lock)
-			continue;
+	/* holders by `with`: a thread whose held locks include the futex waited on (all held
+	 * locks sorted by futex, then one binary search per waiter) */
+	size_t nh = 0;
+	for (size_t j = 0; j < p->nthreads; j++)
+		nh += g->info[j].lo.nheld;
+	struct held_ref *hs = calloc(nh ? nh : 1, sizeof(*hs));
+	if (hs) {
+		nh = 0;
 		for (size_t j = 0; j < p->nthreads; j++)
-			for (size_t k = 0; k < g->info[j].lo.nheld; k++) {
-				const struct lo_lock *h = &g->info[j].lo.held[k];
-				if (h->futex != f->lock->futex)
-					continue;
-				if (!f->holder || f->holder == &p->threads[j]) {
-					f->holder = &p->threads[j];
-					f->holder_frame = h->frame;
-					f->holder_line = h->line;
+			for (size_t k = 0; k < g->info[j].lo.nheld; k++)
+				hs[nh++] = (struct held_ref){ g->info[j].lo.held[k].futex, (uint32_t)j, (uint32_t)k };
+		qsort(hs, nh, sizeof(*hs), cmp_held);
+		for (size_t i = 0; i < p->nthreads; i++) {
+			struct wf_info *f = &g->info[i];
+			if (!f->lock)
+				continue;
+			size_t lo_i = 0, hi = nh;
+			while (lo_i < hi) {
+				size_t mid = lo_i + (hi - lo_i) / 2;
+				if (hs[mid].futex < f->lock->futex)
+					lo_i = mid + 1;
+				else
+					hi = mid;
+			}
+			for (size_t m = lo_i; m < nh && hs[m].futex == f->lock->futex; m++) {
+				const struct py_thread *h = &p->threads[hs[m].thread];
+				const struct lo_lock *hl = &g->info[hs[m].thread].lo.held[hs[m].k];
+				if (!f->holder || f->holder == h) {
+					f->holder = h;
+					f->holder_frame = hl->frame;
+					f->holder_line = hl->line;
+					break;
 				}
 			}
+		}
+		free(hs);
 	}
 	free(lo);
 	for (size_t i = 0; i < p->nthreads; i++)
 		p->threads[i].wf = &g->info[i];
 	py_thread_json_hook = json_hook;
+	py_syscall_name_hook = waitgraph_syscall_name;
 	g->cost_ns = cpu_ns() - t0;
 	return 0;
 }

@@ -56,6 +56,8 @@ void waitgraph_write_waiting_for(struct jw *w, const struct wf_info *f);
  * the lock it holds (where taken) and the lock it waits for (where), from p's threads'
  * wf (attached by waitgraph_build). */
 void waitgraph_write_cycle(struct jw *w, const struct py_process *p, const struct diagnosis *d);
+/* The name of an x86_64 system call we classify ("clock_nanosleep"), or NULL. */
+const char *waitgraph_syscall_name(long nr);
 /* One line for people: "Lock taken at x.py:8 held by 'B' (tid 12)". */
 void waitgraph_describe_wait(const struct wf_info *f, char *buf, size_t len);
 #endif
