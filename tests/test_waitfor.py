@@ -162,7 +162,8 @@ def _want(codes):
 @pytest.fixture(scope="module")
 def cycle_session(binary, tmp_path_factory):
     d = str(tmp_path_factory.mktemp("waitfor_cycles"))
-    jobs = [Job((py, mode, kind), py, LOCKS, [mode, kind], d) for py in INTERPRETERS for mode, kind in CYCLES]
+    jobs = [Job((py, mode, kind), py, LOCKS, [mode, kind], d) for py in INTERPRETERS
+            for mode, kind in CYCLES + [("join", "Lock")]]
     return run_session(binary, d, "waitfor_cycles", [jobs], ["-t", "1"], hang_pred=_want(("deadlock",)))
 
 
@@ -222,11 +223,17 @@ def test_deadlock_cycle(cycle_session, python, mode, kind):
         assert _where(c["waits_for"].get("where"), take_second), "waits_for.where %r" % c["waits_for"]
         # what c waits for is what the next one holds
         assert c["waits_for"]["object"] == nxt["holds"]["object"] and c["waits_for"]["object"], (c, nxt)
+        if version_of(python) <= (3, 10):  # the source names (read from the bytecode)
+            assert c["holds"]["name"] == "first" and c["waits_for"]["name"] == "second", c
+        else:
+            assert c["holds"]["name"] is None and c["waits_for"]["name"] is None, c
         want_kind = "RLock" if kind == "Condition" and _py2(python) else kind
         assert c["waits_for"]["kind"] in (kind, want_kind), c
     summary = diag["summary"]
     for n in names:
         assert "'%s' holds" % n in summary, summary
+    if version_of(python) <= (3, 10):
+        assert "holds first (" in summary and "waits for second (" in summary, summary
     assert "waitfor_locks.py:%d" % take_first in summary and "waitfor_locks.py:%d" % take_second in summary
     assert "one order" in summary
     # the cycle's threads carry waiting_for with the holder
@@ -239,6 +246,21 @@ def test_deadlock_cycle(cycle_session, python, mode, kind):
         assert [h for h in t.get("holds") or [] if _where(h.get("since"), take_first)], t.get("holds")
     runner = _thread(ev, job.int("runner"))
     assert runner is not None and (runner.get("waiting_for") or {}).get("kind") in (None, "sleep", "GIL"), runner
+
+
+def test_deadlock_through_join(cycle_session, python):
+    """'J' holds l1 and joins 'W', which waits for l1: a deadlock through Thread.join."""
+    s = cycle_session
+    job = s[(python, "join", "Lock")]
+    hangs = s.events(job, "hang")
+    assert [h["diagnosis"]["code"] for h in hangs] == ["deadlock"], [short(h, 1500) for h in hangs]
+    d = hangs[0]["diagnosis"]
+    assert sorted(d["culprit_tids"]) == sorted([job.int("J"), job.int("W")]), d
+    for mark in ("join_holds", "join_waits", "join_worker_waits"):
+        assert "waitfor_locks.py:%d" % mark_line(LOCKS, mark) in d["summary"], (mark, d["summary"])
+    assert "'W' to finish" in d["summary"], d["summary"]
+    j = _thread(hangs[0], job.int("J"))
+    assert j["waiting_for"]["kind"] == "Thread.join" and j["waiting_for"]["holder"]["tid"] == job.int("W"), j
 
 
 def test_self_deadlock(other_session, python):

@@ -1,5 +1,6 @@
 /* diagnose: causes of hangs from thread snapshots (see diagnose.h). */
 #include "diagnose.h"
+#include "waitgraph.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -93,12 +94,18 @@ static void append(char *buf, size_t len, const char *fmt, const char *a, const 
 
 static void describe_thread(const struct py_thread *t, char *buf, size_t len)
 {
-	char where[384];
+	char where[384], wait[512] = "";
 	diagnose_blocked_where(t, where, sizeof(where));
+	/* the thread's own wait, when the wait-for graph knows the lock or its holder */
+	if (t->wf && t->wf->kind && (t->wf->holder || t->wf->lock || t->wf->holder_dead)) {
+		char w[400];
+		waitgraph_describe_wait(t->wf, w, sizeof(w));
+		snprintf(wait, sizeof(wait), ", which waits for %s", w);
+	}
 	if (t->name)
-		snprintf(buf, len, "'%.100s', blocked in %s", t->name, where);
+		snprintf(buf, len, "'%.60s', blocked in %.200s%.200s", t->name, where, wait);
 	else
-		snprintf(buf, len, "%d, blocked in %s", (int)t->tid, where);
+		snprintf(buf, len, "%d, blocked in %.200s%.200s", (int)t->tid, where, wait);
 }
 
 static bool diagnose_shutdown(const struct py_process *p, struct diagnosis *d)

@@ -24,6 +24,7 @@
  *    the SETUP_WITH (opcode 143 on 2.7-3.10) whose jump target is the block's handler. */
 #include "lockown.h"
 
+#include <stdio.h>
 #include <string.h>
 
 const char *lo_kind_str(enum lo_kind k)
@@ -50,7 +51,7 @@ struct ctx {
 	unsigned ntypes;
 	uint64_t exit_ml[4];      /* PyMethodDefs known to be named __exit__ */
 	unsigned nexit_ml;
-	struct { uint64_t code, handler; int line; bool used; } lines[LINE_CACHE];
+	struct { uint64_t code, handler; int line; bool used; char name[LO_NAME_LEN]; } lines[LINE_CACHE];
 };
 
 static bool rd(struct ctx *c, uint64_t addr, void *buf, size_t len)
@@ -204,64 +205,186 @@ static bool resolve(struct ctx *c, uint64_t obj, bool via_method, bool exit_only
 	}
 }
 
-/* ---- the line of a `with` ------------------------------------------------------------ */
+/* ---- the line and the source name of a `with` (<= 3.10, 2.7) ---------------------------- */
 
 #define MAX_CODE_BYTES 65536u
+#define MAX_INSNS 2048
 
-static int setup_with_line_uncached(struct ctx *c, uint64_t code, uint64_t handler);
+/* CPython 2.7-3.10 opcodes (Lib/opcode.py of each): SETUP_WITH 143, EXTENDED_ARG 145 (2.7)
+ * / 144 (3.x), LOAD_NAME 101, LOAD_ATTR 106, LOAD_GLOBAL 116, LOAD_FAST 124; 2.7: opcodes
+ * >= 90 take a 2-byte argument. 3.6+: 2-byte instructions. Jumps relative to the next
+ * instruction, in bytes (<= 3.9) or instructions (3.10). */
+enum { OP_SETUP_WITH = 143, OP_LOAD_NAME = 101, OP_LOAD_ATTR = 106, OP_LOAD_GLOBAL = 116,
+       OP_LOAD_FAST = 124 };
 
-/* <= 3.9 / 2.7: the line of the SETUP_WITH whose target is handler (bytes), -1. */
-static int setup_with_line(struct ctx *c, uint64_t code, uint64_t handler)
-{
-	unsigned slot = (unsigned)((code >> 4) ^ handler) % LINE_CACHE;
-	if (c->lines[slot].used && c->lines[slot].code == code && c->lines[slot].handler == handler)
-		return c->lines[slot].line;
-	int line = setup_with_line_uncached(c, code, handler);
-	c->lines[slot].code = code;
-	c->lines[slot].handler = handler;
-	c->lines[slot].line = line;
-	c->lines[slot].used = true;
-	return line;
-}
+struct insn {
+	uint32_t off;   /* bytes */
+	uint16_t op, len;
+	uint32_t arg;
+};
 
-static int setup_with_line_uncached(struct ctx *c, uint64_t code, uint64_t handler)
+static struct insn insns[MAX_INSNS];
+
+/* The instructions of the first n bytes of code's bytecode; their count (0: unreadable). */
+static size_t decode(struct ctx *c, uint64_t code, uint64_t n)
 {
 	const struct py_layout *l = c->l;
 	uint64_t bytes = rd_u64(c, code + l->co_code), size = 0;
-	if (!bytes || !rd(c, bytes + l->bytes_size, &size, sizeof(size)) || size == 0 ||
-	    size > MAX_CODE_BYTES || handler >= size)
-		return -1;
 	unsigned char buf[4096];
-	/* only the instructions before the handler matter */
-	uint64_t n = handler < sizeof(buf) ? handler : sizeof(buf);
+	if (!bytes || !rd(c, bytes + l->bytes_size, &size, sizeof(size)) || size == 0 ||
+	    size > MAX_CODE_BYTES)
+		return 0;
+	if (n > size)
+		n = size;
+	if (n > sizeof(buf))
+		n = sizeof(buf);
 	if (!rd(c, bytes + l->bytes_data, buf, n))
-		return -1;
+		return 0;
+	size_t k = 0;
 	uint64_t ext = 0;
-	for (uint64_t o = 0; o < n;) {
+	for (uint64_t o = 0; o < n && k < MAX_INSNS;) {
 		unsigned op = buf[o];
-		uint64_t arg, len;
+		uint64_t arg = 0, len = 1;
 		if (l->major == 2) {
-			if (op < 90) {
-				o += 1;
-				continue;
+			if (op >= 90) {
+				if (o + 2 >= n)
+					break;
+				arg = ext << 16 | buf[o + 1] | (uint64_t)buf[o + 2] << 8;
+				len = 3;
 			}
-			if (o + 2 >= n)
-				break;
-			arg = ext << 16 | buf[o + 1] | (uint64_t)buf[o + 2] << 8;
-			len = 3;
-			ext = op == 145 ? arg : 0; /* EXTENDED_ARG */
+			ext = op == 145 ? arg : 0;
 		} else {
 			if (o + 1 >= n)
 				break;
 			arg = ext << 8 | buf[o + 1];
 			len = 2;
-			ext = op == 144 ? arg : 0; /* EXTENDED_ARG */
+			ext = op == 144 ? arg : 0;
 		}
-		if (op == 143 && o + len + arg == handler) /* SETUP_WITH, a relative jump */
-			return py_reader_code_line(c->r, c->pid, code, o);
+		insns[k++] = (struct insn){ (uint32_t)o, (uint16_t)op, (uint16_t)len, (uint32_t)arg };
 		o += len;
 	}
-	return -1;
+	return k;
+}
+
+/* An identifier-like ASCII str (2.7: a plain str) at obj, into out; false otherwise. */
+static bool read_ident(struct ctx *c, uint64_t obj, char *out, size_t cap)
+{
+	const struct py_layout *l = c->l;
+	uint64_t n = 0, data;
+	if (!obj)
+		return false;
+	if (l->strs == PY_STR_PEP393) {
+		unsigned char state = 0;
+		if (!rd(c, obj + l->str_length, &n, sizeof(n)) ||
+		    !rd(c, obj + l->str_state, &state, 1) || (state & 0x60) != 0x60) /* compact ascii */
+			return false;
+		data = obj + l->str_ascii_data;
+	} else {
+		if (!rd(c, obj + l->bytes_size, &n, sizeof(n)))
+			return false;
+		data = obj + l->bytes_data;
+	}
+	if (n == 0 || n >= cap || !rd(c, data, out, n))
+		return false;
+	out[n] = '\0';
+	for (uint64_t i = 0; i < n; i++)
+		if (!(out[i] == '_' || (out[i] >= 'a' && out[i] <= 'z') || (out[i] >= 'A' && out[i] <= 'Z') ||
+		      (i > 0 && out[i] >= '0' && out[i] <= '9')))
+			return false;
+	return true;
+}
+
+/* Item i of the tuple at code + field, as an identifier. */
+static bool tuple_ident(struct ctx *c, uint64_t code, uint32_t field, uint32_t i, char *out, size_t cap)
+{
+	uint64_t tuple = rd_u64(c, code + field), size = 0;
+	if (!tuple || !rd(c, tuple + 16, &size, sizeof(size)) || i >= size)
+		return false;
+	return read_ident(c, rd_u64(c, tuple + 24 + 8 * (uint64_t)i), out, cap);
+}
+
+static bool load_ident(struct ctx *c, uint64_t code, const struct insn *in, char *out, size_t cap)
+{
+	switch (in->op) {
+	case OP_LOAD_NAME:
+	case OP_LOAD_GLOBAL:
+		return tuple_ident(c, code, c->l->co_names, in->arg, out, cap);
+	case OP_LOAD_FAST:
+		return tuple_ident(c, code, c->l->co_varnames, in->arg, out, cap);
+	default:
+		return false;
+	}
+}
+
+/* The source name of what instruction i's predecessors load: `x`, or `x.attr`. */
+static void name_before(struct ctx *c, uint64_t code, size_t i, char *out, size_t cap)
+{
+	char a[48], b[48];
+	out[0] = '\0';
+	if (i == 0)
+		return;
+	const struct insn *p = &insns[i - 1];
+	if (load_ident(c, code, p, a, sizeof(a))) {
+		snprintf(out, cap, "%s", a);
+	} else if (p->op == OP_LOAD_ATTR && i >= 2 && load_ident(c, code, &insns[i - 2], a, sizeof(a)) &&
+		   tuple_ident(c, code, c->l->co_names, p->arg, b, sizeof(b))) {
+		snprintf(out, cap, "%.30s.%.30s", a, b);
+	}
+}
+
+static bool is_310(const struct py_layout *l)
+{
+	return l->major == 3 && l->minor == 10;
+}
+
+/* The SETUP_WITH whose block's handler is `handler` (f_blockstack's b_handler: bytes, or
+ * instructions on 3.10): its line into *line and its source name into name. */
+static void with_site_uncached(struct ctx *c, uint64_t code, uint64_t handler, int *line,
+			       char *name, size_t cap)
+{
+	uint64_t limit = is_310(c->l) ? handler * 2 : handler;
+	size_t n = decode(c, code, limit);
+	for (size_t i = 0; i < n; i++) {
+		const struct insn *in = &insns[i];
+		uint64_t target = is_310(c->l) ? in->off / 2 + 1 + in->arg : in->off + in->len + in->arg;
+		if (in->op != OP_SETUP_WITH || target != handler)
+			continue;
+		*line = py_reader_code_line(c->r, c->pid, code, is_310(c->l) ? in->off / 2 : in->off);
+		name_before(c, code, i, name, cap);
+		return;
+	}
+}
+
+static void with_site(struct ctx *c, uint64_t code, uint64_t handler, int *line, char *name, size_t cap)
+{
+	unsigned slot = (unsigned)((code >> 4) ^ handler) % LINE_CACHE;
+	if (!(c->lines[slot].used && c->lines[slot].code == code && c->lines[slot].handler == handler)) {
+		c->lines[slot].code = code;
+		c->lines[slot].handler = handler;
+		c->lines[slot].line = -1;
+		c->lines[slot].name[0] = '\0';
+		c->lines[slot].used = true;
+		with_site_uncached(c, code, handler, &c->lines[slot].line, c->lines[slot].name,
+				   sizeof(c->lines[slot].name));
+	}
+	*line = c->lines[slot].line;
+	snprintf(name, cap, "%s", c->lines[slot].name);
+}
+
+/* <= 3.10: the source name of the `with` a frame is entering (its f_lasti at SETUP_WITH). */
+static void entering_name(struct ctx *c, const struct py_frame *f, char *name, size_t cap)
+{
+	name[0] = '\0';
+	if ((int64_t)f->pos < 0)
+		return;
+	uint64_t at = is_310(c->l) ? f->pos * 2 : f->pos;
+	size_t n = decode(c, f->code, at + 3);
+	for (size_t i = 0; i < n; i++)
+		if (insns[i].off == at) {
+			if (insns[i].op == OP_SETUP_WITH)
+				name_before(c, f->code, i, name, cap);
+			return;
+		}
 }
 
 /* ---- 3.11+ exception table -------------------------------------------------------------- */
@@ -335,9 +458,7 @@ static void held_old(struct ctx *c, const struct py_frame *f, int fi, struct lo_
 		if (!resolve(c, slot, true, true, &k))
 			continue;
 		if (handler >= 0)
-			k.line = l->minor >= 10 && l->major == 3 ?
-				py_reader_code_line(c->r, c->pid, f->code, (uint64_t)handler) :
-				setup_with_line(c, f->code, (uint64_t)handler);
+			with_site(c, f->code, (uint64_t)handler, &k.line, k.name, sizeof(k.name));
 		add_held(t, &k);
 	}
 }
@@ -503,6 +624,77 @@ int lockown_read(struct py_reader *r, const struct py_process *p, struct lo_thre
 		}
 		if (th->state == PY_STATE_LOCK_WAIT)
 			find_waited(&c, th, &out[i]);
+		if (out[i].waits_known && c.l->frames == PY_FRAMES_OBJECTS) {
+			/* the program's frame that is entering the `with` (not threading.py's) */
+			for (size_t k = 0; k < nf; k++) {
+				const struct py_frame *f = &th->frames[k];
+				if (f->file && strstr(f->file, "/lib/python"))
+					continue;
+				if (f->addr && f->code)
+					entering_name(&c, f, out[i].waits.name, sizeof(out[i].waits.name));
+				break;
+			}
+		}
+	}
+	return 0;
+}
+
+/* ---- Thread.join -------------------------------------------------------------------- */
+
+/* A small non-negative int object's value (2.7 int: ob_ival at 16; 3.x int: 30-bit digits
+ * at 24 after ob_size (<= 3.11) or lv_tag (3.12+: digit count << 3 | sign)). */
+static bool read_int(struct ctx *c, uint64_t obj, uint64_t *out)
+{
+	if (type_kind(c, obj) != TK_INT)
+		return false;
+	if (c->l->major == 2)
+		return rd(c, obj + 16, out, sizeof(*out));
+	int64_t size;
+	if (!rd(c, obj + 16, &size, sizeof(size)))
+		return false;
+	uint64_t ndigits;
+	if (c->l->minor >= 12) {
+		if ((size & 3) == 2)
+			return false; /* negative */
+		ndigits = (uint64_t)size >> 3;
+	} else {
+		if (size < 0)
+			return false;
+		ndigits = (uint64_t)size;
+	}
+	if (ndigits > 3)
+		return false;
+	uint32_t d[3] = { 0, 0, 0 };
+	if (ndigits && !rd(c, obj + 24, d, ndigits * 4))
+		return false;
+	*out = 0;
+	for (uint64_t i = ndigits; i-- > 0;)
+		*out = (*out << 30) | (d[i] & 0x3fffffffu);
+	return true;
+}
+
+uint64_t lockown_join_ident(struct py_reader *r, const struct py_process *p, const struct py_thread *t)
+{
+	struct ctx c;
+	memset(&c, 0, sizeof(c));
+	c.r = r;
+	c.pid = p->pid;
+	c.l = py_reader_layout(r, p->pid);
+	if (!c.l)
+		return 0;
+	for (size_t k = 0; k < t->nframes && k < 8; k++) {
+		const struct py_frame *f = &t->frames[k];
+		const char *fn = f->function ? strrchr(f->function, '.') : NULL;
+		fn = fn ? fn + 1 : f->function;
+		if (!fn || !f->addr || !f->file || !strstr(f->file, "threading.py") ||
+		    (strcmp(fn, "join") != 0 && strcmp(fn, "_wait_for_tstate_lock") != 0))
+			continue;
+		uint64_t self = rd_u64(&c, f->addr + (c.l->frames == PY_FRAMES_OBJECTS ?
+							c.l->f_localsplus : c.l->iframe_localsplus));
+		uint64_t id = py_reader_mem_attr(r, p->pid, self, c.l->major == 2 ? "_Thread__ident" : "_ident");
+		uint64_t v;
+		if (id && read_int(&c, id, &v))
+			return v;
 	}
 	return 0;
 }

@@ -17,6 +17,7 @@
 #define LO_MAX_HELD 16     /* locks kept per thread */
 #define LO_MAX_FRAMES 256  /* frames of a thread looked at for held locks (innermost first) */
 #define LO_MAX_SLOTS 64    /* value-stack / local slots read per frame */
+#define LO_NAME_LEN 64
 
 enum lo_kind { LO_NONE, LO_LOCK, LO_RLOCK, LO_CONDITION };
 const char *lo_kind_str(enum lo_kind k); /* "Lock", "RLock", "Condition", NULL */
@@ -30,6 +31,8 @@ struct lo_lock {
 	uint64_t owner;      /* RLock owner's thread ident (tstate thread_id), 0 = free */
 	int frame;           /* index of the holding frame in the thread's frames, -1 */
 	int line;            /* line of the `with` that took it, -1 unknown */
+	char name[LO_NAME_LEN]; /* what the source calls it (`ledger_lock`, `self._lock`): the
+				 * name loaded just before the `with` (<= 3.10, 2.7); "" unknown */
 };
 
 struct lo_thread {
@@ -44,4 +47,8 @@ struct lo_thread {
  * frame's locals or stack slots is a lock whose futex is that one). 0, or -1 when the
  * reader does not hold the process. */
 int lockown_read(struct py_reader *r, const struct py_process *p, struct lo_thread *out);
+/* The thread ident (tstate thread_id) of the thread that t, blocked in Thread.join(),
+ * waits for: the `self` of its threading.py join (or _wait_for_tstate_lock) frame, its
+ * _ident (2.7: _Thread__ident). 0 when unknown. */
+uint64_t lockown_join_ident(struct py_reader *r, const struct py_process *p, const struct py_thread *t);
 #endif

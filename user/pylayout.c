@@ -32,6 +32,7 @@
 static const struct py_layout layouts[] = {
 	{ /* 2.7 */
 		.f_valuestack = 64, .f_iblock = 128, .f_blockstack = 132, .f_localsplus = 376, .co_nlocals = 20, .co_stacksize = 24, .co_code = 32,
+		.co_names = 48, .co_varnames = 56,
 		.major = 2, .minor = 7, .source = "table", .start = PY_START_INTERP_HEAD,
 		.gil_kind = PY_GIL_NONE,
 		.interp_next = 0, .interp_tstate_head = 8, .interp_modules = 16,
@@ -49,6 +50,7 @@ static const struct py_layout layouts[] = {
 	},
 	{ /* 3.6 */
 		.f_valuestack = 64, .f_iblock = 128, .f_blockstack = 136, .f_localsplus = 376, .co_nlocals = 24, .co_stacksize = 28, .co_code = 40,
+		.co_names = 56, .co_varnames = 64,
 		.major = 3, .minor = 6, .source = "table", .start = PY_START_INTERP_HEAD,
 		.gil_kind = PY_GIL_NONE,
 		.interp_next = 0, .interp_tstate_head = 8, .interp_modules = 16,
@@ -59,6 +61,7 @@ static const struct py_layout layouts[] = {
 	},
 	{ /* 3.7 */
 		.f_valuestack = 64, .f_iblock = 112, .f_blockstack = 120, .f_localsplus = 360, .co_nlocals = 24, .co_stacksize = 28, .co_code = 40,
+		.co_names = 56, .co_varnames = 64,
 		.major = 3, .minor = 7, .source = "table", .start = PY_START_RUNTIME,
 		.rt_interp_head = 24, .gil_kind = PY_GIL_IN_RUNTIME, .gil = 1264, GIL_FIELDS,
 		.interp_next = 0, .interp_tstate_head = 8, .interp_modules = 40,
@@ -69,6 +72,7 @@ static const struct py_layout layouts[] = {
 	},
 	{ /* 3.8 */
 		.f_valuestack = 64, .f_iblock = 112, .f_blockstack = 120, .f_localsplus = 360, .co_nlocals = 28, .co_stacksize = 32, .co_code = 48,
+		.co_names = 64, .co_varnames = 72,
 		.major = 3, .minor = 8, .source = "table", .start = PY_START_RUNTIME,
 		.rt_interp_head = 32, .gil_kind = PY_GIL_IN_RUNTIME, .gil = 1152, GIL_FIELDS,
 		.interp_next = 0, .interp_tstate_head = 8, .interp_modules = 56,
@@ -79,6 +83,7 @@ static const struct py_layout layouts[] = {
 	},
 	{ /* 3.9 */
 		.f_valuestack = 64, .f_iblock = 112, .f_blockstack = 120, .f_localsplus = 360, .co_nlocals = 28, .co_stacksize = 32, .co_code = 48,
+		.co_names = 64, .co_varnames = 72,
 		.major = 3, .minor = 9, .source = "table", .start = PY_START_RUNTIME,
 		.rt_interp_head = 32, .gil_kind = PY_GIL_IN_RUNTIME, .gil = 352, GIL_FIELDS,
 		.interp_next = 0, .interp_tstate_head = 8, .interp_modules = 856,
@@ -89,6 +94,7 @@ static const struct py_layout layouts[] = {
 	},
 	{ /* 3.10: f_lasti counts code units; co_linetable */
 		.f_valuestack = 64, .f_iblock = 104, .f_blockstack = 112, .f_localsplus = 352, .co_nlocals = 28, .co_stacksize = 32, .co_code = 48,
+		.co_names = 64, .co_varnames = 72,
 		.major = 3, .minor = 10, .source = "table", .start = PY_START_RUNTIME,
 		.rt_interp_head = 32, .gil_kind = PY_GIL_IN_RUNTIME, .gil = 352, GIL_FIELDS,
 		.interp_next = 0, .interp_tstate_head = 8, .interp_modules = 856,

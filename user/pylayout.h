@@ -92,6 +92,7 @@ struct py_layout {
 	 * co_exceptiontable (bytes) gives its live depth. 0 = absent. */
 	uint32_t f_valuestack, f_iblock, f_blockstack, f_localsplus;
 	uint32_t co_nlocals, co_stacksize, co_code, co_nlocalsplus, co_exceptiontable;
+	uint32_t co_names, co_varnames;    /* tuples of str (<= 3.10): source names */
 	uint32_t iframe_localsplus;
 };
 

@@ -240,6 +240,13 @@ int waitgraph_build(struct waitgraph *g, struct py_reader *r, struct py_process 
 		default:
 			break;
 		}
+		if (t->state == PY_STATE_LOCK_WAIT && f->kind && !strcmp(f->kind, "Thread.join")) {
+			/* thread -> the thread it joins (it "holds" its own end) */
+			const struct py_thread *j = thread_by_ident(p, lockown_join_ident(r, p, t));
+			if (j && j != t)
+				f->holder = j;
+			continue;
+		}
 		if (t->state != PY_STATE_LOCK_WAIT || !f->lo.waits_known)
 			continue;
 		const struct lo_lock *k = &f->lo.waits;
@@ -286,6 +293,7 @@ int waitgraph_build(struct waitgraph *g, struct py_reader *r, struct py_process 
 					f->holder = h;
 					f->holder_frame = hl->frame;
 					f->holder_line = hl->line;
+					f->held_by = hl;
 					break;
 				}
 			}
@@ -351,6 +359,25 @@ static void where_waits(const struct py_thread *t, char *buf, size_t len)
 		snprintf(buf, len, "native code");
 }
 
+/* What the source calls the lock a thread waits for: where it waits (the waiter's name),
+ * else where its holder took it; NULL when neither is known. */
+static const char *lock_name(const struct wf_info *f)
+{
+	if (f->lock && f->lock->name[0])
+		return f->lock->name;
+	if (f->held_by && f->held_by->name[0])
+		return f->held_by->name;
+	return NULL;
+}
+
+/* The same lock as its holder's `with` calls it. */
+static const char *held_name(const struct wf_info *f)
+{
+	if (f->held_by && f->held_by->name[0])
+		return f->held_by->name;
+	return lock_name(f);
+}
+
 void waitgraph_describe_wait(const struct wf_info *f, char *buf, size_t len)
 {
 	char h[128] = "", at[160] = "";
@@ -362,8 +389,13 @@ void waitgraph_describe_wait(const struct wf_info *f, char *buf, size_t len)
 		who(f->holder, h, sizeof(h));
 		if (strcmp(f->kind, "GIL") != 0) {
 			where_held(f, at, sizeof(at));
-			snprintf(buf, len, "%s held by %s (tid %d, taken at %s)", f->kind, h,
-				 (int)f->holder->tid, at);
+			const char *nm = lock_name(f);
+			if (nm)
+				snprintf(buf, len, "%s %.60s held by %s (tid %d, taken at %s)", f->kind, nm, h,
+					 (int)f->holder->tid, at);
+			else
+				snprintf(buf, len, "%s held by %s (tid %d, taken at %s)", f->kind, h,
+					 (int)f->holder->tid, at);
 		} else {
 			snprintf(buf, len, "the GIL held by %s (tid %d)", h, (int)f->holder->tid);
 		}
@@ -403,7 +435,8 @@ static bool find_cycle(const struct waitgraph *g, const struct diag_waits *w, si
 	size_t cur = start, n = 0;
 	while (n < DIAG_MAX_CULPRITS) {
 		const struct wf_info *f = &g->info[cur];
-		if (!proven_blocked(&p->threads[cur], w) || !f->holder || !f->lock)
+		if (!proven_blocked(&p->threads[cur], w) || !f->holder ||
+		    (!f->lock && strcmp(f->kind ? f->kind : "", "Thread.join") != 0))
 			return false;
 		cyc[n++] = cur;
 		cur = index_of(p, f->holder);
@@ -463,12 +496,29 @@ bool waitgraph_diagnose(const struct waitgraph *g, pid_t waiter, const struct di
 			who(t, a, sizeof(a));
 			where_held(&g->info[prev], b, sizeof(b));
 			where_waits(t, c, sizeof(c));
-			char one[600];
-			snprintf(one, sizeof(one), "%s%s holds %s (%s) and waits for %s (%s)", k ? "; " : "",
-				 a, g->info[prev].kind, b, g->info[me].kind, c);
+			char one[1000];
+			const char *hn = held_name(&g->info[prev]), *wn = lock_name(&g->info[me]);
+			char held[300], waits[400];
+			if (!g->info[prev].lock) /* prev joins me: what I hold is my own end */
+				snprintf(held, sizeof(held), "%s", "");
+			else
+				snprintf(held, sizeof(held), " holds %.60s (%s) and", hn ? hn : g->info[prev].kind, b);
+			if (!g->info[me].lock) {
+				char jn[160];
+				who(g->info[me].holder, jn, sizeof(jn));
+				snprintf(waits, sizeof(waits), "waits for %s to finish (join at %s)", jn, c);
+			} else {
+				snprintf(waits, sizeof(waits), "waits for %.60s (%s)", wn ? wn : g->info[me].kind, c);
+			}
+			snprintf(one, sizeof(one), "%s%s%s %s", k ? "; " : "", a, held, waits);
 			append(d->summary, sizeof(d->summary), one);
 		}
-		append(d->summary, sizeof(d->summary), ": a lock-order deadlock; take the locks in one order");
+		bool via_join = false;
+		for (size_t k = 0; k < n; k++)
+			via_join |= !g->info[cyc[k]].lock;
+		append(d->summary, sizeof(d->summary), via_join ?
+		       ": a deadlock; do not join a thread while holding a lock it needs" :
+		       ": a lock-order deadlock; take the locks in one order");
 		return true;
 	}
 	/* orphaned_lock */
@@ -512,7 +562,7 @@ static const struct py_frame *holder_frame(const struct wf_info *f)
 		&h->frames[f->holder_frame] : NULL;
 }
 
-static void write_lock_obj(struct jw *w, const char *kind, uint64_t obj)
+static void write_lock_obj(struct jw *w, const char *kind, uint64_t obj, const char *name)
 {
 	jw_kstr(w, "kind", kind);
 	jw_key(w, "object");
@@ -520,8 +570,7 @@ static void write_lock_obj(struct jw *w, const char *kind, uint64_t obj)
 		jw_hex(w, obj);
 	else
 		jw_null(w);
-	jw_key(w, "name");
-	jw_null(w); /* the source name is not read yet */
+	jw_kstr(w, "name", name && name[0] ? name : NULL);
 }
 
 void waitgraph_write_waiting_for(struct jw *w, const struct wf_info *f)
@@ -531,7 +580,7 @@ void waitgraph_write_waiting_for(struct jw *w, const struct wf_info *f)
 		return;
 	}
 	jw_obj_begin(w);
-	write_lock_obj(w, f->kind, f->object);
+	write_lock_obj(w, f->kind, f->object, lock_name(f));
 	jw_key(w, "holder");
 	if (f->holder) {
 		jw_obj_begin(w);
@@ -561,7 +610,7 @@ static void write_holds(struct jw *w, const struct py_thread *t, const struct wf
 	for (size_t k = 0; k < f->lo.nheld; k++) {
 		const struct lo_lock *h = &f->lo.held[k];
 		jw_obj_begin(w);
-		write_lock_obj(w, lo_kind_str(h->kind), h->obj);
+		write_lock_obj(w, lo_kind_str(h->kind), h->obj, h->name);
 		write_where(w, "since", h->frame >= 0 && (size_t)h->frame < t->nframes ?
 			    &t->frames[h->frame] : NULL, h->line);
 		jw_obj_end(w);
@@ -599,12 +648,12 @@ void waitgraph_write_cycle(struct jw *w, const struct py_process *p, const struc
 		jw_kstr(w, "name", t->name);
 		jw_key(w, "holds");
 		jw_obj_begin(w);
-		write_lock_obj(w, prev->wf->kind, prev->wf->object);
+		write_lock_obj(w, prev->wf->kind, prev->wf->object, held_name(prev->wf));
 		write_where(w, "since", holder_frame(prev->wf), prev->wf->holder_line);
 		jw_obj_end(w);
 		jw_key(w, "waits_for");
 		jw_obj_begin(w);
-		write_lock_obj(w, t->wf->kind, t->wf->object);
+		write_lock_obj(w, t->wf->kind, t->wf->object, lock_name(t->wf));
 		write_where(w, "where", program_frame(t), -1);
 		jw_obj_end(w);
 		jw_obj_end(w);

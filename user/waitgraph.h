@@ -27,6 +27,7 @@ struct wf_info {
 	const struct py_thread *holder; /* proven holder, or NULL */
 	int holder_frame;          /* holder's frame that took it, -1 */
 	int holder_line;           /* line of the `with` that took it, -1 */
+	const struct lo_lock *held_by; /* the holder's record of it (its `with`), or NULL */
 	bool holder_dead;          /* an RLock whose owner thread no longer exists */
 	uint64_t dead_owner;       /* its ident */
 	bool timed;

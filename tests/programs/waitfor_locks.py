@@ -7,6 +7,7 @@ MODE:
   self     'S' takes l1 and, inside, a helper takes l1 again (non-reentrant: Lock only)
   orphan   'O' acquires an RLock with a bare acquire() and ends; 'W' then waits for it
   sleeper  'H' sleeps 6 s inside `with l1:`; 'W' waits for l1 meanwhile (not a hang)
+  join     'J' takes l1 and joins 'W'; 'W' waits for l1 (a deadlock through Thread.join)
 KIND: Lock (default), RLock or Condition: what l1, l2, l3 are.
 Appends to REPORT:  pid <pid>, then  <thread name> <tid>  for each thread, then  ready.
 signal.alarm: the process dies by itself after 90 s.
@@ -105,6 +106,23 @@ def waiter():
         pass
 
 
+j_holds = threading.Event()
+
+
+def joiner(w):
+    tids["J"] = gettid()
+    with l1:  # MARK: join_holds
+        j_holds.set()
+        w.join()  # MARK: join_waits
+
+
+def join_worker():
+    tids["W"] = gettid()
+    j_holds.wait(30)
+    with l1:  # MARK: join_worker_waits
+        pass
+
+
 signal.alarm(90)
 report("pid", os.getpid())
 time.sleep(0.5)  # the tracer gets to know the process first
@@ -119,6 +137,10 @@ elif MODE == "self":
 elif MODE == "orphan":
     threads.append(threading.Thread(target=orphaner, name="O"))
     threads.append(threading.Thread(target=orphan_waiter, name="W"))
+elif MODE == "join":
+    w = threading.Thread(target=join_worker, name="W")
+    threads.append(w)
+    threads.append(threading.Thread(target=joiner, name="J", args=(w,)))
 elif MODE == "sleeper":
     threads.append(threading.Thread(target=holder, name="H"))
     threads.append(threading.Thread(target=waiter, name="W"))
