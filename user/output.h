@@ -42,7 +42,7 @@ struct rec_stop {
 	uint64_t waits_map_full;
 	uint64_t map_full;
 	uint64_t exec_checks_dropped; /* userspace: exec re-check queue full */
-	uint64_t long_waits, wait_ends, sigchld_changes, child_status_lost, hangs;
+	uint64_t long_waits, wait_ends, sigchld_changes, child_status_lost, hangs, hang_ends;
 	double duration_s;
 	int command_exit; /* -1: no command */
 };

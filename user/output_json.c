@@ -95,6 +95,7 @@ static void json_stop(struct output *o, const struct rec_stop *r)
 	jw_kint(&w, "sigchld_ignored", (long long)r->sigchld_changes);
 	jw_kint(&w, "child_status_lost", (long long)r->child_status_lost);
 	jw_kint(&w, "hang", (long long)r->hangs);
+	jw_kint(&w, "hang_end", (long long)r->hang_ends);
 	jw_obj_end(&w);
 	jw_kdouble(&w, "duration_s", r->duration_s, 3);
 	if (r->command_exit >= 0)
