@@ -18,7 +18,7 @@ from test_diagnose import (INTERPRETERS, Job, check_stream, label_of, mark_line,
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAMS = os.path.join(HERE, "programs")
 HEALTHY = os.path.join(PROGRAMS, "waitfor_healthy.py")
-HEALTHY_KINDS = ["service", "pool_io", "idle_pool", "mp_pool", "prodcons"]
+HEALTHY_KINDS = ["service", "pool_io", "idle_pool", "mp_pool", "prodcons", "exit_busy"]
 
 
 def _pairs(seq):
@@ -50,7 +50,7 @@ def test_healthy_waits_no_hang(healthy_session, python, kind):
     hangs = s.events(job, "hang")
     assert not hangs, "false hang(s) for a healthy %s program (%s):\n%s" % (
         kind, label_of(python), "\n".join(short(e, 1500) for e in hangs[:5]))
-    if kind in ("service", "idle_pool", "prodcons"):
+    if kind in ("service", "idle_pool", "prodcons", "exit_busy"):
         assert s.events(job, "long_wait"), "no long_wait at all: the test proves nothing%s" % job.describe()
 
 

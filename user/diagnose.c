@@ -108,11 +108,31 @@ static void describe_thread(const struct py_thread *t, char *buf, size_t len)
 		snprintf(buf, len, "%d, blocked in %.200s%.200s", (int)t->tid, where, wait);
 }
 
-static bool diagnose_shutdown(const struct py_process *p, struct diagnosis *d)
+#define FUTEX_PRIVATE_FLAG_BIT 128u /* include/uapi/linux/futex.h */
+#define SYS_FUTEX_NR 202           /* x86_64 */
+
+/* A thread that cannot move by itself: an untimed wait on a process-private futex that has
+ * lasted the threshold (see diagnose_all_threads_blocked). */
+static bool proven_stuck(const struct py_thread *t, const struct diag_waits *w)
+{
+	return t->tid > 0 && t->state == PY_STATE_LOCK_WAIT && t->syscall_nr == SYS_FUTEX_NR &&
+	       !t->futex_timed && (t->futex_op & FUTEX_PRIVATE_FLAG_BIT) && w && w->long_blocked &&
+	       w->long_blocked(w->arg, t->tid, t->futex_addr);
+}
+
+static bool diagnose_shutdown(const struct py_process *p, const struct diag_waits *w,
+			      struct diagnosis *d)
 {
 	const struct py_thread *mt = main_thread(p);
 	if (!mt || !is_shutting_down(mt))
 		return false;
+	/* Waiting at exit for threads that still work (sleep, poll, I/O, run) is normal: only
+	 * threads that are stuck for good make it a hang. */
+	for (size_t i = 0; i < p->nthreads; i++) {
+		const struct py_thread *t = &p->threads[i];
+		if (t != mt && t->daemon != 1 && !proven_stuck(t, w))
+			return false;
+	}
 	d->code = "shutdown_join";
 	d->waiter = mt->tid;
 	for (size_t i = 0; i < p->nthreads && d->nculprits < DIAG_MAX_CULPRITS; i++) {
@@ -135,8 +155,6 @@ static bool diagnose_shutdown(const struct py_process *p, struct diagnosis *d)
 	return true;
 }
 
-#define FUTEX_PRIVATE_FLAG_BIT 128u /* include/uapi/linux/futex.h */
-#define SYS_FUTEX_NR 202           /* x86_64 */
 
 bool diagnose_all_threads_blocked(const struct py_process *p, const struct diag_waits *w)
 {
@@ -208,7 +226,7 @@ bool diagnose_process(const struct py_process *p, pid_t waiter_tid, double waite
 		      bool gil_wait, const struct diag_waits *w, struct diagnosis *d)
 {
 	memset(d, 0, sizeof(*d));
-	if (diagnose_shutdown(p, d))
+	if (diagnose_shutdown(p, w, d))
 		return true;
 	if (diagnose_all_threads_blocked(p, w)) {
 		diagnose_all_blocked(p, waiter_tid, d);

@@ -14,6 +14,8 @@ KIND:
             the main thread waits for (untimed) while the work runs in the child processes
   prodcons  a producer that sleeps between items, a consumer in an untimed get(), the main
             thread in an untimed join()
+  exit_busy the main thread ends while a non-daemon worker still sleeps (the interpreter's
+            shutdown waits for it: normal)
 Appends to REPORT:  pid <pid>, then  done.
 signal.alarm: the process dies by itself after 90 s.
 """
@@ -172,6 +174,11 @@ def prodcons():
         t.start()
     for t in ts:
         t.join()
+
+
+def exit_busy():
+    t = threading.Thread(target=time.sleep, args=(SECONDS,), name="finisher")
+    t.start()   # non-daemon: the interpreter waits for it at exit
 
 
 if __name__ == "__main__":
