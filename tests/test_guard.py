@@ -222,7 +222,9 @@ def test_guard_pid_mode_leaves_process_alone(binary, tmp_path, reg):
     assert "hang" in kinds and kinds[-2:] == ["hang_timeout", "stop"], kinds
     ht = events[-2]
     assert ht["pid"] == p.pid and ht["action"] == "exit" and ht["exit_status"] == GUARD_STATUS
-    assert ht["diagnosis"]["code"] == "all_threads_blocked"
+    # a lock-order inversion is proven a deadlock (issue 14), as the hang event says
+    assert ht["diagnosis"]["code"] == "deadlock"
+    assert ht["diagnosis"]["code"] == [e for e in events if e["event"] == "hang"][0]["diagnosis"]["code"]
     assert ht["hang_age_s"] >= HANG_TIMEOUT
     assert {t.get("name") for t in ht["threads"]} >= {"A", "B"}
     assert "process %d was not touched" % p.pid in r.stderr

@@ -49,7 +49,8 @@ LINK_NAME = b'sh\x1b[31m\n\xff"}{'
 CHILD_ARGS = [b"-c", b"exit 3", b"arg\n1", b"\x1b[31mred", b"\xff\xfe-bytes", b'"}, {"evil": 1',
               b"\x01\x7f"]
 
-EVENTS = {"start", "stop", "long_wait", "wait_end", "sigchld_ignored", "child_status_lost", "hang"}
+EVENTS = {"start", "stop", "long_wait", "wait_end", "sigchld_ignored", "child_status_lost", "hang",
+          "hang_end"}
 # every key the JSON output may contain, at any depth (a forged key would be a new one)
 KEYS = {"event", "time", "pid", "tid", "comm", "ns_pid", "cgroup", "scope", "pids", "command",
         "all_processes", "threshold_s", "scanner", "scan_period_s", "ringbuf_bytes", "waited_s", "before_start",
@@ -62,7 +63,10 @@ KEYS = {"event", "time", "pid", "tid", "comm", "ns_pid", "cgroup", "scope", "pid
         "duration_s", "command_exit_status", "exec_check_queue_full",
         # rate limits (stop.suppressed, the suppressed event)
         "suppressed", "reaper_stack", "exec", "since", "rate_limit", "per_second", "burst",
-        "inherited_from", "exit_signal"} | EVENTS
+        "inherited_from", "exit_signal",
+        # issue 14: what a thread waits for, what it holds, the wait-for graph, hang_end
+        "waiting_for", "holds", "kind", "object", "holder", "since", "timeout_s", "holder_exited",
+        "cycle", "waits_for", "where", "reported_s_ago"} | EVENTS
 TEXT_LINE = re.compile(r"^(|Process \d+, Python .*|(==> )?Thread .*\):|Traceback \(most recent "
                        r"call last\):|  File \".*\", line (\d+|\?), in .*|  \.\.\. \(older frames "
                        r"cut: .*\)|  \(no Python frames\)|\(thread list cut: .*\))$")
@@ -320,9 +324,14 @@ def session(targets, binary, tmp_path_factory):
             for py, t in targets.items():
                 t["child"] = int(read_line(t["hostile"], 20, "hostile " + py).split()[1])
             for py, t in targets.items():
-                for pid in (t["hpid"], t["cpid"]):
-                    tr.wait_for(lambda e, pid=pid: e.get("event") == "hang" and e.get("pid") == pid,
-                                20, "hang of %d (%s)" % (pid, py))
+                pid = t["hpid"]
+                tr.wait_for(lambda e, pid=pid: e.get("event") == "hang" and e.get("pid") == pid,
+                            20, "hang of %d (%s)" % (pid, py))
+                # the corrupted target: its thread list loops, so no hang can be proven
+                # (issue 14); every corrupted thread still gets its long_wait
+                deadline = time.time() + 20
+                while len(tr.select("long_wait", pid=t["cpid"])) < 7 and time.time() < deadline:
+                    time.sleep(0.1)
                 tr.wait_for(lambda e, t=t: e.get("event") == "child_status_lost"
                             and e.get("pid") == t["hpid"], 10, "child_status_lost " + py)
             time.sleep(1.0)  # the text tracer reads the same events
@@ -399,9 +408,8 @@ def test_trace_corrupt(session, targets, python):
     assert len(lw) >= 7, "long_wait of every corrupted thread, with threads%s" % tr.describe()
     for e in lw:
         check_corrupt_threads(e, t, "long_wait of tid %d" % e["tid"])
-    hang = tr.select("hang", pid=t["cpid"])
-    assert len(hang) == 1
-    check_corrupt_threads(hang[0], t, "hang")
+    # its thread list loops: whether every thread is blocked is unknown, never a hang
+    assert tr.select("hang", pid=t["cpid"]) == [], [json.dumps(e)[:600] for e in tr.select("hang", pid=t["cpid"])]
     assert t["corrupt"].poll() is None, "the corrupted target died"
 
 

@@ -187,7 +187,7 @@ def test_metrics_strict_parse(session):
         assert fams[name]["type"] == typ, name
     assert all(n.startswith("pyhang_") for n in fams)
     kinds = {lab["kind"] for _, lab, _ in fams["pyhang_findings_total"]["samples"]}
-    assert kinds == {"long_wait", "wait_end", "sigchld_ignored", "child_status_lost", "hang"}
+    assert kinds == {"long_wait", "wait_end", "sigchld_ignored", "child_status_lost", "hang", "hang_end"}
     reasons = {lab["reason"] for _, lab, _ in fams["pyhang_lost_events_total"]["samples"]}
     assert {"ringbuf_full", "waits_map_full", "map_full"} <= reasons
     # the provoked wait: reported, still open

@@ -1,5 +1,6 @@
 /* diagnose: causes of hangs from thread snapshots (see diagnose.h). */
 #include "diagnose.h"
+#include "waitgraph.h"
 
 #include "culprit.h"
 
@@ -95,19 +96,45 @@ static void append(char *buf, size_t len, const char *fmt, const char *a, const 
 
 static void describe_thread(const struct py_thread *t, char *buf, size_t len)
 {
-	char where[384];
+	char where[384], wait[512] = "";
 	diagnose_blocked_where(t, where, sizeof(where));
+	/* the thread's own wait, when the wait-for graph knows the lock or its holder */
+	if (t->wf && t->wf->kind && (t->wf->holder || t->wf->lock || t->wf->holder_dead)) {
+		char w[400];
+		waitgraph_describe_wait(t->wf, w, sizeof(w));
+		snprintf(wait, sizeof(wait), ", which waits for %s", w);
+	}
 	if (t->name)
-		snprintf(buf, len, "'%.100s', blocked in %s", t->name, where);
+		snprintf(buf, len, "'%.60s', blocked in %.200s%.200s", t->name, where, wait);
 	else
-		snprintf(buf, len, "%d, blocked in %s", (int)t->tid, where);
+		snprintf(buf, len, "%d, blocked in %.200s%.200s", (int)t->tid, where, wait);
 }
 
-static bool diagnose_shutdown(const struct py_process *p, struct diagnosis *d)
+#define FUTEX_PRIVATE_FLAG_BIT 128u /* include/uapi/linux/futex.h */
+#define SYS_FUTEX_NR 202           /* x86_64 */
+
+/* A thread that cannot move by itself: an untimed wait on a process-private futex that has
+ * lasted the threshold (see diagnose_all_threads_blocked). */
+static bool proven_stuck(const struct py_thread *t, const struct diag_waits *w)
+{
+	return t->tid > 0 && t->state == PY_STATE_LOCK_WAIT && t->syscall_nr == SYS_FUTEX_NR &&
+	       !t->futex_timed && (t->futex_op & FUTEX_PRIVATE_FLAG_BIT) && w && w->long_blocked &&
+	       w->long_blocked(w->arg, t->tid, t->futex_addr);
+}
+
+static bool diagnose_shutdown(const struct py_process *p, const struct diag_waits *w,
+			      struct diagnosis *d)
 {
 	const struct py_thread *mt = main_thread(p);
 	if (!mt || !is_shutting_down(mt))
 		return false;
+	/* Waiting at exit for threads that still work (sleep, poll, I/O, run) is normal: only
+	 * threads that are stuck for good make it a hang. */
+	for (size_t i = 0; i < p->nthreads; i++) {
+		const struct py_thread *t = &p->threads[i];
+		if (t != mt && t->daemon != 1 && !proven_stuck(t, w))
+			return false;
+	}
 	d->code = "shutdown_join";
 	d->waiter = mt->tid;
 	for (size_t i = 0; i < p->nthreads && d->nculprits < DIAG_MAX_CULPRITS; i++) {
@@ -130,13 +157,19 @@ static bool diagnose_shutdown(const struct py_process *p, struct diagnosis *d)
 	return true;
 }
 
-static bool all_blocked_on_locks(const struct py_process *p)
+
+bool diagnose_all_threads_blocked(const struct py_process *p, const struct diag_waits *w)
 {
-	if (p->nthreads < 2)
+	if (p->nthreads < 2 || p->threads_error || p->os_threads != p->nthreads || !w ||
+	    !w->long_blocked)
 		return false;
-	for (size_t i = 0; i < p->nthreads; i++)
-		if (p->threads[i].state != PY_STATE_LOCK_WAIT)
+	for (size_t i = 0; i < p->nthreads; i++) {
+		const struct py_thread *t = &p->threads[i];
+		if (t->tid <= 0 || t->state != PY_STATE_LOCK_WAIT || t->syscall_nr != SYS_FUTEX_NR ||
+		    t->futex_timed || !(t->futex_op & FUTEX_PRIVATE_FLAG_BIT) ||
+		    !w->long_blocked(w->arg, t->tid, t->futex_addr))
 			return false;
+	}
 	return true;
 }
 
@@ -145,7 +178,7 @@ static void diagnose_all_blocked(const struct py_process *p, pid_t waiter, struc
 	d->code = "all_threads_blocked";
 	d->waiter = waiter;
 	snprintf(d->summary, sizeof(d->summary), "every thread is blocked on a lock, so nothing can "
-		 "make progress (a deadlock, unless a lock is released from outside): ");
+		 "make progress (a deadlock, unless a signal handler releases a lock): ");
 	for (size_t i = 0; i < p->nthreads && d->nculprits < DIAG_MAX_CULPRITS; i++) {
 		char one[512];
 		d->culprits[d->nculprits++] = p->threads[i].tid;
@@ -191,43 +224,26 @@ static void diagnose_gil(const struct py_process *p, const struct py_thread *w, 
 		 holder, where);
 }
 
-/* Some other thread is on the CPU or holds the GIL: the process is making progress. */
-static bool others_running(const struct py_process *p, pid_t waiter)
-{
-	for (size_t i = 0; i < p->nthreads; i++) {
-		const struct py_thread *t = &p->threads[i];
-		if (t->tid != waiter && (t->state == PY_STATE_RUNNING || t->gil))
-			return true;
-	}
-	return false;
-}
-
 bool diagnose_process(const struct py_process *p, pid_t waiter_tid, double waited_s,
-		      bool gil_wait, struct diagnosis *d)
+		      bool gil_wait, const struct diag_waits *w, struct diagnosis *d)
 {
 	memset(d, 0, sizeof(*d));
-	if (diagnose_shutdown(p, d))
+	if (diagnose_shutdown(p, w, d))
 		return true;
-	if (all_blocked_on_locks(p)) {
+	if (diagnose_all_threads_blocked(p, w)) {
 		diagnose_all_blocked(p, waiter_tid, d);
 		return true;
 	}
-	const struct py_thread *w = find_thread(p, waiter_tid);
-	if (!w)
+	const struct py_thread *wt = find_thread(p, waiter_tid);
+	if (!wt)
 		return false;
-	if (gil_wait || w->state == PY_STATE_GIL_WAIT) {
-		diagnose_gil(p, w, waited_s, d);
+	if (gil_wait || wt->state == PY_STATE_GIL_WAIT) {
+		diagnose_gil(p, wt, waited_s, d);
 		return true;
 	}
-	if (others_running(p, waiter_tid))
-		return false; /* waiting for work that is still going on: not a hang */
-	char one[512];
-	describe_thread(w, one, sizeof(one));
-	d->code = "long_wait";
-	d->waiter = waiter_tid;
-	snprintf(d->summary, sizeof(d->summary), "thread %s, has waited %.1fs for a lock, condition "
-		 "or event that nobody releases", one, waited_s);
-	return true;
+	/* Anything else is not proven: a thread that waits while others sleep, poll, do I/O
+	 * or run may be woken by them at any moment. It stays a long_wait. */
+	return false;
 }
 
 /* Index of the innermost frame outside the standard library at or after from, or -1. */

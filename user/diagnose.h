@@ -7,6 +7,7 @@
 #define PH_DIAGNOSE_H
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "pyreader.h"
@@ -21,10 +22,25 @@ struct diagnosis {
 	pid_t waiter;        /* the thread that waits for them */
 };
 
+/* What the snapshot does not tell: whether thread tid has been in one futex wait on uaddr
+ * for at least the threshold (a long_wait reported, no wait_end since). */
+struct diag_waits {
+	bool (*long_blocked)(void *arg, pid_t tid, uint64_t uaddr);
+	void *arg;
+};
+
+/* Whether every thread of the process is, provably, in an untimed wait on a
+ * process-private futex that has lasted at least the threshold: the whole thread list was
+ * read and matches /proc/PID/task, every thread's tid is known, none waits for the GIL, sleeps,
+ * polls, does I/O, waits for a child or has a timeout. Nothing inside the process can then
+ * wake any of them (a signal handler aside). */
+bool diagnose_all_threads_blocked(const struct py_process *p, const struct diag_waits *w);
+
 /* Diagnose the process: waiter_tid is the thread whose long wait triggered this.
- * Returns true when a diagnosis was made. */
+ * Returns true when a hang is proven (shutdown_join, all_threads_blocked, gil_wait); a
+ * wait that is not proven to be a hang gives false (it stays a long_wait event). */
 bool diagnose_process(const struct py_process *p, pid_t waiter_tid, double waited_s,
-		      bool gil_wait, struct diagnosis *out);
+		      bool gil_wait, const struct diag_waits *w, struct diagnosis *out);
 /* Where a thread is blocked, for people: "Queue.get() at horse_whisperer.py:61". */
 void diagnose_blocked_where(const struct py_thread *t, char *buf, size_t len);
 /* Where in the program a captured stack is: "deploy_helper.py:12 (imported at jobs.py:40)"

@@ -11,6 +11,7 @@
 #include "diagnose.h"
 #include "guard.h"
 #include "fairqueue.h"
+#include "hangtrack.h"
 #include "procmem.h"
 #include "procscan.h"
 #include "pyreader.h"
@@ -18,6 +19,7 @@
 #include "pystack.h"
 #include "ratelimit.h"
 #include "tracer.h"
+#include "waitgraph.h"
 
 #define DESCRIBE_ATTEMPTS 40 /* 2 ms doubling to 250 ms: about 8 s in all */
 
@@ -85,32 +87,104 @@ static bool hang_seen_before(struct tracer *t, uint64_t fp)
 	return false;
 }
 
-/* A finding: shutdown waiting for threads, every thread blocked, a GIL held too long, or
- * the main thread stuck while nothing else runs (worker threads idling on a queue are
- * normal and stay long_wait events only). */
+static bool long_blocked(void *arg, pid_t tid, uint64_t uaddr)
+{
+	const struct rec_long_wait *lw = arg;
+	struct tracer *t = (struct tracer *)lw->tracer;
+	return ht_wait_is_open(t->ht, lw->p.pid, tid, uaddr, NULL);
+}
+
+/* Remember a reported hang, for its hang_end. */
+static void track_hang(struct tracer *t, const struct rec_long_wait *lw, const struct diagnosis *d,
+		       uint64_t fp)
+{
+	struct ht_hang g = { .pid = lw->p.pid, .reported_ns = lw->p.mono_ns, .fingerprint = fp };
+	snprintf(g.code, sizeof(g.code), "%s", d->code);
+	g.since_ns = lw->p.mono_ns;
+	if (d->waiter > 0)
+		g.tids[g.ntids++] = d->waiter;
+	for (size_t i = 0; i < d->nculprits && g.ntids < HT_MAX_HANG_TIDS; i++)
+		if (d->culprits[i] != d->waiter)
+			g.tids[g.ntids++] = d->culprits[i];
+	for (size_t i = 0; i < g.ntids; i++) {
+		const struct py_thread *th = NULL;
+		for (size_t k = 0; k < lw->py->nthreads; k++)
+			if (lw->py->threads[k].tid == g.tids[i])
+				th = &lw->py->threads[k];
+		uint64_t start;
+		if (th && ht_wait_is_open(t->ht, g.pid, th->tid, th->futex_addr, &start) &&
+		    start < g.since_ns)
+			g.since_ns = start;
+	}
+	ht_hang_add(t->ht, &g);
+}
+
+/* A finding, only when proven: shutdown waiting for threads, every thread blocked for
+ * good, a GIL held too long. Anything else stays a long_wait. */
 static void maybe_report_hang(struct tracer *t, const struct rec_long_wait *lw)
 {
 	struct diagnosis d;
-	if (!diagnose_process(lw->py, lw->p.tid, lw->waited_s, lw->gil, &d))
-		return;
-	if (strcmp(d.code, "long_wait") == 0 && lw->p.tid != lw->p.pid)
+	struct diag_waits w = { long_blocked, (void *)lw };
+	const struct waitgraph *g = t->graph && t->graph->p == lw->py ? t->graph : NULL;
+	if (!(g && waitgraph_diagnose(g, lw->p.tid, &w, &d)) &&
+	    !diagnose_process(lw->py, lw->p.tid, lw->waited_s, lw->gil, &w, &d))
 		return;
 	guard_note_hang(t, lw); /* before the de-duplication: a new wait restarts its clock */
-	if (hang_seen_before(t, hang_fingerprint(lw->p.pid, &d)))
+	uint64_t fp = hang_fingerprint(lw->p.pid, &d);
+	if (hang_seen_before(t, fp))
 		return;
 	struct rec_hang r = { .p = lw->p, .diag = &d, .py = lw->py };
 	t->n_hangs++;
 	t->out.ops->hang(&t->out, &r);
 	annotate_hang(t, &r);
+	track_hang(t, lw, &d, fp);
+}
+
+/* The hang that thread tid (0: the whole process) belonged to is over: say so once. The
+ * same hang (pid, code, threads) coming back is not reported again (no flapping alerts). */
+static void end_hang(struct tracer *t, pid_t pid, pid_t tid, uint64_t now_ns, const char *why,
+		     const struct ev_proc *p)
+{
+	struct ht_hang g;
+	while (ht_hang_take(t->ht, pid, tid, &g)) {
+		struct rec_hang_end r = { .p = *p, .code = g.code, .ended_by = why,
+					  .duration_s = seconds_between(g.since_ns, now_ns),
+					  .reported_s_ago = seconds_between(g.reported_ns, now_ns) };
+		r.p.tid = tid ? tid : pid;
+		t->n_hang_ends++;
+		t->out.ops->hang_end(&t->out, &r);
+	}
 }
 
 #define SNAPSHOT_REUSE_NS 500000000ull
 
 static void drop_snapshot(struct tracer *t)
 {
+	if (t->graph) {
+		waitgraph_free(t->graph);
+		free(t->graph);
+		t->graph = NULL;
+	}
 	if (t->snap_valid)
 		py_process_free(&t->snap);
 	t->snap_valid = false;
+}
+
+/* The wait-for graph of the current snapshot, built once per snapshot (NULL: none). */
+static struct waitgraph *snapshot_graph(struct tracer *t)
+{
+	if (!t->snap_valid)
+		return NULL;
+	if (!t->graph) {
+		t->graph = calloc(1, sizeof(*t->graph));
+		if (t->graph && waitgraph_build(t->graph, t->reader, &t->snap) != 0) {
+			free(t->graph);
+			t->graph = NULL;
+		}
+		if (t->graph)
+			t->graph_cost_ns += t->graph->cost_ns;
+	}
+	return t->graph;
 }
 
 static bool any_frames(const struct py_process *p)
@@ -158,13 +232,20 @@ static const struct py_process *snapshot(struct tracer *t, pid_t pid, uint64_t p
 void tracer_events_cleanup(struct tracer *t)
 {
 	drop_snapshot(t);
+	ht_free(t->ht);
+	t->ht = NULL;
 }
 
 static void on_long_wait(struct tracer *t, const struct ph_event *e)
 {
 	struct rec_long_wait r = { 0 };
 	char err[256] = "";
+	if (!t->ht)
+		t->ht = ht_new();
+	r.tracer = t;
 	fill_proc(&r.p, e);
+	if (!(e->wait.flags & PH_WF_GIL))
+		ht_wait_open(t->ht, r.p.pid, r.p.tid, e->wait.uaddr, e->wait.start_ns);
 	r.waited_s = seconds_between(e->wait.start_ns, e->ts_ns);
 	r.before_start = e->wait.flags & PH_WF_BEFORE_START;
 	r.futex_addr = e->wait.uaddr;
@@ -173,6 +254,9 @@ static void on_long_wait(struct tracer *t, const struct ph_event *e)
 	/* The waiter is blocked, so its frames hold still: a read from userspace is exact. */
 	r.py = snapshot(t, r.p.pid, e->proc_start, err, sizeof(err));
 	r.py_error = r.py ? NULL : err;
+	if (r.py)
+		snapshot_graph(t);
+	r.covered = ht_hang_covers(t->ht, r.p.pid, r.p.tid);
 	t->n_long_waits++;
 	t->out.ops->long_wait(&t->out, &r);
 	if (r.py)
@@ -209,6 +293,8 @@ static void on_wait_end(struct tracer *t, const struct ph_event *e)
 	t->n_wait_ends++;
 	t->out.ops->wait_end(&t->out, &r);
 	guard_note_wait_end(t, r.p.pid, r.p.tid);
+	ht_wait_close(t->ht, r.p.tid);
+	end_hang(t, r.p.pid, r.p.tid, e->ts_ns, r.ended_by, &r.p);
 }
 
 static const char *sigchld_action_name(unsigned int cls)
@@ -509,6 +595,14 @@ int tracer_handle_event(void *arg, const void *data, size_t size)
 		tracer_on_suppressed(t, e);
 		break;
 	case PH_EV_EXIT:
+		if (t->ht) {
+			struct ev_proc p = { .pid = (pid_t)e->pid, .mono_ns = e->ts_ns };
+			memcpy(p.comm, e->comm, sizeof(p.comm));
+			p.comm[sizeof(p.comm) - 1] = '\0';
+			p.ns_pid = -1;
+			end_hang(t, p.pid, 0, e->ts_ns, "process_exit", &p);
+			ht_forget_process(t->ht, p.pid);
+		}
 		if (t->snap_valid && t->snap.pid == (pid_t)e->pid)
 			drop_snapshot(t);
 		py_forget_process(t->reader, (pid_t)e->pid);

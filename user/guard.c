@@ -25,11 +25,13 @@
 #include <unistd.h>
 
 #include "diagnose.h"
+#include "hangtrack.h"
 #include "json.h"
 #include "procmem.h"
 #include "procscan.h"
 #include "pyreader.h"
 #include "tracer.h"
+#include "waitgraph.h"
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434 /* the same on every architecture (Linux 5.3) */
@@ -481,6 +483,18 @@ void guard_finish(struct tracer *t)
 	sb_free(&sb);
 }
 
+/* The tracer's open long waits of one process, for the diagnosis rules (diag_waits). */
+struct open_waits {
+	struct tracer *t;
+	pid_t pid;
+};
+
+static bool wait_still_open(void *arg, pid_t tid, uint64_t uaddr)
+{
+	const struct open_waits *ow = arg;
+	return ht_wait_is_open(ow->t->ht, ow->pid, tid, uaddr, NULL);
+}
+
 /* Whether the hang h is still there: its process is the same, and a fresh read of it
  * is diagnosed as a hang again (by the rule events.c reports hangs with). */
 static bool confirm(struct tracer *t, const struct guard_hang *h, struct py_process *py,
@@ -493,10 +507,18 @@ static bool confirm(struct tracer *t, const struct guard_hang *h, struct py_proc
 	if (py_read_process(t->reader, h->pid, py, err, sizeof(err)) != 0)
 		return false;
 	double waited_s = (double)(mono_now_ns() - h->wait_start_ns) / 1e9;
-	if (py->start_time == h->proc_start &&
-	    diagnose_process(py, h->waiter, waited_s, h->gil, d) &&
-	    !(strcmp(d->code, "long_wait") == 0 && h->waiter != h->pid))
-		return true;
+	if (py->start_time == h->proc_start) {
+		struct open_waits ow = { t, h->pid };
+		struct diag_waits w = { wait_still_open, &ow };
+		struct waitgraph g;
+		bool built = waitgraph_build(&g, t->reader, py) == 0;
+		bool hang = (built && waitgraph_diagnose(&g, h->waiter, &w, d)) ||
+			    diagnose_process(py, h->waiter, waited_s, h->gil, &w, d);
+		if (built)
+			waitgraph_free(&g);
+		if (hang)
+			return true;
+	}
 	py_process_free(py);
 	return false;
 }

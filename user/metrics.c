@@ -321,7 +321,7 @@ static void render(struct metrics *m, struct strbuf *sb)
 	const struct { const char *kind; uint64_t n; } kinds[] = {
 		{ "long_wait", t->n_long_waits },   { "wait_end", t->n_wait_ends },
 		{ "sigchld_ignored", t->n_sigchld }, { "child_status_lost", t->n_child_lost },
-		{ "hang", t->n_hangs },
+		{ "hang", t->n_hangs },             { "hang_end", t->n_hang_ends },
 	};
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
 		sb_printf(sb, "pyhang_findings_total{kind=\"%s\"} %llu\n", kinds[i].kind,

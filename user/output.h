@@ -44,7 +44,7 @@ struct rec_stop {
 	uint64_t waits_map_full;
 	uint64_t map_full;
 	uint64_t exec_checks_dropped; /* userspace: exec re-check queue full */
-	uint64_t long_waits, wait_ends, sigchld_changes, child_status_lost, hangs;
+	uint64_t long_waits, wait_ends, sigchld_changes, child_status_lost, hangs, hang_ends;
 	const uint64_t *suppressed; /* [PH_RL_KINDS]: held back by the rate limits */
 	double duration_s;
 	int command_exit; /* -1: no command */
@@ -59,6 +59,8 @@ struct rec_long_wait {
 	bool gil;                    /* a (merged) chain of waits for the GIL */
 	const struct py_process *py; /* every thread of the process, or NULL */
 	const char *py_error;        /* why py is NULL */
+	void *tracer;                /* the tracer (for the event handlers' own use) */
+	bool covered;                /* the thread is part of a hang reported and not over */
 };
 
 struct rec_wait_end {
@@ -123,6 +125,15 @@ struct rec_hang {
 	const struct py_process *py;      /* every thread */
 };
 
+/* A reported hang is over: one of its threads moved again, or its process ended. */
+struct rec_hang_end {
+	struct ev_proc p;                 /* tid: the thread that moved (0: the process ended) */
+	const char *code;                 /* the hang's diagnosis.code */
+	const char *ended_by;             /* "return", "thread_exit" or "process_exit" */
+	double duration_s;                /* from the earliest wait of the hang until now */
+	double reported_s_ago;            /* since the hang event */
+};
+
 struct output;
 
 struct output_ops {
@@ -134,6 +145,7 @@ struct output_ops {
 	void (*child_lost)(struct output *o, const struct rec_child_lost *r);
 	void (*hang)(struct output *o, const struct rec_hang *r);
 	void (*suppressed)(struct output *o, const struct rec_suppressed *r);
+	void (*hang_end)(struct output *o, const struct rec_hang_end *r);
 };
 
 struct output {

@@ -7,6 +7,7 @@
 #include "output.h"
 #include "pyreader.h"
 #include "ratelimit.h"
+#include "waitgraph.h"
 
 static void begin_event(struct output *o, struct jw *w, const char *event, uint64_t mono_ns)
 {
@@ -100,6 +101,7 @@ static void json_stop(struct output *o, const struct rec_stop *r)
 	jw_kint(&w, "sigchld_ignored", (long long)r->sigchld_changes);
 	jw_kint(&w, "child_status_lost", (long long)r->child_status_lost);
 	jw_kint(&w, "hang", (long long)r->hangs);
+	jw_kint(&w, "hang_end", (long long)r->hang_ends);
 	jw_obj_end(&w);
 	if (r->suppressed) {
 		jw_key(&w, "suppressed");
@@ -136,6 +138,12 @@ static void json_long_wait(struct output *o, const struct rec_long_wait *r)
 	jw_kbool(&w, "gil", r->gil);
 	futex_object(&w, r->futex_addr, r->futex_op);
 	if (r->py) {
+		for (size_t i = 0; i < r->py->nthreads; i++)
+			if (r->py->threads[i].tid == r->p.tid && r->py->threads[i].wf &&
+			    r->py->threads[i].wf->kind) {
+				jw_key(&w, "waiting_for");
+				waitgraph_write_waiting_for(&w, r->py->threads[i].wf);
+			}
 		jw_kstr(&w, "python", r->py->version);
 		py_write_threads_fields(&w, outcap_process(o, r->py));
 	} else if (r->py_error) {
@@ -254,6 +262,10 @@ static void json_hang(struct output *o, const struct rec_hang *r)
 	for (size_t i = 0; i < r->diag->nculprits; i++)
 		jw_int(&w, r->diag->culprits[i]);
 	jw_arr_end(&w);
+	if (!strcmp(r->diag->code, "deadlock")) {
+		jw_key(&w, "cycle");
+		waitgraph_write_cycle(&w, r->py, r->diag);
+	}
 	jw_obj_end(&w);
 	jw_kstr(&w, "python", r->py->version);
 	py_write_threads_fields(&w, outcap_process(o, r->py));
@@ -281,6 +293,18 @@ static void json_suppressed(struct output *o, const struct rec_suppressed *r)
 	end_event(o, &w);
 }
 
+static void json_hang_end(struct output *o, const struct rec_hang_end *r)
+{
+	struct jw w;
+	begin_event(o, &w, "hang_end", r->p.mono_ns);
+	proc_fields(&w, &r->p);
+	jw_kstr(&w, "code", r->code);
+	jw_kstr(&w, "ended_by", r->ended_by);
+	jw_kdouble(&w, "duration_s", r->duration_s, 3);
+	jw_kdouble(&w, "reported_s_ago", r->reported_s_ago, 3);
+	end_event(o, &w);
+}
+
 /* Every record through outcap: written again with fewer frames until it fits. */
 #define CAPPED(fn, rec) \
 	static void fn##_capped(struct output *o, const struct rec *r) { OUTCAP_WRITE(o, fn, r); }
@@ -292,10 +316,12 @@ CAPPED(json_sigchld, rec_sigchld)
 CAPPED(json_child_lost, rec_child_lost)
 CAPPED(json_hang, rec_hang)
 CAPPED(json_suppressed, rec_suppressed)
+CAPPED(json_hang_end, rec_hang_end)
 
 const struct output_ops output_json_ops = {
 	.suppressed = json_suppressed_capped,
 	.hang = json_hang_capped,
+	.hang_end = json_hang_end_capped,
 	.start = json_start_capped,
 	.stop = json_stop_capped,
 	.long_wait = json_long_wait_capped,

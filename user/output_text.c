@@ -8,6 +8,8 @@
 #include "diagnose.h"
 #include "output.h"
 #include "pyreader.h"
+#include "textreport.h"
+#include "waitgraph.h"
 
 #define C_BOLD "\033[1m"
 #define C_RED "\033[31m"
@@ -123,21 +125,50 @@ static void text_stop(struct output *o, const struct rec_stop *r)
 	sb_free(&sb);
 }
 
+/* The waiter, then the chain of holders it waits for (each holder's own holder, up to
+ * DIAG_MAX_CULPRITS threads). */
+static size_t holder_chain(const struct py_process *p, pid_t tid, pid_t *out)
+{
+	size_t n = 0;
+	while (tid > 0 && n < DIAG_MAX_CULPRITS) {
+		const struct py_thread *t = NULL;
+		for (size_t i = 0; i < p->nthreads; i++)
+			if (p->threads[i].tid == tid)
+				t = &p->threads[i];
+		for (size_t k = 0; k < n; k++)
+			if (out[k] == tid)
+				return n;
+		out[n++] = tid;
+		tid = t && t->wf && t->wf->holder ? t->wf->holder->tid : 0;
+	}
+	return n;
+}
+
 static void text_long_wait(struct output *o, const struct rec_long_wait *r)
 {
-	char op[64];
+	char op[64], what[1024] = "";
 	futex_op_name(r->futex_op, op, sizeof(op));
 	put_clock(o, r->p.mono_ns);
 	put_tag(o, C_RED, "LONG WAIT");
 	put_proc(o, &r->p);
-	sb_printf(&o->sb, " has been %s 0x%llx (%s) for %.1fs%s\n",
-		  r->gil ? "waiting for the GIL, futex" : "blocked on futex",
-		  (unsigned long long)r->futex_addr, op, r->waited_s,
-		  r->before_start ? ", since before tracing started (estimate)" : "");
 	if (r->py)
-		py_write_threads_text(&o->sb, outcap_process(o, r->py), r->p.tid);
-	else if (r->py_error)
+		textreport_wait(outcap_process(o, r->py), r->p.tid, what, sizeof(what));
+	if (what[0]) {
+		sb_printf(&o->sb, " has waited %.1fs for ", r->waited_s);
+		sb_put_escaped_text(&o->sb, what, strlen(what));
+	} else {
+		sb_printf(&o->sb, " has been %s (%s) for %.1fs", r->gil ? "waiting for the GIL" :
+			  "blocked in a futex wait", op, r->waited_s);
+	}
+	sb_printf(&o->sb, "%s%s\n", r->before_start ? ", since before tracing started (estimate)" : "",
+		  r->covered ? " (part of the hang reported above)" : "");
+	if (r->py && !r->covered) {
+		pid_t focus[DIAG_MAX_CULPRITS];
+		size_t n = holder_chain(r->py, r->p.tid, focus);
+		textreport_threads(&o->sb, outcap_process(o, r->py), focus, n, r->p.tid);
+	} else if (!r->py && r->py_error) {
 		sb_printf(&o->sb, "  (no Python stacks: %s)\n", r->py_error);
+	}
 	output_emit(o);
 }
 
@@ -252,36 +283,6 @@ static void text_child_lost(struct output *o, const struct rec_child_lost *r)
 	output_emit(o);
 }
 
-static bool is_culprit(const struct diagnosis *d, pid_t tid)
-{
-	for (size_t i = 0; i < d->nculprits; i++)
-		if (d->culprits[i] == tid)
-			return true;
-	return false;
-}
-
-/* The process with the culprit threads first, then the waiter, then the rest (shallow
- * copies of the thread records; the caller frees only the array). */
-static struct py_thread *threads_culprits_first(const struct rec_hang *r)
-{
-	const struct py_process *p = r->py;
-	struct py_thread *out = calloc(p->nthreads ? p->nthreads : 1, sizeof(*out));
-	size_t n = 0;
-	if (!out)
-		return NULL;
-	for (size_t i = 0; i < r->diag->nculprits; i++)
-		for (size_t k = 0; k < p->nthreads; k++)
-			if (p->threads[k].tid == r->diag->culprits[i])
-				out[n++] = p->threads[k];
-	for (size_t k = 0; k < p->nthreads; k++)
-		if (!is_culprit(r->diag, p->threads[k].tid) && p->threads[k].tid == r->diag->waiter)
-			out[n++] = p->threads[k];
-	for (size_t k = 0; k < p->nthreads; k++)
-		if (!is_culprit(r->diag, p->threads[k].tid) && p->threads[k].tid != r->diag->waiter)
-			out[n++] = p->threads[k];
-	return out;
-}
-
 static void text_hang(struct output *o, const struct rec_hang *r)
 {
 	put_clock(o, r->p.mono_ns);
@@ -290,14 +291,27 @@ static void text_hang(struct output *o, const struct rec_hang *r)
 	sb_puts(&o->sb, ": ");
 	sb_put_escaped_text(&o->sb, r->diag->summary, strlen(r->diag->summary));
 	sb_printf(&o->sb, " [%s]\n", r->diag->code);
-	struct py_thread *ordered = threads_culprits_first(r);
-	if (ordered) {
-		struct py_process view = *r->py;
-		view.threads = ordered;
-		pid_t mark = r->diag->nculprits ? r->diag->culprits[0] : r->diag->waiter;
-		py_write_threads_text(&o->sb, outcap_process(o, &view), mark);
-		free(ordered);
-	}
+	pid_t focus[DIAG_MAX_CULPRITS + 1];
+	size_t n = 0;
+	for (size_t i = 0; i < r->diag->nculprits && n < DIAG_MAX_CULPRITS; i++)
+		focus[n++] = r->diag->culprits[i];
+	if (r->diag->waiter > 0)
+		focus[n++] = r->diag->waiter;
+	textreport_threads(&o->sb, outcap_process(o, r->py), focus, n, n ? focus[0] : 0);
+	output_emit(o);
+}
+
+static void text_hang_end(struct output *o, const struct rec_hang_end *r)
+{
+	put_clock(o, r->p.mono_ns);
+	put_tag(o, "", "HANG END");
+	put_proc(o, &r->p);
+	if (strcmp(r->ended_by, "process_exit") == 0)
+		sb_printf(&o->sb, ": the process ended; its %s lasted %.1fs\n", r->code, r->duration_s);
+	else
+		sb_printf(&o->sb, " %s: the %s reported %.1fs ago is over after %.1fs\n",
+			  strcmp(r->ended_by, "thread_exit") == 0 ? "exited" : "moved again",
+			  r->code, r->reported_s_ago, r->duration_s);
 	output_emit(o);
 }
 
@@ -337,10 +351,12 @@ CAPPED(text_sigchld, rec_sigchld)
 CAPPED(text_child_lost, rec_child_lost)
 CAPPED(text_hang, rec_hang)
 CAPPED(text_suppressed, rec_suppressed)
+CAPPED(text_hang_end, rec_hang_end)
 
 const struct output_ops output_text_ops = {
 	.suppressed = text_suppressed_capped,
 	.hang = text_hang_capped,
+	.hang_end = text_hang_end_capped,
 	.start = text_start_capped,
 	.stop = text_stop_capped,
 	.long_wait = text_long_wait_capped,

@@ -49,6 +49,8 @@ static const struct py_gil_statics gil_statics_36 = {
 
 static const struct py_layout layouts[] = {
 	{ /* 2.7 */
+		.f_valuestack = 64, .f_iblock = 128, .f_blockstack = 132, .f_localsplus = 376, .co_nlocals = 20, .co_stacksize = 24, .co_code = 32,
+		.co_names = 48, .co_varnames = 56,
 		.major = 2, .minor = 7, .source = "table", .start = PY_START_INTERP_HEAD,
 		.gil_kind = PY_GIL_NONE,
 		.interp_next = 0, .interp_tstate_head = 8, .interp_modules = 16,
@@ -65,6 +67,8 @@ static const struct py_layout layouts[] = {
 		.attr_name = "_Thread__name", .attr_daemonic = "_Thread__daemonic",
 	},
 	{ /* 3.6 */
+		.f_valuestack = 64, .f_iblock = 128, .f_blockstack = 136, .f_localsplus = 376, .co_nlocals = 24, .co_stacksize = 28, .co_code = 40,
+		.co_names = 56, .co_varnames = 64,
 		.major = 3, .minor = 6, .source = "table", .start = PY_START_INTERP_HEAD,
 		.gil_kind = PY_GIL_STATIC, .gil_statics = &gil_statics_36,
 		.interp_next = 0, .interp_tstate_head = 8, .interp_modules = 16,
@@ -74,6 +78,8 @@ static const struct py_layout layouts[] = {
 		COMMON_TYPE, STR_PEP393_OLD, DICT36,
 	},
 	{ /* 3.7 */
+		.f_valuestack = 64, .f_iblock = 112, .f_blockstack = 120, .f_localsplus = 360, .co_nlocals = 24, .co_stacksize = 28, .co_code = 40,
+		.co_names = 56, .co_varnames = 64,
 		.major = 3, .minor = 7, .source = "table", .start = PY_START_RUNTIME,
 		.rt_interp_head = 24, .gil_kind = PY_GIL_IN_RUNTIME, .gil = 1264, GIL_FIELDS,
 		.interp_next = 0, .interp_tstate_head = 8, .interp_modules = 40,
@@ -83,6 +89,8 @@ static const struct py_layout layouts[] = {
 		COMMON_TYPE, STR_PEP393_OLD, DICT36,
 	},
 	{ /* 3.8 */
+		.f_valuestack = 64, .f_iblock = 112, .f_blockstack = 120, .f_localsplus = 360, .co_nlocals = 28, .co_stacksize = 32, .co_code = 48,
+		.co_names = 64, .co_varnames = 72,
 		.major = 3, .minor = 8, .source = "table", .start = PY_START_RUNTIME,
 		.rt_interp_head = 32, .gil_kind = PY_GIL_IN_RUNTIME, .gil = 1152, GIL_FIELDS,
 		.interp_next = 0, .interp_tstate_head = 8, .interp_modules = 56,
@@ -92,6 +100,8 @@ static const struct py_layout layouts[] = {
 		COMMON_TYPE, STR_PEP393_OLD, DICT36,
 	},
 	{ /* 3.9 */
+		.f_valuestack = 64, .f_iblock = 112, .f_blockstack = 120, .f_localsplus = 360, .co_nlocals = 28, .co_stacksize = 32, .co_code = 48,
+		.co_names = 64, .co_varnames = 72,
 		.major = 3, .minor = 9, .source = "table", .start = PY_START_RUNTIME,
 		.rt_interp_head = 32, .gil_kind = PY_GIL_IN_RUNTIME, .gil = 352, GIL_FIELDS,
 		.interp_next = 0, .interp_tstate_head = 8, .interp_modules = 856,
@@ -101,6 +111,8 @@ static const struct py_layout layouts[] = {
 		COMMON_TYPE, STR_PEP393_OLD, DICT36,
 	},
 	{ /* 3.10: f_lasti counts code units; co_linetable */
+		.f_valuestack = 64, .f_iblock = 104, .f_blockstack = 112, .f_localsplus = 352, .co_nlocals = 28, .co_stacksize = 32, .co_code = 48,
+		.co_names = 64, .co_varnames = 72,
 		.major = 3, .minor = 10, .source = "table", .start = PY_START_RUNTIME,
 		.rt_interp_head = 32, .gil_kind = PY_GIL_IN_RUNTIME, .gil = 352, GIL_FIELDS,
 		.interp_next = 0, .interp_tstate_head = 8, .interp_modules = 856,
@@ -110,6 +122,7 @@ static const struct py_layout layouts[] = {
 		COMMON_TYPE, STR_PEP393_OLD, DICT36,
 	},
 	{ /* 3.11: _PyInterpreterFrame via cframe; owner 0 thread, 1 generator, 2 frame object */
+		.iframe_localsplus = 72, .co_nlocalsplus = 76, .co_exceptiontable = 40, .co_stacksize = 68,
 		.major = 3, .minor = 11, .source = "table", .start = PY_START_RUNTIME,
 		.rt_interp_head = 40, .gil_kind = PY_GIL_IN_RUNTIME, .gil = 360, GIL_FIELDS,
 		.interp_next = 0, .interp_tstate_head = 16, .interp_modules = 888,
@@ -125,6 +138,7 @@ static const struct py_layout layouts[] = {
 		.inst_dict = PY_INST_MANAGED311, .attr_name = "_name", .attr_daemonic = "_daemonic",
 	},
 	{ /* 3.12: owner 3 = C stack (shim/trampoline frames) */
+		.iframe_localsplus = 72, .co_nlocalsplus = 72, .co_exceptiontable = 40, .co_stacksize = 64,
 		.major = 3, .minor = 12, .source = "table", .start = PY_START_RUNTIME,
 		.rt_interp_head = 40, .gil_kind = PY_GIL_IN_INTERP, .gil = 1040, GIL_FIELDS,
 		.interp_next = 0, .interp_tstate_head = 72, .interp_modules = 944,
@@ -141,6 +155,7 @@ static const struct py_layout layouts[] = {
 	},
 	{ /* 3.13: also what _Py_DebugOffsets does not carry (co_firsttraceable, compact str
 	   * header, dict keys layout, managed dict, ht_cached_keys, md_dict, owner values) */
+		.iframe_localsplus = 72, .co_nlocalsplus = 72, .co_exceptiontable = 40, .co_stacksize = 64,
 		.major = 3, .minor = 13, .source = "table", .start = PY_START_RUNTIME,
 		.rt_interp_head = 632, .gil_kind = PY_GIL_IN_INTERP, .gil = 7752, GIL_FIELDS,
 		.interp_next = 7264, .interp_tstate_head = 7344, .interp_modules = 7656,
@@ -193,6 +208,8 @@ uint32_t pylayout_frame_read_size(const struct py_layout *l)
 		n = max_u32(n, l->f_pos + 8); /* instruction pointer */
 	if (l->f_owner)
 		n = max_u32(n, l->f_owner + 1);
+	if (l->frames == PY_FRAMES_OBJECTS && l->f_iblock)
+		n = max_u32(n, l->f_iblock + 4); /* int f_iblock, for lock ownership */
 	return (n + 7) & ~7u;
 }
 

@@ -106,6 +106,15 @@ struct py_layout {
 	enum py_inst_dict_kind inst_dict;
 	uint32_t md_dict;
 	const char *attr_name, *attr_daemonic; /* threading.Thread attributes */
+	/* lock ownership (user/lockown.c): value stacks, blocks, code sizes. <= 3.10 frame
+	 * objects: f_valuestack, f_iblock (int), f_blockstack (PyTryBlock[20] of 3 ints),
+	 * f_localsplus; code: co_nlocals, co_stacksize (int), co_code (bytes). 3.11+: the
+	 * value stack follows _PyInterpreterFrame.localsplus after co_nlocalsplus slots, and
+	 * co_exceptiontable (bytes) gives its live depth. 0 = absent. */
+	uint32_t f_valuestack, f_iblock, f_blockstack, f_localsplus;
+	uint32_t co_nlocals, co_stacksize, co_code, co_nlocalsplus, co_exceptiontable;
+	uint32_t co_names, co_varnames;    /* tuples of str (<= 3.10): source names */
+	uint32_t iframe_localsplus;
 };
 
 /* Bytes to read from a frame / code object to cover every field we use. */

@@ -224,6 +224,7 @@ struct py_proc {
 	struct code_entry *codes;     /* CODE_CACHE_CAP slots */
 	size_t ncodes;
 	uint64_t last_preads;
+	uint64_t read_gen;            /* cache generation its last read ended in (lockown.c) */
 	uint64_t threading_module, threading_md, active_dict; /* validated each read */
 	struct sysfd *sysfds;          /* open /proc/PID/task/TID/syscall files */
 	size_t nsysfds, syscap, syscursor;
@@ -1985,8 +1986,8 @@ static void classify_state(struct walk *w, struct py_thread *t, const uint64_t (
 		return;
 	}
 	long nr;
-	unsigned long long a1 = 0, a2 = 0;
-	int n = sscanf(buf, "%ld %llx %llx", &nr, &a1, &a2);
+	unsigned long long a1 = 0, a2 = 0, a3 = 0, a4 = 0;
+	int n = sscanf(buf, "%ld %llx %llx %llx %llx", &nr, &a1, &a2, &a3, &a4);
 	if (n < 1)
 		return;
 	if (nr < 0) {
@@ -1994,12 +1995,15 @@ static void classify_state(struct walk *w, struct py_thread *t, const uint64_t (
 		return;
 	}
 	t->syscall_nr = nr;
+	t->syscall_arg1 = n >= 2 ? a1 : 0;
 	if (nr != SYS_FUTEX_X86_64 || n < 3) {
 		t->state = PY_STATE_SLEEP;
 		return;
 	}
 	t->futex_addr = a1;
 	t->futex_op = (unsigned)a2;
+	t->futex_timed = n < 5 || a4 != 0; /* timeout pointer; unknown counts as timed */
+	t->futex_timeout = n < 5 ? 0 : a4;
 	unsigned op = t->futex_op & 127; /* without FUTEX_PRIVATE_FLAG / CLOCK_REALTIME */
 	if (op != 0 && op != 9 && op != 6 && op != 11 && op != 13) { /* WAIT, WAIT_BITSET, LOCK_PI,
 									  WAIT_REQUEUE_PI, LOCK_PI2 */
@@ -2145,6 +2149,15 @@ static void walk_frames(struct walk *w, uint64_t frame, struct py_thread *t, boo
 			t->truncated = true;
 			t->error = "out of memory";
 			return;
+		}
+		if (k != FRAME_SKIP) { /* for lock ownership (lockown.c) */
+			struct py_frame *pf = &t->frames[t->nframes - 1];
+			pf->addr = frame;
+			pf->code = get_u64(buf, l->f_code);
+			pf->pos = l->frames == PY_FRAMES_OBJECTS ? (uint64_t)(int64_t)get_i32(buf, l->f_pos) :
+				  get_u64(buf, l->f_pos);
+			pf->iblock = l->frames == PY_FRAMES_OBJECTS && l->f_iblock ?
+				     get_i32(buf, l->f_iblock) : -1;
 		}
 		frame = get_u64(buf, l->f_back);
 		/* The outermost frame must be the thread's entry: a readable frame, and on 3.12+ the
@@ -2827,12 +2840,15 @@ static int read_once(struct py_reader *r, pid_t pid, struct py_process *out, boo
 	}
 	map_namespace_tids(&w, pid);
 	int rc = read_snapshot(&w, out, err, errlen);
+	if (rc == 0)
+		out->os_threads = w.ntasks;
 	free(w.ns_tids);
 	free(w.tasks);
 	sysfd_prune(p, false);
 	if (w.gone)
 		return read_was_cut(r, pid, fresh, retry, err, errlen);
 	p->last_preads = p->pm.reads - preads0;
+	p->read_gen = pm_gen(&p->pm);
 	return rc;
 }
 
@@ -3091,6 +3107,45 @@ int py_reader_code_table(struct py_reader *r, pid_t pid, uint64_t start_time, ui
 	return rc;
 }
 
+/* ---- reads for lock ownership (user/lockown.c) ------------------------------------------ */
+
+void py_reader_mem_begin(struct py_reader *r, pid_t pid)
+{
+	struct py_proc *p = proc_find(r, pid);
+	/* still the generation of this process's last read (nothing read since, the cache is
+	 * shared by all processes): its blocks are this snapshot's, reused */
+	if (p && pm_gen(&p->pm) != p->read_gen)
+		pm_new_snapshot(&p->pm);
+}
+
+int py_reader_mem_read(struct py_reader *r, pid_t pid, uint64_t addr, void *buf, size_t len)
+{
+	struct py_proc *p = proc_find(r, pid);
+	if (!p || addr < 0x1000 || addr >= 0x800000000000ull) /* user space, any alignment */
+		return -1;
+	struct walk w = { .p = p };
+	return rd(&w, addr, buf, len);
+}
+
+uint64_t py_reader_mem_attr(struct py_reader *r, pid_t pid, uint64_t obj, const char *name)
+{
+	struct py_proc *p = proc_find(r, pid);
+	if (!p)
+		return 0;
+	struct walk w = { .p = p };
+	return instance_attr(&w, obj, name);
+}
+
+int py_reader_code_line(struct py_reader *r, pid_t pid, uint64_t code, uint64_t pos)
+{
+	struct py_proc *p = proc_find(r, pid);
+	if (!p)
+		return -1;
+	struct walk w = { .p = p };
+	struct code_entry *c = code_lookup(&w, code);
+	return c ? code_line(&p->res.layout, c, pos) : -1;
+}
+
 uint64_t py_reader_last_preads(struct py_reader *r, pid_t pid)
 {
 	struct py_proc *p = proc_find(r, pid);
@@ -3120,6 +3175,8 @@ void py_write_stack_json(struct jw *w, const struct py_thread *t)
 	jw_arr_end(w);
 }
 
+void (*py_thread_json_hook)(struct jw *w, const struct py_thread *t);
+
 void py_write_threads_json(struct jw *w, const struct py_process *p)
 {
 	jw_arr_begin(w);
@@ -3147,6 +3204,8 @@ void py_write_threads_json(struct jw *w, const struct py_process *p)
 			jw_kstr(w, "error", t->error);
 		jw_key(w, "stack");
 		py_write_stack_json(w, t);
+		if (py_thread_json_hook && t->wf)
+			py_thread_json_hook(w, t);
 		jw_obj_end(w);
 	}
 	jw_arr_end(w);
@@ -3186,9 +3245,9 @@ static void write_thread_header(struct strbuf *sb, const struct py_thread *t, bo
 	sb_puts(sb, t->gil ? ", holds the GIL" : "");
 	sb_printf(sb, ", %s", py_thread_state_str(t->state));
 	if (t->syscall_nr == SYS_FUTEX_X86_64)
-		sb_printf(sb, " on futex 0x%" PRIx64, t->futex_addr);
+		sb_puts(sb, t->futex_timed ? " in a futex wait with a timeout" : " in a futex wait");
 	else if (t->syscall_nr >= 0 && syscall_name(t->syscall_nr))
-		sb_printf(sb, " in %s", syscall_name(t->syscall_nr));
+		sb_printf(sb, " in %s()", syscall_name(t->syscall_nr));
 	else if (t->syscall_nr >= 0)
 		sb_puts(sb, " in a system call unknown to this build");
 	sb_puts(sb, "):\n");

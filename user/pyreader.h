@@ -40,6 +40,11 @@ struct py_frame {
 	 * the code object (then function and file are "?"), its name, file or line table.
 	 * The frame is kept, so the frames around it stay in place. */
 	const char *error;
+	/* Where the frame lives, for lock ownership (user/lockown.c): the frame (PyFrameObject
+	 * <= 3.10, _PyInterpreterFrame 3.11+), its code object and its position (f_lasti <= 3.10,
+	 * instruction pointer 3.11+). 0 when unknown (stacks captured in the kernel). */
+	uint64_t addr, code, pos;
+	int32_t iblock;  /* <= 3.10: f_iblock (blocks in progress: 0 = no `with`), -1 unknown */
 };
 
 enum py_thread_state {
@@ -60,7 +65,13 @@ struct py_thread {
 	enum py_thread_state state;
 	long syscall_nr;      /* -1 when not in a system call or unknown */
 	uint64_t futex_addr;  /* uaddr when syscall_nr is futex */
+	uint64_t syscall_arg1; /* the first argument of any other system call (0: unknown) */
 	unsigned futex_op;
+	bool futex_timed;     /* the futex wait has a timeout (its 4th argument is not NULL) */
+	uint64_t futex_timeout; /* that argument: the struct timespec's address, 0: none */
+	/* What it waits for and what it holds (user/waitgraph.c), set by whoever built it for
+	 * a snapshot and written by py_write_threads_json through py_thread_json_hook. */
+	const struct wf_info *wf;
 	struct py_frame *frames; /* innermost first */
 	size_t nframes;
 	bool truncated;       /* chain cut: too deep, cycle or unreadable */
@@ -79,6 +90,7 @@ struct py_process {
 	 * thread state is unreadable (static string, NULL when read to its end). The threads
 	 * read before the cut are kept. */
 	const char *threads_error;
+	size_t os_threads;   /* threads of the process in /proc/PID/task at the read (0: unknown) */
 	void *strings; /* private: storage of every string above (freed by py_process_free) */
 };
 
@@ -159,6 +171,17 @@ int py_read_resolved(const struct py_resolved *res, pm_backend_fn backend, void 
 int py_resolve_by_scan(struct py_resolved *res, pm_backend_fn backend, void *ctx,
 		       uint64_t start, uint64_t size);
 int py_reader_addrs(struct py_reader *r, pid_t pid, struct py_addrs *out);
+/* Reads of pid's memory for lock ownership (user/lockown.c), through the reader's cache of
+ * that process (pid must have been read by py_read_process). mem_begin: right after a read
+ * of pid (nothing else read since), its cached blocks are used (the same moment as that
+ * snapshot); else a new cache generation starts (everything is read again). mem_read: 0 or -1. mem_attr: an instance
+ * attribute's object address (read from its __dict__ / managed dict), 0 if none or
+ * unreadable. code_line: the line of position pos (f_lasti <= 3.10, byte offset from the
+ * code start 3.11+) in code object code, -1 if unknown. */
+void py_reader_mem_begin(struct py_reader *r, pid_t pid);
+int py_reader_mem_read(struct py_reader *r, pid_t pid, uint64_t addr, void *buf, size_t len);
+uint64_t py_reader_mem_attr(struct py_reader *r, pid_t pid, uint64_t obj, const char *name);
+int py_reader_code_line(struct py_reader *r, pid_t pid, uint64_t code, uint64_t pos);
 /* Statistics of the last read (for the benchmark). */
 uint64_t py_reader_last_preads(struct py_reader *r, pid_t pid);
 
@@ -183,6 +206,9 @@ enum py_line_status py_line_in_copy(const struct py_layout *l, const unsigned ch
 int py_reader_code_table(struct py_reader *r, pid_t pid, uint64_t start_time, uint64_t code,
 			 unsigned char **table, uint32_t *len, int *firstlineno);
 
+struct wf_info;
+/* Extra fields of a thread in py_write_threads_json (NULL: none): waitgraph.c sets it. */
+extern void (*py_thread_json_hook)(struct jw *w, const struct py_thread *t);
 /* One thread's frames as a JSON array, innermost first: {function, file, line, first_line}. */
 void py_write_stack_json(struct jw *w, const struct py_thread *t);
 /* The `threads` array of `dump --json`. */

@@ -536,6 +536,7 @@ static void emit_stop(struct tracer *t)
 	r.child_status_lost = t->n_child_lost;
 	r.hangs = t->n_hangs;
 	r.suppressed = t->n_suppressed;
+	r.hang_ends = t->n_hang_ends;
 	r.duration_s = (double)(mono_now_ns() - t->started_ns) / 1e9;
 	r.command_exit = t->command ? command_exit_code(t) : -1;
 	t->out.ops->stop(&t->out, &r);

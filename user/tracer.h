@@ -53,6 +53,8 @@ struct tracer {
 	 * same scan reports together (a pool of idle threads crossing the threshold at once) */
 	struct py_process snap;
 	bool snap_valid;
+	struct waitgraph *graph;  /* of snap, built for long waits (waitgraph.h), or NULL */
+	uint64_t graph_cost_ns;   /* CPU spent building graphs, all of them */
 	uint64_t snap_ns;
 	uint64_t started_ns;
 	pid_t child;
@@ -71,6 +73,9 @@ struct tracer {
 	/* hangs already reported: (pid, code, culprit set) fingerprints, oldest overwritten */
 	uint64_t hang_seen[256];
 	unsigned hang_seen_next;
+	/* open long waits and open hangs, for proofs and hang_end (hangtrack.h); lazily made */
+	struct hangtrack *ht;
+	uint64_t n_hang_ends;
 };
 
 /* events.c */
