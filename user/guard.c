@@ -26,6 +26,7 @@
 
 #include "diagnose.h"
 #include "json.h"
+#include "outcap.h"
 #include "procmem.h"
 #include "procscan.h"
 #include "pyreader.h"
@@ -352,10 +353,22 @@ static void report_other_processes(struct tracer *t, pid_t hang_pid, struct strb
 		sb_printf(sb, "  ... and %zu more processes\n", skipped);
 }
 
-static void json_record(struct tracer *t, const struct rec_hang *r, double age_s,
-			const struct ending *e, bool command)
+/* The hang_timeout record's parts, for one attempt of OUTCAP_WRITE. */
+struct timeout_rec {
+	const struct tracer *t;
+	const struct rec_hang *r;
+	double age_s;
+	const struct ending *e;
+	bool command;
+};
+
+static void json_record_once(struct output *o, const struct timeout_rec *x)
 {
-	struct output *o = &t->out;
+	const struct tracer *t = x->t;
+	const struct rec_hang *r = x->r;
+	const struct ending *e = x->e;
+	double age_s = x->age_s;
+	bool command = x->command;
 	struct jw w;
 	char ts[40];
 	jw_init(&w, &o->sb);
@@ -381,7 +394,8 @@ static void json_record(struct tracer *t, const struct rec_hang *r, double age_s
 	jw_arr_end(&w);
 	jw_obj_end(&w);
 	jw_kstr(&w, "python", r->py->version);
-	py_write_threads_fields(&w, r->py);
+	/* capped like every record (--max-threads, --max-frames, --max-event-bytes) */
+	py_write_threads_fields(&w, outcap_process(o, r->py));
 	jw_kstr(&w, "action", command ? "end_command" : "exit");
 	if (command) {
 		jw_kint(&w, "sigterm_sent", (long long)e->signalled);
@@ -396,6 +410,13 @@ static void json_record(struct tracer *t, const struct rec_hang *r, double age_s
 	jw_obj_end(&w);
 	sb_putc(&o->sb, '\n');
 	output_emit(o);
+}
+
+static void json_record(struct tracer *t, const struct rec_hang *r, double age_s,
+			const struct ending *e, bool command)
+{
+	struct timeout_rec x = { t, r, age_s, e, command };
+	OUTCAP_WRITE(&t->out, json_record_once, &x);
 }
 
 static void write_block(struct strbuf *sb)
