@@ -382,17 +382,7 @@ static void json_record_once(struct output *o, const struct timeout_rec *x)
 	jw_strn(&w, r->p.comm, strnlen(r->p.comm, sizeof(r->p.comm)));
 	jw_kdouble(&w, "hang_timeout_s", t->guard->timeout_s, 3);
 	jw_kdouble(&w, "hang_age_s", age_s, 3);
-	jw_key(&w, "diagnosis");
-	jw_obj_begin(&w);
-	jw_kstr(&w, "code", r->diag->code);
-	jw_kstr(&w, "summary", r->diag->summary);
-	jw_kint(&w, "waiter_tid", r->diag->waiter);
-	jw_key(&w, "culprit_tids");
-	jw_arr_begin(&w);
-	for (size_t i = 0; i < r->diag->nculprits; i++)
-		jw_int(&w, r->diag->culprits[i]);
-	jw_arr_end(&w);
-	jw_obj_end(&w);
+	output_json_diagnosis(&w, r->diag);
 	jw_kstr(&w, "python", r->py->version);
 	/* capped like every record (--max-threads, --max-frames, --max-event-bytes) */
 	py_write_threads_fields(&w, outcap_process(o, r->py));
