@@ -324,8 +324,12 @@ int elf_each_symtab_symbol(struct elf_file *ef,
 	bool stop = false;
 	for (uint64_t i = 0; rc == 0 && !stop && i < t->n;) {
 		size_t k = t->n - i < SYM_CHUNK ? (size_t)(t->n - i) : SYM_CHUNK;
-		if (elf_pread(ef, t->sym_off + i * sizeof(*chunk), chunk, k * sizeof(*chunk)) != 0)
+		/* a read that fails (error, or over the budget) leaves the walk incomplete: -1,
+		 * so that no caller takes "not met" for "not there" */
+		if (elf_pread(ef, t->sym_off + i * sizeof(*chunk), chunk, k * sizeof(*chunk)) != 0) {
+			rc = -1;
 			break;
+		}
 		i += k;
 		for (size_t j = 0; j < k && !stop; j++) {
 			const Elf64_Sym *sy = &chunk[j];
@@ -334,8 +338,11 @@ int elf_each_symtab_symbol(struct elf_file *ef,
 			char nm[EACH_NAME_MAX + 1] = { 0 };
 			size_t len = t->str_len - sy->st_name < EACH_NAME_MAX ?
 					     (size_t)(t->str_len - sy->st_name) : EACH_NAME_MAX;
-			if (str_bytes(ef, t, &c, sy->st_name, (unsigned char *)nm, len) != 0 ||
-			    fn(ctx, nm, sy))
+			if (str_bytes(ef, t, &c, sy->st_name, (unsigned char *)nm, len) != 0) {
+				rc = -1;
+				break;
+			}
+			if (fn(ctx, nm, sy))
 				stop = true;
 		}
 	}

@@ -59,7 +59,9 @@ size_t elf_lookup_symbols(struct elf_file *ef, const char *const *names, size_t 
 			  uint64_t *values, uint64_t *sizes);
 /* Calls fn(ctx, name, sym) for each defined, named symbol of .symtab until fn returns
  * nonzero. Streamed (fixed memory; reads count against ef->budget); names are cut to 255
- * bytes. 0, or -1 when the file has no readable .symtab. */
+ * bytes. 0 (every symbol was passed, or fn stopped the walk), or -1 when the file has no
+ * readable .symtab or a read failed part-way (an error, or ef->budget used up): then some
+ * symbols were never passed. */
 int elf_each_symtab_symbol(struct elf_file *ef,
 			   int (*fn)(void *ctx, const char *name, const Elf64_Sym *s), void *ctx);
 /* 0 and the section's virtual address/size, or -1. */

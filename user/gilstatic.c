@@ -117,7 +117,9 @@ int gilstatic_from_symtab(struct elf_file *ef, const struct py_gil_statics *d,
 		if (part[i] + d->parts[i].size > sp.hi)
 			sp.hi = part[i] + d->parts[i].size;
 	}
-	(void)elf_each_symtab_symbol(ef, sym_foreign, &sp);
+	/* not read whole: what lies between the parts is unknown, so only the first part */
+	if (elf_each_symtab_symbol(ef, sym_foreign, &sp) != 0)
+		sp.foreign = 1;
 	out->wait_lo = sp.foreign ? part[0] : sp.lo;
 	out->wait_hi = sp.foreign ? part[0] + d->parts[0].size : sp.hi;
 	return 0;

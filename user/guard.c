@@ -27,6 +27,7 @@
 #include "diagnose.h"
 #include "hangtrack.h"
 #include "json.h"
+#include "outcap.h"
 #include "procmem.h"
 #include "procscan.h"
 #include "pyreader.h"
@@ -354,10 +355,22 @@ static void report_other_processes(struct tracer *t, pid_t hang_pid, struct strb
 		sb_printf(sb, "  ... and %zu more processes\n", skipped);
 }
 
-static void json_record(struct tracer *t, const struct rec_hang *r, double age_s,
-			const struct ending *e, bool command)
+/* The hang_timeout record's parts, for one attempt of OUTCAP_WRITE. */
+struct timeout_rec {
+	const struct tracer *t;
+	const struct rec_hang *r;
+	double age_s;
+	const struct ending *e;
+	bool command;
+};
+
+static void json_record_once(struct output *o, const struct timeout_rec *x)
 {
-	struct output *o = &t->out;
+	const struct tracer *t = x->t;
+	const struct rec_hang *r = x->r;
+	const struct ending *e = x->e;
+	double age_s = x->age_s;
+	bool command = x->command;
 	struct jw w;
 	char ts[40];
 	jw_init(&w, &o->sb);
@@ -371,19 +384,10 @@ static void json_record(struct tracer *t, const struct rec_hang *r, double age_s
 	jw_strn(&w, r->p.comm, strnlen(r->p.comm, sizeof(r->p.comm)));
 	jw_kdouble(&w, "hang_timeout_s", t->guard->timeout_s, 3);
 	jw_kdouble(&w, "hang_age_s", age_s, 3);
-	jw_key(&w, "diagnosis");
-	jw_obj_begin(&w);
-	jw_kstr(&w, "code", r->diag->code);
-	jw_kstr(&w, "summary", r->diag->summary);
-	jw_kint(&w, "waiter_tid", r->diag->waiter);
-	jw_key(&w, "culprit_tids");
-	jw_arr_begin(&w);
-	for (size_t i = 0; i < r->diag->nculprits; i++)
-		jw_int(&w, r->diag->culprits[i]);
-	jw_arr_end(&w);
-	jw_obj_end(&w);
+	output_json_diagnosis(&w, r->diag, r->py);
 	jw_kstr(&w, "python", r->py->version);
-	py_write_threads_fields(&w, r->py);
+	/* capped like every record (--max-threads, --max-frames, --max-event-bytes) */
+	py_write_threads_fields(&w, outcap_process(o, r->py));
 	jw_kstr(&w, "action", command ? "end_command" : "exit");
 	if (command) {
 		jw_kint(&w, "sigterm_sent", (long long)e->signalled);
@@ -398,6 +402,13 @@ static void json_record(struct tracer *t, const struct rec_hang *r, double age_s
 	jw_obj_end(&w);
 	sb_putc(&o->sb, '\n');
 	output_emit(o);
+}
+
+static void json_record(struct tracer *t, const struct rec_hang *r, double age_s,
+			const struct ending *e, bool command)
+{
+	struct timeout_rec x = { t, r, age_s, e, command };
+	OUTCAP_WRITE(&t->out, json_record_once, &x);
 }
 
 static void write_block(struct strbuf *sb)

@@ -162,6 +162,11 @@ struct output {
 };
 
 extern const struct output_ops output_json_ops;
+struct jw;
+/* Writes key "diagnosis" and its object {code, summary, waiter_tid, culprit_tids, and for a
+ * deadlock with py given: cycle}, as the `hang` event has it (README: Output); also the
+ * guard's `hang_timeout` record. */
+void output_json_diagnosis(struct jw *w, const struct diagnosis *d, const struct py_process *py);
 extern const struct output_ops output_text_ops;
 
 int output_open(struct output *o, const char *path, bool json, char *err, size_t errlen);

@@ -247,26 +247,31 @@ static void json_child_lost(struct output *o, const struct rec_child_lost *r)
 	end_event(o, &w);
 }
 
+void output_json_diagnosis(struct jw *w, const struct diagnosis *d, const struct py_process *py)
+{
+	jw_key(w, "diagnosis");
+	jw_obj_begin(w);
+	jw_kstr(w, "code", d->code);
+	jw_kstr(w, "summary", d->summary);
+	jw_kint(w, "waiter_tid", d->waiter);
+	jw_key(w, "culprit_tids");
+	jw_arr_begin(w);
+	for (size_t i = 0; i < d->nculprits; i++)
+		jw_int(w, d->culprits[i]);
+	jw_arr_end(w);
+	if (py && !strcmp(d->code, "deadlock")) {
+		jw_key(w, "cycle");
+		waitgraph_write_cycle(w, py, d);
+	}
+	jw_obj_end(w);
+}
+
 static void json_hang(struct output *o, const struct rec_hang *r)
 {
 	struct jw w;
 	begin_event(o, &w, "hang", r->p.mono_ns);
 	proc_fields(&w, &r->p);
-	jw_key(&w, "diagnosis");
-	jw_obj_begin(&w);
-	jw_kstr(&w, "code", r->diag->code);
-	jw_kstr(&w, "summary", r->diag->summary);
-	jw_kint(&w, "waiter_tid", r->diag->waiter);
-	jw_key(&w, "culprit_tids");
-	jw_arr_begin(&w);
-	for (size_t i = 0; i < r->diag->nculprits; i++)
-		jw_int(&w, r->diag->culprits[i]);
-	jw_arr_end(&w);
-	if (!strcmp(r->diag->code, "deadlock")) {
-		jw_key(&w, "cycle");
-		waitgraph_write_cycle(&w, r->py, r->diag);
-	}
-	jw_obj_end(&w);
+	output_json_diagnosis(&w, r->diag, r->py);
 	jw_kstr(&w, "python", r->py->version);
 	py_write_threads_fields(&w, outcap_process(o, r->py));
 	end_event(o, &w);
