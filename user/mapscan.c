@@ -96,6 +96,9 @@ static int query(int fd, struct ph_procmap_query *q, uint64_t flags, uint64_t ad
 	q->query_flags = flags;
 	q->query_addr = addr;
 	if (name) {
+		/* zeroed: the kernel writes the NUL-terminated name, but tools that do not model
+		 * this ioctl (valgrind) would take what it wrote as uninitialised */
+		memset(name, 0, name_cap);
 		q->vma_name_size = (uint32_t)name_cap;
 		q->vma_name_addr = (uint64_t)(uintptr_t)name;
 	}
