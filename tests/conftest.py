@@ -16,6 +16,11 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARY = os.environ.get("PYHANG_BINARY", os.path.join(ROOT, "build", "pyhang-trace"))
+ASAN_BINARY = os.environ.get("PYHANG_ASAN_BINARY", os.path.join(ROOT, "build", "pyhang-trace-asan"))
+# Debian's static non-PIE build where present: what an attacker test runs as user nobody
+SYSTEM_PYTHON = "/usr/bin/python3.11" if os.path.exists("/usr/bin/python3.11") else "/usr/bin/python3"
+# run a command as user nobody, no groups, no inheritable capabilities (attacker tests)
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--"]
 
 
 def _pyenv_root():
@@ -109,3 +114,11 @@ def reg():
     r = Registry()
     yield r
     r.cleanup()
+
+
+@pytest.fixture(params=["build", "asan"])
+def tool(request):
+    """The normal and the ASan+UBSan build, for tests that must hold on both."""
+    path = BINARY if request.param == "build" else ASAN_BINARY
+    assert os.path.exists(path), "build it first (make; make asan): %s" % path
+    return path

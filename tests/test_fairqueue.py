@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-import conftest
+from conftest import NOBODY, SYSTEM_PYTHON
 from harness import alarm_guard, read_line
 from test_trace import Tracer
 
@@ -27,26 +27,16 @@ PROGRAMS = os.path.join(HERE, "programs")
 ROOT = os.path.dirname(HERE)
 FLOOD = os.path.join(PROGRAMS, "fake_python_flood.py")
 VICTIM = os.path.join(PROGRAMS, "rl_victim.py")
-ASAN_BINARY = os.environ.get("PYHANG_ASAN_BINARY", os.path.join(ROOT, "build", "pyhang-trace-asan"))
-SYSTEM_PYTHON = "/usr/bin/python3.11" if os.path.exists("/usr/bin/python3.11") else "/usr/bin/python3"
 VICTIMS = 4
 # the victims: another unprivileged user (root's share is busy with the other tests' work
 # on a shared test host)
 OTHER_USER = ["setpriv", "--reuid=65533", "--regid=65533", "--clear-groups", "--inh-caps=-all", "--"]
-NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--"]
 
 
 @pytest.fixture(autouse=True)
 def _test_deadline(request):
     with alarm_guard(150, request.node.name):
         yield
-
-
-@pytest.fixture(params=["build", "asan"])
-def tool(request):
-    path = conftest.BINARY if request.param == "build" else ASAN_BINARY
-    assert os.path.exists(path), "build it first (make; make asan): %s" % path
-    return path
 
 
 def test_fake_python_flood_by_nobody_does_not_delay_others(reg, tool):

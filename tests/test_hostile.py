@@ -26,13 +26,13 @@ import time
 import pytest
 
 import conftest
+from conftest import ASAN_BINARY
 from harness import Registry, alarm_guard
 from test_trace import Tracer, check_stream, read_line
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAMS = os.path.join(HERE, "programs")
 ROOT = os.path.dirname(HERE)
-ASAN_BINARY = os.environ.get("PYHANG_ASAN_BINARY", os.path.join(ROOT, "build", "pyhang-trace-asan"))
 INTERPRETERS = [path for _, path, _ in conftest.INTERPRETERS]
 
 # What hostile_names.py plants, as the JSON output must give it back (its lone surrogate /
@@ -76,16 +76,6 @@ TEXT_LINE = re.compile(r"^(|Process \d+, Python .*|(==> )?Thread .*\):|Traceback
 def _test_deadline(request):
     with alarm_guard(120, request.node.name):
         yield
-
-
-def binaries():
-    return [pytest.param(conftest.BINARY, id="build"), pytest.param(ASAN_BINARY, id="asan")]
-
-
-@pytest.fixture(params=binaries())
-def tool(request):
-    assert os.path.exists(request.param), "build it first (make; make asan): %s" % request.param
-    return request.param
 
 
 def keys_of(v, out):

@@ -16,29 +16,19 @@ import urllib.request
 
 import pytest
 
-import conftest
+from conftest import NOBODY, SYSTEM_PYTHON
 from harness import alarm_guard, free_port, read_line
 from test_trace import Tracer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 SLOW = os.path.join(HERE, "programs", "slow_clients.py")
-ASAN_BINARY = os.environ.get("PYHANG_ASAN_BINARY", os.path.join(ROOT, "build", "pyhang-trace-asan"))
-SYSTEM_PYTHON = "/usr/bin/python3.11" if os.path.exists("/usr/bin/python3.11") else "/usr/bin/python3"
-NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--"]
 
 
 @pytest.fixture(autouse=True)
 def _test_deadline(request):
     with alarm_guard(120, request.node.name):
         yield
-
-
-@pytest.fixture(params=["build", "asan"])
-def tool(request):
-    path = conftest.BINARY if request.param == "build" else ASAN_BINARY
-    assert os.path.exists(path), "build it first (make; make asan): %s" % path
-    return path
 
 
 def scrape(port, timeout):

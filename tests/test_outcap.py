@@ -15,12 +15,11 @@ The tracer runs host-wide, started without a terminal; normal and ASan builds.
 import json
 import os
 import subprocess
-import tempfile
 import time
 
 import pytest
 
-import conftest
+from conftest import NOBODY, SYSTEM_PYTHON
 from harness import alarm_guard, read_line
 from test_trace import Tracer
 
@@ -29,9 +28,6 @@ PROGRAMS = os.path.join(HERE, "programs")
 ROOT = os.path.dirname(HERE)
 BIG = os.path.join(PROGRAMS, "big_stacks.py")
 VICTIM = os.path.join(PROGRAMS, "rl_victim.py")
-ASAN_BINARY = os.environ.get("PYHANG_ASAN_BINARY", os.path.join(ROOT, "build", "pyhang-trace-asan"))
-SYSTEM_PYTHON = "/usr/bin/python3.11" if os.path.exists("/usr/bin/python3.11") else "/usr/bin/python3"
-NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--"]
 THREADS, DEPTH, NAME_LEN = 10, 2000, 4096
 MAX_EVENT_BYTES = 16 << 20  # the documented default
 
@@ -40,13 +36,6 @@ MAX_EVENT_BYTES = 16 << 20  # the documented default
 def _test_deadline(request):
     with alarm_guard(180, request.node.name):
         yield
-
-
-@pytest.fixture(params=["build", "asan"])
-def tool(request):
-    path = conftest.BINARY if request.param == "build" else ASAN_BINARY
-    assert os.path.exists(path), "build it first (make; make asan): %s" % path
-    return path
 
 
 def memory_kib(pid):

@@ -13,14 +13,13 @@ the victim's may be among them. With them:
   * `suppressed` events come at most once per --suppressed-interval per process.
 Both the normal and the ASan build.
 """
-import json
 import os
 import subprocess
 import time
 
 import pytest
 
-import conftest
+from conftest import NOBODY, SYSTEM_PYTHON
 from harness import alarm_guard, free_port, read_line
 from test_trace import Tracer, check_stream
 
@@ -29,9 +28,6 @@ PROGRAMS = os.path.join(HERE, "programs")
 ROOT = os.path.dirname(HERE)
 FLOOD = os.path.join(PROGRAMS, "rl_sigchld_flood.py")
 VICTIM = os.path.join(PROGRAMS, "rl_victim.py")
-ASAN_BINARY = os.environ.get("PYHANG_ASAN_BINARY", os.path.join(ROOT, "build", "pyhang-trace-asan"))
-SYSTEM_PYTHON = "/usr/bin/python3.11" if os.path.exists("/usr/bin/python3.11") else "/usr/bin/python3"
-NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--"]
 # the defaults documented in README (--rate-limit 20/100)
 RATE, BURST = 20, 100
 
@@ -40,13 +36,6 @@ RATE, BURST = 20, 100
 def _test_deadline(request):
     with alarm_guard(150, request.node.name):
         yield
-
-
-@pytest.fixture(params=["build", "asan"])
-def tool(request):
-    path = conftest.BINARY if request.param == "build" else ASAN_BINARY
-    assert os.path.exists(path), "build it first (make; make asan): %s" % path
-    return path
 
 
 def proc_usage(pid):
