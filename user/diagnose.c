@@ -255,6 +255,12 @@ static long next_program_frame(const struct py_thread *t, size_t from)
 	return -1;
 }
 
+const struct py_frame *diagnose_program_frame(const struct py_thread *t)
+{
+	long i = next_program_frame(t, 0);
+	return i >= 0 ? &t->frames[i] : t->nframes ? &t->frames[0] : NULL;
+}
+
 void diagnose_program_location(const struct py_thread *t, char *buf, size_t len)
 {
 	long i = next_program_frame(t, 0);

@@ -46,6 +46,9 @@ void diagnose_blocked_where(const struct py_thread *t, char *buf, size_t len);
 /* Where in the program a captured stack is: "deploy_helper.py:12 (imported at jobs.py:40)"
  * for module-level code run by an import, else "jobs.py:40 in run_jobs()". */
 void diagnose_program_location(const struct py_thread *t, char *buf, size_t len);
+/* The innermost frame outside the standard library (where the program waits; site-packages
+ * count as the program), or the innermost frame; NULL for a thread without frames. */
+const struct py_frame *diagnose_program_frame(const struct py_thread *t);
 
 struct child_lost_facts {
 	bool reaped_elsewhere;

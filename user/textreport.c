@@ -7,6 +7,7 @@
 
 #include "srcline.h"
 #include "waitgraph.h"
+#include "diagnose.h"
 
 static const char *base_of(const char *path)
 {
@@ -28,16 +29,6 @@ static const struct py_thread *find(const struct py_process *p, pid_t tid)
 		if (p->threads[i].tid == tid)
 			return &p->threads[i];
 	return NULL;
-}
-
-/* The innermost frame outside the standard library, or the innermost. */
-static const struct py_frame *program_frame(const struct py_thread *t)
-{
-	for (size_t i = 0; i < t->nframes; i++)
-		if (t->frames[i].file && !strstr(t->frames[i].file, "/lib/python") &&
-		    strncmp(t->frames[i].file, "<frozen", 7) != 0)
-			return &t->frames[i];
-	return t->nframes ? &t->frames[0] : NULL;
 }
 
 /* What the thread does now: "running", "in clock_nanosleep()", "waiting for Lock ...". */
@@ -76,7 +67,7 @@ void textreport_wait(const struct py_process *p, pid_t tid, char *buf, size_t le
 	const struct py_thread *h = t->wf->holder;
 	if (h && h != t) {
 		char d[300];
-		const struct py_frame *fr = program_frame(h);
+		const struct py_frame *fr = diagnose_program_frame(h);
 		doing(h, d, sizeof(d));
 		if (fr)
 			snprintf(buf, len, "%s, which is %.200s at %s:%d", w, d, base_of(fr->file), fr->line);
@@ -155,7 +146,7 @@ static void traceback(struct strbuf *sb, pid_t pid, const struct py_thread *t)
 static void one_line(struct strbuf *sb, const struct py_thread *t)
 {
 	header(sb, t, false);
-	const struct py_frame *fr = program_frame(t);
+	const struct py_frame *fr = diagnose_program_frame(t);
 	if (fr) {
 		sb_puts(sb, " at ");
 		put(sb, base_of(fr->file));

@@ -280,17 +280,6 @@ void waitgraph_free(struct waitgraph *g)
 
 /* ---- text --------------------------------------------------------------------------- */
 
-/* The innermost frame outside the standard library (where the program waits), or the
- * innermost. */
-static const struct py_frame *program_frame(const struct py_thread *t)
-{
-	for (size_t i = 0; i < t->nframes; i++)
-		if (t->frames[i].file && !strstr(t->frames[i].file, "/lib/python") &&
-		    strncmp(t->frames[i].file, "<frozen", 7) != 0)
-			return &t->frames[i];
-	return t->nframes ? &t->frames[0] : NULL;
-}
-
 static void who(const struct py_thread *t, char *buf, size_t len)
 {
 	if (t->name)
@@ -312,7 +301,7 @@ static void where_held(const struct wf_info *f, char *buf, size_t len)
 
 static void where_waits(const struct py_thread *t, char *buf, size_t len)
 {
-	const struct py_frame *fr = program_frame(t);
+	const struct py_frame *fr = diagnose_program_frame(t);
 	if (fr)
 		snprintf(buf, len, "%s:%d", base_of(fr->file), fr->line);
 	else
@@ -614,7 +603,7 @@ void waitgraph_write_cycle(struct jw *w, const struct py_process *p, const struc
 		jw_key(w, "waits_for");
 		jw_obj_begin(w);
 		write_lock_obj(w, t->wf->kind, t->wf->object, lock_name(t->wf));
-		write_where(w, "where", program_frame(t), -1);
+		write_where(w, "where", diagnose_program_frame(t), -1);
 		jw_obj_end(w);
 		jw_obj_end(w);
 	}
