@@ -365,6 +365,17 @@ def test_code_cache_never_stale(binary, python, tmp_path):
     """One long-lived reader (dump --watch) follows a thread that keeps creating and freeing
     functions fn_<i> (file gen_<i>.py, first line i % 40 + 1): every frame seen must be
     self-consistent and i must never go back, even when addresses are reused."""
+    # co_firstlineno of the exec'd module gen_<i>.py, as the interpreter itself sets it: 1 on
+    # 3.10+, the line of the first statement (i % 40 + 1) on 2.7-3.9 (compile.c, assemble())
+    src = "print([compile('\\n' * k + 'def fn_%d(ev):\\n    ev.wait(0.03)\\n' % k, 'g', " \
+          "'exec').co_firstlineno for k in range(40)])"
+    module_first = json.loads(subprocess.run([python, "-c", src], capture_output=True, text=True,
+                                             check=True).stdout)
+    # the lines of churn.py that run gen_<i>.py's module (exec) and call fn_<i>
+    with open(os.path.join(PROGRAMS, "churn.py")) as f:
+        churn_src = f.read().splitlines()
+    exec_line = 1 + [k for k, s in enumerate(churn_src) if "exec(compile(" in s][0]
+    call_line = 1 + [k for k, s in enumerate(churn_src) if 'ns["fn_%d" % i](ev)' in s][0]
     p = _start_ready(python, tmp_path, "churn.py")
     try:
         out = subprocess.run([binary, "dump", str(p.pid), "--watch", "150"], capture_output=True,
@@ -375,12 +386,22 @@ def test_code_cache_never_stale(binary, python, tmp_path):
             d = json.loads(line)
             churn = [t for t in d["threads"] if t["name"] == "churn"]
             assert len(churn) == 1
-            for f in churn[0]["stack"]:
+            stack = churn[0]["stack"]
+            for k, f in enumerate(stack):
                 if f["file"].startswith("gen_"):
                     i = int(f["file"][4:-3])
+                    # its caller: churn(), at the exec of the module or the call of fn_<i>
+                    # (a frame of one code object decoded with another's shows here too)
+                    if k + 1 < len(stack) or not churn[0].get("truncated"):
+                        caller = stack[k + 1]
+                        assert short_name(caller["function"]) == "churn", stack
+                        want = exec_line if f["function"] == "<module>" else call_line
+                        assert caller["line"] == want, stack
                     if f["function"] == "<module>":
-                        # caught in the exec of gen_<i>.py itself, at its one statement
-                        assert (f["first_line"], f["line"]) == (1, i % 40 + 1), f
+                        # caught in the exec of gen_<i>.py itself, at its one statement (a
+                        # def: no Python call, so the innermost frame)
+                        assert k == 0, stack
+                        assert (f["first_line"], f["line"]) == (module_first[i % 40], i % 40 + 1), f
                         seen.append(i)
                         continue
                     assert short_name(f["function"]) == "fn_%d" % i, f

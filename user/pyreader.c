@@ -270,6 +270,12 @@ struct walk {
 	 * budget of their own, as large, so checking does not halve what a read covers. */
 	uint32_t check_steps;
 	bool checking;
+	/* Reads of objects (rd) go to the process now, through w->check's fresh blocks, not to
+	 * the snapshot's cache: set by code_lookup during a checking walk (see there). */
+	bool fresh_objs;
+	/* A checking walk found a code object changed at an address already decoded in this
+	 * snapshot: the walk cannot confirm the one before it (stack_read_consistent). */
+	bool code_changed;
 	struct stack_check *check; /* consistent stacks of running threads (allocated on use) */
 	/* The GIL's last holder and switch count read directly before anything else of this
 	 * snapshot (gil_proof true), from gil_addr: see gil_says_still. */
@@ -289,7 +295,9 @@ static bool frame_step(struct walk *w)
 
 static int rd(struct walk *w, uint64_t addr, void *buf, size_t len)
 {
-	int rc = pm_read(&w->p->pm, addr, buf, len);
+	int rc = !w->fresh_objs ? pm_read(&w->p->pm, addr, buf, len) :
+		 len <= PM_BLOCK ? sc_read_fresh(w->check, &w->p->pm, addr, buf, len) :
+				   pm_read_direct(&w->p->pm, addr, buf, len);
 	if (rc == PM_GONE)
 		w->gone = 1;
 	return rc == PM_OK ? 0 : -1;
@@ -709,8 +717,26 @@ static struct code_entry *code_slot(struct py_proc *p, uint64_t addr)
 
 /* The decoded code object at addr, re-validated once per snapshot; NULL if unreadable or
  * not a code object. Entries whose identifying fields changed (the address was reused by
- * another code object) are rebuilt. */
+ * another code object) are rebuilt.
+ * In a walk that checks a running thread's stack (w->checking), the frames are read from
+ * the process now, so the code object must be too: the snapshot's cache may hold the block
+ * of addr from before the object there was freed and another allocated in its place, and
+ * the frame's position would then be read against another code object's name, first line
+ * and line table. There the entry is re-validated on every use against the code object's
+ * fields and contents read now (w->fresh_objs), and rebuilt from them when they differ. */
+static struct code_entry *code_lookup_at(struct walk *w, uint64_t addr);
+
 static struct code_entry *code_lookup(struct walk *w, uint64_t addr)
+{
+	if (!w->checking || !w->check)
+		return code_lookup_at(w, addr);
+	w->fresh_objs = true;
+	struct code_entry *c = code_lookup_at(w, addr);
+	w->fresh_objs = false;
+	return c;
+}
+
+static struct code_entry *code_lookup_at(struct walk *w, uint64_t addr)
 {
 	struct py_proc *p = w->p;
 	if (!p->codes) {
@@ -723,7 +749,7 @@ static struct code_entry *code_lookup(struct walk *w, uint64_t addr)
 	struct code_entry *slot = code_slot(p, addr);
 	if (!slot)
 		return NULL;
-	if (slot->addr == addr && slot->checked_gen == pm_gen(&p->pm))
+	if (slot->addr == addr && slot->checked_gen == pm_gen(&p->pm) && !w->fresh_objs)
 		return slot;
 	struct code_entry now;
 	if (code_read_fields(w, addr, &now) != 0)
@@ -736,6 +762,8 @@ static struct code_entry *code_lookup(struct walk *w, uint64_t addr)
 		code_entry_clear(&now);
 		return NULL;
 	}
+	if (slot->addr == addr && slot->checked_gen == pm_gen(&p->pm))
+		w->code_changed = true; /* replaced during this snapshot */
 	if (slot->addr == addr)
 		code_entry_clear(slot);
 	else
@@ -2298,9 +2326,10 @@ static void stack_read_consistent(struct walk *w, const unsigned char *ts, uint6
 			t->error = NULL;
 		}
 		w->checking = fresh;
+		w->code_changed = false;
 		walk_frames(w, first_frame(w, tsb, fresh), t, fresh);
 		w->checking = false;
-		if (w->gone || (fresh && sc_same_as_previous(w->check)) ||
+		if (w->gone || (fresh && !w->code_changed && sc_same_as_previous(w->check)) ||
 		    (!fresh && gil_says_still(w, tstate)))
 			return;
 		if (attempt + 1 >= STACK_READ_TRIES) {
