@@ -5,7 +5,7 @@ lock, before the tracer starts), then, each under
 `valgrind --tool=memcheck --leak-check=full --errors-for-leak-kinds=definite,indirect`:
 
   * the tracer, `-p PID -p FLOODER -t 0.5 --json --metrics-addr 127.0.0.1:PORT`: it must
-    report the waits (long_wait, before_start) and the diagnosis (hang, all_threads_blocked)
+    report the waits (long_wait, before_start) and the diagnosis (hang, deadlock)
     and serve /metrics once; then a second process flips SIGCHLD 20000 times
     (tests/programs/vg_sigchld_flood.py), more than a tracer at valgrind speed can read, so
     records are dropped and sigchld_ignored events come without a stack (not_captured: the
@@ -143,7 +143,9 @@ def test_valgrind_trace_session(deadlocked):
     assert {e["tid"] for e in waits} >= set(tids), what
     assert all(e["before_start"] for e in waits if e["tid"] in tids), what
     hang = [e for e in events if e["event"] == "hang"][0]
-    assert hang["pid"] == pid and hang["diagnosis"]["code"] == "all_threads_blocked", hang
+    # diag_deadlock.py's workers cross two locks: a proven lock-order deadlock
+    assert hang["pid"] == pid and hang["diagnosis"]["code"] == "deadlock", hang
+    assert len(hang["diagnosis"]["cycle"]) == 2, hang
     assert set(hang["diagnosis"]["culprit_tids"]) | {hang["diagnosis"]["waiter_tid"]} >= set(tids), hang
     statuses = set(e.get("stack_status") for e in events if e["event"] == "sigchld_ignored")
     assert "not_captured" in statuses, "the flood lost no stack record (%r): the path " \
