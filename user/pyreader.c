@@ -3256,7 +3256,7 @@ static void put_text(struct strbuf *sb, const char *s)
 		sb_puts(sb, "?");
 }
 
-static void write_thread_header(struct strbuf *sb, const struct py_thread *t, bool mark)
+void py_write_thread_label(struct strbuf *sb, const struct py_thread *t, bool mark)
 {
 	sb_puts(sb, mark ? "==> Thread " : "Thread ");
 	if (t->name) {
@@ -3270,6 +3270,11 @@ static void write_thread_header(struct strbuf *sb, const struct py_thread *t, bo
 		sb_printf(sb, " (tid %d", (int)t->tid);
 	else
 		sb_puts(sb, " (tid unknown");
+}
+
+static void write_thread_header(struct strbuf *sb, const struct py_thread *t, bool mark)
+{
+	py_write_thread_label(sb, t, mark);
 	sb_puts(sb, t->daemon == 1 ? ", daemon" : t->daemon == 0 ? ", non-daemon" : "");
 	sb_puts(sb, t->gil ? ", holds the GIL" : "");
 	sb_printf(sb, ", %s", py_thread_state_str(t->state));

@@ -215,6 +215,9 @@ void py_write_stack_json(struct jw *w, const struct py_thread *t);
 void py_write_threads_json(struct jw *w, const struct py_process *p);
 /* The key "threads" with that array, then "thread_list_error" when the list was cut. */
 void py_write_threads_fields(struct jw *w, const struct py_process *p);
+/* For people: '==> Thread "name" (tid N' (the arrow when mark; "(no threading name)",
+ * "tid unknown" when not known; the name escaped), left open for the caller's details. */
+void py_write_thread_label(struct strbuf *sb, const struct py_thread *t, bool mark);
 /* Python-traceback-shaped text; the thread whose tid is highlight_tid (if any) is marked. */
 void py_write_threads_text(struct strbuf *sb, const struct py_process *p, pid_t highlight_tid);
 #endif

@@ -81,18 +81,7 @@ void textreport_wait(const struct py_process *p, pid_t tid, char *buf, size_t le
 static void header(struct strbuf *sb, const struct py_thread *t, bool mark)
 {
 	char d[512];
-	sb_puts(sb, mark ? "==> Thread " : "Thread ");
-	if (t->name) {
-		sb_putc(sb, '"');
-		put(sb, t->name);
-		sb_putc(sb, '"');
-	} else {
-		sb_puts(sb, "(no threading name)");
-	}
-	if (t->tid > 0)
-		sb_printf(sb, " (tid %d", (int)t->tid);
-	else
-		sb_puts(sb, " (tid unknown");
+	py_write_thread_label(sb, t, mark);
 	if (t->gil)
 		sb_puts(sb, ", holds the GIL");
 	doing(t, d, sizeof(d));
