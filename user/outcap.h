@@ -55,4 +55,11 @@ void outcap_end(struct output *o);
 		while (outcap_again(o));         \
 		outcap_end(o);                   \
 	} while (0)
+
+/* Defines fn_capped(o, r): writer fn of records struct rec, through OUTCAP_WRITE. For the
+ * writers' ops tables (output_json.c, output_text.c). */
+#define OUTCAP_CAPPED(fn, rec)                                           \
+	static void fn##_capped(struct output *o, const struct rec *r) { \
+		OUTCAP_WRITE(o, fn, r);                                  \
+	}
 #endif

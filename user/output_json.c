@@ -310,18 +310,16 @@ static void json_hang_end(struct output *o, const struct rec_hang_end *r)
 	end_event(o, &w);
 }
 
-/* Every record through outcap: written again with fewer frames until it fits. */
-#define CAPPED(fn, rec) \
-	static void fn##_capped(struct output *o, const struct rec *r) { OUTCAP_WRITE(o, fn, r); }
-CAPPED(json_start, rec_start)
-CAPPED(json_stop, rec_stop)
-CAPPED(json_long_wait, rec_long_wait)
-CAPPED(json_wait_end, rec_wait_end)
-CAPPED(json_sigchld, rec_sigchld)
-CAPPED(json_child_lost, rec_child_lost)
-CAPPED(json_hang, rec_hang)
-CAPPED(json_suppressed, rec_suppressed)
-CAPPED(json_hang_end, rec_hang_end)
+/* Every record through outcap (outcap.h: OUTCAP_CAPPED). */
+OUTCAP_CAPPED(json_start, rec_start)
+OUTCAP_CAPPED(json_stop, rec_stop)
+OUTCAP_CAPPED(json_long_wait, rec_long_wait)
+OUTCAP_CAPPED(json_wait_end, rec_wait_end)
+OUTCAP_CAPPED(json_sigchld, rec_sigchld)
+OUTCAP_CAPPED(json_child_lost, rec_child_lost)
+OUTCAP_CAPPED(json_hang, rec_hang)
+OUTCAP_CAPPED(json_suppressed, rec_suppressed)
+OUTCAP_CAPPED(json_hang_end, rec_hang_end)
 
 const struct output_ops output_json_ops = {
 	.suppressed = json_suppressed_capped,

@@ -340,18 +340,16 @@ static void text_suppressed(struct output *o, const struct rec_suppressed *r)
 	output_emit(o);
 }
 
-/* Every record through outcap: written again with fewer frames until it fits. */
-#define CAPPED(fn, rec) \
-	static void fn##_capped(struct output *o, const struct rec *r) { OUTCAP_WRITE(o, fn, r); }
-CAPPED(text_start, rec_start)
-CAPPED(text_stop, rec_stop)
-CAPPED(text_long_wait, rec_long_wait)
-CAPPED(text_wait_end, rec_wait_end)
-CAPPED(text_sigchld, rec_sigchld)
-CAPPED(text_child_lost, rec_child_lost)
-CAPPED(text_hang, rec_hang)
-CAPPED(text_suppressed, rec_suppressed)
-CAPPED(text_hang_end, rec_hang_end)
+/* Every record through outcap (outcap.h: OUTCAP_CAPPED). */
+OUTCAP_CAPPED(text_start, rec_start)
+OUTCAP_CAPPED(text_stop, rec_stop)
+OUTCAP_CAPPED(text_long_wait, rec_long_wait)
+OUTCAP_CAPPED(text_wait_end, rec_wait_end)
+OUTCAP_CAPPED(text_sigchld, rec_sigchld)
+OUTCAP_CAPPED(text_child_lost, rec_child_lost)
+OUTCAP_CAPPED(text_hang, rec_hang)
+OUTCAP_CAPPED(text_suppressed, rec_suppressed)
+OUTCAP_CAPPED(text_hang_end, rec_hang_end)
 
 const struct output_ops output_text_ops = {
 	.suppressed = text_suppressed_capped,
