@@ -259,6 +259,22 @@ static int warn_non_python_pids(const struct tracer *t)
 	return 0;
 }
 
+/* metrics_view_fn: what a scrape of --metrics-addr shows of this session. */
+static void metrics_view_of(void *ctx, struct metrics_view *v)
+{
+	const struct tracer *t = ctx;
+	v->ld = t->ld;
+	v->threshold_ns = t->threshold_ns;
+	v->n_long_waits = t->n_long_waits;
+	v->n_wait_ends = t->n_wait_ends;
+	v->n_sigchld = t->n_sigchld;
+	v->n_child_lost = t->n_child_lost;
+	v->n_hangs = t->n_hangs;
+	v->n_hang_ends = t->n_hang_ends;
+	v->dropped_checks = t->dropped_checks;
+	memcpy(v->n_suppressed, t->n_suppressed, sizeof(v->n_suppressed));
+}
+
 static int setup(struct tracer *t, const struct cli *c, int *go_fd, struct metrics **m)
 {
 	char err[512];
@@ -267,7 +283,7 @@ static int setup(struct tracer *t, const struct cli *c, int *go_fd, struct metri
 		return -1;
 	}
 	if (c->metrics_addr) { /* before anything slow: a port in use fails at once */
-		*m = metrics_open(c->metrics_addr, t, err, sizeof(err));
+		*m = metrics_open(c->metrics_addr, metrics_view_of, t, err, sizeof(err));
 		if (!*m || (c->bpf_stats && metrics_enable_bpf_stats(err, sizeof(err)) != 0)) {
 			fprintf(stderr, "pyhang-trace: %s\n", err);
 			return -1;
