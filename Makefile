@@ -226,4 +226,4 @@ clean:
 	rm -rf $(BUILD)
 
 # header dependencies written by -MMD (absent before the first build)
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(wildcard $(USER_OBJS:.o=.d) $(ASAN_OBJS:.o=.d) $(BUILD)/fuzz/obj/*.d $(BUILD)/fuzz/*.d)
