@@ -21,11 +21,31 @@ CLANG      ?= clang
 BPFTOOL    ?= bpftool
 CC         ?= cc
 PYTEST     ?= /usr/bin/python3 -m pytest
+# The CPython layouts, the syscall numbers and the BPF programs' register access are
+# x86_64 facts: build for that machine only, and say so anywhere else.
+MACHINE    := $(shell uname -m)
+ifeq ($(MACHINE),x86_64)
 ARCH       := x86
+else
+$(error pyhang-trace builds on x86_64 only (this machine: uname -m = $(MACHINE)); \
+        its CPython layouts, syscall numbers and BPF register access are x86_64 facts)
+endif
 VERSION    := 0.1.0
 
+# Userspace sources: user/*.c and user/<folder>/*.c, every folder on the include path
+# (sources say #include "name.h" wherever the header lives; names are unique across folders).
+USER_DIRS  := user $(patsubst %/,%,$(wildcard user/*/))
+USER_SRCS  := $(wildcard $(addsuffix /*.c,$(USER_DIRS)))
+USER_NAMES := $(notdir $(USER_SRCS) $(wildcard $(addsuffix /*.h,$(USER_DIRS))))
+ifneq ($(words $(USER_NAMES)),$(words $(sort $(USER_NAMES))))
+$(error two files under user/ share a name: $(sort $(foreach n,$(USER_NAMES), \
+        $(if $(filter-out 1,$(words $(filter $(n),$(USER_NAMES)))),$(n)))))
+endif
+
+# -MMD -MP: each object's header dependencies in a .d file beside it (included below)
 CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -g -Wall -Wextra -Werror -Wshadow \
-                 -Wno-missing-field-initializers -Iuser -Ibpf -I$(BUILD)
+                 -Wno-missing-field-initializers $(addprefix -I,$(USER_DIRS)) -Ibpf -I$(BUILD) \
+                 -MMD -MP
 CFLAGS     ?= -O2
 LIBS       := -Wl,-Bstatic -lbpf -lelf -lz -Wl,-Bdynamic
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -I. -Ibpf -Wall -Werror
@@ -33,10 +53,9 @@ BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -I. -Ibpf -Wal
 BPF_SRCS   := $(wildcard bpf/*.bpf.c)
 BPF_OBJS   := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
 SKELS      := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
-USER_SRCS  := $(wildcard user/*.c)
+# objects mirror the source tree: user/F/x.c -> $(BUILD)/obj/F/x.o, $(BUILD)/asan/F/x.o
 USER_OBJS  := $(patsubst user/%.c,$(BUILD)/obj/%.o,$(USER_SRCS))
 ASAN_OBJS  := $(patsubst user/%.c,$(BUILD)/asan/%.o,$(USER_SRCS))
-HDRS       := $(wildcard user/*.h bpf/*.h)
 
 DEB_PKGS   := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config make gcc \
               python3 python3-pytest prometheus python3-yaml systemd valgrind libclang-rt-14-dev \
@@ -50,7 +69,7 @@ all: $(BUILD)/pyhang-trace
 deps:
 	@./.ci/install-deps $(DEB_PKGS)
 
-$(BUILD) $(BUILD)/obj $(BUILD)/asan:
+$(BUILD):
 	@mkdir -p $@
 
 $(BUILD)/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h) vmlinux.h | $(BUILD)
@@ -59,7 +78,10 @@ $(BUILD)/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h) vmlinux.h | $(BUILD)
 $(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
 	$(BPFTOOL) gen skeleton $< > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/obj/%.o: user/%.c $(HDRS) $(SKELS) | $(BUILD)/obj
+# The skeleton is order-only: it must exist before the first compile (no .d yet); after
+# that the .d files name the objects that include it.
+$(BUILD)/obj/%.o: user/%.c | $(SKELS)
+	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -c $< -o $@
 
 # --version's facts, rewritten only when they change (a new commit rebuilds version.o only)
@@ -71,12 +93,13 @@ $(BUILD)/ph_build_info.h: FORCE | $(BUILD)
 	   echo "#define PH_LIBBPF_VERSION \"$$(pkg-config --modversion libbpf 2>/dev/null || echo unknown)\""; \
 	 } > $@.tmp
 	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
-$(BUILD)/obj/version.o $(BUILD)/asan/version.o: $(BUILD)/ph_build_info.h
+$(filter %/version.o,$(USER_OBJS) $(ASAN_OBJS)): $(BUILD)/ph_build_info.h
 
 $(BUILD)/pyhang-trace: $(USER_OBJS)
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 
-$(BUILD)/asan/%.o: user/%.c $(HDRS) $(SKELS) | $(BUILD)/asan
+$(BUILD)/asan/%.o: user/%.c | $(SKELS)
+	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 	      -fno-sanitize-recover=undefined -c $< -o $@
 
@@ -113,13 +136,16 @@ FUZZ_OBJS  := $(patsubst %,$(BUILD)/fuzz/obj/%.o,$(FUZZ_USER)) \
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS  := $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_NAMES))
 
+# FUZZ_USER names sources, found in whichever user/ folder holds them
+vpath %.c $(USER_DIRS)
+
 $(BUILD)/fuzz/obj:
 	@mkdir -p $@
-$(BUILD)/fuzz/obj/%.o: user/%.c $(HDRS) | $(BUILD)/fuzz/obj
+$(BUILD)/fuzz/obj/%.o: %.c | $(BUILD)/fuzz/obj
 	$(FUZZ_CC) $(CFLAGS_COMMON) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c $< -o $@
-$(BUILD)/fuzz/obj/%.o: tests/fuzz/%.c $(HDRS) $(wildcard tests/fuzz/*.h) | $(BUILD)/fuzz/obj
+$(BUILD)/fuzz/obj/%.o: tests/fuzz/%.c | $(BUILD)/fuzz/obj
 	$(FUZZ_CC) $(CFLAGS_COMMON) -Itests/fuzz $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c $< -o $@
-$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS) $(wildcard tests/fuzz/*.h)
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS)
 	$(FUZZ_CC) $(CFLAGS_COMMON) -Itests/fuzz $(FUZZ_SAN) -fsanitize=fuzzer $< $(FUZZ_OBJS) -o $@
 $(BUILD)/fuzz/seed: tests/fuzz/seed.c $(FUZZ_OBJS)
 	$(FUZZ_CC) $(CFLAGS_COMMON) -Itests/fuzz $(FUZZ_SAN) -fsanitize=fuzzer-no-link $< \
@@ -198,3 +224,6 @@ vmlinux:
 
 clean:
 	rm -rf $(BUILD)
+
+# header dependencies written by -MMD (absent before the first build)
+-include $(wildcard $(USER_OBJS:.o=.d) $(ASAN_OBJS:.o=.d) $(BUILD)/fuzz/obj/*.d $(BUILD)/fuzz/*.d)

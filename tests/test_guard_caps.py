@@ -1,7 +1,7 @@
 """The CI guard's hang_timeout record obeys the output caps like every other record.
 
 --max-threads and --max-frames say what one output record carries at most; the guard's
-JSON record (written by user/guard.c, not through the event writers) must be cut and
+JSON record (written by user/tracer/guard.c, not through the event writers) must be cut and
 marked the same way: at most N threads with `thread_list_error`, at most N frames per
 stack with `truncated`. A real deadlocked interpreter (tests/programs/diag_deadlock.py,
 three threads) traced with -p, so the guard exits 124 and leaves the process alone.

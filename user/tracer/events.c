@@ -2,14 +2,18 @@
  * stacks to events (captured in the kernel for instantaneous events, read from userspace
  * for long waits, whose frames are stable while the thread is blocked), remembering reaps
  * and children's command lines for later reports, and keeping the watch set and the BPF
- * stack walker's process descriptions current after exec. */
+ * stack walker's process descriptions current after exec (the delayed checks are
+ * execcheck.c's). The shared process snapshot is snapshot.c's; when a long wait becomes
+ * a hang, and when a hang ends, is hanggate.c's. */
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "annotate.h"
 #include "diagnose.h"
+#include "execcheck.h"
 #include "guard.h"
+#include "hanggate.h"
 #include "fairqueue.h"
 #include "hangtrack.h"
 #include "procmem.h"
@@ -18,18 +22,9 @@
 #include "stackline.h"
 #include "pystack.h"
 #include "ratelimit.h"
+#include "snapshot.h"
 #include "tracer.h"
 #include "waitgraph.h"
-
-#define DESCRIBE_ATTEMPTS 40 /* 2 ms doubling to 250 ms: about 8 s in all */
-
-/* Whether pid is (still) the process whose identity is proc_start (see PH_NS_PER_TICK):
- * not exited, and its pid not taken by a new process. proc_start 0: not known, assumed. */
-static bool same_process(pid_t pid, uint64_t proc_start)
-{
-	uint64_t now;
-	return !proc_start || (pm_start_time(pid, &now) == 0 && now == proc_start);
-}
 
 /* Fills p from the event and from /proc. What /proc says is kept only if pid is still the
  * event's process after reading it (a pid cannot come back to an old process, so it was
@@ -55,178 +50,6 @@ static bool fill_proc(struct ev_proc *p, const struct ph_event *e)
 	p->ns_pid = -1;
 	p->cgroup[0] = '\0';
 	return false;
-}
-
-static double seconds_between(uint64_t from_ns, uint64_t to_ns)
-{
-	return to_ns > from_ns ? (double)(to_ns - from_ns) / 1e9 : 0.0;
-}
-
-/* FNV-1a over what identifies a hang, so the same one is reported once. */
-static uint64_t hang_fingerprint(pid_t pid, const struct diagnosis *d)
-{
-	uint64_t h = 1469598103934665603ull;
-	const uint64_t prime = 1099511628211ull;
-	h = (h ^ (uint64_t)pid) * prime;
-	for (const char *c = d->code; *c; c++)
-		h = (h ^ (unsigned char)*c) * prime;
-	/* the same cycle or shutdown is seen from each of its blocked threads: one finding */
-	if (strcmp(d->code, "gil_wait") == 0 || strcmp(d->code, "long_wait") == 0)
-		h = (h ^ (uint64_t)d->waiter) * prime;
-	for (size_t i = 0; i < d->nculprits; i++)
-		h = (h ^ (uint64_t)d->culprits[i]) * prime;
-	return h;
-}
-
-static bool hang_seen_before(struct tracer *t, uint64_t fp)
-{
-	for (unsigned i = 0; i < sizeof(t->hang_seen) / sizeof(t->hang_seen[0]); i++)
-		if (t->hang_seen[i] == fp)
-			return true;
-	t->hang_seen[t->hang_seen_next++ % (sizeof(t->hang_seen) / sizeof(t->hang_seen[0]))] = fp;
-	return false;
-}
-
-static bool long_blocked(void *arg, pid_t tid, uint64_t uaddr)
-{
-	const struct rec_long_wait *lw = arg;
-	struct tracer *t = (struct tracer *)lw->tracer;
-	return ht_wait_is_open(t->ht, lw->p.pid, tid, uaddr, NULL);
-}
-
-/* Remember a reported hang, for its hang_end. */
-static void track_hang(struct tracer *t, const struct rec_long_wait *lw, const struct diagnosis *d,
-		       uint64_t fp)
-{
-	struct ht_hang g = { .pid = lw->p.pid, .reported_ns = lw->p.mono_ns, .fingerprint = fp };
-	snprintf(g.code, sizeof(g.code), "%s", d->code);
-	g.since_ns = lw->p.mono_ns;
-	if (d->waiter > 0)
-		g.tids[g.ntids++] = d->waiter;
-	for (size_t i = 0; i < d->nculprits && g.ntids < HT_MAX_HANG_TIDS; i++)
-		if (d->culprits[i] != d->waiter)
-			g.tids[g.ntids++] = d->culprits[i];
-	for (size_t i = 0; i < g.ntids; i++) {
-		const struct py_thread *th = NULL;
-		for (size_t k = 0; k < lw->py->nthreads; k++)
-			if (lw->py->threads[k].tid == g.tids[i])
-				th = &lw->py->threads[k];
-		uint64_t start;
-		if (th && ht_wait_is_open(t->ht, g.pid, th->tid, th->futex_addr, &start) &&
-		    start < g.since_ns)
-			g.since_ns = start;
-	}
-	ht_hang_add(t->ht, &g);
-}
-
-/* A finding, only when proven: shutdown waiting for threads, every thread blocked for
- * good, a GIL held too long. Anything else stays a long_wait. */
-static void maybe_report_hang(struct tracer *t, const struct rec_long_wait *lw)
-{
-	struct diagnosis d;
-	struct diag_waits w = { long_blocked, (void *)lw };
-	const struct waitgraph *g = t->graph && t->graph->p == lw->py ? t->graph : NULL;
-	if (!(g && waitgraph_diagnose(g, lw->p.tid, &w, &d)) &&
-	    !diagnose_process(lw->py, lw->p.tid, lw->waited_s, lw->gil, &w, &d))
-		return;
-	guard_note_hang(t, lw); /* before the de-duplication: a new wait restarts its clock */
-	uint64_t fp = hang_fingerprint(lw->p.pid, &d);
-	if (hang_seen_before(t, fp))
-		return;
-	struct rec_hang r = { .p = lw->p, .diag = &d, .py = lw->py };
-	t->n_hangs++;
-	t->out.ops->hang(&t->out, &r);
-	annotate_hang(t, &r);
-	track_hang(t, lw, &d, fp);
-}
-
-/* The hang that thread tid (0: the whole process) belonged to is over: say so once. The
- * same hang (pid, code, threads) coming back is not reported again (no flapping alerts). */
-static void end_hang(struct tracer *t, pid_t pid, pid_t tid, uint64_t now_ns, const char *why,
-		     const struct ev_proc *p)
-{
-	struct ht_hang g;
-	while (ht_hang_take(t->ht, pid, tid, &g)) {
-		struct rec_hang_end r = { .p = *p, .code = g.code, .ended_by = why,
-					  .duration_s = seconds_between(g.since_ns, now_ns),
-					  .reported_s_ago = seconds_between(g.reported_ns, now_ns) };
-		r.p.tid = tid ? tid : pid;
-		t->n_hang_ends++;
-		t->out.ops->hang_end(&t->out, &r);
-	}
-}
-
-#define SNAPSHOT_REUSE_NS 500000000ull
-
-static void drop_snapshot(struct tracer *t)
-{
-	if (t->graph) {
-		waitgraph_free(t->graph);
-		free(t->graph);
-		t->graph = NULL;
-	}
-	if (t->snap_valid)
-		py_process_free(&t->snap);
-	t->snap_valid = false;
-}
-
-/* The wait-for graph of the current snapshot, built once per snapshot (NULL: none). */
-static struct waitgraph *snapshot_graph(struct tracer *t)
-{
-	if (!t->snap_valid)
-		return NULL;
-	if (!t->graph) {
-		t->graph = calloc(1, sizeof(*t->graph));
-		if (t->graph && waitgraph_build(t->graph, t->reader, &t->snap) != 0) {
-			free(t->graph);
-			t->graph = NULL;
-		}
-		if (t->graph)
-			t->graph_cost_ns += t->graph->cost_ns;
-	}
-	return t->graph;
-}
-
-static bool any_frames(const struct py_process *p)
-{
-	for (size_t i = 0; i < p->nthreads; i++)
-		if (p->threads[i].nframes > 0)
-			return true;
-	return false;
-}
-
-/* Every thread of process (pid, proc_start), read at most once per SNAPSHOT_REUSE_NS. NULL
- * with err on failure, or when pid now belongs to another process (proc_start 0: any). */
-static const struct py_process *snapshot(struct tracer *t, pid_t pid, uint64_t proc_start,
-					 char *err, size_t errlen)
-{
-	uint64_t now = mono_now_ns();
-	if (t->snap_valid && t->snap.pid == pid && now - t->snap_ns < SNAPSHOT_REUSE_NS &&
-	    (!proc_start || t->snap.start_time == proc_start))
-		return &t->snap;
-	drop_snapshot(t);
-	if (!same_process(pid, proc_start)) {
-		snprintf(err, errlen, "process %d exited", (int)pid);
-		return NULL;
-	}
-	if (py_read_process(t->reader, pid, &t->snap, err, errlen) != 0)
-		return NULL;
-	if (proc_start && t->snap.start_time != proc_start) {
-		/* it exited and its pid was reused between the look above and the read */
-		py_process_free(&t->snap);
-		snprintf(err, errlen, "process %d exited", (int)pid);
-		return NULL;
-	}
-	if (!any_frames(&t->snap)) {
-		/* what the reader cached may come from before the interpreter was set up */
-		py_process_free(&t->snap);
-		py_forget_process(t->reader, pid);
-		if (py_read_process(t->reader, pid, &t->snap, err, errlen) != 0)
-			return NULL;
-	}
-	t->snap_valid = true;
-	t->snap_ns = now;
-	return &t->snap;
 }
 
 void tracer_events_cleanup(struct tracer *t)
@@ -502,45 +325,6 @@ static void on_stack(struct tracer *t, const struct ph_stack_event *se)
 	}
 }
 
-static void schedule_check(struct tracer *t, pid_t pid, uint64_t proc_start,
-			   enum check_kind kind, int attempt, uint64_t delay_ns)
-{
-	if (!fairq_admit(t, t->exec_uid_plus1)) { /* full, and this user has its share */
-		t->dropped_checks++;
-		return;
-	}
-	t->checks[t->nchecks++] = (struct exec_check){ pid, proc_start, mono_now_ns() + delay_ns,
-						       attempt, kind, t->exec_uid_plus1 };
-}
-
-int tracer_describe(struct tracer *t, pid_t pid, uint64_t proc_start)
-{
-	struct py_layout layout;
-	char err[256];
-	uint64_t start;
-	if (pystack_describe(t->ld, t->reader, pid, &layout, err, sizeof(err)) != 0)
-		return -1;
-	/* The process must still be there, with the same program, now that the kernel has its
-	 * description: had it exited or exec'd in between, the kernel's hook has come and gone,
-	 * and the entry would describe it to whatever runs under the pid next. */
-	if (!py_reader_still_same(t->reader, pid, &start)) {
-		loader_forget_pyproc(t->ld, pid);
-		py_forget_process(t->reader, pid);
-		return -1;
-	}
-	/* A check for an earlier process of this pid: what was installed describes the live
-	 * one correctly (it has a check of its own, which records its layout). */
-	if (proc_start && start != proc_start)
-		return -1;
-	pending_put_layout(&t->pending, pid, start, &layout);
-	return 0;
-}
-
-void tracer_schedule_describe(struct tracer *t, pid_t pid, uint64_t proc_start)
-{
-	schedule_check(t, pid, proc_start, CHECK_DESCRIBE, 0, 2000000ull);
-}
-
 static void on_exec(struct tracer *t, const struct ph_event *e)
 {
 	pid_t pid = (pid_t)e->pid;
@@ -613,62 +397,3 @@ int tracer_handle_event(void *arg, const void *data, size_t size)
 	return 0;
 }
 
-/* One due check; returns true to keep it (rescheduled in *c). */
-static bool run_check(struct tracer *t, struct exec_check *c, uint64_t now)
-{
-	if (c->kind == CHECK_EMBEDDED) {
-		if (!proc_exists(c->pid))
-			return false;
-		/* in scope: the whole host, or selected (-p, or a descendant of COMMAND) */
-		bool in_scope = t->host_wide || (loader_watch_flags(t->ld, c->pid) & PH_W_SCOPE);
-		if (in_scope && py_is_python_process(c->pid)) {
-			loader_watch_add_flags(t->ld, c->pid, PH_W_PYTHON);
-			/* its threads may already be blocked: the kernel saw those waits begin while
-			 * the process was not watched yet */
-			tracer_scan_process(t, c->pid);
-			return false;
-		}
-		if (!in_scope)
-			return false;
-		if (c->attempt > 0)
-			return false; /* one more look a second later, then give up */
-		c->attempt = 1;
-		c->due_ns = now + 1000000000ull;
-		return true;
-	}
-	if (tracer_describe(t, c->pid, c->proc_start) == 0)
-		return false;
-	/* whether it is gone (or its pid another process's) is asked only now: a /proc lookup
-	 * of a new pid is not free */
-	bool gone = c->proc_start ? !same_process(c->pid, c->proc_start) : !proc_exists(c->pid);
-	if (gone || ++c->attempt >= DESCRIBE_ATTEMPTS)
-		return false;
-	uint64_t delay = 2000000ull << (c->attempt < 7 ? c->attempt : 7);
-	c->due_ns = now + (delay < 250000000ull ? delay : 250000000ull);
-	return true;
-}
-
-int tracer_run_exec_checks(struct tracer *t)
-{
-	uint64_t now = mono_now_ns(), next = UINT64_MAX;
-	uint64_t budget_end = now + FAIRQ_PASS_BUDGET_NS;
-	int kept = 0;
-	for (int i = 0; i < t->nchecks; i++)
-		if (t->checks[i].due_ns <= now) {
-			fairq_order(t); /* users with fewer waiting first */
-			break;
-		}
-	for (int i = 0; i < t->nchecks; i++) {
-		struct exec_check c = t->checks[i];
-		/* the pass's time is up: the rest stays due, for the next pass */
-		if (c.due_ns <= now && mono_now_ns() < budget_end && !run_check(t, &c, now))
-			continue;
-		t->checks[kept++] = c;
-		if (c.due_ns < next)
-			next = c.due_ns;
-	}
-	t->nchecks = kept;
-	if (next == UINT64_MAX)
-		return -1;
-	return next <= now ? 0 : (int)((next - now) / 1000000ull) + 1;
-}

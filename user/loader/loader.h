@@ -1,7 +1,8 @@
-/* loader: the BPF side seen from userspace. Owns: environment checks (privileges, BTF,
- * tracefs), opening/configuring/loading/attaching the skeleton, feature probes with their
- * fallbacks (optional futex2 tracepoints; perf-event scanner vs. scans run from userspace),
- * and the map operations the tracer needs (watch a process, seed a wait, read counters). */
+/* loader: the BPF side seen from userspace. Owns: environment checks (in envcheck.c:
+ * privileges, BTF, tracefs), opening/configuring/loading/attaching the skeleton, feature
+ * probes with their fallbacks (optional futex2 tracepoints; perf-event scanner vs. scans run
+ * from userspace), and the map operations the tracer needs (watch a process, seed a wait,
+ * read counters). */
 #ifndef PH_LOADER_H
 #define PH_LOADER_H
 #include <stdbool.h>

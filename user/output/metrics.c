@@ -20,10 +20,10 @@
 
 #include "limitcfg.h"
 #include "loader.h"
+#include "output.h" /* mono_now_ns */
 #include "peerid.h"
 #include "ratelimit.h"
 #include "strbuf.h"
-#include "tracer.h"
 
 /* Slots are shared fairly: at most limits.metrics_per_peer at once per peer (a local user,
  * told apart by the owner of its socket, or a remote address: peerid.c), the headers must
@@ -53,7 +53,8 @@ struct metrics {
 	int listen_fd;
 	short listen_revents;
 	char bound[80];
-	struct tracer *t;
+	metrics_view_fn view;
+	void *view_ctx;
 	struct client clients[MAX_CLIENTS];
 	struct strbuf body;
 	double start_unix_s;
@@ -125,7 +126,8 @@ static void format_sockaddr(const struct sockaddr *sa, char *buf, size_t len)
 	}
 }
 
-struct metrics *metrics_open(const char *addr, struct tracer *t, char *err, size_t errlen)
+struct metrics *metrics_open(const char *addr, metrics_view_fn view, void *ctx, char *err,
+			     size_t errlen)
 {
 	char host[256], port[8];
 	if (split_addr(addr, host, sizeof(host), port, sizeof(port)) != 0) {
@@ -169,7 +171,8 @@ struct metrics *metrics_open(const char *addr, struct tracer *t, char *err, size
 		return NULL;
 	}
 	m->listen_fd = fd;
-	m->t = t;
+	m->view = view;
+	m->view_ctx = ctx;
 	for (int i = 0; i < MAX_CLIENTS; i++)
 		m->clients[i].fd = -1;
 	struct sockaddr_storage ss;
@@ -300,7 +303,9 @@ static uint64_t rss_bytes(void)
 
 static void render(struct metrics *m, struct strbuf *sb)
 {
-	struct tracer *t = m->t;
+	struct metrics_view c;
+	memset(&c, 0, sizeof(c));
+	m->view(m->view_ctx, &c);
 	sb_reset(sb);
 
 	struct utsname u;
@@ -310,18 +315,18 @@ static void render(struct metrics *m, struct strbuf *sb)
 	       "Always 1; labels: libbpf version, kernel release, long-wait scanner.");
 	sb_printf(sb, "pyhang_build_info{libbpf=\"%s\",kernel=\"", libbpf_version_string());
 	put_label_value(sb, u.release);
-	sb_printf(sb, "\",scanner=\"%s\"} 1\n", loader_scan_mechanism(t->ld));
+	sb_printf(sb, "\",scanner=\"%s\"} 1\n", loader_scan_mechanism(c.ld));
 
 	family(sb, "pyhang_start_time_seconds", "gauge", "When tracing started, Unix time.");
 	sb_printf(sb, "pyhang_start_time_seconds %.3f\n", m->start_unix_s);
 	family(sb, "pyhang_threshold_seconds", "gauge", "Futex waits longer than this are reported.");
-	sb_printf(sb, "pyhang_threshold_seconds %.9g\n", (double)t->threshold_ns / 1e9);
+	sb_printf(sb, "pyhang_threshold_seconds %.9g\n", (double)c.threshold_ns / 1e9);
 
 	family(sb, "pyhang_findings_total", "counter", "Events reported, by kind.");
 	const struct { const char *kind; uint64_t n; } kinds[] = {
-		{ "long_wait", t->n_long_waits },   { "wait_end", t->n_wait_ends },
-		{ "sigchld_ignored", t->n_sigchld }, { "child_status_lost", t->n_child_lost },
-		{ "hang", t->n_hangs },             { "hang_end", t->n_hang_ends },
+		{ "long_wait", c.n_long_waits },   { "wait_end", c.n_wait_ends },
+		{ "sigchld_ignored", c.n_sigchld }, { "child_status_lost", c.n_child_lost },
+		{ "hang", c.n_hangs },             { "hang_end", c.n_hang_ends },
 	};
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
 		sb_printf(sb, "pyhang_findings_total{kind=\"%s\"} %llu\n", kinds[i].kind,
@@ -330,10 +335,10 @@ static void render(struct metrics *m, struct strbuf *sb)
 	family(sb, "pyhang_open_long_waits", "gauge",
 	       "Long waits reported and not ended yet (long_wait minus wait_end).");
 	sb_printf(sb, "pyhang_open_long_waits %llu\n",
-		  (unsigned long long)(t->n_long_waits > t->n_wait_ends ? t->n_long_waits - t->n_wait_ends : 0));
+		  (unsigned long long)(c.n_long_waits > c.n_wait_ends ? c.n_long_waits - c.n_wait_ends : 0));
 
 	struct loader_stats st;
-	if (loader_read_stats(t->ld, &st) != 0)
+	if (loader_read_stats(c.ld, &st) != 0)
 		memset(&st, 0, sizeof(st));
 	family(sb, "pyhang_lost_events_total", "counter",
 	       "Events that could not be recorded, by reason (as in the stop event's lost).");
@@ -344,13 +349,13 @@ static void render(struct metrics *m, struct strbuf *sb)
 	sb_printf(sb, "pyhang_lost_events_total{reason=\"map_full\"} %llu\n",
 		  (unsigned long long)st.counters[PH_STAT_MAP_FULL]);
 	sb_printf(sb, "pyhang_lost_events_total{reason=\"exec_check_queue_full\"} %llu\n",
-		  (unsigned long long)t->dropped_checks);
+		  (unsigned long long)c.dropped_checks);
 
 	family(sb, "pyhang_suppressed_events_total", "counter",
 	       "Events held back by the per-process rate limits, by kind (reported in suppressed events).");
 	for (unsigned k = 0; k < PH_RL_KINDS; k++)
 		sb_printf(sb, "pyhang_suppressed_events_total{kind=\"%s\"} %llu\n", ratelimit_kind_name(k),
-			  (unsigned long long)t->n_suppressed[k]);
+			  (unsigned long long)c.n_suppressed[k]);
 
 	family(sb, "pyhang_bpf_stats_enabled", "gauge",
 	       "1 when kernel.bpf_stats_enabled is on (--bpf-stats); BPF run counters stay 0 otherwise.");
@@ -358,11 +363,11 @@ static void render(struct metrics *m, struct strbuf *sb)
 	struct prog_ctx pc = { .sb = sb, .time = false };
 	family(sb, "pyhang_bpf_program_runs_total", "counter",
 	       "Times each BPF program ran (kernel run_cnt; needs bpf_stats_enabled).");
-	loader_for_each_prog(t->ld, put_prog, &pc);
+	loader_for_each_prog(c.ld, put_prog, &pc);
 	pc.time = true;
 	family(sb, "pyhang_bpf_program_run_seconds_total", "counter",
 	       "Time spent in each BPF program (kernel run_time_ns; needs bpf_stats_enabled).");
-	loader_for_each_prog(t->ld, put_prog, &pc);
+	loader_for_each_prog(c.ld, put_prog, &pc);
 
 	struct rusage ru;
 	double cpu = 0;

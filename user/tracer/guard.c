@@ -1,6 +1,6 @@
 /* guard: the CI hang guard, `--hang-timeout SECS` (see guard.h).
  *
- * A hang (events.c, maybe_report_hang) is timed from the start of the long wait it was
+ * A hang (hanggate.c, maybe_report_hang) is timed from the start of the long wait it was
  * diagnosed from. It is resolved when that thread stops waiting (wait_end, also sent when
  * the thread exits). When it is SECS old the process is read again and diagnosed again:
  * only a hang proven still there makes the guard act, else it looks again every second
@@ -507,7 +507,7 @@ static bool wait_still_open(void *arg, pid_t tid, uint64_t uaddr)
 }
 
 /* Whether the hang h is still there: its process is the same, and a fresh read of it
- * is diagnosed as a hang again (by the rule events.c reports hangs with). */
+ * is diagnosed as a hang again (by the rule hanggate.c reports hangs with). */
 static bool confirm(struct tracer *t, const struct guard_hang *h, struct py_process *py,
 		    struct diagnosis *d)
 {

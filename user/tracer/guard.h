@@ -25,7 +25,7 @@ struct guard;
 struct guard *guard_new(double timeout_s, double kill_after_s);
 void guard_free(struct guard *g);
 
-/* events.c: a hang was diagnosed (reported now or earlier) from lw, a long wait still in
+/* hanggate.c: a hang was diagnosed (reported now or earlier) from lw, a long wait still in
  * progress; the guard times it from lw's start. */
 void guard_note_hang(struct tracer *t, const struct rec_long_wait *lw);
 /* events.c: thread tid of pid stopped waiting (or exited): its hangs are resolved. */

@@ -1,5 +1,6 @@
-/* tracer: state of one tracing session, shared by the command line (trace.c), the event
- * handlers (events.c) and the start-up scan (startscan.c). */
+/* tracer: state of one tracing session, shared by the command line (cli.c, trace.c), the
+ * event handlers (events.c, snapshot.c, hanggate.c, execcheck.c) and the start-up scan
+ * (startscan.c). */
 #ifndef PH_TRACER_H
 #define PH_TRACER_H
 #include <stdbool.h>
@@ -82,7 +83,7 @@ struct tracer {
 int tracer_handle_event(void *arg, const void *data, size_t size);
 /* Free what the event handlers keep between events. */
 void tracer_events_cleanup(struct tracer *t);
-/* Run due exec re-checks; returns ms until the next one is due, or -1 if none. */
+/* execcheck.c: run due exec re-checks; returns ms until the next one is due, or -1 if none. */
 int tracer_run_exec_checks(struct tracer *t);
 
 /* startscan.c: register processes of interest in the kernel (before `start`), then report
@@ -92,9 +93,9 @@ void tracer_scan_existing(struct tracer *t);
 /* Report what is already going on in one process that just became of interest (SIGCHLD
  * ignored, threads already blocked) and describe it to the BPF stack walker. */
 void tracer_scan_process(struct tracer *t, pid_t pid);
-/* Describe pid to the BPF stack walker now (events.c), if it is still the process whose
+/* Describe pid to the BPF stack walker now (execcheck.c), if it is still the process whose
  * start time is proc_start (0: whichever); 0 or -1. */
 int tracer_describe(struct tracer *t, pid_t pid, uint64_t proc_start);
-/* Queue a CHECK_DESCRIBE for pid (events.c). */
+/* Queue a CHECK_DESCRIBE for pid (execcheck.c). */
 void tracer_schedule_describe(struct tracer *t, pid_t pid, uint64_t proc_start);
 #endif

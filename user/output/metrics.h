@@ -3,20 +3,38 @@
  * binding the address, a bounded non-blocking HTTP/1.x responder (a few connections at
  * most, bounded request size, one response then close, a deadline per connection), the
  * metric names (README "Fleet mode"), and `--bpf-stats` (BPF run-time statistics enabled
- * for the life of the process). Never blocks the loop on a slow client. */
+ * for the life of the process). Never blocks the loop on a slow client. What it shows of
+ * the tracer comes through struct metrics_view, filled at each scrape; it knows nothing
+ * else of the tracer's state. */
 #ifndef PH_METRICS_H
 #define PH_METRICS_H
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
-struct tracer;
+#include "pyhang.h"
+
+struct loader;
 struct metrics;
+
+/* What a scrape shows of the tracer, filled by it at each scrape (the counts are the same
+ * as the stop event's). */
+struct metrics_view {
+	struct loader *ld; /* the BPF object: scanner, kernel loss counters, per-program stats */
+	uint64_t threshold_ns;
+	uint64_t n_long_waits, n_wait_ends, n_sigchld, n_child_lost, n_hangs, n_hang_ends;
+	uint64_t dropped_checks;            /* lost: exec_check_queue_full */
+	uint64_t n_suppressed[PH_RL_KINDS]; /* by enum ph_rl_kind */
+};
+typedef void (*metrics_view_fn)(void *ctx, struct metrics_view *out);
 
 /* Check the syntax of HOST:PORT ("127.0.0.1:9464", "[::1]:9464", "localhost:9464",
  * ":9464" for every IPv4 address); 0 or -1. */
 int metrics_addr_valid(const char *addr);
-/* Bind and listen on addr; on failure writes a one-line reason into err, returns NULL. */
-struct metrics *metrics_open(const char *addr, struct tracer *t, char *err, size_t errlen);
+/* Bind and listen on addr, serving what view(ctx, ...) fills at each scrape (ctx must
+ * outlive the server); on failure writes a one-line reason into err, returns NULL. */
+struct metrics *metrics_open(const char *addr, metrics_view_fn view, void *ctx, char *err,
+			     size_t errlen);
 void metrics_close(struct metrics *m);
 /* "127.0.0.1:9464" as bound (the real port when 0 was asked for). */
 const char *metrics_bound_addr(const struct metrics *m);
