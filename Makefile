@@ -25,7 +25,7 @@ ARCH       := x86
 VERSION    := 0.1.0
 
 CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -g -Wall -Wextra -Werror -Wshadow \
-                 -Wno-missing-field-initializers -Iuser -Ibpf -I$(BUILD)
+                 -Wno-missing-field-initializers -Iuser -Iuser/python -Iuser/output -Ibpf -I$(BUILD)
 CFLAGS     ?= -O2
 LIBS       := -Wl,-Bstatic -lbpf -lelf -lz -Wl,-Bdynamic
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -I. -Ibpf -Wall -Werror
@@ -33,10 +33,10 @@ BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -I. -Ibpf -Wal
 BPF_SRCS   := $(wildcard bpf/*.bpf.c)
 BPF_OBJS   := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
 SKELS      := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
-USER_SRCS  := $(wildcard user/*.c)
+USER_SRCS  := $(wildcard user/*.c user/python/*.c user/output/*.c)
 USER_OBJS  := $(patsubst user/%.c,$(BUILD)/obj/%.o,$(USER_SRCS))
 ASAN_OBJS  := $(patsubst user/%.c,$(BUILD)/asan/%.o,$(USER_SRCS))
-HDRS       := $(wildcard user/*.h bpf/*.h)
+HDRS       := $(wildcard user/*.h user/python/*.h user/output/*.h bpf/*.h)
 
 DEB_PKGS   := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config make gcc \
               python3 python3-pytest prometheus python3-yaml systemd valgrind libclang-rt-14-dev \
@@ -60,6 +60,7 @@ $(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
 	$(BPFTOOL) gen skeleton $< > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/obj/%.o: user/%.c $(HDRS) $(SKELS) | $(BUILD)/obj
+	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -c $< -o $@
 
 # --version's facts, rewritten only when they change (a new commit rebuilds version.o only)
@@ -77,6 +78,7 @@ $(BUILD)/pyhang-trace: $(USER_OBJS)
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/asan/%.o: user/%.c $(HDRS) $(SKELS) | $(BUILD)/asan
+	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 	      -fno-sanitize-recover=undefined -c $< -o $@
 
@@ -107,7 +109,10 @@ FUZZ_SMOKE_SECONDS ?= 12
 FUZZ_SAN   := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
               -fno-omit-frame-pointer -O1 -DPM_CACHE_SLOTS=64u -DCODE_CACHE_CAP=64u
 FUZZ_OPTS  := -rss_limit_mb=1024 -timeout=10 -print_final_stats=1
-FUZZ_USER  := pyreader pylayout procmem elfsym gilstatic json strbuf caps bounds mapscan safeopen stackcheck syscall_names
+# the reader (user/python, but for stacks captured in BPF, source lines and lock owners)
+FUZZ_USER  := $(patsubst user/%.c,%,$(filter-out $(addprefix user/python/,pystack.c stackline.c \
+                srcline.c $(notdir $(wildcard user/python/lockown*.c))),$(wildcard user/python/*.c))) \
+              procmem elfsym json strbuf caps bounds mapscan safeopen syscall_names
 FUZZ_OBJS  := $(patsubst %,$(BUILD)/fuzz/obj/%.o,$(FUZZ_USER)) \
               $(BUILD)/fuzz/obj/fakemem.o $(BUILD)/fuzz/obj/pyimage.o
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
@@ -116,6 +121,7 @@ FUZZ_BINS  := $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_NAMES))
 $(BUILD)/fuzz/obj:
 	@mkdir -p $@
 $(BUILD)/fuzz/obj/%.o: user/%.c $(HDRS) | $(BUILD)/fuzz/obj
+	@mkdir -p $(@D)
 	$(FUZZ_CC) $(CFLAGS_COMMON) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c $< -o $@
 $(BUILD)/fuzz/obj/%.o: tests/fuzz/%.c $(HDRS) $(wildcard tests/fuzz/*.h) | $(BUILD)/fuzz/obj
 	$(FUZZ_CC) $(CFLAGS_COMMON) -Itests/fuzz $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c $< -o $@
