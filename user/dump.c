@@ -19,6 +19,7 @@
 
 #include "json.h"
 #include "pyreader.h"
+#include "pywrite.h"
 #include "strbuf.h"
 #include "waitgraph.h"
 

@@ -18,10 +18,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "json.h"
 #include "procmem.h"
 #include "pylayout.h"
-#include "strbuf.h"
+
+/* Linux x86_64: the futex system call's number (struct py_thread.syscall_nr). */
+#define SYS_FUTEX_X86_64 202
 
 #define PY_MAX_FRAMES 4096u   /* deeper stacks are cut (truncated = true) */
 #define PY_MAX_THREADS 4096u
@@ -206,18 +207,4 @@ enum py_line_status py_line_in_copy(const struct py_layout *l, const unsigned ch
 int py_reader_code_table(struct py_reader *r, pid_t pid, uint64_t start_time, uint64_t code,
 			 unsigned char **table, uint32_t *len, int *firstlineno);
 
-struct wf_info;
-/* Extra fields of a thread in py_write_threads_json (NULL: none): waitgraph.c sets it. */
-extern void (*py_thread_json_hook)(struct jw *w, const struct py_thread *t);
-/* One thread's frames as a JSON array, innermost first: {function, file, line, first_line}. */
-void py_write_stack_json(struct jw *w, const struct py_thread *t);
-/* The `threads` array of `dump --json`. */
-void py_write_threads_json(struct jw *w, const struct py_process *p);
-/* The key "threads" with that array, then "thread_list_error" when the list was cut. */
-void py_write_threads_fields(struct jw *w, const struct py_process *p);
-/* For people: '==> Thread "name" (tid N' (the arrow when mark; "(no threading name)",
- * "tid unknown" when not known; the name escaped), left open for the caller's details. */
-void py_write_thread_label(struct strbuf *sb, const struct py_thread *t, bool mark);
-/* Python-traceback-shaped text; the thread whose tid is highlight_tid (if any) is marked. */
-void py_write_threads_text(struct strbuf *sb, const struct py_process *p, pid_t highlight_tid);
 #endif
