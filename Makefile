@@ -112,6 +112,7 @@ FUZZ_OPTS  := -rss_limit_mb=1024 -timeout=10 -print_final_stats=1
 # the reader (user/python, but for stacks captured in BPF, source lines and lock owners)
 FUZZ_USER  := $(patsubst user/%.c,%,$(filter-out $(addprefix user/python/,pystack.c stackline.c \
                 srcline.c $(notdir $(wildcard user/python/lockown*.c))),$(wildcard user/python/*.c))) \
+              output/pywrite_json output/pywrite_text \
               procmem elfsym json strbuf caps bounds mapscan safeopen syscall_names
 FUZZ_OBJS  := $(patsubst %,$(BUILD)/fuzz/obj/%.o,$(FUZZ_USER)) \
               $(BUILD)/fuzz/obj/fakemem.o $(BUILD)/fuzz/obj/pyimage.o

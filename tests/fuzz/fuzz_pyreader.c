@@ -16,6 +16,7 @@
 #include "json.h"
 #include "pyimage.h"
 #include "pyreader.h"
+#include "pywrite.h"
 #include "strbuf.h"
 
 /* 3.13+: the layout comes from _Py_DebugOffsets at the start of _PyRuntime, as in
