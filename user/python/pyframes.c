@@ -63,14 +63,14 @@ enum frame_kind frame_location(struct walk *w, const unsigned char *buf,
 		return FRAME_OK;
 	}
 	uint8_t owner = l->f_owner ? buf[l->f_owner] : 0;
-	if (owner == l->owner_cstack)
+	if (py_frame_is_cstack_shim(owner, l->owner_cstack))
 		return FRAME_SKIP;
 	/* 3.12/3.13: only C-stack shims (skipped above) have a non-code f_executable */
 	struct code_entry *c = code_lookup(w, code);
 	if (!c)
 		return FRAME_BAD_CODE;
 	uint64_t instr = get_u64(buf, l->f_pos), start = code + l->co_code_adaptive;
-	if (owner != l->owner_generator && instr < start + 2 * (uint64_t)(uint32_t)c->firsttraceable)
+	if (py_frame_incomplete(owner, l->owner_generator, instr, start, (uint32_t)c->firsttraceable))
 		return FRAME_SKIP; /* incomplete frame: not yet visible to Python */
 	*out = c;
 	*line = instr >= start ? code_line(l, c, instr - start) : c->firstlineno;

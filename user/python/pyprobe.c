@@ -13,7 +13,7 @@ static bool frame_is_python(struct walk *w, const unsigned char *buf)
 	uint8_t owner = 0;
 	if (l->frames != PY_FRAMES_OBJECTS) {
 		owner = l->f_owner ? buf[l->f_owner] : 0;
-		if (owner == l->owner_cstack)
+		if (py_frame_is_cstack_shim(owner, l->owner_cstack))
 			return false;
 	}
 	/* a code object (its type checked) is proof enough; its names and line table are not
@@ -23,7 +23,8 @@ static bool frame_is_python(struct walk *w, const unsigned char *buf)
 		return false;
 	if (l->frames != PY_FRAMES_OBJECTS) {
 		uint64_t instr = get_u64(buf, l->f_pos), start = code + l->co_code_adaptive;
-		if (owner != l->owner_generator && instr < start + 2 * (uint64_t)(uint32_t)c.firsttraceable)
+		if (py_frame_incomplete(owner, l->owner_generator, instr, start,
+					(uint32_t)c.firsttraceable))
 			return false; /* incomplete frame */
 	}
 	return true;

@@ -6,6 +6,8 @@
 #define PYREADER_INT_H
 
 #include "pyreader.h"
+#include "pyrules.h"
+#include "pyunicode.h"
 
 #include <ctype.h>
 #include <errno.h>

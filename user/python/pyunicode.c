@@ -6,7 +6,7 @@
 
 /* Appends the UTF-8 encoding of code point cp (surrogates and invalid values become
  * U+FFFD). out must have room for 4 bytes. Returns bytes written. */
-static size_t utf8_put(char *out, uint32_t cp)
+size_t utf8_put(char *out, uint32_t cp)
 {
 	if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
 		cp = 0xfffd;
@@ -48,7 +48,7 @@ static bool claim_plausible(struct walk *w, uint64_t data, uint64_t nbytes)
 	return rd(w, data + nbytes - 1, &last, 1) == 0;
 }
 
-static char *decode_units(const unsigned char *data, size_t n, unsigned width)
+char *decode_units(const unsigned char *data, size_t n, unsigned width)
 {
 	char *out = malloc(n * 4 + 1);
 	if (!out)
@@ -115,8 +115,9 @@ static char *read_pep393(struct walk *w, uint64_t addr)
 		return NULL;
 	uint64_t length = get_u64(hdr, l->str_length);
 	unsigned state = hdr[l->str_state];
-	unsigned kind = (state >> 2) & 7, compact = (state >> 5) & 1, ascii = (state >> 6) & 1;
-	if (length > INT64_MAX || (kind != 1 && kind != 2 && kind != 4))
+	unsigned kind = py_str_kind(state);
+	int compact = py_str_compact(state), ascii = py_str_ascii(state);
+	if (length > INT64_MAX || !py_str_kind_valid(kind))
 		return NULL;
 	size_t n = length < PY_MAX_STR ? (size_t)length : PY_MAX_STR;
 	uint64_t data;
@@ -189,7 +190,7 @@ bool str_equals(struct walk *w, uint64_t addr, const char *s)
 		if (need > sizeof(hdr) || rd(w, addr, hdr, need) != 0 ||
 		    get_u64(hdr, l->str_length) != want)
 			return false;
-		if (!((hdr[l->str_state] >> 6) & 1) || !((hdr[l->str_state] >> 5) & 1))
+		if (!py_str_compact_ascii(hdr[l->str_state]))
 			return false; /* not compact ASCII */
 		char buf[257];
 		return rd(w, addr + l->str_ascii_data, buf, want) == 0 && memcmp(buf, s, want) == 0;
