@@ -13,10 +13,6 @@
 #include "pylayout.h"
 #include "pyreader.h"
 
-static const unsigned char versions[9][2] = {
-	{ 2, 7 }, { 3, 6 }, { 3, 7 }, { 3, 8 }, { 3, 9 }, { 3, 10 }, { 3, 11 }, { 3, 12 }, { 3, 13 },
-};
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -26,8 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 13)
 		return 0;
 	/* 3.13's table entry has the same line-table kind as its _Py_DebugOffsets layout */
-	const struct py_layout *l = pylayout_for_version(versions[data[0] % 9][0],
-							 versions[data[0] % 9][1]);
+	const struct py_layout *l = pylayout_nth(data[0] % pylayout_count()); /* every version */
 	if (!l)
 		return 0;
 	memcpy(&first, data + 1, 4);

@@ -37,7 +37,7 @@ static int resolve(const uint8_t *data, size_t size, struct fakemem *fm, struct 
 	if (pi_decode_header(data, size, res) != 0)
 		return -1;
 	unsigned major = res->layout.major, minor = res->layout.minor;
-	if (major == 3 && minor >= 13) {
+	if (pylayout_debug_offsets_size(major, minor) != 0) {
 		if (layout_from_image(fm, res) != 0)
 			return -1;
 	} else {

@@ -130,13 +130,13 @@ static bool read_int(struct ctx *c, uint64_t obj, uint64_t *out)
 {
 	if (type_kind(c, obj) != TK_INT)
 		return false;
-	if (c->l->major == 2)
-		return rd(c, obj + 16, out, sizeof(*out));
+	if (c->l->ints == PY_INT_27)
+		return rd(c, obj + c->l->int_value, out, sizeof(*out));
 	int64_t size;
-	if (!rd(c, obj + 16, &size, sizeof(size)))
+	if (!rd(c, obj + c->l->int_size, &size, sizeof(size)))
 		return false;
 	uint64_t ndigits;
-	if (c->l->minor >= 12) {
+	if (c->l->ints == PY_INT_LVTAG) {
 		if ((size & 3) == 2)
 			return false; /* negative */
 		ndigits = (uint64_t)size >> 3;
@@ -148,7 +148,7 @@ static bool read_int(struct ctx *c, uint64_t obj, uint64_t *out)
 	if (ndigits > 3)
 		return false;
 	uint32_t d[3] = { 0, 0, 0 };
-	if (ndigits && !rd(c, obj + 24, d, ndigits * 4))
+	if (ndigits && !rd(c, obj + c->l->int_value, d, ndigits * 4))
 		return false;
 	*out = 0;
 	for (uint64_t i = ndigits; i-- > 0;)
@@ -174,7 +174,7 @@ uint64_t lockown_join_ident(struct py_reader *r, const struct py_process *p, con
 			continue;
 		uint64_t self = rd_u64(&c, f->addr + (c.l->frames == PY_FRAMES_OBJECTS ?
 							c.l->f_localsplus : c.l->iframe_localsplus));
-		uint64_t id = py_reader_mem_attr(r, p->pid, self, c.l->major == 2 ? "_Thread__ident" : "_ident");
+		uint64_t id = py_reader_mem_attr(r, p->pid, self, c.l->attr_ident);
 		uint64_t v;
 		if (id && read_int(&c, id, &v))
 			return v;

@@ -47,26 +47,26 @@ enum tk type_kind(struct ctx *c, uint64_t obj)
  * exit_only: a builtin bound method must be named __exit__. */
 bool resolve(struct ctx *c, uint64_t obj, bool via_method, bool exit_only, struct lo_lock *out)
 {
-	bool py2 = c->l->major == 2;
+	const struct py_layout *l = c->l;
 	switch (type_kind(c, obj)) {
 	case TK_LOCK:
 		out->kind = LO_LOCK;
 		out->obj = obj;
-		out->futex = rd_u64(c, obj + 16);
+		out->futex = rd_u64(c, obj + l->lock_futex);
 		return out->futex != 0;
 	case TK_RLOCK:
 		out->kind = LO_RLOCK;
 		out->obj = obj;
-		out->futex = rd_u64(c, obj + 16);
+		out->futex = rd_u64(c, obj + l->rlock_futex);
 		out->reentrant = true;
-		out->owner_known = rd(c, obj + 24, &out->owner, sizeof(out->owner));
+		out->owner_known = rd(c, obj + l->rlock_owner, &out->owner, sizeof(out->owner));
 		return out->futex != 0;
 	case TK_BUILTIN: {
 		if (!via_method)
 			return false;
 		if (exit_only) {
 			char name[16];
-			uint64_t ml = rd_u64(c, obj + 16);
+			uint64_t ml = rd_u64(c, obj + l->cfunc_ml);
 			bool known = false;
 			for (unsigned i = 0; ml && i < c->nexit_ml; i++)
 				known |= c->exit_ml[i] == ml;
@@ -79,19 +79,19 @@ bool resolve(struct ctx *c, uint64_t obj, bool via_method, bool exit_only, struc
 					c->nexit_ml = 4;
 			}
 		}
-		uint64_t self = rd_u64(c, obj + 24);
+		uint64_t self = rd_u64(c, obj + l->cfunc_self);
 		enum tk k = type_kind(c, self);
 		return (k == TK_LOCK || k == TK_RLOCK) && resolve(c, self, false, false, out);
 	}
 	case TK_METHOD: {
 		if (!via_method)
 			return false;
-		uint64_t self = rd_u64(c, obj + 24);
+		uint64_t self = rd_u64(c, obj + l->meth_self);
 		enum tk k = type_kind(c, self);
 		return (k == TK_COND || k == TK_PYRLOCK) && resolve(c, self, false, false, out);
 	}
 	case TK_COND: {
-		uint64_t inner = py_reader_mem_attr(c->r, c->pid, obj, py2 ? "_Condition__lock" : "_lock");
+		uint64_t inner = py_reader_mem_attr(c->r, c->pid, obj, l->attr_cond_lock);
 		enum tk k = type_kind(c, inner);
 		if ((k != TK_LOCK && k != TK_RLOCK && k != TK_PYRLOCK) || !resolve(c, inner, false, false, out))
 			return false;
@@ -100,18 +100,18 @@ bool resolve(struct ctx *c, uint64_t obj, bool via_method, bool exit_only, struc
 		return true;
 	}
 	case TK_PYRLOCK: {
-		uint64_t block = py_reader_mem_attr(c->r, c->pid, obj, py2 ? "_RLock__block" : "_block");
+		uint64_t block = py_reader_mem_attr(c->r, c->pid, obj, l->attr_rlock_block);
 		if (type_kind(c, block) != TK_LOCK || !resolve(c, block, false, false, out))
 			return false;
 		out->kind = LO_RLOCK;
 		out->obj = obj;
 		out->reentrant = true;
 		out->owner_known = false;
-		uint64_t owner = py_reader_mem_attr(c->r, c->pid, obj, py2 ? "_RLock__owner" : "_owner");
-		if (py2 && owner && type_kind(c, owner) == TK_INT) {
-			out->owner = rd_u64(c, owner + 16); /* PyIntObject.ob_ival */
+		uint64_t owner = py_reader_mem_attr(c->r, c->pid, obj, l->attr_rlock_owner);
+		if (l->rlock_python_owner && owner && type_kind(c, owner) == TK_INT) {
+			out->owner = rd_u64(c, owner + l->int_value); /* PyIntObject.ob_ival */
 			out->owner_known = true;
-		} else if (py2 && owner && type_kind(c, owner) == TK_OTHER) {
+		} else if (l->rlock_python_owner && owner && type_kind(c, owner) == TK_OTHER) {
 			out->owner = 0; /* None: free */
 			out->owner_known = true;
 		}

@@ -42,7 +42,7 @@ static size_t decode(struct ctx *c, uint64_t code, uint64_t n)
 	for (uint64_t o = 0; o < n && k < MAX_INSNS;) {
 		unsigned op = buf[o];
 		uint64_t arg = 0, len = 1;
-		if (l->major == 2) {
+		if (l->bytecode == PY_BYTECODE_VARLEN27) {
 			if (op >= 90) {
 				if (o + 2 >= n)
 					break;
@@ -95,9 +95,9 @@ static bool read_ident(struct ctx *c, uint64_t obj, char *out, size_t cap)
 static bool tuple_ident(struct ctx *c, uint64_t code, uint32_t field, uint32_t i, char *out, size_t cap)
 {
 	uint64_t tuple = rd_u64(c, code + field), size = 0;
-	if (!tuple || !rd(c, tuple + 16, &size, sizeof(size)) || i >= size)
+	if (!tuple || !rd(c, tuple + c->l->tuple_size, &size, sizeof(size)) || i >= size)
 		return false;
-	return read_ident(c, rd_u64(c, tuple + 24 + 8 * (uint64_t)i), out, cap);
+	return read_ident(c, rd_u64(c, tuple + c->l->tuple_items + 8 * (uint64_t)i), out, cap);
 }
 
 static bool load_ident(struct ctx *c, uint64_t code, const struct insn *in, char *out, size_t cap)
@@ -131,7 +131,7 @@ static void name_before(struct ctx *c, uint64_t code, size_t i, char *out, size_
 
 static bool is_310(const struct py_layout *l)
 {
-	return l->major == 3 && l->minor == 10;
+	return l->jumps == PY_JUMP_UNITS;
 }
 
 /* The SETUP_WITH whose block's handler is `handler` (f_blockstack's b_handler: bytes, or

@@ -162,7 +162,7 @@ void gil_collect_static(struct walk *w, struct gil_info *g)
 			g->nranges++;
 		}
 	/* 2.7: interpreter_lock points to a sem_t (32 bytes) */
-	if (p->res.layout.major == 2 && p->res.interpreter_lock &&
+	if (p->res.layout.gil_kind == PY_GIL_NONE && p->res.interpreter_lock &&
 	    rd_u64(w, p->res.interpreter_lock, &lock) == 0 && lock) {
 		g->ranges[g->nranges][0] = lock;
 		g->ranges[g->nranges][1] = lock + 32;

@@ -139,7 +139,7 @@ int find_runtime(struct walk *w, struct attach *a, char *err, size_t errlen)
 	}
 	p->resolved_by_scan = !rt;
 	const enum sec_id secs[] = { SEC_BSS, SEC_DATA };
-	for (size_t i = 0; i < 2 && !rt && p->res.layout.major == 3 && p->res.layout.minor < 10; i++) {
+	for (size_t i = 0; i < 2 && !rt && p->res.layout.runtime_in_data; i++) {
 		if (attach_section(a, secs[i], &sa, &ss) != 0)
 			continue;
 		rt = runtime_by_scan(w, sa + a->bias, ss);

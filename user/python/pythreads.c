@@ -201,13 +201,16 @@ static long read_small_int(struct walk *w, uint64_t obj)
 	unsigned char buf[28];
 	if (!plausible_ptr(obj) || rd(w, obj, buf, sizeof(buf)) != 0)
 		return -1;
-	if (w->p->res.layout.major == 2)
-		return (long)get_u64(buf, 16); /* PyIntObject ob_ival */
-	uint64_t size = get_u64(buf, 16); /* ob_size (<= 3.11) */
+	const struct py_layout *l = &w->p->res.layout;
+	if (l->int_size + 8 > sizeof(buf) || l->int_value + 8 > sizeof(buf))
+		return -1;
+	if (l->ints == PY_INT_27)
+		return (long)get_u64(buf, l->int_value); /* PyIntObject ob_ival */
+	uint64_t size = get_u64(buf, l->int_size); /* ob_size (<= 3.11) */
 	if (size != 1)
 		return -1;
 	uint32_t digit;
-	memcpy(&digit, buf + 24, 4);
+	memcpy(&digit, buf + l->int_value, 4);
 	return (long)(digit & 0x3fffffff);
 }
 
@@ -225,8 +228,8 @@ void thread_from_threading(struct walk *w, const struct active_list *act,
 		uint64_t d = instance_attr(w, obj, l->attr_daemonic);
 		if (d && w->p->res.t_true)
 			t->daemon = d == w->p->res.t_true;
-		if (t->tid == 0 && !l->ts_native_thread_id && l->major == 3 && l->minor >= 8) {
-			long nid = read_small_int(w, instance_attr(w, obj, "_native_id"));
+		if (t->tid == 0 && !l->ts_native_thread_id && l->attr_native_id) {
+			long nid = read_small_int(w, instance_attr(w, obj, l->attr_native_id));
 			pid_t htid = nid > 0 && nid < 0x40000000 ? host_tid(w, (pid_t)nid) : 0;
 			if (htid > 0 && task_exists(w, htid))
 				t->tid = htid;

@@ -58,7 +58,8 @@ static int choose_layout(struct walk *w, struct attach *a, const char *path, cha
 		return -1;
 	}
 	snprintf(p->res.version, sizeof(p->res.version), "%u.%u", major, minor);
-	if (major == 3 && minor >= 13)
+	/* versions whose facts the process carries (3.13+ _Py_DebugOffsets) */
+	if (pylayout_debug_offsets_size(major, minor) != 0)
 		return layout_from_process(w, a, major, minor, err, errlen);
 	const struct py_layout *l = pylayout_for_version(major, minor);
 	if (!l) {
@@ -87,7 +88,7 @@ static void take_symbols(struct py_proc *p, const struct attach *a)
 {
 	p->res.t_code = sym_addr(a, S_CODE_TYPE);
 	p->res.t_unicode = sym_addr(a, S_UNICODE_TYPE);
-	p->res.t_bytes = p->res.layout.major == 2 ? sym_addr(a, S_STRING_TYPE) : sym_addr(a, S_BYTES_TYPE);
+	p->res.t_bytes = p->res.layout.strs == PY_STR_BYTES27 ? sym_addr(a, S_STRING_TYPE) : sym_addr(a, S_BYTES_TYPE);
 	p->res.t_dict = sym_addr(a, S_DICT_TYPE);
 	p->res.t_true = sym_addr(a, S_TRUE);
 	p->res.tstate_current = p->res.layout.gil_kind == PY_GIL_NONE ||
