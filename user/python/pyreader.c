@@ -1,5 +1,14 @@
 /* pyreader: Python threads and stacks of a live process (see pyreader.h for what it owns).
- * Version facts used here (all measured, see pylayout.c for offsets):
+ * This file: the public API of pyreader.h, the per-process cache (attach on first use,
+ * most recently read first, READER_MAX_PROCS), one read's retry and the reads lockown
+ * makes. The parts, one concern each, share pyreader_int.h: pyarena (arena, address
+ * sets), pyunicode (strings), pylinetable (line tables), pycodecache (code objects),
+ * pydict (dicts, attributes), pyelffacts (the interpreter file, ELF facts cache),
+ * pyscan (interpreter state, symbol-less scans), pyversion (layout choice, attaching),
+ * pythreads (threading names, TIDs), pysyscall (/proc syscall state), pyframes (frame
+ * walk), pygil (the GIL, consistent stacks), pywalk (a whole read), pyprobe (the probe).
+ * Writers of what it returns: user/output/pywrite_*.c.
+ * Version facts used by the parts (all measured, see pylayout.c for offsets):
  *  - 2.7/3.6 start from the static interp_head (.symtab) or from the exported
  *    PyInterpreterState_Head, which is `48 8b 05 <disp32>; c3` (mov rip+disp32, ret).
  *  - 3.7+ start from _PyRuntime (exported; 3.10+ in its own .PyRuntime section; 3.13+ begins

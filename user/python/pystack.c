@@ -122,6 +122,7 @@ static char *decode_pystr(const struct ph_pystr_hdr *h, const char *data, size_t
 	struct strbuf sb;
 	sb_init(&sb);
 	size_t len = h->len > cap ? cap : h->len;
+	bool nul = false;
 	if (py_str_kind_valid(h->kind)) {
 		char *u = decode_units((const unsigned char *)data, len / h->kind, h->kind);
 		if (!u) {
@@ -130,10 +131,18 @@ static char *decode_pystr(const struct ph_pystr_hdr *h, const char *data, size_t
 		}
 		sb_puts(&sb, u);
 		free(u);
+		/* a U+0000 ends the C string: nothing after it shows, "..." included */
+		for (size_t i = 0; i + h->kind <= len && !nul; i += h->kind) {
+			uint32_t cp = 0;
+			memcpy(&cp, data + i, h->kind);
+			nul = cp == 0;
+		}
+		if (nul)
+			sb_put(&sb, "", 1);
 	} else {
 		sb_put(&sb, data, len);
 	}
-	if (h->truncated)
+	if (h->truncated && !nul)
 		sb_puts(&sb, "...");
 	if (!sb.data || sb.oom) {
 		sb_free(&sb);
