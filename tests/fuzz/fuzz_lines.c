@@ -1,7 +1,7 @@
-/* fuzz_lines: py_line_for_position (user/pyreader.c), the decoders of every CPython line
+/* fuzz_lines: py_line_for_position (user/python/pylinetable.c), the decoders of every CPython line
  * table: 2.7 co_lnotab (unsigned deltas), 3.6-3.9 co_lnotab (signed line deltas), 3.10
  * co_linetable, 3.11+ location tables (varints, signed varints, short/one-line/no-line forms).
- * Input, little endian: u8 version index (modulo 9: 2.7, 3.6 ... 3.13; picks the table kind),
+ * Input, little endian: u8 version index (modulo pylayout_count(): 2.7, 3.6 ... 3.13),
  * i32 co_firstlineno, i64 position (f_lasti up to 3.10, byte offset 3.11+), then the table.
  * Seeds: real tables and positions of code objects of each interpreter (tests/fuzz/seed.py).
  * Also py_line_in_copy over every cut of the table (the kernel copies only a table's start):

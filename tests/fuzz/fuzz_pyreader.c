@@ -1,4 +1,4 @@
-/* fuzz_pyreader: the reader's walk of a Python process image (user/pyreader.c, through
+/* fuzz_pyreader: the reader's walk of a Python process image (user/python/py*.c, through
  * py_read_resolved): interpreter and thread lists, frame chains of every version (frame
  * objects, _PyCFrame, _PyInterpreterFrame), code objects, line tables, str/bytes objects
  * (2.7 str and unicode, PEP 393 of every width, compact and legacy), dicts of every layout

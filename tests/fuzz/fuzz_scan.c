@@ -1,4 +1,4 @@
-/* fuzz_scan: the symbol-less search for the interpreter (user/pyreader.c through
+/* fuzz_scan: the symbol-less search for the interpreter (user/python/py*.c through
  * py_resolve_by_scan): the chunked scan of a section for a pointer to a valid interpreter
  * (2.7/3.6: &interp_head; 3.7-3.9: the interpreters.head/.main pair of _PyRuntime), the
  * strict interpreter validation of every candidate, then the walk from what was found.

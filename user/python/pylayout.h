@@ -141,7 +141,7 @@ struct py_layout {
 	/* 3.7-3.9: _PyRuntime lies in .bss/.data (3.10+: a section of its own): where the
 	 * symbol-less search scans for it */
 	bool runtime_in_data;
-	/* lock ownership (user/lockown.c): value stacks, blocks, code sizes. <= 3.10 frame
+	/* lock ownership (user/python/lockown*.c): value stacks, blocks, code sizes. <= 3.10 frame
 	 * objects: f_valuestack, f_iblock (int), f_blockstack (PyTryBlock[20] of 3 ints),
 	 * f_localsplus; code: co_nlocals, co_stacksize (int), co_code (bytes). 3.11+: the
 	 * value stack follows _PyInterpreterFrame.localsplus after co_nlocalsplus slots, and

@@ -497,7 +497,7 @@ int py_reader_code_table(struct py_reader *r, pid_t pid, uint64_t start_time, ui
 	return rc;
 }
 
-/* ---- reads for lock ownership (user/lockown.c) ------------------------------------------ */
+/* ---- reads for lock ownership (user/python/lockown*.c) --------------------------------- */
 
 void py_reader_mem_begin(struct py_reader *r, pid_t pid)
 {

@@ -41,7 +41,7 @@ struct py_frame {
 	 * the code object (then function and file are "?"), its name, file or line table.
 	 * The frame is kept, so the frames around it stay in place. */
 	const char *error;
-	/* Where the frame lives, for lock ownership (user/lockown.c): the frame (PyFrameObject
+	/* Where the frame lives, for lock ownership (user/python/lockown*.c): the frame (PyFrameObject
 	 * <= 3.10, _PyInterpreterFrame 3.11+), its code object and its position (f_lasti <= 3.10,
 	 * instruction pointer 3.11+). 0 when unknown (stacks captured in the kernel). */
 	uint64_t addr, code, pos;
@@ -172,7 +172,7 @@ int py_read_resolved(const struct py_resolved *res, pm_backend_fn backend, void 
 int py_resolve_by_scan(struct py_resolved *res, pm_backend_fn backend, void *ctx,
 		       uint64_t start, uint64_t size);
 int py_reader_addrs(struct py_reader *r, pid_t pid, struct py_addrs *out);
-/* Reads of pid's memory for lock ownership (user/lockown.c), through the reader's cache of
+/* Reads of pid's memory for lock ownership (user/python/lockown*.c), through the reader's cache of
  * that process (pid must have been read by py_read_process). mem_begin: right after a read
  * of pid (nothing else read since), its cached blocks are used (the same moment as that
  * snapshot); else a new cache generation starts (everything is read again). mem_read: 0 or -1. mem_attr: an instance
