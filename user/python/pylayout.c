@@ -71,8 +71,9 @@ static const struct py_layout layouts[] = {
 		.co_firstlineno = 96, .co_filename = 80, .co_name = 88, .co_qualname = 0,
 		.co_linetable = 104, .lines = PY_LINES_LNOTAB_U8,
 		COMMON_TYPE,
-		/* PyStringObject: ob_size 16, ob_sval 36 */
+		/* PyStringObject: ob_size 16, ob_sval 36; PyUnicodeObject: length 16, str 24 */
 		.strs = PY_STR_BYTES27, .bytes_size = 16, .bytes_data = 36,
+		.uni27_length = 16, .uni27_str = 24,
 		.dicts = PY_DICT_27, .dict_keys = 32 /* ma_mask */, .dict_values = 40 /* ma_table */,
 		.inst_dict = PY_INST_DICTOFFSET,
 		.attr_name = "_Thread__name", .attr_daemonic = "_Thread__daemonic",

@@ -117,6 +117,7 @@ struct py_layout {
 	enum py_str_kind strs;
 	uint32_t str_length, str_state, str_ascii_data, str_compact_data;
 	uint32_t bytes_size, bytes_data;
+	uint32_t uni27_length, uni27_str;  /* 2.7 PyUnicodeObject length, str (Py_UNICODE *) */
 	enum py_dict_kind dicts;
 	uint32_t dict_keys, dict_values;   /* ma_keys/ma_values (3.6+); ma_mask/ma_table (2.7) */
 	uint32_t values_header;            /* bytes before values[] in PyDictValues */

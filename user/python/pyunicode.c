@@ -137,22 +137,27 @@ static char *read_pep393(struct walk *w, uint64_t addr)
 	return s;
 }
 
-/* 2.7 unicode object: length at 16, Py_UNICODE *str at 24. */
+/* 2.7 unicode object: length and Py_UNICODE *str (layout uni27_length, uni27_str). */
 static char *read_unicode27(struct walk *w, uint64_t addr)
 {
-	uint64_t hdr[4];
+	const struct py_layout *l = &w->p->res.layout;
+	unsigned char hdr[32];
 	unsigned width = w->p->res.unicode27_width;
 	/* decode_units knows 2 and 4 (UCS2/UCS4 builds); anything else would overrun raw */
-	if ((width != 2 && width != 4) || rd(w, addr, hdr, sizeof(hdr)) != 0 || hdr[2] > INT64_MAX)
+	if ((width != 2 && width != 4) || l->uni27_length + 8 > sizeof(hdr) ||
+	    l->uni27_str + 8 > sizeof(hdr) || rd(w, addr, hdr, sizeof(hdr)) != 0)
 		return NULL;
-	size_t n = hdr[2] < PY_MAX_STR ? (size_t)hdr[2] : PY_MAX_STR;
-	if (hdr[2] > n && (hdr[2] > UINT64_MAX / 4 || !claim_plausible(w, hdr[3], hdr[2] * width)))
+	uint64_t length = get_u64(hdr, l->uni27_length), str = get_u64(hdr, l->uni27_str);
+	if (length > INT64_MAX)
+		return NULL;
+	size_t n = length < PY_MAX_STR ? (size_t)length : PY_MAX_STR;
+	if (length > n && (length > UINT64_MAX / 4 || !claim_plausible(w, str, length * width)))
 		return NULL;
 	unsigned char *raw = malloc(n * width + 1);
 	if (!raw)
 		return NULL;
 	char *s = NULL;
-	if (n == 0 || rd(w, hdr[3], raw, n * width) == 0)
+	if (n == 0 || rd(w, str, raw, n * width) == 0)
 		s = decode_units(raw, n, width);
 	free(raw);
 	return s;
