@@ -130,7 +130,12 @@ FUZZ_SMOKE_SECONDS ?= 12
 FUZZ_SAN   := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
               -fno-omit-frame-pointer -O1 -DPM_CACHE_SLOTS=64u -DCODE_CACHE_CAP=64u
 FUZZ_OPTS  := -rss_limit_mb=1024 -timeout=10 -print_final_stats=1
-FUZZ_USER  := pyreader pylayout procmem elfsym gilstatic json strbuf caps bounds mapscan safeopen stackcheck syscall_names
+# the reader (user/python, but for stacks captured in BPF, source lines and lock owners),
+# its writers, and what it stands on; names only (vpath below finds their folders)
+FUZZ_USER  := $(basename $(notdir $(filter-out $(addprefix user/python/,pystack.c stackline.c \
+                srcline.c $(notdir $(wildcard user/python/lockown*.c))),$(wildcard user/python/*.c)))) \
+              pywrite_json pywrite_text \
+              procmem elfsym json strbuf caps bounds mapscan safeopen syscall_names
 FUZZ_OBJS  := $(patsubst %,$(BUILD)/fuzz/obj/%.o,$(FUZZ_USER)) \
               $(BUILD)/fuzz/obj/fakemem.o $(BUILD)/fuzz/obj/pyimage.o
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))

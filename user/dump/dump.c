@@ -19,6 +19,7 @@
 
 #include "json.h"
 #include "pyreader.h"
+#include "pywrite.h"
 #include "strbuf.h"
 #include "waitgraph.h"
 
@@ -33,13 +34,13 @@ static void dump_usage(FILE *f)
 {
 	fprintf(f, "usage: pyhang-trace dump PID [--json]\n"
 		   "  Print every Python thread of process PID with its stack, read from\n"
-		   "  /proc/PID/mem without stopping the process (CPython 2.7, 3.6-3.13).\n"
+		   "  /proc/PID/mem without stopping the process (%s).\n"
 		   "  --json   one JSON object: {\"pid\", \"python\", \"threads\": [{\"tid\", \"name\",\n"
 		   "           \"daemon\", \"gil\", \"state\", \"stack\": [{\"function\", \"file\",\n"
 		   "           \"line\"}]}]}, frames innermost first\n"
 		   "  --help   this text\n"
 		   "Exit status: 0 success, 1 the process is not Python, exited or cannot be read,\n"
-		   "2 usage error.\n");
+		   "2 usage error.\n", pylayout_supported_text());
 }
 
 static bool parse_long(const char *s, long min, long max, long *out)

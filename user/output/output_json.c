@@ -6,6 +6,7 @@
 #include "json.h"
 #include "output.h"
 #include "pyreader.h"
+#include "pywrite.h"
 #include "ratelimit.h"
 #include "waitgraph.h"
 

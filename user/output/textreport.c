@@ -1,5 +1,6 @@
 /* textreport: incidents in text (see textreport.h). */
 #include "textreport.h"
+#include "pywrite.h"
 #include "syscall_names.h"
 
 #include <stdio.h>

@@ -31,6 +31,7 @@
 #include "procmem.h"
 #include "procscan.h"
 #include "pyreader.h"
+#include "pywrite.h"
 #include "tracer.h"
 #include "waitgraph.h"
 

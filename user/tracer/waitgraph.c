@@ -1,5 +1,6 @@
 /* waitgraph: wait kinds, holders and proven diagnoses (see waitgraph.h). */
 #include "waitgraph.h"
+#include "pywrite.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -18,10 +18,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "json.h"
 #include "procmem.h"
 #include "pylayout.h"
-#include "strbuf.h"
+
+/* Linux x86_64: the futex system call's number (struct py_thread.syscall_nr). */
+#define SYS_FUTEX_X86_64 202
 
 #define PY_MAX_FRAMES 4096u   /* deeper stacks are cut (truncated = true) */
 #define PY_MAX_THREADS 4096u
@@ -40,7 +41,7 @@ struct py_frame {
 	 * the code object (then function and file are "?"), its name, file or line table.
 	 * The frame is kept, so the frames around it stay in place. */
 	const char *error;
-	/* Where the frame lives, for lock ownership (user/lockown.c): the frame (PyFrameObject
+	/* Where the frame lives, for lock ownership (user/python/lockown*.c): the frame (PyFrameObject
 	 * <= 3.10, _PyInterpreterFrame 3.11+), its code object and its position (f_lasti <= 3.10,
 	 * instruction pointer 3.11+). 0 when unknown (stacks captured in the kernel). */
 	uint64_t addr, code, pos;
@@ -171,7 +172,7 @@ int py_read_resolved(const struct py_resolved *res, pm_backend_fn backend, void 
 int py_resolve_by_scan(struct py_resolved *res, pm_backend_fn backend, void *ctx,
 		       uint64_t start, uint64_t size);
 int py_reader_addrs(struct py_reader *r, pid_t pid, struct py_addrs *out);
-/* Reads of pid's memory for lock ownership (user/lockown.c), through the reader's cache of
+/* Reads of pid's memory for lock ownership (user/python/lockown*.c), through the reader's cache of
  * that process (pid must have been read by py_read_process). mem_begin: right after a read
  * of pid (nothing else read since), its cached blocks are used (the same moment as that
  * snapshot); else a new cache generation starts (everything is read again). mem_read: 0 or -1. mem_attr: an instance
@@ -206,18 +207,4 @@ enum py_line_status py_line_in_copy(const struct py_layout *l, const unsigned ch
 int py_reader_code_table(struct py_reader *r, pid_t pid, uint64_t start_time, uint64_t code,
 			 unsigned char **table, uint32_t *len, int *firstlineno);
 
-struct wf_info;
-/* Extra fields of a thread in py_write_threads_json (NULL: none): waitgraph.c sets it. */
-extern void (*py_thread_json_hook)(struct jw *w, const struct py_thread *t);
-/* One thread's frames as a JSON array, innermost first: {function, file, line, first_line}. */
-void py_write_stack_json(struct jw *w, const struct py_thread *t);
-/* The `threads` array of `dump --json`. */
-void py_write_threads_json(struct jw *w, const struct py_process *p);
-/* The key "threads" with that array, then "thread_list_error" when the list was cut. */
-void py_write_threads_fields(struct jw *w, const struct py_process *p);
-/* For people: '==> Thread "name" (tid N' (the arrow when mark; "(no threading name)",
- * "tid unknown" when not known; the name escaped), left open for the caller's details. */
-void py_write_thread_label(struct strbuf *sb, const struct py_thread *t, bool mark);
-/* Python-traceback-shaped text; the thread whose tid is highlight_tid (if any) is marked. */
-void py_write_threads_text(struct strbuf *sb, const struct py_process *p, pid_t highlight_tid);
 #endif

@@ -13,7 +13,18 @@
  * tp_dictoffset 288 (2.7 and 3.x alike). Module md_dict 16. GIL struct 3.7+: last_holder 8,
  * locked 16, 208 bytes (cond 32, mutex 80, switch_cond 120, switch_mutex 168). */
 #define COMMON_TYPE .ob_type = 8, .tp_name = 24, .tp_basicsize = 32, .tp_flags = 168, \
-	.tp_dictoffset = 288, .md_dict = 16
+	.tp_dictoffset = 288, .md_dict = 16, LOCK_OBJECTS
+/* Lock objects and bound methods, 2.7-3.13 alike (Modules/_threadmodule.c lockobject
+ * {lock_lock 16}, rlockobject {rlock_lock 16, rlock_owner 24}; PyCFunctionObject {m_ml 16,
+ * m_self 24}; PyMethodObject {im_func 16, im_self 24}; PyTupleObject {ob_size 16,
+ * ob_item 24}). */
+#define LOCK_OBJECTS .lock_futex = 16, .rlock_futex = 16, .rlock_owner = 24, .cfunc_ml = 16, \
+	.cfunc_self = 24, .meth_self = 24, .tuple_size = 16, .tuple_items = 24
+/* 3.x threading attribute names; ints up to 3.11: ob_size 16, ob_digit 24. */
+#define PY3_NAMES .attr_ident = "_ident", .attr_cond_lock = "_lock", .attr_rlock_block = "_block", \
+	.attr_rlock_owner = "_owner"
+#define INT_OBSIZE .ints = PY_INT_OBSIZE, .int_size = 16, .int_value = 24
+#define INT_LVTAG .ints = PY_INT_LVTAG, .int_size = 16, .int_value = 24
 #define GIL_FIELDS .gil_last_holder = 8, .gil_locked = 16, .gil_size = 208
 #define NO_OWNER .owner_generator = 0xff, .owner_cstack = 0xff
 /* PEP 393 str up to 3.11: PyASCIIObject 48 bytes, PyCompactUnicodeObject 72. */
@@ -60,11 +71,17 @@ static const struct py_layout layouts[] = {
 		.co_firstlineno = 96, .co_filename = 80, .co_name = 88, .co_qualname = 0,
 		.co_linetable = 104, .lines = PY_LINES_LNOTAB_U8,
 		COMMON_TYPE,
-		/* PyStringObject: ob_size 16, ob_sval 36 */
+		/* PyStringObject: ob_size 16, ob_sval 36; PyUnicodeObject: length 16, str 24 */
 		.strs = PY_STR_BYTES27, .bytes_size = 16, .bytes_data = 36,
+		.uni27_length = 16, .uni27_str = 24,
 		.dicts = PY_DICT_27, .dict_keys = 32 /* ma_mask */, .dict_values = 40 /* ma_table */,
 		.inst_dict = PY_INST_DICTOFFSET,
 		.attr_name = "_Thread__name", .attr_daemonic = "_Thread__daemonic",
+		.attr_ident = "_Thread__ident", .attr_cond_lock = "_Condition__lock",
+		.attr_rlock_block = "_RLock__block", .attr_rlock_owner = "_RLock__owner",
+		.rlock_python_owner = true,
+		.ints = PY_INT_27, .int_value = 16, /* PyIntObject ob_ival */
+		.bytecode = PY_BYTECODE_VARLEN27,
 	},
 	{ /* 3.6 */
 		.f_valuestack = 64, .f_iblock = 128, .f_blockstack = 136, .f_localsplus = 376, .co_nlocals = 24, .co_stacksize = 28, .co_code = 40,
@@ -76,6 +93,7 @@ static const struct py_layout layouts[] = {
 		.co_firstlineno = 36, .co_filename = 96, .co_name = 104, .co_linetable = 112,
 		.lines = PY_LINES_LNOTAB_S8,
 		COMMON_TYPE, STR_PEP393_OLD, DICT36,
+		PY3_NAMES, INT_OBSIZE,
 	},
 	{ /* 3.7 */
 		.f_valuestack = 64, .f_iblock = 112, .f_blockstack = 120, .f_localsplus = 360, .co_nlocals = 24, .co_stacksize = 28, .co_code = 40,
@@ -87,6 +105,7 @@ static const struct py_layout layouts[] = {
 		.co_firstlineno = 36, .co_filename = 96, .co_name = 104, .co_linetable = 112,
 		.lines = PY_LINES_LNOTAB_S8,
 		COMMON_TYPE, STR_PEP393_OLD, DICT36,
+		PY3_NAMES, INT_OBSIZE, .runtime_in_data = true,
 	},
 	{ /* 3.8 */
 		.f_valuestack = 64, .f_iblock = 112, .f_blockstack = 120, .f_localsplus = 360, .co_nlocals = 28, .co_stacksize = 32, .co_code = 48,
@@ -98,6 +117,7 @@ static const struct py_layout layouts[] = {
 		.co_firstlineno = 40, .co_filename = 104, .co_name = 112, .co_linetable = 120,
 		.lines = PY_LINES_LNOTAB_S8,
 		COMMON_TYPE, STR_PEP393_OLD, DICT36,
+		PY3_NAMES, INT_OBSIZE, .runtime_in_data = true, .attr_native_id = "_native_id",
 	},
 	{ /* 3.9 */
 		.f_valuestack = 64, .f_iblock = 112, .f_blockstack = 120, .f_localsplus = 360, .co_nlocals = 28, .co_stacksize = 32, .co_code = 48,
@@ -109,6 +129,7 @@ static const struct py_layout layouts[] = {
 		.co_firstlineno = 40, .co_filename = 104, .co_name = 112, .co_linetable = 120,
 		.lines = PY_LINES_LNOTAB_S8,
 		COMMON_TYPE, STR_PEP393_OLD, DICT36,
+		PY3_NAMES, INT_OBSIZE, .runtime_in_data = true, .attr_native_id = "_native_id",
 	},
 	{ /* 3.10: f_lasti counts code units; co_linetable */
 		.f_valuestack = 64, .f_iblock = 104, .f_blockstack = 112, .f_localsplus = 352, .co_nlocals = 28, .co_stacksize = 32, .co_code = 48,
@@ -120,6 +141,7 @@ static const struct py_layout layouts[] = {
 		.co_firstlineno = 40, .co_filename = 104, .co_name = 112, .co_linetable = 120,
 		.lines = PY_LINES_LINETABLE310,
 		COMMON_TYPE, STR_PEP393_OLD, DICT36,
+		PY3_NAMES, INT_OBSIZE, .attr_native_id = "_native_id", .jumps = PY_JUMP_UNITS,
 	},
 	{ /* 3.11: _PyInterpreterFrame via cframe; owner 0 thread, 1 generator, 2 frame object */
 		.iframe_localsplus = 72, .co_nlocalsplus = 76, .co_exceptiontable = 40, .co_stacksize = 68,
@@ -136,6 +158,7 @@ static const struct py_layout layouts[] = {
 		COMMON_TYPE, .ht_cached_keys = 872, STR_PEP393_OLD,
 		.dicts = PY_DICT_311, .dict_keys = 32, .dict_values = 40, .values_header = 0,
 		.inst_dict = PY_INST_MANAGED311, .attr_name = "_name", .attr_daemonic = "_daemonic",
+		PY3_NAMES, INT_OBSIZE, .attr_native_id = "_native_id",
 	},
 	{ /* 3.12: owner 3 = C stack (shim/trampoline frames) */
 		.iframe_localsplus = 72, .co_nlocalsplus = 72, .co_exceptiontable = 40, .co_stacksize = 64,
@@ -152,6 +175,7 @@ static const struct py_layout layouts[] = {
 		COMMON_TYPE, .ht_cached_keys = 880, STR_PEP393_NEW,
 		.dicts = PY_DICT_311, .dict_keys = 32, .dict_values = 40, .values_header = 0,
 		.inst_dict = PY_INST_MANAGED312, .attr_name = "_name", .attr_daemonic = "_daemonic",
+		PY3_NAMES, INT_LVTAG, .attr_native_id = "_native_id",
 	},
 	{ /* 3.13: also what _Py_DebugOffsets does not carry (co_firsttraceable, compact str
 	   * header, dict keys layout, managed dict, ht_cached_keys, md_dict, owner values) */
@@ -169,8 +193,41 @@ static const struct py_layout layouts[] = {
 		COMMON_TYPE, .ht_cached_keys = 880, STR_PEP393_NEW,
 		.dicts = PY_DICT_311, .dict_keys = 32, .dict_values = 40, .values_header = 8,
 		.inst_dict = PY_INST_MANAGED313, .attr_name = "_name", .attr_daemonic = "_daemonic",
+		PY3_NAMES, INT_LVTAG, .attr_native_id = "_native_id",
 	},
 };
+
+const char *pylayout_supported_text(void)
+{
+	static char text[128];
+	if (text[0])
+		return text;
+	size_t n = sizeof(layouts) / sizeof(layouts[0]), o = 0;
+	o += (size_t)snprintf(text + o, sizeof(text) - o, "CPython ");
+	for (size_t i = 0; i < n && o < sizeof(text); i++) {
+		size_t k = i; /* the run of consecutive minors from i */
+		while (k + 1 < n && layouts[k + 1].major == layouts[i].major &&
+		       layouts[k + 1].minor == layouts[k].minor + 1)
+			k++;
+		o += (size_t)snprintf(text + o, sizeof(text) - o, "%s%u.%u", i ? ", " : "",
+				      layouts[i].major, layouts[i].minor);
+		if (k > i && o < sizeof(text))
+			o += (size_t)snprintf(text + o, sizeof(text) - o, "-%u.%u", layouts[k].major,
+					      layouts[k].minor);
+		i = k;
+	}
+	return text;
+}
+
+size_t pylayout_count(void)
+{
+	return sizeof(layouts) / sizeof(layouts[0]);
+}
+
+const struct py_layout *pylayout_nth(size_t i)
+{
+	return i < pylayout_count() ? &layouts[i] : NULL;
+}
 
 const struct py_layout *pylayout_for_version(unsigned major, unsigned minor)
 {

@@ -31,6 +31,23 @@ enum py_line_kind {
 
 enum py_str_kind { PY_STR_BYTES27, PY_STR_PEP393 };
 
+enum py_int_kind {
+	PY_INT_27,            /* 2.7 PyIntObject: long ob_ival at int_value */
+	PY_INT_OBSIZE,        /* 3.x <= 3.11 PyLongObject: ob_size (digit count, sign) at
+			       * int_size, 30-bit digits from int_value */
+	PY_INT_LVTAG,         /* 3.12+: lv_tag (digit count << 3 | sign bits) at int_size */
+};
+
+enum py_bytecode_kind {
+	PY_BYTECODE_WORDS,    /* 3.6+: 2-byte instructions (opcode, arg) */
+	PY_BYTECODE_VARLEN27, /* 2.7: 1 byte, or 3 with a 2-byte argument (opcodes >= 90) */
+};
+
+enum py_jump_unit {
+	PY_JUMP_BYTES,        /* 2.7-3.9: jump arguments and block handlers in bytes */
+	PY_JUMP_UNITS,        /* 3.10: in code units of 2 bytes */
+};
+
 enum py_dict_kind {
 	PY_DICT_27,           /* ma_mask/ma_table, entries {hash,key,value} */
 	PY_DICT_36,           /* 3.6-3.10 compact dict, dk_size */
@@ -100,13 +117,32 @@ struct py_layout {
 	enum py_str_kind strs;
 	uint32_t str_length, str_state, str_ascii_data, str_compact_data;
 	uint32_t bytes_size, bytes_data;
+	uint32_t uni27_length, uni27_str;  /* 2.7 PyUnicodeObject length, str (Py_UNICODE *) */
 	enum py_dict_kind dicts;
 	uint32_t dict_keys, dict_values;   /* ma_keys/ma_values (3.6+); ma_mask/ma_table (2.7) */
 	uint32_t values_header;            /* bytes before values[] in PyDictValues */
 	enum py_inst_dict_kind inst_dict;
 	uint32_t md_dict;
 	const char *attr_name, *attr_daemonic; /* threading.Thread attributes */
-	/* lock ownership (user/lockown.c): value stacks, blocks, code sizes. <= 3.10 frame
+	/* threading attributes (2.7 mangles the private names): Thread._ident, Thread._native_id
+	 * (3.8+; NULL before), Condition._lock, the Python RLock's _block and _owner */
+	const char *attr_ident, *attr_native_id, *attr_cond_lock, *attr_rlock_block,
+		   *attr_rlock_owner;
+	bool rlock_python_owner;       /* 2.7: threading.RLock is Python code (_RLock) whose
+					* owner is an int ident or None */
+	enum py_int_kind ints;
+	uint32_t int_size, int_value;  /* see enum py_int_kind */
+	/* lock objects and bound methods (user/python/lockown*.c): _thread.lock's lock_lock
+	 * (the futex), _thread.RLock's rlock_lock and rlock_owner, PyCFunctionObject m_ml and
+	 * m_self, PyMethodObject im_self */
+	uint32_t lock_futex, rlock_futex, rlock_owner, cfunc_ml, cfunc_self, meth_self;
+	uint32_t tuple_size, tuple_items; /* PyTupleObject ob_size, ob_item[] */
+	enum py_bytecode_kind bytecode;  /* <= 3.10 bytecode read by lockown_with.c */
+	enum py_jump_unit jumps;
+	/* 3.7-3.9: _PyRuntime lies in .bss/.data (3.10+: a section of its own): where the
+	 * symbol-less search scans for it */
+	bool runtime_in_data;
+	/* lock ownership (user/python/lockown*.c): value stacks, blocks, code sizes. <= 3.10 frame
 	 * objects: f_valuestack, f_iblock (int), f_blockstack (PyTryBlock[20] of 3 ints),
 	 * f_localsplus; code: co_nlocals, co_stacksize (int), co_code (bytes). 3.11+: the
 	 * value stack follows _PyInterpreterFrame.localsplus after co_nlocalsplus slots, and
@@ -120,6 +156,12 @@ struct py_layout {
 /* Bytes to read from a frame / code object to cover every field we use. */
 uint32_t pylayout_frame_read_size(const struct py_layout *l);
 uint32_t pylayout_code_read_size(const struct py_layout *l);
+/* The versions the table supports, for people: "CPython 2.7, 3.6-3.13" (built once from
+ * the table; --help and `dump --help` print it). */
+const char *pylayout_supported_text(void);
+/* The table's entries in version order: how many, and the i-th (NULL past the end). */
+size_t pylayout_count(void);
+const struct py_layout *pylayout_nth(size_t i);
 /* The table entry for X.Y, or NULL. */
 const struct py_layout *pylayout_for_version(unsigned major, unsigned minor);
 /* The distinct gil_statics of all layouts (at most max, into out): an interpreter file is

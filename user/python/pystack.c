@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pyrules.h"
+#include "pyunicode.h"
 #include "strbuf.h"
 
 static bool fits_u16(uint32_t v)
@@ -112,59 +114,35 @@ int pystack_describe(struct loader *ld, struct py_reader *r, pid_t pid, struct p
 	return 0;
 }
 
-/* Append code point cp as UTF-8 (surrogates and invalid values become U+FFFD). */
-static void put_utf8(struct strbuf *sb, uint32_t cp)
-{
-	char b[4];
-	if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		cp = 0xfffd;
-	if (cp < 0x80) {
-		b[0] = (char)cp;
-		sb_put(sb, b, 1);
-	} else if (cp < 0x800) {
-		b[0] = (char)(0xc0 | (cp >> 6));
-		b[1] = (char)(0x80 | (cp & 0x3f));
-		sb_put(sb, b, 2);
-	} else if (cp < 0x10000) {
-		b[0] = (char)(0xe0 | (cp >> 12));
-		b[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-		b[2] = (char)(0x80 | (cp & 0x3f));
-		sb_put(sb, b, 3);
-	} else {
-		b[0] = (char)(0xf0 | (cp >> 18));
-		b[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-		b[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-		b[3] = (char)(0x80 | (cp & 0x3f));
-		sb_put(sb, b, 4);
-	}
-}
-
-/* A copied string as a malloc'd UTF-8 C string ("..." appended when it was cut). */
+/* A copied string as a malloc'd UTF-8 C string ("..." appended when it was cut). The
+ * kind is the BPF walker's (bpf/pyrules.h: the str's PEP 393 kind; 0: ASCII or 2.7 bytes,
+ * passed through, the writers escape what is invalid). */
 static char *decode_pystr(const struct ph_pystr_hdr *h, const char *data, size_t cap)
 {
 	struct strbuf sb;
 	sb_init(&sb);
 	size_t len = h->len > cap ? cap : h->len;
-	const unsigned char *d = (const unsigned char *)data;
-	switch (h->kind) {
-	case 1: /* latin-1 */
-		for (size_t i = 0; i < len; i++)
-			put_utf8(&sb, d[i]);
-		break;
-	case 2: /* UCS-2, little-endian on x86_64 */
-		for (size_t i = 0; i + 1 < len; i += 2)
-			put_utf8(&sb, (uint32_t)d[i] | (uint32_t)d[i + 1] << 8);
-		break;
-	case 4:
-		for (size_t i = 0; i + 3 < len; i += 4)
-			put_utf8(&sb, (uint32_t)d[i] | (uint32_t)d[i + 1] << 8 | (uint32_t)d[i + 2] << 16 |
-					      (uint32_t)d[i + 3] << 24);
-		break;
-	default: /* ASCII, or 2.7 bytes: passed through; writers escape what is invalid */
+	bool nul = false;
+	if (py_str_kind_valid(h->kind)) {
+		char *u = decode_units((const unsigned char *)data, len / h->kind, h->kind);
+		if (!u) {
+			sb_free(&sb);
+			return strdup("?");
+		}
+		sb_puts(&sb, u);
+		free(u);
+		/* a U+0000 ends the C string: nothing after it shows, "..." included */
+		for (size_t i = 0; i + h->kind <= len && !nul; i += h->kind) {
+			uint32_t cp = 0;
+			memcpy(&cp, data + i, h->kind);
+			nul = cp == 0;
+		}
+		if (nul)
+			sb_put(&sb, "", 1);
+	} else {
 		sb_put(&sb, data, len);
-		break;
 	}
-	if (h->truncated)
+	if (h->truncated && !nul)
 		sb_puts(&sb, "...");
 	if (!sb.data || sb.oom) {
 		sb_free(&sb);
