@@ -35,8 +35,8 @@ import time
 
 import pytest
 
-from harness import alarm_guard, read_line
-from test_trace import SYSTEM_PYTHON, Tracer, public
+from harness import read_line
+from harness import SYSTEM_PYTHON, Tracer, public
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAMS = os.path.join(HERE, "programs")
@@ -46,12 +46,8 @@ THREADS = os.path.join(PROGRAMS, "load_threads.py")
 NOBODY = 65534
 AS_NOBODY = ["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups"]
 # the attacker runs the system's Python: pyenv's live under /root (0700)
-ATTACKER_PYTHON = "/usr/bin/python3.11"
+ATTACKER_PYTHON = SYSTEM_PYTHON
 
-@pytest.fixture(autouse=True)
-def _test_deadline(request):
-    with alarm_guard(150, request.node.name):
-        yield
 
 
 @pytest.fixture

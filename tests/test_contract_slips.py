@@ -8,22 +8,16 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 
-import pytest
 
-from harness import Timeout, alarm_guard
-from test_trace import Tracer
+from harness import Timeout
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAMS = os.path.join(HERE, "programs")
 
 
-@pytest.fixture(autouse=True)
-def _deadline(request):
-    with alarm_guard(120, request.node.name):
-        yield
+TEST_DEADLINE_S = 120   # per test (harness/fixtures.py: the deadline fixture)
 
 
 def wait_file(path, proc, timeout=30):

@@ -443,7 +443,7 @@ def test_corrupted_frame_chain(binary, python, tmp_path):
 
 LOCK_PROG = os.path.join(PROGRAMS, "trace_lock_hang.py")
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--"]
-SYSTEM_PYTHON = "/usr/bin/python3.11" if os.path.exists("/usr/bin/python3.11") else sys.executable
+from harness import SYSTEM_PYTHON  # noqa: E402
 
 
 @pytest.mark.parametrize("owner,drop,named", [

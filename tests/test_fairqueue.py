@@ -16,11 +16,10 @@ import os
 import subprocess
 import time
 
-import pytest
 
 from conftest import NOBODY, SYSTEM_PYTHON
-from harness import alarm_guard, read_line
-from test_trace import Tracer
+from harness import read_line
+from harness import Tracer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAMS = os.path.join(HERE, "programs")
@@ -33,10 +32,6 @@ VICTIMS = 4
 OTHER_USER = ["setpriv", "--reuid=65533", "--regid=65533", "--clear-groups", "--inh-caps=-all", "--"]
 
 
-@pytest.fixture(autouse=True)
-def _test_deadline(request):
-    with alarm_guard(150, request.node.name):
-        yield
 
 
 def test_fake_python_flood_by_nobody_does_not_delay_others(reg, tool):

@@ -18,11 +18,11 @@ import time
 
 import pytest
 
-from harness import alarm_guard
+from harness import HOST_PYTHON, alarm_guard
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROGRAMS = os.path.join(ROOT, "tests", "programs")
-PYTHON = "/usr/bin/python3"  # Debian's, with python3-pytest
+PYTHON = HOST_PYTHON  # Debian's, with python3-pytest
 GUARD_STATUS = 124
 RULE = "=" * 78
 THRESHOLD = "0.5"

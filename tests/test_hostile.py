@@ -28,7 +28,7 @@ import pytest
 import conftest
 from conftest import ASAN_BINARY
 from harness import Registry, alarm_guard
-from test_trace import Tracer, check_stream, read_line
+from harness import Tracer, check_stream, read_line
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAMS = os.path.join(HERE, "programs")
@@ -72,10 +72,7 @@ TEXT_LINE = re.compile(r"^(|Process \d+, Python .*|(==> )?Thread .*\):|Traceback
                        r"cut: .*\)|  \(no Python frames\)|\(thread list cut: .*\))$")
 
 
-@pytest.fixture(autouse=True)
-def _test_deadline(request):
-    with alarm_guard(120, request.node.name):
-        yield
+TEST_DEADLINE_S = 120   # per test (harness/fixtures.py: the deadline fixture)
 
 
 def keys_of(v, out):

@@ -18,8 +18,8 @@ import time
 
 import pytest
 
-from harness import alarm_guard, kill_group
-from test_trace import (LATE_SLACK, SYSTEM_PYTHON, ProcWatcher, Tracer, check_stream, public,
+from harness import kill_group
+from harness import (LATE_SLACK, SYSTEM_PYTHON, ProcWatcher, Tracer, check_stream, public,
                         wait_in_futex)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -45,10 +45,7 @@ SMALLEST_RING = "64K"
 RSS_BASE_BOUND = 64 * MIB
 
 
-@pytest.fixture(autouse=True)
-def _test_deadline(request):
-    with alarm_guard(120, request.node.name):
-        yield
+TEST_DEADLINE_S = 120   # per test (harness/fixtures.py: the deadline fixture)
 
 
 

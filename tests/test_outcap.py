@@ -17,11 +17,10 @@ import os
 import subprocess
 import time
 
-import pytest
 
 from conftest import NOBODY, SYSTEM_PYTHON
-from harness import alarm_guard, read_line
-from test_trace import Tracer
+from harness import read_line
+from harness import Tracer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAMS = os.path.join(HERE, "programs")
@@ -32,10 +31,7 @@ THREADS, DEPTH, NAME_LEN = 10, 2000, 4096
 MAX_EVENT_BYTES = 16 << 20  # the documented default
 
 
-@pytest.fixture(autouse=True)
-def _test_deadline(request):
-    with alarm_guard(180, request.node.name):
-        yield
+TEST_DEADLINE_S = 180   # per test (harness/fixtures.py: the deadline fixture)
 
 
 def memory_kib(pid):

@@ -7,15 +7,12 @@ field case ../shared/field/09_sigchld_inherited), every interpreter, under CPU l
 """
 import json
 import os
-import subprocess
-import sys
 import time
 
-import pytest
 
 import conftest
 from harness import alarm_guard
-from test_trace import SYSTEM_PYTHON, Tracer, check_stream
+from harness import SYSTEM_PYTHON, Tracer, check_stream
 
 INTERPRETERS = [path for _, path, _ in conftest.INTERPRETERS]
 ROUNDS = 50

@@ -31,14 +31,14 @@ import urllib.request
 import pytest
 
 import conftest
-from harness import Registry, alarm_guard, free_port, kill_group
+from harness import SYSTEM_PYTHON, Registry, alarm_guard, free_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEADLOCK = os.path.join(HERE, "programs", "diag_deadlock.py")
 FLOOD = os.path.join(HERE, "programs", "vg_sigchld_flood.py")
 FLIPS = 20000
 SUPP = os.path.join(HERE, "valgrind.supp")
-PYTHON = "/usr/bin/python3.11" if os.path.exists("/usr/bin/python3.11") else conftest.INTERPRETERS[0][1]
+PYTHON = SYSTEM_PYTHON
 VG_ERROR = 99
 # the plain build only: valgrind cannot run ASan binaries
 BINARY = conftest.BINARY if not conftest.BINARY.endswith("-asan") else \

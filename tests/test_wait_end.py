@@ -11,7 +11,7 @@ import time
 import pytest
 
 from harness import Timeout
-from test_trace import Tracer, check_stream
+from harness import Tracer, check_stream
 
 PROG = (
     "import ctypes, os, signal, sys, threading, time\n"
