@@ -103,7 +103,7 @@ def start_tracer(reg, binary):
 
 
 def start_victim(reg):
-    v = reg.popen([SYSTEM_PYTHON, LOCK_PROG], stdout=subprocess.PIPE, bufsize=0)
+    v = reg.hanging([SYSTEM_PYTHON, LOCK_PROG], stdout=subprocess.PIPE, bufsize=0)
     assert read_line(v, 30, "victim").startswith("ready")
     assert read_line(v, 30, "victim").startswith("blocking")
     return v

@@ -14,6 +14,7 @@ import time
 import pytest
 
 from conftest import INTERPRETERS
+from harness import mark_hanging
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAM = os.path.join(HERE, "programs", "ctr_hang.py")
@@ -90,6 +91,7 @@ def test_hang_at_exit_in_a_container(binary, python, prefix):
                "--kill-child", "--propagation", "private", "sh", "-c",
                container_script(root, prefix, python)]
         tracer = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        mark_hanging(tracer.pid)   # its command hangs at exit on purpose
         try:
             events = read_events(tracer, lambda e: e.get("event") == "hang", 40)
         finally:

@@ -51,7 +51,7 @@ def test_json_escapes_c1_controls(reg, binary, python, tmp_path):
     with open(prog, "w") as f:
         f.write(C1_PROG)
     ready = str(tmp_path / "ready")
-    p = reg.popen([python, prog, ready])
+    p = reg.hanging([python, prog, ready])
     wait_file(ready, p)
     out = subprocess.run([binary, "dump", str(p.pid), "--json"], capture_output=True, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -132,7 +132,7 @@ def test_syscalls_named_never_numbered(reg, binary, python, tmp_path):
     with open(prog, "w") as f:
         f.write(SLEEPERS_PROG)
     ready = str(tmp_path / "ready")
-    p = reg.popen([python, prog, ready])
+    p = reg.hanging([python, prog, ready])
     child = int(wait_file(ready, p))
     try:
         deadline = time.monotonic() + 20

@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from harness import free_port, kill_group, read_line
+from harness import free_port, kill_group, mark_hanging, read_line
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UNIT = os.path.join(ROOT, "deploy", "pyhang-trace.service")
@@ -119,6 +119,7 @@ def test_unit_execstart_runs_as_the_unit_would(binary, tmp_path):
                                "/usr/bin/python3", LOCK_PROG, "--gate"],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
                               start_new_session=True)
+    mark_hanging(target.pid)
     tr = None
     try:
         pid = int(read_line(target, 30, "target").split()[1])

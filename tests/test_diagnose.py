@@ -151,13 +151,14 @@ class Session(object):
 RAN = {}   # session name -> interpreter labels, for the terminal summary
 
 
-def run_session(binary, workdir, name, batches, args, hang_pred=None, limit=120):
+def run_session(binary, workdir, name, batches, args, hang_pred=None, limit=120, hangs=None):
     """Run the jobs under one tracer: `--json ARGS -- sh -c SCRIPT`.  Jobs of a batch run in
     parallel; batches one after another.
 
     Without hang_pred the programs end by themselves, and so does the tracer (its command
     ended).  With hang_pred(tracer, job) -> bool the programs hang: once hang_pred holds for
-    every job (or HANG_TIMEOUT passed), they are killed and the tracer stops."""
+    every job (or HANG_TIMEOUT passed), they are killed and the tracer stops.  hangs: the
+    programs hang on purpose (for the suite tracer; default: when hang_pred is given)."""
     jobs = [j for batch in batches for j in batch]
     script = "\n".join("\n".join(j.shell() for j in batch) + "\nwait" for batch in batches) + "\nexit 0\n"
     RAN[name] = sorted(set(label_of(j.python) for j in jobs))
@@ -165,7 +166,7 @@ def run_session(binary, workdir, name, batches, args, hang_pred=None, limit=120)
     try:
         with alarm_guard(limit, "%s session" % name):
             tr = Tracer(reg, binary, ["--json"] + list(args) + ["--", "sh", "-c", script],
-                        hangs=hang_pred is not None)
+                        hangs=hang_pred is not None if hangs is None else hangs)
             tr.saved = os.path.join(workdir, "tracer.jsonl")
             try:
                 tr.wait_start()
@@ -580,7 +581,7 @@ def gil_session(binary, tmp_path_factory):
     d = str(tmp_path_factory.mktemp("gil"))
     jobs = [Job(py, py, GIL_PROG, [], d) for py in INTERPRETERS]
     batches = [jobs[i:i + 2] for i in range(0, len(jobs), 2)]
-    return run_session(binary, d, "gil", batches, ["-t", "1"], limit=160)
+    return run_session(binary, d, "gil", batches, ["-t", "1"], limit=160, hangs=True)
 
 
 def test_gil_session_stream(gil_session):

@@ -443,7 +443,7 @@ def test_corrupted_frame_chain(binary, python, tmp_path):
 
 LOCK_PROG = os.path.join(PROGRAMS, "trace_lock_hang.py")
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--"]
-from harness import SYSTEM_PYTHON  # noqa: E402
+from harness import SYSTEM_PYTHON, mark_hanging  # noqa: E402
 
 
 @pytest.mark.parametrize("owner,drop,named", [
@@ -457,6 +457,7 @@ def test_dump_privileges(binary, owner, drop, named):
     it (exit 1); a user can always dump their own processes."""
     pre = NOBODY if owner == "nobody" else []
     t = subprocess.Popen(pre + [SYSTEM_PYTHON, LOCK_PROG], stdout=subprocess.PIPE)
+    mark_hanging(t.pid)
     try:
         assert t.stdout.readline().split()[0] == b"ready"
         assert t.stdout.readline().split()[0] == b"blocking"

@@ -43,7 +43,7 @@ def test_fake_python_flood_by_nobody_does_not_delay_others(reg, tool):
     time.sleep(8)  # the queue is as full as the attacker can make it
     victims = []
     for _ in range(VICTIMS):
-        v = reg.popen(OTHER_USER + [SYSTEM_PYTHON, VICTIM], stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+        v = reg.hanging(OTHER_USER + [SYSTEM_PYTHON, VICTIM], stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
         victims.append((v, int(read_line(v, 20, "victim pid").split()[1])))
         time.sleep(0.3)
     time.sleep(1.0)  # a Python process is described within milliseconds of its exec

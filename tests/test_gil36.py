@@ -144,7 +144,7 @@ def start_waiting(reg, python, tmp_path, env):
     """Runs the workload without the tracer until the main thread wants the GIL back (the
     join timed out; the regex runs for minutes). Returns the process and the tids."""
     report = os.path.join(str(tmp_path), "report")
-    p = reg.popen([python, PROG, report], env=env, stdout=subprocess.DEVNULL)
+    p = reg.hanging([python, PROG, report], env=env, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and not (os.path.exists(report) and "regex" in open(report).read()):
         time.sleep(0.05)

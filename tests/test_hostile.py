@@ -159,9 +159,9 @@ def targets(hostile_dir):
             procs = {}
             for py in INTERPRETERS:
                 procs[py] = (
-                    reg.popen([py.encode(), hostile_dir["script"], hostile_dir["link"]],
+                    reg.hanging([py.encode(), hostile_dir["script"], hostile_dir["link"]],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0),
-                    reg.popen([py, os.path.join(PROGRAMS, "corrupt_all.py")],
+                    reg.hanging([py, os.path.join(PROGRAMS, "corrupt_all.py")],
                               stdout=subprocess.PIPE, bufsize=0))
             for py, (h, c) in procs.items():
                 w = read_line(h, 30, "hostile_names.py " + py).split()
@@ -409,7 +409,7 @@ def runtime_targets():
     try:
         with alarm_guard(60, "starting corrupt_runtime.py"):
             for py in INTERPRETERS:
-                p = reg.popen([py, os.path.join(PROGRAMS, "corrupt_runtime.py")],
+                p = reg.hanging([py, os.path.join(PROGRAMS, "corrupt_runtime.py")],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
                 out[py] = p
             for py, p in out.items():

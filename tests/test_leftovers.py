@@ -218,7 +218,7 @@ def test_nothing_left_behind(reg, binary, shim, tmp_path, mode, ending):
     env = dict(os.environ)
     target = None
     if mode == "pid":
-        target = reg.popen([PYTHON, LOCK_PROG, "--gate"], stdin=subprocess.PIPE,
+        target = reg.hanging([PYTHON, LOCK_PROG, "--gate"], stdin=subprocess.PIPE,
                            stdout=subprocess.PIPE, bufsize=0)
         assert target.stdout.readline().split()[0] == b"ready"
         args += ["-p", str(target.pid)]

@@ -44,7 +44,7 @@ def memory_kib(pid):
 
 
 def start_attacker(reg):
-    p = reg.popen(NOBODY + [SYSTEM_PYTHON, BIG, str(THREADS), str(DEPTH), str(NAME_LEN)],
+    p = reg.hanging(NOBODY + [SYSTEM_PYTHON, BIG, str(THREADS), str(DEPTH), str(NAME_LEN)],
                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
     return p, int(read_line(p, 60, "attacker ready").split()[1])
 
@@ -116,7 +116,7 @@ def test_partial_write_then_next_event_on_a_new_line(reg, tool, tmp_path):
         os.unlink(filler)
         assert os.statvfs(mnt).f_bavail * st.f_frsize > (6 << 20)
         time.sleep(1.5)  # the attacker's wait_ends go out (there is room again)
-        victim = reg.popen([SYSTEM_PYTHON, VICTIM], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        victim = reg.hanging([SYSTEM_PYTHON, VICTIM], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                            bufsize=0)
         vpid = int(read_line(victim, 20, "victim pid").split()[1])
         time.sleep(0.5)

@@ -62,7 +62,7 @@ def run_attack(reg, tool, extra, seconds=6.0):
     port = free_port()
     tr = Tracer(reg, tool, ["--json", "-q", "--metrics-addr", "127.0.0.1:%d" % port] + extra)
     tr.wait_start()
-    victim = reg.popen([SYSTEM_PYTHON, VICTIM], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    victim = reg.hanging([SYSTEM_PYTHON, VICTIM], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                        bufsize=0)
     vpid = int(read_line(victim, 20, "victim pid").split()[1])
     attacker = reg.popen(NOBODY + [SYSTEM_PYTHON, FLOOD, str(seconds)], stdout=subprocess.PIPE,

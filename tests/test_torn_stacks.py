@@ -59,7 +59,7 @@ def classify(t):
 
 def start(reg, python, tmp_path):
     ready = str(tmp_path / "ready")
-    p = reg.popen([python, PROGRAM, ready, "2"], stdout=subprocess.DEVNULL)
+    p = reg.hanging([python, PROGRAM, ready, "2"], stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while not os.path.exists(ready):
         assert p.poll() is None, "torn_recursers.py exited (%s)" % p.returncode

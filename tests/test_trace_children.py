@@ -401,7 +401,7 @@ def test_echild_loops_not_reported(reg, binary):
 def test_pid_option_given_a_thread_id(reg, binary):
     """-p with the tid of a non-main thread: either refused (exit 2, one line) or traced as
     its process; events never call the thread id a pid."""
-    p = reg.popen([SYSTEM_PYTHON, LOCK_PROG, "--gate", "--release"], stdin=subprocess.PIPE,
+    p = reg.hanging([SYSTEM_PYTHON, LOCK_PROG, "--gate", "--release"], stdin=subprocess.PIPE,
                   stdout=subprocess.PIPE, bufsize=0)
     pid = int(expect_words(p, "ready", 30, "lock program")[0])
     p.stdin.write(b"go\n")

@@ -158,7 +158,7 @@ def test_renamed_interpreter_is_python(reg, binary, tmp_path, how):
             words = f.read().split()
         pid, tid = int(words[words.index("ready") + 1]), int(words[words.index("blocking") + 1])
     else:
-        p = reg.popen([exe, LOCK_PROG, "--gate", "--release"], stdin=subprocess.PIPE,
+        p = reg.hanging([exe, LOCK_PROG, "--gate", "--release"], stdin=subprocess.PIPE,
                       stdout=subprocess.PIPE, bufsize=0)
         pid = int(expect_words(p, "ready", 30, "myservice")[0])
         tr = Tracer(reg, binary, ["--json", "-t", "0.5", "-p", str(pid)])
@@ -185,7 +185,7 @@ def test_host_wide_default_reports_only_python(reg, binary, tmp_path):
     tr = Tracer(reg, binary, ["--json", "-t", "0.5"])
     tr.wait_start()
     c = reg.popen([exe, "5"], stdout=subprocess.PIPE, bufsize=0)
-    py = reg.popen([SYSTEM_PYTHON, LOCK_PROG, "--alarm", "5"], stdout=subprocess.PIPE, bufsize=0)
+    py = reg.hanging([SYSTEM_PYTHON, LOCK_PROG, "--alarm", "5"], stdout=subprocess.PIPE, bufsize=0)
     c_pid = int(expect_words(c, "ready", 10, "C blocker")[0])
     py_pid = int(expect_words(py, "ready", 10, "Python blocker")[0])
     py_tid = int(expect_words(py, "blocking", 10, "Python blocker")[0])
@@ -214,7 +214,7 @@ def _spawn_with_pid(reg, want, tries=50):
     for _ in range(tries):
         with open(NS_LAST_PID, "w") as f:
             f.write(str(want - 1))
-        p = reg.popen([SYSTEM_PYTHON, "-c", HANG_MAIN], stdout=subprocess.PIPE)
+        p = reg.hanging([SYSTEM_PYTHON, "-c", HANG_MAIN], stdout=subprocess.PIPE)
         if p.pid == want:
             return p
         p.kill()
@@ -235,7 +235,7 @@ def test_slot_collisions_use_overflow(reg, binary):
         tr.wait_start()
         first = None
         for _ in range(20):
-            a = reg.popen([SYSTEM_PYTHON, "-c", HANG_MAIN], stdout=subprocess.PIPE)
+            a = reg.hanging([SYSTEM_PYTHON, "-c", HANG_MAIN], stdout=subprocess.PIPE)
             if a.pid + SLOTS < 4194304:
                 b = _spawn_with_pid(reg, a.pid + SLOTS)
                 if b is not None:

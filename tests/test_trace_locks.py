@@ -48,7 +48,7 @@ def _lock_session(binary, pre_blocked, threshold):
         progs = {}
         args = ["--release"] + ([] if pre_blocked else ["--gate"])
         for py in INTERPRETERS:
-            p = reg.popen([py, LOCK_PROG] + args, stdin=subprocess.PIPE,
+            p = reg.hanging([py, LOCK_PROG] + args, stdin=subprocess.PIPE,
                           stdout=subprocess.PIPE, bufsize=0)
             progs[py] = p
         for py, p in progs.items():
@@ -246,7 +246,7 @@ def fork_session(binary, tmp_path_factory):
     reg = Registry()
     try:
         with alarm_guard(90, "fork session"):
-            tr = Tracer(reg, binary, ["--json", "-t", "0.5", "--", "sh", "-c", script])
+            tr = Tracer(reg, binary, ["--json", "-t", "0.5", "--", "sh", "-c", script], hangs=True)
             tr.wait_start()
             rc = tr.wait_exit(60)
         out = {"_tracer": tr, "_rc": rc}
@@ -285,7 +285,7 @@ def test_forked_child_deadlock(fork_session, python):
 def test_many_blocked_threads_each_reported_once(reg, binary):
     """64 threads blocked on one lock: 64 long_waits (one per thread), 64 wait_ends."""
     n = 64
-    p = reg.popen([SYSTEM_PYTHON, LOCK_PROG, "--gate", "--release", "--threads", str(n)],
+    p = reg.hanging([SYSTEM_PYTHON, LOCK_PROG, "--gate", "--release", "--threads", str(n)],
                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
     pid = int(expect_words(p, "ready", 30, "many threads")[0])
     tr = Tracer(reg, binary, ["--json", "-t", "0.5", "-p", str(pid)])
@@ -362,7 +362,7 @@ def test_container_like_target(reg, binary, tmp_path):
     d = tmp_path / "ns"
     d.mkdir()
     script = 'mount -t tmpfs none "$1" && cp "$2" "$1/python" && exec "$1/python" "$3" --gate --release'
-    p = reg.popen(["unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child",
+    p = reg.hanging(["unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child",
                    "sh", "-c", script, "sh", str(d), SYSTEM_PYTHON, LOCK_PROG],
                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
     ns_pid = int(expect_words(p, "ready", 30, "namespaced python")[0])

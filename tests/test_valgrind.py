@@ -81,7 +81,7 @@ def deadlocked():
     report = os.path.join(tmp, "report")
     try:
         with alarm_guard(60, "deadlock workload"):
-            p = reg.popen([PYTHON, DEADLOCK, report], stdin=subprocess.DEVNULL)
+            p = reg.hanging([PYTHON, DEADLOCK, report], stdin=subprocess.DEVNULL)
             words = {}
             while "joining" not in words:
                 assert p.poll() is None, "diag_deadlock.py exited %s" % p.returncode

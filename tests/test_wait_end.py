@@ -50,7 +50,7 @@ def start(reg, python, tmp_path):
     with open(prog, "w") as f:
         f.write(PROG)
     info = str(tmp_path / "tids")
-    p = reg.popen([python, prog, info])
+    p = reg.hanging([python, prog, info])
     deadline = time.monotonic() + 30
     while not os.path.exists(info):
         if p.poll() is not None or time.monotonic() > deadline:
@@ -157,7 +157,7 @@ def test_wait_goes_on_across_stop_and_continue(reg, binary, python, tmp_path, ki
     with open(prog, "w") as f:
         f.write(STOP_PROG)
     info = str(tmp_path / "tid")
-    p = reg.popen([python, prog, info, kind])
+    p = reg.hanging([python, prog, info, kind])
     deadline = time.monotonic() + 30
     while not os.path.exists(info) or not open(info).read():
         if p.poll() is not None or time.monotonic() > deadline:

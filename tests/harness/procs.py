@@ -49,18 +49,14 @@ class alarm_guard(object):
 # ---------------------------------------------------------------- the suite's process record
 
 STARTED = set()        # pids of the processes Registries started (each leads its own session)
-HANGING = set()        # session ids (= pids of their leaders) of processes made to hang on purpose
+HANGING = set()        # pids made to hang on purpose: their sessions (if they lead one) and descendants
 HANGING_PIDS = set()   # every pid seen in those sessions (remembered before they are killed)
 
 
 def mark_hanging(pid):
     """Pid's session (its group of descendants) hangs on purpose: its `hang` events are expected."""
-    HANGING.add(pid)
+    HANGING.add(pid)        # its descendants: by ancestry, and by session if it leads one
     HANGING_PIDS.add(pid)
-    try:
-        HANGING.add(os.getsid(pid))
-    except OSError:
-        pass
 
 
 def session_of(pid):
@@ -97,6 +93,10 @@ class Registry(object):
         if hangs:
             mark_hanging(p.pid)
         return p
+
+    def hanging(self, argv, **kw):
+        """popen(argv, hangs=True, ...): a program the test makes hang on purpose."""
+        return self.popen(argv, hangs=True, **kw)
 
     def cleanup(self):
         remember_hanging_members()
