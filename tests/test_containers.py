@@ -16,6 +16,8 @@ import pytest
 from conftest import INTERPRETERS
 from harness import mark_hanging
 
+TEST_DEADLINE_S = 600   # per test, generous: no deadline before the harness (fixtures.py)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAM = os.path.join(HERE, "programs", "ctr_hang.py")
 

@@ -19,6 +19,8 @@ import pytest
 
 from harness import free_port, kill_group, mark_hanging, read_line
 
+TEST_DEADLINE_S = 600   # per test, generous: no deadline before the harness (fixtures.py)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UNIT = os.path.join(ROOT, "deploy", "pyhang-trace.service")
 DAEMONSET = os.path.join(ROOT, "deploy", "kubernetes", "daemonset.yaml")

@@ -20,6 +20,8 @@ import pytest
 
 from conftest import INTERPRETERS, interpreter_params
 
+TEST_DEADLINE_S = 600   # per test, generous: no deadline before the harness (fixtures.py)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAMS = os.path.join(HERE, "programs")
 NON_ASCII_DIR = u"d\u00efr-\u00f1-\u76ee\u5f55"

@@ -20,6 +20,8 @@ import pytest
 
 from harness import HOST_PYTHON, alarm_guard, mark_hanging
 
+TEST_DEADLINE_S = 600   # per test, generous: no deadline before the harness (fixtures.py)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROGRAMS = os.path.join(ROOT, "tests", "programs")
 PYTHON = HOST_PYTHON  # Debian's, with python3-pytest

@@ -12,6 +12,8 @@ import time
 
 from test_guard import GUARD_STATUS, HANG_TIMEOUT, PROGRAMS, PYTHON, THRESHOLD, read_report, run
 
+TEST_DEADLINE_S = 600   # per test, generous: no deadline before the harness (fixtures.py)
+
 
 def test_hang_timeout_record_is_capped(binary, tmp_path, reg):
     report = str(tmp_path / "report")

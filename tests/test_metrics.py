@@ -23,6 +23,8 @@ import pytest
 
 from harness import HOST_PYTHON, PROGRAMS, Tracer, mark_hanging, free_port, kill_group, read_line
 
+TEST_DEADLINE_S = 600   # per test, generous: no deadline before the harness (fixtures.py)
+
 LOCK_PROG = os.path.join(PROGRAMS, "trace_lock_hang.py")
 PY = HOST_PYTHON
 

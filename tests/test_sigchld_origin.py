@@ -14,6 +14,8 @@ import conftest
 from harness import alarm_guard
 from harness import SYSTEM_PYTHON, Tracer, check_stream
 
+TEST_DEADLINE_S = 660   # per test, generous: no deadline before the harness (fixtures.py)
+
 INTERPRETERS = [path for _, path, _ in conftest.INTERPRETERS]
 ROUNDS = 50
 

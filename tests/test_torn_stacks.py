@@ -24,6 +24,8 @@ import pytest
 
 from conftest import interpreter_params
 
+TEST_DEADLINE_S = 600   # per test, generous: no deadline before the harness (fixtures.py)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAM = os.path.join(HERE, "programs", "torn_recursers.py")
 READS = 40

@@ -33,6 +33,8 @@ import pytest
 import conftest
 from harness import SYSTEM_PYTHON, Registry, alarm_guard, free_port
 
+TEST_DEADLINE_S = 600   # per test, generous: no deadline before the harness (fixtures.py)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEADLOCK = os.path.join(HERE, "programs", "diag_deadlock.py")
 FLOOD = os.path.join(HERE, "programs", "vg_sigchld_flood.py")

@@ -13,6 +13,8 @@ import pytest
 from harness import Timeout
 from harness import Tracer, check_stream
 
+TEST_DEADLINE_S = 600   # per test, generous: no deadline before the harness (fixtures.py)
+
 PROG = (
     "import ctypes, os, signal, sys, threading, time\n"
     "libc = ctypes.CDLL(None, use_errno=True)\n"

@@ -15,6 +15,8 @@ import pytest
 from test_diagnose import (INTERPRETERS, Job, check_stream, label_of, mark_line, run_session,
                            short, version_of)
 
+TEST_DEADLINE_S = 600   # per test, generous: no deadline before the harness (fixtures.py)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAMS = os.path.join(HERE, "programs")
 HEALTHY = os.path.join(PROGRAMS, "waitfor_healthy.py")
