@@ -88,12 +88,14 @@ $(BUILD)/pyhang-trace-asan: $(ASAN_OBJS)
 bench: $(BUILD)/pyhang-trace
 	$(MAKE) -C tests/bench BUILD=$(abspath $(BUILD))/bench
 
-# The end-to-end suite, then the tracer and diagnosis suites once more against the
-# AddressSanitizer + UBSan build (leak checks on).
+# The unit tests, the end-to-end suite, then what ASan adds: the tracer and diagnosis
+# tests that share one tracer per scenario (marker asan_rerun: every code path of those
+# tracers, each interpreter's reader) once more against the AddressSanitizer + UBSan build
+# (leak checks on; the suite tracer of that run is the ASan build too).
 test: deps unit all asan fuzz-smoke
 	$(PYTEST) -q tests/
 	PYHANG_BINARY=$(abspath $(BUILD))/pyhang-trace-asan ASAN_OPTIONS=detect_leaks=1 \
-	    $(PYTEST) -q tests/test_trace_*.py tests/test_diagnose.py
+	    $(PYTEST) -q -m asan_rerun tests/test_trace_*.py tests/test_diagnose.py
 
 # ---- C unit tests (tests/unit/test_*.c, cmocka): pure logic against the user objects ----
 # (every one but main.o, whatever folder they are built in: USER_OBJS); line tables are

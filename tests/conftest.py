@@ -14,6 +14,18 @@ from harness.pythons import (ASAN_BINARY, BINARY, HOST_PYTHON, INTERPRETERS, NOB
                              ROOT, SYSTEM_PYTHON, discover_interpreters, interpreter_params)
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "asan_rerun: run again against the ASan build by `make test` (every test "
+        "that uses a module-scoped *_session fixture has it: one tracer, many code paths)")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if any(n.endswith("_session") for n in getattr(item, "fixturenames", ())):
+            item.add_marker("asan_rerun")
+
+
 def pytest_report_header(config):
     if not INTERPRETERS:
         return "interpreters: NONE FOUND"
