@@ -8,7 +8,7 @@ consistent with what arrived; the tracer's memory bounded; targets never stopped
 ptraced (test_trace.ProcWatcher, polled during the whole run).
 
 Workloads: tests/programs/load_*.py, on the Debian python3.11 only (the per-interpreter
-paths are covered by test_trace.py; here the load is the point). Total runtime ~60 s.
+paths are covered by test_trace_*.py; here the load is the point). Total runtime ~60 s.
 """
 import os
 import re
