@@ -32,8 +32,8 @@ INSTALLED = "/usr/local/bin/pyhang-trace"
 
 def test_caps_are_the_proven_ones():
     """The unit grants exactly what the tracer checks for (each proved by dropping it)."""
-    import test_trace
-    assert set(test_trace.NEEDED_CAPS) == CAPS
+    import test_trace_cli
+    assert set(test_trace_cli.NEEDED_CAPS) == CAPS
 
 def unit_settings():
     """{section: {key: [values...]}} of the unit file (repeated keys keep every value)."""

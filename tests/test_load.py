@@ -5,7 +5,7 @@ the old one are still queued.
 Every test checks what was reported, not only that the tracer survived: each long wait once,
 with the right pid and stack; losses counted (stop.lost / the text "events LOST" line) and
 consistent with what arrived; the tracer's memory bounded; targets never stopped nor
-ptraced (test_trace.ProcWatcher, polled during the whole run).
+ptraced (harness ProcWatcher, polled during the whole run).
 
 Workloads: tests/programs/load_*.py, on the Debian python3.11 only (the per-interpreter
 paths are covered by test_trace_*.py; here the load is the point). Total runtime ~60 s.
