@@ -7,6 +7,7 @@
 import json
 import os
 import re
+import signal
 import subprocess
 import time
 
@@ -91,8 +92,16 @@ def test_text_stop_line_counts_hangs(reg, binary, python, tmp_path):
     report = str(tmp_path / "report")
     # files, not pipes: the deadlocked program (left running) holds them open
     with open(str(tmp_path / "out"), "w+b") as fo, open(str(tmp_path / "err"), "w+b") as fe:
-        tr = reg.popen([binary, "-t", "0.5", "--duration", "6", "--", python,
-                        os.path.join(PROGRAMS, "diag_deadlock.py"), report], stdout=fo, stderr=fe)
+        tr = reg.hanging([binary, "-t", "0.5", "--", python,
+                          os.path.join(PROGRAMS, "diag_deadlock.py"), report], stdout=fo, stderr=fe)
+        # stop it (SIGINT, as a person would) once the deadlock was printed
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and tr.poll() is None:
+            with open(str(tmp_path / "out"), "rb") as f:
+                if re.search(rb"\bHANG\b", f.read()):
+                    break
+            time.sleep(0.1)
+        tr.send_signal(signal.SIGINT)
         tr.wait(60)
         fo.seek(0)
         fe.seek(0)
