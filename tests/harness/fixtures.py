@@ -9,7 +9,8 @@ test to the last.  Every `hang` it reports must come from a process that a test 
 purpose (Registry.popen(..., hangs=True) or mark_hanging(pid): harness/procs.py).  A `hang`
 of one of the suite's processes that nobody marked fails the session (an error at the
 teardown of the last test) with the hang's summary.  Processes of other users of the host
-(other test suites running at the same time) are not ours and only counted.
+(other test suites running at the same time) are not ours and only counted, and so is
+pytest's own process (its threads wait for its GIL: that is no program under test).
 
 A process is ours when, at the time its `hang` is read (the file is tailed every 0.1 s,
 while the process still hangs), its session is one a Registry started or pytest is among its
@@ -167,6 +168,11 @@ class SuiteTracer(object):
         expected, unexplained, others = [], [], []
         for ev, facts in self.hangs:
             pid, sid = ev.get("pid"), facts["sid"]
+            if pid == os.getpid():
+                # pytest itself (e.g. the tail thread waiting for the GIL that a test's
+                # heavy Python holds): the runner, not a program under test
+                others.append(ev)
+                continue
             on_purpose = (pid in procs.HANGING_PIDS or sid in procs.HANGING
                           or any(a in procs.HANGING for a in facts["ancestors"]))
             ours = (on_purpose or facts["pytest_child"] or sid in procs.STARTED
