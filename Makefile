@@ -2,7 +2,8 @@
 #   make            build/pyhang-trace (BPF object embedded via a bpftool skeleton;
 #                   libbpf, libelf and zlib linked statically)
 #   make deps       install missing Debian packages (no-op when all are present)
-#   make test       deps + build + the end-to-end suite, and again under ASan (needs root)
+#   make test       deps + unit tests + build + the end-to-end suite, and again under ASan (root)
+#   make unit       the C unit tests of tests/unit (cmocka; seconds, no root)
 #   make run        deps + build + trace the whole host with defaults (needs root)
 #   make vmlinux    regenerate vmlinux.h from the running kernel's BTF
 #   make asan       build/pyhang-trace-asan with AddressSanitizer + UBSan
@@ -59,9 +60,9 @@ ASAN_OBJS  := $(patsubst user/%.c,$(BUILD)/asan/%.o,$(USER_SRCS))
 
 DEB_PKGS   := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config make gcc \
               python3 python3-pytest prometheus python3-yaml systemd valgrind libclang-rt-14-dev \
-              mandoc lintian
+              mandoc lintian libcmocka-dev
 
-.PHONY: all deps test run vmlinux clean asan bench fuzz fuzz-smoke fuzz-build fuzz-seed \
+.PHONY: unit all deps test run vmlinux clean asan bench fuzz fuzz-smoke fuzz-build fuzz-seed \
         install uninstall deb FORCE
 .SECONDARY:
 all: $(BUILD)/pyhang-trace
@@ -110,12 +111,28 @@ $(BUILD)/pyhang-trace-asan: $(ASAN_OBJS)
 bench: $(BUILD)/pyhang-trace
 	$(MAKE) -C tests/bench BUILD=$(abspath $(BUILD))/bench
 
-# The end-to-end suite, then the tracer and diagnosis suites once more against the
-# AddressSanitizer + UBSan build (leak checks on).
-test: deps all asan fuzz-smoke
+# The unit tests, the end-to-end suite, then what ASan adds: the tracer and diagnosis
+# tests that share one tracer per scenario (marker asan_rerun: every code path of those
+# tracers, each interpreter's reader) once more against the AddressSanitizer + UBSan build
+# (leak checks on; the suite tracer of that run is the ASan build too).
+test: deps unit all asan fuzz-smoke
 	$(PYTEST) -q tests/
 	PYHANG_BINARY=$(abspath $(BUILD))/pyhang-trace-asan ASAN_OPTIONS=detect_leaks=1 \
-	    $(PYTEST) -q tests/test_trace.py tests/test_diagnose.py
+	    $(PYTEST) -q -m asan_rerun tests/test_trace_*.py tests/test_diagnose.py
+
+# ---- C unit tests (tests/unit/test_*.c, cmocka): pure logic against the user objects ----
+# (every one but main.o, whatever folder they are built in: USER_OBJS); line tables are
+# checked against facts each installed interpreter writes at test time (gen_linetables.py).
+UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
+UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
+UNIT_OBJS   = $(filter-out %/main.o,$(USER_OBJS))
+UNIT_INC   := $(addprefix -I,$(sort $(dir $(wildcard user/*.h user/*/*.h))))
+$(BUILD)/unit/%: tests/unit/%.c $(UNIT_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) $(UNIT_INC) -O1 $< $(UNIT_OBJS) -o $@ -lcmocka $(LIBS) -lm
+unit: $(UNIT_BINS)
+	/usr/bin/python3 tests/unit/gen_linetables.py $(BUILD)/unit/linetables >/dev/null
+	@set -e; for t in $(UNIT_BINS); do UNIT_LINETABLES=$(BUILD)/unit/linetables $$t; done
 
 # ---- fuzzing (tests/fuzz): libFuzzer + ASan + UBSan over a fake memory backend ----------
 # Each harness runs on a scratch corpus in $(BUILD)/fuzz/corpus/NAME (new inputs land there)

@@ -13,6 +13,8 @@ import subprocess
 
 import pytest
 
+TEST_DEADLINE_S = 600   # per test, generous: no deadline before the harness (fixtures.py)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 DRIVER = r"""

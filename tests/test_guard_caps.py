@@ -12,10 +12,12 @@ import time
 
 from test_guard import GUARD_STATUS, HANG_TIMEOUT, PROGRAMS, PYTHON, THRESHOLD, read_report, run
 
+TEST_DEADLINE_S = 600   # per test, generous: no deadline before the harness (fixtures.py)
+
 
 def test_hang_timeout_record_is_capped(binary, tmp_path, reg):
     report = str(tmp_path / "report")
-    p = reg.popen([PYTHON, os.path.join(PROGRAMS, "diag_deadlock.py"), report])
+    p = reg.hanging([PYTHON, os.path.join(PROGRAMS, "diag_deadlock.py"), report])
     deadline = time.monotonic() + 30
     while "joining" not in read_report(report) and time.monotonic() < deadline:
         time.sleep(0.05)

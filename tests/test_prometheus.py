@@ -15,6 +15,8 @@ import subprocess
 
 import yaml
 
+TEST_DEADLINE_S = 600   # per test, generous: no deadline before the harness (fixtures.py)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DIR = os.path.join(ROOT, "deploy", "prometheus")
 RULES = os.path.join(DIR, "pyhang-trace.rules.yml")
