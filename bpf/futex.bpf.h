@@ -11,10 +11,6 @@
 
 /* ---------------------------------------------------------------- futex waits */
 
-/* futex(2) commands that block: WAIT, LOCK_PI, WAIT_BITSET, WAIT_REQUEUE_PI, LOCK_PI2. */
-#define WAIT_CMDS ((1u << PH_FUTEX_WAIT) | (1u << PH_FUTEX_LOCK_PI) | (1u << PH_FUTEX_WAIT_BITSET) | \
-		   (1u << PH_FUTEX_WAIT_REQUEUE_PI) | (1u << PH_FUTEX_LOCK_PI2))
-
 /* CLOCK_MONOTONIC ns of jiffy j, given a (now_ns, now_j) pair taken together: within a
  * tick of the truth, which is all a wait of seconds needs. */
 static __always_inline u64 jiffies_to_ns(u64 j, u64 now_ns, u64 now_j)
@@ -118,7 +114,7 @@ static __always_inline bool gil_chain_resume(struct ph_wait *w, u64 now_ns)
 
 static __always_inline struct ph_wait *slot_of(u32 tid)
 {
-	u32 k = tid & (PH_WAIT_SLOTS - 1);
+	u32 k = ph_wait_slot_key(tid);
 	return bpf_map_lookup_elem(&wait_slots, &k);
 }
 
@@ -129,7 +125,7 @@ static __always_inline void slot_mark(u32 k, bool used)
 	struct ph_slot_bits *b = bpf_map_lookup_elem(&wait_slot_bits, &zero);
 	if (!b)
 		return;
-	k &= PH_WAIT_SLOTS - 1;
+	k = ph_wait_slot_key(k);
 	u64 bit = 1ull << (k & 63);
 	if (used)
 		__sync_fetch_and_or(&b->bits[k >> 6], bit);

@@ -67,7 +67,7 @@ struct {
 
 static __always_inline struct sigact_pending *sigact_slot(u32 tid)
 {
-	u32 k = tid & (PH_WAIT_SLOTS - 1);
+	u32 k = ph_wait_slot_key(tid);
 	return bpf_map_lookup_elem(&sigact_pending, &k);
 }
 

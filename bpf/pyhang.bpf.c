@@ -60,9 +60,8 @@ SEC("tracepoint/syscalls/sys_enter_futex")
 int futex_enter(struct trace_event_raw_sys_enter *ctx)
 {
 	u32 op = (u32)ctx->args[1];
-	u32 cmd = op & PH_FUTEX_CMD_MASK;
 
-	if (cmd >= 32 || !((1u << cmd) & WAIT_CMDS))
+	if (!ph_futex_op_waits(op))
 		return 0;
 	return wait_begin(ctx->args[0], op);
 }

@@ -12,7 +12,7 @@ static const struct ph_watch watch_everything = {};
 
 static __always_inline struct ph_watch_slot *watch_slot(u32 tgid)
 {
-	u32 k = tgid & (PH_WATCH_SLOTS - 1);
+	u32 k = ph_watch_slot_key(tgid);
 	return bpf_map_lookup_elem(&watch_slots, &k);
 }
 
@@ -22,11 +22,14 @@ static __always_inline struct ph_watch *watch_find(u32 tgid)
 	struct ph_watch_slot *s = watch_slot(tgid);
 	if (!s)
 		return NULL;
-	if (s->tgid == tgid)
+	switch (ph_watch_slot_where(s, tgid)) {
+	case PH_SLOT_MINE:
 		return &s->w;
-	if (!s->shared)
+	case PH_SLOT_OVERFLOW:
+		return bpf_map_lookup_elem(&watched, &tgid);
+	default:
 		return NULL;
-	return bpf_map_lookup_elem(&watched, &tgid);
+	}
 }
 
 /* Stores process tgid's watch entry: in its slot if the slot is its own or free, else in

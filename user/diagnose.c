@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "pyhang.h"
+
 /* A frame of the standard library: under .../lib/pythonX.Y/ but not in site-packages. */
 static bool is_stdlib_file(const char *file)
 {
@@ -110,8 +112,8 @@ static void describe_thread(const struct py_thread *t, char *buf, size_t len)
 		snprintf(buf, len, "%d, blocked in %.200s%.200s", (int)t->tid, where, wait);
 }
 
-#define FUTEX_PRIVATE_FLAG_BIT 128u /* include/uapi/linux/futex.h */
-#define SYS_FUTEX_NR 202           /* x86_64 */
+#define FUTEX_PRIVATE_FLAG_BIT PH_FUTEX_PRIVATE_FLAG /* pyhang.h */
+#define SYS_FUTEX_NR PH_NR_FUTEX                   /* pyhang.h */
 
 /* A thread that cannot move by itself: an untimed wait on a process-private futex that has
  * lasted the threshold (see diagnose_all_threads_blocked). */
