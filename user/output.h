@@ -38,13 +38,30 @@ struct rec_start {
 	uint32_t ringbuf_bytes; /* the kernel-to-userspace ring buffer's size */
 };
 
+/* The one list of what the tracer counts: it drives struct rec_stop, the stop event of both
+ * writers (JSON "lost" and "counts", the text summary's LOST list) and the metrics
+ * (pyhang_lost_events_total, pyhang_findings_total). Filled by tracer_stop_counts (trace.c).
+ *
+ * Events that could not be recorded, by reason: X(field, name in JSON and metrics, text). */
+#define REC_LOSS_REASONS(X)                                                                         \
+	X(ringbuf_drops, "ringbuf_full", "ring buffer full")            /* PH_STAT_RINGBUF_DROPS */ \
+	X(waits_map_full, "waits_map_full", "wait table full")          /* PH_STAT_WAITS_FULL */    \
+	X(map_full, "map_full", "other tables full")                    /* PH_STAT_MAP_FULL */      \
+	X(exec_checks_dropped, "exec_check_queue_full", "exec check queue full") /* userspace */
+/* Events reported, by kind: X(field, name in JSON "counts" and the metrics' kind label). */
+#define REC_EVENT_COUNTS(X)                                                                         \
+	X(long_waits, "long_wait")                                                                  \
+	X(wait_ends, "wait_end")                                                                    \
+	X(sigchld_changes, "sigchld_ignored")                                                       \
+	X(child_status_lost, "child_status_lost")                                                   \
+	X(hangs, "hang")                                                                            \
+	X(hang_ends, "hang_end")
+#define REC_COUNT_FIELD(field, ...) uint64_t field;
+
 struct rec_stop {
-	uint64_t lost_events;
-	uint64_t ringbuf_drops;
-	uint64_t waits_map_full;
-	uint64_t map_full;
-	uint64_t exec_checks_dropped; /* userspace: exec re-check queue full */
-	uint64_t long_waits, wait_ends, sigchld_changes, child_status_lost, hangs, hang_ends;
+	uint64_t lost_events; /* the sum of the REC_LOSS_REASONS */
+	REC_LOSS_REASONS(REC_COUNT_FIELD)
+	REC_EVENT_COUNTS(REC_COUNT_FIELD)
 	const uint64_t *suppressed; /* [PH_RL_KINDS]: held back by the rate limits */
 	double duration_s;
 	int command_exit; /* -1: no command */

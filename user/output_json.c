@@ -89,19 +89,15 @@ static void json_stop(struct output *o, const struct rec_stop *r)
 	jw_kint(&w, "lost_events", (long long)r->lost_events);
 	jw_key(&w, "lost");
 	jw_obj_begin(&w);
-	jw_kint(&w, "ringbuf_full", (long long)r->ringbuf_drops);
-	jw_kint(&w, "waits_map_full", (long long)r->waits_map_full);
-	jw_kint(&w, "map_full", (long long)r->map_full);
-	jw_kint(&w, "exec_check_queue_full", (long long)r->exec_checks_dropped);
+#define LOSS(field, name, text) jw_kint(&w, name, (long long)r->field);
+	REC_LOSS_REASONS(LOSS)
+#undef LOSS
 	jw_obj_end(&w);
 	jw_key(&w, "counts");
 	jw_obj_begin(&w);
-	jw_kint(&w, "long_wait", (long long)r->long_waits);
-	jw_kint(&w, "wait_end", (long long)r->wait_ends);
-	jw_kint(&w, "sigchld_ignored", (long long)r->sigchld_changes);
-	jw_kint(&w, "child_status_lost", (long long)r->child_status_lost);
-	jw_kint(&w, "hang", (long long)r->hangs);
-	jw_kint(&w, "hang_end", (long long)r->hang_ends);
+#define COUNT(field, name) jw_kint(&w, name, (long long)r->field);
+	REC_EVENT_COUNTS(COUNT)
+#undef COUNT
 	jw_obj_end(&w);
 	if (r->suppressed) {
 		jw_key(&w, "suppressed");

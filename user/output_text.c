@@ -105,13 +105,16 @@ static void text_stop(struct output *o, const struct rec_stop *r)
 		  "changes, %llu lost child statuses", r->duration_s, (unsigned long long)r->hangs,
 		  (unsigned long long)r->long_waits, (unsigned long long)r->sigchld_changes,
 		  (unsigned long long)r->child_status_lost);
-	if (r->lost_events)
-		sb_printf(&sb, "; %llu events LOST (ring buffer full %llu, wait table full %llu, "
-			  "other tables full %llu, exec check queue full %llu)",
-			  (unsigned long long)r->lost_events, (unsigned long long)r->ringbuf_drops,
-			  (unsigned long long)r->waits_map_full, (unsigned long long)r->map_full,
-			  (unsigned long long)r->exec_checks_dropped);
-	else
+	if (r->lost_events) {
+		const char *sep = " (";
+		sb_printf(&sb, "; %llu events LOST", (unsigned long long)r->lost_events);
+#define LOSS(field, name, text)                                                                     \
+	sb_printf(&sb, "%s" text " %llu", sep, (unsigned long long)r->field);                        \
+	sep = ", ";
+		REC_LOSS_REASONS(LOSS)
+#undef LOSS
+		sb_puts(&sb, ")");
+	} else
 		sb_puts(&sb, "; no events lost");
 	uint64_t held = 0;
 	for (unsigned k = 0; r->suppressed && k < PH_RL_KINDS; k++)
