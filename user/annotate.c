@@ -173,6 +173,6 @@ void annotate_child_lost(struct tracer *t, const struct rec_child_lost *r)
 	const struct py_thread *stacks[] = { r->ignore_stack, r->reaper_stack, r->stack };
 	char msg[1400];
 	snprintf(msg, sizeof(msg), "%.16s (pid %d): a child's exit status was lost: %s",
-		 r->p.comm, (int)r->p.pid, r->summary ? r->summary : r->cause);
+		 r->p.comm, (int)r->p.pid, r->summary ? r->summary : rec_lost_cause_name(r->cause));
 	emit(t, stacks, 3, "pyhang-trace found a lost child exit status", msg);
 }

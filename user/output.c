@@ -203,6 +203,30 @@ void output_format_time(const struct output *o, uint64_t mono_ns, char *buf, siz
 		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
 }
 
+#define REC_NAME(e, name) [e] = name,
+static const char *rec_name(const char *const *names, size_t n, unsigned v)
+{
+	return v < n && names[v] ? names[v] : "unknown";
+}
+
+const char *rec_ended_by_name(enum rec_ended_by v)
+{
+	static const char *const names[] = { REC_ENDED_BY(REC_NAME) };
+	return rec_name(names, sizeof(names) / sizeof(names[0]), v);
+}
+
+const char *rec_lost_cause_name(enum rec_lost_cause v)
+{
+	static const char *const names[] = { REC_LOST_CAUSES(REC_NAME) };
+	return rec_name(names, sizeof(names) / sizeof(names[0]), v);
+}
+
+const char *rec_sigchld_action_name(enum rec_sigchld_action v)
+{
+	static const char *const names[] = { REC_SIGCHLD_ACTIONS(REC_NAME) };
+	return rec_name(names, sizeof(names) / sizeof(names[0]), v);
+}
+
 void futex_op_name(uint32_t op, char *buf, size_t len)
 {
 	static const char *const names[] = {

@@ -155,7 +155,7 @@ static void json_wait_end(struct output *o, const struct rec_wait_end *r)
 	proc_fields(&w, &r->p);
 	jw_kdouble(&w, "waited_s", r->waited_s, 3);
 	jw_kbool(&w, "before_start", r->before_start);
-	jw_kstr(&w, "ended_by", r->ended_by);
+	jw_kstr(&w, "ended_by", rec_ended_by_name(r->ended_by));
 	if (r->signal > 0)
 		jw_kint(&w, "signal", r->signal);
 	if (r->exit_signal > 0)
@@ -170,7 +170,7 @@ static void json_sigchld(struct output *o, const struct rec_sigchld *r)
 	struct jw w;
 	begin_event(o, &w, "sigchld_ignored", r->p.mono_ns);
 	proc_fields(&w, &r->p);
-	jw_kstr(&w, "action", r->action);
+	jw_kstr(&w, "action", rec_sigchld_action_name(r->action));
 	jw_kbool(&w, "before_start", r->before_start);
 	if (r->inherited)
 		jw_kbool(&w, "inherited", true);
@@ -200,7 +200,7 @@ static void json_child_lost(struct output *o, const struct rec_child_lost *r)
 	struct jw w;
 	begin_event(o, &w, "child_status_lost", r->p.mono_ns);
 	proc_fields(&w, &r->p);
-	jw_kstr(&w, "cause", r->cause);
+	jw_kstr(&w, "cause", rec_lost_cause_name(r->cause));
 	if (r->summary)
 		jw_kstr(&w, "summary", r->summary);
 	jw_kstr(&w, "syscall", r->syscall);
@@ -300,7 +300,7 @@ static void json_hang_end(struct output *o, const struct rec_hang_end *r)
 	begin_event(o, &w, "hang_end", r->p.mono_ns);
 	proc_fields(&w, &r->p);
 	jw_kstr(&w, "code", r->code);
-	jw_kstr(&w, "ended_by", r->ended_by);
+	jw_kstr(&w, "ended_by", rec_ended_by_name(r->ended_by));
 	jw_kdouble(&w, "duration_s", r->duration_s, 3);
 	jw_kdouble(&w, "reported_s_ago", r->reported_s_ago, 3);
 	end_event(o, &w);

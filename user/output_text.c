@@ -191,19 +191,19 @@ static void text_wait_end(struct output *o, const struct rec_wait_end *r)
 	put_clock(o, r->p.mono_ns);
 	put_tag(o, "", "WAIT END");
 	put_proc(o, &r->p);
-	if (strcmp(r->ended_by, "thread_exit") == 0)
+	if (r->ended_by == REC_END_THREAD_EXIT)
 		sb_printf(&o->sb, " exited while still blocked, after %.1fs\n", r->waited_s);
-	else if (strcmp(r->ended_by, "process_exit") == 0 && r->exit_signal > 0)
+	else if (r->ended_by == REC_END_PROCESS_EXIT && r->exit_signal > 0)
 		sb_printf(&o->sb, " was still blocked when its process was killed by signal %d (%s), "
 			  "after %.1fs\n", r->exit_signal, signal_name(r->exit_signal), r->waited_s);
-	else if (strcmp(r->ended_by, "process_exit") == 0)
+	else if (r->ended_by == REC_END_PROCESS_EXIT)
 		sb_printf(&o->sb, " was still blocked when its process exited (status %d), after %.1fs\n",
 			  r->exit_status, r->waited_s);
-	else if (strcmp(r->ended_by, "signal") == 0 && r->signal > 0)
+	else if (r->ended_by == REC_END_SIGNAL && r->signal > 0)
 		sb_printf(&o->sb, " stopped waiting on futex 0x%llx after %.1fs: interrupted by signal %d "
 			  "(%s), whose handler ran\n", (unsigned long long)r->futex_addr, r->waited_s,
 			  r->signal, signal_name(r->signal));
-	else if (strcmp(r->ended_by, "signal") == 0)
+	else if (r->ended_by == REC_END_SIGNAL)
 		sb_printf(&o->sb, " stopped waiting on futex 0x%llx after %.1fs: interrupted by a signal\n",
 			  (unsigned long long)r->futex_addr, r->waited_s);
 	else
@@ -217,7 +217,7 @@ static void text_sigchld(struct output *o, const struct rec_sigchld *r)
 	put_clock(o, r->p.mono_ns);
 	put_tag(o, C_YEL, "SIGCHLD");
 	put_proc(o, &r->p);
-	if (strcmp(r->action, "restored") == 0)
+	if (r->action == REC_SIGCHLD_RESTORED)
 		sb_puts(&o->sb, " no longer ignores SIGCHLD: exit statuses of its children are kept "
 				"again\n");
 	else
@@ -225,7 +225,7 @@ static void text_sigchld(struct output *o, const struct rec_sigchld *r)
 			  "and subprocess reports every child as exit status 0\n",
 			  r->before_start ? "was already ignoring" :
 			  r->inherited ? "ignores from its start (ignored before its exec)" : "now ignores",
-			  r->action);
+			  rec_sigchld_action_name(r->action));
 	text_stack_or_why(o, "  ", r->stack, r->stack_status);
 	output_emit(o);
 }
@@ -242,7 +242,7 @@ static void text_child_lost(struct output *o, const struct rec_child_lost *r)
 		sb_puts(&o->sb, ")");
 	}
 	sb_puts(&o->sb, " failed with ECHILD, ");
-	if (strcmp(r->cause, "reaped_elsewhere") == 0)
+	if (r->cause == REC_LOST_REAPED_ELSEWHERE)
 		sb_printf(&o->sb, "because thread %d had already reaped it %.3fs earlier", (int)r->reaper_tid,
 			  r->reaped_s_before);
 	else
@@ -309,11 +309,11 @@ static void text_hang_end(struct output *o, const struct rec_hang_end *r)
 	put_clock(o, r->p.mono_ns);
 	put_tag(o, "", "HANG END");
 	put_proc(o, &r->p);
-	if (strcmp(r->ended_by, "process_exit") == 0)
+	if (r->ended_by == REC_END_PROCESS_EXIT)
 		sb_printf(&o->sb, ": the process ended; its %s lasted %.1fs\n", r->code, r->duration_s);
 	else
 		sb_printf(&o->sb, " %s: the %s reported %.1fs ago is over after %.1fs\n",
-			  strcmp(r->ended_by, "thread_exit") == 0 ? "exited" : "moved again",
+			  r->ended_by == REC_END_THREAD_EXIT ? "exited" : "moved again",
 			  r->code, r->reported_s_ago, r->duration_s);
 	output_emit(o);
 }
