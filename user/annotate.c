@@ -159,7 +159,7 @@ void annotate_hang(struct tracer *t, const struct rec_hang *r)
 	if (w)
 		stacks[n++] = w;
 	char title[64], msg[1400];
-	snprintf(title, sizeof(title), "pyhang-trace found a hang (%s)", r->diag->code);
+	snprintf(title, sizeof(title), "pyhang-trace found a hang (%s)", diag_code_name(r->diag->code));
 	snprintf(msg, sizeof(msg), "%.16s (pid %d): %s", r->p.comm, (int)r->p.pid, r->diag->summary);
 	emit(t, stacks, n, title, msg);
 }

@@ -247,7 +247,7 @@ void output_json_diagnosis(struct jw *w, const struct diagnosis *d, const struct
 {
 	jw_key(w, "diagnosis");
 	jw_obj_begin(w);
-	jw_kstr(w, "code", d->code);
+	jw_kstr(w, "code", diag_code_name(d->code));
 	jw_kstr(w, "summary", d->summary);
 	jw_kint(w, "waiter_tid", d->waiter);
 	jw_key(w, "culprit_tids");
@@ -255,7 +255,7 @@ void output_json_diagnosis(struct jw *w, const struct diagnosis *d, const struct
 	for (size_t i = 0; i < d->nculprits; i++)
 		jw_int(w, d->culprits[i]);
 	jw_arr_end(w);
-	if (py && !strcmp(d->code, "deadlock")) {
+	if (py && d->code == DIAG_DEADLOCK) {
 		jw_key(w, "cycle");
 		waitgraph_write_cycle(w, py, d);
 	}

@@ -293,7 +293,7 @@ static void text_hang(struct output *o, const struct rec_hang *r)
 	put_proc(o, &r->p);
 	sb_puts(&o->sb, ": ");
 	sb_put_escaped_text(&o->sb, r->diag->summary, strlen(r->diag->summary));
-	sb_printf(&o->sb, " [%s]\n", r->diag->code);
+	sb_printf(&o->sb, " [%s]\n", diag_code_name(r->diag->code));
 	pid_t focus[DIAG_MAX_CULPRITS + 1];
 	size_t n = 0;
 	for (size_t i = 0; i < r->diag->nculprits && n < DIAG_MAX_CULPRITS; i++)

@@ -418,7 +418,7 @@ bool waitgraph_diagnose(const struct waitgraph *g, pid_t waiter, const struct di
 		const struct py_thread *t = &p->threads[i];
 		if (f->holder != t || !f->lock || f->lock->reentrant || !proven_blocked(t, w))
 			continue;
-		d->code = "self_deadlock";
+		d->code = DIAG_SELF_DEADLOCK;
 		d->waiter = t->tid;
 		d->culprits[d->nculprits++] = t->tid;
 		who(t, a, sizeof(a));
@@ -438,7 +438,7 @@ bool waitgraph_diagnose(const struct waitgraph *g, pid_t waiter, const struct di
 		for (size_t k = 1; k < n; k++)
 			if (p->threads[cyc[k]].tid < p->threads[cyc[first]].tid)
 				first = k;
-		d->code = "deadlock";
+		d->code = DIAG_DEADLOCK;
 		d->waiter = p->threads[cyc[first]].tid;
 		for (size_t k = 0; k < n; k++) {
 			size_t me = cyc[(first + k) % n], prev = cyc[(first + k + n - 1) % n];
@@ -478,7 +478,7 @@ bool waitgraph_diagnose(const struct waitgraph *g, pid_t waiter, const struct di
 		const struct py_thread *t = &p->threads[i];
 		if (!f->holder_dead || !proven_blocked(t, w))
 			continue;
-		d->code = "orphaned_lock";
+		d->code = DIAG_ORPHANED_LOCK;
 		d->waiter = t->tid;
 		who(t, a, sizeof(a));
 		where_waits(t, b, sizeof(b));
