@@ -9,6 +9,8 @@
 #   make asan       build/pyhang-trace-asan with AddressSanitizer + UBSan
 #   make bench      build the benchmarks under tests/bench (run: tests/bench/run_futex_bench.sh,
 #                   tests/bench/python_workloads.py, tests/bench/tracer_cost.py; root)
+#   make check-layouts  the layout table (pylayout.c) against offsetof() in every installed
+#                   interpreter's headers (tests/layouts; part of `make test`)
 #   make fuzz       build the libFuzzer harnesses of tests/fuzz and run each FUZZ_SECONDS
 #   make fuzz-smoke the same, FUZZ_SMOKE_SECONDS each (part of `make test`)
 #   make fuzz-seed  regenerate tests/fuzz/corpus from the interpreters installed here
@@ -62,7 +64,7 @@ DEB_PKGS   := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config mak
               python3 python3-pytest prometheus python3-yaml systemd valgrind libclang-rt-14-dev \
               mandoc lintian libcmocka-dev
 
-.PHONY: unit all deps test run vmlinux clean asan bench fuzz fuzz-smoke fuzz-build fuzz-seed \
+.PHONY: unit all deps test run vmlinux clean asan bench check-layouts fuzz fuzz-smoke fuzz-build fuzz-seed \
         install uninstall deb FORCE
 .SECONDARY:
 all: $(BUILD)/pyhang-trace
@@ -111,11 +113,11 @@ $(BUILD)/pyhang-trace-asan: $(ASAN_OBJS)
 bench: $(BUILD)/pyhang-trace
 	$(MAKE) -C tests/bench BUILD=$(abspath $(BUILD))/bench
 
-# The unit tests, the end-to-end suite, then what ASan adds: the tracer and diagnosis
-# tests that share one tracer per scenario (marker asan_rerun: every code path of those
+# The unit tests, the layout table check, the end-to-end suite, then what ASan adds: the
+# tracer and diagnosis tests that share one tracer per scenario (marker asan_rerun: every code path of those
 # tracers, each interpreter's reader) once more against the AddressSanitizer + UBSan build
 # (leak checks on; the suite tracer of that run is the ASan build too).
-test: deps unit all asan fuzz-smoke
+test: deps unit check-layouts all asan fuzz-smoke
 	$(PYTEST) -q tests/
 	PYHANG_BINARY=$(abspath $(BUILD))/pyhang-trace-asan ASAN_OPTIONS=detect_leaks=1 \
 	    $(PYTEST) -q -m asan_rerun tests/test_trace_*.py tests/test_diagnose.py
@@ -133,6 +135,16 @@ $(BUILD)/unit/%: tests/unit/%.c $(UNIT_OBJS)
 unit: $(UNIT_BINS)
 	/usr/bin/python3 tests/unit/gen_linetables.py $(BUILD)/unit/linetables >/dev/null
 	@set -e; for t in $(UNIT_BINS); do UNIT_LINETABLES=$(BUILD)/unit/linetables $$t; done
+
+# ---- layout table check (tests/layouts) ------------------------------------------------
+# table_dump prints the table of pylayout.c (found wherever the source tree keeps it);
+# check_layouts.py compiles tests/layouts/probe.c against each interpreter's headers.
+PYLAYOUT_C := $(firstword $(wildcard user/pylayout.c user/python/pylayout.c user/*/pylayout.c))
+$(BUILD)/layouts/table_dump: tests/layouts/table_dump.c $(PYLAYOUT_C) $(PYLAYOUT_C:.c=.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) -I$(dir $(PYLAYOUT_C)) -O1 -o $@ tests/layouts/table_dump.c $(PYLAYOUT_C)
+check-layouts: $(BUILD)/layouts/table_dump
+	/usr/bin/python3 tests/layouts/check_layouts.py $< tests/layouts/probe.c $(CC)
 
 # ---- fuzzing (tests/fuzz): libFuzzer + ASan + UBSan over a fake memory backend ----------
 # Each harness runs on a scratch corpus in $(BUILD)/fuzz/corpus/NAME (new inputs land there)

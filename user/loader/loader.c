@@ -360,7 +360,7 @@ const char *loader_scan_mechanism(const struct loader *l)
  * ours modulo PH_WATCH_SLOTS) could be lost; the slot itself never goes wrong. */
 static int watch_slot_read(struct loader *l, pid_t tgid, struct ph_watch_slot *s)
 {
-	uint32_t k = (uint32_t)tgid & (PH_WATCH_SLOTS - 1);
+	uint32_t k = ph_watch_slot_key((uint32_t)tgid);
 	memset(s, 0, sizeof(*s));
 	return bpf_map__lookup_elem(l->skel->maps.watch_slots, &k, sizeof(k), s, sizeof(*s), 0);
 }
@@ -372,18 +372,21 @@ static int watch_lookup(struct loader *l, pid_t tgid, struct ph_watch *w)
 	memset(w, 0, sizeof(*w));
 	if (watch_slot_read(l, tgid, &s) != 0)
 		return -1;
-	if (s.tgid == key) {
+	switch (ph_watch_slot_where(&s, key)) {
+	case PH_SLOT_MINE:
 		*w = s.w;
 		return 0;
-	}
-	if (!s.shared)
+	case PH_SLOT_ABSENT:
 		return -1;
+	default:
+		break;
+	}
 	return bpf_map__lookup_elem(l->skel->maps.watched, &key, sizeof(key), w, sizeof(*w), 0);
 }
 
 static int watch_store(struct loader *l, pid_t tgid, const struct ph_watch *w)
 {
-	uint32_t key = (uint32_t)tgid, k = key & (PH_WATCH_SLOTS - 1);
+	uint32_t key = (uint32_t)tgid, k = ph_watch_slot_key(key);
 	struct ph_watch_slot s;
 	if (watch_slot_read(l, tgid, &s) != 0)
 		return -1;
@@ -471,7 +474,7 @@ static int mono_to_jiffies(struct loader *l, uint64_t mono_ns, uint64_t *out)
 int loader_seed_wait(struct loader *l, pid_t tgid, uint64_t proc_start, pid_t tid, uint64_t start_ns,
 		     uint64_t uaddr, uint32_t op)
 {
-	uint32_t key = (uint32_t)tid, slot_key = key & (PH_WAIT_SLOTS - 1);
+	uint32_t key = (uint32_t)tid, slot_key = ph_wait_slot_key(key);
 	struct ph_wait w;
 	if (bpf_map__lookup_elem(l->skel->maps.wait_slots, &slot_key, sizeof(slot_key), &w, sizeof(w),
 				 0) == 0 && w.tid == key)

@@ -323,33 +323,22 @@ static void render(struct metrics *m, struct strbuf *sb)
 	sb_printf(sb, "pyhang_threshold_seconds %.9g\n", (double)c.threshold_ns / 1e9);
 
 	family(sb, "pyhang_findings_total", "counter", "Events reported, by kind.");
-	const struct { const char *kind; uint64_t n; } kinds[] = {
-		{ "long_wait", c.n_long_waits },   { "wait_end", c.n_wait_ends },
-		{ "sigchld_ignored", c.n_sigchld }, { "child_status_lost", c.n_child_lost },
-		{ "hang", c.n_hangs },             { "hang_end", c.n_hang_ends },
-	};
-	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
-		sb_printf(sb, "pyhang_findings_total{kind=\"%s\"} %llu\n", kinds[i].kind,
-			  (unsigned long long)kinds[i].n);
+#define COUNT(field, name)                                                                          \
+	sb_printf(sb, "pyhang_findings_total{kind=\"%s\"} %llu\n", name, (unsigned long long)c.counts.field);
+	REC_EVENT_COUNTS(COUNT)
+#undef COUNT
 
 	family(sb, "pyhang_open_long_waits", "gauge",
 	       "Long waits reported and not ended yet (long_wait minus wait_end).");
 	sb_printf(sb, "pyhang_open_long_waits %llu\n",
-		  (unsigned long long)(c.n_long_waits > c.n_wait_ends ? c.n_long_waits - c.n_wait_ends : 0));
+		  (unsigned long long)(c.counts.long_waits > c.counts.wait_ends ? c.counts.long_waits - c.counts.wait_ends : 0));
 
-	struct loader_stats st;
-	if (loader_read_stats(c.ld, &st) != 0)
-		memset(&st, 0, sizeof(st));
 	family(sb, "pyhang_lost_events_total", "counter",
 	       "Events that could not be recorded, by reason (as in the stop event's lost).");
-	sb_printf(sb, "pyhang_lost_events_total{reason=\"ringbuf_full\"} %llu\n",
-		  (unsigned long long)st.counters[PH_STAT_RINGBUF_DROPS]);
-	sb_printf(sb, "pyhang_lost_events_total{reason=\"waits_map_full\"} %llu\n",
-		  (unsigned long long)st.counters[PH_STAT_WAITS_FULL]);
-	sb_printf(sb, "pyhang_lost_events_total{reason=\"map_full\"} %llu\n",
-		  (unsigned long long)st.counters[PH_STAT_MAP_FULL]);
-	sb_printf(sb, "pyhang_lost_events_total{reason=\"exec_check_queue_full\"} %llu\n",
-		  (unsigned long long)c.dropped_checks);
+#define LOSS(field, name, text)                                                                     \
+	sb_printf(sb, "pyhang_lost_events_total{reason=\"%s\"} %llu\n", name, (unsigned long long)c.counts.field);
+	REC_LOSS_REASONS(LOSS)
+#undef LOSS
 
 	family(sb, "pyhang_suppressed_events_total", "counter",
 	       "Events held back by the per-process rate limits, by kind (reported in suppressed events).");

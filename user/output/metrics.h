@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "output.h"
 #include "pyhang.h"
 
 struct loader;
@@ -22,8 +23,7 @@ struct metrics;
 struct metrics_view {
 	struct loader *ld; /* the BPF object: scanner, kernel loss counters, per-program stats */
 	uint64_t threshold_ns;
-	uint64_t n_long_waits, n_wait_ends, n_sigchld, n_child_lost, n_hangs, n_hang_ends;
-	uint64_t dropped_checks;            /* lost: exec_check_queue_full */
+	struct rec_stop counts;             /* REC_EVENT_COUNTS and REC_LOSS_REASONS so far */
 	uint64_t n_suppressed[PH_RL_KINDS]; /* by enum ph_rl_kind */
 };
 typedef void (*metrics_view_fn)(void *ctx, struct metrics_view *out);

@@ -203,14 +203,39 @@ void output_format_time(const struct output *o, uint64_t mono_ns, char *buf, siz
 		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
 }
 
+#define REC_NAME(e, name) [e] = name,
+static const char *rec_name(const char *const *names, size_t n, unsigned v)
+{
+	return v < n && names[v] ? names[v] : "unknown";
+}
+
+const char *rec_ended_by_name(enum rec_ended_by v)
+{
+	static const char *const names[] = { REC_ENDED_BY(REC_NAME) };
+	return rec_name(names, sizeof(names) / sizeof(names[0]), v);
+}
+
+const char *rec_lost_cause_name(enum rec_lost_cause v)
+{
+	static const char *const names[] = { REC_LOST_CAUSES(REC_NAME) };
+	return rec_name(names, sizeof(names) / sizeof(names[0]), v);
+}
+
+const char *rec_sigchld_action_name(enum rec_sigchld_action v)
+{
+	static const char *const names[] = { REC_SIGCHLD_ACTIONS(REC_NAME) };
+	return rec_name(names, sizeof(names) / sizeof(names[0]), v);
+}
+
 void futex_op_name(uint32_t op, char *buf, size_t len)
 {
 	static const char *const names[] = {
-		[0] = "FUTEX_WAIT", [1] = "FUTEX_WAKE", [2] = "FUTEX_FD", [3] = "FUTEX_REQUEUE",
-		[4] = "FUTEX_CMP_REQUEUE", [5] = "FUTEX_WAKE_OP", [6] = "FUTEX_LOCK_PI",
-		[7] = "FUTEX_UNLOCK_PI", [8] = "FUTEX_TRYLOCK_PI", [9] = "FUTEX_WAIT_BITSET",
-		[10] = "FUTEX_WAKE_BITSET", [11] = "FUTEX_WAIT_REQUEUE_PI",
-		[12] = "FUTEX_CMP_REQUEUE_PI", [13] = "FUTEX_LOCK_PI2",
+		[PH_FUTEX_WAIT] = "FUTEX_WAIT", [1] = "FUTEX_WAKE", [2] = "FUTEX_FD",
+		[3] = "FUTEX_REQUEUE", [4] = "FUTEX_CMP_REQUEUE", [5] = "FUTEX_WAKE_OP",
+		[PH_FUTEX_LOCK_PI] = "FUTEX_LOCK_PI", [7] = "FUTEX_UNLOCK_PI", [8] = "FUTEX_TRYLOCK_PI",
+		[PH_FUTEX_WAIT_BITSET] = "FUTEX_WAIT_BITSET", [10] = "FUTEX_WAKE_BITSET",
+		[PH_FUTEX_WAIT_REQUEUE_PI] = "FUTEX_WAIT_REQUEUE_PI", [12] = "FUTEX_CMP_REQUEUE_PI",
+		[PH_FUTEX_LOCK_PI2] = "FUTEX_LOCK_PI2",
 	};
 	if (op == PH_OP_FUTEX_WAITV) {
 		snprintf(buf, len, "futex_waitv");

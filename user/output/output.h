@@ -38,13 +38,56 @@ struct rec_start {
 	uint32_t ringbuf_bytes; /* the kernel-to-userspace ring buffer's size */
 };
 
+/* The one list of what the tracer counts: it drives struct rec_stop, the stop event of both
+ * writers (JSON "lost" and "counts", the text summary's LOST list) and the metrics
+ * (pyhang_lost_events_total, pyhang_findings_total). Filled by tracer_stop_counts (trace.c).
+ *
+ * Events that could not be recorded, by reason: X(field, name in JSON and metrics, text). */
+#define REC_LOSS_REASONS(X)                                                                         \
+	X(ringbuf_drops, "ringbuf_full", "ring buffer full")            /* PH_STAT_RINGBUF_DROPS */ \
+	X(waits_map_full, "waits_map_full", "wait table full")          /* PH_STAT_WAITS_FULL */    \
+	X(map_full, "map_full", "other tables full")                    /* PH_STAT_MAP_FULL */      \
+	X(exec_checks_dropped, "exec_check_queue_full", "exec check queue full") /* userspace */
+/* Events reported, by kind: X(field, name in JSON "counts" and the metrics' kind label). */
+#define REC_EVENT_COUNTS(X)                                                                         \
+	X(long_waits, "long_wait")                                                                  \
+	X(wait_ends, "wait_end")                                                                    \
+	X(sigchld_changes, "sigchld_ignored")                                                       \
+	X(child_status_lost, "child_status_lost")                                                   \
+	X(hangs, "hang")                                                                            \
+	X(hang_ends, "hang_end")
+#define REC_COUNT_FIELD(field, ...) uint64_t field;
+
+/* Kinds passed from the event handlers to the writers, as enums with one name table each
+ * (output.c): X(enum constant, the value JSON writes). */
+/* How a wait ended (wait_end), and so the hang it belonged to (hang_end): "ended_by". */
+#define REC_ENDED_BY(X)                                                                             \
+	X(REC_END_RETURN, "return")                                                                 \
+	X(REC_END_SIGNAL, "signal")                                                                 \
+	X(REC_END_THREAD_EXIT, "thread_exit")                                                       \
+	X(REC_END_PROCESS_EXIT, "process_exit")
+/* Why a child's exit status was lost (child_status_lost): "cause". */
+#define REC_LOST_CAUSES(X)                                                                          \
+	X(REC_LOST_SIGCHLD_IGNORED, "sigchld_ignored")                                              \
+	X(REC_LOST_REAPED_ELSEWHERE, "reaped_elsewhere")
+/* What a SIGCHLD change did (sigchld_ignored): "action". */
+#define REC_SIGCHLD_ACTIONS(X)                                                                      \
+	X(REC_SIGCHLD_IGN, "SIG_IGN")                                                               \
+	X(REC_SIGCHLD_NOCLDWAIT, "SA_NOCLDWAIT")                                                    \
+	X(REC_SIGCHLD_RESTORED, "restored")
+#define REC_ENUM_CONSTANT(e, name) e,
+enum rec_ended_by { REC_ENDED_BY(REC_ENUM_CONSTANT) };
+enum rec_lost_cause { REC_LOST_CAUSES(REC_ENUM_CONSTANT) };
+enum rec_sigchld_action { REC_SIGCHLD_ACTIONS(REC_ENUM_CONSTANT) };
+/* Their JSON values; "unknown" for a value out of range. */
+const char *rec_ended_by_name(enum rec_ended_by v);
+const char *rec_lost_cause_name(enum rec_lost_cause v);
+const char *rec_sigchld_action_name(enum rec_sigchld_action v);
+
 struct rec_stop {
-	uint64_t lost_events;
-	uint64_t ringbuf_drops;
-	uint64_t waits_map_full;
-	uint64_t map_full;
-	uint64_t exec_checks_dropped; /* userspace: exec re-check queue full */
-	uint64_t long_waits, wait_ends, sigchld_changes, child_status_lost, hangs, hang_ends;
+	uint64_t lost_events; /* the sum of the REC_LOSS_REASONS */
+	REC_LOSS_REASONS(REC_COUNT_FIELD)
+	REC_EVENT_COUNTS(REC_COUNT_FIELD)
 	const uint64_t *suppressed; /* [PH_RL_KINDS]: held back by the rate limits */
 	double duration_s;
 	int command_exit; /* -1: no command */
@@ -68,15 +111,15 @@ struct rec_wait_end {
 	double waited_s;
 	bool before_start;
 	uint64_t futex_addr;
-	const char *ended_by; /* "return", "signal", "thread_exit" or "process_exit" */
-	int signal;           /* ended_by "signal": the signal whose handler ran; -1 unknown */
-	int exit_signal;      /* "process_exit": the signal that killed the process, else -1 */
-	int exit_status;      /* "process_exit": its exit status when it exited, else -1 */
+	enum rec_ended_by ended_by;
+	int signal;           /* REC_END_SIGNAL: the signal whose handler ran; -1 unknown */
+	int exit_signal;      /* REC_END_PROCESS_EXIT: the signal that killed the process, else -1 */
+	int exit_status;      /* REC_END_PROCESS_EXIT: its exit status when it exited, else -1 */
 };
 
 struct rec_sigchld {
 	struct ev_proc p;
-	const char *action; /* "SIG_IGN", "SA_NOCLDWAIT", "restored" */
+	enum rec_sigchld_action action;
 	bool before_start;
 	bool inherited;     /* ignored since its exec: the parent ignored SIGCHLD */
 	const char *inherited_from_comm; /* inherited: the program that ignored it, or NULL */
@@ -87,7 +130,7 @@ struct rec_sigchld {
 
 struct rec_child_lost {
 	struct ev_proc p;
-	const char *cause; /* "sigchld_ignored", "reaped_elsewhere" */
+	enum rec_lost_cause cause;
 	pid_t child_pid;    /* host pid when known, else the pid the waiter used */
 	pid_t child_ns_pid; /* the pid the waiter knows it by, when that differs; else -1 */
 	char child_comm[16];
@@ -129,7 +172,7 @@ struct rec_hang {
 struct rec_hang_end {
 	struct ev_proc p;                 /* tid: the thread that moved (0: the process ended) */
 	const char *code;                 /* the hang's diagnosis.code */
-	const char *ended_by;             /* "return", "thread_exit" or "process_exit" */
+	enum rec_ended_by ended_by;       /* never REC_END_SIGNAL */
 	double duration_s;                /* from the earliest wait of the hang until now */
 	double reported_s_ago;            /* since the hang event */
 };

@@ -90,19 +90,15 @@ static void json_stop(struct output *o, const struct rec_stop *r)
 	jw_kint(&w, "lost_events", (long long)r->lost_events);
 	jw_key(&w, "lost");
 	jw_obj_begin(&w);
-	jw_kint(&w, "ringbuf_full", (long long)r->ringbuf_drops);
-	jw_kint(&w, "waits_map_full", (long long)r->waits_map_full);
-	jw_kint(&w, "map_full", (long long)r->map_full);
-	jw_kint(&w, "exec_check_queue_full", (long long)r->exec_checks_dropped);
+#define LOSS(field, name, text) jw_kint(&w, name, (long long)r->field);
+	REC_LOSS_REASONS(LOSS)
+#undef LOSS
 	jw_obj_end(&w);
 	jw_key(&w, "counts");
 	jw_obj_begin(&w);
-	jw_kint(&w, "long_wait", (long long)r->long_waits);
-	jw_kint(&w, "wait_end", (long long)r->wait_ends);
-	jw_kint(&w, "sigchld_ignored", (long long)r->sigchld_changes);
-	jw_kint(&w, "child_status_lost", (long long)r->child_status_lost);
-	jw_kint(&w, "hang", (long long)r->hangs);
-	jw_kint(&w, "hang_end", (long long)r->hang_ends);
+#define COUNT(field, name) jw_kint(&w, name, (long long)r->field);
+	REC_EVENT_COUNTS(COUNT)
+#undef COUNT
 	jw_obj_end(&w);
 	if (r->suppressed) {
 		jw_key(&w, "suppressed");
@@ -160,7 +156,7 @@ static void json_wait_end(struct output *o, const struct rec_wait_end *r)
 	proc_fields(&w, &r->p);
 	jw_kdouble(&w, "waited_s", r->waited_s, 3);
 	jw_kbool(&w, "before_start", r->before_start);
-	jw_kstr(&w, "ended_by", r->ended_by);
+	jw_kstr(&w, "ended_by", rec_ended_by_name(r->ended_by));
 	if (r->signal > 0)
 		jw_kint(&w, "signal", r->signal);
 	if (r->exit_signal > 0)
@@ -175,7 +171,7 @@ static void json_sigchld(struct output *o, const struct rec_sigchld *r)
 	struct jw w;
 	begin_event(o, &w, "sigchld_ignored", r->p.mono_ns);
 	proc_fields(&w, &r->p);
-	jw_kstr(&w, "action", r->action);
+	jw_kstr(&w, "action", rec_sigchld_action_name(r->action));
 	jw_kbool(&w, "before_start", r->before_start);
 	if (r->inherited)
 		jw_kbool(&w, "inherited", true);
@@ -205,7 +201,7 @@ static void json_child_lost(struct output *o, const struct rec_child_lost *r)
 	struct jw w;
 	begin_event(o, &w, "child_status_lost", r->p.mono_ns);
 	proc_fields(&w, &r->p);
-	jw_kstr(&w, "cause", r->cause);
+	jw_kstr(&w, "cause", rec_lost_cause_name(r->cause));
 	if (r->summary)
 		jw_kstr(&w, "summary", r->summary);
 	jw_kstr(&w, "syscall", r->syscall);
@@ -252,7 +248,7 @@ void output_json_diagnosis(struct jw *w, const struct diagnosis *d, const struct
 {
 	jw_key(w, "diagnosis");
 	jw_obj_begin(w);
-	jw_kstr(w, "code", d->code);
+	jw_kstr(w, "code", diag_code_name(d->code));
 	jw_kstr(w, "summary", d->summary);
 	jw_kint(w, "waiter_tid", d->waiter);
 	jw_key(w, "culprit_tids");
@@ -260,7 +256,7 @@ void output_json_diagnosis(struct jw *w, const struct diagnosis *d, const struct
 	for (size_t i = 0; i < d->nculprits; i++)
 		jw_int(w, d->culprits[i]);
 	jw_arr_end(w);
-	if (py && !strcmp(d->code, "deadlock")) {
+	if (py && d->code == DIAG_DEADLOCK) {
 		jw_key(w, "cycle");
 		waitgraph_write_cycle(w, py, d);
 	}
@@ -305,7 +301,7 @@ static void json_hang_end(struct output *o, const struct rec_hang_end *r)
 	begin_event(o, &w, "hang_end", r->p.mono_ns);
 	proc_fields(&w, &r->p);
 	jw_kstr(&w, "code", r->code);
-	jw_kstr(&w, "ended_by", r->ended_by);
+	jw_kstr(&w, "ended_by", rec_ended_by_name(r->ended_by));
 	jw_kdouble(&w, "duration_s", r->duration_s, 3);
 	jw_kdouble(&w, "reported_s_ago", r->reported_s_ago, 3);
 	end_event(o, &w);

@@ -105,13 +105,16 @@ static void text_stop(struct output *o, const struct rec_stop *r)
 		  "changes, %llu lost child statuses", r->duration_s, (unsigned long long)r->hangs,
 		  (unsigned long long)r->long_waits, (unsigned long long)r->sigchld_changes,
 		  (unsigned long long)r->child_status_lost);
-	if (r->lost_events)
-		sb_printf(&sb, "; %llu events LOST (ring buffer full %llu, wait table full %llu, "
-			  "other tables full %llu, exec check queue full %llu)",
-			  (unsigned long long)r->lost_events, (unsigned long long)r->ringbuf_drops,
-			  (unsigned long long)r->waits_map_full, (unsigned long long)r->map_full,
-			  (unsigned long long)r->exec_checks_dropped);
-	else
+	if (r->lost_events) {
+		const char *sep = " (";
+		sb_printf(&sb, "; %llu events LOST", (unsigned long long)r->lost_events);
+#define LOSS(field, name, text)                                                                     \
+	sb_printf(&sb, "%s" text " %llu", sep, (unsigned long long)r->field);                        \
+	sep = ", ";
+		REC_LOSS_REASONS(LOSS)
+#undef LOSS
+		sb_puts(&sb, ")");
+	} else
 		sb_puts(&sb, "; no events lost");
 	uint64_t held = 0;
 	for (unsigned k = 0; r->suppressed && k < PH_RL_KINDS; k++)
@@ -188,19 +191,19 @@ static void text_wait_end(struct output *o, const struct rec_wait_end *r)
 	put_clock(o, r->p.mono_ns);
 	put_tag(o, "", "WAIT END");
 	put_proc(o, &r->p);
-	if (strcmp(r->ended_by, "thread_exit") == 0)
+	if (r->ended_by == REC_END_THREAD_EXIT)
 		sb_printf(&o->sb, " exited while still blocked, after %.1fs\n", r->waited_s);
-	else if (strcmp(r->ended_by, "process_exit") == 0 && r->exit_signal > 0)
+	else if (r->ended_by == REC_END_PROCESS_EXIT && r->exit_signal > 0)
 		sb_printf(&o->sb, " was still blocked when its process was killed by signal %d (%s), "
 			  "after %.1fs\n", r->exit_signal, signal_name(r->exit_signal), r->waited_s);
-	else if (strcmp(r->ended_by, "process_exit") == 0)
+	else if (r->ended_by == REC_END_PROCESS_EXIT)
 		sb_printf(&o->sb, " was still blocked when its process exited (status %d), after %.1fs\n",
 			  r->exit_status, r->waited_s);
-	else if (strcmp(r->ended_by, "signal") == 0 && r->signal > 0)
+	else if (r->ended_by == REC_END_SIGNAL && r->signal > 0)
 		sb_printf(&o->sb, " stopped waiting on futex 0x%llx after %.1fs: interrupted by signal %d "
 			  "(%s), whose handler ran\n", (unsigned long long)r->futex_addr, r->waited_s,
 			  r->signal, signal_name(r->signal));
-	else if (strcmp(r->ended_by, "signal") == 0)
+	else if (r->ended_by == REC_END_SIGNAL)
 		sb_printf(&o->sb, " stopped waiting on futex 0x%llx after %.1fs: interrupted by a signal\n",
 			  (unsigned long long)r->futex_addr, r->waited_s);
 	else
@@ -214,7 +217,7 @@ static void text_sigchld(struct output *o, const struct rec_sigchld *r)
 	put_clock(o, r->p.mono_ns);
 	put_tag(o, C_YEL, "SIGCHLD");
 	put_proc(o, &r->p);
-	if (strcmp(r->action, "restored") == 0)
+	if (r->action == REC_SIGCHLD_RESTORED)
 		sb_puts(&o->sb, " no longer ignores SIGCHLD: exit statuses of its children are kept "
 				"again\n");
 	else
@@ -222,7 +225,7 @@ static void text_sigchld(struct output *o, const struct rec_sigchld *r)
 			  "and subprocess reports every child as exit status 0\n",
 			  r->before_start ? "was already ignoring" :
 			  r->inherited ? "ignores from its start (ignored before its exec)" : "now ignores",
-			  r->action);
+			  rec_sigchld_action_name(r->action));
 	text_stack_or_why(o, "  ", r->stack, r->stack_status);
 	output_emit(o);
 }
@@ -239,7 +242,7 @@ static void text_child_lost(struct output *o, const struct rec_child_lost *r)
 		sb_puts(&o->sb, ")");
 	}
 	sb_puts(&o->sb, " failed with ECHILD, ");
-	if (strcmp(r->cause, "reaped_elsewhere") == 0)
+	if (r->cause == REC_LOST_REAPED_ELSEWHERE)
 		sb_printf(&o->sb, "because thread %d had already reaped it %.3fs earlier", (int)r->reaper_tid,
 			  r->reaped_s_before);
 	else
@@ -290,7 +293,7 @@ static void text_hang(struct output *o, const struct rec_hang *r)
 	put_proc(o, &r->p);
 	sb_puts(&o->sb, ": ");
 	sb_put_escaped_text(&o->sb, r->diag->summary, strlen(r->diag->summary));
-	sb_printf(&o->sb, " [%s]\n", r->diag->code);
+	sb_printf(&o->sb, " [%s]\n", diag_code_name(r->diag->code));
 	pid_t focus[DIAG_MAX_CULPRITS + 1];
 	size_t n = 0;
 	for (size_t i = 0; i < r->diag->nculprits && n < DIAG_MAX_CULPRITS; i++)
@@ -306,11 +309,11 @@ static void text_hang_end(struct output *o, const struct rec_hang_end *r)
 	put_clock(o, r->p.mono_ns);
 	put_tag(o, "", "HANG END");
 	put_proc(o, &r->p);
-	if (strcmp(r->ended_by, "process_exit") == 0)
+	if (r->ended_by == REC_END_PROCESS_EXIT)
 		sb_printf(&o->sb, ": the process ended; its %s lasted %.1fs\n", r->code, r->duration_s);
 	else
 		sb_printf(&o->sb, " %s: the %s reported %.1fs ago is over after %.1fs\n",
-			  strcmp(r->ended_by, "thread_exit") == 0 ? "exited" : "moved again",
+			  r->ended_by == REC_END_THREAD_EXIT ? "exited" : "moved again",
 			  r->code, r->reported_s_ago, r->duration_s);
 	output_emit(o);
 }

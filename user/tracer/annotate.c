@@ -159,7 +159,7 @@ void annotate_hang(struct tracer *t, const struct rec_hang *r)
 	if (w)
 		stacks[n++] = w;
 	char title[64], msg[1400];
-	snprintf(title, sizeof(title), "pyhang-trace found a hang (%s)", r->diag->code);
+	snprintf(title, sizeof(title), "pyhang-trace found a hang (%s)", diag_code_name(r->diag->code));
 	snprintf(msg, sizeof(msg), "%.16s (pid %d): %s", r->p.comm, (int)r->p.pid, r->diag->summary);
 	emit(t, stacks, n, title, msg);
 }
@@ -173,6 +173,6 @@ void annotate_child_lost(struct tracer *t, const struct rec_child_lost *r)
 	const struct py_thread *stacks[] = { r->ignore_stack, r->reaper_stack, r->stack };
 	char msg[1400];
 	snprintf(msg, sizeof(msg), "%.16s (pid %d): a child's exit status was lost: %s",
-		 r->p.comm, (int)r->p.pid, r->summary ? r->summary : r->cause);
+		 r->p.comm, (int)r->p.pid, r->summary ? r->summary : rec_lost_cause_name(r->cause));
 	emit(t, stacks, 3, "pyhang-trace found a lost child exit status", msg);
 }

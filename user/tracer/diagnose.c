@@ -7,6 +7,16 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "pyhang.h"
+
+const char *diag_code_name(enum diag_code c)
+{
+#define DIAG_CODE_NAME(e, name) [e] = name,
+	static const char *const names[] = { DIAG_CODES(DIAG_CODE_NAME) };
+#undef DIAG_CODE_NAME
+	return (unsigned)c < sizeof(names) / sizeof(names[0]) ? names[c] : "unknown";
+}
+
 /* A frame of the standard library: under .../lib/pythonX.Y/ but not in site-packages. */
 static bool is_stdlib_file(const char *file)
 {
@@ -110,8 +120,8 @@ static void describe_thread(const struct py_thread *t, char *buf, size_t len)
 		snprintf(buf, len, "%d, blocked in %.200s%.200s", (int)t->tid, where, wait);
 }
 
-#define FUTEX_PRIVATE_FLAG_BIT 128u /* include/uapi/linux/futex.h */
-#define SYS_FUTEX_NR 202           /* x86_64 */
+#define FUTEX_PRIVATE_FLAG_BIT PH_FUTEX_PRIVATE_FLAG /* pyhang.h */
+#define SYS_FUTEX_NR PH_NR_FUTEX                   /* pyhang.h */
 
 /* A thread that cannot move by itself: an untimed wait on a process-private futex that has
  * lasted the threshold (see diagnose_all_threads_blocked). */
@@ -135,7 +145,7 @@ static bool diagnose_shutdown(const struct py_process *p, const struct diag_wait
 		if (t != mt && t->daemon != 1 && !proven_stuck(t, w))
 			return false;
 	}
-	d->code = "shutdown_join";
+	d->code = DIAG_SHUTDOWN_JOIN;
 	d->waiter = mt->tid;
 	for (size_t i = 0; i < p->nthreads && d->nculprits < DIAG_MAX_CULPRITS; i++) {
 		const struct py_thread *t = &p->threads[i];
@@ -175,7 +185,7 @@ bool diagnose_all_threads_blocked(const struct py_process *p, const struct diag_
 
 static void diagnose_all_blocked(const struct py_process *p, pid_t waiter, struct diagnosis *d)
 {
-	d->code = "all_threads_blocked";
+	d->code = DIAG_ALL_THREADS_BLOCKED;
 	d->waiter = waiter;
 	snprintf(d->summary, sizeof(d->summary), "every thread is blocked on a lock, so nothing can "
 		 "make progress (a deadlock, unless a signal handler releases a lock): ");
@@ -203,7 +213,7 @@ static void diagnose_gil(const struct py_process *p, const struct py_thread *w, 
 	char one[512], holder[512];
 	const struct py_thread *h = gil_holder(p, w->tid);
 	describe_thread(w, one, sizeof(one));
-	d->code = "gil_wait";
+	d->code = DIAG_GIL_WAIT;
 	d->waiter = w->tid;
 	if (!h) {
 		snprintf(d->summary, sizeof(d->summary), "thread %.400s, has waited %.1fs for the GIL; the "

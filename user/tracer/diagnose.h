@@ -14,8 +14,23 @@
 
 #define DIAG_MAX_CULPRITS 16
 
+/* What a hang is, X(enum constant, the code JSON and text print): diagnose.c and
+ * waitgraph.c produce them; diag_code_name is their one name table. */
+#define DIAG_CODES(X)                                                                               \
+	X(DIAG_SHUTDOWN_JOIN, "shutdown_join")                                                      \
+	X(DIAG_ALL_THREADS_BLOCKED, "all_threads_blocked")                                          \
+	X(DIAG_GIL_WAIT, "gil_wait")                                                                \
+	X(DIAG_LONG_WAIT, "long_wait")                                                              \
+	X(DIAG_SELF_DEADLOCK, "self_deadlock")                                                      \
+	X(DIAG_DEADLOCK, "deadlock")                                                                \
+	X(DIAG_ORPHANED_LOCK, "orphaned_lock")
+#define DIAG_CODE_CONSTANT(e, name) e,
+enum diag_code { DIAG_CODES(DIAG_CODE_CONSTANT) };
+/* "deadlock", ...; "unknown" for a value out of range. */
+const char *diag_code_name(enum diag_code c);
+
 struct diagnosis {
-	const char *code;    /* "shutdown_join", "all_threads_blocked", "gil_wait", "long_wait" */
+	enum diag_code code;
 	char summary[1024];  /* one sentence (or two: cause, then fix) */
 	pid_t culprits[DIAG_MAX_CULPRITS]; /* threads that block progress, most relevant first */
 	size_t nculprits;

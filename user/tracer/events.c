@@ -96,22 +96,22 @@ static void on_wait_end(struct tracer *t, const struct ph_event *e)
 	r.signal = r.exit_signal = r.exit_status = -1;
 	switch (e->wait.end_reason) {
 	case PH_END_THREAD_EXIT:
-		r.ended_by = "thread_exit";
+		r.ended_by = REC_END_THREAD_EXIT;
 		break;
 	case PH_END_SIGNAL:
-		r.ended_by = "signal";
+		r.ended_by = REC_END_SIGNAL;
 		r.signal = e->wait.end_code ? (int)e->wait.end_code : -1;
 		break;
 	case PH_END_PROCESS_EXIT:
 		/* kernel exit code: low 7 bits the killing signal, else status in bits 8-15 */
-		r.ended_by = "process_exit";
+		r.ended_by = REC_END_PROCESS_EXIT;
 		if (e->wait.end_code & 0x7f)
 			r.exit_signal = (int)(e->wait.end_code & 0x7f);
 		else
 			r.exit_status = (int)((e->wait.end_code >> 8) & 0xff);
 		break;
 	default:
-		r.ended_by = "return";
+		r.ended_by = REC_END_RETURN;
 	}
 	t->n_wait_ends++;
 	t->out.ops->wait_end(&t->out, &r);
@@ -120,15 +120,15 @@ static void on_wait_end(struct tracer *t, const struct ph_event *e)
 	end_hang(t, r.p.pid, r.p.tid, e->ts_ns, r.ended_by, &r.p);
 }
 
-static const char *sigchld_action_name(unsigned int cls)
+static enum rec_sigchld_action sigchld_action_of(unsigned int cls)
 {
 	switch (cls) {
 	case PH_SIGCHLD_IGN:
-		return "SIG_IGN";
+		return REC_SIGCHLD_IGN;
 	case PH_SIGCHLD_NOCLDWAIT:
-		return "SA_NOCLDWAIT";
+		return REC_SIGCHLD_NOCLDWAIT;
 	default:
-		return "restored";
+		return REC_SIGCHLD_RESTORED;
 	}
 }
 
@@ -157,7 +157,7 @@ static void on_sigchld(struct tracer *t, const struct ph_event *e)
 		return;
 	}
 	fill_proc(&r.p, e);
-	r.action = sigchld_action_name(e->sigchld.new_class);
+	r.action = sigchld_action_of(e->sigchld.new_class);
 	r.stack = have ? &cs.thread : NULL;
 	t->n_sigchld++;
 	t->out.ops->sigchld(&t->out, &r);
@@ -237,7 +237,7 @@ static void on_child_lost(struct tracer *t, const struct ph_event *e)
 	struct rec_child_lost r = { 0 };
 	struct captured_stack cs = { 0 };
 	fill_proc(&r.p, e);
-	r.cause = e->lost.cause == PH_LOST_REAPED_ELSEWHERE ? "reaped_elsewhere" : "sigchld_ignored";
+	r.cause = e->lost.cause == PH_LOST_REAPED_ELSEWHERE ? REC_LOST_REAPED_ELSEWHERE : REC_LOST_SIGCHLD_IGNORED;
 	r.syscall = e->lost.syscall ? "waitid" : "wait4";
 	r.child_pid = (pid_t)e->lost.child_pid;
 	r.child_ns_pid = -1;
@@ -384,7 +384,7 @@ int tracer_handle_event(void *arg, const void *data, size_t size)
 			memcpy(p.comm, e->comm, sizeof(p.comm));
 			p.comm[sizeof(p.comm) - 1] = '\0';
 			p.ns_pid = -1;
-			end_hang(t, p.pid, 0, e->ts_ns, "process_exit", &p);
+			end_hang(t, p.pid, 0, e->ts_ns, REC_END_PROCESS_EXIT, &p);
 			ht_forget_process(t->ht, p.pid);
 		}
 		if (t->snap_valid && t->snap.pid == (pid_t)e->pid)

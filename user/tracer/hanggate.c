@@ -17,10 +17,10 @@ static uint64_t hang_fingerprint(pid_t pid, const struct diagnosis *d)
 	uint64_t h = 1469598103934665603ull;
 	const uint64_t prime = 1099511628211ull;
 	h = (h ^ (uint64_t)pid) * prime;
-	for (const char *c = d->code; *c; c++)
+	for (const char *c = diag_code_name(d->code); *c; c++)
 		h = (h ^ (unsigned char)*c) * prime;
 	/* the same cycle or shutdown is seen from each of its blocked threads: one finding */
-	if (strcmp(d->code, "gil_wait") == 0 || strcmp(d->code, "long_wait") == 0)
+	if (d->code == DIAG_GIL_WAIT || d->code == DIAG_LONG_WAIT)
 		h = (h ^ (uint64_t)d->waiter) * prime;
 	for (size_t i = 0; i < d->nculprits; i++)
 		h = (h ^ (uint64_t)d->culprits[i]) * prime;
@@ -48,7 +48,7 @@ static void track_hang(struct tracer *t, const struct rec_long_wait *lw, const s
 		       uint64_t fp)
 {
 	struct ht_hang g = { .pid = lw->p.pid, .reported_ns = lw->p.mono_ns, .fingerprint = fp };
-	snprintf(g.code, sizeof(g.code), "%s", d->code);
+	g.code = d->code;
 	g.since_ns = lw->p.mono_ns;
 	if (d->waiter > 0)
 		g.tids[g.ntids++] = d->waiter;
@@ -91,12 +91,12 @@ void maybe_report_hang(struct tracer *t, const struct rec_long_wait *lw)
 
 /* The hang that thread tid (0: the whole process) belonged to is over: say so once. The
  * same hang (pid, code, threads) coming back is not reported again (no flapping alerts). */
-void end_hang(struct tracer *t, pid_t pid, pid_t tid, uint64_t now_ns, const char *why,
+void end_hang(struct tracer *t, pid_t pid, pid_t tid, uint64_t now_ns, enum rec_ended_by why,
 		     const struct ev_proc *p)
 {
 	struct ht_hang g;
 	while (ht_hang_take(t->ht, pid, tid, &g)) {
-		struct rec_hang_end r = { .p = *p, .code = g.code, .ended_by = why,
+		struct rec_hang_end r = { .p = *p, .code = diag_code_name(g.code), .ended_by = why,
 					  .duration_s = seconds_between(g.since_ns, now_ns),
 					  .reported_s_ago = seconds_between(g.reported_ns, now_ns) };
 		r.p.tid = tid ? tid : pid;

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "output.h" /* enum rec_ended_by */
+
 struct tracer;
 struct rec_long_wait;
 struct ev_proc;
@@ -24,8 +26,8 @@ static inline double seconds_between(uint64_t from_ns, uint64_t to_ns)
 void maybe_report_hang(struct tracer *t, const struct rec_long_wait *lw);
 
 /* Thread tid of pid (0: the whole process) stopped waiting at now_ns, for reason why
- * ("return", "signal", "thread_exit", "process_exit"): one hang_end per open hang it was
+ * (REC_END_RETURN, _SIGNAL, _THREAD_EXIT, _PROCESS_EXIT): one hang_end per open hang it was
  * part of, with p as the event's process. */
-void end_hang(struct tracer *t, pid_t pid, pid_t tid, uint64_t now_ns, const char *why,
+void end_hang(struct tracer *t, pid_t pid, pid_t tid, uint64_t now_ns, enum rec_ended_by why,
 	      const struct ev_proc *p);
 #endif

@@ -24,7 +24,7 @@ struct ht_wait {
 
 struct ht_hang {
 	pid_t pid;           /* 0: free */
-	char code[32];
+	int code;            /* enum diag_code (diagnose.h) */
 	pid_t tids[HT_MAX_HANG_TIDS]; /* the threads whose waits make up the hang */
 	size_t ntids;
 	uint64_t since_ns;   /* the earliest of their waits' starts (CLOCK_MONOTONIC) */

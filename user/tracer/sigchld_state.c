@@ -86,7 +86,7 @@ static void report_ignored(struct tracer *t, struct disp_record *r, const char *
 		proc_comm(r->pid, 0, ev.p.comm, sizeof(ev.p.comm));
 	ev.p.ns_pid = proc_ns_pid(r->pid);
 	proc_cgroup(r->pid, ev.p.cgroup, sizeof(ev.p.cgroup));
-	ev.action = "SIG_IGN";
+	ev.action = REC_SIGCHLD_IGN;
 	ev.before_start = r->origin == DISP_BEFORE_START;
 	ev.inherited = r->origin == DISP_INHERITED;
 	if (ev.inherited && r->from_comm[0]) {

@@ -14,10 +14,10 @@
 #include "pyreader.h"
 #include "tracer.h"
 
-/* x86_64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl). */
-#define NR_FUTEX 202
-#define NR_FUTEX_WAITV 449
-#define NR_FUTEX_WAIT 455
+/* x86_64 syscall numbers: pyhang.h. */
+#define NR_FUTEX PH_NR_FUTEX
+#define NR_FUTEX_WAITV PH_NR_FUTEX_WAITV
+#define NR_FUTEX_WAIT PH_NR_FUTEX_WAIT
 
 #define MAX_PROCS_SCANNED 1000000
 #define MAX_TASKS_SCANNED 100000
@@ -31,10 +31,8 @@ struct scan_state {
 static bool is_futex_wait(const struct blocked_syscall *s, uint32_t *op)
 {
 	if (s->nr == NR_FUTEX) {
-		uint32_t cmd = (uint32_t)s->args[1] & (uint32_t)PH_FUTEX_CMD_MASK;
 		*op = (uint32_t)s->args[1];
-		return cmd == PH_FUTEX_WAIT || cmd == PH_FUTEX_WAIT_BITSET || cmd == PH_FUTEX_LOCK_PI ||
-		       cmd == PH_FUTEX_LOCK_PI2 || cmd == PH_FUTEX_WAIT_REQUEUE_PI;
+		return ph_futex_op_waits(*op);
 	}
 	if (s->nr == NR_FUTEX_WAIT) {
 		*op = PH_OP_FUTEX_WAIT2;

@@ -218,24 +218,32 @@ static void emit_start(struct tracer *t)
 	t->out.ops->start(&t->out, &r);
 }
 
-static void emit_stop(struct tracer *t)
+void tracer_stop_counts(struct tracer *t, struct rec_stop *r)
 {
 	struct loader_stats s;
-	struct rec_stop r = { 0 };
 	if (loader_read_stats(t->ld, &s) == 0) {
-		r.ringbuf_drops = s.counters[PH_STAT_RINGBUF_DROPS];
-		r.waits_map_full = s.counters[PH_STAT_WAITS_FULL];
-		r.map_full = s.counters[PH_STAT_MAP_FULL];
+		r->ringbuf_drops = s.counters[PH_STAT_RINGBUF_DROPS];
+		r->waits_map_full = s.counters[PH_STAT_WAITS_FULL];
+		r->map_full = s.counters[PH_STAT_MAP_FULL];
 	}
-	r.exec_checks_dropped = t->dropped_checks;
-	r.lost_events = r.ringbuf_drops + r.waits_map_full + r.map_full + r.exec_checks_dropped;
-	r.long_waits = t->n_long_waits;
-	r.wait_ends = t->n_wait_ends;
-	r.sigchld_changes = t->n_sigchld;
-	r.child_status_lost = t->n_child_lost;
-	r.hangs = t->n_hangs;
+	r->exec_checks_dropped = t->dropped_checks;
+	r->lost_events = 0;
+#define LOSS(field, name, text) r->lost_events += r->field;
+	REC_LOSS_REASONS(LOSS)
+#undef LOSS
+	r->long_waits = t->n_long_waits;
+	r->wait_ends = t->n_wait_ends;
+	r->sigchld_changes = t->n_sigchld;
+	r->child_status_lost = t->n_child_lost;
+	r->hangs = t->n_hangs;
+	r->hang_ends = t->n_hang_ends;
+}
+
+static void emit_stop(struct tracer *t)
+{
+	struct rec_stop r = { 0 };
+	tracer_stop_counts(t, &r);
 	r.suppressed = t->n_suppressed;
-	r.hang_ends = t->n_hang_ends;
 	r.duration_s = (double)(mono_now_ns() - t->started_ns) / 1e9;
 	r.command_exit = t->command ? command_exit_code(t) : -1;
 	t->out.ops->stop(&t->out, &r);
@@ -265,13 +273,8 @@ static void metrics_view_of(void *ctx, struct metrics_view *v)
 	const struct tracer *t = ctx;
 	v->ld = t->ld;
 	v->threshold_ns = t->threshold_ns;
-	v->n_long_waits = t->n_long_waits;
-	v->n_wait_ends = t->n_wait_ends;
-	v->n_sigchld = t->n_sigchld;
-	v->n_child_lost = t->n_child_lost;
-	v->n_hangs = t->n_hangs;
-	v->n_hang_ends = t->n_hang_ends;
-	v->dropped_checks = t->dropped_checks;
+	v->counts = (struct rec_stop){ 0 };
+	tracer_stop_counts((struct tracer *)t, &v->counts);
 	memcpy(v->n_suppressed, t->n_suppressed, sizeof(v->n_suppressed));
 }
 

@@ -79,6 +79,11 @@ struct tracer {
 	uint64_t n_hang_ends;
 };
 
+/* trace.c: the counts of REC_LOSS_REASONS and REC_EVENT_COUNTS (output.h) so far, and
+ * lost_events, their sum; the kernel's loss counters stay as they are in r (0 from the
+ * caller) when they cannot be read. For the stop event and the metrics. */
+void tracer_stop_counts(struct tracer *t, struct rec_stop *r);
+
 /* events.c */
 int tracer_handle_event(void *arg, const void *data, size_t size);
 /* Free what the event handlers keep between events. */

@@ -7,13 +7,15 @@
 #include <string.h>
 #include <time.h>
 
+#include "pyhang.h"
+
 /* x86_64 system call numbers (arch/x86/entry/syscalls/syscall_64.tbl) */
 enum {
 	NR_READ = 0, NR_WRITE = 1, NR_POLL = 7, NR_PREAD = 17, NR_PWRITE = 18, NR_READV = 19,
 	NR_WRITEV = 20, NR_SELECT = 23, NR_PAUSE = 34, NR_NANOSLEEP = 35, NR_CONNECT = 42,
 	NR_ACCEPT = 43, NR_SENDTO = 44, NR_RECVFROM = 45, NR_SENDMSG = 46, NR_RECVMSG = 47,
-	NR_WAIT4 = 61, NR_FLOCK = 73, NR_SIGTIMEDWAIT = 128, NR_SIGSUSPEND = 130, NR_FUTEX = 202,
-	NR_CLOCK_NANOSLEEP = 230, NR_EPOLL_WAIT = 232, NR_WAITID = 247, NR_PSELECT6 = 270,
+	NR_WAIT4 = PH_NR_WAIT4, NR_FLOCK = 73, NR_SIGTIMEDWAIT = 128, NR_SIGSUSPEND = 130, NR_FUTEX = PH_NR_FUTEX,
+	NR_CLOCK_NANOSLEEP = 230, NR_EPOLL_WAIT = 232, NR_WAITID = PH_NR_WAITID, NR_PSELECT6 = 270,
 	NR_PPOLL = 271, NR_EPOLL_PWAIT = 281, NR_ACCEPT4 = 288, NR_RECVMMSG = 299,
 	NR_SENDMMSG = 307, NR_IO_URING_ENTER = 426, NR_EPOLL_PWAIT2 = 441,
 };
@@ -417,7 +419,7 @@ bool waitgraph_diagnose(const struct waitgraph *g, pid_t waiter, const struct di
 		const struct py_thread *t = &p->threads[i];
 		if (f->holder != t || !f->lock || f->lock->reentrant || !proven_blocked(t, w))
 			continue;
-		d->code = "self_deadlock";
+		d->code = DIAG_SELF_DEADLOCK;
 		d->waiter = t->tid;
 		d->culprits[d->nculprits++] = t->tid;
 		who(t, a, sizeof(a));
@@ -437,7 +439,7 @@ bool waitgraph_diagnose(const struct waitgraph *g, pid_t waiter, const struct di
 		for (size_t k = 1; k < n; k++)
 			if (p->threads[cyc[k]].tid < p->threads[cyc[first]].tid)
 				first = k;
-		d->code = "deadlock";
+		d->code = DIAG_DEADLOCK;
 		d->waiter = p->threads[cyc[first]].tid;
 		for (size_t k = 0; k < n; k++) {
 			size_t me = cyc[(first + k) % n], prev = cyc[(first + k + n - 1) % n];
@@ -477,7 +479,7 @@ bool waitgraph_diagnose(const struct waitgraph *g, pid_t waiter, const struct di
 		const struct py_thread *t = &p->threads[i];
 		if (!f->holder_dead || !proven_blocked(t, w))
 			continue;
-		d->code = "orphaned_lock";
+		d->code = DIAG_ORPHANED_LOCK;
 		d->waiter = t->tid;
 		who(t, a, sizeof(a));
 		where_waits(t, b, sizeof(b));
