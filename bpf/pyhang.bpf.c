@@ -31,6 +31,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "pyhang.h"
+#include "pyrules.h" /* rules userspace executes too: str state bits, frame visibility */
 
 char LICENSE[] SEC("license") = "GPL";
 

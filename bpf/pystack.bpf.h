@@ -102,14 +102,14 @@ static __always_inline void copy_pystr(const struct ph_pyproc *pp, u64 obj, stru
 		data = obj + pp->bytes_data;
 	} else {
 		u8 state = user_u8(obj + pp->str_state);
-		if (!(state & 0x20)) /* not compact: never the case for code object names */
+		if (!py_str_compact(state)) /* not compact: never the case for code object names */
 			return;
 		len = user_u64(obj + pp->str_length);
-		if (state & 0x40) { /* ASCII: 1 byte per character after PyASCIIObject */
+		if (py_str_ascii(state)) { /* ASCII: 1 byte per character after PyASCIIObject */
 			data = obj + pp->str_ascii_data;
 		} else {
-			kind = (state >> 2) & 7;
-			if (kind != 1 && kind != 2 && kind != 4)
+			kind = py_str_kind(state);
+			if (!py_str_kind_valid(kind))
 				return;
 			len *= kind;
 			data = obj + pp->str_compact_data;
@@ -149,7 +149,7 @@ static __always_inline int read_frame(const struct ph_pyproc *pp, u64 f, struct 
 	u64 code = user_u64(f + pp->f_code);
 	u8 owner = pp->f_owner ? user_u8(f + pp->f_owner) : 0xff;
 
-	if (!code || (pp->f_owner && owner == pp->owner_cstack))
+	if (!code || (pp->f_owner && py_frame_is_cstack_shim(owner, pp->owner_cstack)))
 		return 0;
 	if (user_u64(code + pp->ob_type) != pp->code_type)
 		return 0;
@@ -158,8 +158,9 @@ static __always_inline int read_frame(const struct ph_pyproc *pp, u64 f, struct 
 		u64 instr = user_u64(f + pp->f_pos);
 		/* 3.11+: a frame whose instruction pointer is before _co_firsttraceable is still
 		 * being set up ("incomplete") unless a generator owns it: CPython skips it too. */
-		if (pp->co_firsttraceable && owner != pp->owner_generator &&
-		    instr < start + 2 * (u64)user_u32(code + pp->co_firsttraceable))
+		if (pp->co_firsttraceable &&
+		    py_frame_incomplete(owner, pp->owner_generator, instr, start,
+					user_u32(code + pp->co_firsttraceable)))
 			return 0;
 		fr->pos = instr >= start ? instr - start : 0;
 	} else {
