@@ -13,8 +13,7 @@ teardown of the last test) with the hang's summary.  Processes of other users of
 pytest's own process (its threads wait for its GIL: that is no program under test).
 
 A process is ours when, at the time its `hang` is read (the file is tailed every 0.1 s,
-while the process still hangs), its session is one a Registry started or pytest is among its
-ancestors, or, whatever happened since, when a frame of its stacks is a file of this tests
+while the process still hangs), pytest is among its ancestors, or, whatever happened since, when a frame of its stacks is a file of this tests
 directory or of this session's pytest temporary directory.  It hangs on purpose when its pid
 or its session was marked, or a marked process is among its ancestors.
 
@@ -175,8 +174,8 @@ class SuiteTracer(object):
                 continue
             on_purpose = (pid in procs.HANGING_PIDS or sid in procs.HANGING
                           or any(a in procs.HANGING for a in facts["ancestors"]))
-            ours = (on_purpose or facts["pytest_child"] or sid in procs.STARTED
-                    or any(a in procs.STARTED for a in facts["ancestors"]) or self._frames_ours(ev))
+            # not by STARTED pids: over a long run other suites' processes reuse them
+            ours = facts["pytest_child"] or self._frames_ours(ev)
             (expected if on_purpose else unexplained if ours else others).append(ev)
         return expected, unexplained, others
 
