@@ -19,10 +19,12 @@
 #include <sys/types.h>
 
 #include "procmem.h"
+#include "pyhang.h"
 #include "pylayout.h"
 
-/* Linux x86_64: the futex system call's number (struct py_thread.syscall_nr). */
-#define SYS_FUTEX_X86_64 202
+/* Linux x86_64: the futex system call's number (struct py_thread.syscall_nr); the one
+ * definition is bpf/pyhang.h's PH_NR_FUTEX. */
+#define SYS_FUTEX_X86_64 PH_NR_FUTEX
 
 #define PY_MAX_FRAMES 4096u   /* deeper stacks are cut (truncated = true) */
 #define PY_MAX_THREADS 4096u
