@@ -8,6 +8,8 @@
  * and prints every result as one JSON line. */
 #include "dump.h"
 
+#include "asyncio_read.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -89,6 +91,15 @@ static int parse_args(int argc, char **argv, struct dump_opts *o)
 	return 0;
 }
 
+/* The asyncio loops and tasks of p, written by render() (asyncio_read.h): a loop running
+ * callbacks for the tracer's default threshold (5 s) is called blocked. */
+static void dump_asyncio(struct py_reader *r, const struct py_process *p)
+{
+	struct aio_view v;
+	aio_read(r, p, 5.0, &v);
+	aio_publish(&v);
+}
+
 static void render(struct strbuf *sb, const struct py_process *p, bool json)
 {
 	if (json) {
@@ -105,6 +116,7 @@ static void render(struct strbuf *sb, const struct py_process *p, bool json)
 	sb_printf(sb, "Process %d, Python %s, %zu thread%s\n\n", (int)p->pid, p->version,
 		  p->nthreads, p->nthreads == 1 ? "" : "s");
 	py_write_threads_text(sb, p, 0);
+	aio_write_text(sb, aio_published(p->pid, p->start_time));
 }
 
 static double cpu_seconds(void)
@@ -157,6 +169,7 @@ static int watch(struct py_reader *r, const struct dump_opts *o)
 		}
 		struct waitgraph g;
 		bool have_graph = waitgraph_build(&g, r, &p) == 0;
+		dump_asyncio(r, &p);
 		render(&sb, &p, true);
 		if (have_graph)
 			waitgraph_free(&g);
@@ -213,6 +226,7 @@ int dump_main(int argc, char **argv)
 				p.nthreads, (double)first_ns / 1e6,
 				(double)rest_ns / 1e6 / (double)(o.repeat - 1));
 		sb_init(&sb);
+		dump_asyncio(r, &p);
 		render(&sb, &p, o.json);
 		if (sb.oom) {
 			fprintf(stderr, "pyhang-trace dump: the output would exceed %u MiB (or memory "

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "annotate.h"
+#include "asyncio_diag.h"
 #include "diagnose.h"
 #include "guard.h"
 #include "fairqueue.h"
@@ -126,7 +127,8 @@ static void maybe_report_hang(struct tracer *t, const struct rec_long_wait *lw)
 	struct diagnosis d;
 	struct diag_waits w = { long_blocked, (void *)lw };
 	const struct waitgraph *g = t->graph && t->graph->p == lw->py ? t->graph : NULL;
-	if (!(g && waitgraph_diagnose(g, lw->p.tid, &w, &d)) &&
+	if (!aio_diagnose_self_wait(aio_published(lw->py->pid, lw->py->start_time), lw->p.tid, &d) &&
+	    !(g && waitgraph_diagnose(g, lw->p.tid, &w, &d)) &&
 	    !diagnose_process(lw->py, lw->p.tid, lw->waited_s, lw->gil, &w, &d))
 		return;
 	guard_note_hang(t, lw); /* before the de-duplication: a new wait restarts its clock */
@@ -226,6 +228,9 @@ static const struct py_process *snapshot(struct tracer *t, pid_t pid, uint64_t p
 	}
 	t->snap_valid = true;
 	t->snap_ns = now;
+	struct aio_view av; /* its asyncio loops and tasks, written with the snapshot */
+	aio_read(t->reader, &t->snap, (double)t->threshold_ns / 1e9, &av);
+	aio_publish(&av);
 	return &t->snap;
 }
 

@@ -3165,6 +3165,45 @@ uint64_t py_reader_mem_attr(struct py_reader *r, pid_t pid, uint64_t obj, const 
 	return instance_attr(&w, obj, name);
 }
 
+uint64_t py_reader_mem_dict_get(struct py_reader *r, pid_t pid, uint64_t dict, const char *key)
+{
+	struct py_proc *p = proc_find(r, pid);
+	if (!p || !plausible_ptr(dict))
+		return 0;
+	struct walk w = { .p = p };
+	return dict_get_str(&w, dict, key);
+}
+
+char *py_reader_mem_str(struct py_reader *r, pid_t pid, uint64_t addr)
+{
+	struct py_proc *p = proc_find(r, pid);
+	if (!p)
+		return NULL;
+	struct walk w = { .p = p };
+	return read_str(&w, addr);
+}
+
+int py_reader_code_where(struct py_reader *r, pid_t pid, uint64_t code, uint64_t pos,
+			 char **function, char **file, int *line)
+{
+	struct py_proc *p = proc_find(r, pid);
+	if (!p)
+		return -1;
+	struct walk w = { .p = p };
+	struct code_entry *c = code_lookup(&w, code);
+	if (!c || !c->function || !c->file)
+		return -1;
+	*function = strdup(c->function);
+	*file = strdup(c->file);
+	if (!*function || !*file) {
+		free(*function);
+		free(*file);
+		return -1;
+	}
+	*line = pos == UINT64_MAX ? c->firstlineno : code_line(&p->res.layout, c, pos);
+	return 0;
+}
+
 int py_reader_code_line(struct py_reader *r, pid_t pid, uint64_t code, uint64_t pos)
 {
 	struct py_proc *p = proc_find(r, pid);
@@ -3205,6 +3244,7 @@ void py_write_stack_json(struct jw *w, const struct py_thread *t)
 }
 
 void (*py_thread_json_hook)(struct jw *w, const struct py_thread *t);
+void (*py_process_json_hook)(struct jw *w, const struct py_process *p);
 
 void py_write_threads_json(struct jw *w, const struct py_process *p)
 {
@@ -3246,6 +3286,8 @@ void py_write_threads_fields(struct jw *w, const struct py_process *p)
 	py_write_threads_json(w, p);
 	if (p->threads_error)
 		jw_kstr(w, "thread_list_error", p->threads_error);
+	if (py_process_json_hook)
+		py_process_json_hook(w, p);
 }
 
 static void put_text(struct strbuf *sb, const char *s)

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "annotate.h"
+#include "asyncio_watch.h"
 #include "guard.h"
 #include "bounds.h"
 #include "limitcfg.h"
@@ -477,6 +478,7 @@ static void event_loop(struct tracer *t, struct metrics *m)
 		timeout = min_timeout(timeout, loader_scan_due_in_ms(t->ld));
 		timeout = min_timeout(timeout, tracer_run_exec_checks(t));
 		timeout = min_timeout(timeout, guard_due_in_ms(t));
+		timeout = min_timeout(timeout, aio_watch_due_in_ms(t));
 		if (deadline) {
 			uint64_t now = mono_now_ns();
 			if (now >= deadline)
@@ -491,6 +493,7 @@ static void event_loop(struct tracer *t, struct metrics *m)
 			break;
 		}
 		loader_scan_if_due(t->ld);
+		aio_watch_poll(t);
 		if (g_reopen) {
 			g_reopen = 0;
 			output_reopen(&t->out);
@@ -679,6 +682,7 @@ int trace_main(int argc, char **argv)
 	metrics_close(m);
 	loader_close(t.ld);
 	tracer_events_cleanup(&t);
+	aio_watch_free();
 	pending_free(&t.pending);
 	py_reader_free(t.reader);
 	bool fired = guard_fired(&t);

@@ -1,0 +1,174 @@
+# asyncio programs for tests/test_asyncio.py (3.7+; on 2.7/3.6 a mode that only imports
+# asyncio where it exists, so the tool can say "unsupported").
+# Usage: asyncio_tasks.py MODE
+#   tasks    named tasks awaiting a sleep, an Event, a Queue and each other (a gather, a
+#            chain of tasks), then idle; prints one JSON line describing its own tasks,
+#            as the program itself sees them (names, await chains with lines, what each
+#            awaits), then "ready"
+#   blocked  a coroutine calls time.sleep() on the loop's thread
+#   selfwait a coroutine calls run_coroutine_threadsafe(c, loop).result() on the loop's thread
+#   cycle    two tasks await each other
+#   server   a healthy asyncio TCP server idle on its socket, a connected client idle, a
+#            ticker task; exits by itself after argv[2] seconds (default 6)
+#   plain    (any version) imports asyncio when it exists, prints "ready", sleeps
+# Every mode prints "pid <pid>" first. Lines are flushed.
+import json
+import os
+import sys
+import time
+
+
+def say(s):
+    sys.stdout.write(s + "\n")
+    sys.stdout.flush()
+
+
+say("pid %d" % os.getpid())
+MODE = sys.argv[1]
+
+if MODE == "plain" or sys.version_info < (3, 7):
+    try:
+        import asyncio  # noqa: F401  (3.4+)
+    except ImportError:
+        pass
+    say("ready")
+    time.sleep(3600)
+    sys.exit(0)
+
+import asyncio  # noqa: E402
+import types  # noqa: E402
+
+NAMED = sys.version_info >= (3, 8)
+
+
+def create(coro, name):
+    if NAMED:
+        return asyncio.get_event_loop().create_task(coro, name=name)
+    return asyncio.get_event_loop().create_task(coro)
+
+
+def chain_of(task):
+    """The task's await chain as this program sees it: (function, line) outermost first."""
+    out = []
+    c = task._coro
+    for _ in range(64):
+        if not isinstance(c, (types.CoroutineType, types.GeneratorType)):
+            break
+        f = c.cr_frame if isinstance(c, types.CoroutineType) else c.gi_frame
+        if f is None:
+            break
+        out.append([f.f_code.co_name, f.f_lineno, f.f_code.co_filename])
+        c = c.cr_await if isinstance(c, types.CoroutineType) else c.gi_yieldfrom
+    return out
+
+
+async def sleeper():
+    await asyncio.sleep(3600)
+
+
+async def eventer(ev):
+    await ev.wait()
+
+
+async def getter(q):
+    await q.get()
+
+
+async def chain_mid(t):
+    await t
+
+
+async def chain_top(t):
+    await t
+
+
+async def tasks_main():
+    ev = asyncio.Event()
+    q = asyncio.Queue()
+    me = asyncio.current_task() if hasattr(asyncio, "current_task") else asyncio.Task.current_task()
+    s = create(sleeper(), "sleeper")
+    e = create(eventer(ev), "eventer")
+    g = create(getter(q), "getter")
+    mid = create(chain_mid(e), "chain-mid")
+    top = create(chain_top(mid), "chain-top")
+    await asyncio.sleep(0.2)
+    t0 = time.monotonic()
+    facts = {}
+    names = {}
+    for t, kind, awaits in ((s, "sleep", None), (e, "event", None), (g, "queue", None),
+                            (mid, "task", e), (top, "task", mid), (me, "gather", None)):
+        names[id(t)] = t.get_name() if NAMED else None
+    for t, kind, awaits in ((s, "sleep", None), (e, "event", None), (g, "queue", None),
+                            (mid, "task", e), (top, "task", mid), (me, "gather", None)):
+        key = names[id(t)] or chain_of(t)[0][0] if t is not me else (names[id(t)] or "tasks_main")
+        facts[key] = {"name": names[id(t)], "chain": chain_of(t) if t is not me else [],
+                      "kind": kind, "awaits": names.get(id(awaits)) if awaits is not None else None,
+                      "outer": chain_of(t)[0][0] if t is not me else "tasks_main"}
+    facts["sleeper"]["wakes_at_monotonic"] = t0 + 3600 - 0.2
+    say(json.dumps({"tasks": facts, "gather": [names[id(x)] for x in (s, g, top)]}))
+    say("ready")
+    await asyncio.gather(s, g, top)
+
+
+async def blocked():
+    say("ready")
+    time.sleep(3600)  # MARK: blocking
+
+
+async def other():
+    return 1
+
+
+async def selfwait():
+    loop = asyncio.get_event_loop()
+    say("ready")
+    asyncio.run_coroutine_threadsafe(other(), loop).result()  # MARK: selfwait
+
+
+async def cycle():
+    box = {}
+
+    async def first():
+        await box["b"]
+
+    async def second():
+        await box["a"]
+    box["a"] = create(first(), "cycle-a")
+    box["b"] = create(second(), "cycle-b")
+    say("ready")
+    await asyncio.gather(box["a"], box["b"])
+
+
+async def server(seconds):
+    async def handle(reader, writer):
+        await reader.read(100)
+        writer.close()
+
+    srv = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+
+    async def ticker():
+        while True:
+            await asyncio.sleep(0.3)
+    t = create(ticker(), "ticker")
+    say("ready")
+    await asyncio.sleep(seconds)
+    t.cancel()
+    writer.close()
+    srv.close()
+    say("done")
+
+
+loop = asyncio.new_event_loop()
+asyncio.set_event_loop(loop)
+if MODE == "tasks":
+    loop.run_until_complete(tasks_main())
+elif MODE == "blocked":
+    loop.run_until_complete(blocked())
+elif MODE == "selfwait":
+    loop.run_until_complete(selfwait())
+elif MODE == "cycle":
+    loop.run_until_complete(cycle())
+elif MODE == "server":
+    loop.run_until_complete(server(float(sys.argv[2]) if len(sys.argv) > 2 else 6.0))
