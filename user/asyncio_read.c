@@ -761,10 +761,11 @@ int aio_read(struct py_reader *r, const struct py_process *p, double blocked_aft
 	uint64_t modules = ptr(&c, ad.interp + l->interp_modules);
 	if (!modules)
 		return 0;
-	v->imported = py_reader_mem_dict_get(r, p->pid, modules, "asyncio") != 0;
-	if (!v->imported)
-		return 0;
+	v->imported = py_reader_mem_dict_get(r, p->pid, modules, "asyncio") != 0 ||
+		      (l->major == 2 && py_reader_mem_dict_get(r, p->pid, modules, "trollius") != 0);
 	c.a = pylayout_asyncio_for_version(l->major, l->minor);
+	if (c.a && !v->imported)
+		return 0;
 	if (!c.a) {
 		v->unsupported = l->major == 2 ? "asyncio is not read on Python 2.7" :
 			l->minor == 6 ? "asyncio is not read on Python 3.6 (3.7-3.13 only)" :
@@ -840,7 +841,7 @@ void aio_view_free(struct aio_view *v)
 
 bool aio_view_present(const struct aio_view *v)
 {
-	return v && v->imported;
+	return v && (v->imported || v->unsupported);
 }
 
 /* ---- output ---------------------------------------------------------------------------- */
@@ -1038,7 +1039,7 @@ static void text_task(struct strbuf *sb, const struct aio_view *v, size_t idx, i
 
 void aio_write_text(struct strbuf *sb, const struct aio_view *v)
 {
-	if (!aio_view_present(v))
+	if (!v || !v->imported)
 		return;
 	if (v->unsupported) {
 		sb_printf(sb, "asyncio: unsupported (%s)\n\n", v->unsupported);

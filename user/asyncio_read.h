@@ -77,7 +77,7 @@ struct aio_loop {
 struct aio_view {
 	pid_t pid;
 	uint64_t start_time;
-	bool imported;           /* asyncio is in sys.modules */
+	bool imported;           /* asyncio (2.7: trollius) is in sys.modules */
 	const char *unsupported; /* static: why not read (2.7/3.6), NULL when supported */
 	const char *error;       /* static: what could not be read (the rest is kept) */
 	struct aio_loop loops[AIO_MAX_LOOPS];
@@ -95,7 +95,9 @@ struct aio_view {
 int aio_read(struct py_reader *r, const struct py_process *p, double blocked_after_s,
 	     struct aio_view *v);
 void aio_view_free(struct aio_view *v);
-/* Whether a view has anything to show (asyncio imported). */
+/* Whether a view has anything to write in JSON: asyncio imported (3.7-3.13), or a version
+ * whose asyncio is not read (2.7, 3.6: always said, imported or not). Text says it only
+ * when asyncio (2.7: trollius) is imported. */
 bool aio_view_present(const struct aio_view *v);
 /* The value of key "asyncio": {supported, reason?, loops: [{thread, state, running_s,
  * callback, tasks: [...]}], tasks_truncated?}. */

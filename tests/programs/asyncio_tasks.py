@@ -1,5 +1,4 @@
-# asyncio programs for tests/test_asyncio.py (3.7+; on 2.7/3.6 a mode that only imports
-# asyncio where it exists, so the tool can say "unsupported").
+# asyncio programs for tests/test_asyncio.py (3.7+; 2.7 and 3.6: asyncio_plain.py).
 # Usage: asyncio_tasks.py MODE
 #   tasks    named tasks awaiting a sleep, an Event, a Queue and each other (a gather, a
 #            chain of tasks), then idle; prints one JSON line describing its own tasks,
@@ -10,7 +9,6 @@
 #   cycle    two tasks await each other
 #   server   a healthy asyncio TCP server idle on its socket, a connected client idle, a
 #            ticker task; exits by itself after argv[2] seconds (default 6)
-#   plain    (any version) imports asyncio when it exists, prints "ready", sleeps
 # Every mode prints "pid <pid>" first. Lines are flushed.
 import json
 import os
@@ -25,15 +23,6 @@ def say(s):
 
 say("pid %d" % os.getpid())
 MODE = sys.argv[1]
-
-if MODE == "plain" or sys.version_info < (3, 7):
-    try:
-        import asyncio  # noqa: F401  (3.4+)
-    except ImportError:
-        pass
-    say("ready")
-    time.sleep(3600)
-    sys.exit(0)
 
 import asyncio  # noqa: E402
 import types  # noqa: E402
@@ -93,19 +82,21 @@ async def tasks_main():
     top = create(chain_top(mid), "chain-top")
     await asyncio.sleep(0.2)
     t0 = time.monotonic()
+    plan = ((s, "sleep", None), (e, "event", None), (g, "queue", None),
+            (mid, "task", e), (top, "task", mid), (me, "gather", None))
+    # a task's key: its name (3.8+), else its coroutine's function (3.7 has no names)
+    keys = {}
+    for t, _, _ in plan:
+        keys[id(t)] = t.get_name() if NAMED else (chain_of(t)[0][0] if t is not me else "tasks_main")
     facts = {}
-    names = {}
-    for t, kind, awaits in ((s, "sleep", None), (e, "event", None), (g, "queue", None),
-                            (mid, "task", e), (top, "task", mid), (me, "gather", None)):
-        names[id(t)] = t.get_name() if NAMED else None
-    for t, kind, awaits in ((s, "sleep", None), (e, "event", None), (g, "queue", None),
-                            (mid, "task", e), (top, "task", mid), (me, "gather", None)):
-        key = names[id(t)] or chain_of(t)[0][0] if t is not me else (names[id(t)] or "tasks_main")
-        facts[key] = {"name": names[id(t)], "chain": chain_of(t) if t is not me else [],
-                      "kind": kind, "awaits": names.get(id(awaits)) if awaits is not None else None,
-                      "outer": chain_of(t)[0][0] if t is not me else "tasks_main"}
-    facts["sleeper"]["wakes_at_monotonic"] = t0 + 3600 - 0.2
-    say(json.dumps({"tasks": facts, "gather": [names[id(x)] for x in (s, g, top)]}))
+    for t, kind, awaits in plan:
+        facts[keys[id(t)]] = {
+            "name": keys[id(t)] if NAMED else None,
+            "chain": chain_of(t) if t is not me else [],  # me runs now: its chain moves
+            "kind": kind,
+            "awaits": keys[id(awaits)] if awaits is not None else None}
+    facts[keys[id(s)]]["wakes_at_monotonic"] = t0 + 3600 - 0.2
+    say(json.dumps({"tasks": facts, "gather": [keys[id(x)] for x in (s, g, top)]}))
     say("ready")
     await asyncio.gather(s, g, top)
 
