@@ -170,7 +170,16 @@ def session(binary):
     finally:
         reg.cleanup()
     events = [json.loads(l) for l in out.decode().splitlines() if l.strip()]
-    return {"progs": progs, "events": events, "stderr": err.decode(), "dumps": dumps}
+    return {"progs": progs, "events": events, "stderr": err.decode(), "dumps": dumps,
+            "rc": tracer.returncode}
+
+
+def test_tracer_ran_clean(session):
+    """The session's tracer ended by itself (--duration), status 0, nothing on stderr from
+    a sanitizer, its last record a `stop`."""
+    assert session["rc"] == 0, session["stderr"][-2000:]
+    assert "Sanitizer" not in session["stderr"] and "runtime error" not in session["stderr"]
+    assert session["events"][-1]["event"] == "stop"
 
 
 def hangs_of(s, label, mode):
@@ -235,3 +244,46 @@ def test_healthy_server_no_hang(session, label):
     assert loop["state"] in ("idle", "running") and (loop["running_s"] or 0) < 1.0, loop
     kinds = sorted(t["awaits"]["kind"] for t in loop["tasks"])
     assert "sleep" in kinds, loop["tasks"]
+
+
+# --------------------------------------------------------------------------- hostile targets
+
+HOSTILE = os.path.join(HERE, "programs", "asyncio_hostile.py")
+
+
+@pytest.mark.parametrize("python,version", READ)
+def test_hostile_asyncio_is_bounded(binary, python, version):
+    """5,000 tasks, an await chain made cyclic, a task blocked on itself (run by user nobody
+    with Debian's interpreter; pyenv's live under /root): dump ends quickly with whole
+    output, the cuts said."""
+    from conftest import NOBODY, SYSTEM_PYTHON
+    prefix = NOBODY if os.path.realpath(python) == os.path.realpath(SYSTEM_PYTHON) else []
+    reg = Registry()
+    runs = {}
+    try:
+        with alarm_guard(90, "asyncio hostile"):
+            for n in ("5000", "10"):
+                p = reg.popen(prefix + [python, HOSTILE, n], stdout=subprocess.PIPE,
+                              stdin=subprocess.DEVNULL, bufsize=0)
+                pid = int(read_line(p, 30, "hostile pid").split()[1])
+                ids = read_line(p, 60, "hostile ids").split()
+                assert read_line(p, 60, "hostile ready") == "ready"
+                t0 = time.monotonic()
+                d = dump(binary, pid, True)
+                text = dump(binary, pid, False)
+                runs[n] = (d, text, time.monotonic() - t0, ids[1], ids[3])
+    finally:
+        reg.cleanup()
+    d, text, took, _, _ = runs["5000"]
+    a = d["asyncio"]
+    assert a["tasks_truncated"] is True, {k: v for k, v in a.items() if k != "loops"}
+    tasks = [t for l in a["loops"] for t in l["tasks"]]
+    assert 4000 <= len(tasks) <= 4096, len(tasks)
+    assert took < 30, "two dumps took %.1f s" % took
+    assert "asyncio event loop on thread" in text and "only the first 4096 tasks" in text
+    d, text, took, victim, selfish = runs["10"]
+    tasks = {t["id"]: t for l in d["asyncio"]["loops"] for t in l["tasks"]}
+    assert tasks[victim].get("coroutine_stack_truncated") is True, tasks[victim]
+    assert len(tasks[victim]["coroutine_stack"]) == 1
+    assert tasks[selfish]["awaits"]["tasks"] == [selfish], tasks[selfish]
+    assert "await cycle" in text, text

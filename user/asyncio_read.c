@@ -624,14 +624,15 @@ static bool ready_holds_future(struct ctx *c, uint64_t loop, uint64_t fut)
 		return false;
 	if (n > 10000)
 		n = 10000;
-	for (int64_t i = 0; i < n && block; i++) {
-		int64_t slot = li + i;
-		uint64_t b = block;
-		for (int64_t hop = slot / 64; hop > 0 && b; hop--)
+	uint64_t b = block;
+	for (int64_t i = 0, slot = li; i < n && b; i++, slot++) {
+		if (slot == 64) { /* the next block */
 			b = ptr(c, b + a->block_rightlink);
-		if (!b)
-			break;
-		uint64_t handle = ptr(c, b + a->block_data + 8 * (uint64_t)(slot % 64));
+			slot = 0;
+			if (!plausible(b))
+				break;
+		}
+		uint64_t handle = ptr(c, b + a->block_data + 8 * (uint64_t)slot);
 		uint64_t cb = slot_attr(c, handle, "_callback");
 		if (!cb || !type_named(c, cb, "function"))
 			continue;
@@ -912,8 +913,29 @@ static void json_task(struct jw *w, const struct aio_view *v, const struct aio_t
 	jw_obj_end(w);
 }
 
+/* Writes task t unless that takes the JSON past start + budget (0: no budget): then it is
+ * taken back (the buffer and the writer as before) and false returned. */
+static bool json_task_within(struct jw *w, const struct aio_view *v, const struct aio_task *t,
+			     size_t start, size_t budget)
+{
+	struct jw saved = *w;
+	size_t len = w->sb->len;
+	bool oom = w->sb->oom;
+	json_task(w, v, t);
+	if (!budget || (w->sb->len - start <= budget && !(w->sb->oom && !oom)))
+		return true;
+	*w = saved;
+	w->sb->len = len;
+	w->sb->oom = oom;
+	if (w->sb->data)
+		w->sb->data[len] = 0;
+	return false;
+}
+
 void aio_write_json(struct jw *w, const struct aio_view *v)
 {
+	size_t start = w->sb->len;
+	bool cut = false;
 	jw_obj_begin(w);
 	jw_kbool(w, "supported", !v->unsupported);
 	if (v->unsupported) {
@@ -961,13 +983,13 @@ void aio_write_json(struct jw *w, const struct aio_view *v)
 		}
 		jw_key(w, "tasks");
 		jw_arr_begin(w);
-		for (size_t k = 0; k < L->ntasks; k++)
-			json_task(w, v, &v->tasks[L->tasks[k]]);
+		for (size_t k = 0; k < L->ntasks && !cut; k++)
+			cut = !json_task_within(w, v, &v->tasks[L->tasks[k]], start, v->json_budget);
 		jw_arr_end(w);
 		jw_obj_end(w);
 	}
 	jw_arr_end(w);
-	if (v->tasks_truncated)
+	if (v->tasks_truncated || cut)
 		jw_kbool(w, "tasks_truncated", true);
 	jw_obj_end(w);
 }
@@ -1131,9 +1153,10 @@ static void json_hook(struct jw *w, const struct py_process *p)
 }
 
 
-void aio_publish(struct aio_view *v)
+void aio_publish(struct aio_view *v, size_t json_budget)
 {
 	aio_publish_clear();
+	v->json_budget = json_budget;
 	published = *v;
 	published_valid = true;
 	py_process_json_hook = json_hook;

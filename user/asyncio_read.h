@@ -86,7 +86,13 @@ struct aio_view {
 	size_t ntasks;
 	bool tasks_truncated;
 	uint64_t cost_ns;        /* CPU time of the read */
+	size_t json_budget;      /* bytes of JSON for the tasks at most (0: no limit) */
 };
+
+/* What the asyncio object of an event may take (events' records must fit in 64 KiB at
+ * outcap's last level, README --max-event-bytes): tasks past it are left out and
+ * `tasks_truncated` says so. `dump` has no budget. */
+#define AIO_EVENT_JSON_BUDGET (24u << 10)
 
 /* Reads the asyncio state of p's process (p: a snapshot just read by py_read_process with
  * r; threads and frames come from it). blocked_after_s: a loop running callbacks that long
@@ -100,7 +106,7 @@ void aio_view_free(struct aio_view *v);
  * when asyncio (2.7: trollius) is imported. */
 bool aio_view_present(const struct aio_view *v);
 /* The value of key "asyncio": {supported, reason?, loops: [{thread, state, running_s,
- * callback, tasks: [...]}], tasks_truncated?}. */
+ * callback, tasks: [...]}], tasks_truncated?}; tasks within v->json_budget. */
 void aio_write_json(struct jw *w, const struct aio_view *v);
 /* The `dump` text: one block per loop, its tasks as a tree (a task, under it the tasks
  * it awaits). */
@@ -110,8 +116,9 @@ void aio_task_label(const struct aio_task *t, char *buf, size_t len);
 
 /* The last view read for a process, written by py_write_threads_fields (dump --json and
  * events' snapshots) through py_process_json_hook. aio_publish takes ownership of v's
- * contents (v is left empty); a later publish for any pid replaces it. */
-void aio_publish(struct aio_view *v);
+ * contents (v is left empty); a later publish for any pid replaces it. json_budget: as
+ * struct aio_view (AIO_EVENT_JSON_BUDGET for events, 0 for dump). */
+void aio_publish(struct aio_view *v, size_t json_budget);
 const struct aio_view *aio_published(pid_t pid, uint64_t start_time);
 void aio_publish_clear(void);
 #endif

@@ -250,7 +250,7 @@ static void look(struct tracer *t, struct watched *w, uint64_t now)
 	if (w->asyncio && aio_diagnose_cycle(&v, &d[nd], &keys[nd]))
 		nd++;
 	if (nd)
-		aio_publish(&v); /* the hang's snapshot carries it (py_write_threads_fields) */
+		aio_publish(&v, AIO_EVENT_JSON_BUDGET); /* the hang's snapshot carries it (py_write_threads_fields) */
 	for (size_t i = 0; i < nd; i++) {
 		/* a cycle must have lasted the threshold; a blocked loop has by its own clock */
 		struct finding *f = finding_get(w, d[i].code, keys[i], now);

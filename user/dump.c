@@ -97,7 +97,7 @@ static void dump_asyncio(struct py_reader *r, const struct py_process *p)
 {
 	struct aio_view v;
 	aio_read(r, p, 5.0, &v);
-	aio_publish(&v);
+	aio_publish(&v, 0);
 }
 
 static void render(struct strbuf *sb, const struct py_process *p, bool json)

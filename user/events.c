@@ -230,7 +230,7 @@ static const struct py_process *snapshot(struct tracer *t, pid_t pid, uint64_t p
 	t->snap_ns = now;
 	struct aio_view av; /* its asyncio loops and tasks, written with the snapshot */
 	aio_read(t->reader, &t->snap, (double)t->threshold_ns / 1e9, &av);
-	aio_publish(&av);
+	aio_publish(&av, AIO_EVENT_JSON_BUDGET);
 	return &t->snap;
 }
 
