@@ -765,7 +765,7 @@ int aio_read(struct py_reader *r, const struct py_process *p, double blocked_aft
 	v->imported = py_reader_mem_dict_get(r, p->pid, modules, "asyncio") != 0 ||
 		      (l->major == 2 && py_reader_mem_dict_get(r, p->pid, modules, "trollius") != 0);
 	c.a = pylayout_asyncio_for_version(l->major, l->minor);
-	if (c.a && !v->imported)
+	if (!v->imported)
 		return 0;
 	if (!c.a) {
 		v->unsupported = l->major == 2 ? "asyncio is not read on Python 2.7" :
@@ -842,7 +842,7 @@ void aio_view_free(struct aio_view *v)
 
 bool aio_view_present(const struct aio_view *v)
 {
-	return v && (v->imported || v->unsupported);
+	return v && v->imported;
 }
 
 /* ---- output ---------------------------------------------------------------------------- */

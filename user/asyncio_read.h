@@ -101,9 +101,8 @@ struct aio_view {
 int aio_read(struct py_reader *r, const struct py_process *p, double blocked_after_s,
 	     struct aio_view *v);
 void aio_view_free(struct aio_view *v);
-/* Whether a view has anything to write in JSON: asyncio imported (3.7-3.13), or a version
- * whose asyncio is not read (2.7, 3.6: always said, imported or not). Text says it only
- * when asyncio (2.7: trollius) is imported. */
+/* Whether a view has anything to show: asyncio (2.7: trollius) is imported; on 2.7 and
+ * 3.6 the view then only says that it is not read (unsupported). */
 bool aio_view_present(const struct aio_view *v);
 /* The value of key "asyncio": {supported, reason?, loops: [{thread, state, running_s,
  * callback, tasks: [...]}], tasks_truncated?}; tasks within v->json_budget. */
