@@ -36,7 +36,12 @@ struct watched {
 
 static struct watched *procs;
 static size_t nprocs;
-static uint64_t next_poll_ns;
+static uint64_t next_poll_ns, next_scan_ns;
+
+/* How often /proc is listed for new processes: host-wide every 10 s, COMMAND's descendants
+ * every second (the -p processes are looked up directly, every period). */
+#define SCAN_HOST_NS 10000000000ull
+#define SCAN_COMMAND_NS 1000000000ull
 
 static uint64_t period_ns(const struct tracer *t)
 {
@@ -218,11 +223,25 @@ static void look(struct tracer *t, struct watched *w, uint64_t now)
 {
 	struct py_process p;
 	char err[256];
+	uint64_t st;
 	for (int i = 0; i < MAX_FINDINGS; i++)
 		w->f[i].seen = false;
+	if (pm_start_time(w->pid, &st) != 0 || st != w->start) { /* gone, or its pid reused */
+		end_unseen(t, w, true);
+		w->python = 0;
+		w->next_ns = UINT64_MAX;
+		return;
+	}
 	if (py_read_process(t->reader, w->pid, &p, err, sizeof(err)) != 0) {
 		w->next_ns = now + RECHECK_NS;
 		end_unseen(t, w, false);
+		return;
+	}
+	if (p.start_time != w->start) { /* reused between the look and the read */
+		py_process_free(&p);
+		end_unseen(t, w, true);
+		w->python = 0;
+		w->next_ns = UINT64_MAX;
 		return;
 	}
 	struct aio_view v;
@@ -325,13 +344,16 @@ void aio_watch_poll(struct tracer *t)
 	if (next_poll_ns && now < next_poll_ns)
 		return;
 	next_poll_ns = now + period_ns(t);
-	scan_candidates(t, now);
+	if (t->npids || !next_scan_ns || now >= next_scan_ns) {
+		scan_candidates(t, now);
+		next_scan_ns = now + (t->command ? SCAN_COMMAND_NS : SCAN_HOST_NS);
+	}
 	for (size_t i = 0; i < nprocs; i++) {
 		struct watched *w = &procs[i];
 		if (w->python < 0)
 			w->python = py_is_python_process(w->pid) ? 1 : 0;
 		if (w->python != 1 || (w->next_ns && now < w->next_ns && !w->asyncio))
-			continue;
+			continue; /* not Python, or no asyncio at the last look: again after 10 s */
 		look(t, w, now);
 	}
 }
