@@ -161,7 +161,7 @@ def session(binary):
                 if v < (3, 7):
                     continue
                 for mode in ("blocked", "selfwait", "cycle", "server"):
-                    args = [mode] + (["14"] if mode == "server" else [])
+                    args = [mode] + (["90"] if mode == "server" else [])
                     progs[(label, mode)] = start(reg, python, PROG, *args)[0]
             pids = [a for p in progs.values() for a in ("-p", str(p.pid))]
             tracer = reg.popen([binary, "--json", "-t", "1", "--duration", "7"] + pids,
