@@ -38,7 +38,9 @@ static void dump_usage(FILE *f)
 		   "  /proc/PID/mem without stopping the process (CPython 2.7, 3.6-3.13).\n"
 		   "  --json   one JSON object: {\"pid\", \"python\", \"threads\": [{\"tid\", \"name\",\n"
 		   "           \"daemon\", \"gil\", \"state\", \"stack\": [{\"function\", \"file\",\n"
-		   "           \"line\"}]}]}, frames innermost first\n"
+		   "           \"line\"}]}]}, frames innermost first; with asyncio imported,\n"
+		   "           \"asyncio\": {\"loops\": [{\"thread\", \"state\", \"tasks\"}]} (3.7-3.13;\n"
+		   "           the text shows the tasks as a tree)\n"
 		   "  --help   this text\n"
 		   "Exit status: 0 success, 1 the process is not Python, exited or cannot be read,\n"
 		   "2 usage error.\n");
