@@ -160,7 +160,7 @@ def session(binary):
             for label, python, v in VERSIONS:
                 if v < (3, 7):
                     continue
-                for mode in ("blocked", "selfwait", "cycle", "server"):
+                for mode in ("blocked", "selfwait", "selfwait2", "cycle", "server"):
                     args = [mode] + (["90"] if mode == "server" else [])
                     progs[(label, mode)] = start(reg, python, PROG, *args)[0]
             pids = [a for p in progs.values() for a in ("-p", str(p.pid))]
@@ -222,6 +222,18 @@ def test_event_loop_self_wait(session, label):
     assert codes == ["event_loop_self_wait"], "hangs: %s%s" % (codes, describe(session, label, "selfwait"))
     assert "selfwait() at asyncio_tasks.py:%d" % mark_line("selfwait") in hs[0]["diagnosis"]["summary"]
     assert hs[0]["asyncio"]["loops"][0]["self_wait_future"].startswith("0x")
+
+
+@pytest.mark.parametrize("label", LABELS)
+def test_event_loop_self_wait_task_started(session, label):
+    """The same once the coroutine runs as a task of the loop (its callback has run): the
+    task's done callback chains to the future the loop's thread waits for."""
+    hs = hangs_of(session, label, "selfwait2")
+    codes = [h["diagnosis"]["code"] for h in hs]
+    assert codes == ["event_loop_self_wait"], "hangs: %s%s" % (codes, describe(session, label, "selfwait2"))
+    assert "selfwait2() at asyncio_tasks.py:%d" % mark_line("selfwait2") in hs[0]["diagnosis"]["summary"]
+    tasks = hs[0]["asyncio"]["loops"][0]["tasks"]
+    assert any(t["awaits"]["kind"] == "sleep" for t in tasks), tasks
 
 
 @pytest.mark.parametrize("label", LABELS)

@@ -59,8 +59,9 @@ static bool self_wait(const struct aio_view *v, const struct aio_loop *L, struct
 	snprintf(d->summary, sizeof(d->summary),
 		 "the event loop of thread %.150s blocks itself: %.380s waits in concurrent.futures "
 		 "Future.result() for a future that only this loop can complete (the coroutine "
-		 "handed to run_coroutine_threadsafe() waits in the loop's queue), so it never will; "
-		 "await the coroutine instead, or call result() from another thread", th, at);
+		 "handed to run_coroutine_threadsafe() %s), so it never will; "
+		 "await the coroutine instead, or call result() from another thread", th, at,
+		 L->self_wait_by_task ? "is a task of this loop" : "waits in the loop's queue");
 	set_culprit(d, L->tid);
 	return true;
 }

@@ -13,7 +13,9 @@
  *   task_fut_waiter is the future (or task) a task's step is blocked on.
  * - run_coroutine_threadsafe(coro, loop) (tasks.py) makes a concurrent.futures.Future and
  *   schedules `callback` (a closure over that future) with loop.call_soon_threadsafe: the
- *   handle sits in loop._ready (a collections.deque) until the loop runs it. */
+ *   handle sits in loop._ready (a collections.deque) until the loop runs it; then the
+ *   coroutine is a task of the loop whose first done callback is futures.py
+ *   _chain_future's `_call_set_state`, a closure over the same future. */
 #include "asyncio_read.h"
 
 #include <math.h>
@@ -606,6 +608,32 @@ static void copy_pyframe(struct aio_frame *out, const struct py_frame *f)
 	frame_set(out, f->function, f->file, f->line);
 }
 
+/* Whether func is a Python function named fn (co_name) defined in asyncio/<file> whose
+ * closure holds obj. */
+static bool closure_holds(struct ctx *c, uint64_t func, const char *fn_name, const char *file_name,
+			  uint64_t obj)
+{
+	const struct py_aio_layout *a = c->a;
+	if (!func || !type_named(c, func, "function"))
+		return false;
+	uint64_t code = ptr(c, func + a->func_code);
+	char *fn = NULL, *file = NULL;
+	int line;
+	bool match = false, ok;
+	if (code && py_reader_code_where(c->r, c->pid, code, UINT64_MAX, &fn, &file, &line) == 0)
+		match = strcmp(short_fn(fn), fn_name) == 0 && file_is(file, "asyncio", file_name);
+	free(fn);
+	free(file);
+	if (!match)
+		return false;
+	uint64_t clo = ptr(c, func + a->func_closure);
+	int64_t nc = clo ? i64(c, clo + a->tuple_size, &ok) : 0;
+	for (int64_t k = 0; clo && ok && k < nc && k < 32; k++)
+		if (ptr(c, ptr(c, clo + a->tuple_items + 8 * (uint64_t)k) + a->cell_ref) == obj)
+			return true;
+	return false;
+}
+
 /* Whether `fut` is held by a callback that this loop has been asked to run and has not run
  * yet: a handle in loop._ready whose callback is tasks.py run_coroutine_threadsafe's
  * `callback` closure over fut. */
@@ -633,24 +661,25 @@ static bool ready_holds_future(struct ctx *c, uint64_t loop, uint64_t fut)
 				break;
 		}
 		uint64_t handle = ptr(c, b + a->block_data + 8 * (uint64_t)slot);
-		uint64_t cb = slot_attr(c, handle, "_callback");
-		if (!cb || !type_named(c, cb, "function"))
+		if (closure_holds(c, slot_attr(c, handle, "_callback"), "callback", "tasks.py", fut))
+			return true;
+	}
+	return false;
+}
+
+/* Whether `fut` will be completed by a pending task of the loop: the task's first done
+ * callback (fut_callback0) is futures.py _chain_future's `_call_set_state` closure over fut
+ * (run_coroutine_threadsafe's callback has run: the coroutine is a task of the loop now,
+ * and fut is set when that task ends, which only the loop can make happen). */
+static bool task_completes_future(struct ctx *c, const struct aio_view *v, uint64_t loop, uint64_t fut)
+{
+	for (size_t i = 0; i < v->ntasks; i++) {
+		const struct aio_task *t = &v->tasks[i];
+		if (t->loop != loop || strcmp(t->state, "pending") != 0)
 			continue;
-		uint64_t code = ptr(c, cb + a->func_code);
-		char *fn = NULL, *file = NULL;
-		int line;
-		bool match = false;
-		if (code && py_reader_code_where(c->r, c->pid, code, UINT64_MAX, &fn, &file, &line) == 0)
-			match = strcmp(short_fn(fn), "callback") == 0 && file_is(file, "asyncio", "tasks.py");
-		free(fn);
-		free(file);
-		if (!match)
-			continue;
-		uint64_t clo = ptr(c, cb + a->func_closure);
-		int64_t nc = clo ? i64(c, clo + a->tuple_size, &ok) : 0;
-		for (int64_t k = 0; ok && k < nc && k < 32; k++)
-			if (ptr(c, ptr(c, clo + a->tuple_items + 8 * (uint64_t)k) + a->cell_ref) == fut)
-				return true;
+		if (closure_holds(c, ptr(c, t->addr + c->a->fut_callback0), "_call_set_state",
+				  "futures.py", fut))
+			return true;
 	}
 	return false;
 }
@@ -710,11 +739,14 @@ static void find_loops(struct ctx *c, const struct py_process *p, double blocked
 			if (!frame_is(f, "result", "futures", "_base.py") || !f->addr)
 				continue;
 			uint64_t fut = local0(c, f->addr);
-			if (plausible(fut) && ready_holds_future(c, loop, fut)) {
+			if (!plausible(fut))
+				break;
+			if (ready_holds_future(c, loop, fut))
 				L->self_wait_future = fut;
-				if (m + 1 < k)
-					copy_pyframe(&L->self_wait_at, &th->frames[m + 1]);
-			}
+			else
+				L->self_wait_candidate = fut; /* tasks are read next */
+			if (m + 1 < k)
+				copy_pyframe(&L->self_wait_at, &th->frames[m + 1]);
 			break;
 		}
 	}
@@ -797,6 +829,14 @@ int aio_read(struct py_reader *r, const struct py_process *p, double blocked_aft
 	for (size_t i = 0; i < v->ntasks; i++)
 		task_fill(&c, &v->tasks[i]);
 	link_tasks(&c, v);
+	for (size_t i = 0; i < v->nloops; i++) {
+		struct aio_loop *L = &v->loops[i];
+		if (L->self_wait_candidate &&
+		    task_completes_future(&c, v, L->addr, L->self_wait_candidate)) {
+			L->self_wait_future = L->self_wait_candidate;
+			L->self_wait_by_task = true;
+		}
+	}
 	/* tasks by loop; tasks of a loop no thread runs make a "not_running" loop */
 	for (size_t i = 0; i < v->ntasks; i++) {
 		struct aio_task *t = &v->tasks[i];

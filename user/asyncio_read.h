@@ -66,9 +66,12 @@ struct aio_loop {
 	long syscall_nr;         /* the thread's system call now, -1 none or unknown */
 	bool lock_wait;          /* the thread is in a futex wait (not the GIL) */
 	/* the thread waits in concurrent.futures Future.result() for a future (its address)
-	 * that a callback scheduled on this very loop, not yet run, holds: only the loop
-	 * could complete it (run_coroutine_threadsafe(...).result() on the loop's thread) */
+	 * that a callback scheduled on this very loop, not yet run, holds, or that a pending
+	 * task of this loop completes when it ends: only the loop could complete it
+	 * (run_coroutine_threadsafe(...).result() on the loop's thread) */
 	uint64_t self_wait_future;
+	uint64_t self_wait_candidate;  /* the future it waits for, not (yet) proven */
+	bool self_wait_by_task;        /* proven by the task (else by the queued callback) */
 	struct aio_frame self_wait_at; /* the frame that called result() */
 	size_t *tasks;           /* indexes into aio_view.tasks */
 	size_t ntasks;

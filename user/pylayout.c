@@ -400,7 +400,8 @@ int pylayout_from_debug_offsets(const unsigned char *raw, size_t len, struct py_
  * 3.9 added fut_cancel_msg, 3.11 fut_cancelled_exc, 3.13 dropped fields; TaskObj then adds
  * task_fut_waiter, task_coro, task_name (3.8+)). Measured with ctypes on live tasks of
  * pyenv 3.7.16-3.13.0 and Debian 3.11.2 (each pointer equal to id() of t._loop, t._coro,
- * t._fut_waiter, t.get_name(); fut_state 2 on a finished future). 3.12/3.13 keep the
+ * t._fut_waiter, t.get_name(); fut_state 2 on a finished future; fut_callback0 at 24, the
+ * `_call_set_state` closure run_coroutine_threadsafe chains to its future). 3.12/3.13 keep the
  * counter N of an unnamed task as an int until get_name() makes "Task-N" of it
  * (task_name_int). Generators: Include/cpython/genobject.h (3.11: gi_code first, frame
  * state at 75, iframe at 80; 3.12: at 67 and 72; 3.13 internal/pycore_genobject.h: the
@@ -417,7 +418,7 @@ int pylayout_from_debug_offsets(const unsigned char *raw, size_t len, struct py_
  * `_all_tasks = weakref.WeakSet()`, 3.12/3.13 `_scheduled_tasks = weakref.WeakSet()` and
  * `_eager_tasks = set()`; with the C module they are the very objects _asyncio registers
  * tasks in (`from _asyncio import ... _all_tasks` / `_scheduled_tasks, _eager_tasks`). */
-#define AIO_COMMON .set_mask = 32, .set_table = 40, .wr_object = 16, .float_val = 16, \
+#define AIO_COMMON .fut_callback0 = 24, .set_mask = 32, .set_table = 40, .wr_object = 16, .float_val = 16, \
 	.tp_base = 256, .tp_dict = 264, .d_member = 40, .memberdef_offset = 16, \
 	.tuple_size = 16, .tuple_items = 24, .cell_ref = 16, .deque_size = 16, \
 	.deque_leftblock = 24, .deque_leftindex = 40, .block_data = 8, .block_rightlink = 520

@@ -150,6 +150,7 @@ struct py_aio_layout {
 				       * _scheduled_tasks (3.12+) */
 	const char *tasks_eager;      /* 3.12+: asyncio.tasks._eager_tasks (a plain set), else NULL */
 	uint32_t fut_loop, fut_state; /* fut_state: int, 0 pending 1 cancelled 2 finished */
+	uint32_t fut_callback0;       /* the first done callback (3.7+: not in fut_callbacks) */
 	uint32_t task_fut_waiter, task_coro, task_name; /* task_name 0: no names (3.7) */
 	bool task_name_int;           /* 3.12+: task_name may be the int N of "Task-N" */
 	enum py_aio_gen_kind gen;

@@ -6,6 +6,7 @@
 #            awaits), then "ready"
 #   blocked  a coroutine calls time.sleep() on the loop's thread
 #   selfwait a coroutine calls run_coroutine_threadsafe(c, loop).result() on the loop's thread
+#   selfwait2 the same once c already runs as a task of the loop (it sleeps)
 #   cycle    two tasks await each other
 #   server   a healthy asyncio TCP server idle on its socket, a connected client idle, a
 #            ticker task; exits by itself after argv[2] seconds (default 6)
@@ -116,6 +117,18 @@ async def selfwait():
     asyncio.run_coroutine_threadsafe(other(), loop).result()  # MARK: selfwait
 
 
+async def long_other():
+    await asyncio.sleep(3600)
+
+
+async def selfwait2():
+    loop = asyncio.get_event_loop()
+    fut = asyncio.run_coroutine_threadsafe(long_other(), loop)
+    await asyncio.sleep(0.05)  # the loop runs run_coroutine_threadsafe's callback
+    say("ready")
+    fut.result()  # MARK: selfwait2
+
+
 async def cycle():
     box = {}
 
@@ -159,6 +172,8 @@ elif MODE == "blocked":
     loop.run_until_complete(blocked())
 elif MODE == "selfwait":
     loop.run_until_complete(selfwait())
+elif MODE == "selfwait2":
+    loop.run_until_complete(selfwait2())
 elif MODE == "cycle":
     loop.run_until_complete(cycle())
 elif MODE == "server":
