@@ -9,7 +9,10 @@ from the tool's output.
 import json
 import os
 import re
+import signal
 import subprocess
+import tempfile
+import threading
 import time
 
 import pytest
@@ -149,39 +152,85 @@ def test_old_versions_say_unsupported(binary, python, version):
 
 # --------------------------------------------------------------------------- the tracer
 
+class _Lines(object):
+    """The tracer's stdout lines, read by a thread, as JSON events."""
+
+    def __init__(self, proc):
+        self.proc, self.events, self.cond = proc, [], threading.Condition()
+        self.thread = threading.Thread(target=self._read)
+        self.thread.daemon = True
+        self.thread.start()
+
+    def _read(self):
+        for raw in iter(self.proc.stdout.readline, b""):
+            if raw.strip():
+                with self.cond:
+                    self.events.append(json.loads(raw))
+                    self.cond.notify_all()
+
+    def wait(self, pred, timeout):
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while not pred(self.events) and time.monotonic() < deadline:
+                self.cond.wait(0.2)
+            return pred(self.events)
+
+
 @pytest.fixture(scope="module")
 def session(binary):
-    """Every interpreter's blocked loop, self-waiting loop, await cycle and healthy server,
-    under one tracer at -t 1 (one run, ~10 s)."""
+    """Every interpreter's blocked loop, self-waiting loops, await cycle, healthy server and
+    a loop blocked until SIGUSR1, under one tracer at -t 1 (one run, ~10 s)."""
     reg = Registry()
     progs = {}
     try:
-        with alarm_guard(120, "asyncio session"):
+        with alarm_guard(150, "asyncio session"):
             for label, python, v in VERSIONS:
                 if v < (3, 7):
                     continue
-                for mode in ("blocked", "selfwait", "selfwait2", "cycle", "server"):
+                for mode in ("blocked", "selfwait", "selfwait2", "cycle", "server", "release"):
                     args = [mode] + (["90"] if mode == "server" else [])
                     progs[(label, mode)] = start(reg, python, PROG, *args)[0]
             pids = [a for p in progs.values() for a in ("-p", str(p.pid))]
-            tracer = reg.popen([binary, "--json", "-t", "1", "--duration", "7"] + pids,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            time.sleep(3)
+            errf = tempfile.TemporaryFile()
+            tracer = reg.popen([binary, "--json", "-t", "1", "--duration", "60"] + pids,
+                               stdout=subprocess.PIPE, stderr=errf)
+            lines = _Lines(tracer)
+            assert lines.wait(lambda evs: evs and evs[0]["event"] == "start", 60), "no start"
+            released = [p.pid for k, p in progs.items() if k[1] == "release"]
+
+            def seen(event, pids):
+                return lambda evs: all(any(e.get("event") == event and e.get("pid") == pid
+                                           for e in evs) for pid in pids)
+            lines.wait(seen("hang", released), 30)
             dumps = {k: dump(binary, p.pid, True) for k, p in progs.items() if k[1] == "server"}
-            out, err = tracer.communicate(timeout=60)
+            for k, p in progs.items():
+                if k[1] == "release":
+                    p.send_signal(signal.SIGUSR1)
+            lines.wait(seen("hang_end", released), 15)
+            time.sleep(1.5)  # healthy servers: more reads at -t 1
+            tracer.send_signal(signal.SIGINT)
+            tracer.wait(60)
+            lines.thread.join(10)
+            errf.seek(0)
+            err = errf.read()
     finally:
         reg.cleanup()
-    events = [json.loads(l) for l in out.decode().splitlines() if l.strip()]
-    return {"progs": progs, "events": events, "stderr": err.decode(), "dumps": dumps,
+    return {"progs": progs, "events": lines.events, "stderr": err.decode(), "dumps": dumps,
             "rc": tracer.returncode}
 
 
 def test_tracer_ran_clean(session):
-    """The session's tracer ended by itself (--duration), status 0, nothing on stderr from
-    a sanitizer, its last record a `stop`."""
+    """The session's tracer ended on SIGINT with status 0, nothing on stderr from a
+    sanitizer, its last record a `stop` counting exactly the five asyncio hangs of each
+    interpreter (none for the healthy servers)."""
     assert session["rc"] == 0, session["stderr"][-2000:]
     assert "Sanitizer" not in session["stderr"] and "runtime error" not in session["stderr"]
-    assert session["events"][-1]["event"] == "stop"
+    stop = session["events"][-1]
+    assert stop["event"] == "stop", stop
+    hangs = [e for e in session["events"] if e.get("event") == "hang"]
+    assert stop["counts"]["hang"] == len(hangs), stop["counts"]
+    # blocked, selfwait, selfwait2, cycle and release, on every interpreter read
+    assert len(hangs) == 5 * len(LABELS), [(h["pid"], h["diagnosis"]["code"]) for h in hangs]
 
 
 def hangs_of(s, label, mode):
@@ -212,6 +261,20 @@ def test_event_loop_blocked(session, label):
     loop = h["asyncio"]["loops"][0]
     assert loop["state"] == "blocked" and loop["running_s"] >= 1.0, loop
     assert loop["callback"]["line"] == line and short(loop["callback"]["function"]) == "blocked"
+
+
+@pytest.mark.parametrize("label", LABELS)
+def test_event_loop_blocked_then_free(session, label):
+    """A loop blocked until SIGUSR1 interrupts its time.sleep(): the hang, then its
+    hang_end once the loop is back in its selector."""
+    pid = session["progs"][(label, "release")].pid
+    evs = [e for e in session["events"] if e.get("pid") == pid and e.get("event") in ("hang", "hang_end")]
+    got = [(e["event"], e.get("code") or e["diagnosis"]["code"]) for e in evs]
+    assert got == [("hang", "event_loop_blocked"), ("hang_end", "event_loop_blocked")], (
+        "%s%s" % (got, describe(session, label, "release")))
+    assert evs[1]["ended_by"] == "return" and evs[1]["duration_s"] > 1.0, evs[1]
+    line = mark_line("release")
+    assert "release() at asyncio_tasks.py:%d" % line in evs[0]["diagnosis"]["summary"]
 
 
 @pytest.mark.parametrize("label", LABELS)

@@ -20,6 +20,7 @@ struct finding {
 	char code[24];
 	uint64_t key;
 	uint64_t first_ns, reported_ns;
+	uint64_t since_ns;  /* when it began (a blocked loop: by its own clock), else first_ns */
 	bool reported, seen;
 	pid_t tid;
 };
@@ -167,7 +168,7 @@ static struct finding *finding_get(struct watched *w, const char *code, uint64_t
 		return NULL;
 	snprintf(free_slot->code, sizeof(free_slot->code), "%s", code);
 	free_slot->key = key;
-	free_slot->first_ns = now;
+	free_slot->first_ns = free_slot->since_ns = now;
 	free_slot->reported = false;
 	return free_slot;
 }
@@ -207,7 +208,7 @@ static void end_unseen(struct tracer *t, struct watched *w, bool gone)
 			continue;
 		if (f->reported) {
 			struct rec_hang_end r = { .code = f->code, .ended_by = gone ? "process_exit" : "return",
-						  .duration_s = (double)(now - f->first_ns) / 1e9,
+						  .duration_s = (double)(now - f->since_ns) / 1e9,
 						  .reported_s_ago = (double)(now - f->reported_ns) / 1e9 };
 			fill_ev(&r.p, w->pid, gone ? 0 : f->tid);
 			if (gone)
@@ -251,6 +252,7 @@ static void look(struct tracer *t, struct watched *w, uint64_t now)
 		w->next_ns = now + RECHECK_NS;
 	struct diagnosis d[AIO_MAX_LOOPS + 1];
 	uint64_t keys[AIO_MAX_LOOPS + 1];
+	double running_s[AIO_MAX_LOOPS + 1];
 	size_t nd = 0;
 	for (size_t i = 0; w->asyncio && i < v.nloops; i++) {
 		const struct aio_loop *L = &v.loops[i];
@@ -263,8 +265,10 @@ static void look(struct tracer *t, struct watched *w, uint64_t now)
 			continue;
 		uint64_t bits;
 		memcpy(&bits, &L->end_time, sizeof(bits));
+		running_s[nd] = isnan(L->running_s) ? 0 : L->running_s;
 		keys[nd++] = L->addr ^ (bits * 0x9e3779b97f4a7c15ull);
 	}
+	size_t nloop_findings = nd;
 	memset(&d[nd], 0, sizeof(d[nd]));
 	if (w->asyncio && aio_diagnose_cycle(&v, &d[nd], &keys[nd]))
 		nd++;
@@ -273,6 +277,9 @@ static void look(struct tracer *t, struct watched *w, uint64_t now)
 	for (size_t i = 0; i < nd; i++) {
 		/* a cycle must have lasted the threshold; a blocked loop has by its own clock */
 		struct finding *f = finding_get(w, d[i].code, keys[i], now);
+		if (f && !f->reported && f->first_ns == now && i < nloop_findings &&
+		    running_s[i] * 1e9 < (double)now)
+			f->since_ns = now - (uint64_t)(running_s[i] * 1e9);
 		if (f && !strcmp(d[i].code, "await_cycle") && now - f->first_ns < t->threshold_ns) {
 			f->seen = true;
 			continue;

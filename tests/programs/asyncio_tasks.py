@@ -7,6 +7,7 @@
 #   blocked  a coroutine calls time.sleep() on the loop's thread
 #   selfwait a coroutine calls run_coroutine_threadsafe(c, loop).result() on the loop's thread
 #   selfwait2 the same once c already runs as a task of the loop (it sleeps)
+#   release  like blocked, until SIGUSR1 (its handler raises): then the loop idles
 #   cycle    two tasks await each other
 #   server   a healthy asyncio TCP server idle on its socket, a connected client idle, a
 #            ticker task; exits by itself after argv[2] seconds (default 6)
@@ -107,6 +108,25 @@ async def blocked():
     time.sleep(3600)  # MARK: blocking
 
 
+class Unblock(Exception):
+    pass
+
+
+def unblock(signum, frame):
+    raise Unblock()
+
+
+async def release():
+    import signal
+    signal.signal(signal.SIGUSR1, unblock)
+    say("ready")
+    try:
+        time.sleep(3600)  # MARK: release
+    except Unblock:
+        say("unblocked")
+    await asyncio.sleep(3600)
+
+
 async def other():
     return 1
 
@@ -172,6 +192,8 @@ elif MODE == "blocked":
     loop.run_until_complete(blocked())
 elif MODE == "selfwait":
     loop.run_until_complete(selfwait())
+elif MODE == "release":
+    loop.run_until_complete(release())
 elif MODE == "selfwait2":
     loop.run_until_complete(selfwait2())
 elif MODE == "cycle":
