@@ -1178,8 +1178,12 @@ void aio_write_text(struct strbuf *sb, const struct aio_view *v)
 
 /* ---- the view written with a snapshot's threads --------------------------------------- */
 
-static struct aio_view published;
-static bool published_valid;
+/* The last views read, one per process (a long wait may reuse a snapshot read a moment
+ * ago, while the watcher read other processes since). */
+#define AIO_PUBLISHED 4
+static struct aio_view published[AIO_PUBLISHED];
+static bool published_valid[AIO_PUBLISHED];
+static unsigned published_next;
 
 const struct aio_view *aio_published(pid_t pid, uint64_t start_time);
 
@@ -1192,29 +1196,41 @@ static void json_hook(struct jw *w, const struct py_process *p)
 	aio_write_json(w, v);
 }
 
-
 void aio_publish(struct aio_view *v, size_t json_budget)
 {
-	aio_publish_clear();
+	unsigned slot = published_next;
+	for (unsigned i = 0; i < AIO_PUBLISHED; i++)
+		if (published_valid[i] && published[i].pid == v->pid) {
+			slot = i;
+			break;
+		}
+	if (slot == published_next)
+		published_next = (published_next + 1) % AIO_PUBLISHED;
+	if (published_valid[slot])
+		aio_view_free(&published[slot]);
 	v->json_budget = json_budget;
-	published = *v;
-	published_valid = true;
+	published[slot] = *v;
+	published_valid[slot] = true;
 	py_process_json_hook = json_hook;
 	memset(v, 0, sizeof(*v));
 }
 
 const struct aio_view *aio_published(pid_t pid, uint64_t start_time)
 {
-	if (!published_valid || published.pid != pid ||
-	    (start_time && published.start_time && published.start_time != start_time))
-		return NULL;
-	return &published;
+	for (unsigned i = 0; i < AIO_PUBLISHED; i++) {
+		const struct aio_view *v = &published[i];
+		if (published_valid[i] && v->pid == pid &&
+		    !(start_time && v->start_time && v->start_time != start_time))
+			return v;
+	}
+	return NULL;
 }
 
 void aio_publish_clear(void)
 {
-	if (published_valid)
-		aio_view_free(&published);
-	published_valid = false;
+	for (unsigned i = 0; i < AIO_PUBLISHED; i++) {
+		if (published_valid[i])
+			aio_view_free(&published[i]);
+		published_valid[i] = false;
+	}
 }
-

@@ -118,7 +118,8 @@ void aio_task_label(const struct aio_task *t, char *buf, size_t len);
 
 /* The last view read for a process, written by py_write_threads_fields (dump --json and
  * events' snapshots) through py_process_json_hook. aio_publish takes ownership of v's
- * contents (v is left empty); a later publish for any pid replaces it. json_budget: as
+ * contents (v is left empty); the last 4 processes' views are kept, one per process.
+ * json_budget: as
  * struct aio_view (AIO_EVENT_JSON_BUDGET for events, 0 for dump). */
 void aio_publish(struct aio_view *v, size_t json_budget);
 const struct aio_view *aio_published(pid_t pid, uint64_t start_time);

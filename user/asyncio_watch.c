@@ -65,6 +65,7 @@ int aio_watch_due_in_ms(struct tracer *t)
 
 void aio_watch_free(void)
 {
+	aio_publish_clear();
 	free(procs);
 	procs = NULL;
 	nprocs = 0;

@@ -253,6 +253,7 @@ int dump_main(int argc, char **argv)
 			waitgraph_free(&g);
 		py_process_free(&p);
 	}
+	aio_publish_clear();
 	py_reader_free(r);
 	return status;
 }
