@@ -395,10 +395,11 @@ int pylayout_from_debug_offsets(const unsigned char *raw, size_t len, struct py_
 }
 
 /* ---- asyncio ------------------------------------------------------------------------- */
-/* Sources: Modules/_asynciomodule.c (FutureObj_HEAD: fut_loop first after the object
- * header, fut_state after the callbacks/exception/result fields that grew over versions:
- * 3.9 added fut_cancel_msg, 3.11 fut_cancelled_exc, 3.13 dropped fields; TaskObj then adds
- * task_fut_waiter, task_coro, task_name (3.8+)). Measured with ctypes on live tasks of
+/* Sources: Modules/_asynciomodule.c FutureObj_HEAD(prefix): PyObject_HEAD, then _loop,
+ * _callback0, _context0 (3.7+), _callbacks, _exception, (_exception_tb 3.10+), _result,
+ * _source_tb, (_cancel_msg 3.9+), (_cancelled_exc 3.11+), then fut_state and the int
+ * flags (3.13 makes them bitfields and drops the dict pointer); TaskObj then adds
+ * task_fut_waiter, task_coro, task_name (3.8+), task_context. Measured with ctypes on live tasks of
  * pyenv 3.7.16-3.13.0 and Debian 3.11.2 (each pointer equal to id() of t._loop, t._coro,
  * t._fut_waiter, t.get_name(); fut_state 2 on a finished future; fut_callback0 at 24, the
  * `_call_set_state` closure run_coroutine_threadsafe chains to its future). 3.12/3.13 keep the
