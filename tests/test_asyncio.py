@@ -23,6 +23,7 @@ from harness import Registry, alarm_guard, read_line
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROG = os.path.join(HERE, "programs", "asyncio_tasks.py")
 PLAIN = os.path.join(HERE, "programs", "asyncio_plain.py")
+HOSTILE = os.path.join(HERE, "programs", "asyncio_hostile.py")
 
 VERSIONS = [(label, path, tuple(int(x) for x in v.split(".")[:2])) for label, path, v in INTERPRETERS]
 READ = [pytest.param(p, v, id=l) for l, p, v in VERSIONS if v >= (3, 7)]
@@ -41,9 +42,15 @@ def short(fn):
     return fn.rsplit(".", 1)[-1]
 
 
+HANGING_MODES = ("blocked", "selfwait", "selfwait2", "cycle", "release")
+
+
 def start(reg, python, prog, *args):
+    """Start a program, read its pid and lines up to "ready". Those that hang on purpose are
+    marked so (the suite's host-wide tracer expects their `hang` events)."""
+    hangs = prog == HOSTILE or bool(args and args[0] in HANGING_MODES)
     p = reg.popen([python, prog] + list(args), stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                  bufsize=0)
+                  bufsize=0, hangs=hangs)
     pid = int(read_line(p, 30, "%s pid" % prog).split()[1])
     assert pid == p.pid
     lines = []
@@ -79,7 +86,12 @@ def test_dump_tasks_match_the_program(binary, python, version):
         with alarm_guard(60, "asyncio dump"):
             proc, lines = start(reg, python, PROG, "tasks")
             facts = json.loads(lines[0])
-            d = dump(binary, proc.pid, True)
+            # "ready" is printed from the loop's thread: wait until it is back in its selector
+            for _ in range(50):
+                d = dump(binary, proc.pid, True)
+                if all(l.get("state") == "idle" for l in d.get("asyncio", {}).get("loops", [{}])):
+                    break
+                time.sleep(0.1)
             now = time.monotonic()
             text = dump(binary, proc.pid, False)
     finally:
@@ -325,9 +337,6 @@ def test_healthy_server_no_hang(session, label):
 
 # --------------------------------------------------------------------------- hostile targets
 
-HOSTILE = os.path.join(HERE, "programs", "asyncio_hostile.py")
-
-
 @pytest.mark.parametrize("python,version", READ)
 def test_hostile_asyncio_is_bounded(binary, python, version):
     """5,000 tasks, an await chain made cyclic, a task blocked on itself (run by user nobody
@@ -341,7 +350,7 @@ def test_hostile_asyncio_is_bounded(binary, python, version):
         with alarm_guard(90, "asyncio hostile"):
             for n in ("5000", "10"):
                 p = reg.popen(prefix + [python, HOSTILE, n], stdout=subprocess.PIPE,
-                              stdin=subprocess.DEVNULL, bufsize=0)
+                              stdin=subprocess.DEVNULL, bufsize=0, hangs=True)
                 pid = int(read_line(p, 30, "hostile pid").split()[1])
                 ids = read_line(p, 60, "hostile ids").split()
                 assert read_line(p, 60, "hostile ready") == "ready"
