@@ -776,6 +776,25 @@ static uint64_t cpu_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+int aio_imported(struct py_reader *r, pid_t pid)
+{
+	unsigned version;
+	char err[128];
+	if (py_probe_process(r, pid, &version, err, sizeof(err)) != 1)
+		return -1;
+	const struct py_layout *l = py_reader_layout(r, pid);
+	struct py_addrs ad;
+	if (!l || py_reader_addrs(r, pid, &ad) != 0 || !ad.interp)
+		return -1;
+	if (!pylayout_asyncio_for_version(l->major, l->minor))
+		return 0; /* 2.7, 3.6: nothing read */
+	py_reader_mem_begin(r, pid);
+	uint64_t modules = 0;
+	if (py_reader_mem_read(r, pid, ad.interp + l->interp_modules, &modules, 8) != 0 || !modules)
+		return -1;
+	return py_reader_mem_dict_get(r, pid, modules, "asyncio") != 0;
+}
+
 int aio_read(struct py_reader *r, const struct py_process *p, double blocked_after_s,
 	     struct aio_view *v)
 {

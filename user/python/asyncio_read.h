@@ -102,4 +102,8 @@ struct aio_view {
 int aio_read(struct py_reader *r, const struct py_process *p, double blocked_after_s,
 	     struct aio_view *v);
 void aio_view_free(struct aio_view *v);
+/* Whether pid (a Python process) has imported asyncio and is a version whose asyncio is
+ * read (3.7-3.13), without reading its stacks: attaches (or reuses what the reader has
+ * cached) and looks up sys.modules. 1 yes, 0 no, -1 unknown (not initialized, unreadable). */
+int aio_imported(struct py_reader *r, pid_t pid);
 #endif

@@ -237,6 +237,11 @@ static void look(struct tracer *t, struct watched *w, uint64_t now)
 		w->next_ns = UINT64_MAX;
 		return;
 	}
+	/* a process without asyncio (so far) costs one sys.modules lookup, not a stack read */
+	if (!w->asyncio && aio_imported(t->reader, w->pid) != 1) {
+		w->next_ns = now + RECHECK_NS;
+		return;
+	}
 	if (py_read_process(t->reader, w->pid, &p, err, sizeof(err)) != 0) {
 		w->next_ns = now + RECHECK_NS;
 		end_unseen(t, w, false);

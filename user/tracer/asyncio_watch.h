@@ -4,7 +4,7 @@
  * loop sits idle in epoll_wait). From userspace only, no BPF program: every
  * AIO_WATCH_PERIOD (threshold / 2, within 0.25-2 s) each watched Python process with
  * asyncio imported is read (/proc/PID/mem, as `dump` does); processes without asyncio are
- * looked at again every 10 s. /proc is listed for new processes every 10 s host-wide, every
+ * looked at again every 10 s (one sys.modules lookup, no stack read). /proc is listed for new processes every 10 s host-wide, every
  * second for COMMAND's descendants. Scope: the -p processes, COMMAND's
  * descendants, or (host-wide) every Python process, at most AIO_WATCH_MAX of them.
  * A finding is reported (`hang`, asyncio_diag.h codes) when two reads in a row show it
