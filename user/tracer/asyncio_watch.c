@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "annotate.h"
 #include "asyncio_diag.h"
@@ -44,6 +45,7 @@ static uint64_t next_poll_ns, next_scan_ns;
  * every second (the -p processes are looked up directly, every period). */
 #define SCAN_HOST_NS 10000000000ull
 #define SCAN_COMMAND_NS 1000000000ull
+#define HOST_MIN_AGE_S 5.0
 
 static uint64_t period_ns(const struct tracer *t)
 {
@@ -314,6 +316,16 @@ static void scan_candidates(struct tracer *t, uint64_t now)
 				w->seen = true;
 		}
 	} else {
+		/* host-wide: a process younger than HOST_MIN_AGE is left for a later listing (the
+		 * many short-lived Python processes of a busy host are never attached) */
+		double uptime = 0;
+		FILE *up = t->command ? NULL : fopen("/proc/uptime", "re");
+		if (up) {
+			if (fscanf(up, "%lf", &uptime) != 1)
+				uptime = 0;
+			fclose(up);
+		}
+		long hz = sysconf(_SC_CLK_TCK);
 		DIR *d = opendir("/proc");
 		struct dirent *de;
 		while (d && (de = readdir(d)) != NULL) {
@@ -331,6 +343,8 @@ static void scan_candidates(struct tracer *t, uint64_t now)
 				known->seen = true;
 				continue;
 			}
+			if (uptime > 0 && hz > 0 && uptime - (double)st / (double)hz < HOST_MIN_AGE_S)
+				continue;
 			if (!in_scope(t, pid))
 				continue;
 			struct watched *w = watched_get(pid, st);

@@ -5,7 +5,8 @@
  * AIO_WATCH_PERIOD (threshold / 2, within 0.25-2 s) each watched Python process with
  * asyncio imported is read (/proc/PID/mem, as `dump` does); processes without asyncio are
  * looked at again every 10 s (one sys.modules lookup, no stack read). /proc is listed for new processes every 10 s host-wide, every
- * second for COMMAND's descendants. Scope: the -p processes, COMMAND's
+ * second for COMMAND's descendants; host-wide, processes younger than 5 s are left for a
+ * later listing. Scope: the -p processes, COMMAND's
  * descendants, or (host-wide) every Python process, at most AIO_WATCH_MAX of them.
  * A finding is reported (`hang`, asyncio_diag.h codes) when two reads in a row show it
  * (the same loop iteration, the same cycle); `hang_end` when a read no longer does. */
