@@ -373,3 +373,8 @@ def test_hostile_asyncio_is_bounded(binary, python, version):
     assert len(tasks[victim]["coroutine_stack"]) == 1
     assert tasks[selfish]["awaits"]["tasks"] == [selfish], tasks[selfish]
     assert "await cycle" in text, text
+    if version >= (3, 8):  # the name is kept whole in JSON, escaped in text
+        assert tasks[selfish]["name"].startswith("evil\x1b[2J\n"), tasks[selfish]["name"]
+        assert "\x1b" not in text and "\r" not in text, text
+        starts = [l for l in text.splitlines() if l.startswith("asyncio event loop on thread")]
+        assert len(starts) == 1, starts

@@ -41,6 +41,8 @@ async def main():
     ev = asyncio.Event()
     victim = loop.create_task(outer(ev))
     selfish = loop.create_task(inner(ev))
+    if hasattr(selfish, "set_name"):  # 3.8+: a name made to forge terminal output
+        selfish.set_name("evil\x1b[2J\nasyncio event loop on thread \"forged\"\r")
     await asyncio.sleep(0.1)
     # the outer coroutine's value stack holds the inner coroutine: make it hold itself
     co = victim._coro

@@ -169,9 +169,25 @@ void aio_write_json(struct jw *w, const struct aio_view *v)
 	jw_obj_end(w);
 }
 
+/* Strings read from the target (task, function, file and thread names) are escaped. */
+static void put_untrusted(struct strbuf *sb, const char *s)
+{
+	sb_put_escaped_text(sb, s ? s : "?", strlen(s ? s : "?"));
+}
+
+static void put_label(struct strbuf *sb, const struct aio_task *t)
+{
+	char lb[300];
+	aio_task_label(t, lb, sizeof(lb));
+	put_untrusted(sb, lb);
+}
+
 static void text_frame(struct strbuf *sb, const struct aio_frame *f)
 {
-	sb_printf(sb, "%s() at %s:%d", f->function, base_name(f->file), f->line);
+	put_untrusted(sb, f->function);
+	sb_puts(sb, "() at ");
+	put_untrusted(sb, base_name(f->file ? f->file : "?"));
+	sb_printf(sb, ":%d", f->line);
 }
 
 static void text_awaits(struct strbuf *sb, const struct aio_view *v, const struct aio_task *t)
@@ -184,9 +200,8 @@ static void text_awaits(struct strbuf *sb, const struct aio_view *v, const struc
 	if (!strcmp(k, "task") || !strcmp(k, "gather")) {
 		sb_printf(sb, "awaits %s", !strcmp(k, "gather") ? "gather() of" : "");
 		for (size_t i = 0; i < t->nawaited; i++) {
-			char lb[256];
-			aio_task_label(&v->tasks[t->awaited[i]], lb, sizeof(lb));
-			sb_printf(sb, "%s%s", i ? ", " : (!strcmp(k, "gather") ? " " : ""), lb);
+			sb_puts(sb, i ? ", " : (!strcmp(k, "gather") ? " " : ""));
+			put_label(sb, &v->tasks[t->awaited[i]]);
 		}
 		if (!t->nawaited)
 			sb_printf(sb, " a task");
@@ -205,9 +220,9 @@ static void text_task(struct strbuf *sb, const struct aio_view *v, size_t idx, i
 		return;
 	for (int i = 0; i < depth; i++)
 		sb_puts(sb, "    ");
-	char lb[256];
-	aio_task_label(t, lb, sizeof(lb));
-	sb_printf(sb, "└── %s (%s) ", lb, t->state);
+	sb_puts(sb, "└── ");
+	put_label(sb, t);
+	sb_printf(sb, " (%s) ", t->state);
 	text_awaits(sb, v, t);
 	sb_putc(sb, '\n');
 	for (size_t k = 0; k < t->nframes; k++) {
@@ -226,8 +241,9 @@ static void text_task(struct strbuf *sb, const struct aio_view *v, size_t idx, i
 		if (cycle || depth + 1 >= 32) {
 			for (int i = 0; i <= depth; i++)
 				sb_puts(sb, "    ");
-			aio_task_label(&v->tasks[c], lb, sizeof(lb));
-			sb_printf(sb, "└── %s (%s)\n", lb, cycle ? "await cycle: shown above" : "deeper: cut");
+			sb_puts(sb, "└── ");
+			put_label(sb, &v->tasks[c]);
+			sb_printf(sb, " (%s)\n", cycle ? "await cycle: shown above" : "deeper: cut");
 			continue;
 		}
 		text_task(sb, v, c, depth + 1, path, lines);
@@ -244,11 +260,13 @@ void aio_write_text(struct strbuf *sb, const struct aio_view *v)
 	}
 	for (size_t i = 0; i < v->nloops; i++) {
 		const struct aio_loop *L = &v->loops[i];
-		if (L->tid)
-			sb_printf(sb, "asyncio event loop on thread \"%s\" (tid %d): ",
-				  L->thread_name ? L->thread_name : "?", (int)L->tid);
-		else
+		if (L->tid) {
+			sb_puts(sb, "asyncio event loop on thread \"");
+			put_untrusted(sb, L->thread_name);
+			sb_printf(sb, "\" (tid %d): ", (int)L->tid);
+		} else {
 			sb_printf(sb, "asyncio event loop (no thread runs it now): ");
+		}
 		if (!strcmp(L->state, "idle"))
 			sb_puts(sb, "idle in its selector");
 		else if (!strcmp(L->state, "not_running"))
