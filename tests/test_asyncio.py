@@ -339,9 +339,9 @@ def test_healthy_server_no_hang(session, label):
 
 @pytest.mark.parametrize("python,version", READ)
 def test_hostile_asyncio_is_bounded(binary, python, version):
-    """4,200 tasks (4,096 read), an await chain made cyclic, a task blocked on itself (run by user nobody
-    with Debian's interpreter; pyenv's live under /root): dump ends quickly with whole
-    output, the cuts said."""
+    """4,200 tasks (4,096 read), an await chain made cyclic, a task blocked on itself and
+    named to forge terminal output (run by user nobody with Debian's interpreter; pyenv's
+    live under /root): dump ends quickly with whole output, the cuts said."""
     from conftest import NOBODY, SYSTEM_PYTHON
     prefix = NOBODY if os.path.realpath(python) == os.path.realpath(SYSTEM_PYTHON) else []
     reg = Registry()
