@@ -66,7 +66,11 @@ KEYS = {"event", "time", "pid", "tid", "comm", "ns_pid", "cgroup", "scope", "pid
         "inherited_from", "exit_signal",
         # issue 14: what a thread waits for, what it holds, the wait-for graph, hang_end
         "waiting_for", "holds", "kind", "object", "holder", "since", "timeout_s", "holder_exited",
-        "cycle", "waits_for", "where", "reported_s_ago"} | EVENTS
+        "cycle", "waits_for", "where", "reported_s_ago",
+        # issue 16: asyncio loops and tasks (present when the process imported asyncio)
+        "asyncio", "supported", "reason", "loops", "id", "thread", "running_s", "callback",
+        "innermost", "self_wait_future", "tasks", "coroutine_stack", "coroutine_stack_truncated",
+        "awaits", "deadline_in_s", "future", "awaited_by", "tasks_truncated"} | EVENTS
 TEXT_LINE = re.compile(r"^(|Process \d+, Python .*|(==> )?Thread .*\):|Traceback \(most recent "
                        r"call last\):|  File \".*\", line (\d+|\?), in .*|  \.\.\. \(older frames "
                        r"cut: .*\)|  \(no Python frames\)|\(thread list cut: .*\))$")

@@ -15,7 +15,8 @@
 #define DIAG_MAX_CULPRITS 16
 
 /* What a hang is, X(enum constant, the code JSON and text print): diagnose.c and
- * waitgraph.c produce them; diag_code_name is their one name table. */
+ * waitgraph.c produce them (the last three: asyncio_diag.c); diag_code_name is their one
+ * name table. */
 #define DIAG_CODES(X)                                                                               \
 	X(DIAG_SHUTDOWN_JOIN, "shutdown_join")                                                      \
 	X(DIAG_ALL_THREADS_BLOCKED, "all_threads_blocked")                                          \
@@ -23,7 +24,10 @@
 	X(DIAG_LONG_WAIT, "long_wait")                                                              \
 	X(DIAG_SELF_DEADLOCK, "self_deadlock")                                                      \
 	X(DIAG_DEADLOCK, "deadlock")                                                                \
-	X(DIAG_ORPHANED_LOCK, "orphaned_lock")
+	X(DIAG_ORPHANED_LOCK, "orphaned_lock")                                                      \
+	X(DIAG_EVENT_LOOP_BLOCKED, "event_loop_blocked")                                            \
+	X(DIAG_EVENT_LOOP_SELF_WAIT, "event_loop_self_wait")                                        \
+	X(DIAG_AWAIT_CYCLE, "await_cycle")
 #define DIAG_CODE_CONSTANT(e, name) e,
 enum diag_code { DIAG_CODES(DIAG_CODE_CONSTANT) };
 /* "deadlock", ...; "unknown" for a value out of range. */

@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "annotate.h"
+#include "asyncio_diag.h"
+#include "asyncio_write.h"
 #include "diagnose.h"
 #include "guard.h"
 #include "hangtrack.h"
@@ -75,7 +77,8 @@ void maybe_report_hang(struct tracer *t, const struct rec_long_wait *lw)
 	struct diagnosis d;
 	struct diag_waits w = { long_blocked, (void *)lw };
 	const struct waitgraph *g = t->graph && t->graph->p == lw->py ? t->graph : NULL;
-	if (!(g && waitgraph_diagnose(g, lw->p.tid, &w, &d)) &&
+	if (!aio_diagnose_self_wait(aio_published(lw->py->pid, lw->py->start_time), lw->p.tid, &d) &&
+	    !(g && waitgraph_diagnose(g, lw->p.tid, &w, &d)) &&
 	    !diagnose_process(lw->py, lw->p.tid, lw->waited_s, lw->gil, &w, &d))
 		return;
 	guard_note_hang(t, lw); /* before the de-duplication: a new wait restarts its clock */

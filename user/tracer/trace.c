@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "asyncio_watch.h"
 #include "cli.h"
 #include "guard.h"
 #include "metrics.h"
@@ -175,6 +176,7 @@ static void event_loop(struct tracer *t, struct metrics *m)
 		timeout = min_timeout(timeout, loader_scan_due_in_ms(t->ld));
 		timeout = min_timeout(timeout, tracer_run_exec_checks(t));
 		timeout = min_timeout(timeout, guard_due_in_ms(t));
+		timeout = min_timeout(timeout, aio_watch_due_in_ms(t));
 		if (deadline) {
 			uint64_t now = mono_now_ns();
 			if (now >= deadline)
@@ -189,6 +191,7 @@ static void event_loop(struct tracer *t, struct metrics *m)
 			break;
 		}
 		loader_scan_if_due(t->ld);
+		aio_watch_poll(t);
 		if (g_reopen) {
 			g_reopen = 0;
 			output_reopen(&t->out);
@@ -396,6 +399,7 @@ int trace_main(int argc, char **argv)
 	metrics_close(m);
 	loader_close(t.ld);
 	tracer_events_cleanup(&t);
+	aio_watch_free();
 	pending_free(&t.pending);
 	py_reader_free(t.reader);
 	bool fired = guard_fired(&t);
