@@ -1,6 +1,7 @@
 /* textreport: incidents in text (see textreport.h). */
 #include "textreport.h"
 #include "syscall_names.h"
+#include "iowait.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -39,6 +40,16 @@ static void doing(const struct py_thread *t, char *buf, size_t len)
 		snprintf(buf, len, "running");
 		return;
 	}
+	if (t->state == PY_STATE_SLEEP && f && f->io) {
+		char ph[400], to[64];
+		io_phrase(f->io, ph, sizeof(ph));
+		io_timeout_phrase(f->io, to, sizeof(to));
+		if (f->io->in_call_s >= 0)
+			snprintf(buf, len, "in %s for %.0f s%s", ph, f->io->in_call_s, to);
+		else
+			snprintf(buf, len, "in %s%s", ph, to);
+		return;
+	}
 	if (t->state == PY_STATE_SLEEP && t->syscall_nr >= 0) {
 		const char *n = syscall_name(t->syscall_nr);
 		if (n)
@@ -65,7 +76,17 @@ void textreport_wait(const struct py_process *p, pid_t tid, char *buf, size_t le
 	char w[400];
 	waitgraph_describe_wait(t->wf, w, sizeof(w));
 	const struct py_thread *h = t->wf->holder;
-	if (h && h != t) {
+	if (h && h != t && h->wf && h->wf->io) {
+		/* the chain ends in I/O: name the resource, the missing timeout, and the line */
+		char d[600];
+		const struct py_frame *fr = diagnose_program_frame(h);
+		doing(h, d, sizeof(d));
+		if (fr)
+			snprintf(buf, len, "%s, which has been %.500s, at %s:%d%s", w, d,
+				 base_of(fr->file), fr->line, h->wf->io->no_timeout_set ? ": pass timeout=" : "");
+		else
+			snprintf(buf, len, "%s, which has been %.500s", w, d);
+	} else if (h && h != t) {
 		char d[300];
 		const struct py_frame *fr = diagnose_program_frame(h);
 		doing(h, d, sizeof(d));
@@ -73,6 +94,13 @@ void textreport_wait(const struct py_process *p, pid_t tid, char *buf, size_t le
 			snprintf(buf, len, "%s, which is %.200s at %s:%d", w, d, base_of(fr->file), fr->line);
 		else
 			snprintf(buf, len, "%s, which is %.200s", w, d);
+	} else if (t->wf->io) {
+		const struct py_frame *fr = diagnose_program_frame(t);
+		if (fr)
+			snprintf(buf, len, "%s, at %s:%d%s", w, base_of(fr->file), fr->line,
+				 t->wf->io->no_timeout_set ? ": pass timeout=" : "");
+		else
+			snprintf(buf, len, "%s", w);
 	} else {
 		snprintf(buf, len, "%s", w);
 	}
