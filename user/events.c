@@ -18,6 +18,7 @@
 #include "stackline.h"
 #include "pystack.h"
 #include "ratelimit.h"
+#include "iosample.h"
 #include "tracer.h"
 #include "waitgraph.h"
 
@@ -227,6 +228,17 @@ static const struct py_process *snapshot(struct tracer *t, pid_t pid, uint64_t p
 	t->snap_valid = true;
 	t->snap_ns = now;
 	return &t->snap;
+}
+
+const struct py_process *tracer_snapshot(struct tracer *t, pid_t pid, uint64_t proc_start,
+					 char *err, size_t errlen)
+{
+	return snapshot(t, pid, proc_start, err, errlen);
+}
+
+void tracer_snapshot_graph(struct tracer *t)
+{
+	snapshot_graph(t);
 }
 
 void tracer_events_cleanup(struct tracer *t)
@@ -533,6 +545,7 @@ int tracer_describe(struct tracer *t, pid_t pid, uint64_t proc_start)
 	if (proc_start && start != proc_start)
 		return -1;
 	pending_put_layout(&t->pending, pid, start, &layout);
+	ios_watch(t->ios, pid, start);
 	return 0;
 }
 
@@ -595,6 +608,7 @@ int tracer_handle_event(void *arg, const void *data, size_t size)
 		tracer_on_suppressed(t, e);
 		break;
 	case PH_EV_EXIT:
+		ios_process_exit(t, (pid_t)e->pid, e->ts_ns);
 		if (t->ht) {
 			struct ev_proc p = { .pid = (pid_t)e->pid, .mono_ns = e->ts_ns };
 			memcpy(p.comm, e->comm, sizeof(p.comm));

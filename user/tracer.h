@@ -76,6 +76,7 @@ struct tracer {
 	/* open long waits and open hangs, for proofs and hang_end (hangtrack.h); lazily made */
 	struct hangtrack *ht;
 	uint64_t n_hang_ends;
+	struct iosample *ios; /* iosample.h: long I/O waits, sampled from /proc; NULL off */
 };
 
 /* events.c */
@@ -95,6 +96,11 @@ void tracer_scan_process(struct tracer *t, pid_t pid);
 /* Describe pid to the BPF stack walker now (events.c), if it is still the process whose
  * start time is proc_start (0: whichever); 0 or -1. */
 int tracer_describe(struct tracer *t, pid_t pid, uint64_t proc_start);
+/* The snapshot of (pid, proc_start) the long waits share, read now or reused (events.c);
+ * NULL with err. tracer_snapshot_graph: its wait-for graph, built once. */
+const struct py_process *tracer_snapshot(struct tracer *t, pid_t pid, uint64_t proc_start,
+					 char *err, size_t errlen);
+void tracer_snapshot_graph(struct tracer *t);
 /* Queue a CHECK_DESCRIBE for pid (events.c). */
 void tracer_schedule_describe(struct tracer *t, pid_t pid, uint64_t proc_start);
 #endif

@@ -1,0 +1,114 @@
+"""Threads blocked in I/O for good, for tests/test_io_waits.py.  Runs on CPython 2.7 and 3.x.
+
+Usage: io_waits.py REPORT MODE
+MODE:
+  single  the main thread (the only one) reads from a loopback TCP server that accepts
+          and never answers, with no socket timeout
+  multi   threads, each blocked for good:
+            'recv-to'  the same read, with a socket timeout of 300 s (Python polls first)
+            'piper'    reads a pipe whose write end stays open in this process
+            'locker'   flock(LOCK_EX) on a file another process (a child) holds locked
+          and, on 3.x, the main thread waits for a ThreadPoolExecutor future whose worker
+          ('worker_0') reads from the never-answering server, with no timeout.
+Appends to REPORT: pid, port, then one line per thread  tid NAME TID, holder PID, ready.
+signal.alarm: the process dies by itself after 120 s.
+"""
+import fcntl
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from progutil import gettid, report
+
+MODE = sys.argv[2]
+signal.alarm(120)
+
+srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+srv.bind(("127.0.0.1", 0))
+srv.listen(16)          # connections complete in the backlog; nobody ever answers
+PORT = srv.getsockname()[1]
+report("pid", os.getpid())
+report("port", PORT)
+
+
+def connect(timeout):
+    c = socket.create_connection(("127.0.0.1", PORT))
+    c.settimeout(timeout)
+    return c
+
+
+def recv_forever(timeout):
+    c = connect(timeout)
+    report("tid", threading.current_thread().name, gettid())
+    c.recv(16)  # MARK: recv
+
+
+def fetch():
+    c = connect(None)
+    report("tid", threading.current_thread().name, gettid())
+    return c.recv(16)  # MARK: fetch
+
+
+if MODE == "single":
+    threading.current_thread().name = "MainThread"
+    c = connect(None)
+    report("tid", "MainThread", gettid())
+    report("ready")
+    c.recv(16)  # MARK: single
+    sys.exit(0)
+
+r, w = os.pipe()  # w stays open: the read never sees EOF
+
+
+def piper():
+    report("tid", "piper", gettid())
+    os.read(r, 1)  # MARK: pipe
+
+
+lockfile = os.path.join(tempfile.gettempdir(), "io_waits_%d.lock" % os.getpid())
+holder = subprocess.Popen([sys.executable, "-c",
+                           "import fcntl, sys, time\n"
+                           "f = open(sys.argv[1], 'w')\n"
+                           "fcntl.flock(f, fcntl.LOCK_EX)\n"
+                           "sys.stdout.write('locked\\n'); sys.stdout.flush()\n"
+                           "time.sleep(120)\n", lockfile],
+                          stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+holder.stdout.readline()
+report("holder", holder.pid)
+
+
+def locker():
+    f = open(lockfile, "w")
+    report("tid", "locker", gettid())
+    fcntl.flock(f, fcntl.LOCK_EX)  # MARK: flock
+
+
+threads = [threading.Thread(target=recv_forever, args=(300.0,), name="recv-to"),
+           threading.Thread(target=piper, name="piper"),
+           threading.Thread(target=locker, name="locker")]
+for t in threads:
+    t.daemon = True
+    t.start()
+
+if sys.version_info[0] >= 3:
+    from concurrent.futures import ThreadPoolExecutor
+    try:
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worker")
+    except TypeError:  # 3.5 had no thread_name_prefix
+        pool = ThreadPoolExecutor(max_workers=1)
+    fut = pool.submit(fetch)
+    report("tid", "MainThread", gettid())
+    time.sleep(0.5)
+    report("ready")
+    fut.result()  # MARK: result
+else:
+    report("tid", "MainThread", gettid())
+    time.sleep(0.5)
+    report("ready")
+    while True:
+        time.sleep(1)

@@ -1,0 +1,42 @@
+/* iosample: finds threads of watched Python processes stuck in one blocking I/O call
+ * (recv, read, poll, connect, accept, flock, ... : iowait.h io_is_wait_call) longer than
+ * the threshold, and reports each as a `long_wait` (waiting_for.kind "I/O", with the
+ * resource) and, when it ends, a `wait_end`. Never a `hang` by itself.
+ * How, within the cost budget: no BPF program on the hot I/O system calls; userspace
+ * samples /proc/PID/task/TID/syscall of the Python processes the tracer has described,
+ * every threshold/2 (250 ms to 2 s). A thread is in the SAME call when two samples show
+ * the same call and arguments and its run time (/proc/PID/task/TID/schedstat, first field)
+ * has not grown in between: it has not run at all. Its start is estimated from the
+ * scheduler (iowait.h io_blocked_for_ns). Bounded: IOS_PASS_READS task reads per pass over
+ * all processes, IOS_PROC_READS per process per pass, round robin over processes and over
+ * each process's threads (fair: a process with 10,000 threads delays nobody else's
+ * sampling); IOS_MAX_THREADS threads tracked. PYHANG_NO_IO_SAMPLE=1 in the environment
+ * turns it off (for the benchmark). */
+#ifndef PH_IOSAMPLE_H
+#define PH_IOSAMPLE_H
+#include <stdint.h>
+#include <sys/types.h>
+
+#define IOS_PASS_READS 512
+#define IOS_PROC_READS 128
+#define IOS_MAX_PROCS 4096
+#define IOS_MAX_THREADS 4096
+
+struct tracer;
+struct iosample;
+
+/* NULL when turned off (PYHANG_NO_IO_SAMPLE) or out of memory. */
+struct iosample *ios_new(void);
+void ios_free(struct iosample *s);
+/* A described Python process (pid with its start time) to sample. */
+void ios_watch(struct iosample *s, pid_t pid, uint64_t proc_start);
+/* The process exited: end its reported waits (wait_end, process_exit) and forget it. */
+void ios_process_exit(struct tracer *t, pid_t pid, uint64_t mono_ns);
+/* Run a pass when due; ms until the next one (-1: off). */
+int ios_tick(struct tracer *t);
+/* Totals for the benchmark: passes, task reads, CPU ns spent in passes. */
+void ios_stats(const struct iosample *s, uint64_t *passes, uint64_t *reads, uint64_t *cpu_ns);
+/* With PYHANG_IO_SAMPLE_STATS=1 in the environment: those totals as one line on stderr
+ * ("pyhang-trace: io sampler: passes=N reads=N cpu_ms=X"), for tests/bench. */
+void ios_report_stats(const struct iosample *s);
+#endif
