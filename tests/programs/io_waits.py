@@ -77,7 +77,7 @@ holder = subprocess.Popen([sys.executable, "-c",
                            "fcntl.flock(f, fcntl.LOCK_EX)\n"
                            "sys.stdout.write('locked\\n'); sys.stdout.flush()\n"
                            "time.sleep(120)\n", lockfile],
-                          stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+                          stdout=subprocess.PIPE, stdin=open(os.devnull))
 holder.stdout.readline()
 report("holder", holder.pid)
 
