@@ -18,11 +18,15 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -335,20 +339,83 @@ static void read_comm(pid_t pid, char *buf, size_t len)
 	free(t);
 }
 
+static void fmt_sockaddr(const struct sockaddr_storage *ss, socklen_t l, char *out, size_t len)
+{
+	out[0] = '\0';
+	if (ss->ss_family == AF_INET && l >= sizeof(struct sockaddr_in)) {
+		const struct sockaddr_in *a = (const void *)ss;
+		fmt_addr((const uint8_t *)&a->sin_addr, false, ntohs(a->sin_port), out, len);
+	} else if (ss->ss_family == AF_INET6 && l >= sizeof(struct sockaddr_in6)) {
+		const struct sockaddr_in6 *a = (const void *)ss;
+		fmt_addr((const uint8_t *)&a->sin6_addr, true, ntohs(a->sin6_port), out, len);
+	} else if (ss->ss_family == AF_UNIX && l > offsetof(struct sockaddr_un, sun_path)) {
+		const struct sockaddr_un *a = (const void *)ss;
+		size_t n = l - offsetof(struct sockaddr_un, sun_path);
+		if (n > sizeof(a->sun_path))
+			n = sizeof(a->sun_path);
+		const char *p = a->sun_path;
+		char tmp[sizeof(a->sun_path) + 2];
+		size_t k = 0;
+		if (n && p[0] == '\0') { /* abstract: shown as @name, as /proc/net/unix does */
+			tmp[k++] = '@';
+			p++;
+			n--;
+		}
+		for (size_t i = 0; i < n && p[i] && k < sizeof(tmp) - 1; i++)
+			tmp[k++] = p[i];
+		tmp[k] = '\0';
+		snprintf(out, len, "%s", tmp);
+	}
+}
+
 /* A duplicate of the target's socket fd (pidfd_getfd), checked to be the socket with that
- * inode (the target may have replaced the fd meanwhile): its peer and its timeouts. */
-static void socket_options(struct fd_ctx *c, int fd, struct fd_desc *d, bool want_peer)
+ * inode (the target may have replaced the fd meanwhile): its family and protocol, both
+ * addresses, the TCP state, a unix socket's peer process, the kernel timeouts. Asking the
+ * socket itself costs a few system calls; /proc/PID/net/tcp walks the whole established
+ * hash (milliseconds on a big host), so the tables are only the fallback. true when it
+ * answered. */
+static bool socket_options(struct fd_ctx *c, int fd, struct fd_desc *d)
 {
 	int pfd = ensure_pidfd(c);
 	if (pfd < 0)
-		return;
+		return false;
 	int s = (int)syscall(SYS_pidfd_getfd, pfd, fd, 0);
 	if (s < 0)
-		return;
+		return false;
 	struct stat st;
-	if (fstat(s, &st) == 0 && S_ISSOCK(st.st_mode) && (uint64_t)st.st_ino == d->inode) {
+	bool ok = fstat(s, &st) == 0 && S_ISSOCK(st.st_mode) && (uint64_t)st.st_ino == d->inode;
+	if (ok) {
+		int dom = 0, proto = 0, type = 0;
+		socklen_t l = sizeof(dom);
+		getsockopt(s, SOL_SOCKET, SO_DOMAIN, &dom, &l);
+		l = sizeof(proto);
+		getsockopt(s, SOL_SOCKET, SO_PROTOCOL, &proto, &l);
+		l = sizeof(type);
+		getsockopt(s, SOL_SOCKET, SO_TYPE, &type, &l);
+		bool inet = dom == AF_INET || dom == AF_INET6;
+		if (inet && proto == IPPROTO_TCP)
+			snprintf(d->type, sizeof(d->type), "%s", dom == AF_INET ? "tcp" : "tcp6");
+		else if (inet && proto == IPPROTO_UDP)
+			snprintf(d->type, sizeof(d->type), "%s", dom == AF_INET ? "udp" : "udp6");
+		else if (dom == AF_UNIX)
+			snprintf(d->type, sizeof(d->type), "unix");
+		struct sockaddr_storage ss;
+		memset(&ss, 0, sizeof(ss));
+		l = sizeof(ss);
+		if (getsockname(s, (struct sockaddr *)&ss, &l) == 0)
+			fmt_sockaddr(&ss, l, d->local, sizeof(d->local));
+		memset(&ss, 0, sizeof(ss));
+		l = sizeof(ss);
+		if (getpeername(s, (struct sockaddr *)&ss, &l) == 0)
+			fmt_sockaddr(&ss, l, d->remote, sizeof(d->remote));
+		if (inet && proto == IPPROTO_TCP) {
+			struct tcp_info ti;
+			l = sizeof(ti);
+			if (getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &l) == 0)
+				snprintf(d->state, sizeof(d->state), "%s", tcp_state(ti.tcpi_state));
+		}
 		struct timeval tv;
-		socklen_t l = sizeof(tv);
+		l = sizeof(tv);
 		if (getsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, &l) == 0)
 			d->rcvtimeo_s = (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
 		l = sizeof(tv);
@@ -356,17 +423,22 @@ static void socket_options(struct fd_ctx *c, int fd, struct fd_desc *d, bool wan
 			d->sndtimeo_s = (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
 		struct ucred cr;
 		l = sizeof(cr);
-		if (want_peer && getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cr, &l) == 0 && cr.pid > 0) {
+		if (dom == AF_UNIX && getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cr, &l) == 0 && cr.pid > 0) {
 			d->peer_pid = cr.pid;
 			read_comm(cr.pid, d->peer_comm, sizeof(d->peer_comm));
 		}
+		ok = dom != 0;
 	}
 	close(s);
+	return ok;
 }
 
 static void describe_socket(struct fd_ctx *c, int fd, struct fd_desc *d)
 {
 	snprintf(d->type, sizeof(d->type), "socket");
+	if (socket_options(c, fd, d))
+		return;
+	/* no duplicate (no pidfd_getfd before 5.6, or not allowed): the target's tables */
 	if (!c->inet_loaded)
 		load_inet(c);
 	size_t lo = 0, hi = c->ninet;
@@ -386,7 +458,6 @@ static void describe_socket(struct fd_ctx *c, int fd, struct fd_desc *d)
 			fmt_addr(e->raddr, e->v6, e->rport, d->remote, sizeof(d->remote));
 		if (tcp)
 			snprintf(d->state, sizeof(d->state), "%s", tcp_state(e->state));
-		socket_options(c, fd, d, false);
 		return;
 	}
 	if (!c->unix_loaded)
@@ -408,10 +479,8 @@ static void describe_socket(struct fd_ctx *c, int fd, struct fd_desc *d)
 			memcpy(d->local, c->unix_text + e->path_off, n);
 			d->local[n] = '\0';
 		}
-		socket_options(c, fd, d, true);
 		return;
 	}
-	socket_options(c, fd, d, false);
 }
 
 static void load_locks(struct fd_ctx *c)

@@ -1,9 +1,11 @@
 /* fddesc: what one file descriptor of a watched process is, for people and JSON.
- * Owns: its kind (from the /proc/PID/fd/N link: socket, pipe, anon_inode, a path; the
- * socket's protocol and addresses from the TARGET's network namespace tables
- * /proc/PID/net/{tcp,tcp6,udp,udp6,unix}), the TCP state, a unix socket's bound path and
- * peer process (SO_PEERCRED of a duplicate taken with pidfd_getfd(2)), a socket's kernel
- * receive/send timeouts (SO_RCVTIMEO/SO_SNDTIMEO), a file's path, identity (statx with
+ * Owns: its kind (from the /proc/PID/fd/N link: socket, pipe, anon_inode, a path); for a
+ * socket, asked of the socket itself through a duplicate taken with pidfd_getfd(2) (5.6+):
+ * family and protocol, both addresses (getsockname/getpeername, whatever the namespace),
+ * the TCP state (TCP_INFO), a unix socket's peer process (SO_PEERCRED), the kernel
+ * receive/send timeouts (SO_RCVTIMEO/SO_SNDTIMEO); without a duplicate, addresses and
+ * state from the TARGET's network namespace tables /proc/PID/net/{tcp,tcp6,udp,udp6,unix}
+ * (which cost a walk of the whole established hash); a file's path, identity (statx with
  * AT_STATX_DONT_SYNC: never a round trip to a FUSE or network server) and the process
  * holding a lock on it (/proc/locks).
  * Everything here is read from the target's /proc entries, which it controls: every read
