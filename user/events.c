@@ -560,6 +560,7 @@ static void on_exec(struct tracer *t, const struct ph_event *e)
 	if (t->snap_valid && t->snap.pid == pid)
 		drop_snapshot(t);
 	py_forget_process(t->reader, pid);
+	ios_forget(t, pid, "thread_exit", e->ts_ns);
 	t->exec_uid_plus1 = e->exec.uid + 1; /* its checks count against its user's share */
 	if (e->exec.parent_watched && e->exec.args_len)
 		pending_put_cmdline(&t->pending, pid, e->proc_start, e->exec.args, e->exec.args_len);
@@ -608,7 +609,7 @@ int tracer_handle_event(void *arg, const void *data, size_t size)
 		tracer_on_suppressed(t, e);
 		break;
 	case PH_EV_EXIT:
-		ios_process_exit(t, (pid_t)e->pid, e->ts_ns);
+		ios_forget(t, (pid_t)e->pid, "process_exit", e->ts_ns);
 		if (t->ht) {
 			struct ev_proc p = { .pid = (pid_t)e->pid, .mono_ns = e->ts_ns };
 			memcpy(p.comm, e->comm, sizeof(p.comm));

@@ -45,6 +45,7 @@ struct iosample {
 	size_t nth;
 	uint64_t next_due, pass;
 	uint64_t passes, reads, cpu_ns;
+	uint64_t reports, report_ns; /* long_waits written, and their CPU (within cpu_ns) */
 };
 
 struct iosample *ios_new(void)
@@ -88,8 +89,9 @@ void ios_report_stats(const struct iosample *s)
 	const char *on = getenv("PYHANG_IO_SAMPLE_STATS");
 	if (!s || !on || strcmp(on, "1") != 0)
 		return;
-	fprintf(stderr, "pyhang-trace: io sampler: passes=%llu reads=%llu cpu_ms=%.3f\n",
-		(unsigned long long)s->passes, (unsigned long long)s->reads, (double)s->cpu_ns / 1e6);
+	fprintf(stderr, "pyhang-trace: io sampler: passes=%llu reads=%llu cpu_ms=%.3f reports=%llu "
+		"report_cpu_ms=%.3f\n", (unsigned long long)s->passes, (unsigned long long)s->reads,
+		(double)s->cpu_ns / 1e6, (unsigned long long)s->reports, (double)s->report_ns / 1e6);
 }
 
 static uint64_t cpu_now(void)
@@ -150,14 +152,14 @@ static void drop(struct iosample *s, size_t i)
 	s->th[i] = s->th[--s->nth];
 }
 
-void ios_process_exit(struct tracer *t, pid_t pid, uint64_t mono_ns)
+void ios_forget(struct tracer *t, pid_t pid, const char *why, uint64_t mono_ns)
 {
 	struct iosample *s = t->ios;
 	if (!s)
 		return;
 	for (size_t i = 0; i < s->nth;) {
 		if (s->th[i].pid == pid) {
-			end_wait(t, &s->th[i], "process_exit", mono_ns);
+			end_wait(t, &s->th[i], why, mono_ns);
 			drop(s, i);
 		} else {
 			i++;
@@ -184,7 +186,7 @@ static struct ios_thread *find(struct iosample *s, pid_t tid, size_t *idx)
 
 /* Report a confirmed long I/O wait: read the process, check the thread is (still) in that
  * I/O wait in the snapshot, and write the long_wait. */
-static void report(struct tracer *t, const struct ios_proc *pr, struct ios_thread *e, uint64_t now)
+static void report_one(struct tracer *t, const struct ios_proc *pr, struct ios_thread *e, uint64_t now)
 {
 	struct rec_long_wait r = { 0 };
 	char err[256] = "";
@@ -195,7 +197,11 @@ static void report(struct tracer *t, const struct ios_proc *pr, struct ios_threa
 	r.io = true;
 	r.py = tracer_snapshot(t, pr->pid, pr->start, err, sizeof(err));
 	r.py_error = r.py ? NULL : err;
-	if (r.py) {
+	if (!r.py) { /* gone, or no Python (any more): nothing proven about a Python thread */
+		e->skip = true;
+		return;
+	}
+	{
 		tracer_snapshot_graph(t);
 		const struct py_thread *th = NULL;
 		for (size_t i = 0; i < r.py->nthreads; i++)
@@ -210,6 +216,14 @@ static void report(struct tracer *t, const struct ios_proc *pr, struct ios_threa
 	e->reported = true;
 	t->n_long_waits++;
 	t->out.ops->long_wait(&t->out, &r);
+}
+
+static void report(struct tracer *t, const struct ios_proc *pr, struct ios_thread *e, uint64_t now)
+{
+	uint64_t c0 = cpu_now();
+	report_one(t, pr, e, now);
+	t->ios->reports++;
+	t->ios->report_ns += cpu_now() - c0;
 }
 
 struct tid_list {
@@ -347,7 +361,7 @@ int ios_tick(struct tracer *t)
 		int r = sample_process(t, pr, left < IOS_PROC_READS ? left : IOS_PROC_READS, now);
 		visited++;
 		if (r < 0) {
-			ios_process_exit(t, pr->pid, now); /* removes it: cursor now names the next */
+			ios_forget(t, pr->pid, "process_exit", now); /* cursor now names the next */
 			continue;
 		}
 		left -= r > 0 ? r : 1;

@@ -30,13 +30,16 @@ struct iosample *ios_new(void);
 void ios_free(struct iosample *s);
 /* A described Python process (pid with its start time) to sample. */
 void ios_watch(struct iosample *s, pid_t pid, uint64_t proc_start);
-/* The process exited: end its reported waits (wait_end, process_exit) and forget it. */
-void ios_process_exit(struct tracer *t, pid_t pid, uint64_t mono_ns);
+/* The process exited (why "process_exit") or exec'd ("thread_exit": its threads are gone
+ * but the process lives on): end its reported waits with a wait_end and forget it (an exec
+ * of Python is watched again once described). */
+void ios_forget(struct tracer *t, pid_t pid, const char *why, uint64_t mono_ns);
 /* Run a pass when due; ms until the next one (-1: off). */
 int ios_tick(struct tracer *t);
 /* Totals for the benchmark: passes, task reads, CPU ns spent in passes. */
 void ios_stats(const struct iosample *s, uint64_t *passes, uint64_t *reads, uint64_t *cpu_ns);
 /* With PYHANG_IO_SAMPLE_STATS=1 in the environment: those totals as one line on stderr
- * ("pyhang-trace: io sampler: passes=N reads=N cpu_ms=X"), for tests/bench. */
+ * ("pyhang-trace: io sampler: passes=N reads=N cpu_ms=X reports=N report_cpu_ms=X": the
+ * CPU of writing the long_waits is part of cpu_ms), for tests/bench. */
 void ios_report_stats(const struct iosample *s);
 #endif

@@ -151,7 +151,8 @@ static void poll_fds(struct io_wait *o, struct fd_ctx *c, struct py_reader *r, p
 		     uint64_t addr, uint64_t n)
 {
 	o->nfds_total = n > 0x7fffffff ? -1 : (int)n;
-	for (uint64_t i = 0; r && addr && i < n && o->nfds < IO_MAX_FDS; i++) {
+	/* negative fds are skipped: at most 1024 entries are looked at */
+	for (uint64_t i = 0; r && addr && i < n && i < 1024 && o->nfds < IO_MAX_FDS; i++) {
 		struct { int32_t fd; int16_t events, revents; } pf;
 		if (py_reader_mem_read(r, pid, addr + i * 8, &pf, sizeof(pf)) != 0)
 			break;

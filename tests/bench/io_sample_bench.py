@@ -104,7 +104,8 @@ def run_tracer(window, warm, sample, loop):
     tr.send_signal(signal.SIGINT)
     err = tr.communicate(timeout=30)[1].decode()
     os.unlink(out.name)
-    m = re.search(r"io sampler: passes=(\d+) reads=(\d+) cpu_ms=([\d.]+)", err)
+    m = re.search(r"io sampler: passes=(\d+) reads=(\d+) cpu_ms=([\d.]+) reports=(\d+) "
+                  r"report_cpu_ms=([\d.]+)", err)
     stats = tuple(float(x) for x in m.groups()) if m else None
     return 100.0 * (c1 - c0) / hz / window, rate, stats
 
@@ -137,7 +138,8 @@ def main():
                 cpu, rate, st = res[sample][-1]
                 print("round %d %-10s tracer CPU %.3f%%  pipe round trips/s %.0f  %s" % (
                     r + 1, "sampler" if sample else "no sampler", cpu, rate,
-                    "passes=%d reads=%d cpu_ms=%.1f" % st if st else ""), flush=True)
+                    "passes=%d reads=%d cpu_ms=%.1f reports=%d report_cpu_ms=%.1f" % st if st else ""),
+                    flush=True)
         on_cpu, off_cpu = median([x[0] for x in res[True]]), median([x[0] for x in res[False]])
         on_rate, off_rate = median([x[1] for x in res[True]]), median([x[1] for x in res[False]])
         print("\n%d processes x %d threads in recv(), -t 5 (a pass every 2.5 s), window %.0f s, medians of %d:" %
@@ -148,10 +150,13 @@ def main():
               (on_rate, off_rate, on_rate / off_rate if off_rate else float("nan")))
         sts = [x[2] for x in res[True] if x[2]]
         if sts:
-            passes, reads, ms = (median([s[i] for s in sts]) for i in range(3))
-            print("  sampler (whole tracer run): %d passes, %d task reads, %.1f ms CPU: "
+            passes, reads, ms, reps, rms = (median([s[i] for s in sts]) for i in range(5))
+            samp = ms - rms
+            print("  sampler (whole tracer run): %d passes, %d task reads, %.1f ms CPU sampling: "
                   "%.3f ms per pass, %.1f us per task read" %
-                  (passes, reads, ms, ms / passes if passes else 0, 1000 * ms / reads if reads else 0))
+                  (passes, reads, samp, samp / passes if passes else 0, 1000 * samp / reads if reads else 0))
+            print("  reporting: %d long_waits (each with every thread of its process), %.1f ms CPU: "
+                  "%.2f ms each" % (reps, rms, rms / reps if reps else 0))
         d = subprocess.run([BINARY, "dump", str(procs[0].pid), "--json", "--repeat", "20"],
                            capture_output=True, text=True)
         m = re.search(r"threads=(\d+) first_cpu_ms=([\d.]+) cpu_ms_per_build=([\d.]+)", d.stderr)
