@@ -352,13 +352,16 @@ int ios_tick(struct tracer *t)
 		return (int)((s->next_due - now) / 1000000ull) + 1;
 	uint64_t c0 = cpu_now();
 	s->pass++;
-	int left = IOS_PASS_READS;
+	int budget = (int)(IOS_READS_PER_S * period_ns(t) / 1000000000ull);
+	if (budget < IOS_MIN_PASS_READS)
+		budget = IOS_MIN_PASS_READS;
+	int left = budget, per_proc = budget / 4 > 16 ? budget / 4 : 16;
 	size_t visited = 0, n = s->nprocs;
 	while (visited < n && left > 0 && s->nprocs) {
 		if (s->cursor >= s->nprocs)
 			s->cursor = 0;
 		struct ios_proc *pr = &s->procs[s->cursor];
-		int r = sample_process(t, pr, left < IOS_PROC_READS ? left : IOS_PROC_READS, now);
+		int r = sample_process(t, pr, left < per_proc ? left : per_proc, now);
 		visited++;
 		if (r < 0) {
 			ios_forget(t, pr->pid, "process_exit", now); /* cursor now names the next */
@@ -368,7 +371,7 @@ int ios_tick(struct tracer *t)
 		s->cursor++;
 	}
 	s->passes++;
-	s->reads += (uint64_t)(IOS_PASS_READS - left);
+	s->reads += (uint64_t)(budget - (left > 0 ? left : 0));
 	s->cpu_ns += cpu_now() - c0;
 	s->next_due = now + period_ns(t);
 	return (int)(period_ns(t) / 1000000ull);

@@ -7,8 +7,9 @@
  * every threshold/2 (250 ms to 2 s). A thread is in the SAME call when two samples show
  * the same call and arguments and its run time (/proc/PID/task/TID/schedstat, first field)
  * has not grown in between: it has not run at all. Its start is estimated from the
- * scheduler (iowait.h io_blocked_for_ns). Bounded: IOS_PASS_READS task reads per pass over
- * all processes, IOS_PROC_READS per process per pass, round robin over processes and over
+ * scheduler (iowait.h io_blocked_for_ns). Bounded: IOS_READS_PER_S task reads a second
+ * (per pass: that times the period, at least IOS_MIN_PASS_READS) over all processes, a
+ * quarter of a pass per process, round robin over processes and over
  * each process's threads (fair: a process with 10,000 threads delays nobody else's
  * sampling); IOS_MAX_THREADS threads tracked. PYHANG_NO_IO_SAMPLE=1 in the environment
  * turns it off (for the benchmark). */
@@ -17,8 +18,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define IOS_PASS_READS 512
-#define IOS_PROC_READS 128
+#define IOS_READS_PER_S 200   /* about 40 us each: under 1% of a core, whatever -t is */
+#define IOS_MIN_PASS_READS 64
 #define IOS_MAX_PROCS 4096
 #define IOS_MAX_THREADS 4096
 
