@@ -10,13 +10,16 @@ tids from the program's own report file, never from the tool's output.
 """
 import json
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import sys
 import time
 
 import pytest
 
+from conftest import NOBODY, SYSTEM_PYTHON
 from harness import Registry, alarm_guard
 from test_diagnose import INTERPRETERS, Job, Tracer, label_of, mark_line, short, version_of
 
@@ -38,8 +41,10 @@ class IoSession(object):
 def _expected(job):
     """(tid, what) of every wait the job's program blocks in for good."""
     want = []
-    if job.key[0] == "single":
+    if job.key[0] in ("single", "hostile"):
         want.append(_tid(job, "MainThread"))
+        if job.key[0] == "hostile":
+            want.append(_tid(job, "poller"))
     else:
         names = dict((w[0], int(w[1])) for w in job.all("tid"))
         want.extend(names[n] for n in MULTI_NAMES)
@@ -49,8 +54,11 @@ def _expected(job):
 
 
 @pytest.fixture(scope="module")
-def io_session(binary, tmp_path_factory):
+def io_session(binary, tmp_path_factory, request):
     d = str(tmp_path_factory.mktemp("io_waits"))
+    hd = tempfile.mkdtemp(prefix="io_waits_hostile_")  # reachable by nobody, who makes a FIFO there
+    os.chmod(hd, 0o1777)
+    request.addfinalizer(lambda: shutil.rmtree(hd, ignore_errors=True))
     reg = Registry()
     s = IoSession()
     s.jobs = {}
@@ -63,6 +71,13 @@ def io_session(binary, tmp_path_factory):
                         reg.popen(j.argv, stdout=out, stderr=subprocess.STDOUT,
                                   stdin=subprocess.DEVNULL, cwd=os.path.dirname(PROG))
                     s.jobs[(mode, py)] = j
+            j = Job(("hostile", SYSTEM_PYTHON), SYSTEM_PYTHON, PROG, ["hostile"], hd)
+            open(j.report, "w").close()
+            os.chmod(j.report, 0o666)  # the program writes its report as nobody
+            with open(j.out, "wb") as out:
+                reg.popen(NOBODY + j.argv, stdout=out, stderr=subprocess.STDOUT,
+                          stdin=subprocess.DEVNULL, cwd="/")
+            s.jobs[("hostile", SYSTEM_PYTHON)] = j
             deadline = time.monotonic() + READY_TIMEOUT
             while time.monotonic() < deadline and not all(j.get("ready") is not None
                                                           for j in s.jobs.values()):
@@ -149,6 +164,11 @@ def test_stream(io_session):
     assert evs[0].get("event") == "start" and evs[-1].get("event") == "stop", tr.describe()
     assert evs[-1].get("lost_events") == 0, short(evs[-1])
     assert io_session.rc == 0, tr.describe()
+    # every wait the programs block in for good is one long_wait; the killed ones end
+    want = sum(len(_expected(j)) for j in io_session.jobs.values())
+    counts = evs[-1].get("counts") or {}
+    assert counts.get("long_wait", 0) >= want, "%r long waits, want %d or more" % (counts, want)
+    assert counts.get("wait_end", 0) >= len(INTERPRETERS), counts
     # I/O waits are never a hang by themselves
     hangs = tr.select("hang")
     assert not hangs, "hang(s) for programs that only wait for I/O: %s" % [short(h, 800) for h in hangs]
@@ -256,3 +276,21 @@ def test_future_chain_ends_in_io(io_session, python):
     assert lines, "no text sentence for pid %d:\n%s" % (job.pid, text[-3000:])
     for part in want:
         assert part in lines[0], "%r not in %r" % (part, lines[0])
+
+
+def test_hostile_waits(io_session):
+    """An unprivileged program polls a million fds (all -1) and reads a FIFO whose name
+    carries terminal escapes: the poll is described within its bounds (the total counted,
+    nothing listed), the FIFO's name is escaped in JSON and text, nothing raw gets out."""
+    job = io_session.jobs[("hostile", SYSTEM_PYTHON)]
+    wf = _long_wait(io_session, job, _tid(job, "poller"))["waiting_for"]
+    assert wf["syscall"] == "poll" and wf["waits_on"] == [], short(wf)
+    assert wf["waits_on_total"] == job.int("nfds") and wf["syscall_timeout_s"] is None, short(wf)
+    wf = _long_wait(io_session, job, job.pid)["waiting_for"]
+    b = wf["blocked_on"]
+    assert wf["syscall"] == "read" and b["type"] == "fifo", short(wf)
+    assert "fifo\x1b[31mRED\x07\n\u2028end" in b["path"], short(wf)
+    raw = "\n".join(io_session.tracer.lines)
+    assert "\x1b" not in raw and "\u2028" not in raw and "\x07" not in raw
+    assert "\x1b" not in io_session.text and "\x07" not in io_session.text
+    assert "\\x1b[31mRED" in io_session.text, io_session.text[-2000:]

@@ -10,6 +10,8 @@ MODE:
             'locker'   flock(LOCK_EX) on a file another process (a child) holds locked
           and, on 3.x, the main thread waits for a ThreadPoolExecutor future whose worker
           ('worker_0') reads from the never-answering server, with no timeout.
+  hostile (as an unprivileged user) 'poller' polls a million fds (all -1), the main thread
+          reads a FIFO whose name carries terminal escapes and a line separator
 Appends to REPORT: pid, port, then one line per thread  tid NAME TID, holder PID, ready.
 signal.alarm: the process dies by itself after 120 s.
 """
@@ -60,6 +62,37 @@ if MODE == "single":
     report("tid", "MainThread", gettid())
     report("ready")
     c.recv(16)  # MARK: single
+    sys.exit(0)
+
+if MODE == "hostile":
+    # run as an unprivileged user: a poll over a million entries (all fd -1: ignored by the
+    # kernel, so it blocks for good), a FIFO whose name carries terminal escapes, read
+    import ctypes
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    n = min(hard, 1 << 20)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (n, hard))
+    fifo = os.path.join(os.path.dirname(os.path.abspath(sys.argv[1])), "fifo\x1b[31mRED\x07\n\u2028end")
+    os.mkfifo(fifo)
+    fd = os.open(fifo, os.O_RDWR)  # a writer (itself) stays: the read blocks for good
+
+    def poller():
+        class PollFd(ctypes.Structure):
+            _fields_ = [("fd", ctypes.c_int), ("events", ctypes.c_short), ("revents", ctypes.c_short)]
+        arr = (PollFd * n)()
+        for i in range(n):
+            arr[i].fd = -1
+        report("tid", "poller", gettid())
+        report("nfds", n)
+        ctypes.CDLL(None, use_errno=True).poll(arr, ctypes.c_ulong(n), -1)  # MARK: hostile_poll
+
+    t = threading.Thread(target=poller, name="poller")
+    t.daemon = True
+    t.start()
+    report("tid", "MainThread", gettid())
+    time.sleep(3)  # the array is filled
+    report("ready")
+    os.read(fd, 1)  # MARK: hostile_fifo
     sys.exit(0)
 
 r, w = os.pipe()  # w stays open: the read never sees EOF
