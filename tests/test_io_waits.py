@@ -27,7 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PROG = os.path.join(HERE, "programs", "io_waits.py")
 READY_TIMEOUT = 30.0
 SEEN_TIMEOUT = 25.0
-MULTI_NAMES = ("recv-to", "piper", "locker")
+MULTI_NAMES = ("recv-to", "piper", "locker", "unixer", "epoller")
 
 
 def _py3(python):
@@ -134,6 +134,11 @@ def io_session(binary, tmp_path_factory, request):
                     except OSError:
                         pass
                 j.kill()
+                for ext in ("lock", "sock"):
+                    try:
+                        os.unlink("/tmp/io_waits_%d.%s" % (j.pid, ext))
+                    except OSError:
+                        pass
         return s
     finally:
         reg.cleanup()
@@ -294,3 +299,28 @@ def test_hostile_waits(io_session):
     assert "\x1b" not in raw and "\u2028" not in raw and "\x07" not in raw
     assert "\x1b" not in io_session.text and "\x07" not in io_session.text
     assert "\\x1b[31mRED" in io_session.text, io_session.text[-2000:]
+
+
+@pytest.mark.parametrize("python", INTERPRETERS, ids=[label_of(p) for p in INTERPRETERS])
+def test_unix_socket_peer(io_session, python):
+    """A read of a unix socket connected to another process's listening socket: the peer
+    process (SO_PEERCRED) and the path."""
+    job = io_session.jobs[("multi", python)]
+    wf = _long_wait(io_session, job, _tid(job, "unixer"))["waiting_for"]
+    b = wf["blocked_on"]
+    assert wf["syscall"] == "recvfrom" and b["type"] == "unix", short(wf)
+    assert b["remote"] == "/tmp/io_waits_%d.sock" % job.pid, short(wf)
+    assert b["peer"]["pid"] == job.int("holder") and wf["no_timeout_set"] is True, short(wf)
+
+
+@pytest.mark.parametrize("python", INTERPRETERS, ids=[label_of(p) for p in INTERPRETERS])
+def test_epoll_wait(io_session, python):
+    """epoll_wait with no timeout on one TCP connection: the epoll fd, and the fd it watches
+    from /proc/PID/fdinfo."""
+    job = io_session.jobs[("multi", python)]
+    wf = _long_wait(io_session, job, _tid(job, "epoller"))["waiting_for"]
+    assert wf["syscall"] in ("epoll_wait", "epoll_pwait"), short(wf)
+    assert wf["blocked_on"]["type"] == "epoll" and wf["waits_on_total"] == 1, short(wf)
+    w = wf["waits_on"][0]
+    assert w["type"] == "tcp" and w["remote"] == "127.0.0.1:%d" % _port(job), short(wf)
+    assert "in" in w["events"] and wf["syscall_timeout_s"] is None, short(wf)

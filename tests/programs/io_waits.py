@@ -8,6 +8,8 @@ MODE:
             'recv-to'  the same read, with a socket timeout of 300 s (Python polls first)
             'piper'    reads a pipe whose write end stays open in this process
             'locker'   flock(LOCK_EX) on a file another process (a child) holds locked
+            'unixer'   reads a unix socket connected to that child, which never accepts
+            'epoller'  epoll_wait on the never-answering TCP connection, no timeout
           and, on 3.x, the main thread waits for a ThreadPoolExecutor future whose worker
           ('worker_0') reads from the never-answering server, with no timeout.
   hostile (as an unprivileged user) 'poller' polls a million fds (all -1), the main thread
@@ -104,12 +106,14 @@ def piper():
 
 
 lockfile = os.path.join(tempfile.gettempdir(), "io_waits_%d.lock" % os.getpid())
+unixpath = os.path.join(tempfile.gettempdir(), "io_waits_%d.sock" % os.getpid())
 holder = subprocess.Popen([sys.executable, "-c",
-                           "import fcntl, sys, time\n"
+                           "import fcntl, socket, sys, time\n"
                            "f = open(sys.argv[1], 'w')\n"
                            "fcntl.flock(f, fcntl.LOCK_EX)\n"
+                           "s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[2]); s.listen(4)\n"
                            "sys.stdout.write('locked\\n'); sys.stdout.flush()\n"
-                           "time.sleep(120)\n", lockfile],
+                           "time.sleep(120)\n", lockfile, unixpath],
                           stdout=subprocess.PIPE, stdin=open(os.devnull))
 holder.stdout.readline()
 report("holder", holder.pid)
@@ -121,9 +125,27 @@ def locker():
     fcntl.flock(f, fcntl.LOCK_EX)  # MARK: flock
 
 
+def unixer():
+    u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    u.connect(unixpath)  # the holder listens and never accepts
+    report("tid", "unixer", gettid())
+    u.recv(16)  # MARK: unix
+
+
+def epoller():
+    import select
+    c = connect(None)
+    ep = select.epoll()
+    ep.register(c.fileno(), select.EPOLLIN)
+    report("tid", "epoller", gettid())
+    ep.poll()  # MARK: epoll
+
+
 threads = [threading.Thread(target=recv_forever, args=(300.0,), name="recv-to"),
            threading.Thread(target=piper, name="piper"),
-           threading.Thread(target=locker, name="locker")]
+           threading.Thread(target=locker, name="locker"),
+           threading.Thread(target=unixer, name="unixer"),
+           threading.Thread(target=epoller, name="epoller")]
 for t in threads:
     t.daemon = True
     t.start()
