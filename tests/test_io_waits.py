@@ -27,7 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PROG = os.path.join(HERE, "programs", "io_waits.py")
 READY_TIMEOUT = 30.0
 SEEN_TIMEOUT = 25.0
-MULTI_NAMES = ("recv-to", "piper", "locker", "unixer", "epoller")
+MULTI_NAMES = ("recv-to", "piper", "locker", "unixer", "epoller", "io-holder", "lock-waiter")
 
 
 def _py3(python):
@@ -324,3 +324,24 @@ def test_epoll_wait(io_session, python):
     w = wf["waits_on"][0]
     assert w["type"] == "tcp" and w["remote"] == "127.0.0.1:%d" % _port(job), short(wf)
     assert "in" in w["events"] and wf["syscall_timeout_s"] is None, short(wf)
+
+
+@pytest.mark.parametrize("python", INTERPRETERS, ids=[label_of(p) for p in INTERPRETERS])
+def test_lock_chain_ends_in_io(io_session, python):
+    """A thread waits for a Lock whose holder (by `with`) is in recv() with no timeout: its
+    waiting_for names that holder, and the text sentence follows the chain to the socket,
+    the missing timeout and the holder's line."""
+    job = io_session.jobs[("multi", python)]
+    holder = _tid(job, "io-holder")
+    wf = _long_wait(io_session, job, _tid(job, "lock-waiter"))["waiting_for"]
+    assert wf["kind"] == "Lock" and wf["holder"]["tid"] == holder, short(wf)
+    assert wf["holder"]["since"]["line"] == mark_line(PROG, "io_lock_taken"), short(wf)
+    want = ("held by 'io-holder' (tid %d, taken at io_waits.py:%d), which has been in recvfrom() on "
+            "TCP 127.0.0.1:" % (holder, mark_line(PROG, "io_lock_taken")),
+            " -> 127.0.0.1:%d (ESTABLISHED) for " % _port(job),
+            " s with no timeout set, at io_waits.py:%d: pass timeout=" % mark_line(PROG, "io_holder"))
+    lines = [l for l in io_session.text.splitlines()
+             if "(pid %d, thread %d)" % (job.pid, _tid(job, "lock-waiter")) in l and "LONG WAIT" in l]
+    assert lines, "no text sentence for the lock waiter of pid %d:\n%s" % (job.pid, io_session.text[-3000:])
+    for part in want:
+        assert part in lines[0], "%r not in %r" % (part, lines[0])

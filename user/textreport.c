@@ -67,42 +67,61 @@ static void doing(const struct py_thread *t, char *buf, size_t len)
 	snprintf(buf, len, "%s", py_thread_state_str(t->state));
 }
 
+static void append(char *buf, size_t len, const char *fmt, const char *a, const char *file, int line,
+		   const char *tail)
+{
+	size_t u = strnlen(buf, len);
+	if (u + 1 >= len)
+		return;
+	if (file)
+		snprintf(buf + u, len - u, fmt, a, file, line, tail);
+	else
+		snprintf(buf + u, len - u, fmt, a);
+}
+
+/* The chain from a waiter through the holders (a lock's, a joined thread, a future's
+ * worker) to the thread at its end, at most DIAG_MAX_CULPRITS hops: "Lock held by 'B'
+ * (...), which is waiting for ... at x.py:9, which has been in recvfrom() on TCP ... for
+ * 30 s with no timeout set, at x.py:40: pass timeout=". A thread that ends the chain in
+ * I/O is named with its resource and, for a socket without a timeout, the fix. */
 void textreport_wait(const struct py_process *p, pid_t tid, char *buf, size_t len)
 {
 	const struct py_thread *t = find(p, tid);
 	buf[0] = '\0';
 	if (!t || !t->wf || !t->wf->kind)
 		return;
-	char w[400];
+	char w[600], d[600];
 	waitgraph_describe_wait(t->wf, w, sizeof(w));
+	snprintf(buf, len, "%s", w);
+	const struct py_thread *seen[DIAG_MAX_CULPRITS + 1] = { t };
+	size_t nseen = 1;
 	const struct py_thread *h = t->wf->holder;
-	if (h && h != t && h->wf && h->wf->io) {
-		/* the chain ends in I/O: name the resource, the missing timeout, and the line */
-		char d[600];
-		const struct py_frame *fr = diagnose_program_frame(h);
-		doing(h, d, sizeof(d));
-		if (fr)
-			snprintf(buf, len, "%s, which has been %.500s, at %s:%d%s", w, d,
-				 base_of(fr->file), fr->line, h->wf->io->no_timeout_set ? ": pass timeout=" : "");
-		else
-			snprintf(buf, len, "%s, which has been %.500s", w, d);
-	} else if (h && h != t) {
-		char d[300];
-		const struct py_frame *fr = diagnose_program_frame(h);
-		doing(h, d, sizeof(d));
-		if (fr)
-			snprintf(buf, len, "%s, which is %.200s at %s:%d", w, d, base_of(fr->file), fr->line);
-		else
-			snprintf(buf, len, "%s, which is %.200s", w, d);
-	} else if (t->wf->io) {
+	if (!h && t->wf->io) {
 		const struct py_frame *fr = diagnose_program_frame(t);
 		if (fr)
-			snprintf(buf, len, "%s, at %s:%d%s", w, base_of(fr->file), fr->line,
-				 t->wf->io->no_timeout_set ? ": pass timeout=" : "");
+			append(buf, len, "%s, at %s:%d%s", "", base_of(fr->file), fr->line,
+			       t->wf->io->no_timeout_set ? ": pass timeout=" : "");
+		return;
+	}
+	while (h && nseen <= DIAG_MAX_CULPRITS) {
+		bool loop = false;
+		for (size_t k = 0; k < nseen; k++)
+			loop |= seen[k] == h;
+		if (loop)
+			break;
+		seen[nseen++] = h;
+		const struct py_frame *fr = diagnose_program_frame(h);
+		doing(h, d, sizeof(d));
+		bool io = h->wf && h->wf->io;
+		const struct py_thread *next = h->wf && !io ? h->wf->holder : NULL;
+		if (io)
+			append(buf, len, fr ? ", which has been %s, at %s:%d%s" : ", which has been %s", d,
+			       fr ? base_of(fr->file) : NULL, fr ? fr->line : 0,
+			       h->wf->io->no_timeout_set ? ": pass timeout=" : "");
 		else
-			snprintf(buf, len, "%s", w);
-	} else {
-		snprintf(buf, len, "%s", w);
+			append(buf, len, fr ? ", which is %s at %s:%d%s" : ", which is %s", d,
+			       fr ? base_of(fr->file) : NULL, fr ? fr->line : 0, "");
+		h = next;
 	}
 }
 

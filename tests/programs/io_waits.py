@@ -10,6 +10,8 @@ MODE:
             'locker'   flock(LOCK_EX) on a file another process (a child) holds locked
             'unixer'   reads a unix socket connected to that child, which never accepts
             'epoller'  epoll_wait on the never-answering TCP connection, no timeout
+            'io-holder' holds io_lock (a `with`) while it reads that server, no timeout
+            'lock-waiter' waits for io_lock
           and, on 3.x, the main thread waits for a ThreadPoolExecutor future whose worker
           ('worker_0') reads from the never-answering server, with no timeout.
   hostile (as an unprivileged user) 'poller' polls a million fds (all -1), the main thread
@@ -141,7 +143,28 @@ def epoller():
     ep.poll()  # MARK: epoll
 
 
-threads = [threading.Thread(target=recv_forever, args=(300.0,), name="recv-to"),
+io_lock = threading.Lock()
+held = threading.Event()
+
+
+def io_holder():
+    c = connect(None)
+    with io_lock:  # MARK: io_lock_taken
+        report("tid", "io-holder", gettid())
+        held.set()
+        c.recv(16)  # MARK: io_holder
+
+
+def lock_waiter():
+    held.wait()
+    report("tid", "lock-waiter", gettid())
+    with io_lock:  # MARK: lock_waiter
+        pass
+
+
+threads = [threading.Thread(target=io_holder, name="io-holder"),
+           threading.Thread(target=lock_waiter, name="lock-waiter"),
+           threading.Thread(target=recv_forever, args=(300.0,), name="recv-to"),
            threading.Thread(target=piper, name="piper"),
            threading.Thread(target=locker, name="locker"),
            threading.Thread(target=unixer, name="unixer"),
