@@ -95,6 +95,8 @@ def io_session(binary, tmp_path_factory, request):
                                          timeout=30)
                     s.dumps[py] = (out.returncode, out.stdout.decode("utf-8", "replace"),
                                    out.stderr.decode("utf-8", "replace"))
+                    out = subprocess.run([binary, "dump", str(j.pid)], capture_output=True, timeout=30)
+                    s.dumps[(py, "text")] = out.stdout.decode("utf-8", "replace")
             s.text_path = os.path.join(d, "text.out")
             text_out = open(s.text_path, "wb")
             text = reg.popen([binary, "-t", "1"] + pids, stdout=text_out, stderr=subprocess.STDOUT,
@@ -256,6 +258,13 @@ def test_dump_names_resources(io_session, python):
     assert by[_tid(job, "piper")]["waiting_for"]["blocked_on"]["type"] == "pipe", out[:2000]
     assert by[_tid(job, "locker")]["waiting_for"]["blocked_on"]["lock_holder"]["pid"] == job.int("holder")
     assert by[_tid(job, "recv-to")]["waiting_for"]["waits_on"][0]["remote"] == "127.0.0.1:%d" % _port(job)
+    text = io_session.dumps[(python, "text")]
+    want = ['Thread "locker" (tid %d, daemon, sleep in flock() on file /tmp/io_waits_%d.lock, locked by '
+            "'python" % (_tid(job, "locker"), job.pid),
+            'Thread "unixer" (tid %d, daemon, sleep in recvfrom() on unix socket -> /tmp/io_waits_%d.sock, peer '
+            % (_tid(job, "unixer"), job.pid)]
+    for w in want:
+        assert w in text, "%r not in the text dump:\n%s" % (w, text[:3000])
 
 
 @pytest.mark.parametrize("python", INTERPRETERS, ids=[label_of(p) for p in INTERPRETERS])

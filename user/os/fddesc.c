@@ -629,7 +629,8 @@ void fd_phrase(const struct fd_desc *d, char *buf, size_t len)
 		char peer[64] = "";
 		if (d->peer_pid > 0)
 			snprintf(peer, sizeof(peer), ", peer '%s' pid %d", d->peer_comm, (int)d->peer_pid);
-		snprintf(buf, len, "unix socket%s%s%s", d->local[0] ? " " : "", d->local, peer);
+		snprintf(buf, len, "unix socket%s%s%s%s%s", d->local[0] ? " " : "", d->local,
+			 d->remote[0] ? " -> " : "", d->remote, peer);
 	} else if (!strcmp(t, "pipe")) {
 		snprintf(buf, len, "pipe (fd %d)", d->fd);
 	} else if (d->path[0]) {
