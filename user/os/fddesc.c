@@ -543,6 +543,8 @@ void fd_describe(struct fd_ctx *c, int fd, bool want_lock, struct fd_desc *d)
 	if (sscanf(link, "pipe:[%llu%c", &ino, &tail) == 2 && tail == ']') {
 		d->inode = ino;
 		snprintf(d->type, sizeof(d->type), "pipe");
+		/* peer_pid/peer_comm of a pipe (the process holding its other end) are left 0
+		 * here: the lead wires F1's pipe-holders function (issue 15) in at this point */
 		return;
 	}
 	if (strncmp(link, "anon_inode:", 11) == 0) {
