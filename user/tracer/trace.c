@@ -22,6 +22,7 @@
 #include "pyreader.h"
 #include "selfguard.h"
 #include "tracer.h"
+#include "iosample.h"
 
 
 static volatile sig_atomic_t g_stop_signal;
@@ -175,6 +176,7 @@ static void event_loop(struct tracer *t, struct metrics *m)
 		int timeout = 200;
 		timeout = min_timeout(timeout, loader_scan_due_in_ms(t->ld));
 		timeout = min_timeout(timeout, tracer_run_exec_checks(t));
+		timeout = min_timeout(timeout, ios_tick(t));
 		timeout = min_timeout(timeout, guard_due_in_ms(t));
 		timeout = min_timeout(timeout, aio_watch_due_in_ms(t));
 		if (deadline) {
@@ -377,6 +379,7 @@ int trace_main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	t.started_ns = mono_now_ns();
+	t.ios = ios_new(); /* before the scan: it names the Python processes to sample */
 	/* --quiet: the text writer's start and stop lines are stderr chatter; JSON's are events */
 	bool chatter = !c.quiet || c.json;
 	if (chatter)
@@ -400,6 +403,8 @@ int trace_main(int argc, char **argv)
 	loader_close(t.ld);
 	tracer_events_cleanup(&t);
 	aio_watch_free();
+	ios_report_stats(t.ios);
+	ios_free(t.ios);
 	pending_free(&t.pending);
 	py_reader_free(t.reader);
 	bool fired = guard_fired(&t);

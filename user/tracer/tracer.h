@@ -77,6 +77,7 @@ struct tracer {
 	/* open long waits and open hangs, for proofs and hang_end (hangtrack.h); lazily made */
 	struct hangtrack *ht;
 	uint64_t n_hang_ends;
+	struct iosample *ios; /* iosample.h: long I/O waits, sampled from /proc; NULL off */
 };
 
 /* trace.c: the counts of REC_LOSS_REASONS and REC_EVENT_COUNTS (output.h) so far, and
