@@ -9,8 +9,8 @@
 #   make asan       build/pyhang-trace-asan with AddressSanitizer + UBSan
 #   make bench      build the benchmarks under tests/bench (run: tests/bench/run_futex_bench.sh,
 #                   tests/bench/python_workloads.py, tests/bench/tracer_cost.py; root)
-#   make check-layouts  the layout table (pylayout.c) against offsetof() in every installed
-#                   interpreter's headers (tests/layouts; part of `make test`)
+#   make check-layouts  the layout table (user/python/pylayout.c) against offsetof() in
+#                   every installed interpreter's headers (tests/layouts; part of `make test`)
 #   make fuzz       build the libFuzzer harnesses of tests/fuzz and run each FUZZ_SECONDS
 #   make fuzz-smoke the same, FUZZ_SMOKE_SECONDS each (part of `make test`)
 #   make fuzz-seed  regenerate tests/fuzz/corpus from the interpreters installed here
@@ -137,9 +137,9 @@ unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do UNIT_LINETABLES=$(BUILD)/unit/linetables $$t; done
 
 # ---- layout table check (tests/layouts) ------------------------------------------------
-# table_dump prints the table of pylayout.c (found wherever the source tree keeps it);
-# check_layouts.py compiles tests/layouts/probe.c against each interpreter's headers.
-PYLAYOUT_C := $(firstword $(wildcard user/pylayout.c user/python/pylayout.c user/*/pylayout.c))
+# table_dump prints the table of user/python/pylayout.c; check_layouts.py compiles
+# tests/layouts/probe.c against each interpreter's headers.
+PYLAYOUT_C := user/python/pylayout.c
 $(BUILD)/layouts/table_dump: tests/layouts/table_dump.c $(PYLAYOUT_C) $(PYLAYOUT_C:.c=.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -I$(dir $(PYLAYOUT_C)) -O1 -o $@ tests/layouts/table_dump.c $(PYLAYOUT_C)
