@@ -179,8 +179,8 @@ static int scan_seed(int fd, const struct py_resolved *res, const char *dir, con
 	const struct py_layout *l = &res->layout;
 	uint64_t ptr = l->start == PY_START_INTERP_HEAD ? res->interp_head
 							: res->runtime + l->rt_interp_head;
-	if (l->major == 3 && l->minor >= 10)
-		return 0;
+	if (l->start != PY_START_INTERP_HEAD && !l->runtime_in_data)
+		return 0; /* 3.10+: _PyRuntime has a section of its own, nothing to scan */
 	struct recorder rec = { .fd = fd };
 	struct py_resolved found = *res;
 	struct py_process p;
