@@ -27,6 +27,10 @@ PYTEST     ?= /usr/bin/python3 -m pytest
 # The CPython layouts, the syscall numbers and the BPF programs' register access are
 # x86_64 facts: build for that machine only, and say so anywhere else.
 MACHINE    := $(shell uname -m)
+ifeq ($(origin ARCH),command line)
+$(error ARCH is not a setting: it follows the machine (uname -m); pyhang-trace builds on \
+        x86_64 only)
+endif
 ifeq ($(MACHINE),x86_64)
 ARCH       := x86
 else
