@@ -17,15 +17,7 @@ import time
 
 import pytest
 
-from harness import PROGRAMS, START_TIMEOUT, Tracer, check_stream, TIME_RE, parse_time
-
-LOCK_PROG = os.path.join(PROGRAMS, "trace_lock_hang.py")
-SIGCHLD_PROG = os.path.join(PROGRAMS, "trace_sigchld.py")
-REAPER_PROG = os.path.join(PROGRAMS, "trace_reaper.py")
-FUTEX_C = os.path.join(PROGRAMS, "trace_futex_block.c")
-FLICKER_PROG = os.path.join(PROGRAMS, "trace_flicker.py")
-FORK_PROG = os.path.join(PROGRAMS, "trace_fork_deadlock.py")
-EMBED_C = os.path.join(PROGRAMS, "trace_embed.c")
+from harness import START_TIMEOUT, Tracer, check_stream, TIME_RE, parse_time
 
 
 # --------------------------------------------------------------------------- 6. errors

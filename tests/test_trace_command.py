@@ -20,11 +20,7 @@ from harness import (INTERPRETER_PATHS as INTERPRETERS, LATE_SLACK, PROGRAMS, SY
                      check_stream, expect_words, public, wait_in_futex)
 
 LOCK_PROG = os.path.join(PROGRAMS, "trace_lock_hang.py")
-SIGCHLD_PROG = os.path.join(PROGRAMS, "trace_sigchld.py")
-REAPER_PROG = os.path.join(PROGRAMS, "trace_reaper.py")
 FUTEX_C = os.path.join(PROGRAMS, "trace_futex_block.c")
-FLICKER_PROG = os.path.join(PROGRAMS, "trace_flicker.py")
-FORK_PROG = os.path.join(PROGRAMS, "trace_fork_deadlock.py")
 EMBED_C = os.path.join(PROGRAMS, "trace_embed.c")
 
 
