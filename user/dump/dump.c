@@ -36,8 +36,9 @@ static void dump_usage(FILE *f)
 		   "  Print every Python thread of process PID with its stack, read from\n"
 		   "  /proc/PID/mem without stopping the process (%s).\n"
 		   "  --json   one JSON object: {\"pid\", \"python\", \"threads\": [{\"tid\", \"name\",\n"
-		   "           \"daemon\", \"gil\", \"state\", \"stack\": [{\"function\", \"file\",\n"
-		   "           \"line\"}]}]}, frames innermost first\n"
+		   "           \"daemon\", \"gil\", \"state\", \"syscall\", \"stack\": [{\"function\",\n"
+		   "           \"file\", \"line\", \"first_line\"}], \"waiting_for\", \"holds\"}]},\n"
+		   "           frames innermost first (README, \"dump\")\n"
 		   "  --help   this text\n"
 		   "Exit status: 0 success, 1 the process is not Python, exited or cannot be read,\n"
 		   "2 usage error.\n", pylayout_supported_text());
