@@ -132,10 +132,9 @@ test: deps unit check-layouts all asan fuzz-smoke
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
 UNIT_OBJS   = $(filter-out %/main.o,$(USER_OBJS))
-UNIT_INC   := $(addprefix -I,$(sort $(dir $(wildcard user/*.h user/*/*.h))))
 $(BUILD)/unit/%: tests/unit/%.c $(UNIT_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_COMMON) $(UNIT_INC) -O1 $< $(UNIT_OBJS) -o $@ -lcmocka $(LIBS) -lm
+	$(CC) $(CFLAGS_COMMON) -O1 $< $(UNIT_OBJS) -o $@ -lcmocka $(LIBS) -lm
 unit: $(UNIT_BINS)
 	/usr/bin/python3 tests/unit/gen_linetables.py $(BUILD)/unit/linetables >/dev/null
 	@set -e; for t in $(UNIT_BINS); do UNIT_LINETABLES=$(BUILD)/unit/linetables $$t; done
