@@ -9,8 +9,8 @@
 #   make asan       build/pyhang-trace-asan with AddressSanitizer + UBSan
 #   make bench      build the benchmarks under tests/bench (run: tests/bench/run_futex_bench.sh,
 #                   tests/bench/python_workloads.py, tests/bench/tracer_cost.py; root)
-#   make check-layouts  the layout table (pylayout.c) against offsetof() in every installed
-#                   interpreter's headers (tests/layouts; part of `make test`)
+#   make check-layouts  the layout table (user/python/pylayout.c) against offsetof() in
+#                   every installed interpreter's headers (tests/layouts; part of `make test`)
 #   make fuzz       build the libFuzzer harnesses of tests/fuzz and run each FUZZ_SECONDS
 #   make fuzz-smoke the same, FUZZ_SMOKE_SECONDS each (part of `make test`)
 #   make fuzz-seed  regenerate tests/fuzz/corpus from the interpreters installed here
@@ -27,6 +27,10 @@ PYTEST     ?= /usr/bin/python3 -m pytest
 # The CPython layouts, the syscall numbers and the BPF programs' register access are
 # x86_64 facts: build for that machine only, and say so anywhere else.
 MACHINE    := $(shell uname -m)
+ifeq ($(origin ARCH),command line)
+$(error ARCH is not a setting: it follows the machine (uname -m); pyhang-trace builds on \
+        x86_64 only)
+endif
 ifeq ($(MACHINE),x86_64)
 ARCH       := x86
 else
@@ -128,18 +132,17 @@ test: deps unit check-layouts all asan fuzz-smoke
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
 UNIT_OBJS   = $(filter-out %/main.o,$(USER_OBJS))
-UNIT_INC   := $(addprefix -I,$(sort $(dir $(wildcard user/*.h user/*/*.h))))
 $(BUILD)/unit/%: tests/unit/%.c $(UNIT_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_COMMON) $(UNIT_INC) -O1 $< $(UNIT_OBJS) -o $@ -lcmocka $(LIBS) -lm
+	$(CC) $(CFLAGS_COMMON) -O1 $< $(UNIT_OBJS) -o $@ -lcmocka $(LIBS) -lm
 unit: $(UNIT_BINS)
 	/usr/bin/python3 tests/unit/gen_linetables.py $(BUILD)/unit/linetables >/dev/null
 	@set -e; for t in $(UNIT_BINS); do UNIT_LINETABLES=$(BUILD)/unit/linetables $$t; done
 
 # ---- layout table check (tests/layouts) ------------------------------------------------
-# table_dump prints the table of pylayout.c (found wherever the source tree keeps it);
-# check_layouts.py compiles tests/layouts/probe.c against each interpreter's headers.
-PYLAYOUT_C := $(firstword $(wildcard user/pylayout.c user/python/pylayout.c user/*/pylayout.c))
+# table_dump prints the table of user/python/pylayout.c; check_layouts.py compiles
+# tests/layouts/probe.c against each interpreter's headers.
+PYLAYOUT_C := user/python/pylayout.c
 $(BUILD)/layouts/table_dump: tests/layouts/table_dump.c $(PYLAYOUT_C) $(PYLAYOUT_C:.c=.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -I$(dir $(PYLAYOUT_C)) -O1 -o $@ tests/layouts/table_dump.c $(PYLAYOUT_C)

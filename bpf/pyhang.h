@@ -294,7 +294,7 @@ struct ph_event {
  * For instantaneous events (rt_sigaction, a wait that got ECHILD, a wait that reaped a
  * child) the Python stack must be taken at that moment: the thread runs on at once and a
  * module's top-level code object is freed right after its import. Userspace describes each
- * Python process (layout offsets and addresses, from user/pylayout.c) in the `pyprocs` map;
+ * Python process (layout offsets and addresses, from user/python/pylayout.c) in the `pyprocs` map;
  * the BPF side finds the current thread's PyThreadState, walks its frames and copies what
  * names them: code address, position, first line, and copies of the name, file name and
  * line table. Userspace turns that into function/file/line with the same decoders it uses

@@ -23,6 +23,7 @@ import time
 import pytest
 
 import conftest
+from harness import procs
 from harness import STOP_TIMEOUT, START_TIMEOUT, Registry, Tracer, alarm_guard, public, short
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -172,7 +173,12 @@ def run_session(binary, workdir, name, batches, args, hang_pred=None, limit=120,
                 tr.wait_start()
                 if hang_pred is not None:
                     deadline = time.monotonic() + HANG_TIMEOUT
-                    while time.monotonic() < deadline and not all(hang_pred(tr, j) for j in jobs):
+                    while True:
+                        # a hang_pred may kill a job the moment its hang is out, before the
+                        # suite tracer has looked it up: remember the session's members first
+                        procs.remember_hanging_members()
+                        if time.monotonic() >= deadline or all(hang_pred(tr, j) for j in jobs):
+                            break
                         time.sleep(0.1)
                     time.sleep(SETTLE)
                     for j in jobs:

@@ -10,15 +10,13 @@ File and line are compared exactly.
 import json
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import threading
 import time
 
 import pytest
 
-from conftest import INTERPRETERS, interpreter_params
+from conftest import INTERPRETERS
 
 TEST_DEADLINE_S = 600   # per test, generous: no deadline before the harness (fixtures.py)
 

@@ -1,6 +1,6 @@
 """GIL waits on every interpreter, 3.6 included: CPython 3.6 keeps its GIL in static
 variables of ceval.c (gil_cond, gil_mutex, ...), which the reader locates from .symtab, or
-without it from create_gil()'s code (user/gilstatic.c); where neither works the GIL is
+without it from create_gil()'s code (user/python/gilstatic.c); where neither works the GIL is
 unknown and a futex wait is said to be "unknown", never a lock wait.
 
 The workload (tests/programs/gil_regex_join.py, after a field report) runs a regular

@@ -381,14 +381,14 @@ def _run_provoked(binary, args, tmp_path):
 def test_quiet_text(binary, tmp_path):
     rc, out, err = _run_provoked(binary, ["--quiet", "--metrics-addr", "127.0.0.1:%d" % free_port()],
                                  tmp_path)
-    assert rc == 0
+    assert rc == 0, err
     assert err == "", "--quiet printed on stderr: %r" % err
     assert "LONG WAIT" in out, out  # events still reach the output
 
 
 def test_not_quiet_text_has_chatter(binary, tmp_path):
     rc, out, err = _run_provoked(binary, ["--metrics-addr", "127.0.0.1:%d" % free_port()], tmp_path)
-    assert rc == 0
+    assert rc == 0, err
     assert "tracing pid" in err and "detached after" in err and "/metrics" in err, err
 
 

@@ -5,7 +5,8 @@
 must not alert, a lost child status, lost events, a tracer down, no tracer at all).
 Negative controls prove both can fail: a broken expression fails the check, and a rule
 weakened to alert on any open wait (an idle pool too) fails the unit tests. The metric
-names the rules use are the ones the tracer serves (user/output/metrics.c, as README lists them).
+names the rules use are the ones the tracer serves (user/output/metrics_render.c, as
+README lists them).
 """
 import glob
 import os
@@ -56,9 +57,11 @@ def test_every_alert_says_what_to_do():
 
 
 def test_rules_use_metrics_the_tracer_serves():
-    source, = glob.glob(os.path.join(ROOT, "user", "**", "metrics.c"), recursive=True)
-    with open(source) as f:
-        served = set(re.findall(r"\b(pyhang_[a-z_]+)", f.read()))
+    sources = glob.glob(os.path.join(ROOT, "user", "**", "metrics*.c"), recursive=True)
+    served = set()
+    for source in sources:
+        with open(source) as f:
+            served |= set(re.findall(r"\b(pyhang_[a-z_]+)", f.read()))
     with open(RULES) as f:
         text = f.read()
     used = set(re.findall(r"\b(pyhang_[a-z_]+)\{", text))

@@ -4,12 +4,9 @@
 
 The per-interpreter scenarios run under ONE tracer each (module-scoped "sessions").
 
-Real kernel, real processes, no mocks; needs root.  Every test starts the tracer as a
-subprocess with --json (harness.Tracer), waits for its `start` line before poking the
-workload, and always stops it and kills/reaps everything it started (Registry), with a
-timeout on every wait so that a bug cannot hang the suite.  Workloads: tests/programs/trace_*.
-(Split from the former tests/test_trace.py by subject: test_trace_locks.py,
-test_trace_children.py, test_trace_cli.py, test_trace_command.py.)
+How they run (real kernel, real processes, root; Tracer, Registry, timeouts): see
+tests/harness.  Workloads: tests/programs/trace_*.  The test_trace_*.py files split the
+former test_trace.py by subject: locks, children, cli, command.
 """
 import json
 import os
@@ -27,10 +24,6 @@ from harness import (INTERPRETER_PATHS as INTERPRETERS, LATE_SLACK, PROGRAMS, ST
 LOCK_PROG = os.path.join(PROGRAMS, "trace_lock_hang.py")
 SIGCHLD_PROG = os.path.join(PROGRAMS, "trace_sigchld.py")
 REAPER_PROG = os.path.join(PROGRAMS, "trace_reaper.py")
-FUTEX_C = os.path.join(PROGRAMS, "trace_futex_block.c")
-FLICKER_PROG = os.path.join(PROGRAMS, "trace_flicker.py")
-FORK_PROG = os.path.join(PROGRAMS, "trace_fork_deadlock.py")
-EMBED_C = os.path.join(PROGRAMS, "trace_embed.c")
 
 
 # --------------------------------------------------------------------------- sessions

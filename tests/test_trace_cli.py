@@ -1,12 +1,9 @@
 """End-to-end tests of the command line: usage errors, --help, root and capabilities,
 missing BTF or tracefs, --duration, SIGTERM/SIGINT, -o FILE.
 
-Real kernel, real processes, no mocks; needs root.  Every test starts the tracer as a
-subprocess with --json (harness.Tracer), waits for its `start` line before poking the
-workload, and always stops it and kills/reaps everything it started (Registry), with a
-timeout on every wait so that a bug cannot hang the suite.  Workloads: tests/programs/trace_*.
-(Split from the former tests/test_trace.py by subject: test_trace_locks.py,
-test_trace_children.py, test_trace_cli.py, test_trace_command.py.)
+How they run (real kernel, real processes, root; Tracer, Registry, timeouts): see
+tests/harness.  Workloads: tests/programs/trace_*.  The test_trace_*.py files split the
+former test_trace.py by subject: locks, children, cli, command.
 """
 import json
 import os
@@ -17,15 +14,7 @@ import time
 
 import pytest
 
-from harness import PROGRAMS, START_TIMEOUT, Tracer, check_stream, TIME_RE, parse_time
-
-LOCK_PROG = os.path.join(PROGRAMS, "trace_lock_hang.py")
-SIGCHLD_PROG = os.path.join(PROGRAMS, "trace_sigchld.py")
-REAPER_PROG = os.path.join(PROGRAMS, "trace_reaper.py")
-FUTEX_C = os.path.join(PROGRAMS, "trace_futex_block.c")
-FLICKER_PROG = os.path.join(PROGRAMS, "trace_flicker.py")
-FORK_PROG = os.path.join(PROGRAMS, "trace_fork_deadlock.py")
-EMBED_C = os.path.join(PROGRAMS, "trace_embed.c")
+from harness import START_TIMEOUT, Tracer, check_stream, TIME_RE, parse_time
 
 
 # --------------------------------------------------------------------------- 6. errors

@@ -1,8 +1,9 @@
 /* fuzz_elfsym: the ELF64 reader (user/os/elfsym.c) on a hostile file: header checks, program
- * and section headers, section names, .dynsym/.symtab lookup of the symbols pyreader.c
- * asks for, section lookup (.PyRuntime, .bss, .data), reads at virtual addresses, and the
- * load bias against a few fake mappings; and gilstatic.c's search for 3.6's static GIL
- * (.symtab pass, and the decoding of PyEval_InitThreads / create_gil's code).
+ * and section headers, section names, .dynsym/.symtab lookup of the symbols the reader
+ * (user/python) asks for, section lookup (.PyRuntime, .bss, .data), reads at virtual
+ * addresses, and the load bias against a few fake mappings; and gilstatic.c's search for
+ * 3.6's static GIL (.symtab pass, and the decoding of PyEval_InitThreads / create_gil's
+ * code).
  * Input: the ELF file itself (served through a memfd). Seeds: libpython and python
  * executables of every interpreter, compacted by tests/fuzz/seed.py to the parts elfsym
  * reads (headers, section names, symbol and string tables). */
@@ -14,7 +15,7 @@
 #include "elfsym.h"
 #include "gilstatic.h"
 
-/* the names pyreader.c looks up (a subset is enough to walk both tables) */
+/* the names the reader looks up (a subset is enough to walk both tables) */
 static const char *const names[] = {
 	"_PyRuntime", "Py_Version", "PyInterpreterState_Head", "interp_head",
 	"_PyThreadState_Current", "PyCode_Type", "PyUnicode_Type", "PyString_Type",

@@ -20,7 +20,7 @@
 #include "strbuf.h"
 
 /* 3.13+: the layout comes from _Py_DebugOffsets at the start of _PyRuntime, as in
- * pyreader.c's layout_from_process. */
+ * pyversion.c's layout_from_process. */
 static int layout_from_image(struct fakemem *fm, struct py_resolved *res)
 {
 	unsigned char raw[1024];

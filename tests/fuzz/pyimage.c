@@ -3,10 +3,6 @@
 
 #include <string.h>
 
-static const unsigned char pi_versions[PI_NVERSIONS][2] = {
-	{ 2, 7 }, { 3, 6 }, { 3, 7 }, { 3, 8 }, { 3, 9 }, { 3, 10 }, { 3, 11 }, { 3, 12 }, { 3, 13 },
-};
-
 /* The u64 fields of the header, in order. */
 static void pi_fields(struct py_resolved *r, uint64_t *f[17])
 {
@@ -27,9 +23,9 @@ int pi_decode_header(const unsigned char *data, size_t len, struct py_resolved *
 	memset(res, 0, sizeof(*res));
 	if (len < PI_HEADER_SIZE)
 		return -1;
-	unsigned v = data[0] % PI_NVERSIONS;
-	res->layout.major = pi_versions[v][0];
-	res->layout.minor = pi_versions[v][1];
+	const struct py_layout *l = pylayout_nth(data[0] % pylayout_count());
+	res->layout.major = l->major;
+	res->layout.minor = l->minor;
 	res->unicode27_width = data[1];
 	pi_fields(res, f);
 	for (int i = 0; i < 17; i++)
@@ -44,8 +40,9 @@ int pi_write_header(FILE *f, const struct py_resolved *res)
 	uint64_t *fields[17];
 	memset(hdr, 0, sizeof(hdr));
 	hdr[0] = 0xff;
-	for (unsigned v = 0; v < PI_NVERSIONS; v++)
-		if (pi_versions[v][0] == res->layout.major && pi_versions[v][1] == res->layout.minor)
+	for (size_t v = 0; v < pylayout_count(); v++)
+		if (pylayout_nth(v)->major == res->layout.major &&
+		    pylayout_nth(v)->minor == res->layout.minor)
 			hdr[0] = (unsigned char)v;
 	if (hdr[0] == 0xff)
 		return -1;

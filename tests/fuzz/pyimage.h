@@ -2,7 +2,8 @@
  * tool: a header carrying what attaching resolved (struct py_resolved, minus the layout,
  * which is named by version), then the memory as fakemem regions (fakemem.h).
  * Header, little endian, PI_HEADER_SIZE bytes:
- *     u8  version index: 0 = 2.7, 1 = 3.6, ..., 7 = 3.12, 8 = 3.13 (taken modulo 9)
+ *     u8  version index into the layout table (pylayout_nth: 0 = 2.7, 1 = 3.6, ...;
+ *         taken modulo pylayout_count())
  *     u8  unicode27_width (2.7 Py_UNICODE size)
  *     u8  reserved[6]
  *     u64 runtime, interp_head, tstate_current, interpreter_lock,
@@ -16,7 +17,6 @@
 
 #include "pyreader.h"
 
-#define PI_NVERSIONS 9u
 #define PI_HEADER_SIZE (8u + 17u * 8u)
 
 /* Fills res from the header (layout left zeroed; major/minor set). 0, or -1 if too short. */

@@ -1,5 +1,7 @@
 /* seed: snapshots a live Python process into fuzzer seeds, through the real reader.
  * Usage: seed PID OUTDIR NAME
+ *        seed --version-index X.Y   (prints X.Y's index in the layout table, the version
+ *                                    byte of the seeds; exit status 1 if it has none)
  * Reads PID with py_read_process (which resolves layout and addresses from its files and
  * maps), then walks it again with py_read_resolved over a recording backend that serves
  * /proc/PID/mem and keeps every byte range read. Writes
@@ -179,8 +181,8 @@ static int scan_seed(int fd, const struct py_resolved *res, const char *dir, con
 	const struct py_layout *l = &res->layout;
 	uint64_t ptr = l->start == PY_START_INTERP_HEAD ? res->interp_head
 							: res->runtime + l->rt_interp_head;
-	if (l->major == 3 && l->minor >= 10)
-		return 0;
+	if (l->start != PY_START_INTERP_HEAD && !l->runtime_in_data)
+		return 0; /* 3.10+: _PyRuntime has a section of its own, nothing to scan */
 	struct recorder rec = { .fd = fd };
 	struct py_resolved found = *res;
 	struct py_process p;
@@ -266,10 +268,32 @@ out:
 	return rc;
 }
 
+/* X.Y's index in the layout table (pylayout_nth), or -1. */
+static long version_index(const char *version)
+{
+	unsigned major, minor;
+	char end;
+	if (sscanf(version, "%u.%u%c", &major, &minor, &end) != 2)
+		return -1;
+	for (size_t i = 0; i < pylayout_count(); i++)
+		if (pylayout_nth(i)->major == major && pylayout_nth(i)->minor == minor)
+			return (long)i;
+	return -1;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 3 && strcmp(argv[1], "--version-index") == 0) {
+		long i = version_index(argv[2]);
+		if (i < 0) {
+			fprintf(stderr, "seed: CPython %s is not in the layout table\n", argv[2]);
+			return 1;
+		}
+		printf("%ld\n", i);
+		return 0;
+	}
 	if (argc != 4) {
-		fprintf(stderr, "usage: seed PID OUTDIR NAME\n");
+		fprintf(stderr, "usage: seed PID OUTDIR NAME | seed --version-index X.Y\n");
 		return 2;
 	}
 	return snapshot((pid_t)atoi(argv[1]), argv[2], argv[3]) == 0 ? 0 : 1;

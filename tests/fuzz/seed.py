@@ -26,8 +26,6 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from conftest import discover_interpreters  # noqa: E402
 
-VERSIONS = ["2.7", "3.6", "3.7", "3.8", "3.9", "3.10", "3.11", "3.12", "3.13"]
-
 # Works on 2.7 and every 3.x: u"" literals, no f-strings.
 WORKLOAD = r'''
 import sys, threading, time
@@ -104,8 +102,10 @@ WANT_SYMS = {b"_PyRuntime", b"Py_Version", b"PyInterpreterState_Head", b"interp_
 KEEP_OTHERS = 24
 
 
-def version_index(version):
-    return VERSIONS.index(".".join(version.split(".")[:2]))
+def version_index(seed_tool, version):
+    """X.Y's index in the layout table (the seeds' version byte), from the seed tool."""
+    x_y = ".".join(version.split(".")[:2])
+    return int(subprocess.check_output([seed_tool, "--version-index", x_y]))
 
 
 def write(path, data):
@@ -232,7 +232,7 @@ def main():
         os.makedirs(os.path.join(args.out, sub), exist_ok=True)
     for label, py, version in discover_interpreters():
         name = label
-        vindex = version_index(version)
+        vindex = version_index(args.seed_tool, version)
         elf = snapshot(args.seed_tool, py, args.out, name)
         line_seeds(py, args.out, name, vindex)
         write(os.path.join(args.out, "elfsym", name), compact_elf(elf))

@@ -9,6 +9,11 @@
   fixtures the per-test deadline and the suite tracer (used by tests/conftest.py)
 
 `from harness import X` works for all of them.
+
+How an end-to-end test runs: real kernel, real processes, no mocks; needs root.  It starts
+the tracer as a subprocess with --json (Tracer), waits for its `start` line before poking
+the workload, and always stops it and kills/reaps everything it started (Registry), with a
+timeout on every wait so that a bug cannot hang the suite.
 """
 from .procs import (HANGING, HANGING_PIDS, STARTED, Registry, Timeout, alarm_guard, free_port,
                     kill_group, mark_hanging, read_line, session_of)

@@ -1,6 +1,6 @@
 /* probe: compiled once per installed interpreter against that interpreter's own headers
  * (internal ones with Py_BUILD_CORE), prints "field value" for every field of the layout
- * table (user/pylayout.c) that the headers declare for this version: offsetof() of the
+ * table (user/python/pylayout.c) that the headers declare for this version: offsetof() of the
  * CPython member the table stands for, sizeof() where the table holds a size, or the value
  * of an enum constant (frame owners). check_layouts.py compares them with the table; a
  * field the table has and this file does not print is reported as unchecked.

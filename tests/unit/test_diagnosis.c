@@ -3,7 +3,7 @@
  * self_deadlock, deadlock, orphaned_lock) and what must stay a `long_wait` (README, "What a
  * thread waits for" and the `hang` codes): a thread that sleeps, polls, has a timeout, or
  * whose wait has not lasted the threshold never makes a proof. No process, no BPF: the
- * snapshots are built here the way pyreader.c fills them. */
+ * snapshots are built here the way the reader (user/python) fills them. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -354,7 +354,7 @@ const char *loader_scan_mechanism(const struct loader *l)
 
 /* ---------------------------------------------------------------- maps */
 
-/* The userspace half of the watch table of bpf/pyhang.bpf.c (watch_find, watch_put): same
+/* The userspace half of the watch table of bpf/watch.bpf.h (watch_find, watch_put): same
  * slot rules. A slot is rewritten whole here, not compare-and-swapped: a process the kernel
  * starts watching in the same slot at the same instant (a fork or exec of a pid equal to
  * ours modulo PH_WATCH_SLOTS) could be lost; the slot itself never goes wrong. */

@@ -46,6 +46,7 @@ int metrics_wait(struct metrics *m, int rb_fd, int timeout_ms);
 void metrics_service(struct metrics *m);
 
 /* --bpf-stats: turn on kernel.bpf_stats_enabled while this process lives (BPF_ENABLE_STATS:
- * the kernel restores it when the fd closes, kill -9 included). 0 or -1 with err set. */
+ * the kernel restores it when the fd closes, kill -9 included). 0 or -1 with err set.
+ * (In metrics_render.c, which shows the switch's state.) */
 int metrics_enable_bpf_stats(char *err, size_t errlen);
 #endif

@@ -209,7 +209,7 @@ struct output {
 extern const struct output_ops output_json_ops;
 struct jw;
 /* Writes key "diagnosis" and its object {code, summary, waiter_tid, culprit_tids, and for a
- * deadlock with py given: cycle}, as the `hang` event has it (README: Output); also the
+ * deadlock with py given: cycle}, as the `hang` event has it (README: Output contract); also the
  * guard's `hang_timeout` record. */
 void output_json_diagnosis(struct jw *w, const struct diagnosis *d, const struct py_process *py);
 extern const struct output_ops output_text_ops;

@@ -8,7 +8,7 @@
 #include "pyreader.h"
 #include "pywrite.h"
 #include "ratelimit.h"
-#include "waitgraph.h"
+#include "waitgraph_json.h"
 
 static void begin_event(struct output *o, struct jw *w, const char *event, uint64_t mono_ns)
 {

@@ -35,7 +35,7 @@ static void write_thread_header(struct strbuf *sb, const struct py_thread *t, bo
 	sb_puts(sb, t->daemon == 1 ? ", daemon" : t->daemon == 0 ? ", non-daemon" : "");
 	sb_puts(sb, t->gil ? ", holds the GIL" : "");
 	sb_printf(sb, ", %s", py_thread_state_str(t->state));
-	if (t->syscall_nr == SYS_FUTEX_X86_64)
+	if (t->syscall_nr == PH_NR_FUTEX)
 		sb_puts(sb, t->futex_timed ? " in a futex wait with a timeout" : " in a futex wait");
 	else if (t->wf && t->wf->io) {
 		char ph[400], to[64];

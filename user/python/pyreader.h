@@ -19,12 +19,8 @@
 #include <sys/types.h>
 
 #include "procmem.h"
-#include "pyhang.h"
+#include "pyhang.h" /* PH_NR_FUTEX, ph_futex_op_waits: the rules the kernel side shares */
 #include "pylayout.h"
-
-/* Linux x86_64: the futex system call's number (struct py_thread.syscall_nr); the one
- * definition is bpf/pyhang.h's PH_NR_FUTEX. */
-#define SYS_FUTEX_X86_64 PH_NR_FUTEX
 
 #define PY_MAX_FRAMES 4096u   /* deeper stacks are cut (truncated = true) */
 #define PY_MAX_THREADS 4096u

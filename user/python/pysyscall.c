@@ -139,7 +139,7 @@ void classify_state(struct walk *w, struct py_thread *t, const uint64_t (*gil)[2
 	}
 	t->syscall_nr = nr;
 	t->syscall_arg1 = n >= 2 ? a1 : 0;
-	if (nr != SYS_FUTEX_X86_64 || n < 3) {
+	if (nr != PH_NR_FUTEX || n < 3) {
 		t->state = PY_STATE_SLEEP;
 		return;
 	}
@@ -147,9 +147,7 @@ void classify_state(struct walk *w, struct py_thread *t, const uint64_t (*gil)[2
 	t->futex_op = (unsigned)a2;
 	t->futex_timed = n < 5 || a4 != 0; /* timeout pointer; unknown counts as timed */
 	t->futex_timeout = n < 5 ? 0 : a4;
-	unsigned op = t->futex_op & 127; /* without FUTEX_PRIVATE_FLAG / CLOCK_REALTIME */
-	if (op != 0 && op != 9 && op != 6 && op != 11 && op != 13) { /* WAIT, WAIT_BITSET, LOCK_PI,
-									  WAIT_REQUEUE_PI, LOCK_PI2 */
+	if (!ph_futex_op_waits(t->futex_op)) {
 		t->state = PY_STATE_RUNNING;
 		return;
 	}

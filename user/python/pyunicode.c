@@ -104,6 +104,23 @@ static uint32_t pep393_header_need(const struct py_layout *l, uint32_t least)
 	return n;
 }
 
+/* length code units of width bytes (1, 2 or 4) at data as UTF-8 (malloc'd), or NULL. At
+ * most PY_MAX_STR units are read; a longer claim must fit in the target's mappings. */
+static char *read_units(struct walk *w, uint64_t data, uint64_t length, unsigned width)
+{
+	size_t n = length < PY_MAX_STR ? (size_t)length : PY_MAX_STR;
+	if (length > n && (length > UINT64_MAX / 4 || !claim_plausible(w, data, length * width)))
+		return NULL;
+	unsigned char *raw = malloc(n * width + 1);
+	if (!raw)
+		return NULL;
+	char *s = NULL;
+	if (n == 0 || rd(w, data, raw, n * width) == 0)
+		s = decode_units(raw, n, width);
+	free(raw);
+	return s;
+}
+
 static char *read_pep393(struct walk *w, uint64_t addr)
 {
 	const struct py_layout *l = &w->p->res.layout;
@@ -119,22 +136,12 @@ static char *read_pep393(struct walk *w, uint64_t addr)
 	int compact = py_str_compact(state), ascii = py_str_ascii(state);
 	if (length > INT64_MAX || !py_str_kind_valid(kind))
 		return NULL;
-	size_t n = length < PY_MAX_STR ? (size_t)length : PY_MAX_STR;
 	uint64_t data;
 	if (compact)
 		data = addr + (ascii ? l->str_ascii_data : l->str_compact_data);
 	else
 		data = get_u64(hdr, l->str_compact_data); /* legacy string: data.any */
-	if (length > n && (length > UINT64_MAX / 4 || !claim_plausible(w, data, length * kind)))
-		return NULL;
-	unsigned char *raw = malloc(n * kind + 1);
-	if (!raw)
-		return NULL;
-	char *s = NULL;
-	if (n == 0 || rd(w, data, raw, n * kind) == 0)
-		s = decode_units(raw, n, kind);
-	free(raw);
-	return s;
+	return read_units(w, data, length, kind);
 }
 
 /* 2.7 unicode object: length and Py_UNICODE *str (layout uni27_length, uni27_str). */
@@ -150,17 +157,7 @@ static char *read_unicode27(struct walk *w, uint64_t addr)
 	uint64_t length = get_u64(hdr, l->uni27_length), str = get_u64(hdr, l->uni27_str);
 	if (length > INT64_MAX)
 		return NULL;
-	size_t n = length < PY_MAX_STR ? (size_t)length : PY_MAX_STR;
-	if (length > n && (length > UINT64_MAX / 4 || !claim_plausible(w, str, length * width)))
-		return NULL;
-	unsigned char *raw = malloc(n * width + 1);
-	if (!raw)
-		return NULL;
-	char *s = NULL;
-	if (n == 0 || rd(w, str, raw, n * width) == 0)
-		s = decode_units(raw, n, width);
-	free(raw);
-	return s;
+	return read_units(w, str, length, width);
 }
 
 /* Any Python string object as UTF-8 (malloc'd), or NULL. */

@@ -11,7 +11,7 @@
  * saw the same chain (same frames, same links, same code objects, same positions but the
  * innermost frame's, which moves while the thread runs in it) describe a stack the thread
  * had; pyreader walks again (a bounded number of times) until two agree, else marks the
- * stack. Used by pyreader.c (read_thread). */
+ * stack. Used by pywalk.c (read_thread). */
 #ifndef PH_STACKCHECK_H
 #define PH_STACKCHECK_H
 #include <stdbool.h>

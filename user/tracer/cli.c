@@ -13,6 +13,7 @@
 #include "limitcfg.h"
 #include "metrics.h"
 #include "procscan.h"
+#include "pylayout.h"
 #include "tracer.h"
 #include "version.h"
 
@@ -33,11 +34,14 @@ static const char USAGE[] =
 	"                     kernel discard its children's exit statuses\n"
 	"  child_status_lost  a wait for a child failed with ECHILD and the child's real exit\n"
 	"                     status was lost (SIGCHLD ignored, or another thread reaped it)\n"
-	"  hang               a long wait with a proven cause: interpreter shutdown waiting\n"
-	"                     for non-daemon threads, every thread blocked on a lock, the GIL\n"
-	"                     held all along, or the main thread stuck while nothing runs;\n"
+	"  hang               a wait with a proven cause: interpreter shutdown waiting for\n"
+	"                     non-daemon threads stuck for good, every thread blocked on a\n"
+	"                     lock, a lock-order deadlock, a thread waiting for a lock it\n"
+	"                     holds itself, a lock whose holder died, or a GIL held too long;\n"
 	"                     asyncio (3.7-3.13): an event loop blocked by synchronous code,\n"
 	"                     waiting for its own future, or tasks awaiting each other\n"
+	"  hang_end           a reported hang is over: one of its threads moved again, or\n"
+	"                     its process ended\n"
 	"\n"
 	"Options:\n"
 	"  -p, --pid PID          trace only this process (repeatable). Default: the whole host\n"
@@ -84,8 +88,8 @@ static const char USAGE[] =
 	"  sudo pyhang-trace dump 4242             print every Python thread's stack now\n"
 	"  sudo pyhang-trace --hang-timeout 300 -- pytest   end a hanging CI test run\n"
 	"\n"
-	"Needs root (CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH) and a kernel\n"
-	"with BTF.\n"
+	"Supports %s (default builds) on x86_64, Linux 5.17 or later with BTF.\n"
+	"Needs root (CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH).\n"
 	"Exit status: 0 after a normal stop, 2 on a usage or set-up error, the command's\n"
 	"status with -- COMMAND, 124 when --hang-timeout acted.\n";
 
@@ -240,7 +244,7 @@ void parse_args(int argc, char **argv, struct tracer *t, struct cli *c)
 			uint32_t bytes = loader_default_ringbuf_size();
 			if (bytes)
 				format_size(bytes, def, sizeof(def));
-			printf(USAGE, def);
+			printf(USAGE, def, pylayout_supported_text());
 			exit(0);
 		}
 		case ':':

@@ -1,6 +1,7 @@
 /* waitgraph: wait kinds, holders and proven diagnoses (see waitgraph.h). */
 #include "waitgraph.h"
 #include "pywrite.h"
+#include "waitgraph_json.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,8 +151,6 @@ static const struct py_thread *gil_holder(const struct py_process *p, const stru
 			return &p->threads[i];
 	return NULL;
 }
-
-static void json_hook(struct jw *w, const struct py_thread *t);
 
 /* The resource behind each thread blocked in an I/O call (iowait.h), for the first
  * WG_MAX_IO of them; the fd tables of the process are read once for all. */
@@ -304,7 +303,7 @@ int waitgraph_build(struct waitgraph *g, struct py_reader *r, struct py_process 
 	describe_io(g, r, p);
 	for (size_t i = 0; i < p->nthreads; i++)
 		p->threads[i].wf = &g->info[i];
-	py_thread_json_hook = json_hook;
+	py_thread_json_hook = waitgraph_json_hook;
 	g->cost_ns = cpu_ns() - t0;
 	return 0;
 }
@@ -332,9 +331,7 @@ static void who(const struct py_thread *t, char *buf, size_t len)
 
 static void where_held(const struct wf_info *f, char *buf, size_t len)
 {
-	const struct py_thread *h = f->holder;
-	const struct py_frame *fr = h && f->holder_frame >= 0 && (size_t)f->holder_frame < h->nframes ?
-		&h->frames[f->holder_frame] : NULL;
+	const struct py_frame *fr = waitgraph_holder_frame(f);
 	if (fr)
 		snprintf(buf, len, "%s:%d", base_of(fr->file), f->holder_line >= 0 ? f->holder_line : fr->line);
 	else
@@ -350,9 +347,7 @@ static void where_waits(const struct py_thread *t, char *buf, size_t len)
 		snprintf(buf, len, "native code");
 }
 
-/* What the source calls the lock a thread waits for: where it waits (the waiter's name),
- * else where its holder took it; NULL when neither is known. */
-static const char *lock_name(const struct wf_info *f)
+const char *waitgraph_lock_name(const struct wf_info *f)
 {
 	if (f->lock && f->lock->name[0])
 		return f->lock->name;
@@ -361,12 +356,18 @@ static const char *lock_name(const struct wf_info *f)
 	return NULL;
 }
 
-/* The same lock as its holder's `with` calls it. */
-static const char *held_name(const struct wf_info *f)
+const char *waitgraph_held_name(const struct wf_info *f)
 {
 	if (f->held_by && f->held_by->name[0])
 		return f->held_by->name;
-	return lock_name(f);
+	return waitgraph_lock_name(f);
+}
+
+const struct py_frame *waitgraph_holder_frame(const struct wf_info *f)
+{
+	const struct py_thread *h = f->holder;
+	return h && f->holder_frame >= 0 && (size_t)f->holder_frame < h->nframes ?
+		&h->frames[f->holder_frame] : NULL;
 }
 
 void waitgraph_describe_wait(const struct wf_info *f, char *buf, size_t len)
@@ -392,7 +393,7 @@ void waitgraph_describe_wait(const struct wf_info *f, char *buf, size_t len)
 		who(f->holder, h, sizeof(h));
 		if (strcmp(f->kind, "GIL") != 0) {
 			where_held(f, at, sizeof(at));
-			const char *nm = lock_name(f);
+			const char *nm = waitgraph_lock_name(f);
 			if (nm)
 				snprintf(buf, len, "%s %.60s held by %s (tid %d, taken at %s)", f->kind, nm, h,
 					 (int)f->holder->tid, at);
@@ -500,7 +501,7 @@ bool waitgraph_diagnose(const struct waitgraph *g, pid_t waiter, const struct di
 			where_held(&g->info[prev], b, sizeof(b));
 			where_waits(t, c, sizeof(c));
 			char one[1000];
-			const char *hn = held_name(&g->info[prev]), *wn = lock_name(&g->info[me]);
+			const char *hn = waitgraph_held_name(&g->info[prev]), *wn = waitgraph_lock_name(&g->info[me]);
 			char held[300], waits[400];
 			if (!g->info[prev].lock) /* prev joins me: what I hold is my own end */
 				snprintf(held, sizeof(held), "%s", "");
@@ -540,132 +541,4 @@ bool waitgraph_diagnose(const struct waitgraph *g, pid_t waiter, const struct di
 		return true;
 	}
 	return false;
-}
-
-/* ---- JSON --------------------------------------------------------------------------- */
-
-static void write_where(struct jw *w, const char *key, const struct py_frame *fr, int line)
-{
-	jw_key(w, key);
-	if (!fr) {
-		jw_null(w);
-		return;
-	}
-	jw_obj_begin(w);
-	jw_kstr(w, "function", fr->function);
-	jw_kstr(w, "file", fr->file);
-	jw_kint(w, "line", line >= 0 ? line : fr->line);
-	jw_obj_end(w);
-}
-
-static const struct py_frame *holder_frame(const struct wf_info *f)
-{
-	const struct py_thread *h = f->holder;
-	return h && f->holder_frame >= 0 && (size_t)f->holder_frame < h->nframes ?
-		&h->frames[f->holder_frame] : NULL;
-}
-
-static void write_lock_obj(struct jw *w, const char *kind, uint64_t obj, const char *name)
-{
-	jw_kstr(w, "kind", kind);
-	jw_key(w, "object");
-	if (obj)
-		jw_hex(w, obj);
-	else
-		jw_null(w);
-	jw_kstr(w, "name", name && name[0] ? name : NULL);
-}
-
-void waitgraph_write_waiting_for(struct jw *w, const struct wf_info *f)
-{
-	if (!f || !f->kind) {
-		jw_null(w);
-		return;
-	}
-	jw_obj_begin(w);
-	write_lock_obj(w, f->kind, f->object, lock_name(f));
-	jw_key(w, "holder");
-	if (f->holder) {
-		jw_obj_begin(w);
-		jw_kint(w, "tid", f->holder->tid);
-		jw_kstr(w, "name", f->holder->name);
-		if (strcmp(f->kind, "GIL") != 0 && !f->runs_future)
-			write_where(w, "since", holder_frame(f), f->holder_line);
-		jw_obj_end(w);
-	} else {
-		jw_null(w);
-	}
-	if (f->holder_dead)
-		jw_kbool(w, "holder_exited", true);
-	if (f->runs_future)
-		jw_kbool(w, "holder_runs_future", true);
-	if (f->io) {
-		jw_kstr(w, "syscall", f->io->syscall);
-		io_write_fields(w, f->io);
-	}
-	jw_key(w, "timeout_s");
-	if (f->timed && f->timeout_s >= 0)
-		jw_double(w, f->timeout_s, 3);
-	else if (f->timed)
-		jw_str(w, "unknown");
-	else
-		jw_null(w);
-	jw_obj_end(w);
-}
-
-static void write_holds(struct jw *w, const struct py_thread *t, const struct wf_info *f)
-{
-	jw_arr_begin(w);
-	for (size_t k = 0; k < f->lo.nheld; k++) {
-		const struct lo_lock *h = &f->lo.held[k];
-		jw_obj_begin(w);
-		write_lock_obj(w, lo_kind_str(h->kind), h->obj, h->name);
-		write_where(w, "since", h->frame >= 0 && (size_t)h->frame < t->nframes ?
-			    &t->frames[h->frame] : NULL, h->line);
-		jw_obj_end(w);
-	}
-	jw_arr_end(w);
-}
-
-static void json_hook(struct jw *w, const struct py_thread *t)
-{
-	const struct wf_info *f = t->wf;
-	if (f->kind) {
-		jw_key(w, "waiting_for");
-		waitgraph_write_waiting_for(w, f);
-	}
-	jw_key(w, "holds");
-	write_holds(w, t, f);
-}
-
-void waitgraph_write_cycle(struct jw *w, const struct py_process *p, const struct diagnosis *d)
-{
-	jw_arr_begin(w);
-	for (size_t k = 0; k < d->nculprits; k++) {
-		const struct py_thread *t = NULL, *prev = NULL;
-		pid_t ptid = d->culprits[(k + d->nculprits - 1) % d->nculprits];
-		for (size_t i = 0; i < p->nthreads; i++) {
-			if (p->threads[i].tid == d->culprits[k])
-				t = &p->threads[i];
-			if (p->threads[i].tid == ptid)
-				prev = &p->threads[i];
-		}
-		if (!t || !t->wf || !prev || !prev->wf)
-			continue;
-		jw_obj_begin(w);
-		jw_kint(w, "tid", t->tid);
-		jw_kstr(w, "name", t->name);
-		jw_key(w, "holds");
-		jw_obj_begin(w);
-		write_lock_obj(w, prev->wf->kind, prev->wf->object, held_name(prev->wf));
-		write_where(w, "since", holder_frame(prev->wf), prev->wf->holder_line);
-		jw_obj_end(w);
-		jw_key(w, "waits_for");
-		jw_obj_begin(w);
-		write_lock_obj(w, t->wf->kind, t->wf->object, lock_name(t->wf));
-		write_where(w, "where", diagnose_program_frame(t), -1);
-		jw_obj_end(w);
-		jw_obj_end(w);
-	}
-	jw_arr_end(w);
 }

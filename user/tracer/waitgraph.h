@@ -7,8 +7,8 @@
  * waits for a non-reentrant lock it holds) and `orphaned_lock` (an RLock whose owner no
  * longer exists). A thread counts in a proof only when it is in an untimed futex wait that
  * has lasted the threshold (diag_waits); nothing is guessed: an unknown holder is unknown.
- * Also the `waiting_for` / `holds` JSON of each thread. Built only when a wait passes the
- * threshold, from the snapshot already read. */
+ * Built only when a wait passes the threshold, from the snapshot already read; its JSON is
+ * written by output/waitgraph_json.c. */
 #ifndef PH_WAITGRAPH_H
 #define PH_WAITGRAPH_H
 #include <stdbool.h>
@@ -17,7 +17,6 @@
 
 #include "diagnose.h"
 #include "iowait.h"
-#include "json.h"
 #include "lockown.h"
 #include "pyreader.h"
 
@@ -57,12 +56,13 @@ void waitgraph_free(struct waitgraph *g);
  * summary, culprits, cycle). false when none is proven. */
 bool waitgraph_diagnose(const struct waitgraph *g, pid_t waiter, const struct diag_waits *w,
 			struct diagnosis *d);
-/* `waiting_for` {kind, object, name, holder, timeout_s} of a thread (jw value). */
-void waitgraph_write_waiting_for(struct jw *w, const struct wf_info *f);
-/* The diagnosis.cycle array (jw value) of a deadlock: culprits in cycle order, each with
- * the lock it holds (where taken) and the lock it waits for (where), from p's threads'
- * wf (attached by waitgraph_build). */
-void waitgraph_write_cycle(struct jw *w, const struct py_process *p, const struct diagnosis *d);
+/* What the source calls the lock a thread waits for: where it waits (the waiter's name),
+ * else where its holder took it; NULL when neither is known. */
+const char *waitgraph_lock_name(const struct wf_info *f);
+/* The same lock as its holder's `with` calls it. */
+const char *waitgraph_held_name(const struct wf_info *f);
+/* The holder's frame that took the lock waited for (its `with`), or NULL. */
+const struct py_frame *waitgraph_holder_frame(const struct wf_info *f);
 /* One line for people: "Lock taken at x.py:8 held by 'B' (tid 12)". */
 void waitgraph_describe_wait(const struct wf_info *f, char *buf, size_t len);
 #endif
