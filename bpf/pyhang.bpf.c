@@ -735,7 +735,7 @@ static __always_inline int wait_begin(u64 uaddr, u32 op)
 	if (!watch)
 		return 0;
 	u64 now_j = bpf_jiffies64();
-	bool gil = uaddr >= watch->gil_lo && uaddr < watch->gil_hi;
+	bool gil = uaddr >= watch->gil_lo && uaddr < watch->gil_hi && op < PH_OP_CHILD_WAIT4;
 	struct ph_wait *w = slot_of(tid);
 	if (!w)
 		return 0;
@@ -1119,6 +1119,7 @@ int sigaction_exit(struct trace_event_raw_sys_exit *ctx)
 }
 
 /* ---------------------------------------------------------------- wait4 / waitid */
+#include "childwait.bpf.h"
 
 static __always_inline int wait_call_begin(s32 pid_arg, u32 syscall, u64 infop, u32 options)
 {
@@ -1127,6 +1128,7 @@ static __always_inline int wait_call_begin(s32 pid_arg, u32 syscall, u64 infop, 
 
 	if (!is_interesting(id >> 32))
 		return 0;
+	child_wait_begin(pid_arg, syscall, options);
 	struct wait_pending p = {
 		.pid_arg = pid_arg,
 		.syscall = syscall,
@@ -1276,6 +1278,7 @@ static __always_inline int wait_call_end(long ret)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	u32 tid = (u32)id;
+	child_wait_end(tid, ret);
 	struct wait_pending *pp = bpf_map_lookup_elem(&wait_pending, &tid);
 
 	if (!pp)

@@ -20,6 +20,11 @@
 /* Pseudo "ops" for the futex2 syscalls (Linux 5.16 futex_waitv, 6.7 futex_wait). */
 #define PH_OP_FUTEX_WAITV 0x10000
 #define PH_OP_FUTEX_WAIT2 0x10001
+/* Pseudo "ops" of a wait for a child (bpf/childwait.bpf.h): uaddr is the awaited pid, or
+ * PH_CHILD_ANY for any child (wait(-1), a process group). */
+#define PH_OP_CHILD_WAIT4 0x10002
+#define PH_OP_CHILD_WAITID 0x10003
+#define PH_CHILD_ANY 0xffffffffull
 
 /* Signals ABI (x86_64 and generic). */
 #define PH_SIGCHLD 17

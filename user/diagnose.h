@@ -14,12 +14,17 @@
 
 #define DIAG_MAX_CULPRITS 16
 
+struct cw_wait;
+
 struct diagnosis {
 	const char *code;    /* "shutdown_join", "all_threads_blocked", "gil_wait", "long_wait" */
 	char summary[1024];  /* one sentence (or two: cause, then fix) */
 	pid_t culprits[DIAG_MAX_CULPRITS]; /* threads that block progress, most relevant first */
 	size_t nculprits;
 	pid_t waiter;        /* the thread that waits for them */
+	/* pipe_deadlock, child_hung (childwait.h): the child wait, and which of its children */
+	const struct cw_wait *child;
+	size_t child_index;
 };
 
 /* What the snapshot does not tell: whether thread tid has been in one futex wait on uaddr

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "annotate.h"
+#include "childwait.h"
 #include "diagnose.h"
 #include "guard.h"
 #include "fairqueue.h"
@@ -121,12 +122,31 @@ static void track_hang(struct tracer *t, const struct rec_long_wait *lw, const s
 
 /* A finding, only when proven: shutdown waiting for threads, every thread blocked for
  * good, a GIL held too long. Anything else stays a long_wait. */
+static bool is_child_op(uint32_t op)
+{
+	return op == PH_OP_CHILD_WAIT4 || op == PH_OP_CHILD_WAITID;
+}
+
+/* The waiting thread's wait-for facts in the current graph, or NULL. */
+static struct wf_info *waiter_info(struct tracer *t, const struct rec_long_wait *lw)
+{
+	const struct waitgraph *g = t->graph && t->graph->p == lw->py ? t->graph : NULL;
+	for (size_t i = 0; g && g->info && i < lw->py->nthreads; i++)
+		if (lw->py->threads[i].tid == lw->p.tid)
+			return &g->info[i];
+	return NULL;
+}
+
+static void recheck_child_waiters(struct tracer *t, pid_t child);
+
 static void maybe_report_hang(struct tracer *t, const struct rec_long_wait *lw)
 {
 	struct diagnosis d;
 	struct diag_waits w = { long_blocked, (void *)lw };
 	const struct waitgraph *g = t->graph && t->graph->p == lw->py ? t->graph : NULL;
-	if (!(g && waitgraph_diagnose(g, lw->p.tid, &w, &d)) &&
+	struct wf_info *cf = is_child_op(lw->futex_op) ? waiter_info(t, lw) : NULL;
+	if (!(cf && cf->child && childwait_diagnose(cf->child, lw->py, &d)) &&
+	    !(g && waitgraph_diagnose(g, lw->p.tid, &w, &d)) &&
 	    !diagnose_process(lw->py, lw->p.tid, lw->waited_s, lw->gil, &w, &d))
 		return;
 	guard_note_hang(t, lw); /* before the de-duplication: a new wait restarts its clock */
@@ -138,6 +158,9 @@ static void maybe_report_hang(struct tracer *t, const struct rec_long_wait *lw)
 	t->out.ops->hang(&t->out, &r);
 	annotate_hang(t, &r);
 	track_hang(t, lw, &d, fp);
+	/* a parent already waiting for this process now waits for a hung child */
+	if (!d.child)
+		recheck_child_waiters(t, lw->p.pid);
 }
 
 /* The hang that thread tid (0: the whole process) belonged to is over: say so once. The
@@ -234,9 +257,55 @@ void tracer_events_cleanup(struct tracer *t)
 	drop_snapshot(t);
 	ht_free(t->ht);
 	t->ht = NULL;
+	free(t->cw);
+	t->cw = NULL;
 }
 
+/* A wait for a child: the child's facts on the waiting thread's waiting_for (once per
+ * graph), and the wait remembered while it lasts (a child's later hang, childwait.h). */
+static void attach_child(struct tracer *t, const struct rec_long_wait *r, const struct ph_event *e)
+{
+	struct wf_info *f = waiter_info(t, r);
+	if (f && !f->child)
+		f->child = childwait_read(t->reader, t->ht, r->p.pid, r->p.tid, e->wait.uaddr);
+	if (!t->cw)
+		t->cw = calloc(1, sizeof(*t->cw));
+	if (t->cw) {
+		struct cw_open o = { .pid = r->p.pid, .tid = r->p.tid, .proc_start = e->proc_start,
+				     .uaddr = e->wait.uaddr, .start_ns = e->wait.start_ns,
+				     .op = e->wait.op };
+		cw_table_open(t->cw, &o);
+	}
+}
+
+static void evaluate_long_wait(struct tracer *t, const struct ph_event *e, bool emit);
+
 static void on_long_wait(struct tracer *t, const struct ph_event *e)
+{
+	evaluate_long_wait(t, e, true);
+}
+
+/* The open waits of child's parent for it (or for any child), evaluated again: the
+ * child's hang proven after its parent's long_wait makes that wait a child_hung. */
+static void recheck_child_waiters(struct tracer *t, pid_t child)
+{
+	struct cw_open o[8];
+	size_t n = t->cw ? cw_table_waiters_of(t->cw, child, o, 8) : 0;
+	for (size_t i = 0; i < n; i++) {
+		struct ph_event e = { .type = PH_EV_LONG_WAIT, .pid = (unsigned)o[i].pid,
+				      .tid = (unsigned)o[i].tid, .ts_ns = mono_now_ns(),
+				      .proc_start = o[i].proc_start };
+		e.wait.start_ns = o[i].start_ns;
+		e.wait.uaddr = o[i].uaddr;
+		e.wait.op = o[i].op;
+		e.wait.flags = PH_WF_REPORTED;
+		drop_snapshot(t); /* the parent is read anew, with its child as it is now */
+		evaluate_long_wait(t, &e, false);
+	}
+}
+
+/* A long wait: its event (emit), then the hang it proves, if any. */
+static void evaluate_long_wait(struct tracer *t, const struct ph_event *e, bool emit)
 {
 	struct rec_long_wait r = { 0 };
 	char err[256] = "";
@@ -256,9 +325,13 @@ static void on_long_wait(struct tracer *t, const struct ph_event *e)
 	r.py_error = r.py ? NULL : err;
 	if (r.py)
 		snapshot_graph(t);
+	if (r.py && is_child_op(e->wait.op))
+		attach_child(t, &r, e);
 	r.covered = ht_hang_covers(t->ht, r.p.pid, r.p.tid);
-	t->n_long_waits++;
-	t->out.ops->long_wait(&t->out, &r);
+	if (emit) {
+		t->n_long_waits++;
+		t->out.ops->long_wait(&t->out, &r);
+	}
 	if (r.py)
 		maybe_report_hang(t, &r);
 }
@@ -270,6 +343,7 @@ static void on_wait_end(struct tracer *t, const struct ph_event *e)
 	r.waited_s = seconds_between(e->wait.start_ns, e->ts_ns);
 	r.before_start = e->wait.flags & PH_WF_BEFORE_START;
 	r.futex_addr = e->wait.uaddr;
+	r.futex_op = e->wait.op;
 	r.signal = r.exit_signal = r.exit_status = -1;
 	switch (e->wait.end_reason) {
 	case PH_END_THREAD_EXIT:
@@ -294,6 +368,8 @@ static void on_wait_end(struct tracer *t, const struct ph_event *e)
 	t->out.ops->wait_end(&t->out, &r);
 	guard_note_wait_end(t, r.p.pid, r.p.tid);
 	ht_wait_close(t->ht, r.p.tid);
+	if (t->cw)
+		cw_table_close(t->cw, r.p.tid);
 	end_hang(t, r.p.pid, r.p.tid, e->ts_ns, r.ended_by, &r.p);
 }
 

@@ -67,7 +67,8 @@ struct rec_wait_end {
 	struct ev_proc p;
 	double waited_s;
 	bool before_start;
-	uint64_t futex_addr;
+	uint64_t futex_addr;  /* a wait for a child (futex_op PH_OP_CHILD_*): the awaited pid */
+	uint32_t futex_op;
 	const char *ended_by; /* "return", "signal", "thread_exit" or "process_exit" */
 	int signal;           /* ended_by "signal": the signal whose handler ran; -1 unknown */
 	int exit_signal;      /* "process_exit": the signal that killed the process, else -1 */

@@ -8,6 +8,7 @@
 #include "pyreader.h"
 #include "ratelimit.h"
 #include "waitgraph.h"
+#include "childwait.h"
 
 static void begin_event(struct output *o, struct jw *w, const char *event, uint64_t mono_ns)
 {
@@ -136,7 +137,16 @@ static void json_long_wait(struct output *o, const struct rec_long_wait *r)
 	jw_kdouble(&w, "waited_s", r->waited_s, 3);
 	jw_kbool(&w, "before_start", r->before_start);
 	jw_kbool(&w, "gil", r->gil);
-	futex_object(&w, r->futex_addr, r->futex_op);
+	if (r->futex_op == PH_OP_CHILD_WAIT4 || r->futex_op == PH_OP_CHILD_WAITID) {
+		/* a wait for a child: no futex; the call, and the child in waiting_for */
+		char name[16];
+		futex_op_name(r->futex_op, name, sizeof(name));
+		jw_key(&w, "futex");
+		jw_null(&w);
+		jw_kstr(&w, "syscall", name);
+	} else {
+		futex_object(&w, r->futex_addr, r->futex_op);
+	}
 	if (r->py) {
 		for (size_t i = 0; i < r->py->nthreads; i++)
 			if (r->py->threads[i].tid == r->p.tid && r->py->threads[i].wf &&
@@ -262,6 +272,10 @@ void output_json_diagnosis(struct jw *w, const struct diagnosis *d, const struct
 	if (py && !strcmp(d->code, "deadlock")) {
 		jw_key(w, "cycle");
 		waitgraph_write_cycle(w, py, d);
+	}
+	if (d->child) {
+		jw_key(w, "child");
+		childwait_write_diagnosis_child(w, d);
 	}
 	jw_obj_end(w);
 }

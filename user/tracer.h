@@ -76,6 +76,7 @@ struct tracer {
 	/* open long waits and open hangs, for proofs and hang_end (hangtrack.h); lazily made */
 	struct hangtrack *ht;
 	uint64_t n_hang_ends;
+	struct cw_table *cw; /* open waits for children (childwait.h); lazily made */
 };
 
 /* events.c */

@@ -1,5 +1,6 @@
 /* waitgraph: wait kinds, holders and proven diagnoses (see waitgraph.h). */
 #include "waitgraph.h"
+#include "childwait.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -272,8 +273,10 @@ int waitgraph_build(struct waitgraph *g, struct py_reader *r, struct py_process 
 void waitgraph_free(struct waitgraph *g)
 {
 	if (g->p && g->info)
-		for (size_t i = 0; i < g->p->nthreads; i++)
+		for (size_t i = 0; i < g->p->nthreads; i++) {
 			((struct py_thread *)&g->p->threads[i])->wf = NULL;
+			childwait_free(g->info[i].child);
+		}
 	free(g->info);
 	g->info = NULL;
 }
@@ -350,6 +353,8 @@ void waitgraph_describe_wait(const struct wf_info *f, char *buf, size_t len)
 		}
 	} else if (f->holder_dead) {
 		snprintf(buf, len, "%s whose owner thread has exited", f->kind);
+	} else if (f->child) {
+		childwait_describe(f->child, buf, len);
 	} else if (f->lock) {
 		snprintf(buf, len, "%s (holder unknown: taken with a bare acquire(), or free)", f->kind);
 	} else {
@@ -543,6 +548,10 @@ void waitgraph_write_waiting_for(struct jw *w, const struct wf_info *f)
 	}
 	if (f->holder_dead)
 		jw_kbool(w, "holder_exited", true);
+	if (f->child) {
+		jw_key(w, "child");
+		childwait_write_json(w, f->child);
+	}
 	jw_key(w, "timeout_s");
 	if (f->timed && f->timeout_s >= 0)
 		jw_double(w, f->timeout_s, 3);

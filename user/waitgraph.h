@@ -20,6 +20,8 @@
 #include "lockown.h"
 #include "pyreader.h"
 
+struct cw_wait;
+
 struct wf_info {
 	const char *kind;          /* see above; NULL: not waiting (running, unknown) */
 	uint64_t object;           /* the Python object waited for, 0: unknown */
@@ -34,6 +36,8 @@ struct wf_info {
 	double timeout_s;          /* left, when timed and readable; < 0 unknown */
 	struct lo_thread lo;       /* what it holds */
 	const struct py_thread *self;
+	struct cw_wait *child;     /* kind "child": the child's facts (childwait.h), or NULL;
+				    * freed with the graph */
 };
 
 struct waitgraph {
