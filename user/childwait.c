@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hangtrack.h"
@@ -449,7 +450,9 @@ bool childwait_diagnose(struct cw_wait *cw, const struct py_process *p, struct d
 			char by[200] = "", fill[96] = "";
 			comm_q(c->wr_comm, wq, sizeof(wq));
 			if (c->wr_pid != c->pid)
-				snprintf(by, sizeof(by), "; its descendant %s (pid %d)", wq, (int)c->wr_pid);
+				snprintf(by, sizeof(by), ", whose descendant %s (pid %d) is", wq, (int)c->wr_pid);
+			else
+				snprintf(by, sizeof(by), ", which is");
 			if (c->pipe.queued >= 0 && c->pipe.capacity > 0)
 				snprintf(fill, sizeof(fill), " (%ld of %ld bytes queued)", c->pipe.queued,
 					 c->pipe.capacity);
@@ -462,8 +465,8 @@ bool childwait_diagnose(struct cw_wait *cw, const struct py_process *p, struct d
 			d->child = cw;
 			d->child_index = i;
 			const char *nm = syscall_name(c->wr_nr);
-			snprintf(long_text, sizeof(long_text), "%s waits in %s for child pid %d (%s)%s, which is "
-				 "blocked in %s() writing to a full pipe%s whose only reader is this "
+			snprintf(long_text, sizeof(long_text), "%s waits in %s for child pid %d (%s)%s "
+				 "blocked in %s() on a full pipe%s whose only reader is this "
 				 "process, and none of its threads reads it: a pipe deadlock; read the pipe "
 				 "while waiting (use communicate() instead of wait())", a, where,
 				 (int)c->pid, cq, by, nm ? nm : "write", fill);
@@ -582,7 +585,7 @@ static void describe_child(const struct cw_child *c, char *buf, size_t len)
 	if (c->hung)
 		snprintf(buf, len, "pid %d (%s), which has a %s of its own", (int)c->pid, cq, c->hang.code);
 	else if (c->writer && c->wr_pid == c->pid)
-		snprintf(buf, len, "pid %d (%s), which is blocked in %s() writing to a pipe", (int)c->pid,
+		snprintf(buf, len, "pid %d (%s), which is blocked in %s() on a pipe", (int)c->pid,
 			 cq, syscall_name(c->wr_nr) ? syscall_name(c->wr_nr) : "write");
 	else if (c->writer) {
 		comm_q(c->wr_comm, wq, sizeof(wq));
@@ -678,19 +681,26 @@ void childwait_text(struct strbuf *sb, const struct cw_wait *cw, const struct di
 
 /* ---- open child waits --------------------------------------------------------------- */
 
-void cw_table_open(struct cw_table *t, const struct cw_open *o)
+void cw_table_open(struct cw_table *t, const struct cw_open *in)
 {
-	struct cw_open *free_slot = NULL;
+	struct cw_open *free_slot = NULL, o = *in;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	o.next_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec + CW_RECHECK_FIRST_NS;
+	o.tries = 0;
 	for (size_t i = 0; i < CW_OPEN_MAX; i++) {
-		if (t->open[i].tid == o->tid) {
-			t->open[i] = *o;
+		if (t->open[i].tid == o.tid) {
+			if (t->open[i].pid == o.pid && t->open[i].start_ns == o.start_ns &&
+			    t->open[i].uaddr == o.uaddr)
+				return; /* the same wait, looked at again: its schedule stands */
+			t->open[i] = o;
 			return;
 		}
 		if (!free_slot && !t->open[i].tid)
 			free_slot = &t->open[i];
 	}
 	if (free_slot)
-		*free_slot = *o; /* full: not remembered (a later child_hung is missed, never false) */
+		*free_slot = o; /* full: not remembered (a later child_hung is missed, never false) */
 }
 
 void cw_table_close(struct cw_table *t, pid_t tid)
@@ -698,6 +708,34 @@ void cw_table_close(struct cw_table *t, pid_t tid)
 	for (size_t i = 0; i < CW_OPEN_MAX; i++)
 		if (t->open[i].tid == tid)
 			memset(&t->open[i], 0, sizeof(t->open[i]));
+}
+
+const struct cw_open *cw_table_next_due(struct cw_table *t, uint64_t now_ns, int *due_ms)
+{
+	uint64_t next = UINT64_MAX;
+	for (size_t i = 0; i < CW_OPEN_MAX; i++) {
+		struct cw_open *o = &t->open[i];
+		if (!o->tid || o->next_ns == UINT64_MAX)
+			continue;
+		if (o->next_ns <= now_ns) {
+			uint64_t gap = CW_RECHECK_FIRST_NS << (o->tries < 5 ? o->tries + 1 : 5);
+			o->next_ns = now_ns + (gap < CW_RECHECK_MAX_NS ? gap : CW_RECHECK_MAX_NS);
+			o->tries++;
+			*due_ms = 0;
+			return o;
+		}
+		if (o->next_ns < next)
+			next = o->next_ns;
+	}
+	*due_ms = next == UINT64_MAX ? -1 : (int)((next - now_ns) / 1000000ull) + 1;
+	return NULL;
+}
+
+void cw_table_settle(struct cw_table *t, pid_t tid)
+{
+	for (size_t i = 0; i < CW_OPEN_MAX; i++)
+		if (t->open[i].tid == tid)
+			t->open[i].next_ns = UINT64_MAX;
 }
 
 size_t cw_table_waiters_of(const struct cw_table *t, pid_t child, struct cw_open *out, size_t max)

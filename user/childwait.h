@@ -96,12 +96,23 @@ struct cw_open {
 	pid_t pid, tid;
 	uint64_t proc_start, uaddr, start_ns;
 	uint32_t op;
+	/* looked at again while nothing is proven (a child still running at the long_wait may
+	 * block later): after 1 s, then doubling up to CW_RECHECK_MAX_NS */
+	uint64_t next_ns;     /* CLOCK_MONOTONIC; UINT64_MAX: no more */
+	uint32_t tries;
 };
+#define CW_RECHECK_FIRST_NS 1000000000ull
+#define CW_RECHECK_MAX_NS 30000000000ull
 struct cw_table {
 	struct cw_open open[CW_OPEN_MAX];
 };
 void cw_table_open(struct cw_table *t, const struct cw_open *o);
 void cw_table_close(struct cw_table *t, pid_t tid);
+/* The next open wait due for a new look at now_ns (its schedule advanced), or NULL; *due_ms:
+ * milliseconds until the next one (-1: none). */
+const struct cw_open *cw_table_next_due(struct cw_table *t, uint64_t now_ns, int *due_ms);
+/* No new look at tid's wait (it is part of a reported hang). */
+void cw_table_settle(struct cw_table *t, pid_t tid);
 /* The open waits that child (a host pid) may end: its parent's waits for it or for any
  * child. Copied to out (at most max); their number. */
 size_t cw_table_waiters_of(const struct cw_table *t, pid_t child, struct cw_open *out, size_t max);

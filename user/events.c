@@ -304,6 +304,29 @@ static void recheck_child_waiters(struct tracer *t, pid_t child)
 	}
 }
 
+int tracer_recheck_child_waits(struct tracer *t)
+{
+	int due = -1;
+	const struct cw_open *o;
+	/* at most a few per pass: each reads the parent, its children and the pipes' holders */
+	for (int n = 0; t->cw && n < 4 && (o = cw_table_next_due(t->cw, mono_now_ns(), &due)); n++) {
+		struct ph_event e = { .type = PH_EV_LONG_WAIT, .pid = (unsigned)o->pid,
+				      .tid = (unsigned)o->tid, .ts_ns = mono_now_ns(),
+				      .proc_start = o->proc_start };
+		e.wait.start_ns = o->start_ns;
+		e.wait.uaddr = o->uaddr;
+		e.wait.op = o->op;
+		e.wait.flags = PH_WF_REPORTED;
+		if (ht_hang_covers(t->ht, o->pid, o->tid)) {
+			cw_table_settle(t->cw, o->tid);
+			continue;
+		}
+		drop_snapshot(t);
+		evaluate_long_wait(t, &e, false);
+	}
+	return due < 0 ? 1000 : due;
+}
+
 /* A long wait: its event (emit), then the hang it proves, if any. */
 static void evaluate_long_wait(struct tracer *t, const struct ph_event *e, bool emit)
 {

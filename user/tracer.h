@@ -83,6 +83,9 @@ struct tracer {
 int tracer_handle_event(void *arg, const void *data, size_t size);
 /* Free what the event handlers keep between events. */
 void tracer_events_cleanup(struct tracer *t);
+/* Open waits for children looked at again (childwait.h: a child that blocks later); ms
+ * until the next is due. */
+int tracer_recheck_child_waits(struct tracer *t);
 /* Run due exec re-checks; returns ms until the next one is due, or -1 if none. */
 int tracer_run_exec_checks(struct tracer *t);
 
