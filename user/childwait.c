@@ -183,7 +183,14 @@ static void find_pipe_writer(pid_t waiter, struct cw_child *c)
 	likely[nl++] = waiter;
 	for (size_t i = 0; i < n && nl < CW_MAX_DESC + 1; i++)
 		likely[nl++] = q[i];
-	pipe_holders(c->pipe.ino, likely, nl, false, &c->pipe);
+	/* the whole host is looked at only when it can prove something: the waiter holds the
+	 * read end (else the pipe's facts are those of the likely holders, `complete` false) */
+	pipe_holders(c->pipe.ino, likely, nl, true, &c->pipe);
+	bool waiter_reads = false;
+	for (size_t i = 0; i < c->pipe.nholders; i++)
+		waiter_reads |= c->pipe.holders[i].pid == waiter && c->pipe.holders[i].read_end;
+	if (waiter_reads)
+		pipe_holders(c->pipe.ino, likely, nl, false, &c->pipe);
 	pipe_fill(c->wr_pid, c->wr_fd, c->pipe.ino, &c->pipe);
 	c->pipe_read = true;
 }

@@ -157,9 +157,9 @@ static void note_holder(struct pipe_facts *f, pid_t pid, int fd, bool rd, bool w
 	proc_comm(pid, 0, h->comm, sizeof(h->comm));
 }
 
-/* Every fd of pid that is pipe f->ino. Holders beyond PIPE_MAX_HOLDERS are counted but
- * not kept: a process seen twice then counts twice (more readers than there are, which
- * never proves a single reader). */
+/* Every fd of pid that is pipe f->ino (each process is looked at once per scan: the
+ * likely holders first, then the rest of /proc without them). Holders beyond
+ * PIPE_MAX_HOLDERS are counted but not kept. */
 static void scan_process(struct pipe_facts *f, pid_t pid)
 {
 	char path[64];
