@@ -244,8 +244,9 @@ def test_child_ends_after_3s(session, python):
     assert len(lws) == 1, [short(e, 500) for e in lws]
     wf = lws[0].get("waiting_for") or {}
     assert wf.get("kind") == "child" and wf["child"].get("pid") == child, short(lws[0])
-    # sleeping in its time.sleep, or still starting up on a loaded machine
-    assert wf["child"].get("state") in ("sleeping", "running"), short(lws[0])
+    # sleeping in its time.sleep, still starting up, or (a tracer far behind on a loaded
+    # machine: the long_wait is read after the child ended) gone
+    assert wf["child"].get("state") in ("sleeping", "running", "zombie", "gone"), short(lws[0])
     assert not session.tracer.select("hang", pid=job.pid), short(session.tracer.select("hang", pid=job.pid)[0])
     ends = session.tracer.select("wait_end", pid=job.pid, tid=waiter)
     assert [e.get("ended_by") for e in ends] == ["return"], [short(e) for e in ends]

@@ -133,6 +133,28 @@ static bool is_read_call(long nr)
 	       nr == NR_PREADV2 || nr == NR_SPLICE;
 }
 
+/* voluntary + nonvoluntary context switches of a task (/proc/PID/task/TID/status, Linux
+ * 2.6.23+): unchanged between two looks means it never ran in between. UINT64_MAX unknown. */
+static uint64_t task_switches(pid_t pid, pid_t tid)
+{
+	char path[80], buf[4096];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)pid, (int)tid);
+	if (read_file(path, buf, sizeof(buf)) <= 0)
+		return UINT64_MAX;
+	const char *v = strstr(buf, "\nvoluntary_ctxt_switches:");
+	const char *n = strstr(buf, "\nnonvoluntary_ctxt_switches:");
+	if (!v || !n)
+		return UINT64_MAX;
+	return strtoull(v + 25, NULL, 10) + strtoull(n + 28, NULL, 10);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 struct writer_search {
 	pid_t pid;
 	struct cw_child *c;
@@ -155,6 +177,7 @@ static int find_writer_task(pid_t tid, void *arg)
 	c->wr_fd = (int)sc.args[0];
 	c->wr_nr = sc.nr;
 	c->pipe.ino = ino;
+	c->wr_switches = task_switches(s->pid, tid);
 	proc_comm(s->pid, tid, c->wr_comm, sizeof(c->wr_comm));
 	return 1;
 }
@@ -372,18 +395,45 @@ static bool process_may_read(pid_t pid, uint64_t ino)
 	return c.may;
 }
 
-/* The writer is still blocked writing to the same pipe (looked at again, after the scan). */
-static bool writer_still_blocked(const struct cw_child *c)
+/* The writer is still blocked writing to the same pipe (looked at again, after the scan),
+ * and has not run since the first look (the same context switch count, at least
+ * CW_WRITER_STILL_NS earlier: kept in the open wait o). */
+static bool writer_still_blocked(const struct cw_child *c, struct cw_open *o)
 {
 	struct blocked_syscall sc;
-	uint64_t ino = 0;
+	uint64_t ino = 0, now = now_ns();
 	bool wr = false;
-	return proc_task_syscall(c->wr_pid, c->wr_tid, &sc) == 0 && sc.nr == c->wr_nr &&
-	       (int)sc.args[0] == c->wr_fd && pipe_fd(c->wr_pid, c->wr_fd, &ino, NULL, &wr) == 1 &&
-	       wr && ino == c->pipe.ino;
+	if (!(proc_task_syscall(c->wr_pid, c->wr_tid, &sc) == 0 && sc.nr == c->wr_nr &&
+	      (int)sc.args[0] == c->wr_fd && pipe_fd(c->wr_pid, c->wr_fd, &ino, NULL, &wr) == 1 &&
+	      wr && ino == c->pipe.ino))
+		return false;
+	uint64_t sw = task_switches(c->wr_pid, c->wr_tid);
+	if (!o || sw == UINT64_MAX || sw != c->wr_switches)
+		return false;
+	if (o->wr_tid == c->wr_tid && o->wr_ino == ino && o->wr_switches == sw && o->wr_seen_ns &&
+	    now - o->wr_seen_ns >= CW_WRITER_STILL_NS)
+		return true;
+	if (!(o->wr_tid == c->wr_tid && o->wr_ino == ino && o->wr_switches == sw)) {
+		/* a first look (or the writer ran): the clock starts now; looked at again soon */
+		o->wr_tid = c->wr_tid;
+		o->wr_ino = ino;
+		o->wr_switches = sw;
+		o->wr_seen_ns = now;
+		if (o->next_ns > now + CW_WRITER_STILL_NS && o->next_ns != UINT64_MAX)
+			o->next_ns = now + CW_WRITER_STILL_NS;
+	}
+	return false;
 }
 
-static bool pipe_deadlocked(const struct cw_wait *cw, const struct cw_child *c)
+static struct cw_open *open_wait(struct cw_table *tab, const struct cw_wait *cw)
+{
+	for (size_t i = 0; tab && i < CW_OPEN_MAX; i++)
+		if (tab->open[i].tid == cw->tid && tab->open[i].pid == cw->pid)
+			return &tab->open[i];
+	return NULL;
+}
+
+static bool pipe_deadlocked(const struct cw_wait *cw, const struct cw_child *c, struct cw_open *o)
 {
 	if (!c->writer || !c->pipe_read || !c->pipe.complete || c->pipe.nreaders != 1 ||
 	    !strcmp(c->state, "zombie") || !strcmp(c->state, "gone"))
@@ -394,7 +444,7 @@ static bool pipe_deadlocked(const struct cw_wait *cw, const struct cw_child *c)
 			reader = &c->pipe.holders[i];
 	if (!reader || reader->pid != cw->pid)
 		return false;
-	return !process_may_read(cw->pid, c->pipe.ino) && writer_still_blocked(c);
+	return !process_may_read(cw->pid, c->pipe.ino) && writer_still_blocked(c, o);
 }
 
 static const struct py_thread *thread_of(const struct py_process *p, pid_t tid)
@@ -426,8 +476,10 @@ static void set_summary(struct diagnosis *d, const char *text)
 	d->summary[n] = '\0';
 }
 
-bool childwait_diagnose(struct cw_wait *cw, const struct py_process *p, struct diagnosis *d)
+bool childwait_diagnose(struct cw_wait *cw, const struct py_process *p, struct cw_table *tab,
+			struct diagnosis *d)
 {
+	struct cw_open *o = open_wait(tab, cw);
 	char long_text[2400];
 	const struct py_thread *t = thread_of(p, cw->tid);
 	char a[128], where[400], cq[32], wq[32];
@@ -453,7 +505,7 @@ bool childwait_diagnose(struct cw_wait *cw, const struct py_process *p, struct d
 			set_summary(d, long_text);
 			return true;
 		}
-		if (pipe_deadlocked(cw, c)) {
+		if (pipe_deadlocked(cw, c, o)) {
 			char by[200] = "", fill[96] = "";
 			comm_q(c->wr_comm, wq, sizeof(wq));
 			if (c->wr_pid != c->pid)
@@ -736,6 +788,16 @@ const struct cw_open *cw_table_next_due(struct cw_table *t, uint64_t now_ns, int
 	}
 	*due_ms = next == UINT64_MAX ? -1 : (int)((next - now_ns) / 1000000ull) + 1;
 	return NULL;
+}
+
+void cw_table_next_due_ms(const struct cw_table *t, uint64_t now_ns, int *due_ms)
+{
+	uint64_t next = UINT64_MAX;
+	for (size_t i = 0; i < CW_OPEN_MAX; i++)
+		if (t->open[i].tid && t->open[i].next_ns < next)
+			next = t->open[i].next_ns;
+	*due_ms = next == UINT64_MAX ? -1 : next <= now_ns ? 0 :
+		  (int)((next - now_ns) / 1000000ull) + 1;
 }
 
 void cw_table_settle(struct cw_table *t, pid_t tid)

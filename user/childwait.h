@@ -49,6 +49,7 @@ struct cw_child {
 	char wr_comm[16];
 	int wr_fd;
 	long wr_nr;
+	uint64_t wr_switches;     /* its context switches (voluntary + not), UINT64_MAX unknown */
 	struct pipe_facts pipe;
 	bool pipe_read;           /* the holders and fill were read */
 	/* a Python child: its threads and graph, and the thread whose wait is the child's */
@@ -76,9 +77,13 @@ struct cw_wait {
 struct cw_wait *childwait_read(struct py_reader *r, const struct hangtrack *ht, pid_t pid,
 			       pid_t tid, uint64_t uaddr);
 void childwait_free(struct cw_wait *cw);
+struct cw_table;
 /* pipe_deadlock or child_hung for the waiting thread (in p, its process's snapshot): d
- * filled (d->child set) and true when proven. */
-bool childwait_diagnose(struct cw_wait *cw, const struct py_process *p, struct diagnosis *d);
+ * filled (d->child set) and true when proven. A pipe deadlock takes two looks at least
+ * CW_WRITER_STILL_NS apart (tab: the open waits, where the first look is kept; NULL:
+ * never proven): the writer must not have run in between. */
+bool childwait_diagnose(struct cw_wait *cw, const struct py_process *p, struct cw_table *tab,
+			struct diagnosis *d);
 /* The `child` value of `waiting_for`: {pid, comm, cmdline, state, syscall, waiting_for}, or
  * for a wait for any child {pid: -1, children: [...]}. */
 void childwait_write_json(struct jw *w, const struct cw_wait *cw);
@@ -100,7 +105,12 @@ struct cw_open {
 	 * block later): after 1 s, then doubling up to CW_RECHECK_MAX_NS */
 	uint64_t next_ns;     /* CLOCK_MONOTONIC; UINT64_MAX: no more */
 	uint32_t tries;
+	/* the pipe writer seen at the last look: a writer that has not run since (the same
+	 * context switch count) was blocked on the full pipe throughout, and nobody read it */
+	pid_t wr_tid;
+	uint64_t wr_ino, wr_switches, wr_seen_ns;
 };
+#define CW_WRITER_STILL_NS 500000000ull /* a writer must stay blocked this long */
 #define CW_RECHECK_FIRST_NS 1000000000ull
 #define CW_RECHECK_MAX_NS 30000000000ull
 struct cw_table {
@@ -111,6 +121,8 @@ void cw_table_close(struct cw_table *t, pid_t tid);
 /* The next open wait due for a new look at now_ns (its schedule advanced), or NULL; *due_ms:
  * milliseconds until the next one (-1: none). */
 const struct cw_open *cw_table_next_due(struct cw_table *t, uint64_t now_ns, int *due_ms);
+/* Milliseconds until the next open wait is due (0: now; -1: none), in *due_ms. */
+void cw_table_next_due_ms(const struct cw_table *t, uint64_t now_ns, int *due_ms);
 /* No new look at tid's wait (it is part of a reported hang). */
 void cw_table_settle(struct cw_table *t, pid_t tid);
 /* The open waits that child (a host pid) may end: its parent's waits for it or for any

@@ -145,7 +145,7 @@ static void maybe_report_hang(struct tracer *t, const struct rec_long_wait *lw)
 	struct diag_waits w = { long_blocked, (void *)lw };
 	const struct waitgraph *g = t->graph && t->graph->p == lw->py ? t->graph : NULL;
 	struct wf_info *cf = is_child_op(lw->futex_op) ? waiter_info(t, lw) : NULL;
-	if (!(cf && cf->child && childwait_diagnose(cf->child, lw->py, &d)) &&
+	if (!(cf && cf->child && childwait_diagnose(cf->child, lw->py, t->cw, &d)) &&
 	    !(g && waitgraph_diagnose(g, lw->p.tid, &w, &d)) &&
 	    !diagnose_process(lw->py, lw->p.tid, lw->waited_s, lw->gil, &w, &d))
 		return;
@@ -266,7 +266,7 @@ void tracer_events_cleanup(struct tracer *t)
 static void attach_child(struct tracer *t, const struct rec_long_wait *r, const struct ph_event *e)
 {
 	struct wf_info *f = waiter_info(t, r);
-	if (f && !f->child)
+	if (f && !f->child && f->kind && !strcmp(f->kind, "child"))
 		f->child = childwait_read(t->reader, t->ht, r->p.pid, r->p.tid, e->wait.uaddr);
 	if (!t->cw)
 		t->cw = calloc(1, sizeof(*t->cw));
@@ -307,9 +307,10 @@ static void recheck_child_waiters(struct tracer *t, pid_t child)
 int tracer_recheck_child_waits(struct tracer *t)
 {
 	int due = -1;
-	const struct cw_open *o;
-	/* at most a few per pass: each reads the parent, its children and the pipes' holders */
-	for (int n = 0; t->cw && n < 4 && (o = cw_table_next_due(t->cw, mono_now_ns(), &due)); n++) {
+	const struct cw_open *o = NULL;
+	/* one per pass, between reads of the ring buffer: each reads the parent, its children
+	 * and maybe the pipes' holders */
+	for (int n = 0; t->cw && n < 1 && (o = cw_table_next_due(t->cw, mono_now_ns(), &due)); n++) {
 		struct ph_event e = { .type = PH_EV_LONG_WAIT, .pid = (unsigned)o->pid,
 				      .tid = (unsigned)o->tid, .ts_ns = mono_now_ns(),
 				      .proc_start = o->proc_start };
@@ -324,7 +325,9 @@ int tracer_recheck_child_waits(struct tracer *t)
 		drop_snapshot(t);
 		evaluate_long_wait(t, &e, false);
 	}
-	return due < 0 ? 1000 : due;
+	if (o && t->cw) /* looked at one: when is the next due */
+		cw_table_next_due_ms(t->cw, mono_now_ns(), &due);
+	return due;
 }
 
 /* A long wait: its event (emit), then the hang it proves, if any. */
@@ -348,13 +351,21 @@ static void evaluate_long_wait(struct tracer *t, const struct ph_event *e, bool 
 	r.py_error = r.py ? NULL : err;
 	if (r.py)
 		snapshot_graph(t);
-	if (r.py && is_child_op(e->wait.op))
-		attach_child(t, &r, e);
+	struct cw_wait *orphan = NULL;
+	if (is_child_op(e->wait.op)) {
+		if (r.py)
+			attach_child(t, &r, e);
+		const struct wf_info *f = r.py ? waiter_info(t, &r) : NULL;
+		if (emit && (!f || !f->child)) /* not waiting any more when read: the kernel's word */
+			r.child_wait = orphan = childwait_read(t->reader, t->ht, r.p.pid, r.p.tid,
+							       e->wait.uaddr);
+	}
 	r.covered = ht_hang_covers(t->ht, r.p.pid, r.p.tid);
 	if (emit) {
 		t->n_long_waits++;
 		t->out.ops->long_wait(&t->out, &r);
 	}
+	childwait_free(orphan);
 	if (r.py)
 		maybe_report_hang(t, &r);
 }

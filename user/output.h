@@ -15,6 +15,7 @@
 #include "strbuf.h"
 
 struct py_process; /* from pyreader.h: Python threads and stacks, when known */
+struct cw_wait;    /* from childwait.h */
 struct py_thread;
 
 struct ev_proc {
@@ -61,6 +62,10 @@ struct rec_long_wait {
 	const char *py_error;        /* why py is NULL */
 	void *tracer;                /* the tracer (for the event handlers' own use) */
 	bool covered;                /* the thread is part of a hang reported and not over */
+	/* a wait for a child whose thread was not found waiting in py (the process exited, or
+	 * the wait ended, before it was read): the child's facts from the kernel's record and
+	 * /proc, for the top-level waiting_for; NULL otherwise */
+	const struct cw_wait *child_wait;
 };
 
 struct rec_wait_end {

@@ -147,8 +147,20 @@ static void json_long_wait(struct output *o, const struct rec_long_wait *r)
 	} else {
 		futex_object(&w, r->futex_addr, r->futex_op);
 	}
+	if (r->child_wait) {
+		jw_key(&w, "waiting_for");
+		jw_obj_begin(&w);
+		jw_kstr(&w, "kind", "child");
+		jw_kstr(&w, "object", NULL);
+		jw_kstr(&w, "name", NULL);
+		jw_kstr(&w, "holder", NULL);
+		jw_key(&w, "child");
+		childwait_write_json(&w, r->child_wait);
+		jw_kstr(&w, "timeout_s", NULL);
+		jw_obj_end(&w);
+	}
 	if (r->py) {
-		for (size_t i = 0; i < r->py->nthreads; i++)
+		for (size_t i = 0; i < r->py->nthreads && !r->child_wait; i++)
 			if (r->py->threads[i].tid == r->p.tid && r->py->threads[i].wf &&
 			    r->py->threads[i].wf->kind) {
 				jw_key(&w, "waiting_for");

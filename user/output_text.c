@@ -154,6 +154,8 @@ static void text_long_wait(struct output *o, const struct rec_long_wait *r)
 	put_proc(o, &r->p);
 	if (r->py)
 		textreport_wait(outcap_process(o, r->py), r->p.tid, what, sizeof(what));
+	if (!what[0] && r->child_wait)
+		childwait_describe(r->child_wait, what, sizeof(what));
 	if (what[0]) {
 		sb_printf(&o->sb, " has waited %.1fs for ", r->waited_s);
 		sb_put_escaped_text(&o->sb, what, strlen(what));

@@ -2,8 +2,9 @@
  * interest in the kernel's watch table (before `start`, so nothing they do after it is
  * missed), then (after `start`) reports SIGCHLD already ignored (SigIgn in
  * /proc/PID/status; SA_NOCLDWAIT is not visible there), and seeds the kernel's wait table
- * with threads already blocked in a futex wait or a wait for a child, so the scanner reports them like any other
- * long wait (marked before_start) and a wait_end follows when they return. */
+ * with threads already blocked in a futex wait or a wait for a child (wait4/waitid), so
+ * the scanner reports them like any other long wait (marked before_start) and a wait_end
+ * follows when they return. */
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
