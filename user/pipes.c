@@ -89,8 +89,31 @@ int pipe_fd(pid_t pid, int fd, uint64_t *ino, bool *read_end, bool *write_end)
 	return 1;
 }
 
+/* The device of pipefs (every anonymous pipe's st_dev): from a pipe of our own, once. */
+static bool pipefs_dev(dev_t *dev)
+{
+	static int known = -1;
+	static dev_t d;
+	if (known < 0) {
+		int p[2];
+		struct stat st;
+		known = 0;
+		if (pipe2(p, O_CLOEXEC) == 0) {
+			if (fstat(p[0], &st) == 0) {
+				d = st.st_dev;
+				known = 1;
+			}
+			close(p[0]);
+			close(p[1]);
+		}
+	}
+	*dev = d;
+	return known == 1;
+}
+
 int pipe_fill(pid_t pid, int fd, uint64_t ino, struct pipe_facts *f)
 {
+	dev_t pdev;
 	char path[64];
 	struct stat st;
 	f->queued = f->capacity = -1;
@@ -99,7 +122,9 @@ int pipe_fill(pid_t pid, int fd, uint64_t ino, struct pipe_facts *f)
 	int pfd = open(path, O_PATH | O_CLOEXEC);
 	if (pfd < 0)
 		return -1;
-	if (fstat(pfd, &st) != 0 || !S_ISFIFO(st.st_mode) || (uint64_t)st.st_ino != ino) {
+	/* an anonymous pipe: pipefs, not a named FIFO elsewhere with the same inode number */
+	if (fstat(pfd, &st) != 0 || !S_ISFIFO(st.st_mode) || (uint64_t)st.st_ino != ino ||
+	    !pipefs_dev(&pdev) || st.st_dev != pdev) {
 		close(pfd); /* the fd now is something else: leave it alone */
 		return -1;
 	}

@@ -6,8 +6,8 @@
  * queued in it and its capacity, and which processes hold its read and write ends.
  * Hostile targets: fd numbers and link texts come from the target; nothing is followed
  * outside /proc, and the pipe itself is opened only to ask FIONREAD and F_GETPIPE_SZ: first
- * O_PATH (no open of the file, no FIFO wait), checked to be a FIFO with the inode the link
- * named, then reopened through /proc/self/fd with O_RDONLY|O_NONBLOCK|O_NOCTTY (opening a
+ * O_PATH (no open of the file, no FIFO wait), checked to be a FIFO on pipefs with the inode
+ * the link named, then reopened through /proc/self/fd with O_RDONLY|O_NONBLOCK|O_NOCTTY (opening a
  * FIFO's read side with O_NONBLOCK never blocks, pipe(7)). Every scan is bounded
  * (PIPE_MAX_PROCS processes, PIPE_MAX_FDS fds each, PIPE_MAX_HOLDERS kept); a scan cut by
  * a bound or an unreadable fd table says so (`complete` false), and then nothing can be
