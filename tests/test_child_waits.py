@@ -29,7 +29,8 @@ FIELD06 = os.path.realpath(os.path.join(HERE, "..", "..", "shared", "field", "06
 if not os.path.exists(FIELD06):
     FIELD06 = "/work/shared/field/06_popen_pipe_wait.py"
 HANGING = ("popen_wait", "check_call_thread", "child_hung")
-KINDS = HANGING + ("child_3s",)
+HEALTHY = ("child_3s", "reader_thread", "pipeline")
+KINDS = HANGING + HEALTHY
 
 
 def _children_of(pid):
@@ -135,7 +136,7 @@ def session(binary, tmp_path_factory):
         if not job.pid:
             return False
         kind = job.key[1]
-        if kind == "child_3s":
+        if kind in HEALTHY:
             return job.get("done") is not None
         code = "child_hung" if kind == "child_hung" else "pipe_deadlock"
         return bool(_hangs(tr, job.pid, code))
@@ -250,6 +251,21 @@ def test_child_ends_after_3s(session, python):
     assert not session.tracer.select("hang", pid=job.pid), short(session.tracer.select("hang", pid=job.pid)[0])
     ends = session.tracer.select("wait_end", pid=job.pid, tid=waiter)
     assert [e.get("ended_by") for e in ends] == ["return"], [short(e) for e in ends]
+
+
+@pytest.mark.parametrize("kind", ["reader_thread", "pipeline"])
+@pytest.mark.parametrize("python", INTERPRETERS, ids=[label_of(p) for p in INTERPRETERS])
+def test_full_pipe_that_is_read(session, python, kind):
+    """A parent waits for a child blocked on a full pipe that IS read, slowly: by another
+    thread of the parent, or by another process. A long_wait for the child, no hang."""
+    job = session[(python, kind)]
+    assert job.get("done") is not None, "the program did not finish%s" % job.describe()
+    assert not session.tracer.select("hang", pid=job.pid), \
+        [short(e, 1500) for e in session.tracer.select("hang", pid=job.pid)]
+    waiter = job.int("waiter")
+    lws = [e for e in session.tracer.select("long_wait", pid=job.pid, tid=waiter)
+           if (e.get("waiting_for") or {}).get("kind") == "child"]
+    assert lws, "no long_wait for the child at all: the test proves nothing%s" % job.describe()
 
 
 @pytest.mark.parametrize("python", INTERPRETERS, ids=[label_of(p) for p in INTERPRETERS])

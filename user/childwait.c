@@ -396,9 +396,9 @@ static bool process_may_read(pid_t pid, uint64_t ino)
 }
 
 /* The writer is still blocked writing to the same pipe (looked at again, after the scan),
- * and has not run since the first look (the same context switch count, at least
- * CW_WRITER_STILL_NS earlier: kept in the open wait o). */
-static bool writer_still_blocked(const struct cw_child *c, struct cw_open *o)
+ * and has not run since the first look (the same context switch count, at least still_ns
+ * earlier: kept in the open wait o). */
+static bool writer_still_blocked(const struct cw_child *c, struct cw_open *o, uint64_t still_ns)
 {
 	struct blocked_syscall sc;
 	uint64_t ino = 0, now = now_ns();
@@ -411,7 +411,7 @@ static bool writer_still_blocked(const struct cw_child *c, struct cw_open *o)
 	if (!o || sw == UINT64_MAX || sw != c->wr_switches)
 		return false;
 	if (o->wr_tid == c->wr_tid && o->wr_ino == ino && o->wr_switches == sw && o->wr_seen_ns &&
-	    now - o->wr_seen_ns >= CW_WRITER_STILL_NS)
+	    now - o->wr_seen_ns >= still_ns)
 		return true;
 	if (!(o->wr_tid == c->wr_tid && o->wr_ino == ino && o->wr_switches == sw)) {
 		/* a first look (or the writer ran): the clock starts now; looked at again soon */
@@ -419,8 +419,8 @@ static bool writer_still_blocked(const struct cw_child *c, struct cw_open *o)
 		o->wr_ino = ino;
 		o->wr_switches = sw;
 		o->wr_seen_ns = now;
-		if (o->next_ns > now + CW_WRITER_STILL_NS && o->next_ns != UINT64_MAX)
-			o->next_ns = now + CW_WRITER_STILL_NS;
+		if (o->next_ns > now + still_ns && o->next_ns != UINT64_MAX)
+			o->next_ns = now + still_ns;
 	}
 	return false;
 }
@@ -433,7 +433,8 @@ static struct cw_open *open_wait(struct cw_table *tab, const struct cw_wait *cw)
 	return NULL;
 }
 
-static bool pipe_deadlocked(const struct cw_wait *cw, const struct cw_child *c, struct cw_open *o)
+static bool pipe_deadlocked(const struct cw_wait *cw, const struct cw_child *c, struct cw_open *o,
+			    uint64_t still_ns)
 {
 	if (!c->writer || !c->pipe_read || !c->pipe.complete || c->pipe.nreaders != 1 ||
 	    !strcmp(c->state, "zombie") || !strcmp(c->state, "gone"))
@@ -444,7 +445,7 @@ static bool pipe_deadlocked(const struct cw_wait *cw, const struct cw_child *c, 
 			reader = &c->pipe.holders[i];
 	if (!reader || reader->pid != cw->pid)
 		return false;
-	return !process_may_read(cw->pid, c->pipe.ino) && writer_still_blocked(c, o);
+	return !process_may_read(cw->pid, c->pipe.ino) && writer_still_blocked(c, o, still_ns);
 }
 
 static const struct py_thread *thread_of(const struct py_process *p, pid_t tid)
@@ -480,6 +481,8 @@ bool childwait_diagnose(struct cw_wait *cw, const struct py_process *p, struct c
 			struct diagnosis *d)
 {
 	struct cw_open *o = open_wait(tab, cw);
+	uint64_t still_ns = tab && tab->writer_still_ns > CW_WRITER_STILL_MIN_NS ?
+		tab->writer_still_ns : CW_WRITER_STILL_MIN_NS;
 	char long_text[2400];
 	const struct py_thread *t = thread_of(p, cw->tid);
 	char a[128], where[400], cq[32], wq[32];
@@ -505,7 +508,7 @@ bool childwait_diagnose(struct cw_wait *cw, const struct py_process *p, struct c
 			set_summary(d, long_text);
 			return true;
 		}
-		if (pipe_deadlocked(cw, c, o)) {
+		if (pipe_deadlocked(cw, c, o, still_ns)) {
 			char by[200] = "", fill[96] = "";
 			comm_q(c->wr_comm, wq, sizeof(wq));
 			if (c->wr_pid != c->pid)

@@ -80,7 +80,7 @@ void childwait_free(struct cw_wait *cw);
 struct cw_table;
 /* pipe_deadlock or child_hung for the waiting thread (in p, its process's snapshot): d
  * filled (d->child set) and true when proven. A pipe deadlock takes two looks at least
- * CW_WRITER_STILL_NS apart (tab: the open waits, where the first look is kept; NULL:
+ * tab->writer_still_ns apart (tab: the open waits, where the first look is kept; NULL:
  * never proven): the writer must not have run in between. */
 bool childwait_diagnose(struct cw_wait *cw, const struct py_process *p, struct cw_table *tab,
 			struct diagnosis *d);
@@ -110,11 +110,14 @@ struct cw_open {
 	pid_t wr_tid;
 	uint64_t wr_ino, wr_switches, wr_seen_ns;
 };
-#define CW_WRITER_STILL_NS 500000000ull /* a writer must stay blocked this long */
+#define CW_WRITER_STILL_MIN_NS 1000000000ull /* a writer stays blocked at least this long */
 #define CW_RECHECK_FIRST_NS 1000000000ull
 #define CW_RECHECK_MAX_NS 30000000000ull
 struct cw_table {
 	struct cw_open open[CW_OPEN_MAX];
+	/* how long a pipe writer must not have run (the tracer's threshold, at least
+	 * CW_WRITER_STILL_MIN_NS; 0: that minimum) */
+	uint64_t writer_still_ns;
 };
 void cw_table_open(struct cw_table *t, const struct cw_open *o);
 void cw_table_close(struct cw_table *t, pid_t tid);

@@ -268,8 +268,8 @@ static void attach_child(struct tracer *t, const struct rec_long_wait *r, const 
 	struct wf_info *f = waiter_info(t, r);
 	if (f && !f->child && f->kind && !strcmp(f->kind, "child"))
 		f->child = childwait_read(t->reader, t->ht, r->p.pid, r->p.tid, e->wait.uaddr);
-	if (!t->cw)
-		t->cw = calloc(1, sizeof(*t->cw));
+	if (!t->cw && (t->cw = calloc(1, sizeof(*t->cw))) != NULL)
+		t->cw->writer_still_ns = t->threshold_ns;
 	if (t->cw) {
 		struct cw_open o = { .pid = r->p.pid, .tid = r->p.tid, .proc_start = e->proc_start,
 				     .uaddr = e->wait.uaddr, .start_ns = e->wait.start_ns,

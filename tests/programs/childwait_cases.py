@@ -9,6 +9,10 @@ KIND:
   child_hung        Popen(...).wait() on a Python child that deadlocks (two threads, two
                     locks taken in opposite orders): child_hung
   child_3s          Popen(...).wait() on a child that sleeps 3 s and exits: a long wait, no hang
+  reader_thread     Popen(stdout=PIPE).wait() on a chatty child while another thread reads
+                    the pipe slowly (sleeps between reads): healthy, no hang
+  pipeline          a chatty child writing into a second child that reads slowly, the
+                    parent waiting for the first: healthy (another process reads), no hang
   deadlock_child    (the child of child_hung)
 REPORT: lines "key value" appended as facts are known (pid, child, tids, done).
 DELAY: seconds to sleep before the wait (for attaching with -p first).
@@ -102,6 +106,41 @@ def child_3s():
     report("waiter", tid())
     p.wait()  # MARK: child_3s_wait
     report("done", p.returncode)
+
+
+SLOW_READ = [sys.executable, "-c", "import sys, time\nwhile True:\n    time.sleep(0.3)\n"
+              "    if not sys.stdin.read(200000): break\n"]
+
+
+def reader_thread():
+    p = subprocess.Popen(CHATTY, stdout=subprocess.PIPE)
+    report("child", p.pid)
+    got = []
+
+    def drain():
+        while True:
+            time.sleep(0.3)  # a slow reader: the pipe is full most of the time
+            b = os.read(p.stdout.fileno(), 200000)
+            if not b:
+                break
+            got.append(len(b))
+    t = threading.Thread(target=drain, name="drain")
+    t.start()
+    report("waiter", tid())
+    p.wait()  # MARK: reader_thread_wait
+    t.join()
+    report("done", sum(got))
+
+
+def pipeline():
+    a = subprocess.Popen(CHATTY, stdout=subprocess.PIPE)
+    b = subprocess.Popen(SLOW_READ, stdin=a.stdout)
+    a.stdout.close()
+    report("child", a.pid)
+    report("waiter", tid())
+    a.wait()  # MARK: pipeline_wait
+    b.wait()
+    report("done", a.returncode)
 
 
 report("pid", os.getpid())
