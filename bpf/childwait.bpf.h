@@ -1,4 +1,5 @@
-/* childwait.bpf.h: waits for children (wait4/waitid) as waits, included by pyhang.bpf.c.
+/* childwait.bpf.h: waits for children (wait4/waitid) as waits, included by children.bpf.h
+ * (after futex.bpf.h, whose wait records it uses).
  * Owns, in the kernel: recording a blocking wait4/waitid of a watched thread in the same
  * per-thread wait record as a futex wait (op PH_OP_CHILD_WAIT4 / PH_OP_CHILD_WAITID, uaddr
  * the awaited pid, PH_CHILD_ANY for any child), so the scanner reports it once when it

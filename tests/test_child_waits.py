@@ -18,10 +18,9 @@ import time
 import pytest
 
 import conftest
-from harness import Registry, alarm_guard
-from test_diagnose import (INTERPRETERS, START_TIMEOUT, Job, Tracer, check_python_field,
-                           check_stream, frame_index, label_of, mark_line, run_session, short,
-                           thread_by_tid, version_of)
+from harness import START_TIMEOUT, Registry, Tracer, alarm_guard, short
+from test_diagnose import (INTERPRETERS, Job, check_python_field, check_stream, frame_index,
+                           label_of, mark_line, run_session, thread_by_tid)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CASES = os.path.join(HERE, "programs", "childwait_cases.py")
@@ -296,7 +295,7 @@ def attached(binary, tmp_path_factory):
     try:
         with alarm_guard(90, "child_waits -p session"):
             procs = [reg.popen(j.argv, stdout=open(j.out, "w"), stderr=subprocess.STDOUT,
-                               stdin=subprocess.DEVNULL) for j in jobs]
+                               stdin=subprocess.DEVNULL, hangs=True) for j in jobs]
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and not all(j.get("waiter") for j in jobs):
                 time.sleep(0.1)
@@ -353,7 +352,8 @@ def test_text_report(binary, tmp_path):
     try:
         with alarm_guard(60, "child_waits text session"):
             p = reg.popen([binary, "-t", "1", "-o", str(tmp_path / "out.txt"), "--", "sh", "-c", script],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                          hangs=True)
             deadline = time.monotonic() + START_TIMEOUT + 20
             text = ""
             while time.monotonic() < deadline:
