@@ -12,8 +12,6 @@
 #ifndef PH_CHILDWAIT_BPF_H
 #define PH_CHILDWAIT_BPF_H
 
-#define PH_WNOHANG 0x1 /* include/uapi/linux/wait.h */
-
 static __always_inline bool is_child_wait_op(u32 op)
 {
 	return op == PH_OP_CHILD_WAIT4 || op == PH_OP_CHILD_WAITID;

@@ -58,6 +58,7 @@ PH_INLINE int ph_futex_op_waits(unsigned int op)
 #define PH_SA_NOCLDWAIT 0x00000002
 #define PH_ECHILD 10
 #define PH_WNOWAIT 0x01000000
+#define PH_WNOHANG 0x1 /* include/uapi/linux/wait.h: a wait that never blocks */
 #define PH_P_ALL 0
 #define PH_P_PID 1
 

@@ -21,7 +21,6 @@
 #define NR_FUTEX_WAIT PH_NR_FUTEX_WAIT
 #define NR_WAIT4 PH_NR_WAIT4
 #define NR_WAITID PH_NR_WAITID
-#define WNOHANG 1 /* include/uapi/linux/wait.h */
 #define P_PID PH_P_PID
 
 #define MAX_PROCS_SCANNED 1000000
@@ -55,10 +54,10 @@ static bool is_futex_wait(const struct blocked_syscall *s, uint32_t *op)
 static bool is_child_wait(const struct blocked_syscall *s, uint32_t *op, uint64_t *addr)
 {
 	int32_t pid;
-	if (s->nr == NR_WAIT4 && !(s->args[2] & WNOHANG)) {
+	if (s->nr == NR_WAIT4 && !(s->args[2] & PH_WNOHANG)) {
 		*op = PH_OP_CHILD_WAIT4;
 		pid = (int32_t)s->args[0];
-	} else if (s->nr == NR_WAITID && !(s->args[3] & WNOHANG)) {
+	} else if (s->nr == NR_WAITID && !(s->args[3] & PH_WNOHANG)) {
 		*op = PH_OP_CHILD_WAITID;
 		pid = s->args[0] == P_PID ? (int32_t)s->args[1] : -1;
 	} else {
