@@ -18,6 +18,7 @@ import time
 import pytest
 
 import conftest
+import test_diagnose
 from harness import START_TIMEOUT, Registry, Tracer, alarm_guard, short
 from test_diagnose import (INTERPRETERS, Job, check_python_field, check_stream, frame_index,
                            label_of, mark_line, run_session, thread_by_tid)
@@ -27,6 +28,9 @@ CASES = os.path.join(HERE, "programs", "childwait_cases.py")
 FIELD06 = os.path.realpath(os.path.join(HERE, "..", "..", "shared", "field", "06_popen_pipe_wait.py"))
 if not os.path.exists(FIELD06):
     FIELD06 = "/work/shared/field/06_popen_pipe_wait.py"
+# every program of a session starts at once (70 interpreters and their children): on a
+# loaded machine (load 40 on 2 CPUs seen) that takes far longer than the usual 25 s
+WAIT_ALL = 90.0
 HANGING = ("popen_wait", "check_call_thread", "child_hung")
 HEALTHY = ("child_3s", "reader_thread", "pipeline")
 KINDS = HANGING + HEALTHY
@@ -140,7 +144,13 @@ def session(binary, tmp_path_factory):
         code = "child_hung" if kind == "child_hung" else "pipe_deadlock"
         return bool(_hangs(tr, job.pid, code))
 
-    s = run_session(binary, d, "child_waits", [jobs + f06], ["-t", "1"], hang_pred=pred, limit=100)
+    old = test_diagnose.HANG_TIMEOUT
+    test_diagnose.HANG_TIMEOUT = WAIT_ALL  # ends as soon as every job is where it should be
+    try:
+        s = run_session(binary, d, "child_waits", [jobs + f06], ["-t", "1"], hang_pred=pred,
+                        limit=WAIT_ALL + 60)
+    finally:
+        test_diagnose.HANG_TIMEOUT = old
     for j in f06:
         j.tracer = s.tracer
     s.f06 = dict((j.python, j) for j in f06)
@@ -181,9 +191,10 @@ def _check_pipe_deadlock(s, job, python, mark, waiter_name):
     assert isinstance(pipe.get("queued_bytes"), int) and pipe["queued_bytes"] > 0, short(h)
     t = thread_by_tid(h, waiter)
     assert t and frame_index(t.get("stack") or [], CASES, line) >= 0, short(h)
-    # the long wait itself: a wait for a child, with the child in waiting_for
+    # the long wait itself: a wait for a child (the kernel's record says so: `syscall`), with
+    # the child in waiting_for
     lws = [e for e in s.tracer.select("long_wait", pid=job.pid, tid=waiter)
-           if (e.get("waiting_for") or {}).get("kind") == "child"]
+           if e.get("syscall") in ("wait4", "waitid")]
     assert len(lws) == 1, [short(e, 500) for e in s.tracer.select("long_wait", pid=job.pid)]
     lw = lws[0]
     assert lw.get("futex") is None and lw.get("syscall") in ("wait4", "waitid"), short(lw)
@@ -206,8 +217,10 @@ def test_check_call_in_thread(session, python):
     found from the thread's wait; the main thread's join is not a hang of its own."""
     job = session[(python, "check_call_thread")]
     h = _check_pipe_deadlock(session, job, python, "check_call", "caller")
-    assert [e["diagnosis"]["code"] for e in session.tracer.select("hang", pid=job.pid)] == \
-        ["pipe_deadlock"], short(h)
+    # one finding: the main thread's join adds none of its own (a gil_wait of a starved
+    # machine aside)
+    assert [e["diagnosis"]["code"] for e in session.tracer.select("hang", pid=job.pid)
+            if e["diagnosis"]["code"] != "gil_wait"] == ["pipe_deadlock"], short(h)
 
 
 @pytest.mark.parametrize("python", INTERPRETERS, ids=[label_of(p) for p in INTERPRETERS])
@@ -240,14 +253,17 @@ def test_child_ends_after_3s(session, python):
     job = session[(python, "child_3s")]
     assert job.get("done") == ["0"], job.describe()
     waiter, child = job.int("waiter"), job.int("child")
-    lws = [e for e in session.tracer.select("long_wait", pid=job.pid, tid=waiter)]
+    lws = [e for e in session.tracer.select("long_wait", pid=job.pid, tid=waiter)
+           if e.get("syscall") in ("wait4", "waitid")]
     assert len(lws) == 1, [short(e, 500) for e in lws]
     wf = lws[0].get("waiting_for") or {}
     assert wf.get("kind") == "child" and wf["child"].get("pid") == child, short(lws[0])
     # sleeping in its time.sleep, still starting up, or (a tracer far behind on a loaded
     # machine: the long_wait is read after the child ended) gone
     assert wf["child"].get("state") in ("sleeping", "running", "zombie", "gone"), short(lws[0])
-    assert not session.tracer.select("hang", pid=job.pid), short(session.tracer.select("hang", pid=job.pid)[0])
+    wrong = [e for e in session.tracer.select("hang", pid=job.pid)
+             if e["diagnosis"]["code"] in ("pipe_deadlock", "child_hung")]
+    assert not wrong, short(wrong[0])
     ends = session.tracer.select("wait_end", pid=job.pid, tid=waiter)
     assert [e.get("ended_by") for e in ends] == ["return"], [short(e) for e in ends]
 
@@ -259,11 +275,13 @@ def test_full_pipe_that_is_read(session, python, kind):
     thread of the parent, or by another process. A long_wait for the child, no hang."""
     job = session[(python, kind)]
     assert job.get("done") is not None, "the program did not finish%s" % job.describe()
-    assert not session.tracer.select("hang", pid=job.pid), \
-        [short(e, 1500) for e in session.tracer.select("hang", pid=job.pid)]
+    # the child-wait diagnoses (a GIL wait of a starved machine is gil_wait's own business)
+    wrong = [e for e in session.tracer.select("hang", pid=job.pid)
+             if e["diagnosis"]["code"] in ("pipe_deadlock", "child_hung")]
+    assert not wrong, [short(e, 1500) for e in wrong]
     waiter = job.int("waiter")
     lws = [e for e in session.tracer.select("long_wait", pid=job.pid, tid=waiter)
-           if (e.get("waiting_for") or {}).get("kind") == "child"]
+           if e.get("syscall") in ("wait4", "waitid")]
     assert lws, "no long_wait for the child at all: the test proves nothing%s" % job.describe()
 
 
@@ -287,57 +305,82 @@ def test_field06(session, python):
 
 @pytest.fixture(scope="module")
 def attached(binary, tmp_path_factory):
-    """Parents already blocked in Popen.wait() on a chatty child when the tracer starts,
-    traced with -p (no descendant following needed: the child is read from /proc)."""
+    """Parents already blocked in Popen.wait() (or check_call in a thread) on a chatty child
+    when the tracer starts, traced with -p (no descendant following needed: the child is
+    read from /proc); and field 06 attached the same way."""
     d = str(tmp_path_factory.mktemp("child_waits_p"))
-    jobs = [TreeJob(py, py, CASES, ["popen_wait"], d) for py in INTERPRETERS]
+    jobs = [TreeJob((py, k), py, CASES, [k], d) for py in INTERPRETERS
+            for k in ("popen_wait", "check_call_thread")]
     reg = Registry()
     try:
-        with alarm_guard(90, "child_waits -p session"):
+        with alarm_guard(2 * WAIT_ALL + 30, "child_waits -p session"):
             procs = [reg.popen(j.argv, stdout=open(j.out, "w"), stderr=subprocess.STDOUT,
                                stdin=subprocess.DEVNULL, hangs=True) for j in jobs]
-            deadline = time.monotonic() + 30
+            f06 = dict((py, reg.popen([py, FIELD06], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                      stdin=subprocess.DEVNULL, hangs=True)) for py in INTERPRETERS)
+            for p in f06.values():   # READY: it calls wait() next
+                with alarm_guard(WAIT_ALL, "field 06 READY"):
+                    assert p.stdout.readline().strip() == b"READY"
+            deadline = time.monotonic() + WAIT_ALL
             while time.monotonic() < deadline and not all(j.get("waiter") for j in jobs):
                 time.sleep(0.1)
             time.sleep(1.5)  # in wait4 by now, long before the tracer starts
             args = ["--json", "-t", "1"]
             for j in jobs:
                 args += ["-p", str(j.pid)]
+            for p in f06.values():
+                args += ["-p", str(p.pid)]
+            pids = [j.pid for j in jobs] + [p.pid for p in f06.values()]
             tr = Tracer(reg, binary, args)
             tr.saved = os.path.join(d, "tracer.jsonl")
             try:
                 tr.wait_start()
-                deadline = time.monotonic() + 25
+                deadline = time.monotonic() + WAIT_ALL
                 while time.monotonic() < deadline and not all(
-                        _hangs(tr, j.pid, "pipe_deadlock") for j in jobs):
+                        _hangs(tr, pid, "pipe_deadlock") for pid in pids):
                     time.sleep(0.1)
                 time.sleep(1.0)
             finally:
                 for j in jobs:
                     j.kill()
+                for p in f06.values():
+                    _kill_tree(p.pid)
                 rc = tr.stop(signal.SIGINT)
                 with open(tr.saved, "w") as f:
                     f.write("\n".join(tr.lines) + "\n")
             del procs
-            return dict((j.key, j) for j in jobs), tr, rc
+            f06_pids = dict((py, p.pid) for py, p in f06.items())
+            return dict((j.key, j) for j in jobs), tr, rc, f06_pids
     finally:
         reg.cleanup()
 
 
+@pytest.mark.parametrize("kind", ["popen_wait", "check_call_thread", "field06"])
 @pytest.mark.parametrize("python", INTERPRETERS, ids=[label_of(p) for p in INTERPRETERS])
-def test_attached_parent_already_waiting(attached, python):
+def test_attached_parent_already_waiting(attached, python, kind):
     """-p PARENT, the parent blocked in wait4 since before the tracer started: found at
     start-up (before_start), and the pipe deadlock proven from /proc."""
-    jobs, tr, rc = attached
-    job = jobs[python]
+    jobs, tr, rc, f06 = attached
+    if kind == "field06":
+        pid = f06[python]
+        hs = _hangs(tr, pid, "pipe_deadlock")
+        assert len(hs) == 1, [short(e, 600) for e in tr.select("hang", pid=pid)] + [tr.describe()]
+        lws = [e for e in tr.select("long_wait", pid=pid, tid=pid)
+               if e.get("syscall") in ("wait4", "waitid")]
+        assert len(lws) == 1 and lws[0].get("before_start") is True, [short(e, 600) for e in lws]
+        assert hs[0]["diagnosis"]["child"]["waiting_for"]["comm"] == "head", short(hs[0])
+        return
+    job = jobs[(python, kind)]
     waiter = job.int("waiter")
-    lws = [e for e in tr.select("long_wait", pid=job.pid, tid=waiter)]
+    lws = [e for e in tr.select("long_wait", pid=job.pid, tid=waiter)
+           if e.get("syscall") in ("wait4", "waitid")]
     assert len(lws) == 1 and lws[0].get("before_start") is True, [short(e, 600) for e in lws]
     assert (lws[0].get("waiting_for") or {}).get("kind") == "child", short(lws[0])
     hs = _hangs(tr, job.pid, "pipe_deadlock")
     assert len(hs) == 1, [short(e, 600) for e in tr.select("hang", pid=job.pid)] + [tr.describe()]
     assert hs[0]["diagnosis"]["waiter_tid"] == waiter
-    assert hs[0]["diagnosis"]["child"]["pid"] == job.int("child"), short(hs[0])
+    if job.get("child"):  # check_call does not tell its child's pid
+        assert hs[0]["diagnosis"]["child"]["pid"] == job.int("child"), short(hs[0])
 
 
 # --------------------------------------------------------------------------- text
@@ -350,11 +393,11 @@ def test_text_report(binary, tmp_path):
     script = "%s %s %s child_hung & %s %s %s popen_wait & wait" % (py, CASES, rep1, py, CASES, rep2)
     reg = Registry()
     try:
-        with alarm_guard(60, "child_waits text session"):
+        with alarm_guard(WAIT_ALL + 60, "child_waits text session"):
             p = reg.popen([binary, "-t", "1", "-o", str(tmp_path / "out.txt"), "--", "sh", "-c", script],
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                           hangs=True)
-            deadline = time.monotonic() + START_TIMEOUT + 20
+            deadline = time.monotonic() + START_TIMEOUT + WAIT_ALL
             text = ""
             while time.monotonic() < deadline:
                 try:

@@ -16,7 +16,7 @@ KIND:
   deadlock_child    (the child of child_hung)
 REPORT: lines "key value" appended as facts are known (pid, child, tids, done).
 DELAY: seconds to sleep before the wait (for attaching with -p first).
-Every program ends itself after 60 s (SIGALRM, default action).
+Every program ends itself after 180 s (SIGALRM, default action).
 """
 import os
 import signal
@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 
-signal.alarm(60)
+signal.alarm(180)
 REPORT, KIND = sys.argv[1], sys.argv[2]
 DELAY = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
 CHATTY = [sys.executable, "-c", "import sys; sys.stdout.write('x' * 1000000); sys.stdout.flush()"]
