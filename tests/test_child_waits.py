@@ -157,8 +157,22 @@ def session(binary, tmp_path_factory):
     return s
 
 
+def _sanitizers_quiet(tr):
+    err = tr.stderr()
+    assert "Sanitizer" not in err and "runtime error" not in err, err[-3000:]
+
+
 def test_stream(session):
+    """JSON only, start first, stop last, nothing lost, counts right; and no sanitizer report
+    (PYHANG_BINARY=build/pyhang-trace-asan)."""
     check_stream(session, want_rc=None)
+    _sanitizers_quiet(session.tracer)
+
+
+def test_attached_stream(attached):
+    jobs, tr, rc, f06 = attached
+    assert rc == 0, tr.describe()
+    _sanitizers_quiet(tr)
 
 
 def _one_hang(s, job, code):
