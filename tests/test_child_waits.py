@@ -126,7 +126,7 @@ class Field06Job(object):
 # --------------------------------------------------------------------------- `--` session
 
 @pytest.fixture(scope="module")
-def session(binary, tmp_path_factory):
+def child_session(binary, tmp_path_factory):
     d = str(tmp_path_factory.mktemp("child_waits"))
     jobs = [TreeJob((py, k), py, CASES, [k], d) for py in INTERPRETERS for k in KINDS]
     f06 = [Field06Job(py, d) for py in INTERPRETERS]
@@ -162,11 +162,11 @@ def _sanitizers_quiet(tr):
     assert "Sanitizer" not in err and "runtime error" not in err, err[-3000:]
 
 
-def test_stream(session):
+def test_stream(child_session):
     """JSON only, start first, stop last, nothing lost, counts right; and no sanitizer report
     (PYHANG_BINARY=build/pyhang-trace-asan)."""
-    check_stream(session, want_rc=None)
-    _sanitizers_quiet(session.tracer)
+    check_stream(child_session, want_rc=None)
+    _sanitizers_quiet(child_session.tracer)
 
 
 def test_attached_stream(attached):
@@ -218,31 +218,31 @@ def _check_pipe_deadlock(s, job, python, mark, waiter_name):
 
 
 @pytest.mark.parametrize("python", INTERPRETERS, ids=[label_of(p) for p in INTERPRETERS])
-def test_popen_wait_chatty_child(session, python):
+def test_popen_wait_chatty_child(child_session, python):
     """Popen(stdout=PIPE).wait() on a child that writes 1 MB: pipe_deadlock, naming the
     wait's line, the child, the full pipe and its only reader."""
-    job = session[(python, "popen_wait")]
-    _check_pipe_deadlock(session, job, python, "popen_wait", "MainThread")
+    job = child_session[(python, "popen_wait")]
+    _check_pipe_deadlock(child_session, job, python, "popen_wait", "MainThread")
 
 
 @pytest.mark.parametrize("python", INTERPRETERS, ids=[label_of(p) for p in INTERPRETERS])
-def test_check_call_in_thread(session, python):
+def test_check_call_in_thread(child_session, python):
     """check_call(stdout=PIPE) in a thread that the main thread joins: the pipe deadlock is
     found from the thread's wait; the main thread's join is not a hang of its own."""
-    job = session[(python, "check_call_thread")]
-    h = _check_pipe_deadlock(session, job, python, "check_call", "caller")
+    job = child_session[(python, "check_call_thread")]
+    h = _check_pipe_deadlock(child_session, job, python, "check_call", "caller")
     # one finding: the main thread's join adds none of its own (a gil_wait of a starved
     # machine aside)
-    assert [e["diagnosis"]["code"] for e in session.tracer.select("hang", pid=job.pid)
+    assert [e["diagnosis"]["code"] for e in child_session.tracer.select("hang", pid=job.pid)
             if e["diagnosis"]["code"] != "gil_wait"] == ["pipe_deadlock"], short(h)
 
 
 @pytest.mark.parametrize("python", INTERPRETERS, ids=[label_of(p) for p in INTERPRETERS])
-def test_child_hung(session, python):
+def test_child_hung(child_session, python):
     """A parent waits for a child that deadlocks: one child_hung finding chaining both, with
     the child's own deadlock and its stack."""
-    job = session[(python, "child_hung")]
-    h = _one_hang(session, job, "child_hung")
+    job = child_session[(python, "child_hung")]
+    h = _one_hang(child_session, job, "child_hung")
     d = h["diagnosis"]
     waiter = job.int("waiter")
     child = job.int("child")
@@ -257,17 +257,17 @@ def test_child_hung(session, python):
     stack = c.get("stack") or []
     assert any(frame_index(stack, CASES, l) >= 0 for l in lines), short(h)
     # the child's own hang is reported too, for the child
-    assert _hangs(session.tracer, child, "deadlock"), short(h)
+    assert _hangs(child_session.tracer, child, "deadlock"), short(h)
 
 
 @pytest.mark.parametrize("python", INTERPRETERS, ids=[label_of(p) for p in INTERPRETERS])
-def test_child_ends_after_3s(session, python):
+def test_child_ends_after_3s(child_session, python):
     """A child that sleeps 3 s and exits: the parent's wait is a long_wait naming the child
     (sleeping), it ends with a wait_end, and there is no hang."""
-    job = session[(python, "child_3s")]
+    job = child_session[(python, "child_3s")]
     assert job.get("done") == ["0"], job.describe()
     waiter, child = job.int("waiter"), job.int("child")
-    lws = [e for e in session.tracer.select("long_wait", pid=job.pid, tid=waiter)
+    lws = [e for e in child_session.tracer.select("long_wait", pid=job.pid, tid=waiter)
            if e.get("syscall") in ("wait4", "waitid")]
     assert len(lws) == 1, [short(e, 500) for e in lws]
     wf = lws[0].get("waiting_for") or {}
@@ -275,38 +275,38 @@ def test_child_ends_after_3s(session, python):
     # sleeping in its time.sleep, still starting up, or (a tracer far behind on a loaded
     # machine: the long_wait is read after the child ended) gone
     assert wf["child"].get("state") in ("sleeping", "running", "zombie", "gone"), short(lws[0])
-    wrong = [e for e in session.tracer.select("hang", pid=job.pid)
+    wrong = [e for e in child_session.tracer.select("hang", pid=job.pid)
              if e["diagnosis"]["code"] in ("pipe_deadlock", "child_hung")]
     assert not wrong, short(wrong[0])
-    ends = session.tracer.select("wait_end", pid=job.pid, tid=waiter)
+    ends = child_session.tracer.select("wait_end", pid=job.pid, tid=waiter)
     assert [e.get("ended_by") for e in ends] == ["return"], [short(e) for e in ends]
 
 
 @pytest.mark.parametrize("kind", ["reader_thread", "pipeline"])
 @pytest.mark.parametrize("python", INTERPRETERS, ids=[label_of(p) for p in INTERPRETERS])
-def test_full_pipe_that_is_read(session, python, kind):
+def test_full_pipe_that_is_read(child_session, python, kind):
     """A parent waits for a child blocked on a full pipe that IS read, slowly: by another
     thread of the parent, or by another process. A long_wait for the child, no hang."""
-    job = session[(python, kind)]
+    job = child_session[(python, kind)]
     assert job.get("done") is not None, "the program did not finish%s" % job.describe()
     # the child-wait diagnoses (a GIL wait of a starved machine is gil_wait's own business)
-    wrong = [e for e in session.tracer.select("hang", pid=job.pid)
+    wrong = [e for e in child_session.tracer.select("hang", pid=job.pid)
              if e["diagnosis"]["code"] in ("pipe_deadlock", "child_hung")]
     assert not wrong, [short(e, 1500) for e in wrong]
     waiter = job.int("waiter")
-    lws = [e for e in session.tracer.select("long_wait", pid=job.pid, tid=waiter)
+    lws = [e for e in child_session.tracer.select("long_wait", pid=job.pid, tid=waiter)
            if e.get("syscall") in ("wait4", "waitid")]
     assert lws, "no long_wait for the child at all: the test proves nothing%s" % job.describe()
 
 
 @pytest.mark.parametrize("python", INTERPRETERS, ids=[label_of(p) for p in INTERPRETERS])
-def test_field06(session, python):
+def test_field06(child_session, python):
     """../shared/field/06_popen_pipe_wait.py as it is: the perfect diagnosis of its header."""
-    job = session.f06[python]
+    job = child_session.f06[python]
     pid = job.pid
     assert pid, "field 06 under %s: no long_wait found%s" % (label_of(python), job.describe())
-    hs = _hangs(session.tracer, pid, "pipe_deadlock")
-    assert len(hs) == 1, [short(e, 600) for e in session.tracer.select("hang", pid=pid)]
+    hs = _hangs(child_session.tracer, pid, "pipe_deadlock")
+    assert len(hs) == 1, [short(e, 600) for e in child_session.tracer.select("hang", pid=pid)]
     d = hs[0]["diagnosis"]
     line = [i + 1 for i, l in enumerate(open(FIELD06)) if "p.wait()" in l][0]
     assert "06_popen_pipe_wait.py:%d" % line in d["summary"], d["summary"]
