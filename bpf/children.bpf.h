@@ -26,6 +26,7 @@ static __always_inline u32 sigchld_class_of(struct task_struct *t)
 }
 
 /* ---------------------------------------------------------------- wait4 / waitid */
+#include "childwait.bpf.h"
 
 static __always_inline int wait_call_begin(s32 pid_arg, u32 syscall, u64 infop, u32 options)
 {
@@ -34,6 +35,7 @@ static __always_inline int wait_call_begin(s32 pid_arg, u32 syscall, u64 infop, 
 
 	if (!is_interesting(id >> 32))
 		return 0;
+	child_wait_begin(pid_arg, syscall, options);
 	struct wait_pending p = {
 		.pid_arg = pid_arg,
 		.syscall = syscall,
@@ -167,6 +169,7 @@ static __always_inline int wait_call_end(long ret)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	u32 tid = (u32)id;
+	child_wait_end(tid, ret);
 	struct wait_pending *pp = bpf_map_lookup_elem(&wait_pending, &tid);
 
 	if (!pp)

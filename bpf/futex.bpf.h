@@ -199,7 +199,7 @@ static __always_inline int wait_begin(u64 uaddr, u32 op)
 	if (!watch)
 		return 0;
 	u64 now_j = bpf_jiffies64();
-	bool gil = uaddr >= watch->gil_lo && uaddr < watch->gil_hi;
+	bool gil = uaddr >= watch->gil_lo && uaddr < watch->gil_hi && op < PH_OP_CHILD_WAIT4;
 	struct ph_wait *w = slot_of(tid);
 	if (!w)
 		return 0;

@@ -25,6 +25,7 @@
  *  pystack.bpf.h       the Python stack walker (stack records in the ring buffer)
  *  futex.bpf.h         futex wait records, their ends, and the long-wait scanner
  *  children.bpf.h      SIGCHLD disposition, wait4/waitid, reaps and child exits
+ *   childwait.bpf.h    (included by children.bpf.h) blocking wait4/waitid as wait records
  * The programs below are grouped in the same order. */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>

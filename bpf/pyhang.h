@@ -38,6 +38,11 @@ PH_INLINE int ph_futex_op_waits(unsigned int op)
 /* Pseudo "ops" for the futex2 syscalls (Linux 5.16 futex_waitv, 6.7 futex_wait). */
 #define PH_OP_FUTEX_WAITV 0x10000
 #define PH_OP_FUTEX_WAIT2 0x10001
+/* Pseudo "ops" of a wait for a child (bpf/childwait.bpf.h): uaddr is the awaited pid, or
+ * PH_CHILD_ANY for any child (wait(-1), a process group). */
+#define PH_OP_CHILD_WAIT4 0x10002
+#define PH_OP_CHILD_WAITID 0x10003
+#define PH_CHILD_ANY 0xffffffffull
 
 /* x86_64 system call numbers (arch/x86/entry/syscalls/syscall_64.tbl; futex_waitv since
  * Linux 5.16, futex_wait since 6.7), as /proc/PID/task/TID/syscall shows them. */
@@ -53,6 +58,7 @@ PH_INLINE int ph_futex_op_waits(unsigned int op)
 #define PH_SA_NOCLDWAIT 0x00000002
 #define PH_ECHILD 10
 #define PH_WNOWAIT 0x01000000
+#define PH_WNOHANG 0x1 /* include/uapi/linux/wait.h: a wait that never blocks */
 #define PH_P_ALL 0
 #define PH_P_PID 1
 

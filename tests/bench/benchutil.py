@@ -19,7 +19,8 @@ class Tracer(object):
     the `start` event is written, i.e. the BPF programs are attached and the start-up scan
     is done."""
 
-    def __init__(self, extra_args=(), timeout=60):
+    def __init__(self, extra_args=(), timeout=60, binary=None):
+        self.binary = binary or TRACER
         self.extra_args = list(extra_args)
         self.timeout = timeout
         self.proc = None
@@ -28,7 +29,7 @@ class Tracer(object):
     def start(self):
         fd, self.out_path = tempfile.mkstemp(prefix="pyhang-bench-", suffix=".jsonl")
         os.close(fd)
-        argv = [TRACER, "--json", "-q", "-o", self.out_path] + self.extra_args
+        argv = [self.binary, "--json", "-q", "-o", self.out_path] + self.extra_args
         self.err = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stderr=self.err)
         deadline = time.monotonic() + self.timeout

@@ -5,6 +5,7 @@ build/pyhang-trace. Not part of `make test`.
     tests/bench/python_workloads.py [-r ROUNDS] [-d SECONDS] [--python PATH]
                                     [--workloads lock,condition,queue,run,popen]
                                     [--configs untraced,default,pid]
+                                    [--before OLD_BINARY]
 
 Workloads (tests/bench/pyworkload.py, run by --python, pyenv 3.12 by default):
   lock        4 threads contending on one threading.Lock      (acquisitions/s)
@@ -16,6 +17,8 @@ Configurations:
   untraced    no tracer running
   default     pyhang-trace --json -q -o FILE       (host-wide, Python processes only)
   pid         pyhang-trace --json -q -o FILE -p PID (only the workload's process)
+  before      OLD_BINARY --json -q -o FILE         (with --before: an older build, host-wide;
+              the cost of a change is then printed as default/before ratios)
 
 Method: the machine is shared and noisy, so absolute numbers from separate invocations
 mean nothing. In each round every workload runs once under every configuration, one after
@@ -40,6 +43,7 @@ the 2% to resolve, so two steadier figures are printed too:
             run (a clock read: an empty program measures 64-66 ns a run here, see
             design_options.py), so the programs' own code costs about runs x 65 ns less."""
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -49,7 +53,8 @@ import benchutil as bu  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKLOADS = ("lock", "condition", "queue", "run", "popen")
-CONFIGS = ("untraced", "default", "pid")
+CONFIGS = ("untraced", "default", "pid", "before")
+BEFORE = None  # --before: the older build
 UNITS = {"lock": "acq/s", "condition": "handoffs/s", "queue": "items/s", "run": "runs/s",
          "popen": "runs/s"}
 
@@ -68,7 +73,30 @@ def tracer_prog_time(tracer_pid):
             continue
         if "prog_id" in info and "run_time_ns" in info:
             seen[int(info["prog_id"])] = (int(info["run_cnt"]), int(info["run_time_ns"]))
-    return sum(c for c, _ in seen.values()), sum(n for _, n in seen.values())
+    by_name = {}
+    for pid_, (c, n) in seen.items():
+        name = prog_name(pid_)
+        oc, on = by_name.get(name, (0, 0))
+        by_name[name] = (oc + c, on + n)
+    return sum(c for c, _ in seen.values()), sum(n for _, n in seen.values()), by_name
+
+
+PROG_NAMES = {}
+
+
+def prog_name(prog_id):
+    """A BPF program's name (bpftool prog show), cached; str(prog_id) when unknown."""
+    if prog_id not in PROG_NAMES:
+        try:
+            out = subprocess.run(["bpftool", "-j", "prog", "show", "id", str(prog_id)],
+                                 capture_output=True, text=True, timeout=10).stdout
+            PROG_NAMES[prog_id] = json.loads(out).get("name") or str(prog_id)
+        except (OSError, ValueError, subprocess.TimeoutExpired):
+            PROG_NAMES[prog_id] = str(prog_id)
+    return PROG_NAMES[prog_id]
+
+
+WAIT_PROGS = ("wait4_enter", "wait4_exit", "waitid_enter", "waitid_exit")
 
 
 def run_once(python, workload, duration, config):
@@ -84,6 +112,8 @@ def run_once(python, workload, duration, config):
             tracer = bu.Tracer().start()
         elif config == "pid":
             tracer = bu.Tracer(["-p", pid.decode()]).start()
+        elif config == "before":
+            tracer = bu.Tracer(binary=BEFORE).start()
         before = tracer_prog_time(tracer.pid) if tracer else None
         p.stdin.write(b"go\n")
         p.stdin.flush()
@@ -93,7 +123,11 @@ def run_once(python, workload, duration, config):
         ops = int(ops)
         bpf = None
         if tracer and after[0] > before[0]:
-            bpf = ((after[1] - before[1]) / ops, (after[0] - before[0]) / float(ops))
+            # the wait programs' own share: ns per op of wait4/waitid enter+exit
+            wait_ns = sum(after[2].get(n, (0, 0))[1] - before[2].get(n, (0, 0))[1] for n in WAIT_PROGS)
+            wait_runs = sum(after[2].get(n, (0, 0))[0] - before[2].get(n, (0, 0))[0] for n in WAIT_PROGS)
+            bpf = ((after[1] - before[1]) / ops, (after[0] - before[0]) / float(ops),
+                   wait_ns / float(ops), wait_runs / float(ops))
         return ops / float(elapsed), float(cpu) / ops, bpf
     finally:
         if tracer:
@@ -114,7 +148,11 @@ def main():
     ap.add_argument("--configs", default=",".join(CONFIGS))
     ap.add_argument("--bpf-stats", action="store_true",
                     help="turn kernel.bpf_stats_enabled on and print the BPF time per op")
+    ap.add_argument("--before", help="an older pyhang-trace: adds the configuration 'before' "
+                    "and prints default/before ratios")
     args = ap.parse_args()
+    global BEFORE
+    BEFORE = args.before
     bu.require_root()
     workloads = [w for w in args.workloads.split(",") if w]
     configs = [c for c in args.configs.split(",") if c]
@@ -126,6 +164,10 @@ def main():
             ap.error("unknown configuration %s" % c)
     if "untraced" not in configs:
         configs.insert(0, "untraced")
+    if args.before and "before" not in configs:
+        configs.append("before")
+    if "before" in configs and not args.before:
+        ap.error("configuration 'before' needs --before OLD_BINARY")
 
     tput = {(w, c): [] for w in workloads for c in configs}
     cpu = {(w, c): [] for w in workloads for c in configs}
@@ -186,6 +228,26 @@ def main():
                 cell = "%.3f" % ratio
             line += "  %-36s" % cell
         print(line)
+
+
+    if "before" in configs and "default" in configs:
+        print("\nThe change's cost: the new build (default) over the older one (before), "
+              "host-wide, median of per-round ratios")
+        print("%-10s %14s %14s %22s %30s" % ("workload", "throughput", "cpu/op", "bpf ns/op new/old",
+                                             "wait4/waitid progs ns/op (runs)"))
+        for w in workloads:
+            t = bu.median([n / o for n, o in zip(tput[(w, "default")], tput[(w, "before")])])
+            c = bu.median([n / o for n, o in zip(cpu[(w, "default")], cpu[(w, "before")])])
+            cell = wcell = "-"
+            if bpf[(w, "default")] and bpf[(w, "before")]:
+                nb = bu.median([b[0] for b in bpf[(w, "default")]])
+                ob = bu.median([b[0] for b in bpf[(w, "before")]])
+                cell = "%.0f/%.0f = %.3f" % (nb, ob, nb / ob)
+                nw = bu.median([b[2] for b in bpf[(w, "default")]])
+                ow = bu.median([b[2] for b in bpf[(w, "before")]])
+                rw = bu.median([b[3] for b in bpf[(w, "default")]])
+                wcell = "%.0f/%.0f = %.3f (%.1f)" % (nw, ow, nw / ow if ow else 0, rw)
+            print("%-10s %14.3f %14.3f %22s %30s" % (w, t, c, cell, wcell))
 
 
 if __name__ == "__main__":

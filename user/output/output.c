@@ -245,6 +245,10 @@ void futex_op_name(uint32_t op, char *buf, size_t len)
 		snprintf(buf, len, "futex_wait");
 		return;
 	}
+	if (op == PH_OP_CHILD_WAIT4 || op == PH_OP_CHILD_WAITID) {
+		snprintf(buf, len, op == PH_OP_CHILD_WAIT4 ? "wait4" : "waitid");
+		return;
+	}
 	uint32_t cmd = op & (uint32_t)PH_FUTEX_CMD_MASK;
 	const char *name = cmd < sizeof(names) / sizeof(names[0]) ? names[cmd] : NULL;
 	if (!name) {

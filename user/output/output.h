@@ -15,6 +15,7 @@
 #include "strbuf.h"
 
 struct py_process; /* from pyreader.h: Python threads and stacks, when known */
+struct cw_wait;    /* from childwait.h */
 struct py_thread;
 
 struct ev_proc {
@@ -105,13 +106,18 @@ struct rec_long_wait {
 	void *tracer;                /* the tracer (for the event handlers' own use) */
 	bool covered;                /* the thread is part of a hang reported and not over */
 	bool io;                     /* an I/O wait found by sampling (iosample.h): no futex */
+	/* a wait for a child whose thread was not found waiting in py (the process exited, or
+	 * the wait ended, before it was read): the child's facts from the kernel's record and
+	 * /proc, for the top-level waiting_for; NULL otherwise */
+	const struct cw_wait *child_wait;
 };
 
 struct rec_wait_end {
 	struct ev_proc p;
 	double waited_s;
 	bool before_start;
-	uint64_t futex_addr;
+	uint64_t futex_addr;  /* a wait for a child (futex_op PH_OP_CHILD_*): the awaited pid */
+	uint32_t futex_op;
 	enum rec_ended_by ended_by;
 	int signal;           /* REC_END_SIGNAL: the signal whose handler ran; -1 unknown */
 	int exit_signal;      /* REC_END_PROCESS_EXIT: the signal that killed the process, else -1 */

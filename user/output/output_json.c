@@ -9,6 +9,7 @@
 #include "pywrite.h"
 #include "ratelimit.h"
 #include "waitgraph_json.h"
+#include "childwait.h"
 
 static void begin_event(struct output *o, struct jw *w, const char *event, uint64_t mono_ns)
 {
@@ -133,12 +134,32 @@ static void json_long_wait(struct output *o, const struct rec_long_wait *r)
 	jw_kdouble(&w, "waited_s", r->waited_s, 3);
 	jw_kbool(&w, "before_start", r->before_start);
 	jw_kbool(&w, "gil", r->gil);
-	if (r->io)
+	if (r->futex_op == PH_OP_CHILD_WAIT4 || r->futex_op == PH_OP_CHILD_WAITID) {
+		/* a wait for a child: no futex; the call, and the child in waiting_for */
+		char name[16];
+		futex_op_name(r->futex_op, name, sizeof(name));
+		jw_key(&w, "futex");
+		jw_null(&w);
+		jw_kstr(&w, "syscall", name);
+	} else if (r->io) {
 		jw_key(&w, "futex"), jw_null(&w); /* an I/O wait: see waiting_for */
-	else
+	} else {
 		futex_object(&w, r->futex_addr, r->futex_op);
+	}
+	if (r->child_wait) {
+		jw_key(&w, "waiting_for");
+		jw_obj_begin(&w);
+		jw_kstr(&w, "kind", "child");
+		jw_kstr(&w, "object", NULL);
+		jw_kstr(&w, "name", NULL);
+		jw_kstr(&w, "holder", NULL);
+		jw_key(&w, "child");
+		childwait_write_json(&w, r->child_wait);
+		jw_kstr(&w, "timeout_s", NULL);
+		jw_obj_end(&w);
+	}
 	if (r->py) {
-		for (size_t i = 0; i < r->py->nthreads; i++)
+		for (size_t i = 0; i < r->py->nthreads && !r->child_wait; i++)
 			if (r->py->threads[i].tid == r->p.tid && r->py->threads[i].wf &&
 			    r->py->threads[i].wf->kind) {
 				jw_key(&w, "waiting_for");
@@ -262,6 +283,10 @@ void output_json_diagnosis(struct jw *w, const struct diagnosis *d, const struct
 	if (py && d->code == DIAG_DEADLOCK) {
 		jw_key(w, "cycle");
 		waitgraph_write_cycle(w, py, d);
+	}
+	if (d->child) {
+		jw_key(w, "child");
+		childwait_write_diagnosis_child(w, d);
 	}
 	jw_obj_end(w);
 }

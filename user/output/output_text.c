@@ -10,6 +10,7 @@
 #include "pyreader.h"
 #include "textreport.h"
 #include "waitgraph.h"
+#include "childwait.h"
 
 #define C_BOLD "\033[1m"
 #define C_RED "\033[31m"
@@ -156,6 +157,8 @@ static void text_long_wait(struct output *o, const struct rec_long_wait *r)
 	put_proc(o, &r->p);
 	if (r->py)
 		textreport_wait(outcap_process(o, r->py), r->p.tid, what, sizeof(what));
+	if (!what[0] && r->child_wait)
+		childwait_describe(r->child_wait, what, sizeof(what));
 	if (what[0]) {
 		sb_printf(&o->sb, " has waited %.1fs for ", r->waited_s);
 		sb_put_escaped_text(&o->sb, what, strlen(what));
@@ -164,6 +167,7 @@ static void text_long_wait(struct output *o, const struct rec_long_wait *r)
 			sb_printf(&o->sb, " has been blocked in an I/O call for %.1fs", r->waited_s);
 		else
 			sb_printf(&o->sb, " has been %s (%s) for %.1fs", r->gil ? "waiting for the GIL" :
+				  r->futex_op >= PH_OP_CHILD_WAIT4 ? "waiting for a child" :
 				  "blocked in a futex wait", op, r->waited_s);
 	}
 	sb_printf(&o->sb, "%s%s\n", r->before_start ? ", since before tracing started (estimate)" : "",
@@ -207,7 +211,16 @@ static void text_wait_end(struct output *o, const struct rec_wait_end *r)
 	else if (r->ended_by == REC_END_PROCESS_EXIT)
 		sb_printf(&o->sb, " was still blocked when its process exited (status %d), after %.1fs\n",
 			  r->exit_status, r->waited_s);
-	else if (r->ended_by == REC_END_SIGNAL && r->signal > 0)
+	else if (r->futex_op == PH_OP_CHILD_WAIT4 || r->futex_op == PH_OP_CHILD_WAITID) {
+		if (r->futex_addr == PH_CHILD_ANY)
+			sb_printf(&o->sb, " stopped waiting for any child after %.1fs", r->waited_s);
+		else
+			sb_printf(&o->sb, " stopped waiting for child pid %d after %.1fs",
+				  (int)r->futex_addr, r->waited_s);
+		if (r->ended_by == REC_END_SIGNAL)
+			sb_puts(&o->sb, ": interrupted by a signal");
+		sb_putc(&o->sb, '\n');
+	} else if (r->ended_by == REC_END_SIGNAL && r->signal > 0)
 		sb_printf(&o->sb, " stopped waiting on futex 0x%llx after %.1fs: interrupted by signal %d "
 			  "(%s), whose handler ran\n", (unsigned long long)r->futex_addr, r->waited_s,
 			  r->signal, signal_name(r->signal));
@@ -309,6 +322,8 @@ static void text_hang(struct output *o, const struct rec_hang *r)
 	if (r->diag->waiter > 0)
 		focus[n++] = r->diag->waiter;
 	textreport_threads(&o->sb, outcap_process(o, r->py), focus, n, n ? focus[0] : 0);
+	if (r->diag->child)
+		childwait_text(&o->sb, r->diag->child, r->diag);
 	output_emit(o);
 }
 

@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "childwait.h"
 #include "diagnose.h"
 
 static void write_where(struct jw *w, const char *key, const struct py_frame *fr, int line)
@@ -53,6 +54,10 @@ void waitgraph_write_waiting_for(struct jw *w, const struct wf_info *f)
 		jw_kbool(w, "holder_exited", true);
 	if (f->runs_future)
 		jw_kbool(w, "holder_runs_future", true);
+	if (f->child) {
+		jw_key(w, "child");
+		childwait_write_json(w, f->child);
+	}
 	if (f->io) {
 		jw_kstr(w, "syscall", f->io->syscall);
 		io_write_fields(w, f->io);

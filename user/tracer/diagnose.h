@@ -14,6 +14,8 @@
 
 #define DIAG_MAX_CULPRITS 16
 
+struct cw_wait;
+
 /* What a hang is, X(enum constant, the code JSON and text print): diagnose.c and
  * waitgraph.c produce them (the last three: asyncio_diag.c); diag_code_name is their one
  * name table. */
@@ -27,7 +29,9 @@
 	X(DIAG_ORPHANED_LOCK, "orphaned_lock")                                                      \
 	X(DIAG_EVENT_LOOP_BLOCKED, "event_loop_blocked")                                            \
 	X(DIAG_EVENT_LOOP_SELF_WAIT, "event_loop_self_wait")                                        \
-	X(DIAG_AWAIT_CYCLE, "await_cycle")
+	X(DIAG_AWAIT_CYCLE, "await_cycle")                                                          \
+	X(DIAG_PIPE_DEADLOCK, "pipe_deadlock")                                                      \
+	X(DIAG_CHILD_HUNG, "child_hung")
 #define DIAG_CODE_CONSTANT(e, name) e,
 enum diag_code { DIAG_CODES(DIAG_CODE_CONSTANT) };
 /* "deadlock", ...; "unknown" for a value out of range. */
@@ -39,6 +43,9 @@ struct diagnosis {
 	pid_t culprits[DIAG_MAX_CULPRITS]; /* threads that block progress, most relevant first */
 	size_t nculprits;
 	pid_t waiter;        /* the thread that waits for them */
+	/* pipe_deadlock, child_hung (childwait.h): the child wait, and which of its children */
+	const struct cw_wait *child;
+	size_t child_index;
 };
 
 /* What the snapshot does not tell: whether thread tid has been in one futex wait on uaddr

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "annotate.h"
+#include "childwait.h"
 #include "diagnose.h"
 #include "execcheck.h"
 #include "guard.h"
@@ -58,9 +59,85 @@ void tracer_events_cleanup(struct tracer *t)
 	drop_snapshot(t);
 	ht_free(t->ht);
 	t->ht = NULL;
+	free(t->cw);
+	t->cw = NULL;
 }
 
+/* A wait for a child: the child's facts on the waiting thread's waiting_for (once per
+ * graph, when the thread is still in that wait), and the wait remembered while it lasts
+ * (a child's later hang, a child that blocks later: childwait.h). */
+static void attach_child(struct tracer *t, const struct rec_long_wait *r, const struct ph_event *e)
+{
+	struct wf_info *f = childwait_waiter_info(t->graph && t->graph->p == r->py ? t->graph : NULL,
+						  r->p.tid);
+	if (f && !f->child && f->kind && !strcmp(f->kind, "child"))
+		f->child = childwait_read(t->reader, t->ht, r->p.pid, r->p.tid, e->wait.uaddr);
+	if (!t->cw && (t->cw = calloc(1, sizeof(*t->cw))) != NULL)
+		t->cw->writer_still_ns = t->threshold_ns;
+	if (t->cw) {
+		struct cw_open o = { .pid = r->p.pid, .tid = r->p.tid, .proc_start = e->proc_start,
+				     .uaddr = e->wait.uaddr, .start_ns = e->wait.start_ns,
+				     .op = e->wait.op };
+		cw_table_open(t->cw, &o);
+	}
+}
+
+static void evaluate_long_wait(struct tracer *t, const struct ph_event *e, bool emit);
+
 static void on_long_wait(struct tracer *t, const struct ph_event *e)
+{
+	evaluate_long_wait(t, e, true);
+}
+
+/* An open child wait as the kernel's long_wait reported it. */
+static void open_wait_event(const struct cw_open *o, struct ph_event *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->type = PH_EV_LONG_WAIT;
+	e->pid = (unsigned)o->pid;
+	e->tid = (unsigned)o->tid;
+	e->ts_ns = mono_now_ns();
+	e->proc_start = o->proc_start;
+	e->wait.start_ns = o->start_ns;
+	e->wait.uaddr = o->uaddr;
+	e->wait.op = o->op;
+	e->wait.flags = PH_WF_REPORTED;
+}
+
+void tracer_recheck_waiters_of(struct tracer *t, pid_t child)
+{
+	struct cw_open o[8];
+	size_t n = t->cw ? cw_table_waiters_of(t->cw, child, o, 8) : 0;
+	for (size_t i = 0; i < n; i++) {
+		struct ph_event e;
+		open_wait_event(&o[i], &e);
+		drop_snapshot(t); /* the parent is read anew, with its child as it is now */
+		evaluate_long_wait(t, &e, false);
+	}
+}
+
+int tracer_recheck_child_waits(struct tracer *t)
+{
+	int due = -1;
+	const struct cw_open *o = NULL;
+	/* one per pass, between reads of the ring buffer: each reads the parent, its children
+	 * and maybe the pipes' holders */
+	if (t->cw && (o = cw_table_next_due(t->cw, mono_now_ns(), &due)) != NULL) {
+		struct ph_event e;
+		open_wait_event(o, &e);
+		if (ht_hang_covers(t->ht, o->pid, o->tid)) {
+			cw_table_settle(t->cw, o->tid);
+		} else {
+			drop_snapshot(t);
+			evaluate_long_wait(t, &e, false);
+		}
+		cw_table_next_due_ms(t->cw, mono_now_ns(), &due);
+	}
+	return due;
+}
+
+/* A long wait: its event (emit), then the hang it proves, if any. */
+static void evaluate_long_wait(struct tracer *t, const struct ph_event *e, bool emit)
 {
 	struct rec_long_wait r = { 0 };
 	char err[256] = "";
@@ -80,9 +157,22 @@ static void on_long_wait(struct tracer *t, const struct ph_event *e)
 	r.py_error = r.py ? NULL : err;
 	if (r.py)
 		snapshot_graph(t);
+	struct cw_wait *orphan = NULL;
+	if (childwait_is_op(e->wait.op)) {
+		if (r.py)
+			attach_child(t, &r, e);
+		const struct wf_info *f = r.py ? childwait_waiter_info(t->graph && t->graph->p == r.py ?
+								       t->graph : NULL, r.p.tid) : NULL;
+		if (emit && (!f || !f->child)) /* not waiting any more when read: the kernel's word */
+			r.child_wait = orphan = childwait_read(t->reader, t->ht, r.p.pid, r.p.tid,
+							       e->wait.uaddr);
+	}
 	r.covered = ht_hang_covers(t->ht, r.p.pid, r.p.tid);
-	t->n_long_waits++;
-	t->out.ops->long_wait(&t->out, &r);
+	if (emit) {
+		t->n_long_waits++;
+		t->out.ops->long_wait(&t->out, &r);
+	}
+	childwait_free(orphan);
 	if (r.py)
 		maybe_report_hang(t, &r);
 }
@@ -94,6 +184,7 @@ static void on_wait_end(struct tracer *t, const struct ph_event *e)
 	r.waited_s = seconds_between(e->wait.start_ns, e->ts_ns);
 	r.before_start = e->wait.flags & PH_WF_BEFORE_START;
 	r.futex_addr = e->wait.uaddr;
+	r.futex_op = e->wait.op;
 	r.signal = r.exit_signal = r.exit_status = -1;
 	switch (e->wait.end_reason) {
 	case PH_END_THREAD_EXIT:
@@ -118,6 +209,8 @@ static void on_wait_end(struct tracer *t, const struct ph_event *e)
 	t->out.ops->wait_end(&t->out, &r);
 	guard_note_wait_end(t, r.p.pid, r.p.tid);
 	ht_wait_close(t->ht, r.p.tid);
+	if (t->cw)
+		cw_table_close(t->cw, r.p.tid);
 	end_hang(t, r.p.pid, r.p.tid, e->ts_ns, r.ended_by, &r.p);
 }
 

@@ -7,6 +7,7 @@
 #include "annotate.h"
 #include "asyncio_diag.h"
 #include "asyncio_write.h"
+#include "childwait.h"
 #include "diagnose.h"
 #include "guard.h"
 #include "hangtrack.h"
@@ -77,7 +78,10 @@ void maybe_report_hang(struct tracer *t, const struct rec_long_wait *lw)
 	struct diagnosis d;
 	struct diag_waits w = { long_blocked, (void *)lw };
 	const struct waitgraph *g = t->graph && t->graph->p == lw->py ? t->graph : NULL;
-	if (!aio_diagnose_self_wait(aio_published(lw->py->pid, lw->py->start_time), lw->p.tid, &d) &&
+	/* a wait for a child: what the child does (childwait.h) */
+	struct wf_info *cf = childwait_is_op(lw->futex_op) ? childwait_waiter_info(g, lw->p.tid) : NULL;
+	if (!(cf && cf->child && childwait_diagnose(cf->child, lw->py, t->cw, &d)) &&
+	    !aio_diagnose_self_wait(aio_published(lw->py->pid, lw->py->start_time), lw->p.tid, &d) &&
 	    !(g && waitgraph_diagnose(g, lw->p.tid, &w, &d)) &&
 	    !diagnose_process(lw->py, lw->p.tid, lw->waited_s, lw->gil, &w, &d))
 		return;
@@ -90,6 +94,9 @@ void maybe_report_hang(struct tracer *t, const struct rec_long_wait *lw)
 	t->out.ops->hang(&t->out, &r);
 	annotate_hang(t, &r);
 	track_hang(t, lw, &d, fp);
+	/* a parent already waiting for this process now waits for a hung child */
+	if (!d.child)
+		tracer_recheck_waiters_of(t, lw->p.pid);
 }
 
 /* The hang that thread tid (0: the whole process) belonged to is over: say so once. The

@@ -2,8 +2,9 @@
  * interest in the kernel's watch table (before `start`, so nothing they do after it is
  * missed), then (after `start`) reports SIGCHLD already ignored (SigIgn in
  * /proc/PID/status; SA_NOCLDWAIT is not visible there), and seeds the kernel's wait table
- * with threads already blocked in a futex wait, so the scanner reports them like any other
- * long wait (marked before_start) and a wait_end follows when they return. */
+ * with threads already blocked in a futex wait or a wait for a child (wait4/waitid), so
+ * the scanner reports them like any other long wait (marked before_start) and a wait_end
+ * follows when they return. */
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,9 @@
 #define NR_FUTEX PH_NR_FUTEX
 #define NR_FUTEX_WAITV PH_NR_FUTEX_WAITV
 #define NR_FUTEX_WAIT PH_NR_FUTEX_WAIT
+#define NR_WAIT4 PH_NR_WAIT4
+#define NR_WAITID PH_NR_WAITID
+#define P_PID PH_P_PID
 
 #define MAX_PROCS_SCANNED 1000000
 #define MAX_TASKS_SCANNED 100000
@@ -43,6 +47,33 @@ static bool is_futex_wait(const struct blocked_syscall *s, uint32_t *op)
 		return true;
 	}
 	return false;
+}
+
+/* A blocking wait4/waitid (bpf/childwait.bpf.h): op and the awaited pid as the kernel's
+ * record keeps them (PH_CHILD_ANY: any child). */
+static bool is_child_wait(const struct blocked_syscall *s, uint32_t *op, uint64_t *addr)
+{
+	int32_t pid;
+	if (s->nr == NR_WAIT4 && !(s->args[2] & PH_WNOHANG)) {
+		*op = PH_OP_CHILD_WAIT4;
+		pid = (int32_t)s->args[0];
+	} else if (s->nr == NR_WAITID && !(s->args[3] & PH_WNOHANG)) {
+		*op = PH_OP_CHILD_WAITID;
+		pid = s->args[0] == P_PID ? (int32_t)s->args[1] : -1;
+	} else {
+		return false;
+	}
+	*addr = pid > 0 ? (uint64_t)(uint32_t)pid : PH_CHILD_ANY;
+	return true;
+}
+
+/* A wait the kernel records: a futex wait or a wait for a child; its record's uaddr. */
+static bool is_recorded_wait(const struct blocked_syscall *s, uint32_t *op, uint64_t *addr)
+{
+	if (is_child_wait(s, op, addr))
+		return true;
+	*addr = s->nr == NR_FUTEX_WAITV ? 0 : s->args[0];
+	return is_futex_wait(s, op);
 }
 
 /* "Now" on one CPU's scheduler clock (rq clock_task, which leaves out steal and IRQ time,
@@ -85,8 +116,8 @@ static bool still_waiting(pid_t pid, pid_t tid, uint64_t addr)
 {
 	struct blocked_syscall s;
 	uint32_t op;
-	return proc_task_syscall(pid, tid, &s) == 0 && is_futex_wait(&s, &op) &&
-	       (s.nr == NR_FUTEX_WAITV ? 0 : s.args[0]) == addr;
+	uint64_t a;
+	return proc_task_syscall(pid, tid, &s) == 0 && is_recorded_wait(&s, &op, &a) && a == addr;
 }
 
 static int scan_task(pid_t tid, void *arg)
@@ -94,9 +125,9 @@ static int scan_task(pid_t tid, void *arg)
 	struct scan_state *st = arg;
 	struct blocked_syscall s;
 	uint32_t op;
-	if (proc_task_syscall(st->pid, tid, &s) != 0 || !is_futex_wait(&s, &op))
+	uint64_t addr;
+	if (proc_task_syscall(st->pid, tid, &s) != 0 || !is_recorded_wait(&s, &op, &addr))
 		return 0;
-	uint64_t addr = s.nr == NR_FUTEX_WAITV ? 0 : s.args[0];
 	uint64_t start = estimate_wait_start(st, tid);
 	if (loader_seed_wait(st->t->ld, st->pid, st->proc_start, tid, start, addr, op) != 0)
 		return 0; /* the kernel already tracks a wait of this thread */

@@ -172,6 +172,7 @@ static int wait_and_consume(struct tracer *t, struct metrics *m, int timeout)
 static void event_loop(struct tracer *t, struct metrics *m)
 {
 	uint64_t deadline = t->duration_s > 0 ? t->started_ns + (uint64_t)(t->duration_s * 1e9) : 0;
+	int child_waits_due = -1;
 	while (!should_stop(t)) {
 		int timeout = 200;
 		timeout = min_timeout(timeout, loader_scan_due_in_ms(t->ld));
@@ -179,6 +180,7 @@ static void event_loop(struct tracer *t, struct metrics *m)
 		timeout = min_timeout(timeout, ios_tick(t));
 		timeout = min_timeout(timeout, guard_due_in_ms(t));
 		timeout = min_timeout(timeout, aio_watch_due_in_ms(t));
+		timeout = min_timeout(timeout, child_waits_due);
 		if (deadline) {
 			uint64_t now = mono_now_ns();
 			if (now >= deadline)
@@ -194,6 +196,8 @@ static void event_loop(struct tracer *t, struct metrics *m)
 		}
 		loader_scan_if_due(t->ld);
 		aio_watch_poll(t);
+		/* after the events: a look at a child wait reads whole processes */
+		child_waits_due = tracer_recheck_child_waits(t);
 		if (g_reopen) {
 			g_reopen = 0;
 			output_reopen(&t->out);

@@ -78,6 +78,7 @@ struct tracer {
 	struct hangtrack *ht;
 	uint64_t n_hang_ends;
 	struct iosample *ios; /* iosample.h: long I/O waits, sampled from /proc; NULL off */
+	struct cw_table *cw; /* open waits for children (childwait.h); lazily made */
 };
 
 /* trace.c: the counts of REC_LOSS_REASONS and REC_EVENT_COUNTS (output.h) so far, and
@@ -89,6 +90,12 @@ void tracer_stop_counts(struct tracer *t, struct rec_stop *r);
 int tracer_handle_event(void *arg, const void *data, size_t size);
 /* Free what the event handlers keep between events. */
 void tracer_events_cleanup(struct tracer *t);
+/* childwait.c glue in events.c: open waits for children looked at again (a child that
+ * blocks later); ms until the next is due, -1 none. */
+int tracer_recheck_child_waits(struct tracer *t);
+/* The open waits of child's parent for it (or for any child) evaluated again: the child's
+ * hang proven after its parent's long_wait makes that wait a child_hung. */
+void tracer_recheck_waiters_of(struct tracer *t, pid_t child);
 /* execcheck.c: run due exec re-checks; returns ms until the next one is due, or -1 if none. */
 int tracer_run_exec_checks(struct tracer *t);
 

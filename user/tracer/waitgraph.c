@@ -1,5 +1,6 @@
 /* waitgraph: wait kinds, holders and proven diagnoses (see waitgraph.h). */
 #include "waitgraph.h"
+#include "childwait.h"
 #include "pywrite.h"
 #include "waitgraph_json.h"
 
@@ -311,8 +312,10 @@ int waitgraph_build(struct waitgraph *g, struct py_reader *r, struct py_process 
 void waitgraph_free(struct waitgraph *g)
 {
 	if (g->p && g->info)
-		for (size_t i = 0; i < g->p->nthreads; i++)
+		for (size_t i = 0; i < g->p->nthreads; i++) {
 			((struct py_thread *)&g->p->threads[i])->wf = NULL;
+			childwait_free(g->info[i].child);
+		}
 	free(g->io);
 	g->io = NULL;
 	free(g->info);
@@ -405,6 +408,8 @@ void waitgraph_describe_wait(const struct wf_info *f, char *buf, size_t len)
 		}
 	} else if (f->holder_dead) {
 		snprintf(buf, len, "%s whose owner thread has exited", f->kind);
+	} else if (f->child) {
+		childwait_describe(f->child, buf, len);
 	} else if (f->lock) {
 		snprintf(buf, len, "%s (holder unknown: taken with a bare acquire(), or free)", f->kind);
 	} else {

@@ -20,6 +20,8 @@
 #include "lockown.h"
 #include "pyreader.h"
 
+struct cw_wait;
+
 struct wf_info {
 	const char *kind;          /* see above; NULL: not waiting (running, unknown) */
 	uint64_t object;           /* the Python object waited for, 0: unknown */
@@ -36,6 +38,8 @@ struct wf_info {
 	const struct py_thread *self;
 	const struct io_wait *io;  /* kind I/O: the resource and the call's timeout (iowait.h) */
 	bool runs_future;          /* Future.result: holder is the thread running the future */
+	struct cw_wait *child;     /* kind "child": the child's facts (childwait.h), or NULL;
+				    * freed with the graph */
 };
 
 #define WG_MAX_IO 256 /* threads in I/O whose resource is described per snapshot */
