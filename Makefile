@@ -140,9 +140,10 @@ unit: $(UNIT_BINS)
 # table_dump prints the table of pylayout.c (found wherever the source tree keeps it);
 # check_layouts.py compiles tests/layouts/probe.c against each interpreter's headers.
 PYLAYOUT_C := $(firstword $(wildcard user/pylayout.c user/python/pylayout.c user/*/pylayout.c))
-$(BUILD)/layouts/table_dump: tests/layouts/table_dump.c $(PYLAYOUT_C) $(PYLAYOUT_C:.c=.h)
+PYOPCODES_C := $(dir $(PYLAYOUT_C))pyopcodes.c
+$(BUILD)/layouts/table_dump: tests/layouts/table_dump.c $(PYLAYOUT_C) $(PYLAYOUT_C:.c=.h) $(PYOPCODES_C)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_COMMON) -I$(dir $(PYLAYOUT_C)) -O1 -o $@ tests/layouts/table_dump.c $(PYLAYOUT_C)
+	$(CC) $(CFLAGS_COMMON) -I$(dir $(PYLAYOUT_C)) -O1 -o $@ tests/layouts/table_dump.c $(PYLAYOUT_C) $(PYOPCODES_C)
 check-layouts: $(BUILD)/layouts/table_dump
 	/usr/bin/python3 tests/layouts/check_layouts.py $< tests/layouts/probe.c $(CC)
 

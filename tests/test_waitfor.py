@@ -200,6 +200,14 @@ def _where(obj, line, function=None):
             (function is None or obj.get("function") == function))
 
 
+def _with_name(line):
+    """The name the `with NAME:` at this line of LOCKS loads."""
+    with open(LOCKS) as f:
+        m = re.match(r"\s*with ([A-Za-z_][\w.]*):", f.read().splitlines()[line - 1])
+    assert m, "no `with NAME:` at %s:%d" % (LOCKS, line)
+    return m.group(1)
+
+
 @pytest.mark.parametrize("mode,kind", CYCLES)
 def test_deadlock_cycle(cycle_session, python, mode, kind):
     """A lock-order cycle of 2 or 3 threads (Lock, RLock, Condition) while 'runner' keeps
@@ -227,17 +235,16 @@ def test_deadlock_cycle(cycle_session, python, mode, kind):
         assert _where(c["waits_for"].get("where"), take_second), "waits_for.where %r" % c["waits_for"]
         # what c waits for is what the next one holds
         assert c["waits_for"]["object"] == nxt["holds"]["object"] and c["waits_for"]["object"], (c, nxt)
-        if version_of(python) <= (3, 10):  # the source names (read from the bytecode)
-            assert c["holds"]["name"] == "first" and c["waits_for"]["name"] == "second", c
-        else:
-            assert c["holds"]["name"] is None and c["waits_for"]["name"] is None, c
+        # the source names (read from the bytecode), as the program's `with` lines write them
+        assert (c["holds"]["name"], c["waits_for"]["name"]) == (
+            _with_name(take_first), _with_name(take_second)), c
         want_kind = "RLock" if kind == "Condition" and _py2(python) else kind
         assert c["waits_for"]["kind"] in (kind, want_kind), c
     summary = diag["summary"]
     for n in names:
         assert "'%s' holds" % n in summary, summary
-    if version_of(python) <= (3, 10):
-        assert "holds first (" in summary and "waits for second (" in summary, summary
+    assert "holds %s (" % _with_name(take_first) in summary, summary
+    assert "waits for %s (" % _with_name(take_second) in summary, summary
     assert "waitfor_locks.py:%d" % take_first in summary and "waitfor_locks.py:%d" % take_second in summary
     assert "one order" in summary
     # the cycle's threads carry waiting_for with the holder
