@@ -99,18 +99,23 @@ static unsigned lw_n;
 
 void tracer_flush_events(struct tracer *t)
 {
+	static struct ph_event work[LW_BATCH]; /* lw_batch may fill again meanwhile */
+	static bool flushing;
 	unsigned n = lw_n;
-	lw_n = 0;
-	if (!n)
+	if (!n || flushing)
 		return;
+	memcpy(work, lw_batch, n * sizeof(work[0]));
+	lw_n = 0;
+	flushing = true;
 	if (!t->ht)
 		t->ht = ht_new();
 	for (unsigned i = 0; i < n; i++)
-		if (!(lw_batch[i].wait.flags & PH_WF_GIL))
-			ht_wait_open(t->ht, (pid_t)lw_batch[i].pid, (pid_t)lw_batch[i].tid,
-				     lw_batch[i].wait.uaddr, lw_batch[i].wait.start_ns);
+		if (!(work[i].wait.flags & PH_WF_GIL))
+			ht_wait_open(t->ht, (pid_t)work[i].pid, (pid_t)work[i].tid, work[i].wait.uaddr,
+				     work[i].wait.start_ns);
 	for (unsigned i = 0; i < n; i++)
-		on_long_wait(t, &lw_batch[i]);
+		on_long_wait(t, &work[i]);
+	flushing = false;
 }
 
 static void on_wait_end(struct tracer *t, const struct ph_event *e)
@@ -389,7 +394,11 @@ int tracer_handle_event(void *arg, const void *data, size_t size)
 	if (e->type == PH_EV_LONG_WAIT) {
 		if (lw_n == LW_BATCH)
 			tracer_flush_events(t);
-		lw_batch[lw_n++] = *e;
+		if (lw_n < LW_BATCH) {
+			lw_batch[lw_n++] = *e;
+			return 0;
+		}
+		on_long_wait(t, e); /* a full batch while one is handled: at once */
 		return 0;
 	}
 	tracer_flush_events(t); /* the waits before it, in order */
