@@ -140,12 +140,13 @@ unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do UNIT_LINETABLES=$(BUILD)/unit/linetables $$t; done
 
 # ---- layout table check (tests/layouts) ------------------------------------------------
-# table_dump prints the table of user/python/pylayout.c; check_layouts.py compiles
-# tests/layouts/probe.c against each interpreter's headers.
+# table_dump prints the tables of user/python/pylayout.c and pyopcodes.c; check_layouts.py
+# compiles tests/layouts/probe.c against each interpreter's headers.
 PYLAYOUT_C := user/python/pylayout.c
-$(BUILD)/layouts/table_dump: tests/layouts/table_dump.c $(PYLAYOUT_C) $(PYLAYOUT_C:.c=.h)
+PYOPCODES_C := user/python/pyopcodes.c
+$(BUILD)/layouts/table_dump: tests/layouts/table_dump.c $(PYLAYOUT_C) $(PYLAYOUT_C:.c=.h) $(PYOPCODES_C)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_COMMON) -I$(dir $(PYLAYOUT_C)) -O1 -o $@ tests/layouts/table_dump.c $(PYLAYOUT_C)
+	$(CC) $(CFLAGS_COMMON) -I$(dir $(PYLAYOUT_C)) -O1 -o $@ tests/layouts/table_dump.c $(PYLAYOUT_C) $(PYOPCODES_C)
 check-layouts: $(BUILD)/layouts/table_dump
 	/usr/bin/python3 tests/layouts/check_layouts.py $< tests/layouts/probe.c $(CC)
 

@@ -200,6 +200,14 @@ def _where(obj, line, function=None):
             (function is None or obj.get("function") == function))
 
 
+def _with_name(line):
+    """The name the `with NAME:` at this line of LOCKS loads."""
+    with open(LOCKS) as f:
+        m = re.match(r"\s*with ([A-Za-z_][\w.]*):", f.read().splitlines()[line - 1])
+    assert m, "no `with NAME:` at %s:%d" % (LOCKS, line)
+    return m.group(1)
+
+
 @pytest.mark.parametrize("mode,kind", CYCLES)
 def test_deadlock_cycle(cycle_session, python, mode, kind):
     """A lock-order cycle of 2 or 3 threads (Lock, RLock, Condition) while 'runner' keeps
@@ -227,17 +235,16 @@ def test_deadlock_cycle(cycle_session, python, mode, kind):
         assert _where(c["waits_for"].get("where"), take_second), "waits_for.where %r" % c["waits_for"]
         # what c waits for is what the next one holds
         assert c["waits_for"]["object"] == nxt["holds"]["object"] and c["waits_for"]["object"], (c, nxt)
-        if version_of(python) <= (3, 10):  # the source names (read from the bytecode)
-            assert c["holds"]["name"] == "first" and c["waits_for"]["name"] == "second", c
-        else:
-            assert c["holds"]["name"] is None and c["waits_for"]["name"] is None, c
+        # the source names (read from the bytecode), as the program's `with` lines write them
+        assert (c["holds"]["name"], c["waits_for"]["name"]) == (
+            _with_name(take_first), _with_name(take_second)), c
         want_kind = "RLock" if kind == "Condition" and _py2(python) else kind
         assert c["waits_for"]["kind"] in (kind, want_kind), c
     summary = diag["summary"]
     for n in names:
         assert "'%s' holds" % n in summary, summary
-    if version_of(python) <= (3, 10):
-        assert "holds first (" in summary and "waits for second (" in summary, summary
+    assert "holds %s (" % _with_name(take_first) in summary, summary
+    assert "waits for %s (" % _with_name(take_second) in summary, summary
     assert "waitfor_locks.py:%d" % take_first in summary and "waitfor_locks.py:%d" % take_second in summary
     assert "one order" in summary
     # the cycle's threads carry waiting_for with the holder
@@ -348,3 +355,51 @@ def test_text_report_deadlock(binary, python, tmp_path):
     assert "holds: Lock taken at waitfor_locks.py:%d" % mark_line(LOCKS, "take_first") in body, body
     assert "Other threads:" in body and re.search(r'  Thread "runner" \(tid \d+, .*\) at waitfor_locks.py:\d+ in runner', body), body
     assert re.search(r'  Thread "MainThread" \(tid \d+, ', body), body
+
+
+def test_text_report_wait_before_hang_one_block(binary, python, tmp_path):
+    """The usual order: the cycle's threads pass the threshold in one scan, their long waits
+    and the deadlock they prove come together. The deadlock is one block (its threads'
+    tracebacks once each) and every long wait of its threads from that moment on is one
+    line after it, not the same stacks again."""
+    import time
+    from harness import Registry, Tracer, alarm_guard
+    reg = Registry()
+    rep = str(tmp_path / "report")
+    try:
+        with alarm_guard(60, "text deadlock, waits first"):
+            tr = Tracer(reg, binary, ["-t", "1", "--", python, LOCKS, rep, "cycle2", "Lock"], hangs=True)
+            deadline = time.time() + 30
+            while time.time() < deadline:
+                with tr.cond:
+                    if any("[deadlock]" in l for l in tr.lines):
+                        break
+                time.sleep(0.1)
+            time.sleep(1.5)  # room for long waits printed after it
+            with tr.cond:
+                lines = list(tr.lines)
+    finally:
+        reg.cleanup()
+    text = "\n".join(lines)
+    stamp = re.compile(r"^(\d\d:\d\d:\d\d\.\d{3}) ")
+    entries = []  # (time, first line, following lines)
+    for l in lines:
+        m = stamp.match(l)
+        if m:
+            entries.append((m.group(1), l, []))
+        elif entries:
+            entries[-1][2].append(l)
+    hangs = [k for k, e in enumerate(entries) if "[deadlock]" in e[1]]
+    assert len(hangs) == 1, "want one deadlock block:\n%s" % text[-4000:]
+    hang_time = entries[hangs[0]][0]
+    body = "\n".join(entries[hangs[0]][2])
+    assert body.count("Traceback (most recent call last):") == 2, body
+    # the waits of the hang's scan (same time) and later: after the block, one line each
+    same = [k for k, e in enumerate(entries) if "LONG WAIT" in e[1] and e[0] >= hang_time]
+    assert same, "no long wait at or after the deadlock's scan:\n%s" % text[-4000:]
+    for k in same:
+        t, first, rest = entries[k]
+        assert k > hangs[0], "a long wait of the deadlock's scan before its block:\n%s" % text[-4000:]
+        assert not [l for l in rest if l.strip()], "a long wait covered by the deadlock printed " \
+            "more than its line:\n%s\n%s" % (first, "\n".join(rest))
+        assert first.endswith("(part of the hang reported above)"), first

@@ -34,6 +34,13 @@
 #if V(3, 10)
 #include <internal/pycore_moduleobject.h> /* PyModuleObject */
 #endif
+#if V(3, 13)
+#define NEED_OPCODE_METADATA /* defines _PyOpcode_Deopt, _PyOpcode_Caches */
+#include <internal/pycore_opcode_metadata.h>
+#elif V(3, 11)
+#define NEED_OPCODE_TABLES /* defines _PyOpcode_Deopt, _PyOpcode_Caches */
+#include <internal/pycore_opcode.h>
+#endif
 
 #define P(field, value) printf("%s %lu\n", #field, (unsigned long)(value))
 
@@ -130,6 +137,30 @@ int main(void)
 	P(co_exceptiontable, offsetof(PyCodeObject, co_exceptiontable));
 	P(ht_cached_keys, offsetof(PyHeapTypeObject, ht_cached_keys));
 	P(values_header, offsetof(PyDictValues, values));
+	P(co_names, offsetof(PyCodeObject, co_names));
+	P(co_localsplusnames, offsetof(PyCodeObject, co_localsplusnames));
+	/* bytecode (user/python/pyopcodes.c) */
+	P(op_extended_arg, EXTENDED_ARG);
+	P(op_load_name, LOAD_NAME);
+	P(op_load_global, LOAD_GLOBAL);
+	P(op_load_fast, LOAD_FAST);
+	P(op_load_attr, LOAD_ATTR);
+	P(op_before_with, BEFORE_WITH);
+#if V(3, 12)
+	P(op_load_fast_check, LOAD_FAST_CHECK);
+	P(op_min_instrumented, MIN_INSTRUMENTED_OPCODE);
+	P(op_attr_shift, 1); /* LOAD_ATTR: oparg >> 1 names it (Python/bytecodes.c) */
+#else
+	P(op_load_method, LOAD_METHOD);
+	P(op_attr_shift, 0); /* LOAD_ATTR: oparg names it (Python/ceval.c) */
+#endif
+#if V(3, 13)
+	P(op_load_fast_load_fast, LOAD_FAST_LOAD_FAST);
+#endif
+	for (int i = 0; i < 256; i++) {
+		printf("op_deopt_%d %d\n", i, _PyOpcode_Deopt[i]);
+		printf("op_caches_%d %d\n", i, _PyOpcode_Caches[i]);
+	}
 #else
 	P(co_nlocals, offsetof(PyCodeObject, co_nlocals));
 	P(co_code, offsetof(PyCodeObject, co_code));

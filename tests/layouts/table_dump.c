@@ -1,7 +1,8 @@
 /* table_dump: prints the layout table of pylayout.c (linked with it) as "X.Y field value"
  * lines, one per numeric field of struct py_layout, for every version the table holds.
  * Read by check_layouts.py, which compares them with offsetof() in each interpreter's own
- * headers (probe.c). Part of `make check-layouts`. */
+ * headers (probe.c); and for 3.11+ the bytecode tables of pyopcodes.c as op_* lines. Part of
+ * `make check-layouts`. */
 #include <stdio.h>
 
 #include "pylayout.h"
@@ -18,7 +19,14 @@
 	X(str_state) X(str_ascii_data) X(str_compact_data) X(bytes_size) X(bytes_data)              \
 	X(dict_keys) X(dict_values) X(values_header) X(md_dict) X(f_valuestack) X(f_iblock)         \
 	X(f_blockstack) X(f_localsplus) X(co_nlocals) X(co_stacksize) X(co_code)                    \
-	X(co_nlocalsplus) X(co_exceptiontable) X(co_names) X(co_varnames) X(iframe_localsplus)
+	X(co_nlocalsplus) X(co_exceptiontable) X(co_names) X(co_varnames) X(iframe_localsplus)     \
+	X(co_localsplusnames)
+
+/* The opcode numbers of struct py_opcodes (pyopcodes.h) */
+#define OPCODE_FIELDS(X)                                                                            \
+	X(extended_arg) X(load_name) X(load_global) X(load_fast) X(load_fast_check)                 \
+	X(load_fast_load_fast) X(load_attr) X(load_method) X(before_with) X(attr_shift)             \
+	X(min_instrumented)
 
 int main(void)
 {
@@ -30,6 +38,15 @@ int main(void)
 #define PRINT(f) printf("%u.%u %s %lu\n", major, minor, #f, (unsigned long)l->f);
 			LAYOUT_FIELDS(PRINT)
 #undef PRINT
+			const struct py_opcodes *o = l->ops;
+			if (!o)
+				continue;
+#define OP(f) printf("%u.%u op_%s %u\n", major, minor, #f, (unsigned)o->f);
+			OPCODE_FIELDS(OP)
+#undef OP
+			for (unsigned i = 0; i < 256; i++)
+				printf("%u.%u op_deopt_%u %u\n%u.%u op_caches_%u %u\n", major, minor, i,
+				       o->deopt[i], major, minor, i, o->caches[i]);
 		}
 	return 0;
 }

@@ -192,7 +192,11 @@ static struct pm_slot *pm_cached_page(struct procmem *pm, uint64_t page_addr,
 			return NULL;
 		}
 	}
-	struct pm_slot *sl = &c->slots[(page_addr / PM_BLOCK) % PM_CACHE_SLOTS];
+	/* the block number scrambled (Fibonacci hashing) before it picks a slot: blocks at one
+	 * stride apart (the same offset in each thread's 8 MiB stack, objects of one size in
+	 * arenas) would otherwise all fall into a few slots and evict each other */
+	uint64_t h = (page_addr / PM_BLOCK) * 0x9E3779B97F4A7C15ull;
+	struct pm_slot *sl = &c->slots[(h >> 32) % PM_CACHE_SLOTS];
 	if (sl->gen == c->gen && sl->addr == page_addr) {
 		*status = sl->valid ? PM_OK : PM_FAULT;
 		*data = c->blocks[sl->block];

@@ -21,7 +21,13 @@
  *    size, target (code units), depth<<1|lasti; Objects/exception_handling_notes.txt).
  *  - The line of the `with`: 3.10+, the line of the with's exception handler (the
  *    compiler attributes the cleanup to the with statement); <= 3.9 and 2.7, the line of
- *    the SETUP_WITH (opcode 143 on 2.7-3.10) whose jump target is the block's handler. */
+ *    the SETUP_WITH (opcode 143 on 2.7-3.10) whose jump target is the block's handler.
+ *  - The source name: the LOAD_NAME/LOAD_GLOBAL/LOAD_FAST (+ LOAD_ATTR) just before the
+ *    SETUP_WITH (<= 3.10) or BEFORE_WITH (3.11+: decoded from co_code_adaptive through the
+ *    version's tables in pyopcodes.c; LOAD_GLOBAL names co_names[oparg >> 1], LOAD_ATTR
+ *    co_names[oparg >> 1] on 3.12+, LOAD_FAST co_localsplusnames[oparg]). For a held lock,
+ *    the BEFORE_WITH ends where the with's first exception-table entry starts; for a waited
+ *    one, the program's frame is at it. */
 #include "lockown_int.h"
 
 #include <stdio.h>
@@ -107,7 +113,7 @@ int lockown_read(struct py_reader *r, const struct py_process *p, struct lo_thre
 		}
 		if (th->state == PY_STATE_LOCK_WAIT)
 			find_waited(&c, th, &out[i]);
-		if (out[i].waits_known && c.l->frames == PY_FRAMES_OBJECTS) {
+		if (out[i].waits_known) {
 			/* the program's frame that is entering the `with` (not threading.py's) */
 			for (size_t k = 0; k < nf; k++) {
 				const struct py_frame *f = &th->frames[k];

@@ -124,8 +124,16 @@ void held_new(struct ctx *c, const struct py_frame *f, int fi, struct lo_thread 
 			if (e[i].depth == k + 1 && e[i].lasti && e[i].start <= off &&
 			    (!best || e[i].start > best->start))
 				best = &e[i];
-		if (best)
+		if (best) {
 			lk.line = py_reader_code_line(c->r, c->pid, f->code, (uint64_t)best->target * 2);
+			/* the with's first entry (a body can be split in several) starts after
+			 * its BEFORE_WITH */
+			uint32_t first = best->start;
+			for (size_t i = 0; i < n; i++)
+				if (e[i].target == best->target && e[i].start < first)
+					first = e[i].start;
+			with_name_new(c, f->code, first, lk.name, sizeof(lk.name));
+		}
 		add_held(t, &lk);
 	}
 }

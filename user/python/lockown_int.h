@@ -68,6 +68,7 @@ struct xentry {
 enum tk type_kind(struct ctx *c, uint64_t obj);
 bool resolve(struct ctx *c, uint64_t obj, bool via_method, bool exit_only, struct lo_lock *out);
 void with_site(struct ctx *c, uint64_t code, uint64_t handler, int *line, char *name, size_t cap);
+void with_name_new(struct ctx *c, uint64_t code, uint32_t start, char *name, size_t cap);
 void entering_name(struct ctx *c, const struct py_frame *f, char *name, size_t cap);
 size_t parse_xtable(const unsigned char *t, size_t n, struct xentry *e, size_t max);
 void held_old(struct ctx *c, const struct py_frame *f, int fi, struct lo_thread *t);

@@ -1,7 +1,8 @@
 /* lockown_with: the line and source name of a `with` (see lockown_int.h).
- * Owns: decoding 2.7-3.10 bytecode (SETUP_WITH, the LOAD_* before it), the line of a `with`
- * from its handler, the name a frame enters, and parsing 3.11+ exception tables
- * (Objects/exception_handling_notes.txt). */
+ * Owns: decoding bytecode (2.7-3.10: co_code, SETUP_WITH; 3.11+: co_code_adaptive, the
+ * instructions of BEFORE_WITH through the tables of pyopcodes.h) and the LOAD_* before a
+ * `with`, the line of a `with` from its handler, the name a frame enters, and parsing
+ * 3.11+ exception tables (Objects/exception_handling_notes.txt). */
 #include "lockown_int.h"
 
 #define MAX_CODE_BYTES 65536u
@@ -63,6 +64,38 @@ static size_t decode(struct ctx *c, uint64_t code, uint64_t n)
 	return k;
 }
 
+/* 3.11+: the instructions of the first n code units of code's co_code_adaptive, as base
+ * instructions (a specialized opcode byte through _PyOpcode_Deopt, pyopcodes.h), their
+ * inline caches skipped; off in bytes, len in bytes with the caches. Decoding stops at a
+ * byte the version does not define or an INSTRUMENTED_* one (whose instruction is kept
+ * in co_monitoring): what follows is unknown. The count (0: unreadable). */
+static size_t decode_new(struct ctx *c, uint64_t code, uint64_t n)
+{
+	const struct py_layout *l = c->l;
+	const struct py_opcodes *o = l->ops;
+	unsigned char buf[4096];
+	uint64_t have = n * 2;
+	if (have > sizeof(buf))
+		have = sizeof(buf);
+	/* co_code_adaptive is Py_SIZE(code) code units long: read what is asked, else less */
+	while (have >= 2 && !rd(c, code + l->co_code_adaptive, buf, have))
+		have = have > 64 ? have / 2 : have - 2;
+	size_t k = 0;
+	uint64_t ext = 0;
+	for (uint64_t u = 0; 2 * u + 1 < have && k < MAX_INSNS;) {
+		unsigned byte = buf[2 * u];
+		uint8_t op = o->deopt[byte];
+		if (byte >= o->min_instrumented || op == 0)
+			break;
+		uint64_t arg = ext << 8 | buf[2 * u + 1];
+		ext = op == o->extended_arg ? arg : 0;
+		uint64_t units = 1 + (uint64_t)o->caches[op];
+		insns[k++] = (struct insn){ (uint32_t)(2 * u), op, (uint16_t)(2 * units), (uint32_t)arg };
+		u += units;
+	}
+	return k;
+}
+
 /* An identifier-like ASCII str (2.7: a plain str) at obj, into out; false otherwise. */
 static bool read_ident(struct ctx *c, uint64_t obj, char *out, size_t cap)
 {
@@ -102,6 +135,18 @@ static bool tuple_ident(struct ctx *c, uint64_t code, uint32_t field, uint32_t i
 
 static bool load_ident(struct ctx *c, uint64_t code, const struct insn *in, char *out, size_t cap)
 {
+	const struct py_opcodes *o = c->l->ops;
+	if (o) { /* 3.11+ (pyopcodes.h): the base instructions decode_new gives */
+		if (in->op == o->load_name)
+			return tuple_ident(c, code, c->l->co_names, in->arg, out, cap);
+		if (in->op == o->load_global)
+			return tuple_ident(c, code, c->l->co_names, in->arg >> 1, out, cap);
+		if (in->op == o->load_fast || (o->load_fast_check && in->op == o->load_fast_check))
+			return tuple_ident(c, code, c->l->co_localsplusnames, in->arg, out, cap);
+		if (o->load_fast_load_fast && in->op == o->load_fast_load_fast) /* pushes the 2nd last */
+			return tuple_ident(c, code, c->l->co_localsplusnames, in->arg & 15, out, cap);
+		return false;
+	}
 	switch (in->op) {
 	case OP_LOAD_NAME:
 	case OP_LOAD_GLOBAL:
@@ -121,10 +166,18 @@ static void name_before(struct ctx *c, uint64_t code, size_t i, char *out, size_
 	if (i == 0)
 		return;
 	const struct insn *p = &insns[i - 1];
+	const struct py_opcodes *o = c->l->ops;
+	uint32_t attr = p->arg; /* the co_names index of a LOAD_ATTR / LOAD_METHOD */
+	bool is_attr = p->op == OP_LOAD_ATTR;
+	if (o) {
+		is_attr = p->op == o->load_attr || (o->load_method && p->op == o->load_method);
+		if (p->op == o->load_attr && o->attr_shift)
+			attr >>= 1;
+	}
 	if (load_ident(c, code, p, a, sizeof(a))) {
 		snprintf(out, cap, "%s", a);
-	} else if (p->op == OP_LOAD_ATTR && i >= 2 && load_ident(c, code, &insns[i - 2], a, sizeof(a)) &&
-		   tuple_ident(c, code, c->l->co_names, p->arg, b, sizeof(b))) {
+	} else if (is_attr && i >= 2 && load_ident(c, code, &insns[i - 2], a, sizeof(a)) &&
+		   tuple_ident(c, code, c->l->co_names, attr, b, sizeof(b))) {
 		snprintf(out, cap, "%.30s.%.30s", a, b);
 	}
 }
@@ -168,10 +221,48 @@ void with_site(struct ctx *c, uint64_t code, uint64_t handler, int *line, char *
 	snprintf(name, cap, "%s", c->lines[slot].name);
 }
 
-/* <= 3.10: the source name of the `with` a frame is entering (its f_lasti at SETUP_WITH). */
+/* 3.11+: the name a `with` loads, from the BEFORE_WITH that ends at code unit end (where
+ * its handler's first exception-table entry starts: Python/compile.c puts SETUP_WITH,
+ * which becomes that entry, right after BEFORE_WITH). */
+static void before_with_name(struct ctx *c, uint64_t code, uint64_t end, char *name, size_t cap)
+{
+	size_t n = decode_new(c, code, end);
+	for (size_t i = 0; i < n; i++)
+		if (insns[i].off + insns[i].len == 2 * end) {
+			if (insns[i].op == c->l->ops->before_with)
+				name_before(c, code, i, name, cap);
+			return;
+		}
+}
+
+void with_name_new(struct ctx *c, uint64_t code, uint32_t start, char *name, size_t cap)
+{
+	uint64_t key = (uint64_t)start | 1ull << 40; /* not a <= 3.10 handler (those share the cache) */
+	unsigned slot = (unsigned)((code >> 4) ^ key) % LINE_CACHE;
+	if (!(c->lines[slot].used && c->lines[slot].code == code && c->lines[slot].handler == key)) {
+		c->lines[slot].code = code;
+		c->lines[slot].handler = key;
+		c->lines[slot].line = -1;
+		c->lines[slot].name[0] = '\0';
+		c->lines[slot].used = true;
+		before_with_name(c, code, start, c->lines[slot].name, sizeof(c->lines[slot].name));
+	}
+	snprintf(name, cap, "%s", c->lines[slot].name);
+}
+
+/* The source name of the `with` a frame is entering: <= 3.10 its f_lasti at SETUP_WITH;
+ * 3.11+ its instruction pointer at BEFORE_WITH (prev_instr on 3.11/3.12, instr_ptr on
+ * 3.13: the instruction that called __enter__). */
 void entering_name(struct ctx *c, const struct py_frame *f, char *name, size_t cap)
 {
 	name[0] = '\0';
+	if (c->l->ops) {
+		uint64_t start = f->code + c->l->co_code_adaptive;
+		if (f->pos < start || f->pos - start > MAX_CODE_BYTES || (f->pos - start) % 2)
+			return;
+		before_with_name(c, f->code, (f->pos - start) / 2 + 1, name, cap);
+		return;
+	}
 	if ((int64_t)f->pos < 0)
 		return;
 	uint64_t at = is_310(c->l) ? f->pos * 2 : f->pos;

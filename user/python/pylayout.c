@@ -145,6 +145,7 @@ static const struct py_layout layouts[] = {
 	},
 	{ /* 3.11: _PyInterpreterFrame via cframe; owner 0 thread, 1 generator, 2 frame object */
 		.iframe_localsplus = 72, .co_nlocalsplus = 76, .co_exceptiontable = 40, .co_stacksize = 68,
+		.co_names = 32, .co_localsplusnames = 96, .ops = &pyopcodes_311,
 		.major = 3, .minor = 11, .source = "table", .start = PY_START_RUNTIME,
 		.rt_interp_head = 40, .gil_kind = PY_GIL_IN_RUNTIME, .gil = 360, GIL_FIELDS,
 		.interp_next = 0, .interp_tstate_head = 16, .interp_modules = 888,
@@ -162,6 +163,7 @@ static const struct py_layout layouts[] = {
 	},
 	{ /* 3.12: owner 3 = C stack (shim/trampoline frames) */
 		.iframe_localsplus = 72, .co_nlocalsplus = 72, .co_exceptiontable = 40, .co_stacksize = 64,
+		.co_names = 32, .co_localsplusnames = 96, .ops = &pyopcodes_312,
 		.major = 3, .minor = 12, .source = "table", .start = PY_START_RUNTIME,
 		.rt_interp_head = 40, .gil_kind = PY_GIL_IN_INTERP, .gil = 1040, GIL_FIELDS,
 		.interp_next = 0, .interp_tstate_head = 72, .interp_modules = 944,
@@ -180,6 +182,7 @@ static const struct py_layout layouts[] = {
 	{ /* 3.13: also what _Py_DebugOffsets does not carry (co_firsttraceable, compact str
 	   * header, dict keys layout, managed dict, ht_cached_keys, md_dict, owner values) */
 		.iframe_localsplus = 72, .co_nlocalsplus = 72, .co_exceptiontable = 40, .co_stacksize = 64,
+		.co_names = 32, .co_localsplusnames = 96, .ops = &pyopcodes_313,
 		.major = 3, .minor = 13, .source = "table", .start = PY_START_RUNTIME,
 		.rt_interp_head = 632, .gil_kind = PY_GIL_IN_INTERP, .gil = 7752, GIL_FIELDS,
 		.interp_next = 7264, .interp_tstate_head = 7344, .interp_modules = 7656,

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pyopcodes.h"
+
 enum py_start_kind {
 	PY_START_INTERP_HEAD, /* 2.7, 3.6: static interp_head (via PyInterpreterState_Head) */
 	PY_START_RUNTIME,     /* 3.7+: _PyRuntime.interpreters.head */
@@ -149,8 +151,10 @@ struct py_layout {
 	 * co_exceptiontable (bytes) gives its live depth. 0 = absent. */
 	uint32_t f_valuestack, f_iblock, f_blockstack, f_localsplus;
 	uint32_t co_nlocals, co_stacksize, co_code, co_nlocalsplus, co_exceptiontable;
-	uint32_t co_names, co_varnames;    /* tuples of str (<= 3.10): source names */
+	uint32_t co_names, co_varnames;    /* tuples of str: source names (co_varnames <= 3.10) */
+	uint32_t co_localsplusnames;       /* 3.11+: tuple of str, the names of localsplus */
 	uint32_t iframe_localsplus;
+	const struct py_opcodes *ops;      /* 3.11+ bytecode (pyopcodes.h); NULL <= 3.10 */
 };
 
 /* Bytes to read from a frame / code object to cover every field we use. */

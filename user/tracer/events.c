@@ -155,6 +155,8 @@ static void evaluate_long_wait(struct tracer *t, const struct ph_event *e, bool 
 	/* The waiter is blocked, so its frames hold still: a read from userspace is exact. */
 	r.py = snapshot(t, r.p.pid, e->proc_start, err, sizeof(err));
 	r.py_error = r.py ? NULL : err;
+	/* a hang this wait proves is reported first: the wait is then part of it (one line
+	 * in text, not the hang's stacks once more) */
 	if (r.py)
 		snapshot_graph(t);
 	struct cw_wait *orphan = NULL;
@@ -167,14 +169,44 @@ static void evaluate_long_wait(struct tracer *t, const struct ph_event *e, bool 
 			r.child_wait = orphan = childwait_read(t->reader, t->ht, r.p.pid, r.p.tid,
 							       e->wait.uaddr);
 	}
+	if (r.py)
+		maybe_report_hang(t, &r);
 	r.covered = ht_hang_covers(t->ht, r.p.pid, r.p.tid);
 	if (emit) {
 		t->n_long_waits++;
 		t->out.ops->long_wait(&t->out, &r);
 	}
 	childwait_free(orphan);
-	if (r.py)
-		maybe_report_hang(t, &r);
+}
+
+/* The long waits of one scan arrive one after another (the threads of a deadlock pass the
+ * threshold together): they are held until another kind of event or the end of the
+ * ring-buffer read, then all their waits are opened before the first is diagnosed, so
+ * a hang among them is proven at its first wait and reported before them all. One tracer
+ * per process: the batch is static. */
+#define LW_BATCH 64
+static struct ph_event lw_batch[LW_BATCH];
+static unsigned lw_n;
+
+void tracer_flush_events(struct tracer *t)
+{
+	static struct ph_event work[LW_BATCH]; /* lw_batch may fill again meanwhile */
+	static bool flushing;
+	unsigned n = lw_n;
+	if (!n || flushing)
+		return;
+	memcpy(work, lw_batch, n * sizeof(work[0]));
+	lw_n = 0;
+	flushing = true;
+	if (!t->ht)
+		t->ht = ht_new();
+	for (unsigned i = 0; i < n; i++)
+		if (!(work[i].wait.flags & PH_WF_GIL))
+			ht_wait_open(t->ht, (pid_t)work[i].pid, (pid_t)work[i].tid, work[i].wait.uaddr,
+				     work[i].wait.start_ns);
+	for (unsigned i = 0; i < n; i++)
+		on_long_wait(t, &work[i]);
+	flushing = false;
 }
 
 static void on_wait_end(struct tracer *t, const struct ph_event *e)
@@ -454,10 +486,18 @@ int tracer_handle_event(void *arg, const void *data, size_t size)
 	}
 	if (size < sizeof(*e))
 		return 0;
+	if (e->type == PH_EV_LONG_WAIT) {
+		if (lw_n == LW_BATCH)
+			tracer_flush_events(t);
+		if (lw_n < LW_BATCH) {
+			lw_batch[lw_n++] = *e;
+			return 0;
+		}
+		on_long_wait(t, e); /* a full batch while one is handled: at once */
+		return 0;
+	}
+	tracer_flush_events(t); /* the waits before it, in order */
 	switch (e->type) {
-	case PH_EV_LONG_WAIT:
-		on_long_wait(t, e);
-		break;
 	case PH_EV_WAIT_END:
 		on_wait_end(t, e);
 		break;

@@ -166,6 +166,7 @@ void disp_scan(struct tracer *t, pid_t pid, uint64_t proc_start, bool at_start)
 	int ignored = proc_sigchld_ignored(pid);
 	/* what the hooks saw up to now comes first: see the header comment */
 	loader_poll(t->ld, 0);
+	tracer_flush_events(t);
 	struct disp_record *r = find(&t->disp, pid, proc_start);
 	if (r && r->proc_start && proc_start && r->proc_start != proc_start)
 		r = NULL;

@@ -159,12 +159,16 @@ static bool should_stop(struct tracer *t)
  * sockets; the records are then consumed without waiting. */
 static int wait_and_consume(struct tracer *t, struct metrics *m, int timeout)
 {
-	if (!m)
-		return loader_poll(t->ld, timeout);
+	if (!m) {
+		int n = loader_poll(t->ld, timeout);
+		tracer_flush_events(t);
+		return n;
+	}
 	int rc = metrics_wait(m, loader_epoll_fd(t->ld), timeout);
 	if (rc < 0 && rc != -EINTR)
 		return rc;
 	int consumed = loader_poll(t->ld, 0);
+	tracer_flush_events(t);
 	metrics_service(m); /* after consuming: the counts served are current */
 	return consumed < 0 ? consumed : rc;
 }
@@ -209,6 +213,7 @@ static void event_loop(struct tracer *t, struct metrics *m)
 	/* the command's last events may still be in the ring buffer */
 	loader_scan_if_due(t->ld);
 	loader_poll(t->ld, 0);
+	tracer_flush_events(t);
 }
 
 static void emit_start(struct tracer *t)

@@ -88,6 +88,9 @@ void tracer_stop_counts(struct tracer *t, struct rec_stop *r);
 
 /* events.c */
 int tracer_handle_event(void *arg, const void *data, size_t size);
+/* Handle the long waits tracer_handle_event holds back (a scan's batch); call after each
+ * read of the ring buffer. */
+void tracer_flush_events(struct tracer *t);
 /* Free what the event handlers keep between events. */
 void tracer_events_cleanup(struct tracer *t);
 /* childwait.c glue in events.c: open waits for children looked at again (a child that
