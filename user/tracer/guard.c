@@ -551,7 +551,7 @@ bool guard_poll(struct tracer *t)
 			continue;
 		}
 		struct py_process py;
-		struct diagnosis d;
+		struct diagnosis d = { 0 };
 		if (!confirm(t, h, &py, &d)) {
 			h->next_check_ns = now + GUARD_RECHECK_NS;
 			continue;

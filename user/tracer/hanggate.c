@@ -75,7 +75,7 @@ static void track_hang(struct tracer *t, const struct rec_long_wait *lw, const s
  * good, a GIL held too long. Anything else stays a long_wait. */
 void maybe_report_hang(struct tracer *t, const struct rec_long_wait *lw)
 {
-	struct diagnosis d;
+	struct diagnosis d = { 0 }; /* a rule sets only what it proves (child: NULL) */
 	struct diag_waits w = { long_blocked, (void *)lw };
 	const struct waitgraph *g = t->graph && t->graph->p == lw->py ? t->graph : NULL;
 	/* a wait for a child: what the child does (childwait.h) */
