@@ -1309,6 +1309,8 @@ int waitid_exit(struct trace_event_raw_sys_exit *ctx)
 
 /* ---------------------------------------------------------------- process lifecycle */
 
+#include "fork.bpf.h"
+
 /* raw_tp sched_process_fork(parent, child): a new process inherits its parent's watch. */
 SEC("raw_tp/sched_process_fork")
 int on_fork(struct bpf_raw_tracepoint_args *ctx)
@@ -1331,8 +1333,10 @@ int on_fork(struct bpf_raw_tracepoint_args *ctx)
 		v.flags &= ~PH_W_SCOPE;
 	if (!host_wide && !(v.flags & PH_W_SCOPE))
 		return 0;
-	if (v.flags)
+	if (v.flags) {
 		watch_put(child_tgid, &v);
+		fork_note(parent, child, parent_tgid, child_tgid);
+	}
 	return 0;
 }
 
@@ -1383,6 +1387,7 @@ int on_exec(struct bpf_raw_tracepoint_args *ctx)
 	/* the stack walker's description was of the old image: userspace describes the new
 	 * one (a missing entry is harmless, hence no check) */
 	bpf_map_delete_elem(&pyprocs, &tgid);
+	fork_forget(tgid);
 	struct ph_event *e = ev_reserve(PH_EV_EXEC, tgid, BPF_CORE_READ(p, pid));
 	if (!e)
 		return 0;
@@ -1497,9 +1502,12 @@ int on_exit(struct bpf_raw_tracepoint_args *ctx)
 	bpf_map_delete_elem(&wait_pending, &tid);
 
 	/* signal->live was decremented before this tracepoint: 0 means the last thread. */
-	if (BPF_CORE_READ(t, signal, live.counter) != 0)
+	bool last = BPF_CORE_READ(t, signal, live.counter) == 0;
+	bool oom = oom_marked(tid, tgid, last);
+	if (!last)
 		return 0;
 	record_child_exit(t, tgid);
+	child_died_note(t, tgid, oom);
 	rl_flush(tgid);
 	/* A description left behind would fill the table (16384 exited Python processes) and
 	 * walk the next process that gets this pid with another program's addresses. */

@@ -14,12 +14,16 @@
 
 #define DIAG_MAX_CULPRITS 16
 
+struct xp_facts;
+
 struct diagnosis {
 	const char *code;    /* "shutdown_join", "all_threads_blocked", "gil_wait", "long_wait" */
 	char summary[1024];  /* one sentence (or two: cause, then fix) */
 	pid_t culprits[DIAG_MAX_CULPRITS]; /* threads that block progress, most relevant first */
 	size_t nculprits;
 	pid_t waiter;        /* the thread that waits for them */
+	const struct xp_facts *xproc; /* fork_held_lock, worker_died: facts of other processes
+				       * (xproc.h), NULL otherwise */
 };
 
 /* What the snapshot does not tell: whether thread tid has been in one futex wait on uaddr

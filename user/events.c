@@ -20,6 +20,7 @@
 #include "ratelimit.h"
 #include "tracer.h"
 #include "waitgraph.h"
+#include "xproc.h"
 
 #define DESCRIBE_ATTEMPTS 40 /* 2 ms doubling to 250 ms: about 8 s in all */
 
@@ -126,7 +127,7 @@ static void maybe_report_hang(struct tracer *t, const struct rec_long_wait *lw)
 	struct diagnosis d;
 	struct diag_waits w = { long_blocked, (void *)lw };
 	const struct waitgraph *g = t->graph && t->graph->p == lw->py ? t->graph : NULL;
-	if (!(g && waitgraph_diagnose(g, lw->p.tid, &w, &d)) &&
+	if (!xproc_diagnose(t, lw, g, &w, &d) && !(g && waitgraph_diagnose(g, lw->p.tid, &w, &d)) &&
 	    !diagnose_process(lw->py, lw->p.tid, lw->waited_s, lw->gil, &w, &d))
 		return;
 	guard_note_hang(t, lw); /* before the de-duplication: a new wait restarts its clock */
@@ -234,6 +235,8 @@ void tracer_events_cleanup(struct tracer *t)
 	drop_snapshot(t);
 	ht_free(t->ht);
 	t->ht = NULL;
+	xproc_free(t->xp);
+	t->xp = NULL;
 }
 
 static void on_long_wait(struct tracer *t, const struct ph_event *e)
@@ -593,6 +596,12 @@ int tracer_handle_event(void *arg, const void *data, size_t size)
 		break;
 	case PH_EV_SUPPRESSED:
 		tracer_on_suppressed(t, e);
+		break;
+	case PH_EV_FORK:
+		xproc_on_fork(t, e);
+		break;
+	case PH_EV_CHILD_DIED:
+		xproc_on_child_died(t, e);
 		break;
 	case PH_EV_EXIT:
 		if (t->ht) {

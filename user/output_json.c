@@ -8,6 +8,7 @@
 #include "pyreader.h"
 #include "ratelimit.h"
 #include "waitgraph.h"
+#include "xproc.h"
 
 static void begin_event(struct output *o, struct jw *w, const char *event, uint64_t mono_ns)
 {
@@ -263,6 +264,7 @@ void output_json_diagnosis(struct jw *w, const struct diagnosis *d, const struct
 		jw_key(w, "cycle");
 		waitgraph_write_cycle(w, py, d);
 	}
+	xproc_write_json(w, d);
 	jw_obj_end(w);
 }
 

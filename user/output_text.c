@@ -10,6 +10,7 @@
 #include "pyreader.h"
 #include "textreport.h"
 #include "waitgraph.h"
+#include "xproc.h"
 
 #define C_BOLD "\033[1m"
 #define C_RED "\033[31m"
@@ -291,6 +292,7 @@ static void text_hang(struct output *o, const struct rec_hang *r)
 	sb_puts(&o->sb, ": ");
 	sb_put_escaped_text(&o->sb, r->diag->summary, strlen(r->diag->summary));
 	sb_printf(&o->sb, " [%s]\n", r->diag->code);
+	xproc_write_text(&o->sb, r->diag);
 	pid_t focus[DIAG_MAX_CULPRITS + 1];
 	size_t n = 0;
 	for (size_t i = 0; i < r->diag->nculprits && n < DIAG_MAX_CULPRITS; i++)

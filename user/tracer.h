@@ -75,6 +75,7 @@ struct tracer {
 	unsigned hang_seen_next;
 	/* open long waits and open hangs, for proofs and hang_end (hangtrack.h); lazily made */
 	struct hangtrack *ht;
+	struct xproc *xp; /* forks and children's deaths (xproc.h), NULL until the first */
 	uint64_t n_hang_ends;
 };
 

@@ -1,0 +1,519 @@
+/* xproc: hangs caused in another process: fork_held_lock, worker_died (see xproc.h). */
+#include "xproc.h"
+
+#include "lockown.h"
+#include "loader.h"
+#include "output.h"
+#include "procscan.h"
+#include "textreport.h"
+#include "tracer.h"
+#include "waitgraph.h"
+
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FUTEX_NR 202            /* x86_64 */
+#define FUTEX_PRIVATE 128u      /* include/uapi/linux/futex.h */
+#define MAX_CHILDREN_SCANNED 4096
+
+struct xproc *xproc_new(void)
+{
+	return calloc(1, sizeof(struct xproc));
+}
+
+static void fork_clear(struct xp_fork *f)
+{
+	if (f->used && f->have_stack)
+		pending_release(&f->stack);
+	memset(f, 0, sizeof(*f));
+}
+
+void xproc_free(struct xproc *x)
+{
+	if (!x)
+		return;
+	for (unsigned i = 0; i < XP_MAX_FORKS; i++)
+		fork_clear(&x->forks[i]);
+	free(x);
+}
+
+static struct xproc *xp_of(struct tracer *t)
+{
+	if (!t->xp)
+		t->xp = xproc_new();
+	return t->xp;
+}
+
+void xproc_on_fork(struct tracer *t, const struct ph_event *e)
+{
+	struct xproc *x = xp_of(t);
+	struct captured_stack cs = { 0 };
+	bool have = pending_take_stack(&t->pending, (pid_t)e->pid, e->proc_start, (pid_t)e->tid,
+				       PH_EV_FORK, e->stack_ts, &cs);
+	if (!x) {
+		if (have)
+			pending_release(&cs);
+		return;
+	}
+	struct xp_fork *f = &x->forks[x->next_fork++ % XP_MAX_FORKS];
+	fork_clear(f);
+	f->used = true;
+	f->child = (pid_t)e->fork.child_pid;
+	f->child_start = e->fork.child_start;
+	f->parent = (pid_t)e->pid;
+	f->parent_start = e->proc_start;
+	f->forker_tid = (pid_t)e->tid;
+	f->fork_ns = e->ts_ns;
+	f->parent_threads = e->fork.parent_threads;
+	memcpy(f->parent_comm, e->comm, sizeof(f->parent_comm));
+	f->parent_comm[sizeof(f->parent_comm) - 1] = '\0';
+	if (have && cs.status == PH_STACK_OK) {
+		f->stack = cs;
+		f->have_stack = true;
+	} else if (have || cs.used) {
+		pending_release(&cs);
+	}
+}
+
+void xproc_on_child_died(struct tracer *t, const struct ph_event *e)
+{
+	struct xproc *x = xp_of(t);
+	if (!x)
+		return;
+	struct xp_death *d = &x->deaths[x->next_death++ % XP_MAX_DEATHS];
+	memset(d, 0, sizeof(*d));
+	d->used = true;
+	d->parent = (pid_t)e->pid;
+	d->parent_start = e->proc_start;
+	d->child = (pid_t)e->died.child_pid;
+	d->ns_pid = (pid_t)e->died.child_ns_pid;
+	d->child_start = e->died.child_start;
+	d->ns = e->ts_ns;
+	d->exit_code = e->died.exit_code;
+	d->oom = e->died.oom != 0;
+	memcpy(d->comm, e->died.child_comm, sizeof(d->comm));
+	d->comm[sizeof(d->comm) - 1] = '\0';
+}
+
+/* ---- helpers ------------------------------------------------------------------------ */
+
+static const struct py_thread *thread_of(const struct py_process *p, pid_t tid)
+{
+	for (size_t i = 0; i < p->nthreads; i++)
+		if (p->threads[i].tid == tid)
+			return &p->threads[i];
+	return NULL;
+}
+
+/* Untimed wait on a process-private futex, passed the threshold (cf. diagnose.c). */
+static bool stuck(const struct py_thread *t, const struct diag_waits *w)
+{
+	return t->tid > 0 && t->state == PY_STATE_LOCK_WAIT && t->syscall_nr == FUTEX_NR &&
+	       !t->futex_timed && (t->futex_op & FUTEX_PRIVATE) && w && w->long_blocked &&
+	       w->long_blocked(w->arg, t->tid, t->futex_addr);
+}
+
+static void who(const struct py_thread *t, char *buf, size_t len)
+{
+	if (t->name)
+		snprintf(buf, len, "'%.100s' (tid %d)", t->name, (int)t->tid);
+	else
+		snprintf(buf, len, "thread %d", (int)t->tid);
+}
+
+static const char *base_of(const char *p)
+{
+	const char *b = p ? strrchr(p, '/') : NULL;
+	return b ? b + 1 : p ? p : "?";
+}
+
+static const char *sig_name(int sig)
+{
+	const char *n = sigabbrev_np(sig);
+	static char buf[16];
+	if (!n)
+		return "an unknown signal";
+	snprintf(buf, sizeof(buf), "SIG%s", n);
+	return buf;
+}
+
+/* ---- fork_held_lock ----------------------------------------------------------------- */
+
+/* The parent thread that holds the lock at object/futex: an RLock's owner ident copied at
+ * the fork (proven at fork time), else a `with` of it in progress in the parent now. */
+static void find_parent_holder(struct tracer *t, struct xp_facts *xf, const struct wf_info *wf,
+			       uint64_t object, uint64_t futex, uint64_t copied_holder)
+{
+	const struct xp_fork *f = xf->fork;
+	struct py_process pp;
+	char err[128];
+	xf->parent_threads_now = -1;
+	if (py_read_process(t->reader, f->parent, &pp, err, sizeof(err)) != 0)
+		return;
+	if (pp.start_time != f->parent_start) {
+		py_process_free(&pp);
+		return;
+	}
+	xf->parent_threads_now = (int)pp.nthreads;
+	const struct py_thread *h = NULL;
+	int line = -1, frame = -1;
+	for (size_t i = 0; copied_holder && i < pp.nthreads && !h; i++)
+		if (pp.threads[i].thread_id == copied_holder) {
+			h = &pp.threads[i];
+			xf->holder_proof = "with_at_fork";
+			if (wf->holder_line >= 0)
+				line = wf->holder_line;
+		}
+	if (!h && wf && wf->lock && wf->lock->reentrant && wf->lock->owner_known && wf->lock->owner) {
+		for (size_t i = 0; i < pp.nthreads && !h; i++)
+			if (pp.threads[i].thread_id == wf->lock->owner) {
+				h = &pp.threads[i];
+				xf->holder_proof = "rlock_owner";
+			}
+	}
+	struct lo_thread *lo = calloc(pp.nthreads ? pp.nthreads : 1, sizeof(*lo));
+	if (lo && lockown_read(t->reader, &pp, lo) == 0) {
+		for (size_t i = 0; i < pp.nthreads; i++)
+			for (size_t k = 0; k < lo[i].nheld; k++) {
+				const struct lo_lock *l = &lo[i].held[k];
+				bool same = (object && l->obj == object) || (futex && l->futex == futex);
+				if (!same || (h && h != &pp.threads[i]))
+					continue;
+				if (!h)
+					xf->holder_proof = "with";
+				h = &pp.threads[i];
+				if (line < 0)
+					line = l->line;
+				frame = l->frame;
+			}
+	}
+	free(lo);
+	if (h) {
+		xf->holder_tid = h->tid;
+		snprintf(xf->holder_name, sizeof(xf->holder_name), "%s", h->name ? h->name : "");
+		const struct py_frame *fr = frame >= 0 && (size_t)frame < h->nframes ? &h->frames[frame] :
+					    h->nframes ? &h->frames[0] : NULL;
+		if (fr) {
+			snprintf(xf->holder_function, sizeof(xf->holder_function), "%s",
+				 fr->function ? fr->function : "?");
+			snprintf(xf->holder_file, sizeof(xf->holder_file), "%s", fr->file ? fr->file : "?");
+			xf->holder_line = line >= 0 ? line : fr->line;
+		}
+	}
+	py_process_free(&pp);
+}
+
+static bool fork_held_lock(struct tracer *t, const struct rec_long_wait *lw, const struct waitgraph *g,
+			   const struct diag_waits *w, struct diagnosis *d)
+{
+	const struct py_process *p = lw->py;
+	struct xproc *x = t->xp;
+	struct xp_facts *xf = &x->facts;
+	struct ph_fork_rec kr;
+	/* the kernel's record: a fork of a multi-threaded watched parent, not exec'd since */
+	if (loader_fork_of(t->ld, p->pid, &kr) != 0 || kr.child_start != p->start_time)
+		return false;
+	/* every thread of its own is stuck; thread states without an OS thread are copies of
+	 * the parent's threads (2.7 keeps them in the child's list) */
+	size_t real = 0;
+	for (size_t i = 0; i < p->nthreads; i++) {
+		if (p->threads[i].tid <= 0)
+			continue;
+		real++;
+		if (!stuck(&p->threads[i], w))
+			return false;
+	}
+	if (!real || p->threads_error || p->os_threads != real)
+		return false;
+	const struct py_thread *wt = thread_of(p, lw->p.tid);
+	if (!wt)
+		return false;
+	const struct wf_info *wf = g && g->info ? &g->info[wt - p->threads] : NULL;
+	uint64_t copied_holder = 0; /* thread ident of a parent thread whose copy holds it */
+	if (wf && wf->holder && !wf->holder_dead) {
+		if (wf->holder->tid > 0)
+			return false; /* a thread of its own holds it (a cycle, or its own lock again) */
+		copied_holder = wf->holder->thread_id;
+	}
+	memset(xf, 0, sizeof(*xf));
+	for (unsigned i = 0; i < XP_MAX_FORKS; i++) {
+		const struct xp_fork *f = &x->forks[i];
+		if (f->used && f->child == p->pid && f->child_start == p->start_time)
+			xf->fork = f;
+	}
+	if (!xf->fork) { /* its record was rate-limited: what the kernel map tells */
+		struct xp_fork *c = &xf->fork_copy;
+		c->used = true;
+		c->child = p->pid;
+		c->child_start = kr.child_start;
+		c->parent = (pid_t)kr.parent_tgid;
+		c->forker_tid = (pid_t)kr.forker_tid;
+		c->parent_threads = kr.parent_threads;
+		c->fork_ns = kr.fork_ns;
+		proc_comm(c->parent, 0, c->parent_comm, sizeof(c->parent_comm));
+		c->parent_start = 0; /* not recorded: its threads are not read (a reused pid) */
+		xf->fork = c;
+	}
+	xf->forked_s_ago = lw->p.mono_ns > xf->fork->fork_ns ? (double)(lw->p.mono_ns - xf->fork->fork_ns) / 1e9 : 0;
+	uint64_t object = wf ? wf->object : 0;
+	if (xf->fork->parent_start)
+		find_parent_holder(t, xf, wf, object, wt->futex_addr, copied_holder);
+	else
+		xf->parent_threads_now = -1;
+
+	d->code = "fork_held_lock";
+	d->waiter = wt->tid;
+	for (size_t i = 0; i < p->nthreads && d->nculprits < DIAG_MAX_CULPRITS; i++)
+		d->culprits[d->nculprits++] = p->threads[i].tid;
+	d->xproc = xf;
+	char a[160], where[320], holder[600] = "";
+	who(wt, a, sizeof(a));
+	diagnose_blocked_where(wt, where, sizeof(where));
+	const char *kind = wf && wf->kind ? wf->kind : "lock";
+	if (xf->holder_tid > 0)
+		snprintf(holder, sizeof(holder), "; in the parent, thread %s%.80s%s(tid %d) holds that %s (%s at %s:%d)",
+			 xf->holder_name[0] ? "'" : "", xf->holder_name, xf->holder_name[0] ? "' " : "",
+			 (int)xf->holder_tid, kind,
+ strcmp(xf->holder_proof, "with") == 0 ? "taken" : "held when the fork copied it, taken",
+			 base_of(xf->holder_file), xf->holder_line);
+	else
+		snprintf(holder, sizeof(holder), "; which parent thread held it is not known any more");
+	snprintf(d->summary, sizeof(d->summary),
+		 "%s waits in %s for a %s that no thread of this process holds: the process was forked "
+		 "(not exec'd) %.1f s ago by pid %d (%.16s), which had %u threads then; fork() copied the "
+		 "%s in its held state but not the thread holding it, so nothing here can release it%s. "
+		 "Use the 'spawn' or 'forkserver' start method, or reset the lock with "
+		 "os.register_at_fork(after_in_child=...)",
+		 a, where, kind, xf->forked_s_ago, (int)xf->fork->parent, xf->fork->parent_comm,
+		 xf->fork->parent_threads, kind, holder);
+	return true;
+}
+
+/* ---- worker_died -------------------------------------------------------------------- */
+
+/* Whether every task of process pid sleeps (no R or D state): /proc/PID/task/TID/stat. */
+static bool all_tasks_idle(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	DIR *dir = opendir(path);
+	if (!dir)
+		return true; /* gone */
+	struct dirent *de;
+	bool idle = true;
+	int n = 0;
+	while (idle && (de = readdir(dir)) && n++ < 4096) {
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		char p2[128], buf[512];
+		snprintf(p2, sizeof(p2), "/proc/%d/task/%.20s/stat", (int)pid, de->d_name);
+		FILE *f = fopen(p2, "r");
+		if (!f)
+			continue;
+		size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		buf[len] = '\0';
+		const char *rp = strrchr(buf, ')');
+		if (rp && rp[1] == ' ' && (rp[2] == 'R' || rp[2] == 'D'))
+			idle = false;
+	}
+	closedir(dir);
+	return idle;
+}
+
+struct child_scan {
+	pid_t parent;
+	bool busy;
+};
+
+static int check_child(pid_t pid, void *arg)
+{
+	struct child_scan *c = arg;
+	char path[64], buf[512];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[len] = '\0';
+	const char *rp = strrchr(buf, ')');
+	int ppid = 0;
+	char st = 0;
+	if (!rp || sscanf(rp + 1, " %c %d", &st, &ppid) != 2 || ppid != c->parent)
+		return 0;
+	if (!all_tasks_idle(pid)) {
+		c->busy = true;
+		return 1;
+	}
+	return 0;
+}
+
+static bool worker_died(struct tracer *t, const struct rec_long_wait *lw, const struct diag_waits *w,
+			struct diagnosis *d)
+{
+	const struct py_process *p = lw->py;
+	struct xproc *x = t->xp;
+	const struct py_thread *wt = thread_of(p, lw->p.tid);
+	if (!wt || wt->state != PY_STATE_LOCK_WAIT || wt->futex_timed || !w || !w->long_blocked ||
+	    !w->long_blocked(w->arg, wt->tid, wt->futex_addr))
+		return false;
+	uint64_t waited_ns = (uint64_t)(lw->waited_s * 1e9);
+	uint64_t since = lw->p.mono_ns > waited_ns ? lw->p.mono_ns - waited_ns : 0;
+	uint64_t from = since > (uint64_t)(XP_DIED_BEFORE_S * 1e9) ? since - (uint64_t)(XP_DIED_BEFORE_S * 1e9) : 0;
+	const struct xp_death *dd = NULL;
+	for (unsigned i = 0; i < XP_MAX_DEATHS; i++) {
+		const struct xp_death *c = &x->deaths[i];
+		if (c->used && c->parent == p->pid && c->parent_start == p->start_time && c->ns >= from &&
+		    c->ns <= lw->p.mono_ns && (!dd || c->ns > dd->ns))
+			dd = c;
+	}
+	if (!dd)
+		return false;
+	/* nothing else works for it: no other thread runs, no live child runs */
+	for (size_t i = 0; i < p->nthreads; i++) {
+		const struct py_thread *o = &p->threads[i];
+		if (o != wt && o->state != PY_STATE_LOCK_WAIT && o->state != PY_STATE_SLEEP)
+			return false;
+	}
+	struct child_scan cs = { .parent = p->pid };
+	proc_for_each_pid("/proc", MAX_CHILDREN_SCANNED, check_child, &cs);
+	if (cs.busy)
+		return false;
+
+	struct xp_facts *xf = &x->facts;
+	memset(xf, 0, sizeof(*xf));
+	xf->death = dd;
+	xf->died_s_ago = lw->p.mono_ns > dd->ns ? (double)(lw->p.mono_ns - dd->ns) / 1e9 : 0;
+	const char *cl = pending_find_cmdline(&t->pending, dd->child, dd->child_start);
+	if (cl)
+		snprintf(xf->child_cmdline, sizeof(xf->child_cmdline), "%s", cl);
+	diagnose_blocked_where(wt, xf->waiting_call, sizeof(xf->waiting_call));
+	d->code = "worker_died";
+	d->waiter = wt->tid;
+	d->xproc = xf;
+	char a[160], how[160];
+	who(wt, a, sizeof(a));
+	if (dd->exit_code & 0x7f)
+		snprintf(how, sizeof(how), "killed by %s%s", sig_name(dd->exit_code & 0x7f),
+			 dd->oom ? " (out of memory: the kernel's OOM killer chose it)" : "");
+	else
+		snprintf(how, sizeof(how), "exited with status %d%s", (dd->exit_code >> 8) & 0xff,
+			 dd->oom ? " (out of memory: the kernel's OOM killer chose it)" : "");
+	bool pool = false;
+	for (size_t i = 0; i < wt->nframes; i++)
+		pool |= wt->frames[i].file && strstr(wt->frames[i].file, "multiprocessing/pool.py") != NULL;
+	snprintf(d->summary, sizeof(d->summary),
+		 "%s waits in %s and will never get the result of worker pid %d (%.16s), %s %.0f s ago; "
+		 "nothing else works for it (no other thread and no live child of this process runs)%s",
+		 a, xf->waiting_call, (int)dd->child, dd->comm, how, xf->died_s_ago,
+		 pool ? ". multiprocessing.Pool loses the task of a worker that dies: use "
+			"concurrent.futures.ProcessPoolExecutor (it raises BrokenProcessPool) or a timeout" :
+			": handle the child's death (a timeout, or check its exit status)");
+	return true;
+}
+
+bool xproc_diagnose(struct tracer *t, const struct rec_long_wait *lw, const struct waitgraph *g,
+		    const struct diag_waits *w, struct diagnosis *d)
+{
+	if (!t->xp || !lw->py || lw->gil)
+		return false;
+	memset(d, 0, sizeof(*d));
+	if (fork_held_lock(t, lw, g, w, d))
+		return true;
+	memset(d, 0, sizeof(*d));
+	if (worker_died(t, lw, w, d))
+		return true;
+	memset(d, 0, sizeof(*d));
+	return false;
+}
+
+/* ---- output ------------------------------------------------------------------------- */
+
+void xproc_write_json(struct jw *w, const struct diagnosis *d)
+{
+	const struct xp_facts *xf = d->xproc;
+	if (!xf)
+		return;
+	if (xf->fork) {
+		const struct xp_fork *f = xf->fork;
+		jw_key(w, "fork");
+		jw_obj_begin(w);
+		jw_kint(w, "parent_pid", f->parent);
+		jw_kstr(w, "parent_comm", f->parent_comm);
+		jw_kint(w, "parent_threads", f->parent_threads);
+		jw_key(w, "parent_threads_now");
+		if (xf->parent_threads_now >= 0)
+			jw_int(w, xf->parent_threads_now);
+		else
+			jw_null(w);
+		jw_kint(w, "forker_tid", f->forker_tid);
+		jw_kdouble(w, "seconds_ago", xf->forked_s_ago, 3);
+		jw_key(w, "stack");
+		if (f->have_stack)
+			py_write_stack_json(w, &f->stack.thread);
+		else
+			jw_null(w);
+		jw_key(w, "holder");
+		if (xf->holder_tid > 0) {
+			jw_obj_begin(w);
+			jw_kint(w, "pid", f->parent);
+			jw_kint(w, "tid", xf->holder_tid);
+			jw_kstr(w, "name", xf->holder_name[0] ? xf->holder_name : NULL);
+			jw_kstr(w, "proof", xf->holder_proof);
+			jw_key(w, "since");
+			jw_obj_begin(w);
+			jw_kstr(w, "function", xf->holder_function);
+			jw_kstr(w, "file", xf->holder_file);
+			jw_kint(w, "line", xf->holder_line);
+			jw_obj_end(w);
+			jw_obj_end(w);
+		} else {
+			jw_null(w);
+		}
+		jw_obj_end(w);
+	}
+	if (xf->death) {
+		const struct xp_death *dd = xf->death;
+		jw_key(w, "child");
+		jw_obj_begin(w);
+		jw_kint(w, "pid", dd->child);
+		if (dd->ns_pid > 0 && dd->ns_pid != dd->child)
+			jw_kint(w, "ns_pid", dd->ns_pid);
+		jw_kstr(w, "comm", dd->comm);
+		jw_kstr(w, "cmdline", xf->child_cmdline[0] ? xf->child_cmdline : NULL);
+		jw_key(w, "signal");
+		if (dd->exit_code & 0x7f)
+			jw_int(w, dd->exit_code & 0x7f);
+		else
+			jw_null(w);
+		jw_key(w, "exit_status");
+		if (dd->exit_code & 0x7f)
+			jw_null(w);
+		else
+			jw_int(w, (dd->exit_code >> 8) & 0xff);
+		jw_kbool(w, "oom_killed", dd->oom);
+		jw_kdouble(w, "seconds_ago", xf->died_s_ago, 3);
+		jw_kstr(w, "waiting_call", xf->waiting_call);
+		jw_obj_end(w);
+	}
+}
+
+void xproc_write_text(struct strbuf *sb, const struct diagnosis *d)
+{
+	const struct xp_facts *xf = d->xproc;
+	if (!xf)
+		return;
+	if (xf->fork && xf->fork->have_stack) {
+		sb_printf(sb, "The fork, by thread %d of pid %d", (int)xf->fork->forker_tid, (int)xf->fork->parent);
+		textreport_traceback(sb, xf->fork->parent, &xf->fork->stack.thread);
+	}
+	if (xf->death && xf->child_cmdline[0]) {
+		sb_puts(sb, "The dead child's command: ");
+		sb_put_escaped_text(sb, xf->child_cmdline, strlen(xf->child_cmdline));
+		sb_putc(sb, '\n');
+	}
+}
