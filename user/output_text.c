@@ -85,6 +85,8 @@ static void text_start(struct output *o, const struct rec_start *r)
 		sb_puts(&sb, r->npids > 1 ? "pids" : "pid");
 		for (int i = 0; i < r->npids; i++)
 			sb_printf(&sb, "%s%d", i ? ", " : " ", (int)r->pids[i]);
+		if (r->descendants)
+			sb_puts(&sb, r->npids > 1 ? " and their descendants" : " and its descendants");
 	} else if (strcmp(r->scope, "command") == 0) {
 		sb_puts(&sb, "the command ");
 		sb_put_escaped_text(&sb, r->command, strlen(r->command));

@@ -54,7 +54,10 @@ static const char USAGE[] =
 	"                     held all along, or the main thread stuck while nothing runs\n"
 	"\n"
 	"Options:\n"
-	"  -p, --pid PID          trace only this process (repeatable). Default: the whole host\n"
+	"  -p, --pid PID          trace only this process and its descendants, those running\n"
+	"                         now and those it starts later (repeatable). Default: the\n"
+	"                         whole host\n"
+	"      --no-children      with -p: only the listed processes, not their descendants\n"
 	"  -t, --threshold SECS   report waits longer than this (default 5; fractions allowed)\n"
 	"      --duration SECS    stop after this long (default: until Ctrl-C or SIGTERM)\n"
 	"      --all              report every process, not only those running CPython\n"
@@ -151,13 +154,14 @@ static pid_t parse_pid_arg(const char *s)
 
 enum { OPT_DURATION = 0x100, OPT_ALL, OPT_JSON, OPT_METRICS_ADDR, OPT_BPF_STATS, OPT_RINGBUF_SIZE,
        OPT_HANG_TIMEOUT, OPT_KILL_AFTER, OPT_ANNOTATE,
-       OPT_LIMIT };
+       OPT_LIMIT, OPT_NO_CHILDREN };
 
 static const struct option LONG_OPTS[] = {
 	{ "pid", required_argument, NULL, 'p' },
 	{ "threshold", required_argument, NULL, 't' },
 	{ "duration", required_argument, NULL, OPT_DURATION },
 	{ "all", no_argument, NULL, OPT_ALL },
+	{ "no-children", no_argument, NULL, OPT_NO_CHILDREN },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "output", required_argument, NULL, 'o' },
 	{ "quiet", no_argument, NULL, 'q' },
@@ -210,6 +214,9 @@ static void parse_args(int argc, char **argv, struct tracer *t, struct cli *c)
 			break;
 		case OPT_ALL:
 			t->all_processes = true;
+			break;
+		case OPT_NO_CHILDREN:
+			t->no_children = true;
 			break;
 		case OPT_JSON:
 			c->json = true;
@@ -510,6 +517,7 @@ static void emit_start(struct tracer *t)
 		.scope = t->command ? "command" : t->npids ? "pids" : "host",
 		.pids = t->pids,
 		.npids = t->npids,
+		.descendants = t->command != NULL || (t->npids > 0 && !t->no_children),
 		.command = t->command ? t->command[0] : NULL,
 		.all_processes = t->all_processes,
 		.threshold_s = (double)t->threshold_ns / 1e9,
@@ -583,7 +591,7 @@ static int setup(struct tracer *t, const struct cli *c, int *go_fd, struct metri
 		.threshold_ns = t->threshold_ns,
 		.trace_all_procs = t->all_processes,
 		.host_wide = t->host_wide,
-		.follow_children = t->command != NULL,
+		.follow_children = t->command != NULL || (t->npids > 0 && !t->no_children),
 		.ringbuf_bytes = c->ringbuf_bytes,
 	};
 	t->reader = py_reader_new();

@@ -35,6 +35,7 @@ struct tracer {
 	/* settings */
 	uint64_t threshold_ns;
 	bool all_processes;
+	bool no_children; /* --no-children: -p covers the listed processes only */
 	bool host_wide;
 	pid_t pids[MAX_PIDS];
 	int npids;
