@@ -18,6 +18,7 @@
 #include "stackline.h"
 #include "pystack.h"
 #include "ratelimit.h"
+#include "taskdone.h"
 #include "tracer.h"
 #include "waitgraph.h"
 #include "xproc.h"
@@ -130,6 +131,8 @@ static void maybe_report_hang(struct tracer *t, const struct rec_long_wait *lw)
 	if (!xproc_diagnose(t, lw, g, &w, &d) && !(g && waitgraph_diagnose(g, lw->p.tid, &w, &d)) &&
 	    !diagnose_process(lw->py, lw->p.tid, lw->waited_s, lw->gil, &w, &d))
 		return;
+	if (strcmp(d.code, "all_threads_blocked") == 0)
+		taskdone_explain(t->reader, lw->py, &d);
 	guard_note_hang(t, lw); /* before the de-duplication: a new wait restarts its clock */
 	uint64_t fp = hang_fingerprint(lw->p.pid, &d);
 	if (hang_seen_before(t, fp))
