@@ -359,10 +359,12 @@ def test_field_13_queue_join_worker_died(field_session, python):
     s = field_session
     job = s[(python, FIELD13)]
     hangs = _hangs_of(s, job.pid)
-    assert hangs, "no hang%s" % job.describe()
+    assert hangs, "no hang; events of the process: %s%s" % (
+        [short(e, 600) for e in s.events(job)], job.describe())
     assert not [c for c in _codes(hangs) if "deadlock" in c], _codes(hangs)
     summary = hangs[0]["diagnosis"].get("summary") or ""
-    assert "task_done()" in summary and "unfinished task" in summary and "join()" in summary, summary
+    assert "task_done()" in summary and "unfinished task" in summary and "join()" in summary, \
+        "%s\nall events of the process: %s" % (short(hangs[0], 4000), [short(e, 1500) for e in s.events(job)])
 
 
 # --------------------------------------------------------------------------- text

@@ -14,6 +14,7 @@
 #include "hangtrack.h"
 #include "procmem.h"
 #include "procscan.h"
+#include "recheck.h"
 #include "pyreader.h"
 #include "stackline.h"
 #include "pystack.h"
@@ -123,25 +124,26 @@ static void track_hang(struct tracer *t, const struct rec_long_wait *lw, const s
 
 /* A finding, only when proven: shutdown waiting for threads, every thread blocked for
  * good, a GIL held too long. Anything else stays a long_wait. */
-static void maybe_report_hang(struct tracer *t, const struct rec_long_wait *lw)
+static bool maybe_report_hang(struct tracer *t, const struct rec_long_wait *lw)
 {
 	struct diagnosis d;
 	struct diag_waits w = { long_blocked, (void *)lw };
 	const struct waitgraph *g = t->graph && t->graph->p == lw->py ? t->graph : NULL;
 	if (!xproc_diagnose(t, lw, g, &w, &d) && !(g && waitgraph_diagnose(g, lw->p.tid, &w, &d)) &&
 	    !diagnose_process(lw->py, lw->p.tid, lw->waited_s, lw->gil, &w, &d))
-		return;
+		return false;
 	if (strcmp(d.code, "all_threads_blocked") == 0)
 		taskdone_explain(t->reader, lw->py, &d);
 	guard_note_hang(t, lw); /* before the de-duplication: a new wait restarts its clock */
 	uint64_t fp = hang_fingerprint(lw->p.pid, &d);
 	if (hang_seen_before(t, fp))
-		return;
+		return true;
 	struct rec_hang r = { .p = lw->p, .diag = &d, .py = lw->py };
 	t->n_hangs++;
 	t->out.ops->hang(&t->out, &r);
 	annotate_hang(t, &r);
 	track_hang(t, lw, &d, fp);
+	return true;
 }
 
 /* The hang that thread tid (0: the whole process) belonged to is over: say so once. The
@@ -265,8 +267,44 @@ static void on_long_wait(struct tracer *t, const struct ph_event *e)
 	r.covered = ht_hang_covers(t->ht, r.p.pid, r.p.tid);
 	t->n_long_waits++;
 	t->out.ops->long_wait(&t->out, &r);
-	if (r.py)
-		maybe_report_hang(t, &r);
+	/* not proven now: looked at again a few times while it lasts (recheck.h) */
+	if (r.py && !maybe_report_hang(t, &r) && !r.gil && !r.covered)
+		recheck_add(&t->rc, r.p.pid, r.p.tid, e->proc_start, e->wait.uaddr, e->wait.start_ns,
+			    mono_now_ns());
+}
+
+/* The second looks of recheck.h: a fresh snapshot of the process, and the diagnoses again
+ * (no new long_wait event). Milliseconds until the next is due, -1 when none. */
+int tracer_recheck_waits(struct tracer *t)
+{
+	struct rc_entry c;
+	uint64_t now = mono_now_ns();
+	int done = 0;
+	while (t->ht && done++ < 8 && recheck_take_due(&t->rc, now, &c)) {
+		if (!ht_wait_is_open(t->ht, c.pid, c.tid, c.uaddr, NULL) || ht_hang_covers(t->ht, c.pid, c.tid)) {
+			recheck_forget(&t->rc, c.pid, c.tid);
+			continue;
+		}
+		struct ph_event e = { .type = PH_EV_LONG_WAIT, .pid = (unsigned)c.pid, .tid = (unsigned)c.tid,
+				      .ts_ns = now, .proc_start = c.proc_start };
+		struct rec_long_wait r = { 0 };
+		char err[256] = "";
+		r.tracer = t;
+		if (!fill_proc(&r.p, &e)) {
+			recheck_forget(&t->rc, c.pid, 0);
+			continue;
+		}
+		r.waited_s = seconds_between(c.start_ns, now);
+		r.futex_addr = c.uaddr;
+		drop_snapshot(t); /* the facts may have changed since the last look */
+		r.py = snapshot(t, c.pid, c.proc_start, err, sizeof(err));
+		if (!r.py)
+			continue;
+		snapshot_graph(t);
+		if (maybe_report_hang(t, &r))
+			recheck_forget(&t->rc, c.pid, c.tid);
+	}
+	return recheck_due_in_ms(&t->rc, mono_now_ns());
 }
 
 static void on_wait_end(struct tracer *t, const struct ph_event *e)
@@ -299,6 +337,7 @@ static void on_wait_end(struct tracer *t, const struct ph_event *e)
 	t->n_wait_ends++;
 	t->out.ops->wait_end(&t->out, &r);
 	guard_note_wait_end(t, r.p.pid, r.p.tid);
+	recheck_forget(&t->rc, r.p.pid, r.p.tid);
 	ht_wait_close(t->ht, r.p.tid);
 	end_hang(t, r.p.pid, r.p.tid, e->ts_ns, r.ended_by, &r.p);
 }
@@ -614,6 +653,7 @@ int tracer_handle_event(void *arg, const void *data, size_t size)
 			p.ns_pid = -1;
 			end_hang(t, p.pid, 0, e->ts_ns, "process_exit", &p);
 			ht_forget_process(t->ht, p.pid);
+			recheck_forget(&t->rc, p.pid, 0);
 		}
 		if (t->snap_valid && t->snap.pid == (pid_t)e->pid)
 			drop_snapshot(t);

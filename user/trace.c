@@ -485,6 +485,7 @@ static void event_loop(struct tracer *t, struct metrics *m)
 		int timeout = 200;
 		timeout = min_timeout(timeout, loader_scan_due_in_ms(t->ld));
 		timeout = min_timeout(timeout, tracer_run_exec_checks(t));
+		timeout = min_timeout(timeout, tracer_recheck_waits(t));
 		timeout = min_timeout(timeout, guard_due_in_ms(t));
 		if (deadline) {
 			uint64_t now = mono_now_ns();

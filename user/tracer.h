@@ -11,6 +11,7 @@
 #include "output.h"
 #include "pending.h"
 #include "pyreader.h"
+#include "recheck.h"
 #include "sigchld_state.h"
 
 #define MAX_PIDS 64
@@ -77,6 +78,7 @@ struct tracer {
 	/* open long waits and open hangs, for proofs and hang_end (hangtrack.h); lazily made */
 	struct hangtrack *ht;
 	struct xproc *xp; /* forks and children's deaths (xproc.h), NULL until the first */
+	struct recheck rc; /* long waits to look at again (recheck.h) */
 	uint64_t n_hang_ends;
 };
 
@@ -86,6 +88,9 @@ int tracer_handle_event(void *arg, const void *data, size_t size);
 void tracer_events_cleanup(struct tracer *t);
 /* Run due exec re-checks; returns ms until the next one is due, or -1 if none. */
 int tracer_run_exec_checks(struct tracer *t);
+/* Second looks at long waits that were not a proven hang (recheck.h); milliseconds until
+ * the next is due, -1 when none. */
+int tracer_recheck_waits(struct tracer *t);
 
 /* startscan.c: register processes of interest in the kernel (before `start`), then report
  * what was already going on in them (after `start`). */

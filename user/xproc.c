@@ -352,6 +352,19 @@ static int check_child(pid_t pid, void *arg)
 	return 0;
 }
 
+/* Whether the program itself waits here: a frame of t outside the standard library (a
+ * pool's own helper threads, all in multiprocessing, are not the wait to name). */
+static bool program_waits(const struct py_thread *t)
+{
+	for (size_t i = 0; i < t->nframes; i++) {
+		const char *f = t->frames[i].file;
+		if (f && ((!strstr(f, "/lib/python") && strncmp(f, "<frozen ", 8) != 0) ||
+			  strstr(f, "site-packages") || strstr(f, "dist-packages")))
+			return true;
+	}
+	return false;
+}
+
 static bool worker_died(struct tracer *t, const struct rec_long_wait *lw, const struct diag_waits *w,
 			struct diagnosis *d)
 {
@@ -359,7 +372,7 @@ static bool worker_died(struct tracer *t, const struct rec_long_wait *lw, const 
 	struct xproc *x = t->xp;
 	const struct py_thread *wt = thread_of(p, lw->p.tid);
 	if (!wt || wt->state != PY_STATE_LOCK_WAIT || wt->futex_timed || !w || !w->long_blocked ||
-	    !w->long_blocked(w->arg, wt->tid, wt->futex_addr))
+	    !w->long_blocked(w->arg, wt->tid, wt->futex_addr) || !program_waits(wt))
 		return false;
 	uint64_t waited_ns = (uint64_t)(lw->waited_s * 1e9);
 	uint64_t since = lw->p.mono_ns > waited_ns ? lw->p.mono_ns - waited_ns : 0;
