@@ -140,6 +140,14 @@ static const char *sig_name(int sig)
 	return buf;
 }
 
+/* d->summary from buf, cut to fit (the sentence's start matters most). */
+static void set_summary(struct diagnosis *d, const char *buf)
+{
+	size_t n = strnlen(buf, sizeof(d->summary) - 1);
+	memcpy(d->summary, buf, n);
+	d->summary[n] = '\0';
+}
+
 /* ---- fork_held_lock ----------------------------------------------------------------- */
 
 /* The parent thread that holds the lock at object/futex: an RLock's owner ident copied at
@@ -281,7 +289,8 @@ static bool fork_held_lock(struct tracer *t, const struct rec_long_wait *lw, con
 			 base_of(xf->holder_file), xf->holder_line);
 	else
 		snprintf(holder, sizeof(holder), "; which parent thread held it is not known any more");
-	snprintf(d->summary, sizeof(d->summary),
+	char buf[2048];
+	snprintf(buf, sizeof(buf),
 		 "%s waits in %s for a %s that no thread of this process holds: the process was forked "
 		 "(not exec'd) %.1f s ago by pid %d (%.16s), which had %u threads then; fork() copied the "
 		 "%s in its held state but not the thread holding it, so nothing here can release it%s. "
@@ -289,6 +298,7 @@ static bool fork_held_lock(struct tracer *t, const struct rec_long_wait *lw, con
 		 "os.register_at_fork(after_in_child=...)",
 		 a, where, kind, xf->forked_s_ago, (int)xf->fork->parent, xf->fork->parent_comm,
 		 xf->fork->parent_threads, kind, holder);
+	set_summary(d, buf);
 	return true;
 }
 
@@ -419,13 +429,15 @@ static bool worker_died(struct tracer *t, const struct rec_long_wait *lw, const 
 	bool pool = false;
 	for (size_t i = 0; i < wt->nframes; i++)
 		pool |= wt->frames[i].file && strstr(wt->frames[i].file, "multiprocessing/pool.py") != NULL;
-	snprintf(d->summary, sizeof(d->summary),
+	char buf[2048];
+	snprintf(buf, sizeof(buf),
 		 "%s waits in %s and will never get the result of worker pid %d (%.16s), %s %.0f s ago; "
 		 "nothing else works for it (no other thread and no live child of this process runs)%s",
 		 a, xf->waiting_call, (int)dd->child, dd->comm, how, xf->died_s_ago,
 		 pool ? ". multiprocessing.Pool loses the task of a worker that dies: use "
 			"concurrent.futures.ProcessPoolExecutor (it raises BrokenProcessPool) or a timeout" :
 			": handle the child's death (a timeout, or check its exit status)");
+	set_summary(d, buf);
 	return true;
 }
 
