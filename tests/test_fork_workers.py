@@ -221,7 +221,7 @@ def _is_child_of(ev, pid):
 
 # --------------------------------------------------------------------------- fork_held_lock
 
-def _check_fork_held_lock(s, job, python, mode):
+def _check_fork_held_lock(s, job, python, mode, stack_required):
     parent = job.pid
     assert parent, job.describe()
     child = job.get("child")
@@ -237,10 +237,16 @@ def _check_fork_held_lock(s, job, python, mode):
     fork = diag.get("fork") or {}
     assert fork.get("parent_pid") == parent, fork
     assert fork.get("parent_threads") == 2, "the parent had 2 threads at the fork: %r" % fork
-    # the fork site, captured in the kernel at the fork
+    # the fork site, captured in the kernel at the fork: always when attached with -p (the
+    # parent is described before tracing starts); under `--` a fork within milliseconds of
+    # the exec may come before the description, and then says so
     line = mark_line(PROG, "fork_site" if mode == "fork_lock" else "mp_start")
-    assert frame_index(fork.get("stack") or [], PROG, line) >= 0, \
-        "fork stack lacks %s:%d: %r" % (os.path.basename(PROG), line, fork.get("stack"))
+    if stack_required or fork.get("stack_status") != "unknown_layout":
+        assert fork.get("stack_status") == "ok", fork
+        assert frame_index(fork.get("stack") or [], PROG, line) >= 0, \
+            "fork stack lacks %s:%d: %r" % (os.path.basename(PROG), line, fork.get("stack"))
+    else:
+        assert fork.get("stack") is None, fork
     holder = fork.get("holder") or {}
     assert holder.get("tid") == flusher and holder.get("pid") == parent, \
         "the holder is the parent's 'flusher' (tid %d): %r" % (flusher, holder)
@@ -261,7 +267,7 @@ def test_fork_held_lock_command(cmd_session, python, mode):
     """Under `--`: the child of a fork made while 'flusher' held buf_lock waits for it
     forever: one fork_held_lock naming the parent, the fork site, its 2 threads and the
     holder (the parent's 'flusher', at its `with`)."""
-    _check_fork_held_lock(cmd_session, cmd_session[(python, mode)], python, mode)
+    _check_fork_held_lock(cmd_session, cmd_session[(python, mode)], python, mode, False)
 
 
 def test_pid_session_stream(pid_session):
@@ -275,7 +281,7 @@ def test_fork_held_lock_attached_to_parent(pid_session, python, mode):
     s = pid_session
     start = s.tracer.select("start")[0]
     assert start.get("descendants") is True, start
-    _check_fork_held_lock(s, s[(python, mode)], python, mode)
+    _check_fork_held_lock(s, s[(python, mode)], python, mode, True)
 
 
 # --------------------------------------------------------------------------- worker_died

@@ -5,6 +5,7 @@
 #include "loader.h"
 #include "output.h"
 #include "procscan.h"
+#include "pystack.h"
 #include "textreport.h"
 #include "tracer.h"
 #include "waitgraph.h"
@@ -70,6 +71,9 @@ void xproc_on_fork(struct tracer *t, const struct ph_event *e)
 	f->parent_threads = e->fork.parent_threads;
 	memcpy(f->parent_comm, e->comm, sizeof(f->parent_comm));
 	f->parent_comm[sizeof(f->parent_comm) - 1] = '\0';
+	/* fork.bpf.h sends no stack (stack_ts 0) for a parent not described to the kernel yet */
+	f->stack_status = have ? pystack_status_str(cs.status) :
+			  e->stack_ts == 0 ? "unknown_layout" : "not_captured";
 	if (have && cs.status == PH_STACK_OK) {
 		f->stack = cs;
 		f->have_stack = true;
@@ -263,6 +267,7 @@ static bool fork_held_lock(struct tracer *t, const struct rec_long_wait *lw, con
 		c->fork_ns = kr.fork_ns;
 		proc_comm(c->parent, 0, c->parent_comm, sizeof(c->parent_comm));
 		c->parent_start = 0; /* not recorded: its threads are not read (a reused pid) */
+		c->stack_status = "not_captured";
 		xf->fork = c;
 	}
 	xf->forked_s_ago = lw->p.mono_ns > xf->fork->fork_ns ? (double)(lw->p.mono_ns - xf->fork->fork_ns) / 1e9 : 0;
@@ -477,6 +482,7 @@ void xproc_write_json(struct jw *w, const struct diagnosis *d)
 			jw_null(w);
 		jw_kint(w, "forker_tid", f->forker_tid);
 		jw_kdouble(w, "seconds_ago", xf->forked_s_ago, 3);
+		jw_kstr(w, "stack_status", f->stack_status);
 		jw_key(w, "stack");
 		if (f->have_stack)
 			py_write_stack_json(w, &f->stack.thread);

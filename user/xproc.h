@@ -36,6 +36,7 @@ struct xp_fork {
 	char parent_comm[16];
 	struct captured_stack stack; /* the forking thread's, when captured */
 	bool have_stack;
+	const char *stack_status;    /* why not: "unknown_layout", "not_captured"... */
 };
 
 struct xp_death {
