@@ -21,6 +21,7 @@ figure is the median of per-round ratios of CPU time per fork (the workload and 
 children, user + system: the BPF programs run in their context), after over before and
 each over untraced. With --bpf-stats, the BPF run time per fork (kernel.bpf_stats_enabled)."""
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -60,6 +61,31 @@ def child_main(name, duration):
     sys.stdout.flush()
 
 
+HOOKS = ("on_fork", "on_exit", "on_exec")
+
+
+def hook_time(tracer_pid):
+    """{name: (run_cnt, run_time_ns)} of the fork/exit/exec programs the tracer holds open
+    (prog_id from /proc/PID/fdinfo; names and counters from `bpftool prog show -j`,
+    counted while bpf_stats_enabled is 1)."""
+    ids = set()
+    fd_dir = "/proc/%d/fdinfo" % tracer_pid
+    for fd in os.listdir(fd_dir):
+        try:
+            with open(os.path.join(fd_dir, fd)) as f:
+                for line in f:
+                    if line.startswith("prog_id:"):
+                        ids.add(int(line.split(":")[1]))
+        except OSError:
+            continue
+    out = subprocess.run(["bpftool", "prog", "show", "-j"], capture_output=True, text=True).stdout
+    res = {}
+    for p in json.loads(out or "[]"):
+        if p.get("id") in ids and p.get("name") in HOOKS:
+            res[p["name"]] = (p.get("run_cnt", 0), p.get("run_time_ns", 0))
+    return res
+
+
 def run_once(args, workload, config):
     p = subprocess.Popen([args.python, os.path.abspath(__file__), "--child", workload, str(args.duration)],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)
@@ -71,13 +97,19 @@ def run_once(args, workload, config):
             bu.TRACER = args.before if config == "before" else args.after
             tracer = bu.Tracer(["-p", pid.decode()] if args.mode == "pid" else []).start()
         b0 = tracer_prog_time(tracer.pid) if tracer else None
+        h0 = hook_time(tracer.pid) if tracer and args.bpf_stats else {}
         p.stdin.write(b"go\n")
         p.stdin.flush()
         ops, elapsed, cpu = p.stdout.readline().split()
         b1 = tracer_prog_time(tracer.pid) if tracer else None
+        h1 = hook_time(tracer.pid) if tracer and args.bpf_stats else {}
         p.wait()
         ops = int(ops)
-        bpf = (b1[1] - b0[1]) / float(ops) if tracer and b1[0] > b0[0] else None
+        bpf = None
+        if tracer and b1[0] > b0[0]:
+            # per fork: each hook's run time (ns), and all the tracer's programs together
+            bpf = dict((k, (h1[k][1] - h0.get(k, (0, 0))[1]) / float(ops)) for k in h1)
+            bpf["all"] = (b1[1] - b0[1]) / float(ops)
         return ops / float(elapsed), float(cpu) / ops, bpf
     finally:
         if tracer:
@@ -137,10 +169,16 @@ def main():
             w, med("untraced"), med("before"), med("after"), ratio("before", "untraced"),
             ratio("after", "untraced"), ratio("after", "before")))
     if args.bpf_stats:
-        print("BPF run time per fork (all programs): " + ", ".join(
-            "%s before %.0f ns after %.0f ns" % (w, bu.median(bpf[(w, "before")] or [0]),
-                                                 bu.median(bpf[(w, "after")] or [0]))
-            for w in workloads))
+        print("\nBPF run time per fork, ns (median of rounds; `all`: every program of the tracer, "
+              "which also runs for the rest of the host)")
+        print("%-8s %s" % ("workload", "".join("%22s" % k for k in HOOKS + ("all",))))
+        for w in workloads:
+            cells = []
+            for k in HOOKS + ("all",):
+                b = [x.get(k, 0) for x in bpf[(w, "before")]]
+                a = [x.get(k, 0) for x in bpf[(w, "after")]]
+                cells.append("%22s" % ("%.0f -> %.0f" % (bu.median(b or [0]), bu.median(a or [0]))))
+            print("%-8s %s" % (w, "".join(cells)))
 
 
 if __name__ == "__main__":
