@@ -120,19 +120,57 @@ FORK_MODES = ["fork_lock", "mp_fork_lock"]
 def _fork_pred(tr, job):
     if not job.pid:
         return False
-    if job.key[1] == "pool_killed":
+    if job.key[1] in ("pool_killed", "pool_oom"):
         return bool(tr.select("hang", pid=job.pid))
     child = job.get("child")
     return bool(child) and bool(tr.select("hang", pid=int(child[0])))
 
 
+def _memory_cgroup(name):
+    """A new memory cgroup limited to 48 MiB without swap (v2 if mounted with the memory
+    controller, else v1 under our own): the path of its cgroup.procs, and its directory."""
+    for root in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
+        if os.path.exists(os.path.join(root, "cgroup.controllers")):
+            with open(os.path.join(root, "cgroup.controllers")) as f:
+                if "memory" in f.read().split():
+                    d = os.path.join(root, name)
+                    os.mkdir(d)
+                    with open(os.path.join(d, "memory.max"), "w") as f:
+                        f.write(str(48 << 20))
+                    if os.path.exists(os.path.join(d, "memory.swap.max")):
+                        with open(os.path.join(d, "memory.swap.max"), "w") as f:
+                            f.write("0")
+                    return os.path.join(d, "cgroup.procs"), d
+    with open("/proc/self/cgroup") as f:
+        own = [l.split(":", 2)[2].strip() for l in f if l.split(":")[1] == "memory"]
+    assert own, "no memory cgroup controller (v1 or v2) to run the OOM killer in"
+    d = os.path.join("/sys/fs/cgroup/memory" + own[0], name)
+    os.mkdir(d)
+    with open(os.path.join(d, "memory.limit_in_bytes"), "w") as f:
+        f.write(str(48 << 20))
+    with open(os.path.join(d, "memory.swappiness"), "w") as f:
+        f.write("0")
+    return os.path.join(d, "cgroup.procs"), d
+
+
 @pytest.fixture(scope="module")
 def cmd_session(binary, tmp_path_factory):
-    """Under `-- sh -c`: both fork modes and the killed pool worker, every interpreter."""
+    """Under `-- sh -c`: both fork modes and the killed pool workers (SIGKILL, and the OOM
+    killer in a small memory cgroup), every interpreter."""
     d = str(tmp_path_factory.mktemp("fork_cmd"))
-    jobs = [ForkJob((py, mode), py, PROG, [mode], d) for py in INTERPRETERS
-            for mode in FORK_MODES + ["pool_killed"]]
-    return run_session(binary, d, "fork_cmd", [jobs], ["-t", "1"], hang_pred=_fork_pred)
+    procs, cg = _memory_cgroup("pyhang-test-oom-%d" % os.getpid())
+    try:
+        jobs = [ForkJob((py, mode), py, PROG, [mode], d) for py in INTERPRETERS
+                for mode in FORK_MODES + ["pool_killed"]]
+        jobs += [ForkJob((py, "pool_oom"), py, PROG, ["pool_oom", "-", procs], d) for py in INTERPRETERS]
+        return run_session(binary, d, "fork_cmd", [jobs], ["-t", "1"], hang_pred=_fork_pred)
+    finally:
+        for _ in range(50):
+            try:
+                os.rmdir(cg)
+                break
+            except OSError:
+                time.sleep(0.1)
 
 
 def run_attached(binary, workdir, name, jobs, args, pred, limit=100):
@@ -309,6 +347,24 @@ def test_pool_worker_killed(cmd_session, python):
     others = [e for e in s.tracer.select("hang") if e.get("pid") not in
               [j.pid for j in s.jobs] + [int(j.get("child")[0]) for j in s.jobs if j.get("child")]]
     assert not others, "hangs of other processes: %s" % [short(e, 600) for e in others]
+
+
+def test_pool_worker_oom_killed(cmd_session, python):
+    """The same with the kernel's OOM killer choosing the worker (a memory cgroup's limit):
+    worker_died says so (oom_killed, "out of memory")."""
+    s = cmd_session
+    job = s[(python, "pool_oom")]
+    killed = job.int("killed")
+    hangs = _hangs_of(s, job.pid)
+    assert _codes(hangs) == ["worker_died"], "want one worker_died, got %s%s" % (
+        [short(h, 1500) for h in hangs], job.describe())
+    diag = hangs[0]["diagnosis"]
+    child = diag.get("child") or {}
+    assert child.get("pid") == killed and child.get("signal") == 9, child
+    assert child.get("oom_killed") is True, child
+    assert "out of memory" in diag.get("summary", ""), diag.get("summary")
+    where = "%s:%d" % (os.path.basename(PROG), mark_line(PROG, "pool_oom_map"))
+    assert "map() at " + where in (child.get("waiting_call") or ""), child
 
 
 # --------------------------------------------------------------------------- idle pools

@@ -14,6 +14,10 @@ Modes:
   mp_fork_lock  the same through multiprocessing's 'fork' start method: Process.start(),
                 then join()
   pool_killed   Pool(2).map() whose worker SIGKILLs itself on item 3
+  pool_oom      the same, but the worker joins the memory cgroup whose cgroup.procs file is
+                argument 4 (argument 3: "-", no go file; a small limit, set by the
+                test) and allocates until the
+                kernel's OOM killer ends it
   idle_pool     Pool(2), one map() so the workers exist, then idle for SECS (argument 4)
   idle_ppe      the same with concurrent.futures.ProcessPoolExecutor (3.x)
 """
@@ -101,6 +105,18 @@ def work(x):
     return x * x
 
 
+def work_oom(x):
+    if x == 3:
+        report("killed", os.getpid())
+        with open(sys.argv[4], "w") as f:
+            f.write(str(os.getpid()))
+        hog = []
+        while True:
+            hog.append(bytearray(1 << 20))
+    time.sleep(0.05)
+    return x * x
+
+
 def square(x):
     return x * x
 
@@ -111,6 +127,14 @@ def pool_killed():
     pool = multiprocessing.Pool(2)
     report("mapping")
     pool.map(work, range(8))                # MARK: pool_map
+    report("done")
+
+
+def pool_oom():
+    import multiprocessing
+    pool = multiprocessing.Pool(2)
+    report("mapping")
+    pool.map(work_oom, range(8))            # MARK: pool_oom_map
     report("done")
 
 
@@ -139,7 +163,7 @@ def idle_ppe(secs):
 
 def main():
     report("pid", os.getpid())
-    if MODE in ("fork_lock", "mp_fork_lock", "pool_killed"):
+    if MODE in ("fork_lock", "mp_fork_lock", "pool_killed", "pool_oom"):
         signal.alarm(90)
     if MODE == "fork_lock":
         fork_lock()
@@ -147,6 +171,8 @@ def main():
         mp_fork_lock()
     elif MODE == "pool_killed":
         pool_killed()
+    elif MODE == "pool_oom":
+        pool_oom()
     elif MODE == "idle_pool":
         idle_pool(float(sys.argv[4]))
     elif MODE == "idle_ppe":
