@@ -4,6 +4,7 @@
 #include "lockown.h"
 #include "loader.h"
 #include "output.h"
+#include "procmem.h"
 #include "procscan.h"
 #include "pystack.h"
 #include "textreport.h"
@@ -218,6 +219,75 @@ static void find_parent_holder(struct tracer *t, struct xp_facts *xf, const stru
 	py_process_free(&pp);
 }
 
+/* The end (top) address of pid's [stack] mapping (/proc/PID/maps), 0 if none. */
+static uint64_t stack_mapping(pid_t pid)
+{
+	char path[64], line[512];
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	FILE *f = fopen(path, "r");
+	uint64_t start = 0;
+	int n = 0;
+	while (f && !start && n++ < 65536 && fgets(line, sizeof(line), f)) {
+		size_t len = strlen(line);
+		char *dash = strchr(line, '-');
+		if (dash && len > 8 && strcmp(line + len - 8, "[stack]\n") == 0)
+			start = strtoull(dash + 1, NULL, 16); /* the top: the bottom moves as it grows */
+	}
+	if (f)
+		fclose(f);
+	return start;
+}
+
+static long read_long_file(const char *path, int base)
+{
+	char buf[64];
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return n ? strtol(buf, NULL, base) : -1;
+}
+
+/* A fork made before tracing started, which the kernel did not record: child was forked
+ * (not exec'd) from its parent when both have their main stack at the same address while
+ * addresses are randomized (kernel.randomize_va_space > 0, and the child's personality
+ * has no ADDR_NO_RANDOMIZE): an exec places it anew (fs/exec.c, randomize_stack_top), a
+ * fork copies it. Fills c (no fork time, no thread count, no stack); false if unproven. */
+static bool fork_before_start(pid_t child, struct xp_fork *c)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)child);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	const char *rp = strrchr(buf, ')');
+	char st;
+	int ppid;
+	if (!rp || sscanf(rp + 1, " %c %d", &st, &ppid) != 2 || ppid <= 1)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/personality", (int)child);
+	if (read_long_file("/proc/sys/kernel/randomize_va_space", 10) < 1 ||
+	    read_long_file(path, 16) & 0x0040000 /* ADDR_NO_RANDOMIZE */)
+		return false;
+	uint64_t a = stack_mapping(child), b = stack_mapping((pid_t)ppid);
+	uint64_t pstart;
+	if (!a || a != b || pm_start_time((pid_t)ppid, &pstart) != 0)
+		return false;
+	memset(c, 0, sizeof(*c));
+	c->used = true;
+	c->child = child;
+	c->parent = (pid_t)ppid;
+	c->parent_start = pstart;
+	c->stack_status = "not_captured";
+	proc_comm(c->parent, 0, c->parent_comm, sizeof(c->parent_comm));
+	return true;
+}
+
 static bool fork_held_lock(struct tracer *t, const struct rec_long_wait *lw, const struct waitgraph *g,
 			   const struct diag_waits *w, struct diagnosis *d)
 {
@@ -225,8 +295,11 @@ static bool fork_held_lock(struct tracer *t, const struct rec_long_wait *lw, con
 	struct xproc *x = t->xp;
 	struct xp_facts *xf = &x->facts;
 	struct ph_fork_rec kr;
-	/* the kernel's record: a fork of a multi-threaded watched parent, not exec'd since */
-	if (loader_fork_of(t->ld, p->pid, &kr) != 0 || kr.child_start != p->start_time)
+	/* the kernel's record: a fork of a multi-threaded watched parent, not exec'd since;
+	 * or, for a fork before tracing started, the same main stack as its parent's */
+	bool recorded = loader_fork_of(t->ld, p->pid, &kr) == 0 && kr.child_start == p->start_time;
+	struct xp_fork early;
+	if (!recorded && !fork_before_start(p->pid, &early))
 		return false;
 	/* every thread of its own is stuck; thread states without an OS thread are copies of
 	 * the parent's threads (2.7 keeps them in the child's list) */
@@ -256,7 +329,10 @@ static bool fork_held_lock(struct tracer *t, const struct rec_long_wait *lw, con
 		if (f->used && f->child == p->pid && f->child_start == p->start_time)
 			xf->fork = f;
 	}
-	if (!xf->fork) { /* its record was rate-limited: what the kernel map tells */
+	if (!recorded) {
+		xf->fork_copy = early;
+		xf->fork = &xf->fork_copy;
+	} else if (!xf->fork) { /* its record was rate-limited: what the kernel map tells */
 		struct xp_fork *c = &xf->fork_copy;
 		c->used = true;
 		c->child = p->pid;
@@ -270,12 +346,19 @@ static bool fork_held_lock(struct tracer *t, const struct rec_long_wait *lw, con
 		c->stack_status = "not_captured";
 		xf->fork = c;
 	}
-	xf->forked_s_ago = lw->p.mono_ns > xf->fork->fork_ns ? (double)(lw->p.mono_ns - xf->fork->fork_ns) / 1e9 : 0;
+	xf->forked_s_ago = !recorded ? -1 : lw->p.mono_ns > xf->fork->fork_ns ?
+			   (double)(lw->p.mono_ns - xf->fork->fork_ns) / 1e9 : 0;
 	uint64_t object = wf ? wf->object : 0;
 	if (xf->fork->parent_start)
 		find_parent_holder(t, xf, wf, object, wt->futex_addr, copied_holder);
 	else
 		xf->parent_threads_now = -1;
+	/* before tracing: its thread count at the fork is not known, so only a parent thread
+	 * proven to hold that very lock makes it this diagnosis */
+	if (!recorded && xf->holder_tid <= 0) {
+		memset(xf, 0, sizeof(*xf));
+		return false;
+	}
 
 	d->code = "fork_held_lock";
 	d->waiter = wt->tid;
@@ -295,14 +378,20 @@ static bool fork_held_lock(struct tracer *t, const struct rec_long_wait *lw, con
 	else
 		snprintf(holder, sizeof(holder), "; which parent thread held it is not known any more");
 	char buf[2048];
+	char when[160];
+	if (recorded)
+		snprintf(when, sizeof(when), "%.1f s ago by pid %d (%.16s), which had %u threads then",
+			 xf->forked_s_ago, (int)xf->fork->parent, xf->fork->parent_comm,
+			 xf->fork->parent_threads);
+	else
+		snprintf(when, sizeof(when), "by pid %d (%.16s) before tracing started",
+			 (int)xf->fork->parent, xf->fork->parent_comm);
 	snprintf(buf, sizeof(buf),
 		 "%s waits in %s for a %s that no thread of this process holds: the process was forked "
-		 "(not exec'd) %.1f s ago by pid %d (%.16s), which had %u threads then; fork() copied the "
-		 "%s in its held state but not the thread holding it, so nothing here can release it%s. "
-		 "Use the 'spawn' or 'forkserver' start method, or reset the lock with "
-		 "os.register_at_fork(after_in_child=...)",
-		 a, where, kind, xf->forked_s_ago, (int)xf->fork->parent, xf->fork->parent_comm,
-		 xf->fork->parent_threads, kind, holder);
+		 "(not exec'd) %s; fork() copied the %s in its held state but not the thread holding "
+		 "it, so nothing here can release it%s. Use the 'spawn' or 'forkserver' start method, "
+		 "or reset the lock with os.register_at_fork(after_in_child=...)",
+		 a, where, kind, when, kind, holder);
 	set_summary(d, buf);
 	return true;
 }
@@ -449,7 +538,7 @@ static bool worker_died(struct tracer *t, const struct rec_long_wait *lw, const 
 bool xproc_diagnose(struct tracer *t, const struct rec_long_wait *lw, const struct waitgraph *g,
 		    const struct diag_waits *w, struct diagnosis *d)
 {
-	if (!t->xp || !lw->py || lw->gil)
+	if (!lw->py || lw->gil || !xp_of(t)) /* a fork before tracing needs no record */
 		return false;
 	memset(d, 0, sizeof(*d));
 	if (fork_held_lock(t, lw, g, w, d))
@@ -474,14 +563,27 @@ void xproc_write_json(struct jw *w, const struct diagnosis *d)
 		jw_obj_begin(w);
 		jw_kint(w, "parent_pid", f->parent);
 		jw_kstr(w, "parent_comm", f->parent_comm);
-		jw_kint(w, "parent_threads", f->parent_threads);
+		jw_key(w, "parent_threads");
+		if (f->parent_threads)
+			jw_int(w, f->parent_threads);
+		else
+			jw_null(w); /* forked before tracing started */
 		jw_key(w, "parent_threads_now");
 		if (xf->parent_threads_now >= 0)
 			jw_int(w, xf->parent_threads_now);
 		else
 			jw_null(w);
-		jw_kint(w, "forker_tid", f->forker_tid);
-		jw_kdouble(w, "seconds_ago", xf->forked_s_ago, 3);
+		jw_key(w, "forker_tid");
+		if (f->forker_tid)
+			jw_int(w, f->forker_tid);
+		else
+			jw_null(w);
+		jw_key(w, "seconds_ago");
+		if (xf->forked_s_ago >= 0)
+			jw_double(w, xf->forked_s_ago, 3);
+		else
+			jw_null(w);
+		jw_kbool(w, "before_start", f->fork_ns == 0);
 		jw_kstr(w, "stack_status", f->stack_status);
 		jw_key(w, "stack");
 		if (f->have_stack)
