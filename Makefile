@@ -2,12 +2,15 @@
 #   make            build/pyhang-trace (BPF object embedded via a bpftool skeleton;
 #                   libbpf, libelf and zlib linked statically)
 #   make deps       install missing Debian packages (no-op when all are present)
-#   make test       deps + build + the end-to-end suite, and again under ASan (needs root)
+#   make test       deps + unit tests + build + the end-to-end suite, and again under ASan (root)
+#   make unit       the C unit tests of tests/unit (cmocka; seconds, no root)
 #   make run        deps + build + trace the whole host with defaults (needs root)
 #   make vmlinux    regenerate vmlinux.h from the running kernel's BTF
 #   make asan       build/pyhang-trace-asan with AddressSanitizer + UBSan
 #   make bench      build the benchmarks under tests/bench (run: tests/bench/run_futex_bench.sh,
 #                   tests/bench/python_workloads.py, tests/bench/tracer_cost.py; root)
+#   make check-layouts  the layout table (pylayout.c) against offsetof() in every installed
+#                   interpreter's headers (tests/layouts; part of `make test`)
 #   make fuzz       build the libFuzzer harnesses of tests/fuzz and run each FUZZ_SECONDS
 #   make fuzz-smoke the same, FUZZ_SMOKE_SECONDS each (part of `make test`)
 #   make fuzz-seed  regenerate tests/fuzz/corpus from the interpreters installed here
@@ -21,11 +24,31 @@ CLANG      ?= clang
 BPFTOOL    ?= bpftool
 CC         ?= cc
 PYTEST     ?= /usr/bin/python3 -m pytest
+# The CPython layouts, the syscall numbers and the BPF programs' register access are
+# x86_64 facts: build for that machine only, and say so anywhere else.
+MACHINE    := $(shell uname -m)
+ifeq ($(MACHINE),x86_64)
 ARCH       := x86
+else
+$(error pyhang-trace builds on x86_64 only (this machine: uname -m = $(MACHINE)); \
+        its CPython layouts, syscall numbers and BPF register access are x86_64 facts)
+endif
 VERSION    := 0.1.0
 
+# Userspace sources: user/*.c and user/<folder>/*.c, every folder on the include path
+# (sources say #include "name.h" wherever the header lives; names are unique across folders).
+USER_DIRS  := user $(patsubst %/,%,$(wildcard user/*/))
+USER_SRCS  := $(wildcard $(addsuffix /*.c,$(USER_DIRS)))
+USER_NAMES := $(notdir $(USER_SRCS) $(wildcard $(addsuffix /*.h,$(USER_DIRS))))
+ifneq ($(words $(USER_NAMES)),$(words $(sort $(USER_NAMES))))
+$(error two files under user/ share a name: $(sort $(foreach n,$(USER_NAMES), \
+        $(if $(filter-out 1,$(words $(filter $(n),$(USER_NAMES)))),$(n)))))
+endif
+
+# -MMD -MP: each object's header dependencies in a .d file beside it (included below)
 CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -g -Wall -Wextra -Werror -Wshadow \
-                 -Wno-missing-field-initializers -Iuser -Ibpf -I$(BUILD)
+                 -Wno-missing-field-initializers $(addprefix -I,$(USER_DIRS)) -Ibpf -I$(BUILD) \
+                 -MMD -MP
 CFLAGS     ?= -O2
 LIBS       := -Wl,-Bstatic -lbpf -lelf -lz -Wl,-Bdynamic
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -I. -Ibpf -Wall -Werror
@@ -33,16 +56,15 @@ BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -I. -Ibpf -Wal
 BPF_SRCS   := $(wildcard bpf/*.bpf.c)
 BPF_OBJS   := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
 SKELS      := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
-USER_SRCS  := $(wildcard user/*.c)
+# objects mirror the source tree: user/F/x.c -> $(BUILD)/obj/F/x.o, $(BUILD)/asan/F/x.o
 USER_OBJS  := $(patsubst user/%.c,$(BUILD)/obj/%.o,$(USER_SRCS))
 ASAN_OBJS  := $(patsubst user/%.c,$(BUILD)/asan/%.o,$(USER_SRCS))
-HDRS       := $(wildcard user/*.h bpf/*.h)
 
 DEB_PKGS   := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config make gcc \
               python3 python3-pytest prometheus python3-yaml systemd valgrind libclang-rt-14-dev \
-              mandoc lintian
+              mandoc lintian libcmocka-dev
 
-.PHONY: all deps test run vmlinux clean asan bench fuzz fuzz-smoke fuzz-build fuzz-seed \
+.PHONY: unit all deps test run vmlinux clean asan bench check-layouts fuzz fuzz-smoke fuzz-build fuzz-seed \
         install uninstall deb FORCE
 .SECONDARY:
 all: $(BUILD)/pyhang-trace
@@ -50,7 +72,7 @@ all: $(BUILD)/pyhang-trace
 deps:
 	@./.ci/install-deps $(DEB_PKGS)
 
-$(BUILD) $(BUILD)/obj $(BUILD)/asan:
+$(BUILD):
 	@mkdir -p $@
 
 $(BUILD)/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h) vmlinux.h | $(BUILD)
@@ -59,7 +81,10 @@ $(BUILD)/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h) vmlinux.h | $(BUILD)
 $(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
 	$(BPFTOOL) gen skeleton $< > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/obj/%.o: user/%.c $(HDRS) $(SKELS) | $(BUILD)/obj
+# The skeleton is order-only: it must exist before the first compile (no .d yet); after
+# that the .d files name the objects that include it.
+$(BUILD)/obj/%.o: user/%.c | $(SKELS)
+	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -c $< -o $@
 
 # --version's facts, rewritten only when they change (a new commit rebuilds version.o only)
@@ -71,12 +96,13 @@ $(BUILD)/ph_build_info.h: FORCE | $(BUILD)
 	   echo "#define PH_LIBBPF_VERSION \"$$(pkg-config --modversion libbpf 2>/dev/null || echo unknown)\""; \
 	 } > $@.tmp
 	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
-$(BUILD)/obj/version.o $(BUILD)/asan/version.o: $(BUILD)/ph_build_info.h
+$(filter %/version.o,$(USER_OBJS) $(ASAN_OBJS)): $(BUILD)/ph_build_info.h
 
 $(BUILD)/pyhang-trace: $(USER_OBJS)
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 
-$(BUILD)/asan/%.o: user/%.c $(HDRS) $(SKELS) | $(BUILD)/asan
+$(BUILD)/asan/%.o: user/%.c | $(SKELS)
+	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 	      -fno-sanitize-recover=undefined -c $< -o $@
 
@@ -87,12 +113,38 @@ $(BUILD)/pyhang-trace-asan: $(ASAN_OBJS)
 bench: $(BUILD)/pyhang-trace
 	$(MAKE) -C tests/bench BUILD=$(abspath $(BUILD))/bench
 
-# The end-to-end suite, then the tracer and diagnosis suites once more against the
-# AddressSanitizer + UBSan build (leak checks on).
-test: deps all asan fuzz-smoke
+# The unit tests, the layout table check, the end-to-end suite, then what ASan adds: the
+# tracer and diagnosis tests that share one tracer per scenario (marker asan_rerun: every code path of those
+# tracers, each interpreter's reader) once more against the AddressSanitizer + UBSan build
+# (leak checks on; the suite tracer of that run is the ASan build too).
+test: deps unit check-layouts all asan fuzz-smoke
 	$(PYTEST) -q tests/
 	PYHANG_BINARY=$(abspath $(BUILD))/pyhang-trace-asan ASAN_OPTIONS=detect_leaks=1 \
-	    $(PYTEST) -q tests/test_trace.py tests/test_diagnose.py
+	    $(PYTEST) -q -m asan_rerun tests/test_trace_*.py tests/test_diagnose.py
+
+# ---- C unit tests (tests/unit/test_*.c, cmocka): pure logic against the user objects ----
+# (every one but main.o, whatever folder they are built in: USER_OBJS); line tables are
+# checked against facts each installed interpreter writes at test time (gen_linetables.py).
+UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
+UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
+UNIT_OBJS   = $(filter-out %/main.o,$(USER_OBJS))
+UNIT_INC   := $(addprefix -I,$(sort $(dir $(wildcard user/*.h user/*/*.h))))
+$(BUILD)/unit/%: tests/unit/%.c $(UNIT_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) $(UNIT_INC) -O1 $< $(UNIT_OBJS) -o $@ -lcmocka $(LIBS) -lm
+unit: $(UNIT_BINS)
+	/usr/bin/python3 tests/unit/gen_linetables.py $(BUILD)/unit/linetables >/dev/null
+	@set -e; for t in $(UNIT_BINS); do UNIT_LINETABLES=$(BUILD)/unit/linetables $$t; done
+
+# ---- layout table check (tests/layouts) ------------------------------------------------
+# table_dump prints the table of pylayout.c (found wherever the source tree keeps it);
+# check_layouts.py compiles tests/layouts/probe.c against each interpreter's headers.
+PYLAYOUT_C := $(firstword $(wildcard user/pylayout.c user/python/pylayout.c user/*/pylayout.c))
+$(BUILD)/layouts/table_dump: tests/layouts/table_dump.c $(PYLAYOUT_C) $(PYLAYOUT_C:.c=.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) -I$(dir $(PYLAYOUT_C)) -O1 -o $@ tests/layouts/table_dump.c $(PYLAYOUT_C)
+check-layouts: $(BUILD)/layouts/table_dump
+	/usr/bin/python3 tests/layouts/check_layouts.py $< tests/layouts/probe.c $(CC)
 
 # ---- fuzzing (tests/fuzz): libFuzzer + ASan + UBSan over a fake memory backend ----------
 # Each harness runs on a scratch corpus in $(BUILD)/fuzz/corpus/NAME (new inputs land there)
@@ -107,19 +159,27 @@ FUZZ_SMOKE_SECONDS ?= 12
 FUZZ_SAN   := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
               -fno-omit-frame-pointer -O1 -DPM_CACHE_SLOTS=64u -DCODE_CACHE_CAP=64u
 FUZZ_OPTS  := -rss_limit_mb=1024 -timeout=10 -print_final_stats=1
-FUZZ_USER  := pyreader pylayout procmem elfsym gilstatic json strbuf caps bounds mapscan safeopen stackcheck syscall_names
+# the reader (user/python, but for stacks captured in BPF, source lines and lock owners),
+# its writers, and what it stands on; names only (vpath below finds their folders)
+FUZZ_USER  := $(basename $(notdir $(filter-out $(addprefix user/python/,pystack.c stackline.c \
+                srcline.c $(notdir $(wildcard user/python/lockown*.c))),$(wildcard user/python/*.c)))) \
+              pywrite_json pywrite_text \
+              procmem elfsym json strbuf caps bounds mapscan safeopen syscall_names
 FUZZ_OBJS  := $(patsubst %,$(BUILD)/fuzz/obj/%.o,$(FUZZ_USER)) \
               $(BUILD)/fuzz/obj/fakemem.o $(BUILD)/fuzz/obj/pyimage.o
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS  := $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_NAMES))
 
+# FUZZ_USER names sources, found in whichever user/ folder holds them
+vpath %.c $(USER_DIRS)
+
 $(BUILD)/fuzz/obj:
 	@mkdir -p $@
-$(BUILD)/fuzz/obj/%.o: user/%.c $(HDRS) | $(BUILD)/fuzz/obj
+$(BUILD)/fuzz/obj/%.o: %.c | $(BUILD)/fuzz/obj
 	$(FUZZ_CC) $(CFLAGS_COMMON) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c $< -o $@
-$(BUILD)/fuzz/obj/%.o: tests/fuzz/%.c $(HDRS) $(wildcard tests/fuzz/*.h) | $(BUILD)/fuzz/obj
+$(BUILD)/fuzz/obj/%.o: tests/fuzz/%.c | $(BUILD)/fuzz/obj
 	$(FUZZ_CC) $(CFLAGS_COMMON) -Itests/fuzz $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c $< -o $@
-$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS) $(wildcard tests/fuzz/*.h)
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS)
 	$(FUZZ_CC) $(CFLAGS_COMMON) -Itests/fuzz $(FUZZ_SAN) -fsanitize=fuzzer $< $(FUZZ_OBJS) -o $@
 $(BUILD)/fuzz/seed: tests/fuzz/seed.c $(FUZZ_OBJS)
 	$(FUZZ_CC) $(CFLAGS_COMMON) -Itests/fuzz $(FUZZ_SAN) -fsanitize=fuzzer-no-link $< \
@@ -198,3 +258,6 @@ vmlinux:
 
 clean:
 	rm -rf $(BUILD)
+
+# header dependencies written by -MMD (absent before the first build)
+-include $(wildcard $(USER_OBJS:.o=.d) $(ASAN_OBJS:.o=.d) $(BUILD)/fuzz/obj/*.d $(BUILD)/fuzz/*.d)

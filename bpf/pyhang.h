@@ -1,8 +1,14 @@
 /* pyhang.h: definitions shared by the BPF programs (bpf/pyhang.bpf.c) and userspace.
  * Owns: the ring-buffer event layout, the per-thread wait record, the watched-process
- * flags and the statistics slots. Fixed-size types only; both sides include it. */
+ * flags and the statistics slots, and the one copy of every rule both sides execute:
+ * which futex operations wait (ph_futex_op_waits), the x86_64 syscall numbers both sides
+ * name (PH_NR_*), and the watch- and wait-table slot rules (ph_watch_slot_key,
+ * ph_wait_slot_key, ph_watch_slot_where). Fixed-size types only; both sides include it. */
 #ifndef PYHANG_H
 #define PYHANG_H
+
+/* Functions shared by the BPF programs and userspace: always inlined (no BPF subprogram). */
+#define PH_INLINE static inline __attribute__((always_inline))
 
 #define PH_COMM_LEN 16
 #define PH_PATH_LEN 256
@@ -17,9 +23,29 @@
 #define PH_FUTEX_PRIVATE_FLAG 128
 #define PH_FUTEX_CLOCK_REALTIME 256
 #define PH_FUTEX_CMD_MASK (~(PH_FUTEX_PRIVATE_FLAG | PH_FUTEX_CLOCK_REALTIME))
+/* futex(2) commands that block: WAIT, LOCK_PI, WAIT_BITSET, WAIT_REQUEUE_PI, LOCK_PI2. */
+#define PH_FUTEX_WAIT_CMDS                                                                          \
+	((1u << PH_FUTEX_WAIT) | (1u << PH_FUTEX_LOCK_PI) | (1u << PH_FUTEX_WAIT_BITSET) |           \
+	 (1u << PH_FUTEX_WAIT_REQUEUE_PI) | (1u << PH_FUTEX_LOCK_PI2))
+
+/* Whether futex(2) operation op (the second argument, flags included) is a wait: the set the
+ * kernel records (futex_enter) and the start-up scan seeds (startscan.c). */
+PH_INLINE int ph_futex_op_waits(unsigned int op)
+{
+	unsigned int cmd = op & PH_FUTEX_CMD_MASK;
+	return cmd < 32 && ((1u << cmd) & PH_FUTEX_WAIT_CMDS);
+}
 /* Pseudo "ops" for the futex2 syscalls (Linux 5.16 futex_waitv, 6.7 futex_wait). */
 #define PH_OP_FUTEX_WAITV 0x10000
 #define PH_OP_FUTEX_WAIT2 0x10001
+
+/* x86_64 system call numbers (arch/x86/entry/syscalls/syscall_64.tbl; futex_waitv since
+ * Linux 5.16, futex_wait since 6.7), as /proc/PID/task/TID/syscall shows them. */
+#define PH_NR_WAIT4 61
+#define PH_NR_FUTEX 202
+#define PH_NR_WAITID 247
+#define PH_NR_FUTEX_WAITV 449
+#define PH_NR_FUTEX_WAIT 455
 
 /* Signals ABI (x86_64 and generic). */
 #define PH_SIGCHLD 17
@@ -54,6 +80,28 @@ struct ph_watch_slot {
 	struct ph_watch w;
 };
 
+/* The slot rules of the watch table, for both halves (bpf watch.bpf.h, user loader.c):
+ * process tgid's slot key, and where its entry is given what its slot holds. A process is
+ * stored in its slot when the slot is its own or free, else in the overflow hash, and the
+ * slot is then marked shared. */
+PH_INLINE unsigned int ph_watch_slot_key(unsigned int tgid)
+{
+	return tgid & (PH_WATCH_SLOTS - 1);
+}
+
+enum ph_slot_where {
+	PH_SLOT_MINE = 0,     /* the slot holds it */
+	PH_SLOT_OVERFLOW = 1, /* the slot is another's and shared: look in the overflow hash */
+	PH_SLOT_ABSENT = 2,   /* not watched */
+};
+
+PH_INLINE enum ph_slot_where ph_watch_slot_where(const struct ph_watch_slot *s, unsigned int tgid)
+{
+	if (s->tgid == tgid)
+		return PH_SLOT_MINE;
+	return s->shared ? PH_SLOT_OVERFLOW : PH_SLOT_ABSENT;
+}
+
 /* wait record flags */
 #define PH_WF_BEFORE_START 0x1 /* inserted by userspace for a wait found at start-up */
 #define PH_WF_REPORTED 0x2     /* long_wait was emitted */
@@ -85,6 +133,12 @@ struct ph_watch_slot {
  * its exit; a thread whose slot is taken (only possible when pid_max > PH_WAIT_SLOTS) and
  * the waits userspace seeds at start-up go to the overflow hash `waits` instead. */
 #define PH_WAIT_SLOTS 65536u /* power of two */
+
+/* Thread tid's slot key in the wait table (wait_slots, wait_slot_bits, sigact_pending). */
+PH_INLINE unsigned int ph_wait_slot_key(unsigned int tid)
+{
+	return tid & (PH_WAIT_SLOTS - 1);
+}
 
 /* One futex wait in progress, or the last one ended, of thread `tid`. Times are in jiffies
  * (bpf_jiffies64: reading the clocksource costs ~75 ns per call in our VMs, jiffies ~1 ns),

@@ -1,80 +1,29 @@
-"""Shared fixtures: the built binary and the CPython interpreters to test against.
+"""Shared fixtures: the built binary, the CPython interpreters to test against, a process
+Registry per test, the per-test deadline and the suite tracer.
 
-Interpreters come from three places, deduplicated by real path:
-  * every `python*` executable under `$(pyenv root)/versions/*/bin` (or ~/.pyenv),
-  * Debian's /usr/bin/python3.11 and any python2*/python3* on PATH,
-  * PYHANG_PYTHONS, a colon-separated list of extra interpreter paths.
-Finding none is an error, never a skip.
+The code lives in the harness package (tests/harness/): pythons.py finds the interpreters,
+procs.py the Registry, fixtures.py the deadline and the suite tracer.  The names below stay
+importable from conftest for the benchmarks and the fuzz seed script.
 """
-import glob
 import os
-import re
-import shutil
-import subprocess
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BINARY = os.environ.get("PYHANG_BINARY", os.path.join(ROOT, "build", "pyhang-trace"))
-ASAN_BINARY = os.environ.get("PYHANG_ASAN_BINARY", os.path.join(ROOT, "build", "pyhang-trace-asan"))
-# Debian's static non-PIE build where present: what an attacker test runs as user nobody
-SYSTEM_PYTHON = "/usr/bin/python3.11" if os.path.exists("/usr/bin/python3.11") else "/usr/bin/python3"
-# run a command as user nobody, no groups, no inheritable capabilities (attacker tests)
-NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--"]
+from harness.fixtures import SUMMARY, _test_deadline, suite_tracer  # noqa: F401 (fixtures)
+from harness.pythons import (ASAN_BINARY, BINARY, HOST_PYTHON, INTERPRETERS, NOBODY,  # noqa: F401
+                             ROOT, SYSTEM_PYTHON, discover_interpreters, interpreter_params)
 
 
-def _pyenv_root():
-    try:
-        out = subprocess.run(["pyenv", "root"], capture_output=True, text=True, timeout=10)
-        if out.returncode == 0 and out.stdout.strip():
-            return out.stdout.strip()
-    except (OSError, subprocess.TimeoutExpired):
-        pass
-    return os.path.expanduser("~/.pyenv")
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "asan_rerun: run again against the ASan build by `make test` (every test "
+        "that uses a module-scoped *_session fixture has it: one tracer, many code paths)")
 
 
-def _version_of(path):
-    try:
-        out = subprocess.run([path, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
-                             capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if out.returncode != 0:
-        return None
-    return out.stdout.strip()
-
-
-def discover_interpreters():
-    """Return a list of (label, path, version) for every distinct interpreter found."""
-    candidates = []
-    for d in sorted(glob.glob(os.path.join(_pyenv_root(), "versions", "*", "bin"))):
-        names = sorted(n for n in os.listdir(d) if re.fullmatch(r"python\d\.\d+", n))
-        candidates.extend(os.path.join(d, n) for n in names[:1])
-    candidates.append("/usr/bin/python3.11")
-    for name in ("python2", "python3"):
-        p = shutil.which(name)
-        if p:
-            candidates.append(p)
-    extra = os.environ.get("PYHANG_PYTHONS", "")
-    candidates.extend(p for p in extra.split(":") if p)
-
-    seen, found = set(), []
-    for path in candidates:
-        if not os.path.exists(path):
-            continue
-        real = os.path.realpath(path)
-        if real in seen or "/shims/" in path:
-            continue
-        version = _version_of(path)
-        if version is None:
-            continue
-        seen.add(real)
-        kind = "debian" if real.startswith("/usr/bin/") else "pyenv" if "/.pyenv/" in real else "other"
-        found.append(("%s-%s" % (kind, version), path, version))
-    return found
-
-
-INTERPRETERS = discover_interpreters()
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if any(n.endswith("_session") for n in getattr(item, "fixturenames", ())):
+            item.add_marker("asan_rerun")
 
 
 def pytest_report_header(config):
@@ -86,13 +35,8 @@ def pytest_report_header(config):
 def pytest_terminal_summary(terminalreporter):
     terminalreporter.write_line("interpreters tested: " +
                                 (", ".join(l for l, _, _ in INTERPRETERS) or "NONE"))
-
-
-def interpreter_params():
-    """Parametrize over every interpreter; an empty list becomes one failing case."""
-    if not INTERPRETERS:
-        return [pytest.param(None, id="no-interpreter-found")]
-    return [pytest.param(p, id=label) for label, p, _ in INTERPRETERS]
+    for line in SUMMARY:
+        terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

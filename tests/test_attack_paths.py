@@ -35,8 +35,8 @@ import time
 
 import pytest
 
-from harness import alarm_guard, read_line
-from test_trace import SYSTEM_PYTHON, Tracer, public
+from harness import read_line
+from harness import SYSTEM_PYTHON, Tracer, public
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAMS = os.path.join(HERE, "programs")
@@ -46,12 +46,8 @@ THREADS = os.path.join(PROGRAMS, "load_threads.py")
 NOBODY = 65534
 AS_NOBODY = ["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups"]
 # the attacker runs the system's Python: pyenv's live under /root (0700)
-ATTACKER_PYTHON = "/usr/bin/python3.11"
+ATTACKER_PYTHON = SYSTEM_PYTHON
 
-@pytest.fixture(autouse=True)
-def _test_deadline(request):
-    with alarm_guard(150, request.node.name):
-        yield
 
 
 @pytest.fixture
@@ -150,7 +146,7 @@ def tty_nr(pid):
 def victim_reported(reg, tr, what):
     """A Python process of root blocks a thread now: its long_wait must come,
     with the stack of the blocked thread."""
-    v = reg.popen([SYSTEM_PYTHON, HANG], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, bufsize=0)
+    v = reg.hanging([SYSTEM_PYTHON, HANG], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, bufsize=0)
     pid = int(read_line(v, 20, "victim").split()[1])
     tid = int(read_line(v, 20, "victim").split()[1])
     ev = tr.wait_for(lambda e: e.get("event") == "long_wait" and e.get("pid") == pid and
@@ -274,7 +270,7 @@ def test_output_reopened_at_sighup_is_checked(reg, binary, workdir, secret):
     before = open(secret, "rb").read()
     tr.proc.send_signal(signal.SIGHUP)
     # a victim's long_wait after the reopen: where does it go?
-    v = reg.popen([SYSTEM_PYTHON, HANG], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, bufsize=0)
+    v = reg.hanging([SYSTEM_PYTHON, HANG], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, bufsize=0)
     pid = read_line(v, 20, "victim").split()[1]
     read_line(v, 20, "victim")
     needle = ('"pid":%s,' % pid).encode()
@@ -297,7 +293,7 @@ def test_1100_blocked_threads_do_not_use_up_descriptors(reg, binary, workdir):
     threads are blocked in system calls (one on a lock, so that its long_wait makes the
     tracer read every thread's state; the others asleep, so as not to flood the output)."""
     rep = os.path.join(workdir, "threads.report")
-    att = reg.popen(AS_NOBODY + [ATTACKER_PYTHON, THREADS, rep, "1100", "1"],
+    att = reg.hanging(AS_NOBODY + [ATTACKER_PYTHON, THREADS, rep, "1100", "1"],
                     stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

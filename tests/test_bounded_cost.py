@@ -27,8 +27,8 @@ import time
 
 import pytest
 
-from harness import alarm_guard, kill_group, read_line
-from test_trace import SYSTEM_PYTHON, Tracer
+from harness import kill_group, read_line
+from harness import SYSTEM_PYTHON, Tracer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAMS = os.path.join(HERE, "programs")
@@ -45,10 +45,7 @@ TICK = os.sysconf("SC_CLK_TCK")
 ASAN = "asan" in os.path.basename(os.environ.get("PYHANG_BINARY", ""))
 
 
-@pytest.fixture(autouse=True)
-def _test_deadline(request):
-    with alarm_guard(240, request.node.name):
-        yield
+TEST_DEADLINE_S = 240   # per test (harness/fixtures.py: the deadline fixture)
 
 
 def cpu_ticks(pid):
@@ -106,7 +103,7 @@ def start_tracer(reg, binary):
 
 
 def start_victim(reg):
-    v = reg.popen([SYSTEM_PYTHON, LOCK_PROG], stdout=subprocess.PIPE, bufsize=0)
+    v = reg.hanging([SYSTEM_PYTHON, LOCK_PROG], stdout=subprocess.PIPE, bufsize=0)
     assert read_line(v, 30, "victim").startswith("ready")
     assert read_line(v, 30, "victim").startswith("blocking")
     return v

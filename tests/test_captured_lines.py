@@ -27,6 +27,8 @@ import pytest
 
 from conftest import interpreter_params
 
+TEST_DEADLINE_S = 600   # per test, generous: no deadline before the harness (fixtures.py)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAMS = os.path.join(HERE, "programs")
 GONE = "code object is gone"

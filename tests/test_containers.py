@@ -14,6 +14,9 @@ import time
 import pytest
 
 from conftest import INTERPRETERS
+from harness import mark_hanging
+
+TEST_DEADLINE_S = 600   # per test, generous: no deadline before the harness (fixtures.py)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAM = os.path.join(HERE, "programs", "ctr_hang.py")
@@ -90,6 +93,7 @@ def test_hang_at_exit_in_a_container(binary, python, prefix):
                "--kill-child", "--propagation", "private", "sh", "-c",
                container_script(root, prefix, python)]
         tracer = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        mark_hanging(tracer.pid)   # its command hangs at exit on purpose
         try:
             events = read_events(tracer, lambda e: e.get("event") == "hang", 40)
         finally:

@@ -7,23 +7,18 @@
 import json
 import os
 import re
+import signal
 import subprocess
-import sys
 import time
 
-import pytest
 
-from harness import Timeout, alarm_guard
-from test_trace import Tracer
+from harness import Timeout
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAMS = os.path.join(HERE, "programs")
 
 
-@pytest.fixture(autouse=True)
-def _deadline(request):
-    with alarm_guard(120, request.node.name):
-        yield
+TEST_DEADLINE_S = 120   # per test (harness/fixtures.py: the deadline fixture)
 
 
 def wait_file(path, proc, timeout=30):
@@ -57,7 +52,7 @@ def test_json_escapes_c1_controls(reg, binary, python, tmp_path):
     with open(prog, "w") as f:
         f.write(C1_PROG)
     ready = str(tmp_path / "ready")
-    p = reg.popen([python, prog, ready])
+    p = reg.hanging([python, prog, ready])
     wait_file(ready, p)
     out = subprocess.run([binary, "dump", str(p.pid), "--json"], capture_output=True, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -97,8 +92,16 @@ def test_text_stop_line_counts_hangs(reg, binary, python, tmp_path):
     report = str(tmp_path / "report")
     # files, not pipes: the deadlocked program (left running) holds them open
     with open(str(tmp_path / "out"), "w+b") as fo, open(str(tmp_path / "err"), "w+b") as fe:
-        tr = reg.popen([binary, "-t", "0.5", "--duration", "6", "--", python,
-                        os.path.join(PROGRAMS, "diag_deadlock.py"), report], stdout=fo, stderr=fe)
+        tr = reg.hanging([binary, "-t", "0.5", "--", python,
+                          os.path.join(PROGRAMS, "diag_deadlock.py"), report], stdout=fo, stderr=fe)
+        # stop it (SIGINT, as a person would) once the deadlock was printed
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and tr.poll() is None:
+            with open(str(tmp_path / "out"), "rb") as f:
+                if re.search(rb"\bHANG\b", f.read()):
+                    break
+            time.sleep(0.1)
+        tr.send_signal(signal.SIGINT)
         tr.wait(60)
         fo.seek(0)
         fe.seek(0)
@@ -138,7 +141,7 @@ def test_syscalls_named_never_numbered(reg, binary, python, tmp_path):
     with open(prog, "w") as f:
         f.write(SLEEPERS_PROG)
     ready = str(tmp_path / "ready")
-    p = reg.popen([python, prog, ready])
+    p = reg.hanging([python, prog, ready])
     child = int(wait_file(ready, p))
     try:
         deadline = time.monotonic() + 20

@@ -17,7 +17,9 @@ import urllib.request
 
 import pytest
 
-from harness import free_port, kill_group, read_line
+from harness import free_port, kill_group, mark_hanging, read_line
+
+TEST_DEADLINE_S = 600   # per test, generous: no deadline before the harness (fixtures.py)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UNIT = os.path.join(ROOT, "deploy", "pyhang-trace.service")
@@ -30,8 +32,8 @@ INSTALLED = "/usr/local/bin/pyhang-trace"
 
 def test_caps_are_the_proven_ones():
     """The unit grants exactly what the tracer checks for (each proved by dropping it)."""
-    import test_trace
-    assert set(test_trace.NEEDED_CAPS) == CAPS
+    import test_trace_cli
+    assert set(test_trace_cli.NEEDED_CAPS) == CAPS
 
 def unit_settings():
     """{section: {key: [values...]}} of the unit file (repeated keys keep every value)."""
@@ -119,6 +121,7 @@ def test_unit_execstart_runs_as_the_unit_would(binary, tmp_path):
                                "/usr/bin/python3", LOCK_PROG, "--gate"],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
                               start_new_session=True)
+    mark_hanging(target.pid)
     tr = None
     try:
         pid = int(read_line(target, 30, "target").split()[1])

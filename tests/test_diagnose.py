@@ -14,20 +14,16 @@ Safety: every wait has a timeout (SIGALRM guards around sessions and tests), the
 always stopped and every process we started is killed and reaped; the hanging programs
 also kill themselves after 90 s (signal.alarm).
 """
-import json
 import os
 import re
 import shlex
 import signal
-import subprocess
-import tempfile
-import threading
 import time
 
 import pytest
 
 import conftest
-from harness import Registry, alarm_guard
+from harness import STOP_TIMEOUT, START_TIMEOUT, Registry, Tracer, alarm_guard, public, short
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAMS = os.path.join(HERE, "programs")
@@ -39,8 +35,6 @@ HEALTHY_LOCKS = os.path.join(PROGRAMS, "diag_healthy_locks.py")
 HEALTHY_SUBPROCS = os.path.join(PROGRAMS, "diag_healthy_subprocs.py")
 REAPER = os.path.join(PROGRAMS, "diag_reaper.py")
 
-START_TIMEOUT = 30.0   # tracer start-up (BPF load + attach)
-STOP_TIMEOUT = 15.0    # tracer exit after SIGINT / after its command ended
 HANG_TIMEOUT = 25.0    # every expected hang seen within this long after 'start'
 SETTLE = 1.5           # after the last expected event: room for (wrong) duplicates
 FINDINGS = ("hang", "long_wait", "child_status_lost", "sigchld_ignored")
@@ -69,110 +63,6 @@ def label_of(python):
 def qualified(python, cls, function):
     """co_qualname on 3.11+, plain co_name before."""
     return "%s.%s" % (cls, function) if version_of(python) >= (3, 11) else function
-
-
-# --------------------------------------------------------------------------- helpers
-# (small copies of tests/test_trace.py's, so that edits there cannot break this file)
-
-@pytest.fixture(autouse=True)
-def _test_deadline(request):
-    with alarm_guard(150, request.node.name):
-        yield
-
-
-class Tracer(object):
-    """pyhang-trace as a subprocess; a thread parses its stdout as JSON Lines."""
-
-    def __init__(self, reg, binary, args):
-        self.argv = [binary] + list(args)
-        self.err = tempfile.TemporaryFile()
-        self.proc = reg.popen(self.argv, stdout=subprocess.PIPE, stderr=self.err,
-                              stdin=subprocess.DEVNULL)
-        self.lines, self.events, self.bad = [], [], []
-        self.eof = False
-        self.saved = None
-        self.cond = threading.Condition()
-        self.reader = threading.Thread(target=self._read)
-        self.reader.daemon = True
-        self.reader.start()
-
-    def _read(self):
-        for raw in iter(self.proc.stdout.readline, b""):
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            with self.cond:
-                self.lines.append(line)
-                try:
-                    ev = json.loads(line)
-                    if not isinstance(ev, dict):
-                        raise ValueError("not an object")
-                except ValueError:
-                    self.bad.append(line)
-                    continue
-                ev["_recv"] = time.time()
-                self.events.append(ev)
-                self.cond.notify_all()
-        with self.cond:
-            self.eof = True
-            self.cond.notify_all()
-
-    def stderr(self):
-        self.err.seek(0)
-        return self.err.read().decode("utf-8", "replace")
-
-    def describe(self):
-        with self.cond:
-            lines = [l[:400] for l in self.lines[-12:]]
-        return ("\n  whole output: %s\n  command: %s\n  exit status: %s\n  stderr (tail): %s\n  stdout (last %d lines, cut):\n    %s"
-                % (self.saved, " ".join(self.argv)[:600], self.proc.poll(), self.stderr()[-1500:],
-                   len(lines), "\n    ".join(lines)))
-
-    def wait_for(self, pred, timeout, what):
-        deadline = time.monotonic() + timeout
-        i = 0
-        with self.cond:
-            while True:
-                while i < len(self.events):
-                    if pred(self.events[i]):
-                        return self.events[i]
-                    i += 1
-                left = deadline - time.monotonic()
-                if self.eof or left <= 0:
-                    break
-                self.cond.wait(min(left, 0.2))
-        raise AssertionError("%s: not seen within %.1f s%s" % (what, timeout, self.describe()))
-
-    def wait_start(self):
-        return self.wait_for(lambda e: e.get("event") == "start", START_TIMEOUT, "tracer 'start' event")
-
-    def wait_exit(self, timeout):
-        try:
-            rc = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-        self.reader.join(10)
-        return rc
-
-    def stop(self, sig=signal.SIGINT):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        rc = self.wait_exit(STOP_TIMEOUT)
-        assert rc is not None, "tracer did not exit within %.1f s after %s%s" % (
-            STOP_TIMEOUT, sig, self.describe())
-        return rc
-
-    def select(self, event=None, **match):
-        with self.cond:
-            evs = list(self.events)
-        return [e for e in evs if (event is None or e.get("event") == event)
-                and all(e.get(k) == v for k, v in match.items())]
-
-
-def public(e):
-    return dict((k, v) for k, v in e.items() if not k.startswith("_"))
-
-
-def short(e, limit=3000):
-    return json.dumps(public(e), sort_keys=True)[:limit]
 
 
 # --------------------------------------------------------------------------- sessions
@@ -261,20 +151,22 @@ class Session(object):
 RAN = {}   # session name -> interpreter labels, for the terminal summary
 
 
-def run_session(binary, workdir, name, batches, args, hang_pred=None, limit=120):
+def run_session(binary, workdir, name, batches, args, hang_pred=None, limit=120, hangs=None):
     """Run the jobs under one tracer: `--json ARGS -- sh -c SCRIPT`.  Jobs of a batch run in
     parallel; batches one after another.
 
     Without hang_pred the programs end by themselves, and so does the tracer (its command
     ended).  With hang_pred(tracer, job) -> bool the programs hang: once hang_pred holds for
-    every job (or HANG_TIMEOUT passed), they are killed and the tracer stops."""
+    every job (or HANG_TIMEOUT passed), they are killed and the tracer stops.  hangs: the
+    programs hang on purpose (for the suite tracer; default: when hang_pred is given)."""
     jobs = [j for batch in batches for j in batch]
     script = "\n".join("\n".join(j.shell() for j in batch) + "\nwait" for batch in batches) + "\nexit 0\n"
     RAN[name] = sorted(set(label_of(j.python) for j in jobs))
     reg = Registry()
     try:
         with alarm_guard(limit, "%s session" % name):
-            tr = Tracer(reg, binary, ["--json"] + list(args) + ["--", "sh", "-c", script])
+            tr = Tracer(reg, binary, ["--json"] + list(args) + ["--", "sh", "-c", script],
+                        hangs=hang_pred is not None if hangs is None else hangs)
             tr.saved = os.path.join(workdir, "tracer.jsonl")
             try:
                 tr.wait_start()
@@ -285,11 +177,11 @@ def run_session(binary, workdir, name, batches, args, hang_pred=None, limit=120)
                     time.sleep(SETTLE)
                     for j in jobs:
                         j.kill()
-                    rc = tr.wait_exit(STOP_TIMEOUT)
+                    rc = tr.wait_exit(STOP_TIMEOUT, must=False)
                     if rc is None:
                         rc = tr.stop(signal.SIGINT)
                 else:
-                    rc = tr.wait_exit(limit - START_TIMEOUT - 10)
+                    rc = tr.wait_exit(limit - START_TIMEOUT - 10, must=False)
                     if rc is None:
                         for j in jobs:
                             j.kill()
@@ -689,7 +581,7 @@ def gil_session(binary, tmp_path_factory):
     d = str(tmp_path_factory.mktemp("gil"))
     jobs = [Job(py, py, GIL_PROG, [], d) for py in INTERPRETERS]
     batches = [jobs[i:i + 2] for i in range(0, len(jobs), 2)]
-    return run_session(binary, d, "gil", batches, ["-t", "1"], limit=160)
+    return run_session(binary, d, "gil", batches, ["-t", "1"], limit=160, hangs=True)
 
 
 def test_gil_session_stream(gil_session):

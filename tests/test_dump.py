@@ -20,6 +20,8 @@ import pytest
 
 from conftest import INTERPRETERS, interpreter_params
 
+TEST_DEADLINE_S = 600   # per test, generous: no deadline before the harness (fixtures.py)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAMS = os.path.join(HERE, "programs")
 NON_ASCII_DIR = u"d\u00efr-\u00f1-\u76ee\u5f55"
@@ -443,7 +445,7 @@ def test_corrupted_frame_chain(binary, python, tmp_path):
 
 LOCK_PROG = os.path.join(PROGRAMS, "trace_lock_hang.py")
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--"]
-SYSTEM_PYTHON = "/usr/bin/python3.11" if os.path.exists("/usr/bin/python3.11") else sys.executable
+from harness import SYSTEM_PYTHON, mark_hanging  # noqa: E402
 
 
 @pytest.mark.parametrize("owner,drop,named", [
@@ -457,6 +459,7 @@ def test_dump_privileges(binary, owner, drop, named):
     it (exit 1); a user can always dump their own processes."""
     pre = NOBODY if owner == "nobody" else []
     t = subprocess.Popen(pre + [SYSTEM_PYTHON, LOCK_PROG], stdout=subprocess.PIPE)
+    mark_hanging(t.pid)
     try:
         assert t.stdout.readline().split()[0] == b"ready"
         assert t.stdout.readline().split()[0] == b"blocking"

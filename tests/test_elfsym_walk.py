@@ -1,4 +1,4 @@
-"""elf_each_symtab_symbol (user/elfsym.c) says when its walk was cut.
+"""elf_each_symtab_symbol (user/os/elfsym.c) says when its walk was cut.
 
 gilstatic.c walks .symtab to prove that 3.6's GIL statics are each defined once and that no
 other symbol lies between them; a walk cut short by the elf-bytes budget (--limit
@@ -12,6 +12,8 @@ import os
 import subprocess
 
 import pytest
+
+TEST_DEADLINE_S = 600   # per test, generous: no deadline before the harness (fixtures.py)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -52,10 +54,12 @@ def driver(tmp_path_factory):
     src = d / "walk.c"
     src.write_text(DRIVER)
     exe = str(d / "walk")
-    subprocess.check_call(["cc", "-std=c11", "-D_GNU_SOURCE", "-I" + os.path.join(ROOT, "user"),
-                           "-I" + os.path.join(ROOT, "bpf"), "-I" + os.path.join(ROOT, "build"),
-                           "-o", exe, str(src), os.path.join(ROOT, "user", "elfsym.c"),
-                           os.path.join(ROOT, "user", "bounds.c")])
+    # sources live in user/ or a folder of it; every folder is on the include path (Makefile)
+    dirs = [os.path.join(ROOT, "user")] + sorted(glob.glob(os.path.join(ROOT, "user", "*", "")))
+    source = lambda name: glob.glob(os.path.join(ROOT, "user", "**", name), recursive=True)[0]
+    subprocess.check_call(["cc", "-std=c11", "-D_GNU_SOURCE"] + ["-I" + d for d in dirs] +
+                          ["-I" + os.path.join(ROOT, "bpf"), "-I" + os.path.join(ROOT, "build"),
+                           "-o", exe, str(src), source("elfsym.c"), source("bounds.c")])
     return exe
 
 

@@ -18,10 +18,9 @@ import time
 
 import pytest
 
-from harness import Registry, alarm_guard
-from test_diagnose import (HANG_TIMEOUT, INTERPRETERS, SETTLE, STOP_TIMEOUT, Job, Session, Tracer,
-                           check_stream, frame_index, label_of, mark_line, run_session, short,
-                           version_of)
+from harness import STOP_TIMEOUT, Registry, Tracer, alarm_guard
+from test_diagnose import (HANG_TIMEOUT, INTERPRETERS, SETTLE, Job, Session, check_stream,
+                           frame_index, label_of, mark_line, run_session, short, version_of)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROG = os.path.join(HERE, "programs", "fork_workers.py")
@@ -173,16 +172,17 @@ def cmd_session(binary, tmp_path_factory):
                 time.sleep(0.1)
 
 
-def run_attached(binary, workdir, name, jobs, args, pred, limit=100):
+def run_attached(binary, workdir, name, jobs, args, pred, hangs, limit=100):
     """Start the jobs, attach ONE tracer with -p to each job's first process, then let them
-    go (their go file); once pred holds for every job (or HANG_TIMEOUT), kill them."""
+    go (their go file); once pred holds for every job (or HANG_TIMEOUT), kill them. hangs:
+    the programs hang on purpose (for the suite tracer)."""
     reg = Registry()
     try:
         with alarm_guard(limit, "%s session" % name):
             for j in jobs:
                 j.go = os.path.join(workdir, os.path.basename(j.report) + ".go")
                 j.argv = j.argv[:3] + [j.argv[3], j.go] + j.argv[4:]
-                reg.popen(["sh", "-c", j.shell().rstrip(" &")], stdin=subprocess.DEVNULL)
+                reg.popen(["sh", "-c", j.shell().rstrip(" &")], stdin=subprocess.DEVNULL, hangs=hangs)
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and not all(j.pid and (j.get("flusher") or
                                                                      j.key[1].startswith("idle"))
@@ -222,7 +222,7 @@ def pid_session(binary, tmp_path_factory):
     """Attached with -p to the parents only, before they fork."""
     d = str(tmp_path_factory.mktemp("fork_pid"))
     jobs = [ForkJob((py, mode), py, PROG, [mode], d) for py in INTERPRETERS for mode in FORK_MODES]
-    return run_attached(binary, d, "fork_pid", jobs, ["-t", "1"], _fork_pred)
+    return run_attached(binary, d, "fork_pid", jobs, ["-t", "1"], _fork_pred, hangs=True)
 
 
 IDLE_SECS = 5
@@ -236,7 +236,7 @@ def idle_session(binary, tmp_path_factory):
     jobs = [ForkJob((py, "idle_pool"), py, PROG, ["idle_pool", str(IDLE_SECS)], d) for py in INTERPRETERS]
     jobs += [ForkJob((py, "idle_ppe"), py, PROG, ["idle_ppe", str(IDLE_SECS)], d) for py in PY3]
     return run_attached(binary, d, "fork_idle", jobs, ["-t", "1"],
-                        lambda tr, j: j.get("done") is not None, limit=110)
+                        lambda tr, j: j.get("done") is not None, hangs=False, limit=110)
 
 
 @pytest.fixture(scope="module")
@@ -439,7 +439,7 @@ def test_fork_held_lock_text(binary, reg, tmp_path):
     with alarm_guard(60, "text run"):
         with open(out, "w") as f:
             tr = reg.popen([binary, "-t", "1", "--", py, FIELD04], stdout=f, stderr=subprocess.STDOUT,
-                           stdin=subprocess.DEVNULL)
+                           stdin=subprocess.DEVNULL, hangs=True)
             deadline = time.monotonic() + 30
             text = ""
             while time.monotonic() < deadline and "[fork_held_lock]" not in text:

@@ -14,33 +14,25 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
-import tempfile
-import threading
 import time
 
 import pytest
 
 import conftest
-from harness import alarm_guard, kill_group
+from harness import START_TIMEOUT, Tracer, kill_group
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAMS = os.path.join(HERE, "programs")
 PROG = os.path.join(PROGRAMS, "gil_regex_join.py")
 THRESHOLD = 3.0        # above the 2 s join: only the GIL wait may be reported
-START_TIMEOUT = 30.0
 HANG_TIMEOUT = 40.0    # start-up, join 2 s, threshold 3 s, scan period: room for a loaded host
-STOP_TIMEOUT = 15.0
 # Py_FatalError messages of 3.6's create_gil(), which name the variables (ceval_gil.h)
 INIT_MESSAGES = (b"PyMUTEX_INIT(gil_mutex) failed", b"PyMUTEX_INIT(switch_mutex) failed",
                  b"PyCOND_INIT(gil_cond) failed", b"PyCOND_INIT(switch_cond) failed")
 
 
-@pytest.fixture(autouse=True)
-def _test_deadline(request):
-    with alarm_guard(120, request.node.name):
-        yield
+TEST_DEADLINE_S = 120   # per test (harness/fixtures.py: the deadline fixture)
 
 
 def mark_line(name):
@@ -85,64 +77,18 @@ def libpython_copy(tmp_path, lib, strip=True, alter=()):
     return d
 
 
-class Run(object):
-    """The tracer running the workload (`pyhang-trace --json -t 3 -- python prog report`)."""
+class Run(Tracer):
+    """The tracer running the workload (`pyhang-trace --json -t 3 -- python prog report`),
+    which hangs on purpose (a gil_wait)."""
 
     def __init__(self, reg, binary, python, tmp_path, env=None):
         self.report = os.path.join(str(tmp_path), "report")
-        self.err = tempfile.TemporaryFile()
-        self.argv = [binary, "--json", "-t", str(THRESHOLD), "--", python, PROG, self.report]
-        self.proc = reg.popen(self.argv, stdout=subprocess.PIPE, stderr=self.err,
-                              stdin=subprocess.DEVNULL, env=env)
-        self.events, self.lines = [], []
-        self.cond = threading.Condition()
-        self.eof = False
-        t = threading.Thread(target=self._read)
-        t.daemon = True
-        t.start()
-
-    def _read(self):
-        for raw in iter(self.proc.stdout.readline, b""):
-            with self.cond:
-                self.lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
-                try:
-                    self.events.append(json.loads(self.lines[-1]))
-                except ValueError:
-                    pass
-                self.cond.notify_all()
-        with self.cond:
-            self.eof = True
-            self.cond.notify_all()
-
-    def describe(self):
-        self.err.seek(0)
-        return "\n  stderr: %s\n  stdout:\n    %s" % (
-            self.err.read().decode("utf-8", "replace")[-1500:], "\n    ".join(l[:600] for l in self.lines[-10:]))
-
-    def wait_for(self, pred, timeout, what):
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                for e in self.events:
-                    if pred(e):
-                        return e
-                left = deadline - time.monotonic()
-                if self.eof or left <= 0:
-                    raise AssertionError("%s: not seen within %.0f s%s" % (what, timeout, self.describe()))
-                self.cond.wait(min(left, 0.2))
+        Tracer.__init__(self, reg, binary, ["--json", "-t", str(THRESHOLD), "--", python, PROG, self.report],
+                        env=env, hangs=True)
 
     def reported(self, key):
         with open(self.report) as f:
             return [int(l.split()[1]) for l in f if l.split()[0] == key]
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        self.proc.wait(STOP_TIMEOUT)
-
-    def select(self, event):
-        with self.cond:
-            return [e for e in self.events if e.get("event") == event]
 
 
 def gil_hang(e):
@@ -198,7 +144,7 @@ def start_waiting(reg, python, tmp_path, env):
     """Runs the workload without the tracer until the main thread wants the GIL back (the
     join timed out; the regex runs for minutes). Returns the process and the tids."""
     report = os.path.join(str(tmp_path), "report")
-    p = reg.popen([python, PROG, report], env=env, stdout=subprocess.DEVNULL)
+    p = reg.hanging([python, PROG, report], env=env, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and not (os.path.exists(report) and "regex" in open(report).read()):
         time.sleep(0.05)

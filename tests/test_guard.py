@@ -18,11 +18,13 @@ import time
 
 import pytest
 
-from harness import alarm_guard
+from harness import HOST_PYTHON, alarm_guard, mark_hanging
+
+TEST_DEADLINE_S = 600   # per test, generous: no deadline before the harness (fixtures.py)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROGRAMS = os.path.join(ROOT, "tests", "programs")
-PYTHON = "/usr/bin/python3"  # Debian's, with python3-pytest
+PYTHON = HOST_PYTHON  # Debian's, with python3-pytest
 GUARD_STATUS = 124
 RULE = "=" * 78
 THRESHOLD = "0.5"
@@ -76,6 +78,7 @@ def run(binary, args, cwd, env_extra, timeout=60):
     out, err = [tempfile.TemporaryFile(mode="w+") for _ in range(2)]
     with out, err, alarm_guard(timeout + 5, "pyhang-trace " + " ".join(args)):
         p = subprocess.Popen([binary] + args, cwd=str(cwd), env=env, stdout=out, stderr=err)
+        mark_hanging(p.pid)   # the guard's tests run commands that hang on purpose
         try:
             rc = p.wait(timeout)
         finally:
@@ -207,7 +210,7 @@ def test_guard_pid_mode_leaves_process_alone(binary, tmp_path, reg):
     """-p: exit 124 once the hang timed out, without signalling the process; --json keeps
     stdout pure JSON (no automatic annotations) and ends with a hang_timeout record."""
     report = str(tmp_path / "report")
-    p = reg.popen([PYTHON, os.path.join(PROGRAMS, "diag_deadlock.py"), report])
+    p = reg.hanging([PYTHON, os.path.join(PROGRAMS, "diag_deadlock.py"), report])
     deadline = time.monotonic() + 30
     while "joining" not in read_report(report) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -1,7 +1,7 @@
 """The CI guard's hang_timeout record obeys the output caps like every other record.
 
 --max-threads and --max-frames say what one output record carries at most; the guard's
-JSON record (written by user/guard.c, not through the event writers) must be cut and
+JSON record (written by user/tracer/guard.c, not through the event writers) must be cut and
 marked the same way: at most N threads with `thread_list_error`, at most N frames per
 stack with `truncated`. A real deadlocked interpreter (tests/programs/diag_deadlock.py,
 three threads) traced with -p, so the guard exits 124 and leaves the process alone.
@@ -12,10 +12,12 @@ import time
 
 from test_guard import GUARD_STATUS, HANG_TIMEOUT, PROGRAMS, PYTHON, THRESHOLD, read_report, run
 
+TEST_DEADLINE_S = 600   # per test, generous: no deadline before the harness (fixtures.py)
+
 
 def test_hang_timeout_record_is_capped(binary, tmp_path, reg):
     report = str(tmp_path / "report")
-    p = reg.popen([PYTHON, os.path.join(PROGRAMS, "diag_deadlock.py"), report])
+    p = reg.hanging([PYTHON, os.path.join(PROGRAMS, "diag_deadlock.py"), report])
     deadline = time.monotonic() + 30
     while "joining" not in read_report(report) and time.monotonic() < deadline:
         time.sleep(0.05)

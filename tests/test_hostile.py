@@ -28,7 +28,7 @@ import pytest
 import conftest
 from conftest import ASAN_BINARY
 from harness import Registry, alarm_guard
-from test_trace import Tracer, check_stream, read_line
+from harness import Tracer, check_stream, read_line
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAMS = os.path.join(HERE, "programs")
@@ -72,10 +72,7 @@ TEXT_LINE = re.compile(r"^(|Process \d+, Python .*|(==> )?Thread .*\):|Traceback
                        r"cut: .*\)|  \(no Python frames\)|\(thread list cut: .*\))$")
 
 
-@pytest.fixture(autouse=True)
-def _test_deadline(request):
-    with alarm_guard(120, request.node.name):
-        yield
+TEST_DEADLINE_S = 120   # per test (harness/fixtures.py: the deadline fixture)
 
 
 def keys_of(v, out):
@@ -162,9 +159,9 @@ def targets(hostile_dir):
             procs = {}
             for py in INTERPRETERS:
                 procs[py] = (
-                    reg.popen([py.encode(), hostile_dir["script"], hostile_dir["link"]],
+                    reg.hanging([py.encode(), hostile_dir["script"], hostile_dir["link"]],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0),
-                    reg.popen([py, os.path.join(PROGRAMS, "corrupt_all.py")],
+                    reg.hanging([py, os.path.join(PROGRAMS, "corrupt_all.py")],
                               stdout=subprocess.PIPE, bufsize=0))
             for py, (h, c) in procs.items():
                 w = read_line(h, 30, "hostile_names.py " + py).split()
@@ -412,7 +409,7 @@ def runtime_targets():
     try:
         with alarm_guard(60, "starting corrupt_runtime.py"):
             for py in INTERPRETERS:
-                p = reg.popen([py, os.path.join(PROGRAMS, "corrupt_runtime.py")],
+                p = reg.hanging([py, os.path.join(PROGRAMS, "corrupt_runtime.py")],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
                 out[py] = p
             for py, p in out.items():

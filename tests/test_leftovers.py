@@ -17,18 +17,16 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 
 import pytest
 
-from harness import alarm_guard, kill_group
+from harness import START_TIMEOUT, SYSTEM_PYTHON, kill_group
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LOCK_PROG = os.path.join(HERE, "programs", "trace_lock_hang.py")
-PYTHON = "/usr/bin/python3.11" if os.path.exists("/usr/bin/python3.11") else sys.executable
-START_TIMEOUT = 30.0
+PYTHON = SYSTEM_PYTHON
 GONE_TIMEOUT = 10.0
 
 FD_KINDS = {"anon_inode:bpf-prog": ("prog", "prog_id"), "anon_inode:bpf-map": ("map", "map_id"),
@@ -79,10 +77,7 @@ long syscall(long nr, ...)
 """
 
 
-@pytest.fixture(autouse=True)
-def _test_deadline(request):
-    with alarm_guard(120, request.node.name):
-        yield
+TEST_DEADLINE_S = 120   # per test (harness/fixtures.py: the deadline fixture)
 
 
 
@@ -223,7 +218,7 @@ def test_nothing_left_behind(reg, binary, shim, tmp_path, mode, ending):
     env = dict(os.environ)
     target = None
     if mode == "pid":
-        target = reg.popen([PYTHON, LOCK_PROG, "--gate"], stdin=subprocess.PIPE,
+        target = reg.hanging([PYTHON, LOCK_PROG, "--gate"], stdin=subprocess.PIPE,
                            stdout=subprocess.PIPE, bufsize=0)
         assert target.stdout.readline().split()[0] == b"ready"
         args += ["-p", str(target.pid)]

@@ -5,10 +5,10 @@ the old one are still queued.
 Every test checks what was reported, not only that the tracer survived: each long wait once,
 with the right pid and stack; losses counted (stop.lost / the text "events LOST" line) and
 consistent with what arrived; the tracer's memory bounded; targets never stopped nor
-ptraced (test_trace.ProcWatcher, polled during the whole run).
+ptraced (harness ProcWatcher, polled during the whole run).
 
 Workloads: tests/programs/load_*.py, on the Debian python3.11 only (the per-interpreter
-paths are covered by test_trace.py; here the load is the point). Total runtime ~60 s.
+paths are covered by test_trace_*.py; here the load is the point). Total runtime ~60 s.
 """
 import os
 import re
@@ -18,8 +18,8 @@ import time
 
 import pytest
 
-from harness import alarm_guard, kill_group
-from test_trace import (LATE_SLACK, SYSTEM_PYTHON, ProcWatcher, Tracer, check_stream, public,
+from harness import kill_group
+from harness import (LATE_SLACK, SYSTEM_PYTHON, ProcWatcher, Tracer, check_stream, public,
                         wait_in_futex)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -45,10 +45,7 @@ SMALLEST_RING = "64K"
 RSS_BASE_BOUND = 64 * MIB
 
 
-@pytest.fixture(autouse=True)
-def _test_deadline(request):
-    with alarm_guard(120, request.node.name):
-        yield
+TEST_DEADLINE_S = 120   # per test (harness/fixtures.py: the deadline fixture)
 
 
 
@@ -133,7 +130,7 @@ def test_2000_threads_long_waits_once_each(reg, binary, tmp_path):
     one wait_end per blocked thread, nothing for the sleepers, on time, bounded memory."""
     nthreads, nblocked = 2000, 20
     rep = report_path(tmp_path)
-    p = reg.popen([SYSTEM_PYTHON, THREADS_PROG, rep, str(nthreads), str(nblocked)],
+    p = reg.hanging([SYSTEM_PYTHON, THREADS_PROG, rep, str(nthreads), str(nblocked)],
                   stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
     pid = int(words(wait_report(rep, lambda l: words(l, "pid"), 20, "threads: pid", p), "pid")[0][0])
     tr = Tracer(reg, binary, ["--json", "-t", "1", "-p", str(pid)])
@@ -236,7 +233,7 @@ def test_fork_bursts_do_not_hide_a_hang(reg, binary, tmp_path):
     forker = reg.popen([SYSTEM_PYTHON, FORKER_PROG, fk_rep, str(rate), str(seconds)],
                        stdout=subprocess.DEVNULL)
     time.sleep(0.5)  # the bursts are on before the hang begins
-    target = reg.popen([SYSTEM_PYTHON, DEADLOCK_PROG, dl_rep], stdout=subprocess.DEVNULL)
+    target = reg.hanging([SYSTEM_PYTHON, DEADLOCK_PROG, dl_rep], stdout=subprocess.DEVNULL)
     lines = wait_report(dl_rep, lambda l: words(l, "joining"), 20, "deadlock: joining", target)
     pid = int(words(lines, "pid")[0][0])
     culprits = set(int(w[0]) for k in ("A", "B") for w in words(lines, k))
@@ -372,7 +369,7 @@ def test_long_wait_flood_into_small_ring_each_reported_once(reg, binary, tmp_pat
     wait_end comes without its long_wait."""
     nblocked = 300
     rep = report_path(tmp_path)
-    p = reg.popen([SYSTEM_PYTHON, THREADS_PROG, rep, str(nblocked), str(nblocked), "--shared"],
+    p = reg.hanging([SYSTEM_PYTHON, THREADS_PROG, rep, str(nblocked), str(nblocked), "--shared"],
                   stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
     pid = int(words(wait_report(rep, lambda l: words(l, "pid"), 20, "flood waits: pid", p), "pid")[0][0])
     tr = Tracer(reg, binary, ["--json", "-t", "0.5", "--ringbuf-size", SMALLEST_RING, "-p", str(pid)])
@@ -413,7 +410,7 @@ def test_pid_reused_while_events_queued(reg, binary, tmp_path):
     queues A's long_wait), A dies and B gets pid X, then the tracer resumes. A's long_wait
     must not carry B's threads (B blocks in new_process_wait); B's own long_wait must."""
     rep = report_path(tmp_path)
-    p = reg.popen([SYSTEM_PYTHON, PIDREUSE_PROG, rep], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    p = reg.hanging([SYSTEM_PYTHON, PIDREUSE_PROG, rep], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
     # host-wide: A and B are forks of a watched process. While the tracer is held, the ring
     # must hold everything the host's Python processes do (a reap is a 35 KiB record)
     tr = Tracer(reg, binary, ["--json", "-t", "1", "--ringbuf-size", "64M"])

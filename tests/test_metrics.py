@@ -14,7 +14,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -22,56 +21,15 @@ import urllib.request
 
 import pytest
 
-from harness import free_port, kill_group, read_line
+from harness import HOST_PYTHON, PROGRAMS, Tracer, mark_hanging, free_port, kill_group, read_line
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LOCK_PROG = os.path.join(ROOT, "tests", "programs", "trace_lock_hang.py")
-PY = "/usr/bin/python3"
+TEST_DEADLINE_S = 600   # per test, generous: no deadline before the harness (fixtures.py)
 
-
-
+LOCK_PROG = os.path.join(PROGRAMS, "trace_lock_hang.py")
+PY = HOST_PYTHON
 
 
-class Tracer(object):
-    """build/pyhang-trace --json ...; stdout collected by a thread."""
 
-    def __init__(self, binary, args):
-        self.p = subprocess.Popen([binary] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  start_new_session=True)
-        self.events, self.cond = [], threading.Condition()
-        self.t = threading.Thread(target=self._read, daemon=True)
-        self.t.start()
-
-    def _read(self):
-        for line in self.p.stdout:
-            with self.cond:
-                self.events.append(json.loads(line))
-                self.cond.notify_all()
-
-    def wait_for(self, pred, timeout, what):
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                for e in self.events:
-                    if pred(e):
-                        return e
-                left = deadline - time.monotonic()
-                if left <= 0 or self.p.poll() is not None:
-                    raise AssertionError("%s: not seen within %.1f s (status %s, stderr %r)"
-                                         % (what, timeout, self.p.poll(), self._stderr()))
-                self.cond.wait(min(left, 0.2))
-
-    def _stderr(self):
-        if self.p.poll() is None:
-            return "(running)"
-        return self.p.stderr.read().decode(errors="replace")
-
-    def stop(self):
-        self.p.send_signal(signal.SIGINT)
-        rc = self.p.wait(15)
-        self.t.join(5)
-        self.stderr = self.p.stderr.read().decode(errors="replace")
-        return rc
 
 
 def fetch(url, timeout=5, method="GET"):
@@ -146,11 +104,12 @@ def session(binary):
         target = subprocess.Popen([PY, LOCK_PROG, "--gate", "--release"], stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, bufsize=0, start_new_session=True)
         procs.append(target)
+        mark_hanging(target.pid)
         pid = int(read_line(target, 30, "target").split()[1])
         port = free_port()
-        tr = Tracer(binary, ["--json", "-t", "0.5", "-p", str(pid), "--metrics-addr",
-                             "127.0.0.1:%d" % port, "--bpf-stats"])
-        procs.append(tr.p)
+        tr = Tracer(None, binary, ["--json", "-t", "0.5", "-p", str(pid), "--metrics-addr",
+                                   "127.0.0.1:%d" % port, "--bpf-stats"])
+        procs.append(tr.proc)
         tr.wait_for(lambda e: e["event"] == "start", 30, "start")
         target.stdin.write(b"go\n")
         tid = int(read_line(target, 15, "target").split()[1])
@@ -334,8 +293,10 @@ def test_stalled_client_does_not_block(session):
 
 def test_zz_stop_restores_bpf_stats(session):
     """Runs last (zz): SIGINT stops the tracer normally and the kernel switch is restored."""
-    rc = session["tracer"].stop()
-    assert rc == 0, session["tracer"].stderr
+    tr = session["tracer"]
+    rc = tr.stop()
+    assert rc == 0, tr.describe()
+    assert not tr.bad, "non-JSON lines with --json: %r" % tr.bad[:5]
     with open("/proc/sys/kernel/bpf_stats_enabled") as f:
         assert f.read().strip() == session["stats_before"]
     with pytest.raises((urllib.error.URLError, OSError)):
@@ -386,6 +347,7 @@ def test_bpf_stats_needs_metrics(binary):
 def _lock_target():
     t = subprocess.Popen([PY, LOCK_PROG, "--gate", "--release"], stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, bufsize=0, start_new_session=True)
+    mark_hanging(t.pid)
     pid = int(read_line(t, 30, "target").split()[1])
     return t, pid
 

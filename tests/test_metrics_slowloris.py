@@ -14,21 +14,17 @@ import subprocess
 import time
 import urllib.request
 
-import pytest
 
 from conftest import NOBODY, SYSTEM_PYTHON
-from harness import alarm_guard, free_port, read_line
-from test_trace import Tracer
+from harness import free_port, read_line
+from harness import Tracer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 SLOW = os.path.join(HERE, "programs", "slow_clients.py")
 
 
-@pytest.fixture(autouse=True)
-def _test_deadline(request):
-    with alarm_guard(120, request.node.name):
-        yield
+TEST_DEADLINE_S = 120   # per test (harness/fixtures.py: the deadline fixture)
 
 
 def scrape(port, timeout):

@@ -17,11 +17,10 @@ import os
 import subprocess
 import time
 
-import pytest
 
 from conftest import NOBODY, SYSTEM_PYTHON
-from harness import alarm_guard, read_line
-from test_trace import Tracer
+from harness import read_line
+from harness import Tracer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAMS = os.path.join(HERE, "programs")
@@ -32,10 +31,7 @@ THREADS, DEPTH, NAME_LEN = 10, 2000, 4096
 MAX_EVENT_BYTES = 16 << 20  # the documented default
 
 
-@pytest.fixture(autouse=True)
-def _test_deadline(request):
-    with alarm_guard(180, request.node.name):
-        yield
+TEST_DEADLINE_S = 180   # per test (harness/fixtures.py: the deadline fixture)
 
 
 def memory_kib(pid):
@@ -48,7 +44,7 @@ def memory_kib(pid):
 
 
 def start_attacker(reg):
-    p = reg.popen(NOBODY + [SYSTEM_PYTHON, BIG, str(THREADS), str(DEPTH), str(NAME_LEN)],
+    p = reg.hanging(NOBODY + [SYSTEM_PYTHON, BIG, str(THREADS), str(DEPTH), str(NAME_LEN)],
                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
     return p, int(read_line(p, 60, "attacker ready").split()[1])
 
@@ -120,7 +116,7 @@ def test_partial_write_then_next_event_on_a_new_line(reg, tool, tmp_path):
         os.unlink(filler)
         assert os.statvfs(mnt).f_bavail * st.f_frsize > (6 << 20)
         time.sleep(1.5)  # the attacker's wait_ends go out (there is room again)
-        victim = reg.popen([SYSTEM_PYTHON, VICTIM], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        victim = reg.hanging([SYSTEM_PYTHON, VICTIM], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                            bufsize=0)
         vpid = int(read_line(victim, 20, "victim pid").split()[1])
         time.sleep(0.5)

@@ -16,6 +16,8 @@ import subprocess
 
 import pytest
 
+TEST_DEADLINE_S = 600   # per test, generous: no deadline before the harness (fixtures.py)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAN = os.path.join(ROOT, "deploy", "man", "pyhang-trace.8")
 VERSION_RE = re.compile(r"^pyhang-trace (\d+\.\d+\.\d+)$")

@@ -17,11 +17,10 @@ import os
 import subprocess
 import time
 
-import pytest
 
 from conftest import NOBODY, SYSTEM_PYTHON
-from harness import alarm_guard, free_port, read_line
-from test_trace import Tracer, check_stream
+from harness import free_port, read_line
+from harness import Tracer, check_stream
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAMS = os.path.join(HERE, "programs")
@@ -32,10 +31,6 @@ VICTIM = os.path.join(PROGRAMS, "rl_victim.py")
 RATE, BURST = 20, 100
 
 
-@pytest.fixture(autouse=True)
-def _test_deadline(request):
-    with alarm_guard(150, request.node.name):
-        yield
 
 
 def proc_usage(pid):
@@ -67,7 +62,7 @@ def run_attack(reg, tool, extra, seconds=6.0):
     port = free_port()
     tr = Tracer(reg, tool, ["--json", "-q", "--metrics-addr", "127.0.0.1:%d" % port] + extra)
     tr.wait_start()
-    victim = reg.popen([SYSTEM_PYTHON, VICTIM], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    victim = reg.hanging([SYSTEM_PYTHON, VICTIM], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                        bufsize=0)
     vpid = int(read_line(victim, 20, "victim pid").split()[1])
     attacker = reg.popen(NOBODY + [SYSTEM_PYTHON, FLOOD, str(seconds)], stdout=subprocess.PIPE,
@@ -139,7 +134,7 @@ def test_suppressed_once_per_interval(reg, tool):
     assert len(held) >= 3, held
     times = [e["_recv"] for e in held]
     # record times are when the kernel sent them (ms resolution)
-    from test_trace import parse_time
+    from harness import parse_time
     kt = [parse_time(e["time"]) for e in held]
     # the last one may be the flush at the process's exit, which is not bound to the period
     for a, b in zip(kt[:-2], kt[1:-1]):

@@ -7,15 +7,14 @@ field case ../shared/field/09_sigchld_inherited), every interpreter, under CPU l
 """
 import json
 import os
-import subprocess
-import sys
 import time
 
-import pytest
 
 import conftest
 from harness import alarm_guard
-from test_trace import SYSTEM_PYTHON, Tracer, check_stream
+from harness import SYSTEM_PYTHON, Tracer, check_stream
+
+TEST_DEADLINE_S = 660   # per test, generous: no deadline before the harness (fixtures.py)
 
 INTERPRETERS = [path for _, path, _ in conftest.INTERPRETERS]
 ROUNDS = 50

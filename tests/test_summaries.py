@@ -22,6 +22,8 @@ import pytest
 
 from conftest import interpreter_params
 
+TEST_DEADLINE_S = 600   # per test, generous: no deadline before the harness (fixtures.py)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIELD = os.path.join(HERE, "programs", "field_asyncio_fastwatcher.py")
 

@@ -24,6 +24,8 @@ import pytest
 
 from conftest import interpreter_params
 
+TEST_DEADLINE_S = 600   # per test, generous: no deadline before the harness (fixtures.py)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAM = os.path.join(HERE, "programs", "torn_recursers.py")
 READS = 40
@@ -59,7 +61,7 @@ def classify(t):
 
 def start(reg, python, tmp_path):
     ready = str(tmp_path / "ready")
-    p = reg.popen([python, PROGRAM, ready, "2"], stdout=subprocess.DEVNULL)
+    p = reg.hanging([python, PROGRAM, ready, "2"], stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while not os.path.exists(ready):
         assert p.poll() is None, "torn_recursers.py exited (%s)" % p.returncode

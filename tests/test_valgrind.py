@@ -31,14 +31,16 @@ import urllib.request
 import pytest
 
 import conftest
-from harness import Registry, alarm_guard, free_port, kill_group
+from harness import SYSTEM_PYTHON, Registry, alarm_guard, free_port
+
+TEST_DEADLINE_S = 600   # per test, generous: no deadline before the harness (fixtures.py)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEADLOCK = os.path.join(HERE, "programs", "diag_deadlock.py")
 FLOOD = os.path.join(HERE, "programs", "vg_sigchld_flood.py")
 FLIPS = 20000
 SUPP = os.path.join(HERE, "valgrind.supp")
-PYTHON = "/usr/bin/python3.11" if os.path.exists("/usr/bin/python3.11") else conftest.INTERPRETERS[0][1]
+PYTHON = SYSTEM_PYTHON
 VG_ERROR = 99
 # the plain build only: valgrind cannot run ASan binaries
 BINARY = conftest.BINARY if not conftest.BINARY.endswith("-asan") else \
@@ -81,7 +83,7 @@ def deadlocked():
     report = os.path.join(tmp, "report")
     try:
         with alarm_guard(60, "deadlock workload"):
-            p = reg.popen([PYTHON, DEADLOCK, report], stdin=subprocess.DEVNULL)
+            p = reg.hanging([PYTHON, DEADLOCK, report], stdin=subprocess.DEVNULL)
             words = {}
             while "joining" not in words:
                 assert p.poll() is None, "diag_deadlock.py exited %s" % p.returncode

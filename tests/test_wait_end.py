@@ -11,7 +11,9 @@ import time
 import pytest
 
 from harness import Timeout
-from test_trace import Tracer, check_stream
+from harness import Tracer, check_stream
+
+TEST_DEADLINE_S = 600   # per test, generous: no deadline before the harness (fixtures.py)
 
 PROG = (
     "import ctypes, os, signal, sys, threading, time\n"
@@ -50,7 +52,7 @@ def start(reg, python, tmp_path):
     with open(prog, "w") as f:
         f.write(PROG)
     info = str(tmp_path / "tids")
-    p = reg.popen([python, prog, info])
+    p = reg.hanging([python, prog, info])
     deadline = time.monotonic() + 30
     while not os.path.exists(info):
         if p.poll() is not None or time.monotonic() > deadline:
@@ -157,7 +159,7 @@ def test_wait_goes_on_across_stop_and_continue(reg, binary, python, tmp_path, ki
     with open(prog, "w") as f:
         f.write(STOP_PROG)
     info = str(tmp_path / "tid")
-    p = reg.popen([python, prog, info, kind])
+    p = reg.hanging([python, prog, info, kind])
     deadline = time.monotonic() + 30
     while not os.path.exists(info) or not open(info).read():
         if p.poll() is not None or time.monotonic() > deadline:

@@ -15,6 +15,8 @@ import pytest
 from test_diagnose import (INTERPRETERS, Job, check_stream, label_of, mark_line, run_session,
                            short, version_of)
 
+TEST_DEADLINE_S = 600   # per test, generous: no deadline before the harness (fixtures.py)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAMS = os.path.join(HERE, "programs")
 HEALTHY = os.path.join(PROGRAMS, "waitfor_healthy.py")
@@ -314,13 +316,12 @@ def test_text_report_deadlock(binary, python, tmp_path):
     line under each frame (read from the target's root), the other threads one line each,
     no futex address; a later long wait of the same hang is one line."""
     import time
-    from harness import Registry, alarm_guard
-    from test_diagnose import Tracer
+    from harness import Registry, Tracer, alarm_guard
     reg = Registry()
     rep = str(tmp_path / "report")
     try:
         with alarm_guard(60, "text deadlock"):
-            tr = Tracer(reg, binary, ["-t", "1", "--", python, LOCKS, rep, "cycle2", "Lock"])
+            tr = Tracer(reg, binary, ["-t", "1", "--", python, LOCKS, rep, "cycle2", "Lock"], hangs=True)
             deadline = time.time() + 30
             while time.time() < deadline:
                 with tr.cond:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark (not a test): the extra CPU time one diagnosis costs for the wait-for graph
 (lock ownership read from the target + the graph + the proofs: user/lockown.c,
-user/waitgraph.c), on processes of 50 and 1,000 threads, for every interpreter the test
+user/tracer/waitgraph.c), on processes of 50 and 1,000 threads, for every interpreter the test
 suite finds (goals: under 2 ms and under 20 ms).
 
 Each target (tests/programs/waitfor_bench_threads.py) has THREADS threads, each DEPTH

@@ -1,5 +1,5 @@
 /* fakemem: the memory of a process image as a list of (address, bytes) regions, served to
- * the reader through procmem's backend seam (pm_open_backend, see user/procmem.h).
+ * the reader through procmem's backend seam (pm_open_backend, see user/os/procmem.h).
  * Serialized form (what the fuzzers and tests/fuzz/seed write), little endian, repeated to
  * the end of the input:
  *     u64 address, u32 length, length bytes

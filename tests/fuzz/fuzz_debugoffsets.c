@@ -1,4 +1,4 @@
-/* fuzz_debugoffsets: pylayout_from_debug_offsets (user/pylayout.c), the validation of a
+/* fuzz_debugoffsets: pylayout_from_debug_offsets (user/python/pylayout.c), the validation of a
  * _Py_DebugOffsets block read from a 3.13+ process (cookie, version, free-threading flag,
  * every struct size, every offset inside its struct, GIL offsets), then the reader's use
  * of whatever layout it accepts: when FUZZ_IMAGE names a pyimage of a real 3.13 process

@@ -1,4 +1,4 @@
-/* fuzz_elfsym: the ELF64 reader (user/elfsym.c) on a hostile file: header checks, program
+/* fuzz_elfsym: the ELF64 reader (user/os/elfsym.c) on a hostile file: header checks, program
  * and section headers, section names, .dynsym/.symtab lookup of the symbols pyreader.c
  * asks for, section lookup (.PyRuntime, .bss, .data), reads at virtual addresses, and the
  * load bias against a few fake mappings; and gilstatic.c's search for 3.6's static GIL

@@ -1,7 +1,7 @@
-/* fuzz_lines: py_line_for_position (user/pyreader.c), the decoders of every CPython line
+/* fuzz_lines: py_line_for_position (user/python/pylinetable.c), the decoders of every CPython line
  * table: 2.7 co_lnotab (unsigned deltas), 3.6-3.9 co_lnotab (signed line deltas), 3.10
  * co_linetable, 3.11+ location tables (varints, signed varints, short/one-line/no-line forms).
- * Input, little endian: u8 version index (modulo 9: 2.7, 3.6 ... 3.13; picks the table kind),
+ * Input, little endian: u8 version index (modulo pylayout_count(): 2.7, 3.6 ... 3.13),
  * i32 co_firstlineno, i64 position (f_lasti up to 3.10, byte offset 3.11+), then the table.
  * Seeds: real tables and positions of code objects of each interpreter (tests/fuzz/seed.py).
  * Also py_line_in_copy over every cut of the table (the kernel copies only a table's start):
@@ -13,10 +13,6 @@
 #include "pylayout.h"
 #include "pyreader.h"
 
-static const unsigned char versions[9][2] = {
-	{ 2, 7 }, { 3, 6 }, { 3, 7 }, { 3, 8 }, { 3, 9 }, { 3, 10 }, { 3, 11 }, { 3, 12 }, { 3, 13 },
-};
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -26,8 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 13)
 		return 0;
 	/* 3.13's table entry has the same line-table kind as its _Py_DebugOffsets layout */
-	const struct py_layout *l = pylayout_for_version(versions[data[0] % 9][0],
-							 versions[data[0] % 9][1]);
+	const struct py_layout *l = pylayout_nth(data[0] % pylayout_count()); /* every version */
 	if (!l)
 		return 0;
 	memcpy(&first, data + 1, 4);

@@ -1,4 +1,4 @@
-/* fuzz_pyreader: the reader's walk of a Python process image (user/pyreader.c, through
+/* fuzz_pyreader: the reader's walk of a Python process image (user/python/py*.c, through
  * py_read_resolved): interpreter and thread lists, frame chains of every version (frame
  * objects, _PyCFrame, _PyInterpreterFrame), code objects, line tables, str/bytes objects
  * (2.7 str and unicode, PEP 393 of every width, compact and legacy), dicts of every layout
@@ -16,6 +16,7 @@
 #include "json.h"
 #include "pyimage.h"
 #include "pyreader.h"
+#include "pywrite.h"
 #include "strbuf.h"
 
 /* 3.13+: the layout comes from _Py_DebugOffsets at the start of _PyRuntime, as in
@@ -36,7 +37,7 @@ static int resolve(const uint8_t *data, size_t size, struct fakemem *fm, struct 
 	if (pi_decode_header(data, size, res) != 0)
 		return -1;
 	unsigned major = res->layout.major, minor = res->layout.minor;
-	if (major == 3 && minor >= 13) {
+	if (pylayout_debug_offsets_size(major, minor) != 0) {
 		if (layout_from_image(fm, res) != 0)
 			return -1;
 	} else {

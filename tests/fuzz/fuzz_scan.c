@@ -1,4 +1,4 @@
-/* fuzz_scan: the symbol-less search for the interpreter (user/pyreader.c through
+/* fuzz_scan: the symbol-less search for the interpreter (user/python/py*.c through
  * py_resolve_by_scan): the chunked scan of a section for a pointer to a valid interpreter
  * (2.7/3.6: &interp_head; 3.7-3.9: the interpreters.head/.main pair of _PyRuntime), the
  * strict interpreter validation of every candidate, then the walk from what was found.
@@ -27,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < SCAN_HEADER || pi_decode_header(data, size, &res) != 0)
 		return 0;
 	const struct py_layout *l = pylayout_for_version(res.layout.major, res.layout.minor);
-	if (!l || (l->major == 3 && l->minor >= 13))
+	if (!l || pylayout_debug_offsets_size(l->major, l->minor) != 0) /* 3.13+: no scan */
 		return 0;
 	res.layout = *l;
 	res.runtime = res.interp_head = 0;

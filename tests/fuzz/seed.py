@@ -9,7 +9,7 @@ For each interpreter:
   debugoffsets/ 3.13+: the _Py_DebugOffsets block of that process
   scan/         2.7-3.9: that process scanned for its interpreter without symbols
   lines/        line tables of a few code objects with positions inside them
-  elfsym/       libpython (or the executable), cut to what user/elfsym.c reads: headers,
+  elfsym/       libpython (or the executable), cut to what user/os/elfsym.c reads: headers,
                 section names, and symbol tables trimmed to the symbols we look up plus a
                 few dozen others (every other section keeps its header, not its bytes)
 Usage: seed.py --seed-tool build/fuzz/seed --out tests/fuzz/corpus

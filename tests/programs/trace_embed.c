@@ -1,5 +1,5 @@
 /* A C program that runs CPython by loading libpython at run time (as plugins, uWSGI-like
- * servers and editors do), for tests/test_trace.py: a process running a CPython interpreter
+ * servers and editors do), for tests/test_trace_*.py: a process running a CPython interpreter
  * whose executable is not `python` and that does not even link libpython.
  *   trace_embed LIBPYTHON.so CODE      (set PYTHONHOME to that interpreter's prefix)
  * Exits 0 when CODE ran without an exception, 1 when it raised, 2 on a set-up error. */

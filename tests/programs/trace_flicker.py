@@ -1,5 +1,5 @@
 """Many threads that each wait on a futex for a moment (Event.wait(0.002)) and then sleep
-(clock_nanosleep/select, not a futex) for 0.5-0.6 s, over and over, for tests/test_trace.py.
+(clock_nanosleep/select, not a futex) for 0.5-0.6 s, over and over, for tests/test_trace_*.py.
 No worker thread ever waits on a futex for long, so a long_wait for one of them is false.
 Runs on CPython 2.7 and 3.x.
 Usage: trace_flicker.py THREADS SECONDS    prints "ready <pid>" once every thread runs."""

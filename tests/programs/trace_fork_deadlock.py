@@ -1,4 +1,4 @@
-"""The classic fork-while-locked hang, for tests/test_trace.py.  Runs on CPython 2.7 and 3.x.
+"""The classic fork-while-locked hang, for tests/test_trace_*.py.  Runs on CPython 2.7 and 3.x.
 
 A thread takes a lock and keeps it; the main thread forks; the child (a copy of the process
 with only the forking thread) acquires the copied, still-locked lock and blocks forever

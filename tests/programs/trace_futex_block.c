@@ -1,4 +1,4 @@
-/* A non-Python process blocked on a futex, for tests/test_trace.py.
+/* A non-Python process blocked on a futex, for tests/test_trace_*.py.
  * Prints "ready <pid> <tid> <futex address in hex>" and then waits on that word forever
  * (FUTEX_WAIT, private, no timeout).  `trace_futex_block N` sets alarm(N) first: the
  * process then dies of SIGALRM after N seconds. */

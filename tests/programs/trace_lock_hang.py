@@ -1,4 +1,4 @@
-"""A thread blocked on a threading.Lock (futex wait), for tests/test_trace.py.
+"""A thread blocked on a threading.Lock (futex wait), for tests/test_trace_*.py.
 
 Runs on CPython 2.7 and 3.x.  Protocol on stdout (one flushed line each):
   ready <pid>                      at start

@@ -1,4 +1,4 @@
-"""Lose children's exit statuses by ignoring SIGCHLD, for tests/test_trace.py.
+"""Lose children's exit statuses by ignoring SIGCHLD, for tests/test_trace_*.py.
 
 Runs on CPython 2.7 and 3.x.  Usage: trace_sigchld.py REPORT_FILE [--gate] [--ign-first]
 Steps (each child is `sh -c ...`, waited for with Popen.wait()):

@@ -1,0 +1,92 @@
+/* diagnose: names the cause of a hang from a snapshot of every Python thread.
+ * Owns: recognizing interpreter shutdown waiting for non-daemon threads (every version's
+ * shape), all threads blocked on locks, and a single long lock wait; the one-sentence
+ * summary that names the culprit thread, where it is blocked and how to fix it. Never
+ * claims a deadlock without proven lock ownership. */
+#ifndef PH_DIAGNOSE_H
+#define PH_DIAGNOSE_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "pyreader.h"
+
+#define DIAG_MAX_CULPRITS 16
+
+struct xp_facts;
+
+/* What a hang is, X(enum constant, the code JSON and text print): diagnose.c and
+ * waitgraph.c produce them; diag_code_name is their one name table. */
+#define DIAG_CODES(X)                                                                               \
+	X(DIAG_SHUTDOWN_JOIN, "shutdown_join")                                                      \
+	X(DIAG_ALL_THREADS_BLOCKED, "all_threads_blocked")                                          \
+	X(DIAG_GIL_WAIT, "gil_wait")                                                                \
+	X(DIAG_LONG_WAIT, "long_wait")                                                              \
+	X(DIAG_SELF_DEADLOCK, "self_deadlock")                                                      \
+	X(DIAG_DEADLOCK, "deadlock")                                                                \
+	X(DIAG_ORPHANED_LOCK, "orphaned_lock")                                                      \
+	X(DIAG_FORK_HELD_LOCK, "fork_held_lock")                                                    \
+	X(DIAG_WORKER_DIED, "worker_died")
+#define DIAG_CODE_CONSTANT(e, name) e,
+enum diag_code { DIAG_CODES(DIAG_CODE_CONSTANT) };
+/* "deadlock", ...; "unknown" for a value out of range. */
+const char *diag_code_name(enum diag_code c);
+
+struct diagnosis {
+	enum diag_code code;
+	char summary[1024];  /* one sentence (or two: cause, then fix) */
+	pid_t culprits[DIAG_MAX_CULPRITS]; /* threads that block progress, most relevant first */
+	size_t nculprits;
+	pid_t waiter;        /* the thread that waits for them */
+	const struct xp_facts *xproc; /* fork_held_lock, worker_died: facts of other processes
+				       * (xproc.h), NULL otherwise */
+};
+
+/* What the snapshot does not tell: whether thread tid has been in one futex wait on uaddr
+ * for at least the threshold (a long_wait reported, no wait_end since). */
+struct diag_waits {
+	bool (*long_blocked)(void *arg, pid_t tid, uint64_t uaddr);
+	void *arg;
+};
+
+/* Whether every thread of the process is, provably, in an untimed wait on a
+ * process-private futex that has lasted at least the threshold: the whole thread list was
+ * read and matches /proc/PID/task, every thread's tid is known, none waits for the GIL, sleeps,
+ * polls, does I/O, waits for a child or has a timeout. Nothing inside the process can then
+ * wake any of them (a signal handler aside). */
+bool diagnose_all_threads_blocked(const struct py_process *p, const struct diag_waits *w);
+
+/* Diagnose the process: waiter_tid is the thread whose long wait triggered this.
+ * Returns true when a hang is proven (shutdown_join, all_threads_blocked, gil_wait); a
+ * wait that is not proven to be a hang gives false (it stays a long_wait event). */
+bool diagnose_process(const struct py_process *p, pid_t waiter_tid, double waited_s,
+		      bool gil_wait, const struct diag_waits *w, struct diagnosis *out);
+/* Where a thread is blocked, for people: "Queue.get() at horse_whisperer.py:61". */
+void diagnose_blocked_where(const struct py_thread *t, char *buf, size_t len);
+/* Where in the program a captured stack is: "deploy_helper.py:12 (imported at jobs.py:40)"
+ * for module-level code run by an import, else "jobs.py:40 in run_jobs()". */
+void diagnose_program_location(const struct py_thread *t, char *buf, size_t len);
+/* The innermost frame outside the standard library (where the program waits; site-packages
+ * count as the program), or the innermost frame; NULL for a thread without frames. */
+const struct py_frame *diagnose_program_frame(const struct py_thread *t);
+
+struct child_lost_facts {
+	bool reaped_elsewhere;
+	const char *child_comm;     /* NULL: unknown */
+	int child_pid;
+	int exit_status, signal;    /* -1: none/unknown */
+	const struct py_thread *waiter_stack;   /* the wait that got ECHILD, or NULL */
+	const struct py_thread *ignore_stack;   /* where SIGCHLD became ignored, or NULL */
+	bool ignored_before_start;
+	bool ignored_inherited;
+	bool ignored_unwatched;            /* set while its sigaction calls were not watched */
+	const char *inherited_from_comm;   /* ignored_inherited: the program that ignored it */
+	int inherited_from_pid;
+	const struct py_thread *reaper_stack;   /* reaped_elsewhere: where it was taken */
+	const char *reaper_name;
+	int reaper_tid;
+};
+/* One sentence naming why a child's exit status was lost, and what the program saw. */
+void diagnose_child_lost(const struct child_lost_facts *f, char *buf, size_t len);
+#endif

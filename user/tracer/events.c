@@ -1,0 +1,447 @@
+/* events: turns kernel records (bpf/pyhang.h) into output records. Owns: attaching Python
+ * stacks to events (captured in the kernel for instantaneous events, read from userspace
+ * for long waits, whose frames are stable while the thread is blocked), remembering reaps
+ * and children's command lines for later reports, and keeping the watch set and the BPF
+ * stack walker's process descriptions current after exec (the delayed checks are
+ * execcheck.c's). The shared process snapshot is snapshot.c's; when a long wait becomes
+ * a hang, and when a hang ends, is hanggate.c's. */
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "annotate.h"
+#include "diagnose.h"
+#include "execcheck.h"
+#include "guard.h"
+#include "hanggate.h"
+#include "fairqueue.h"
+#include "hangtrack.h"
+#include "procmem.h"
+#include "procscan.h"
+#include "pyreader.h"
+#include "stackline.h"
+#include "pystack.h"
+#include "ratelimit.h"
+#include "recheck.h"
+#include "snapshot.h"
+#include "tracer.h"
+#include "waitgraph.h"
+#include "xproc.h"
+
+/* Fills p from the event and from /proc. What /proc says is kept only if pid is still the
+ * event's process after reading it (a pid cannot come back to an old process, so it was
+ * that process throughout); else the fields /proc gave are cleared, never another
+ * process's. Returns whether the process is still there. */
+static bool fill_proc(struct ev_proc *p, const struct ph_event *e)
+{
+	memset(p, 0, sizeof(*p));
+	p->pid = (pid_t)e->pid;
+	p->tid = (pid_t)e->tid;
+	p->mono_ns = e->ts_ns;
+	memcpy(p->comm, e->comm, sizeof(p->comm));
+	p->comm[sizeof(p->comm) - 1] = '\0';
+	bool comm_from_proc = !p->comm[0];
+	if (comm_from_proc) /* the scanner runs outside the thread: ask /proc */
+		proc_comm(p->pid, p->tid, p->comm, sizeof(p->comm));
+	p->ns_pid = proc_ns_pid(p->pid); /* containers: the pid they know it by */
+	proc_cgroup(p->pid, p->cgroup, sizeof(p->cgroup));
+	if (same_process(p->pid, e->proc_start))
+		return true;
+	if (comm_from_proc)
+		p->comm[0] = '\0';
+	p->ns_pid = -1;
+	p->cgroup[0] = '\0';
+	return false;
+}
+
+void tracer_events_cleanup(struct tracer *t)
+{
+	drop_snapshot(t);
+	ht_free(t->ht);
+	t->ht = NULL;
+	xproc_free(t->xp);
+	t->xp = NULL;
+}
+
+static void on_long_wait(struct tracer *t, const struct ph_event *e)
+{
+	struct rec_long_wait r = { 0 };
+	char err[256] = "";
+	if (!t->ht)
+		t->ht = ht_new();
+	r.tracer = t;
+	fill_proc(&r.p, e);
+	if (!(e->wait.flags & PH_WF_GIL))
+		ht_wait_open(t->ht, r.p.pid, r.p.tid, e->wait.uaddr, e->wait.start_ns);
+	r.waited_s = seconds_between(e->wait.start_ns, e->ts_ns);
+	r.before_start = e->wait.flags & PH_WF_BEFORE_START;
+	r.futex_addr = e->wait.uaddr;
+	r.futex_op = e->wait.op;
+	r.gil = e->wait.flags & PH_WF_GIL;
+	/* The waiter is blocked, so its frames hold still: a read from userspace is exact. */
+	r.py = snapshot(t, r.p.pid, e->proc_start, err, sizeof(err));
+	r.py_error = r.py ? NULL : err;
+	if (r.py)
+		snapshot_graph(t);
+	r.covered = ht_hang_covers(t->ht, r.p.pid, r.p.tid);
+	t->n_long_waits++;
+	t->out.ops->long_wait(&t->out, &r);
+	/* not proven now: looked at again a few times while it lasts (recheck.h) */
+	if (r.py && !maybe_report_hang(t, &r) && !r.gil && !r.covered)
+		recheck_add(&t->rc, r.p.pid, r.p.tid, e->proc_start, e->wait.uaddr, e->wait.start_ns,
+			    mono_now_ns());
+}
+
+/* The second looks of recheck.h: a fresh snapshot of the process, and the diagnoses again
+ * (no new long_wait event). Milliseconds until the next is due, -1 when none. */
+int tracer_recheck_waits(struct tracer *t)
+{
+	struct rc_entry c;
+	uint64_t now = mono_now_ns();
+	int done = 0;
+	while (t->ht && done++ < 8 && recheck_take_due(&t->rc, now, &c)) {
+		if (!ht_wait_is_open(t->ht, c.pid, c.tid, c.uaddr, NULL) || ht_hang_covers(t->ht, c.pid, c.tid)) {
+			recheck_forget(&t->rc, c.pid, c.tid);
+			continue;
+		}
+		struct ph_event e = { .type = PH_EV_LONG_WAIT, .pid = (unsigned)c.pid, .tid = (unsigned)c.tid,
+				      .ts_ns = now, .proc_start = c.proc_start };
+		struct rec_long_wait r = { 0 };
+		char err[256] = "";
+		r.tracer = t;
+		if (!fill_proc(&r.p, &e)) {
+			recheck_forget(&t->rc, c.pid, 0);
+			continue;
+		}
+		r.waited_s = seconds_between(c.start_ns, now);
+		r.futex_addr = c.uaddr;
+		drop_snapshot(t); /* the facts may have changed since the last look */
+		r.py = snapshot(t, c.pid, c.proc_start, err, sizeof(err));
+		if (!r.py)
+			continue;
+		snapshot_graph(t);
+		if (maybe_report_hang(t, &r))
+			recheck_forget(&t->rc, c.pid, c.tid);
+	}
+	return recheck_due_in_ms(&t->rc, mono_now_ns());
+}
+
+static void on_wait_end(struct tracer *t, const struct ph_event *e)
+{
+	struct rec_wait_end r = { 0 };
+	fill_proc(&r.p, e);
+	r.waited_s = seconds_between(e->wait.start_ns, e->ts_ns);
+	r.before_start = e->wait.flags & PH_WF_BEFORE_START;
+	r.futex_addr = e->wait.uaddr;
+	r.signal = r.exit_signal = r.exit_status = -1;
+	switch (e->wait.end_reason) {
+	case PH_END_THREAD_EXIT:
+		r.ended_by = REC_END_THREAD_EXIT;
+		break;
+	case PH_END_SIGNAL:
+		r.ended_by = REC_END_SIGNAL;
+		r.signal = e->wait.end_code ? (int)e->wait.end_code : -1;
+		break;
+	case PH_END_PROCESS_EXIT:
+		/* kernel exit code: low 7 bits the killing signal, else status in bits 8-15 */
+		r.ended_by = REC_END_PROCESS_EXIT;
+		if (e->wait.end_code & 0x7f)
+			r.exit_signal = (int)(e->wait.end_code & 0x7f);
+		else
+			r.exit_status = (int)((e->wait.end_code >> 8) & 0xff);
+		break;
+	default:
+		r.ended_by = REC_END_RETURN;
+	}
+	t->n_wait_ends++;
+	t->out.ops->wait_end(&t->out, &r);
+	guard_note_wait_end(t, r.p.pid, r.p.tid);
+	recheck_forget(&t->rc, r.p.pid, r.p.tid);
+	ht_wait_close(t->ht, r.p.tid);
+	end_hang(t, r.p.pid, r.p.tid, e->ts_ns, r.ended_by, &r.p);
+}
+
+static enum rec_sigchld_action sigchld_action_of(unsigned int cls)
+{
+	switch (cls) {
+	case PH_SIGCHLD_IGN:
+		return REC_SIGCHLD_IGN;
+	case PH_SIGCHLD_NOCLDWAIT:
+		return REC_SIGCHLD_NOCLDWAIT;
+	default:
+		return REC_SIGCHLD_RESTORED;
+	}
+}
+
+/* The stack the kernel captured for this event; *status tells why there is none. */
+static bool take_stack(struct tracer *t, const struct ph_event *e, struct captured_stack *cs,
+		       const char **status)
+{
+	if (!pending_take_stack(&t->pending, (pid_t)e->pid, e->proc_start, (pid_t)e->tid, e->type,
+				e->stack_ts, cs)) {
+		*status = "not_captured";
+		return false;
+	}
+	*status = pystack_status_str(cs->status);
+	return cs->status == PH_STACK_OK;
+}
+
+static void on_sigchld(struct tracer *t, const struct ph_event *e)
+{
+	struct rec_sigchld r = { 0 };
+	struct captured_stack cs = { 0 };
+	bool news = disp_on_sigaction(t, e);
+	bool have = take_stack(t, e, &cs, &r.stack_status);
+	if (!news) { /* one event per change: this one was told already */
+		if (have || cs.used)
+			pending_release(&cs);
+		return;
+	}
+	fill_proc(&r.p, e);
+	r.action = sigchld_action_of(e->sigchld.new_class);
+	r.stack = have ? &cs.thread : NULL;
+	t->n_sigchld++;
+	t->out.ops->sigchld(&t->out, &r);
+	if (e->sigchld.new_class == PH_SIGCHLD_DEFAULT) {
+		pending_forget_ignore(&t->pending, r.p.pid);
+		if (have || cs.used)
+			pending_release(&cs);
+	} else {
+		if (!have) {
+			pending_release(&cs);
+			cs.ts_ns = e->ts_ns;
+			cs.status = PH_STACK_READ_ERROR; /* no stack, but known to be after start */
+		}
+		pending_put_ignore(&t->pending, r.p.pid, e->proc_start, &cs); /* keeps the frames */
+	}
+}
+
+/* Kernel exit_code encoding (wait(2) status): low 7 bits the terminating signal, 0x80 core
+ * dumped, bits 8-15 the exit status when the signal bits are 0. */
+static void decode_exit_code(int code, struct rec_child_lost *r)
+{
+	r->exit_status = -1;
+	r->signal = -1;
+	if ((code & 0x7f) == 0) {
+		r->exit_status = (code >> 8) & 0xff;
+	} else {
+		r->signal = code & 0x7f;
+		r->core_dumped = (code & 0x80) != 0;
+	}
+}
+
+/* Whether the snapshot has thread tid with its Python name. */
+static bool snapshot_names_thread(const struct py_process *py, pid_t tid)
+{
+	for (size_t i = 0; py && i < py->nthreads; i++)
+		if (py->threads[i].tid == tid)
+			return py->threads[i].name != NULL;
+	return false;
+}
+
+/* Remember the names of pid's threads; tid must be among them, named, so a shared snapshot
+ * taken before that thread started, or before it entered threading._active (a new thread
+ * runs for a moment before Thread._bootstrap_inner registers it), is replaced by a fresh
+ * read. */
+static void learn_thread_names(struct tracer *t, pid_t pid, uint64_t proc_start, pid_t tid)
+{
+	char err[128];
+	const struct py_process *py = snapshot(t, pid, proc_start, err, sizeof(err));
+	if (py && !snapshot_names_thread(py, tid)) {
+		drop_snapshot(t);
+		py = snapshot(t, pid, proc_start, err, sizeof(err));
+	}
+	for (size_t i = 0; py && i < py->nthreads; i++)
+		if (py->threads[i].tid > 0 && py->threads[i].name)
+			pending_put_name(&t->pending, pid, py->start_time, py->threads[i].tid,
+					 py->threads[i].name);
+	/* Looked, and no name (a program that never imported threading, or the thread is
+	 * gone): remembered as "" so that its next reaps do not read the process again (a
+	 * subprocess loop reaping with waitpid(-1) would cost a whole read per child). */
+	if (!pending_find_name(&t->pending, pid, proc_start, tid))
+		pending_put_name(&t->pending, pid, proc_start, tid, "");
+}
+
+/* The Python name of a thread: learnt when it reaped a child (it may be gone by now). */
+static const char *thread_name(struct tracer *t, pid_t pid, uint64_t proc_start, pid_t tid)
+{
+	const char *name = pending_find_name(&t->pending, pid, proc_start, tid);
+	if (!name || !name[0]) { /* a lost status is rare: worth one more look */
+		learn_thread_names(t, pid, proc_start, tid);
+		name = pending_find_name(&t->pending, pid, proc_start, tid);
+	}
+	return name && name[0] ? name : NULL; /* "": looked for, unnamed */
+}
+
+static void on_child_lost(struct tracer *t, const struct ph_event *e)
+{
+	struct rec_child_lost r = { 0 };
+	struct captured_stack cs = { 0 };
+	fill_proc(&r.p, e);
+	r.cause = e->lost.cause == PH_LOST_REAPED_ELSEWHERE ? REC_LOST_REAPED_ELSEWHERE : REC_LOST_SIGCHLD_IGNORED;
+	r.syscall = e->lost.syscall ? "waitid" : "wait4";
+	r.child_pid = (pid_t)e->lost.child_pid;
+	r.child_ns_pid = -1;
+	if (e->lost.child_host_pid && e->lost.child_host_pid != e->lost.child_pid) {
+		r.child_ns_pid = r.child_pid; /* inside a container: report the host pid */
+		r.child_pid = (pid_t)e->lost.child_host_pid;
+	}
+	r.child_known = e->lost.child_known;
+	r.exit_status = -1;
+	r.signal = -1;
+	if (r.child_known) {
+		memcpy(r.child_comm, e->lost.child_comm, sizeof(r.child_comm));
+		r.child_comm[sizeof(r.child_comm) - 1] = '\0';
+		decode_exit_code(e->lost.exit_code, &r);
+	}
+	r.child_cmdline = pending_find_cmdline(&t->pending, r.child_pid,
+					       r.child_known ? e->lost.child_start : 0);
+	bool have = take_stack(t, e, &cs, &r.stack_status);
+	r.stack = have ? &cs.thread : NULL;
+	if (e->lost.cause == PH_LOST_REAPED_ELSEWHERE) {
+		r.reaper_tid = (pid_t)e->lost.reaper_tid;
+		r.reaped_s_before = seconds_between(e->lost.reap_ns, e->ts_ns);
+		const struct reap_record *rr = pending_find_reap(&t->pending, r.child_pid);
+		if (rr && rr->stack.tid == r.reaper_tid && rr->stack.status == PH_STACK_OK)
+			r.reaper_stack = &rr->stack.thread;
+		r.reaper_name = thread_name(t, r.p.pid, e->proc_start, r.reaper_tid);
+	}
+	const struct ignore_record *ig = pending_find_ignore(&t->pending, r.p.pid, e->proc_start);
+	if (ig && ig->stack.status == PH_STACK_OK && ig->stack.used) {
+		r.ignore_stack = &ig->stack.thread;
+		r.ignore_mono_ns = ig->stack.ts_ns;
+	}
+	/* the origin of an ignore without a stack: one table knows it (sigchld_state.c) */
+	const struct disp_record *dr = r.ignore_stack ? NULL : disp_find(t, r.p.pid, e->proc_start);
+	struct child_lost_facts facts = {
+		.reaped_elsewhere = e->lost.cause == PH_LOST_REAPED_ELSEWHERE,
+		.child_comm = r.child_known ? r.child_comm : NULL,
+		.child_pid = r.child_pid,
+		.exit_status = r.exit_status,
+		.signal = r.signal,
+		.waiter_stack = r.stack,
+		.ignore_stack = r.ignore_stack,
+		.ignored_before_start = dr && dr->origin == DISP_BEFORE_START,
+		.ignored_inherited = dr && dr->origin == DISP_INHERITED,
+		.ignored_unwatched = dr && dr->origin == DISP_UNWATCHED,
+		.inherited_from_comm = dr && dr->origin == DISP_INHERITED && dr->from_comm[0] ? dr->from_comm : NULL,
+		.inherited_from_pid = dr ? dr->from_pid : 0,
+		.reaper_stack = r.reaper_stack,
+		.reaper_name = r.reaper_name,
+		.reaper_tid = r.reaper_tid,
+	};
+	char summary[1024];
+	diagnose_child_lost(&facts, summary, sizeof(summary));
+	r.summary = summary;
+	t->n_child_lost++;
+	t->out.ops->child_lost(&t->out, &r);
+	annotate_child_lost(t, &r);
+	if (have || cs.used)
+		pending_release(&cs);
+}
+
+static void on_stack(struct tracer *t, const struct ph_stack_event *se)
+{
+	struct captured_stack cs = { 0 };
+	cs.pid = (pid_t)se->pid;
+	cs.tid = (pid_t)se->tid;
+	cs.for_type = se->for_type;
+	cs.status = se->status;
+	cs.ts_ns = se->ts_ns;
+	cs.proc_start = se->proc_start;
+	const struct py_layout *layout = pending_find_layout(&t->pending, cs.pid, cs.proc_start);
+	if (se->status == PH_STACK_OK && pystack_decode(se, layout, &cs.thread) != 0)
+		cs.status = PH_STACK_READ_ERROR;
+	else if (se->status == PH_STACK_OK)
+		stackline_complete(t->reader, se, layout, &cs.thread);
+	cs.used = true;
+	if (se->for_type == PH_EV_REAP) {
+		/* The reaper may be gone when a later wait finds the child missing: learn its
+		 * name now, once per thread. */
+		if (!pending_find_name(&t->pending, cs.pid, cs.proc_start, cs.tid))
+			learn_thread_names(t, cs.pid, cs.proc_start, cs.tid);
+		pending_put_reap(&t->pending, (pid_t)se->child_pid, &cs);
+	} else {
+		pending_put_stack(&t->pending, &cs);
+	}
+}
+
+static void on_exec(struct tracer *t, const struct ph_event *e)
+{
+	pid_t pid = (pid_t)e->pid;
+	if (t->snap_valid && t->snap.pid == pid)
+		drop_snapshot(t);
+	py_forget_process(t->reader, pid);
+	t->exec_uid_plus1 = e->exec.uid + 1; /* its checks count against its user's share */
+	if (e->exec.parent_watched && e->exec.args_len)
+		pending_put_cmdline(&t->pending, pid, e->proc_start, e->exec.args, e->exec.args_len);
+	/* SIG_IGN for SIGCHLD survives execve: a Python started by a program that ignores
+	 * SIGCHLD loses its children's statuses from its first line (sigchld_state.c) */
+	disp_on_exec(t, e);
+	if (e->exec.python)
+		tracer_schedule_describe(t, pid, e->proc_start);
+	else if (!t->all_processes)
+		schedule_check(t, pid, e->proc_start, CHECK_EMBEDDED, 0, 100000000ull);
+	t->exec_uid_plus1 = 0;
+}
+
+int tracer_handle_event(void *arg, const void *data, size_t size)
+{
+	struct tracer *t = arg;
+	const struct ph_event *e = data;
+	if (e->type == PH_EV_STACK) {
+		/* only the frames filled are sent */
+		const struct ph_stack_event *se = data;
+		size_t head = offsetof(struct ph_stack_event, frames);
+		if (size >= head && se->nframes <= PH_MAX_PYFRAMES &&
+		    size >= head + (size_t)se->nframes * sizeof(struct ph_pyframe))
+			on_stack(t, se);
+		return 0;
+	}
+	if (size < sizeof(*e))
+		return 0;
+	switch (e->type) {
+	case PH_EV_LONG_WAIT:
+		on_long_wait(t, e);
+		break;
+	case PH_EV_WAIT_END:
+		on_wait_end(t, e);
+		break;
+	case PH_EV_SIGCHLD:
+		on_sigchld(t, e);
+		break;
+	case PH_EV_CHILD_LOST:
+		on_child_lost(t, e);
+		break;
+	case PH_EV_EXEC:
+		on_exec(t, e);
+		break;
+	case PH_EV_SUPPRESSED:
+		tracer_on_suppressed(t, e);
+		break;
+	case PH_EV_FORK:
+		xproc_on_fork(t, e);
+		break;
+	case PH_EV_CHILD_DIED:
+		xproc_on_child_died(t, e);
+		break;
+	case PH_EV_EXIT:
+		if (t->ht) {
+			struct ev_proc p = { .pid = (pid_t)e->pid, .mono_ns = e->ts_ns };
+			memcpy(p.comm, e->comm, sizeof(p.comm));
+			p.comm[sizeof(p.comm) - 1] = '\0';
+			p.ns_pid = -1;
+			end_hang(t, p.pid, 0, e->ts_ns, REC_END_PROCESS_EXIT, &p);
+			ht_forget_process(t->ht, p.pid);
+			recheck_forget(&t->rc, p.pid, 0);
+		}
+		if (t->snap_valid && t->snap.pid == (pid_t)e->pid)
+			drop_snapshot(t);
+		py_forget_process(t->reader, (pid_t)e->pid);
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+

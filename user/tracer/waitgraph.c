@@ -1,0 +1,614 @@
+/* waitgraph: wait kinds, holders and proven diagnoses (see waitgraph.h). */
+#include "waitgraph.h"
+#include "pywrite.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pyhang.h"
+
+/* x86_64 system call numbers (arch/x86/entry/syscalls/syscall_64.tbl) */
+enum {
+	NR_READ = 0, NR_WRITE = 1, NR_POLL = 7, NR_PREAD = 17, NR_PWRITE = 18, NR_READV = 19,
+	NR_WRITEV = 20, NR_SELECT = 23, NR_PAUSE = 34, NR_NANOSLEEP = 35, NR_CONNECT = 42,
+	NR_ACCEPT = 43, NR_SENDTO = 44, NR_RECVFROM = 45, NR_SENDMSG = 46, NR_RECVMSG = 47,
+	NR_WAIT4 = PH_NR_WAIT4, NR_FLOCK = 73, NR_SIGTIMEDWAIT = 128, NR_SIGSUSPEND = 130, NR_FUTEX = PH_NR_FUTEX,
+	NR_CLOCK_NANOSLEEP = 230, NR_EPOLL_WAIT = 232, NR_WAITID = PH_NR_WAITID, NR_PSELECT6 = 270,
+	NR_PPOLL = 271, NR_EPOLL_PWAIT = 281, NR_ACCEPT4 = 288, NR_RECVMMSG = 299,
+	NR_SENDMMSG = 307, NR_IO_URING_ENTER = 426, NR_EPOLL_PWAIT2 = 441,
+};
+
+static const char *syscall_kind(long nr)
+{
+	switch (nr) {
+	case NR_NANOSLEEP: case NR_CLOCK_NANOSLEEP: case NR_PAUSE:
+		return "sleep";
+	case NR_WAIT4: case NR_WAITID:
+		return "child";
+	case NR_READ: case NR_WRITE: case NR_POLL: case NR_PREAD: case NR_PWRITE: case NR_READV:
+	case NR_WRITEV: case NR_SELECT: case NR_CONNECT: case NR_ACCEPT: case NR_SENDTO:
+	case NR_RECVFROM: case NR_SENDMSG: case NR_RECVMSG: case NR_FLOCK: case NR_EPOLL_WAIT:
+	case NR_PSELECT6: case NR_PPOLL: case NR_EPOLL_PWAIT: case NR_ACCEPT4: case NR_RECVMMSG:
+	case NR_SENDMMSG: case NR_IO_URING_ENTER: case NR_EPOLL_PWAIT2:
+		return "I/O";
+	default:
+		return "other";
+	}
+}
+
+static const char *base_of(const char *path)
+{
+	const char *b = path ? strrchr(path, '/') : NULL;
+	return b ? b + 1 : path ? path : "?";
+}
+
+/* "Event.wait" (3.11+ co_qualname) or "wait": the last component. */
+static const char *last_part(const char *fn)
+{
+	const char *d = fn ? strrchr(fn, '.') : NULL;
+	return d ? d + 1 : fn ? fn : "";
+}
+
+static bool in_file(const struct py_frame *f, const char *tail)
+{
+	if (!f->file)
+		return false;
+	size_t n = strlen(f->file), k = strlen(tail);
+	return n >= k && strcmp(f->file + n - k, tail) == 0 && (n == k || f->file[n - k - 1] == '/');
+}
+
+static bool stdlib_sync_frame(const struct py_frame *f)
+{
+	return in_file(f, "threading.py") || in_file(f, "queue.py") || in_file(f, "Queue.py") ||
+	       in_file(f, "concurrent/futures/_base.py") || in_file(f, "concurrent/futures/thread.py");
+}
+
+/* What a thread in a futex wait waits for, from the standard library frames it is in (the
+ * outermost of the innermost run: the API the program called), and the lock found. */
+static const char *futex_kind(const struct py_thread *t, const struct lo_thread *lo)
+{
+	size_t n = 0;
+	while (n < t->nframes && stdlib_sync_frame(&t->frames[n]))
+		n++;
+	if (n > 0) {
+		const struct py_frame *api = &t->frames[n - 1];
+		const char *fn = last_part(api->function), *q = api->function ? api->function : "";
+		if (in_file(api, "queue.py") || in_file(api, "Queue.py")) {
+			if (!strcmp(fn, "get"))
+				return "queue.get";
+			if (!strcmp(fn, "put"))
+				return "queue.put";
+			if (!strcmp(fn, "join"))
+				return "queue.join";
+			return "other";
+		}
+		if (in_file(api, "concurrent/futures/_base.py"))
+			return !strcmp(fn, "result") || !strcmp(fn, "exception") ? "Future.result" : "other";
+		if (in_file(api, "concurrent/futures/thread.py"))
+			return "other";
+		/* threading.py */
+		if (!strcmp(fn, "join") || !strcmp(fn, "_wait_for_tstate_lock") ||
+		    !strcmp(fn, "_shutdown") || !strcmp(fn, "_exitfunc"))
+			return "Thread.join";
+		if (!strcmp(q, "Event.wait") || !strcmp(q, "_Event.wait"))
+			return "Event";
+		if (strstr(q, "Semaphore."))
+			return "Semaphore";
+		if (strstr(q, "Condition."))
+			return "Condition";
+		if (!strcmp(fn, "wait")) /* <= 3.10: Event.wait calls Condition.wait */
+			return n >= 2 && !strcmp(last_part(t->frames[n - 2].function), "wait") ?
+				"Event" : "Condition";
+		if (!strcmp(fn, "wait_for") || !strcmp(fn, "__enter__") || !strcmp(fn, "notify"))
+			return lo->waits_known ? lo_kind_str(lo->waits.kind) : "Condition";
+		if (!strcmp(fn, "acquire") || !strcmp(fn, "__enter__"))
+			return lo->waits_known ? lo_kind_str(lo->waits.kind) : "Semaphore";
+		return lo->waits_known ? lo_kind_str(lo->waits.kind) : "other";
+	}
+	return lo->waits_known ? lo_kind_str(lo->waits.kind) : "other";
+}
+
+static const struct py_thread *thread_by_ident(const struct py_process *p, uint64_t ident)
+{
+	for (size_t i = 0; ident && i < p->nthreads; i++)
+		if (p->threads[i].thread_id == ident)
+			return &p->threads[i];
+	return NULL;
+}
+
+static uint64_t cpu_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The timeout left of a futex wait, from its struct timespec (FUTEX_WAIT: relative;
+ * FUTEX_WAIT_BITSET: absolute on CLOCK_MONOTONIC, or CLOCK_REALTIME with that flag). */
+static double timeout_left(struct py_reader *r, pid_t pid, const struct py_thread *t)
+{
+	int64_t ts[2];
+	if (!t->futex_timeout || py_reader_mem_read(r, pid, t->futex_timeout, ts, sizeof(ts)) != 0 ||
+	    ts[0] < 0 || ts[1] < 0 || ts[1] >= 1000000000)
+		return -1;
+	double v = (double)ts[0] + (double)ts[1] / 1e9;
+	if ((t->futex_op & 127) != 9)
+		return v;
+	struct timespec now;
+	clock_gettime(t->futex_op & 256 ? CLOCK_REALTIME : CLOCK_MONOTONIC, &now);
+	double left = v - ((double)now.tv_sec + (double)now.tv_nsec / 1e9);
+	return left > 0 ? left : 0;
+}
+
+static const struct py_thread *gil_holder(const struct py_process *p, const struct py_thread *not)
+{
+	for (size_t i = 0; i < p->nthreads; i++)
+		if (p->threads[i].gil && &p->threads[i] != not)
+			return &p->threads[i];
+	return NULL;
+}
+
+static void json_hook(struct jw *w, const struct py_thread *t);
+
+struct held_ref {
+	uint64_t futex;
+	uint32_t thread, k;
+};
+
+static int cmp_held(const void *a, const void *b)
+{
+	const struct held_ref *x = a, *y = b;
+	return x->futex < y->futex ? -1 : x->futex > y->futex;
+}
+
+int waitgraph_build(struct waitgraph *g, struct py_reader *r, struct py_process *p)
+{
+	uint64_t t0 = cpu_ns();
+	memset(g, 0, sizeof(*g));
+	g->p = p;
+	g->info = calloc(p->nthreads ? p->nthreads : 1, sizeof(*g->info));
+	struct lo_thread *lo = calloc(p->nthreads ? p->nthreads : 1, sizeof(*lo));
+	if (!g->info || !lo) {
+		free(g->info);
+		free(lo);
+		g->info = NULL;
+		return -1;
+	}
+	lockown_read(r, p, lo);
+	for (size_t i = 0; i < p->nthreads; i++) {
+		struct py_thread *t = &p->threads[i];
+		struct wf_info *f = &g->info[i];
+		f->self = t;
+		f->lo = lo[i];
+		f->holder_frame = f->holder_line = -1;
+		f->timeout_s = -1;
+		switch (t->state) {
+		case PY_STATE_GIL_WAIT:
+			f->kind = "GIL";
+			f->holder = gil_holder(p, t);
+			break;
+		case PY_STATE_SLEEP:
+			f->kind = syscall_kind(t->syscall_nr);
+			/* time.sleep() <= 3.10 is select(0, NULL, NULL, NULL, &timeout) */
+			if ((t->syscall_nr == NR_SELECT || t->syscall_nr == NR_PSELECT6) && t->syscall_arg1 == 0)
+				f->kind = "sleep";
+			break;
+		case PY_STATE_LOCK_WAIT:
+			f->kind = futex_kind(t, &f->lo);
+			f->timed = t->futex_timed;
+			if (f->timed)
+				f->timeout_s = timeout_left(r, p->pid, t);
+			break;
+		default:
+			break;
+		}
+		if (t->state == PY_STATE_LOCK_WAIT && f->kind && !strcmp(f->kind, "Thread.join")) {
+			/* thread -> the thread it joins (it "holds" its own end) */
+			const struct py_thread *j = thread_by_ident(p, lockown_join_ident(r, p, t));
+			if (j && j != t)
+				f->holder = j;
+			continue;
+		}
+		if (t->state != PY_STATE_LOCK_WAIT || !f->lo.waits_known)
+			continue;
+		const struct lo_lock *k = &f->lo.waits;
+		f->lock = k;
+		f->object = k->obj;
+		if (k->reentrant && k->owner_known) {
+			if (!k->owner)
+				continue; /* free: being handed over */
+			f->holder = thread_by_ident(p, k->owner);
+			if (!f->holder && !p->threads_error) {
+				f->holder_dead = true;
+				f->dead_owner = k->owner;
+			}
+		}
+	}
+	/* holders by `with`: a thread whose held locks include the futex waited on (all held
+	 * locks sorted by futex, then one binary search per waiter) */
+	size_t nh = 0;
+	for (size_t j = 0; j < p->nthreads; j++)
+		nh += g->info[j].lo.nheld;
+	struct held_ref *hs = calloc(nh ? nh : 1, sizeof(*hs));
+	if (hs) {
+		nh = 0;
+		for (size_t j = 0; j < p->nthreads; j++)
+			for (size_t k = 0; k < g->info[j].lo.nheld; k++)
+				hs[nh++] = (struct held_ref){ g->info[j].lo.held[k].futex, (uint32_t)j, (uint32_t)k };
+		qsort(hs, nh, sizeof(*hs), cmp_held);
+		for (size_t i = 0; i < p->nthreads; i++) {
+			struct wf_info *f = &g->info[i];
+			if (!f->lock)
+				continue;
+			size_t lo_i = 0, hi = nh;
+			while (lo_i < hi) {
+				size_t mid = lo_i + (hi - lo_i) / 2;
+				if (hs[mid].futex < f->lock->futex)
+					lo_i = mid + 1;
+				else
+					hi = mid;
+			}
+			for (size_t m = lo_i; m < nh && hs[m].futex == f->lock->futex; m++) {
+				const struct py_thread *h = &p->threads[hs[m].thread];
+				const struct lo_lock *hl = &g->info[hs[m].thread].lo.held[hs[m].k];
+				if (!f->holder || f->holder == h) {
+					f->holder = h;
+					f->holder_frame = hl->frame;
+					f->holder_line = hl->line;
+					f->held_by = hl;
+					break;
+				}
+			}
+		}
+		free(hs);
+	}
+	free(lo);
+	for (size_t i = 0; i < p->nthreads; i++)
+		p->threads[i].wf = &g->info[i];
+	py_thread_json_hook = json_hook;
+	g->cost_ns = cpu_ns() - t0;
+	return 0;
+}
+
+void waitgraph_free(struct waitgraph *g)
+{
+	if (g->p && g->info)
+		for (size_t i = 0; i < g->p->nthreads; i++)
+			((struct py_thread *)&g->p->threads[i])->wf = NULL;
+	free(g->info);
+	g->info = NULL;
+}
+
+/* ---- text --------------------------------------------------------------------------- */
+
+static void who(const struct py_thread *t, char *buf, size_t len)
+{
+	if (t->name)
+		snprintf(buf, len, "'%.80s'", t->name);
+	else
+		snprintf(buf, len, "thread %d", (int)t->tid);
+}
+
+static void where_held(const struct wf_info *f, char *buf, size_t len)
+{
+	const struct py_thread *h = f->holder;
+	const struct py_frame *fr = h && f->holder_frame >= 0 && (size_t)f->holder_frame < h->nframes ?
+		&h->frames[f->holder_frame] : NULL;
+	if (fr)
+		snprintf(buf, len, "%s:%d", base_of(fr->file), f->holder_line >= 0 ? f->holder_line : fr->line);
+	else
+		snprintf(buf, len, "a bare acquire()");
+}
+
+static void where_waits(const struct py_thread *t, char *buf, size_t len)
+{
+	const struct py_frame *fr = diagnose_program_frame(t);
+	if (fr)
+		snprintf(buf, len, "%s:%d", base_of(fr->file), fr->line);
+	else
+		snprintf(buf, len, "native code");
+}
+
+/* What the source calls the lock a thread waits for: where it waits (the waiter's name),
+ * else where its holder took it; NULL when neither is known. */
+static const char *lock_name(const struct wf_info *f)
+{
+	if (f->lock && f->lock->name[0])
+		return f->lock->name;
+	if (f->held_by && f->held_by->name[0])
+		return f->held_by->name;
+	return NULL;
+}
+
+/* The same lock as its holder's `with` calls it. */
+static const char *held_name(const struct wf_info *f)
+{
+	if (f->held_by && f->held_by->name[0])
+		return f->held_by->name;
+	return lock_name(f);
+}
+
+void waitgraph_describe_wait(const struct wf_info *f, char *buf, size_t len)
+{
+	char h[128] = "", at[160] = "";
+	if (!f || !f->kind) {
+		snprintf(buf, len, "nothing known");
+		return;
+	}
+	if (f->holder) {
+		who(f->holder, h, sizeof(h));
+		if (strcmp(f->kind, "GIL") != 0) {
+			where_held(f, at, sizeof(at));
+			const char *nm = lock_name(f);
+			if (nm)
+				snprintf(buf, len, "%s %.60s held by %s (tid %d, taken at %s)", f->kind, nm, h,
+					 (int)f->holder->tid, at);
+			else
+				snprintf(buf, len, "%s held by %s (tid %d, taken at %s)", f->kind, h,
+					 (int)f->holder->tid, at);
+		} else {
+			snprintf(buf, len, "the GIL held by %s (tid %d)", h, (int)f->holder->tid);
+		}
+	} else if (f->holder_dead) {
+		snprintf(buf, len, "%s whose owner thread has exited", f->kind);
+	} else if (f->lock) {
+		snprintf(buf, len, "%s (holder unknown: taken with a bare acquire(), or free)", f->kind);
+	} else {
+		snprintf(buf, len, "%s", f->kind);
+	}
+}
+
+/* ---- diagnoses ---------------------------------------------------------------------- */
+
+static bool proven_blocked(const struct py_thread *t, const struct diag_waits *w)
+{
+	return t->tid > 0 && t->state == PY_STATE_LOCK_WAIT && !t->futex_timed && w && w->long_blocked &&
+	       w->long_blocked(w->arg, t->tid, t->futex_addr);
+}
+
+static size_t index_of(const struct py_process *p, const struct py_thread *t)
+{
+	return (size_t)(t - p->threads);
+}
+
+static void append(char *buf, size_t len, const char *s)
+{
+	size_t u = strnlen(buf, len);
+	if (u + 1 < len)
+		snprintf(buf + u, len - u, "%s", s);
+}
+
+static bool find_cycle(const struct waitgraph *g, const struct diag_waits *w, size_t start,
+		       size_t *cyc, size_t *ncyc)
+{
+	const struct py_process *p = g->p;
+	size_t cur = start, n = 0;
+	while (n < DIAG_MAX_CULPRITS) {
+		const struct wf_info *f = &g->info[cur];
+		if (!proven_blocked(&p->threads[cur], w) || !f->holder ||
+		    (!f->lock && strcmp(f->kind ? f->kind : "", "Thread.join") != 0))
+			return false;
+		cyc[n++] = cur;
+		cur = index_of(p, f->holder);
+		if (cur == start)
+			break;
+		for (size_t k = 0; k < n; k++)
+			if (cyc[k] == cur)
+				return false; /* a cycle that start only leads into */
+	}
+	if (cur != start || n < 2)
+		return false;
+	*ncyc = n;
+	return true;
+}
+
+bool waitgraph_diagnose(const struct waitgraph *g, pid_t waiter, const struct diag_waits *w,
+			struct diagnosis *d)
+{
+	const struct py_process *p = g->p;
+	(void)waiter;
+	if (!g->info)
+		return false;
+	memset(d, 0, sizeof(*d));
+	char a[160], b[160], c[160];
+	/* self_deadlock */
+	for (size_t i = 0; i < p->nthreads; i++) {
+		const struct wf_info *f = &g->info[i];
+		const struct py_thread *t = &p->threads[i];
+		if (f->holder != t || !f->lock || f->lock->reentrant || !proven_blocked(t, w))
+			continue;
+		d->code = DIAG_SELF_DEADLOCK;
+		d->waiter = t->tid;
+		d->culprits[d->nculprits++] = t->tid;
+		who(t, a, sizeof(a));
+		where_waits(t, b, sizeof(b));
+		where_held(f, c, sizeof(c));
+		snprintf(d->summary, sizeof(d->summary), "%s waits at %s for the %s it already holds "
+			 "(taken at %s): a %s is not reentrant; do not take it again (or use an RLock)",
+			 a, b, f->kind, c, f->kind);
+		return true;
+	}
+	/* deadlock: a cycle; reported from its thread with the smallest tid first */
+	for (size_t i = 0; i < p->nthreads; i++) {
+		size_t cyc[DIAG_MAX_CULPRITS], n = 0;
+		if (!find_cycle(g, w, i, cyc, &n))
+			continue;
+		size_t first = 0;
+		for (size_t k = 1; k < n; k++)
+			if (p->threads[cyc[k]].tid < p->threads[cyc[first]].tid)
+				first = k;
+		d->code = DIAG_DEADLOCK;
+		d->waiter = p->threads[cyc[first]].tid;
+		for (size_t k = 0; k < n; k++) {
+			size_t me = cyc[(first + k) % n], prev = cyc[(first + k + n - 1) % n];
+			const struct py_thread *t = &p->threads[me];
+			d->culprits[d->nculprits++] = t->tid;
+			who(t, a, sizeof(a));
+			where_held(&g->info[prev], b, sizeof(b));
+			where_waits(t, c, sizeof(c));
+			char one[1000];
+			const char *hn = held_name(&g->info[prev]), *wn = lock_name(&g->info[me]);
+			char held[300], waits[400];
+			if (!g->info[prev].lock) /* prev joins me: what I hold is my own end */
+				snprintf(held, sizeof(held), "%s", "");
+			else
+				snprintf(held, sizeof(held), " holds %.60s (%s) and", hn ? hn : g->info[prev].kind, b);
+			if (!g->info[me].lock) {
+				char jn[160];
+				who(g->info[me].holder, jn, sizeof(jn));
+				snprintf(waits, sizeof(waits), "waits for %s to finish (join at %s)", jn, c);
+			} else {
+				snprintf(waits, sizeof(waits), "waits for %.60s (%s)", wn ? wn : g->info[me].kind, c);
+			}
+			snprintf(one, sizeof(one), "%s%s%s %s", k ? "; " : "", a, held, waits);
+			append(d->summary, sizeof(d->summary), one);
+		}
+		bool via_join = false;
+		for (size_t k = 0; k < n; k++)
+			via_join |= !g->info[cyc[k]].lock;
+		append(d->summary, sizeof(d->summary), via_join ?
+		       ": a deadlock; do not join a thread while holding a lock it needs" :
+		       ": a lock-order deadlock; take the locks in one order");
+		return true;
+	}
+	/* orphaned_lock */
+	for (size_t i = 0; i < p->nthreads; i++) {
+		const struct wf_info *f = &g->info[i];
+		const struct py_thread *t = &p->threads[i];
+		if (!f->holder_dead || !proven_blocked(t, w))
+			continue;
+		d->code = DIAG_ORPHANED_LOCK;
+		d->waiter = t->tid;
+		who(t, a, sizeof(a));
+		where_waits(t, b, sizeof(b));
+		snprintf(d->summary, sizeof(d->summary), "%s waits at %s for an %s whose owner thread "
+			 "has exited without releasing it: release it in a finally: block, or use with",
+			 a, b, f->kind);
+		return true;
+	}
+	return false;
+}
+
+/* ---- JSON --------------------------------------------------------------------------- */
+
+static void write_where(struct jw *w, const char *key, const struct py_frame *fr, int line)
+{
+	jw_key(w, key);
+	if (!fr) {
+		jw_null(w);
+		return;
+	}
+	jw_obj_begin(w);
+	jw_kstr(w, "function", fr->function);
+	jw_kstr(w, "file", fr->file);
+	jw_kint(w, "line", line >= 0 ? line : fr->line);
+	jw_obj_end(w);
+}
+
+static const struct py_frame *holder_frame(const struct wf_info *f)
+{
+	const struct py_thread *h = f->holder;
+	return h && f->holder_frame >= 0 && (size_t)f->holder_frame < h->nframes ?
+		&h->frames[f->holder_frame] : NULL;
+}
+
+static void write_lock_obj(struct jw *w, const char *kind, uint64_t obj, const char *name)
+{
+	jw_kstr(w, "kind", kind);
+	jw_key(w, "object");
+	if (obj)
+		jw_hex(w, obj);
+	else
+		jw_null(w);
+	jw_kstr(w, "name", name && name[0] ? name : NULL);
+}
+
+void waitgraph_write_waiting_for(struct jw *w, const struct wf_info *f)
+{
+	if (!f || !f->kind) {
+		jw_null(w);
+		return;
+	}
+	jw_obj_begin(w);
+	write_lock_obj(w, f->kind, f->object, lock_name(f));
+	jw_key(w, "holder");
+	if (f->holder) {
+		jw_obj_begin(w);
+		jw_kint(w, "tid", f->holder->tid);
+		jw_kstr(w, "name", f->holder->name);
+		if (strcmp(f->kind, "GIL") != 0)
+			write_where(w, "since", holder_frame(f), f->holder_line);
+		jw_obj_end(w);
+	} else {
+		jw_null(w);
+	}
+	if (f->holder_dead)
+		jw_kbool(w, "holder_exited", true);
+	jw_key(w, "timeout_s");
+	if (f->timed && f->timeout_s >= 0)
+		jw_double(w, f->timeout_s, 3);
+	else if (f->timed)
+		jw_str(w, "unknown");
+	else
+		jw_null(w);
+	jw_obj_end(w);
+}
+
+static void write_holds(struct jw *w, const struct py_thread *t, const struct wf_info *f)
+{
+	jw_arr_begin(w);
+	for (size_t k = 0; k < f->lo.nheld; k++) {
+		const struct lo_lock *h = &f->lo.held[k];
+		jw_obj_begin(w);
+		write_lock_obj(w, lo_kind_str(h->kind), h->obj, h->name);
+		write_where(w, "since", h->frame >= 0 && (size_t)h->frame < t->nframes ?
+			    &t->frames[h->frame] : NULL, h->line);
+		jw_obj_end(w);
+	}
+	jw_arr_end(w);
+}
+
+static void json_hook(struct jw *w, const struct py_thread *t)
+{
+	const struct wf_info *f = t->wf;
+	if (f->kind) {
+		jw_key(w, "waiting_for");
+		waitgraph_write_waiting_for(w, f);
+	}
+	jw_key(w, "holds");
+	write_holds(w, t, f);
+}
+
+void waitgraph_write_cycle(struct jw *w, const struct py_process *p, const struct diagnosis *d)
+{
+	jw_arr_begin(w);
+	for (size_t k = 0; k < d->nculprits; k++) {
+		const struct py_thread *t = NULL, *prev = NULL;
+		pid_t ptid = d->culprits[(k + d->nculprits - 1) % d->nculprits];
+		for (size_t i = 0; i < p->nthreads; i++) {
+			if (p->threads[i].tid == d->culprits[k])
+				t = &p->threads[i];
+			if (p->threads[i].tid == ptid)
+				prev = &p->threads[i];
+		}
+		if (!t || !t->wf || !prev || !prev->wf)
+			continue;
+		jw_obj_begin(w);
+		jw_kint(w, "tid", t->tid);
+		jw_kstr(w, "name", t->name);
+		jw_key(w, "holds");
+		jw_obj_begin(w);
+		write_lock_obj(w, prev->wf->kind, prev->wf->object, held_name(prev->wf));
+		write_where(w, "since", holder_frame(prev->wf), prev->wf->holder_line);
+		jw_obj_end(w);
+		jw_key(w, "waits_for");
+		jw_obj_begin(w);
+		write_lock_obj(w, t->wf->kind, t->wf->object, lock_name(t->wf));
+		write_where(w, "where", diagnose_program_frame(t), -1);
+		jw_obj_end(w);
+		jw_obj_end(w);
+	}
+	jw_arr_end(w);
+}
