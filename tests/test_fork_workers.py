@@ -172,19 +172,20 @@ def cmd_session(binary, tmp_path_factory):
                 time.sleep(0.1)
 
 
-def run_attached(binary, workdir, name, jobs, args, pred, hangs, limit=100):
+def run_attached(binary, workdir, name, jobs, args, pred, hangs, limit=100, late=False):
     """Start the jobs, attach ONE tracer with -p to each job's first process, then let them
     go (their go file); once pred holds for every job (or HANG_TIMEOUT), kill them. hangs:
-    the programs hang on purpose (for the suite tracer)."""
+    the programs hang on purpose (for the suite tracer). late: no go file; the tracer is
+    attached once each job has forked (its report's `child` line)."""
     reg = Registry()
     try:
         with alarm_guard(limit, "%s session" % name):
             for j in jobs:
                 j.go = os.path.join(workdir, os.path.basename(j.report) + ".go")
-                j.argv = j.argv[:3] + [j.argv[3], j.go] + j.argv[4:]
+                j.argv = j.argv[:3] + [j.argv[3], "-" if late else j.go] + j.argv[4:]
                 reg.popen(["sh", "-c", j.shell().rstrip(" &")], stdin=subprocess.DEVNULL, hangs=hangs)
             deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and not all(j.pid and (j.get("flusher") or
+            while time.monotonic() < deadline and not all(j.pid and (j.get("child" if late else "flusher") or
                                                                      j.key[1].startswith("idle"))
                                                           for j in jobs):
                 time.sleep(0.05)
@@ -223,6 +224,14 @@ def pid_session(binary, tmp_path_factory):
     d = str(tmp_path_factory.mktemp("fork_pid"))
     jobs = [ForkJob((py, mode), py, PROG, [mode], d) for py in INTERPRETERS for mode in FORK_MODES]
     return run_attached(binary, d, "fork_pid", jobs, ["-t", "1"], _fork_pred, hangs=True)
+
+
+@pytest.fixture(scope="module")
+def late_session(binary, tmp_path_factory):
+    """Attached with -p to the parents only AFTER they forked: the kernel saw no fork."""
+    d = str(tmp_path_factory.mktemp("fork_late"))
+    jobs = [ForkJob((py, "fork_lock"), py, PROG, ["fork_lock"], d) for py in INTERPRETERS]
+    return run_attached(binary, d, "fork_late", jobs, ["-t", "1"], _fork_pred, hangs=True, late=True)
 
 
 IDLE_SECS = 5
@@ -320,6 +329,28 @@ def test_fork_held_lock_attached_to_parent(pid_session, python, mode):
     start = s.tracer.select("start")[0]
     assert start.get("descendants") is True, start
     _check_fork_held_lock(s, s[(python, mode)], python, mode, True)
+
+
+def test_late_session_stream(late_session):
+    check_stream(late_session)
+
+
+def test_fork_held_lock_forked_before_start(late_session, python):
+    """The fork happened before tracing: the child is found as a descendant of -p, its fork
+    proven from its memory layout (same main stack as its parent's), and the parent's
+    'flusher' holding that very lock makes it fork_held_lock (no thread count, no time)."""
+    s = late_session
+    job = s[(python, "fork_lock")]
+    child = int(job.get("child")[0])
+    hangs = _hangs_of(s, child)
+    assert _codes(hangs) == ["fork_held_lock"], "want one fork_held_lock for the child %d, got %s%s" % (
+        child, [short(h, 1500) for h in hangs], job.describe())
+    fork = hangs[0]["diagnosis"]["fork"]
+    assert fork.get("before_start") is True and fork.get("parent_pid") == job.pid, fork
+    assert fork.get("parent_threads") is None and fork.get("seconds_ago") is None, fork
+    holder = fork.get("holder") or {}
+    assert holder.get("tid") == job.int("flusher") and holder.get("name") == "flusher", holder
+    assert "before tracing started" in hangs[0]["diagnosis"]["summary"], hangs[0]["diagnosis"]["summary"]
 
 
 # --------------------------------------------------------------------------- worker_died
