@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /* fork.bpf.h: forks and children's deaths, for the cross-process diagnoses
- * `fork_held_lock` and `worker_died` (user/xproc.c); included by pyhang.bpf.c after the
- * stack walker and the rate limits.
+ * `fork_held_lock` and `worker_died` (user/tracer/xproc.c); included by pyhang.bpf.c after
+ * children.bpf.h (it uses the stack walker, the rate limits and the pid namespace helpers).
  *
  * Owns, in the kernel:
  *  - forks of a multi-threaded watched process (signal->nr_threads > 1 at the fork: only
@@ -25,10 +25,6 @@
  * (signal_struct.nr_threads). */
 #ifndef PH_FORK_BPF_H
 #define PH_FORK_BPF_H
-
-/* defined further down in pyhang.bpf.c */
-static __always_inline u32 pidns_level(struct task_struct *t);
-static __always_inline u32 tgid_at_level(struct task_struct *t, u32 level);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

@@ -25,6 +25,8 @@
  *  pystack.bpf.h       the Python stack walker (stack records in the ring buffer)
  *  futex.bpf.h         futex wait records, their ends, and the long-wait scanner
  *  children.bpf.h      SIGCHLD disposition, wait4/waitid, reaps and child exits
+ *  fork.bpf.h          forks of multi-threaded processes, children's abnormal deaths, OOM
+ *                      victims (its own maps: forks, oom_victims)
  * The programs below are grouped in the same order. */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
@@ -54,6 +56,7 @@ unsigned long long clock_sample_ns = 0, clock_sample_jiffies = 0;
 #include "pystack.bpf.h"
 #include "futex.bpf.h"
 #include "children.bpf.h"
+#include "fork.bpf.h"
 
 /* ---------------------------------------------------------------- futex waits */
 
@@ -262,8 +265,6 @@ int waitid_exit(struct trace_event_raw_sys_exit *ctx)
 }
 
 /* ---------------------------------------------------------------- process lifecycle */
-
-#include "fork.bpf.h"
 
 /* raw_tp sched_process_fork(parent, child): a new process inherits its parent's watch. */
 SEC("raw_tp/sched_process_fork")
