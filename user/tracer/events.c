@@ -98,8 +98,10 @@ int tracer_recheck_waits(struct tracer *t)
 {
 	struct rc_entry c;
 	uint64_t now = mono_now_ns();
-	int done = 0;
-	while (t->ht && done++ < 8 && recheck_take_due(&t->rc, now, &c)) {
+	pid_t pid = 0; /* one process per pass: the first due one's, on one read of it */
+	bool read = false;
+	while (t->ht && recheck_take_due(&t->rc, now, pid, &c)) {
+		pid = c.pid;
 		if (!ht_wait_is_open(t->ht, c.pid, c.tid, c.uaddr, NULL) || ht_hang_covers(t->ht, c.pid, c.tid)) {
 			recheck_forget(&t->rc, c.pid, c.tid);
 			continue;
@@ -115,7 +117,9 @@ int tracer_recheck_waits(struct tracer *t)
 		}
 		r.waited_s = seconds_between(c.start_ns, now);
 		r.futex_addr = c.uaddr;
-		drop_snapshot(t); /* the facts may have changed since the last look */
+		if (!read) /* the facts may have changed since the last look */
+			drop_snapshot(t);
+		read = true;
 		r.py = snapshot(t, c.pid, c.proc_start, err, sizeof(err));
 		if (!r.py)
 			continue;

@@ -35,11 +35,11 @@ void recheck_forget(struct recheck *r, pid_t pid, pid_t tid)
 			memset(&r->e[i], 0, sizeof(r->e[i]));
 }
 
-bool recheck_take_due(struct recheck *r, uint64_t now, struct rc_entry *out)
+bool recheck_take_due(struct recheck *r, uint64_t now, pid_t pid, struct rc_entry *out)
 {
 	for (size_t i = 0; i < RC_MAX; i++) {
 		struct rc_entry *e = &r->e[i];
-		if (!e->tid || e->due_ns > now)
+		if (!e->tid || e->due_ns > now || (pid && e->pid != pid))
 			continue;
 		*out = *e;
 		if (++e->looks >= RC_LOOKS)

@@ -4,7 +4,9 @@
  * replacing a dead worker. Owns: a bounded list (RC_MAX waits, the oldest dropped) of such
  * waits, each looked at again 1, 2, 4, 8 and 16 s after the first look while it lasts
  * (then it stays a long_wait); dropped when the wait ends, its process exits, or a hang
- * covers it. The look itself is the tracer's (events.c: a snapshot and the diagnoses). */
+ * covers it. The look itself is the tracer's (events.c: a snapshot and the diagnoses):
+ * one process per pass of the event loop, all its due waits on one read of it, so a
+ * process of thousands of blocked threads costs one read per look, not one per thread. */
 #ifndef PH_RECHECK_H
 #define PH_RECHECK_H
 #include <stdbool.h>
@@ -33,8 +35,9 @@ void recheck_add(struct recheck *r, pid_t pid, pid_t tid, uint64_t proc_start, u
 		 uint64_t start_ns, uint64_t now);
 /* tid's wait ended (tid 0: every wait of pid; the process exited). */
 void recheck_forget(struct recheck *r, pid_t pid, pid_t tid);
-/* One entry due at now: copied to *out and rescheduled (or dropped after RC_LOOKS). */
-bool recheck_take_due(struct recheck *r, uint64_t now, struct rc_entry *out);
+/* One entry due at now (of process pid; 0: any): copied to *out and rescheduled (or
+ * dropped after RC_LOOKS). */
+bool recheck_take_due(struct recheck *r, uint64_t now, pid_t pid, struct rc_entry *out);
 /* Milliseconds until the next entry is due (0: now), -1 when none. */
 int recheck_due_in_ms(const struct recheck *r, uint64_t now);
 #endif
