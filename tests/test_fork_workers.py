@@ -278,7 +278,10 @@ def _check_fork_held_lock(s, job, python, mode, stack_required):
     hangs = _hangs_of(s, child)
     assert _codes(hangs) == ["fork_held_lock"], "want one fork_held_lock for the child %d (%s), got %s%s" % (
         child, label_of(python), [short(h, 1500) for h in hangs], job.describe())
-    assert not _hangs_of(s, parent), "a hang for the parent: %s" % [short(h, 800) for h in _hangs_of(s, parent)]
+    # the parent waits in waitpid (fork_lock) or join (mp_fork_lock): never the culprit (a
+    # gil_wait of its two threads on a starved machine is another story)
+    wrong = [h for h in _hangs_of(s, parent) if h["diagnosis"].get("code") != "gil_wait"]
+    assert not wrong, "a hang for the parent: %s" % [short(h, 800) for h in wrong]
     diag = hangs[0]["diagnosis"]
     assert diag["waiter_tid"] == child, diag
     fork = diag.get("fork") or {}
