@@ -125,7 +125,7 @@ wait_quiet() {
     while [ -n "$(foreign_attached "${1:-0}")" ]; do
         if [ "$warned" -eq 0 ]; then
             echo "run_futex_bench: other BPF programs are attached to syscall tracepoints; waiting:" >&2
-            foreign_attached "${1:-0}" | sed 's/^/    /' | head -5 >&2
+            { foreign_attached "${1:-0}" | sed 's/^/    /' | head -5 >&2; } || true  # head ends the pipe early: not a failure
             warned=1
         fi
         if [ "$SECONDS" -ge "$deadline" ]; then

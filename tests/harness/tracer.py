@@ -200,9 +200,13 @@ def check_stream(tr, complete=True):
             assert is_number(e.get("waited_s")) and e["waited_s"] >= 0, "long_wait.waited_s: %r" % e
             assert isinstance(e.get("before_start"), bool), "long_wait.before_start: %r" % e
             fx = e.get("futex")
-            assert isinstance(fx, dict) and isinstance(fx.get("addr"), str) and HEX_RE.match(fx["addr"]), \
-                "long_wait.futex.addr must be a '0x...' string: %r" % e
-            assert "op" in fx and fx["op"] not in (None, ""), "long_wait.futex.op missing: %r" % e
+            if fx is None:  # an I/O wait found by sampling (issue 16): its resource instead
+                assert (e.get("waiting_for") or {}).get("kind") == "I/O", \
+                    "long_wait.futex null, not an I/O wait: %r" % e
+            else:
+                assert isinstance(fx, dict) and isinstance(fx.get("addr"), str) and HEX_RE.match(fx["addr"]), \
+                    "long_wait.futex.addr must be a '0x...' string: %r" % e
+                assert "op" in fx and fx["op"] not in (None, ""), "long_wait.futex.op missing: %r" % e
             long_waits.add((e["pid"], e["tid"]))
         elif kind == "wait_end":
             assert is_number(e.get("waited_s")), "wait_end.waited_s: %r" % e

@@ -8,6 +8,8 @@
  * and prints every result as one JSON line. */
 #include "dump.h"
 
+#include "asyncio_write.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -37,7 +39,9 @@ static void dump_usage(FILE *f)
 		   "  /proc/PID/mem without stopping the process (%s).\n"
 		   "  --json   one JSON object: {\"pid\", \"python\", \"threads\": [{\"tid\", \"name\",\n"
 		   "           \"daemon\", \"gil\", \"state\", \"stack\": [{\"function\", \"file\",\n"
-		   "           \"line\"}]}]}, frames innermost first\n"
+		   "           \"line\"}]}]}, frames innermost first; with asyncio imported,\n"
+		   "           \"asyncio\": {\"loops\": [{\"thread\", \"state\", \"tasks\"}]} (3.7-3.13;\n"
+		   "           the text shows the tasks as a tree)\n"
 		   "  --help   this text\n"
 		   "Exit status: 0 success, 1 the process is not Python, exited or cannot be read,\n"
 		   "2 usage error.\n", pylayout_supported_text());
@@ -90,6 +94,24 @@ static int parse_args(int argc, char **argv, struct dump_opts *o)
 	return 0;
 }
 
+/* The asyncio loops and tasks of p, written by render() (asyncio_read.h): a loop running
+ * callbacks for the tracer's default threshold (5 s) is called blocked. */
+static void dump_asyncio(struct py_reader *r, const struct py_process *p, long repeat)
+{
+	struct aio_view v;
+	uint64_t first = 0, rest = 0;
+	for (long i = 0; i < (repeat > 1 ? repeat : 1); i++) {
+		if (i)
+			aio_view_free(&v);
+		aio_read(r, p, 5.0, &v);
+		*(i ? &rest : &first) += v.cost_ns;
+	}
+	if (repeat > 1 && v.imported) /* --repeat: the asyncio view's cost too */
+		fprintf(stderr, "asyncio-bench: loops=%zu tasks=%zu first_cpu_ms=%.4f cpu_ms_per_read=%.4f\n",
+			v.nloops, v.ntasks, (double)first / 1e6, (double)rest / 1e6 / (double)(repeat - 1));
+	aio_publish(&v, 0);
+}
+
 static void render(struct strbuf *sb, const struct py_process *p, bool json)
 {
 	if (json) {
@@ -106,6 +128,7 @@ static void render(struct strbuf *sb, const struct py_process *p, bool json)
 	sb_printf(sb, "Process %d, Python %s, %zu thread%s\n\n", (int)p->pid, p->version,
 		  p->nthreads, p->nthreads == 1 ? "" : "s");
 	py_write_threads_text(sb, p, 0);
+	aio_write_text(sb, aio_published(p->pid, p->start_time));
 }
 
 static double cpu_seconds(void)
@@ -158,6 +181,7 @@ static int watch(struct py_reader *r, const struct dump_opts *o)
 		}
 		struct waitgraph g;
 		bool have_graph = waitgraph_build(&g, r, &p) == 0;
+		dump_asyncio(r, &p, 1);
 		render(&sb, &p, true);
 		if (have_graph)
 			waitgraph_free(&g);
@@ -214,6 +238,7 @@ int dump_main(int argc, char **argv)
 				p.nthreads, (double)first_ns / 1e6,
 				(double)rest_ns / 1e6 / (double)(o.repeat - 1));
 		sb_init(&sb);
+		dump_asyncio(r, &p, o.repeat);
 		render(&sb, &p, o.json);
 		if (sb.oom) {
 			fprintf(stderr, "pyhang-trace dump: the output would exceed %u MiB (or memory "
@@ -229,6 +254,7 @@ int dump_main(int argc, char **argv)
 			waitgraph_free(&g);
 		py_process_free(&p);
 	}
+	aio_publish_clear();
 	py_reader_free(r);
 	return status;
 }

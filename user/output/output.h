@@ -106,6 +106,7 @@ struct rec_long_wait {
 	const char *py_error;        /* why py is NULL */
 	void *tracer;                /* the tracer (for the event handlers' own use) */
 	bool covered;                /* the thread is part of a hang reported and not over */
+	bool io;                     /* an I/O wait found by sampling (iosample.h): no futex */
 };
 
 struct rec_wait_end {
@@ -117,6 +118,7 @@ struct rec_wait_end {
 	int signal;           /* REC_END_SIGNAL: the signal whose handler ran; -1 unknown */
 	int exit_signal;      /* REC_END_PROCESS_EXIT: the signal that killed the process, else -1 */
 	int exit_status;      /* REC_END_PROCESS_EXIT: its exit status when it exited, else -1 */
+	bool io;              /* the end of an I/O wait (iosample.h): no futex */
 };
 
 struct rec_sigchld {

@@ -135,7 +135,10 @@ static void json_long_wait(struct output *o, const struct rec_long_wait *r)
 	jw_kdouble(&w, "waited_s", r->waited_s, 3);
 	jw_kbool(&w, "before_start", r->before_start);
 	jw_kbool(&w, "gil", r->gil);
-	futex_object(&w, r->futex_addr, r->futex_op);
+	if (r->io)
+		jw_key(&w, "futex"), jw_null(&w); /* an I/O wait: see waiting_for */
+	else
+		futex_object(&w, r->futex_addr, r->futex_op);
 	if (r->py) {
 		for (size_t i = 0; i < r->py->nthreads; i++)
 			if (r->py->threads[i].tid == r->p.tid && r->py->threads[i].wf &&

@@ -163,8 +163,11 @@ static void text_long_wait(struct output *o, const struct rec_long_wait *r)
 		sb_printf(&o->sb, " has waited %.1fs for ", r->waited_s);
 		sb_put_escaped_text(&o->sb, what, strlen(what));
 	} else {
-		sb_printf(&o->sb, " has been %s (%s) for %.1fs", r->gil ? "waiting for the GIL" :
-			  "blocked in a futex wait", op, r->waited_s);
+		if (r->io)
+			sb_printf(&o->sb, " has been blocked in an I/O call for %.1fs", r->waited_s);
+		else
+			sb_printf(&o->sb, " has been %s (%s) for %.1fs", r->gil ? "waiting for the GIL" :
+				  "blocked in a futex wait", op, r->waited_s);
 	}
 	sb_printf(&o->sb, "%s%s\n", r->before_start ? ", since before tracing started (estimate)" : "",
 		  r->covered ? " (part of the hang reported above)" : "");
@@ -194,7 +197,12 @@ static void text_wait_end(struct output *o, const struct rec_wait_end *r)
 	put_clock(o, r->p.mono_ns);
 	put_tag(o, "", "WAIT END");
 	put_proc(o, &r->p);
-	if (r->ended_by == REC_END_THREAD_EXIT)
+	if (r->io && r->ended_by == REC_END_RETURN)
+		sb_printf(&o->sb, " left its I/O wait after %.1fs (estimate)\n", r->waited_s);
+	else if (r->io && r->ended_by == REC_END_PROCESS_EXIT)
+		sb_printf(&o->sb, " was still in its I/O wait when its process ended, after %.1fs\n",
+			  r->waited_s);
+	else if (r->ended_by == REC_END_THREAD_EXIT)
 		sb_printf(&o->sb, " exited while still blocked, after %.1fs\n", r->waited_s);
 	else if (r->ended_by == REC_END_PROCESS_EXIT && r->exit_signal > 0)
 		sb_printf(&o->sb, " was still blocked when its process was killed by signal %d (%s), "

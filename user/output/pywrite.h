@@ -15,11 +15,15 @@
 struct wf_info;
 /* Extra fields of a thread in py_write_threads_json (NULL: none): waitgraph.c sets it. */
 extern void (*py_thread_json_hook)(struct jw *w, const struct py_thread *t);
+/* Extra keys of a process after "threads" in py_write_threads_fields (NULL: none):
+ * asyncio_read.c sets it (the "asyncio" object). */
+extern void (*py_process_json_hook)(struct jw *w, const struct py_process *p);
 /* One thread's frames as a JSON array, innermost first: {function, file, line, first_line}. */
 void py_write_stack_json(struct jw *w, const struct py_thread *t);
 /* The `threads` array of `dump --json`. */
 void py_write_threads_json(struct jw *w, const struct py_process *p);
-/* The key "threads" with that array, then "thread_list_error" when the list was cut. */
+/* The key "threads" with that array, then "thread_list_error" when the list was cut, then
+ * py_process_json_hook's keys. */
 void py_write_threads_fields(struct jw *w, const struct py_process *p);
 /* For people: '==> Thread "name" (tid N' (the arrow when mark; "(no threading name)",
  * "tid unknown" when not known; the name escaped), left open for the caller's details. */

@@ -25,6 +25,7 @@ void py_write_stack_json(struct jw *w, const struct py_thread *t)
 }
 
 void (*py_thread_json_hook)(struct jw *w, const struct py_thread *t);
+void (*py_process_json_hook)(struct jw *w, const struct py_process *p);
 
 void py_write_threads_json(struct jw *w, const struct py_process *p)
 {
@@ -66,4 +67,6 @@ void py_write_threads_fields(struct jw *w, const struct py_process *p)
 	py_write_threads_json(w, p);
 	if (p->threads_error)
 		jw_kstr(w, "thread_list_error", p->threads_error);
+	if (py_process_json_hook)
+		py_process_json_hook(w, p);
 }

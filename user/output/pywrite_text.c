@@ -3,6 +3,8 @@
 #include "pywrite.h"
 #include <string.h>
 
+#include "waitgraph.h" /* t->wf: the resource of an I/O wait (iowait.h), when built */
+
 static void put_text(struct strbuf *sb, const char *s)
 {
 	if (s)
@@ -35,7 +37,14 @@ static void write_thread_header(struct strbuf *sb, const struct py_thread *t, bo
 	sb_printf(sb, ", %s", py_thread_state_str(t->state));
 	if (t->syscall_nr == SYS_FUTEX_X86_64)
 		sb_puts(sb, t->futex_timed ? " in a futex wait with a timeout" : " in a futex wait");
-	else if (t->syscall_nr >= 0 && syscall_name(t->syscall_nr))
+	else if (t->wf && t->wf->io) {
+		char ph[400], to[64];
+		io_phrase(t->wf->io, ph, sizeof(ph));
+		io_timeout_phrase(t->wf->io, to, sizeof(to));
+		sb_puts(sb, " in ");
+		put_text(sb, ph); /* paths and names come from the target: escaped */
+		put_text(sb, to);
+	} else if (t->syscall_nr >= 0 && syscall_name(t->syscall_nr))
 		sb_printf(sb, " in %s()", syscall_name(t->syscall_nr));
 	else if (t->syscall_nr >= 0)
 		sb_puts(sb, " in a system call unknown to this build");

@@ -2,6 +2,7 @@
 #include "textreport.h"
 #include "pywrite.h"
 #include "syscall_names.h"
+#include "iowait.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -40,6 +41,16 @@ static void doing(const struct py_thread *t, char *buf, size_t len)
 		snprintf(buf, len, "running");
 		return;
 	}
+	if (t->state == PY_STATE_SLEEP && f && f->io) {
+		char ph[400], to[64];
+		io_phrase(f->io, ph, sizeof(ph));
+		io_timeout_phrase(f->io, to, sizeof(to));
+		if (f->io->in_call_s >= 0)
+			snprintf(buf, len, "in %s for %.0f s%s", ph, f->io->in_call_s, to);
+		else
+			snprintf(buf, len, "in %s%s", ph, to);
+		return;
+	}
 	if (t->state == PY_STATE_SLEEP && t->syscall_nr >= 0) {
 		const char *n = syscall_name(t->syscall_nr);
 		if (n)
@@ -57,25 +68,61 @@ static void doing(const struct py_thread *t, char *buf, size_t len)
 	snprintf(buf, len, "%s", py_thread_state_str(t->state));
 }
 
+static void append(char *buf, size_t len, const char *fmt, const char *a, const char *file, int line,
+		   const char *tail)
+{
+	size_t u = strnlen(buf, len);
+	if (u + 1 >= len)
+		return;
+	if (file)
+		snprintf(buf + u, len - u, fmt, a, file, line, tail);
+	else
+		snprintf(buf + u, len - u, fmt, a);
+}
+
+/* The chain from a waiter through the holders (a lock's, a joined thread, a future's
+ * worker) to the thread at its end, at most DIAG_MAX_CULPRITS hops: "Lock held by 'B'
+ * (...), which is waiting for ... at x.py:9, which has been in recvfrom() on TCP ... for
+ * 30 s with no timeout set, at x.py:40: pass timeout=". A thread that ends the chain in
+ * I/O is named with its resource and, for a socket without a timeout, the fix. */
 void textreport_wait(const struct py_process *p, pid_t tid, char *buf, size_t len)
 {
 	const struct py_thread *t = find(p, tid);
 	buf[0] = '\0';
 	if (!t || !t->wf || !t->wf->kind)
 		return;
-	char w[400];
+	char w[600], d[600];
 	waitgraph_describe_wait(t->wf, w, sizeof(w));
+	snprintf(buf, len, "%s", w);
+	const struct py_thread *seen[DIAG_MAX_CULPRITS + 1] = { t };
+	size_t nseen = 1;
 	const struct py_thread *h = t->wf->holder;
-	if (h && h != t) {
-		char d[300];
+	if (!h && t->wf->io) {
+		const struct py_frame *fr = diagnose_program_frame(t);
+		if (fr)
+			append(buf, len, "%s, at %s:%d%s", "", base_of(fr->file), fr->line,
+			       t->wf->io->no_timeout_set ? ": pass timeout=" : "");
+		return;
+	}
+	while (h && nseen <= DIAG_MAX_CULPRITS) {
+		bool loop = false;
+		for (size_t k = 0; k < nseen; k++)
+			loop |= seen[k] == h;
+		if (loop)
+			break;
+		seen[nseen++] = h;
 		const struct py_frame *fr = diagnose_program_frame(h);
 		doing(h, d, sizeof(d));
-		if (fr)
-			snprintf(buf, len, "%s, which is %.200s at %s:%d", w, d, base_of(fr->file), fr->line);
+		bool io = h->wf && h->wf->io;
+		const struct py_thread *next = h->wf && !io ? h->wf->holder : NULL;
+		if (io)
+			append(buf, len, fr ? ", which has been %s, at %s:%d%s" : ", which has been %s", d,
+			       fr ? base_of(fr->file) : NULL, fr ? fr->line : 0,
+			       h->wf->io->no_timeout_set ? ": pass timeout=" : "");
 		else
-			snprintf(buf, len, "%s, which is %.200s", w, d);
-	} else {
-		snprintf(buf, len, "%s", w);
+			append(buf, len, fr ? ", which is %s at %s:%d%s" : ", which is %s", d,
+			       fr ? base_of(fr->file) : NULL, fr ? fr->line : 0, "");
+		h = next;
 	}
 }
 

@@ -450,3 +450,77 @@ int pylayout_from_debug_offsets(const unsigned char *raw, size_t len, struct py_
 	}
 	return 0;
 }
+
+/* ---- asyncio ------------------------------------------------------------------------- */
+/* Sources: Modules/_asynciomodule.c FutureObj_HEAD(prefix): PyObject_HEAD, then _loop,
+ * _callback0, _context0 (3.7+), _callbacks, _exception, (_exception_tb 3.10+), _result,
+ * _source_tb, (_cancel_msg 3.9+), (_cancelled_exc 3.11+), then fut_state and the int
+ * flags (3.13 makes them bitfields and drops the dict pointer); TaskObj then adds
+ * task_fut_waiter, task_coro, task_name (3.8+), task_context. Measured with ctypes on live tasks of
+ * pyenv 3.7.16-3.13.0 and Debian 3.11.2 (each pointer equal to id() of t._loop, t._coro,
+ * t._fut_waiter, t.get_name(); fut_state 2 on a finished future; fut_callback0 at 24, the
+ * `_call_set_state` closure run_coroutine_threadsafe chains to its future). 3.12/3.13 keep the
+ * counter N of an unnamed task as an int until get_name() makes "Task-N" of it
+ * (task_name_int). Generators: Include/cpython/genobject.h (3.11: gi_code first, frame
+ * state at 75, iframe at 80; 3.12: at 67 and 72; 3.13 internal/pycore_genobject.h: the
+ * same), frame states from internal/pycore_frame.h (3.11/3.12 FRAME_SUSPENDED -1;
+ * 3.13 FRAME_SUSPENDED -2 and FRAME_SUSPENDED_YIELD_FROM -1), the awaited object at
+ * localsplus[stacktop - 1] (_PyFrame_StackPeek, as _PyGen_yf reads it), checked live:
+ * it is id(coro.cr_await). <= 3.9: f_stacktop (72) is non-NULL only while suspended and
+ * f_stacktop[-1] is cr_await; 3.10: f_valuestack[f_stackdepth - 1], f_state -1 suspended.
+ * co_localsplusnames at 96 (offsetof, 3.11-3.13). func_code 16 / func_closure 48 (3.7-3.9), 48 / 72 (3.10+),
+ * member descriptors' d_member 40 and PyMemberDef.offset 16, tp_base 256, tp_dict 264,
+ * set mask 32 / table 40, wr_object 16, ob_fval 16: offsetof against every version's
+ * headers; deque fields, slots read through member descriptors and closures: ctypes on
+ * live objects of every version. Lib/asyncio/tasks.py: 3.7-3.11
+ * `_all_tasks = weakref.WeakSet()`, 3.12/3.13 `_scheduled_tasks = weakref.WeakSet()` and
+ * `_eager_tasks = set()`; with the C module they are the very objects _asyncio registers
+ * tasks in (`from _asyncio import ... _all_tasks` / `_scheduled_tasks, _eager_tasks`). */
+#define AIO_COMMON .fut_callback0 = 24, .set_mask = 32, .set_table = 40, .wr_object = 16, .float_val = 16, \
+	.tp_base = 256, .tp_dict = 264, .d_member = 40, .memberdef_offset = 16, \
+	.tuple_size = 16, .tuple_items = 24, .cell_ref = 16, .deque_size = 16, \
+	.deque_leftblock = 24, .deque_leftindex = 40, .block_data = 8, .block_rightlink = 520
+static const struct py_aio_layout aio_layouts[] = {
+	{ .major = 3, .minor = 7, .func_code = 16, .func_closure = 48,
+	  .tasks_all = "_all_tasks", .fut_loop = 16, .fut_state = 72,
+	  .task_fut_waiter = 104, .task_coro = 112, .task_name = 0,
+	  .gen = PY_AIO_GEN_FRAMEOBJ_STACKTOP, .gi_frame = 16, .f_stacktop = 72, AIO_COMMON },
+	{ .major = 3, .minor = 8, .func_code = 16, .func_closure = 48,
+	  .tasks_all = "_all_tasks", .fut_loop = 16, .fut_state = 72,
+	  .task_fut_waiter = 104, .task_coro = 112, .task_name = 120,
+	  .gen = PY_AIO_GEN_FRAMEOBJ_STACKTOP, .gi_frame = 16, .f_stacktop = 72, AIO_COMMON },
+	{ .major = 3, .minor = 9, .func_code = 16, .func_closure = 48,
+	  .tasks_all = "_all_tasks", .fut_loop = 16, .fut_state = 80,
+	  .task_fut_waiter = 144, .task_coro = 152, .task_name = 160,
+	  .gen = PY_AIO_GEN_FRAMEOBJ_STACKTOP, .gi_frame = 16, .f_stacktop = 72, AIO_COMMON },
+	{ .major = 3, .minor = 10, .func_code = 48, .func_closure = 72,
+	  .tasks_all = "_all_tasks", .fut_loop = 16, .fut_state = 88,
+	  .task_fut_waiter = 152, .task_coro = 160, .task_name = 168,
+	  .gen = PY_AIO_GEN_FRAMEOBJ_DEPTH, .gi_frame = 16, .f_stackdepth = 80, .f_state = 108,
+	  .suspended_a = -1, .suspended_b = -1, AIO_COMMON },
+	{ .major = 3, .minor = 11, .func_code = 48, .func_closure = 72,
+	  .tasks_all = "_all_tasks", .fut_loop = 16, .fut_state = 88,
+	  .task_fut_waiter = 128, .task_coro = 136, .task_name = 144,
+	  .gen = PY_AIO_GEN_IFRAME, .gi_iframe = 80, .gi_frame_state = 75, .suspended_a = -1,
+	  .suspended_b = -1, .if_stacktop = 64, .co_localsplusnames = 96, AIO_COMMON },
+	{ .major = 3, .minor = 12, .func_code = 48, .func_closure = 72,
+	  .tasks_all = "_scheduled_tasks", .tasks_eager = "_eager_tasks",
+	  .fut_loop = 16, .fut_state = 88, .task_fut_waiter = 128, .task_coro = 136,
+	  .task_name = 144, .task_name_int = true,
+	  .gen = PY_AIO_GEN_IFRAME, .gi_iframe = 72, .gi_frame_state = 67, .suspended_a = -1,
+	  .suspended_b = -1, .if_stacktop = 64, .co_localsplusnames = 96, AIO_COMMON },
+	{ .major = 3, .minor = 13, .func_code = 48, .func_closure = 72,
+	  .tasks_all = "_scheduled_tasks", .tasks_eager = "_eager_tasks",
+	  .fut_loop = 16, .fut_state = 96, .task_fut_waiter = 112, .task_coro = 120,
+	  .task_name = 128, .task_name_int = true,
+	  .gen = PY_AIO_GEN_IFRAME, .gi_iframe = 72, .gi_frame_state = 67, .suspended_a = -2,
+	  .suspended_b = -1, .if_stacktop = 64, .co_localsplusnames = 96, AIO_COMMON },
+};
+
+const struct py_aio_layout *pylayout_asyncio_for_version(unsigned major, unsigned minor)
+{
+	for (size_t i = 0; i < sizeof(aio_layouts) / sizeof(aio_layouts[0]); i++)
+		if (aio_layouts[i].major == major && aio_layouts[i].minor == minor)
+			return &aio_layouts[i];
+	return NULL;
+}

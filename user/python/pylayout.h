@@ -174,4 +174,42 @@ size_t pylayout_debug_offsets_size(unsigned major, unsigned minor);
  * "unsupported CPython 3.14". *version_hex receives the version it declares. */
 int pylayout_from_debug_offsets(const unsigned char *raw, size_t len, struct py_layout *out,
 				uint32_t *version_hex, char *err, size_t errlen);
+
+/* asyncio (user/asyncio_read.c), 3.7-3.13 only; 2.7 and 3.6 have none (unsupported).
+ * Modules/_asynciomodule.c FutureObj/TaskObj (the C `_asyncio` Task and Future, which
+ * asyncio.Task/Future are), coroutine objects (Include/cpython/genobject.h, 3.13:
+ * internal/pycore_genobject.h), the suspended frame's value stack (<= 3.10 PyFrameObject,
+ * 3.11+ internal/pycore_frame.h), sets (PySetObject), weak references, floats, member
+ * descriptors (slots). Offsets in bytes; 0 = absent. */
+enum py_aio_gen_kind {
+	PY_AIO_GEN_FRAMEOBJ_STACKTOP, /* <= 3.9: gi_frame -> PyFrameObject, f_stacktop (NULL: not suspended) */
+	PY_AIO_GEN_FRAMEOBJ_DEPTH,    /* 3.10: gi_frame -> PyFrameObject, f_stackdepth, f_state */
+	PY_AIO_GEN_IFRAME,            /* 3.11+: _PyInterpreterFrame embedded at gi_iframe */
+};
+struct py_aio_layout {
+	unsigned major, minor;
+	const char *tasks_all;        /* asyncio.tasks WeakSet of tasks: _all_tasks (<= 3.11) or
+				       * _scheduled_tasks (3.12+) */
+	const char *tasks_eager;      /* 3.12+: asyncio.tasks._eager_tasks (a plain set), else NULL */
+	uint32_t fut_loop, fut_state; /* fut_state: int, 0 pending 1 cancelled 2 finished */
+	uint32_t fut_callback0;       /* the first done callback (3.7+: not in fut_callbacks) */
+	uint32_t task_fut_waiter, task_coro, task_name; /* task_name 0: no names (3.7) */
+	bool task_name_int;           /* 3.12+: task_name may be the int N of "Task-N" */
+	enum py_aio_gen_kind gen;
+	uint32_t gi_frame;            /* <= 3.10: PyFrameObject * */
+	uint32_t gi_iframe, gi_frame_state; /* 3.11+: embedded frame, int8 state */
+	int8_t suspended_a, suspended_b; /* frame states that mean suspended (3.10+) */
+	uint32_t f_stacktop;          /* <= 3.9: PyObject ** past the top of stack */
+	uint32_t f_stackdepth, f_state; /* 3.10: int, char */
+	uint32_t if_stacktop;         /* 3.11+: int, slots from localsplus */
+	uint32_t co_localsplusnames;  /* 3.11+: tuple of every local's name */
+	/* shared by 3.7-3.13 (offsetof against each version's headers) */
+	uint32_t set_mask, set_table, wr_object, float_val, tp_base, tp_dict, d_member,
+		 memberdef_offset, tuple_size, tuple_items;
+	uint32_t func_code, func_closure, cell_ref; /* function's code, closure tuple; cell's object */
+	/* collections.deque (Modules/_collectionsmodule.c): ob_size, leftblock, leftindex;
+	 * blocks of 64 slots after a leftlink word, rightlink after them */
+	uint32_t deque_size, deque_leftblock, deque_leftindex, block_data, block_rightlink;
+};
+const struct py_aio_layout *pylayout_asyncio_for_version(unsigned major, unsigned minor);
 #endif

@@ -526,6 +526,45 @@ uint64_t py_reader_mem_attr(struct py_reader *r, pid_t pid, uint64_t obj, const 
 	return instance_attr(&w, obj, name);
 }
 
+uint64_t py_reader_mem_dict_get(struct py_reader *r, pid_t pid, uint64_t dict, const char *key)
+{
+	struct py_proc *p = proc_find(r, pid);
+	if (!p || !plausible_ptr(dict))
+		return 0;
+	struct walk w = { .p = p };
+	return dict_get_str(&w, dict, key);
+}
+
+char *py_reader_mem_str(struct py_reader *r, pid_t pid, uint64_t addr)
+{
+	struct py_proc *p = proc_find(r, pid);
+	if (!p)
+		return NULL;
+	struct walk w = { .p = p };
+	return read_str(&w, addr);
+}
+
+int py_reader_code_where(struct py_reader *r, pid_t pid, uint64_t code, uint64_t pos,
+			 char **function, char **file, int *line)
+{
+	struct py_proc *p = proc_find(r, pid);
+	if (!p)
+		return -1;
+	struct walk w = { .p = p };
+	struct code_entry *c = code_lookup(&w, code);
+	if (!c || !c->function || !c->file)
+		return -1;
+	*function = strdup(c->function);
+	*file = strdup(c->file);
+	if (!*function || !*file) {
+		free(*function);
+		free(*file);
+		return -1;
+	}
+	*line = pos == UINT64_MAX ? c->firstlineno : code_line(&p->res.layout, c, pos);
+	return 0;
+}
+
 int py_reader_code_line(struct py_reader *r, pid_t pid, uint64_t code, uint64_t pos)
 {
 	struct py_proc *p = proc_find(r, pid);

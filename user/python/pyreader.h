@@ -19,10 +19,12 @@
 #include <sys/types.h>
 
 #include "procmem.h"
+#include "pyhang.h"
 #include "pylayout.h"
 
-/* Linux x86_64: the futex system call's number (struct py_thread.syscall_nr). */
-#define SYS_FUTEX_X86_64 202
+/* Linux x86_64: the futex system call's number (struct py_thread.syscall_nr); the one
+ * definition is bpf/pyhang.h's PH_NR_FUTEX. */
+#define SYS_FUTEX_X86_64 PH_NR_FUTEX
 
 #define PY_MAX_FRAMES 4096u   /* deeper stacks are cut (truncated = true) */
 #define PY_MAX_THREADS 4096u
@@ -183,6 +185,14 @@ void py_reader_mem_begin(struct py_reader *r, pid_t pid);
 int py_reader_mem_read(struct py_reader *r, pid_t pid, uint64_t addr, void *buf, size_t len);
 uint64_t py_reader_mem_attr(struct py_reader *r, pid_t pid, uint64_t obj, const char *name);
 int py_reader_code_line(struct py_reader *r, pid_t pid, uint64_t code, uint64_t pos);
+/* For asyncio (user/asyncio_read.c): dict[key] for an ASCII str key (0: absent or
+ * unreadable); a str object as UTF-8 (malloc'd, capped at PY_MAX_STR, NULL unreadable);
+ * a code object's function (co_qualname 3.11+) and file (malloc'd) with the line of pos
+ * (pos as py_reader_code_line; UINT64_MAX gives co_firstlineno): 0, or -1. */
+uint64_t py_reader_mem_dict_get(struct py_reader *r, pid_t pid, uint64_t dict, const char *key);
+char *py_reader_mem_str(struct py_reader *r, pid_t pid, uint64_t addr);
+int py_reader_code_where(struct py_reader *r, pid_t pid, uint64_t code, uint64_t pos,
+			 char **function, char **file, int *line);
 /* Statistics of the last read (for the benchmark). */
 uint64_t py_reader_last_preads(struct py_reader *r, pid_t pid);
 

@@ -36,6 +36,8 @@ static const char USAGE[] =
 	"  hang               a long wait with a proven cause: interpreter shutdown waiting\n"
 	"                     for non-daemon threads, every thread blocked on a lock, the GIL\n"
 	"                     held all along, or the main thread stuck while nothing runs;\n"
+	"                     asyncio (3.7-3.13): an event loop blocked by synchronous code,\n"
+	"                     waiting for its own future, or tasks awaiting each other\n"
 	"                     a forked child waiting for a lock fork() copied while held\n"
 	"                     (fork_held_lock); a wait for a child that died (worker_died)\n"
 	"\n"

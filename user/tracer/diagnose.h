@@ -17,7 +17,8 @@
 struct xp_facts;
 
 /* What a hang is, X(enum constant, the code JSON and text print): diagnose.c and
- * waitgraph.c produce them; diag_code_name is their one name table. */
+ * waitgraph.c produce them (the last three: asyncio_diag.c); diag_code_name is their one
+ * name table. */
 #define DIAG_CODES(X)                                                                               \
 	X(DIAG_SHUTDOWN_JOIN, "shutdown_join")                                                      \
 	X(DIAG_ALL_THREADS_BLOCKED, "all_threads_blocked")                                          \
@@ -26,6 +27,9 @@ struct xp_facts;
 	X(DIAG_SELF_DEADLOCK, "self_deadlock")                                                      \
 	X(DIAG_DEADLOCK, "deadlock")                                                                \
 	X(DIAG_ORPHANED_LOCK, "orphaned_lock")                                                      \
+	X(DIAG_EVENT_LOOP_BLOCKED, "event_loop_blocked")                                            \
+	X(DIAG_EVENT_LOOP_SELF_WAIT, "event_loop_self_wait")                                        \
+	X(DIAG_AWAIT_CYCLE, "await_cycle")                                                      \
 	X(DIAG_FORK_HELD_LOCK, "fork_held_lock")                                                    \
 	X(DIAG_WORKER_DIED, "worker_died")
 #define DIAG_CODE_CONSTANT(e, name) e,

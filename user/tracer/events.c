@@ -24,6 +24,7 @@
 #include "ratelimit.h"
 #include "recheck.h"
 #include "snapshot.h"
+#include "iosample.h"
 #include "tracer.h"
 #include "waitgraph.h"
 #include "xproc.h"
@@ -376,6 +377,7 @@ static void on_exec(struct tracer *t, const struct ph_event *e)
 	if (t->snap_valid && t->snap.pid == pid)
 		drop_snapshot(t);
 	py_forget_process(t->reader, pid);
+	ios_forget(t, pid, REC_END_THREAD_EXIT, e->ts_ns);
 	t->exec_uid_plus1 = e->exec.uid + 1; /* its checks count against its user's share */
 	if (e->exec.parent_watched && e->exec.args_len)
 		pending_put_cmdline(&t->pending, pid, e->proc_start, e->exec.args, e->exec.args_len);
@@ -430,6 +432,7 @@ int tracer_handle_event(void *arg, const void *data, size_t size)
 		xproc_on_child_died(t, e);
 		break;
 	case PH_EV_EXIT:
+		ios_forget(t, (pid_t)e->pid, REC_END_PROCESS_EXIT, e->ts_ns);
 		if (t->ht) {
 			struct ev_proc p = { .pid = (pid_t)e->pid, .mono_ns = e->ts_ns };
 			memcpy(p.comm, e->comm, sizeof(p.comm));

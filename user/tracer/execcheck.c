@@ -4,6 +4,7 @@
 #include <stdbool.h>
 
 #include "fairqueue.h"
+#include "iosample.h"
 #include "pending.h"
 #include "procscan.h"
 #include "pyreader.h"
@@ -43,6 +44,7 @@ int tracer_describe(struct tracer *t, pid_t pid, uint64_t proc_start)
 	if (proc_start && start != proc_start)
 		return -1;
 	pending_put_layout(&t->pending, pid, start, &layout);
+	ios_watch(t->ios, pid, start);
 	return 0;
 }
 

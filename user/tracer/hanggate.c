@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "annotate.h"
+#include "asyncio_diag.h"
+#include "asyncio_write.h"
 #include "diagnose.h"
 #include "guard.h"
 #include "hangtrack.h"
@@ -78,7 +80,9 @@ bool maybe_report_hang(struct tracer *t, const struct rec_long_wait *lw)
 	struct diag_waits w = { long_blocked, (void *)lw };
 	const struct waitgraph *g = t->graph && t->graph->p == lw->py ? t->graph : NULL;
 	/* causes in another process first (xproc.h): they would look like this one's own */
-	if (!xproc_diagnose(t, lw, g, &w, &d) && !(g && waitgraph_diagnose(g, lw->p.tid, &w, &d)) &&
+	if (!xproc_diagnose(t, lw, g, &w, &d) &&
+	    !aio_diagnose_self_wait(aio_published(lw->py->pid, lw->py->start_time), lw->p.tid, &d) &&
+	    !(g && waitgraph_diagnose(g, lw->p.tid, &w, &d)) &&
 	    !diagnose_process(lw->py, lw->p.tid, lw->waited_s, lw->gil, &w, &d))
 		return false;
 	if (d.code == DIAG_ALL_THREADS_BLOCKED)

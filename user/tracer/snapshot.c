@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "asyncio_write.h"
 #include "procmem.h"
 #include "pyreader.h"
 #include "tracer.h"
@@ -95,5 +96,8 @@ const struct py_process *snapshot(struct tracer *t, pid_t pid, uint64_t proc_sta
 	}
 	t->snap_valid = true;
 	t->snap_ns = now;
+	struct aio_view av; /* its asyncio loops and tasks, written with the snapshot */
+	aio_read(t->reader, &t->snap, (double)t->threshold_ns / 1e9, &av);
+	aio_publish(&av, AIO_EVENT_JSON_BUDGET);
 	return &t->snap;
 }

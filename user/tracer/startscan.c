@@ -48,8 +48,9 @@ static bool is_futex_wait(const struct blocked_syscall *s, uint32_t *op)
 
 /* "Now" on one CPU's scheduler clock (rq clock_task, which leaves out steal and IRQ time,
  * so CPUs drift apart, by half a second in our VMs): run on that CPU for a moment and read
- * our own se.exec_start there. 0 when it cannot be had. */
-static uint64_t sched_now_on_cpu(int cpu)
+ * our own se.exec_start there. 0 when it cannot be had. Also used by iowait.c. */
+uint64_t sched_now_on_cpu(int cpu);
+uint64_t sched_now_on_cpu(int cpu)
 {
 	cpu_set_t old, one;
 	uint64_t now = 0;

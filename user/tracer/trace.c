@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "asyncio_watch.h"
 #include "cli.h"
 #include "guard.h"
 #include "metrics.h"
@@ -21,6 +22,7 @@
 #include "pyreader.h"
 #include "selfguard.h"
 #include "tracer.h"
+#include "iosample.h"
 
 
 static volatile sig_atomic_t g_stop_signal;
@@ -174,8 +176,10 @@ static void event_loop(struct tracer *t, struct metrics *m)
 		int timeout = 200;
 		timeout = min_timeout(timeout, loader_scan_due_in_ms(t->ld));
 		timeout = min_timeout(timeout, tracer_run_exec_checks(t));
+		timeout = min_timeout(timeout, ios_tick(t));
 		timeout = min_timeout(timeout, tracer_recheck_waits(t));
 		timeout = min_timeout(timeout, guard_due_in_ms(t));
+		timeout = min_timeout(timeout, aio_watch_due_in_ms(t));
 		if (deadline) {
 			uint64_t now = mono_now_ns();
 			if (now >= deadline)
@@ -190,6 +194,7 @@ static void event_loop(struct tracer *t, struct metrics *m)
 			break;
 		}
 		loader_scan_if_due(t->ld);
+		aio_watch_poll(t);
 		if (g_reopen) {
 			g_reopen = 0;
 			output_reopen(&t->out);
@@ -376,6 +381,7 @@ int trace_main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	t.started_ns = mono_now_ns();
+	t.ios = ios_new(); /* before the scan: it names the Python processes to sample */
 	/* --quiet: the text writer's start and stop lines are stderr chatter; JSON's are events */
 	bool chatter = !c.quiet || c.json;
 	if (chatter)
@@ -398,6 +404,9 @@ int trace_main(int argc, char **argv)
 	metrics_close(m);
 	loader_close(t.ld);
 	tracer_events_cleanup(&t);
+	aio_watch_free();
+	ios_report_stats(t.ios);
+	ios_free(t.ios);
 	pending_free(&t.pending);
 	py_reader_free(t.reader);
 	bool fired = guard_fired(&t);

@@ -81,6 +81,7 @@ struct tracer {
 	struct xproc *xp; /* forks and children's deaths (xproc.h), NULL until the first */
 	struct recheck rc; /* long waits to look at again (recheck.h) */
 	uint64_t n_hang_ends;
+	struct iosample *ios; /* iosample.h: long I/O waits, sampled from /proc; NULL off */
 };
 
 /* trace.c: the counts of REC_LOSS_REASONS and REC_EVENT_COUNTS (output.h) so far, and

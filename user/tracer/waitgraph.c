@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "futurerun.h"
 #include "pyhang.h"
 
 /* x86_64 system call numbers (arch/x86/entry/syscalls/syscall_64.tbl) */
@@ -152,6 +153,34 @@ static const struct py_thread *gil_holder(const struct py_process *p, const stru
 
 static void json_hook(struct jw *w, const struct py_thread *t);
 
+/* The resource behind each thread blocked in an I/O call (iowait.h), for the first
+ * WG_MAX_IO of them; the fd tables of the process are read once for all. */
+static void describe_io(struct waitgraph *g, struct py_reader *r, const struct py_process *p)
+{
+	struct fd_ctx *c = NULL;
+	size_t n = 0;
+	for (size_t i = 0; i < p->nthreads && n < WG_MAX_IO; i++) {
+		const struct py_thread *t = &p->threads[i];
+		struct wf_info *f = &g->info[i];
+		if (t->state != PY_STATE_SLEEP || !f->kind ||
+		    (strcmp(f->kind, "I/O") != 0 && strcmp(f->kind, "other") != 0))
+			continue;
+		if (!g->io && !(g->io = calloc(WG_MAX_IO, sizeof(*g->io))))
+			break;
+		if (!c && !(c = fd_ctx_new(p->pid)))
+			break;
+		struct io_wait *io = &g->io[n];
+		if (io_describe(c, r, p->pid, t, io) != 0)
+			continue;
+		n++;
+		f->io = io;
+		f->kind = "I/O";
+		f->timed = io->timeout != IO_TIMEOUT_NONE;
+		f->timeout_s = io->timeout == IO_TIMEOUT_SET ? io->timeout_s : -1;
+	}
+	fd_ctx_free(c);
+}
+
 struct held_ref {
 	uint64_t futex;
 	uint32_t thread, k;
@@ -203,6 +232,13 @@ int waitgraph_build(struct waitgraph *g, struct py_reader *r, struct py_process 
 			break;
 		default:
 			break;
+		}
+		if (t->state == PY_STATE_LOCK_WAIT && f->kind && !strcmp(f->kind, "Future.result")) {
+			/* thread -> the worker running the future it waits for */
+			f->holder = futurerun_runner(r, p, t);
+			f->runs_future = f->holder != NULL;
+			if (f->runs_future)
+				continue;
 		}
 		if (t->state == PY_STATE_LOCK_WAIT && f->kind && !strcmp(f->kind, "Thread.join")) {
 			/* thread -> the thread it joins (it "holds" its own end) */
@@ -265,6 +301,7 @@ int waitgraph_build(struct waitgraph *g, struct py_reader *r, struct py_process 
 		free(hs);
 	}
 	free(lo);
+	describe_io(g, r, p);
 	for (size_t i = 0; i < p->nthreads; i++)
 		p->threads[i].wf = &g->info[i];
 	py_thread_json_hook = json_hook;
@@ -277,6 +314,8 @@ void waitgraph_free(struct waitgraph *g)
 	if (g->p && g->info)
 		for (size_t i = 0; i < g->p->nthreads; i++)
 			((struct py_thread *)&g->p->threads[i])->wf = NULL;
+	free(g->io);
+	g->io = NULL;
 	free(g->info);
 	g->info = NULL;
 }
@@ -335,6 +374,18 @@ void waitgraph_describe_wait(const struct wf_info *f, char *buf, size_t len)
 	char h[128] = "", at[160] = "";
 	if (!f || !f->kind) {
 		snprintf(buf, len, "nothing known");
+		return;
+	}
+	if (f->io) {
+		char ph[400], to[64];
+		io_phrase(f->io, ph, sizeof(ph));
+		io_timeout_phrase(f->io, to, sizeof(to));
+		snprintf(buf, len, "%s%s", ph, to);
+		return;
+	}
+	if (f->holder && f->runs_future) {
+		who(f->holder, h, sizeof(h));
+		snprintf(buf, len, "a future run by %s (tid %d)", h, (int)f->holder->tid);
 		return;
 	}
 	if (f->holder) {
@@ -538,7 +589,7 @@ void waitgraph_write_waiting_for(struct jw *w, const struct wf_info *f)
 		jw_obj_begin(w);
 		jw_kint(w, "tid", f->holder->tid);
 		jw_kstr(w, "name", f->holder->name);
-		if (strcmp(f->kind, "GIL") != 0)
+		if (strcmp(f->kind, "GIL") != 0 && !f->runs_future)
 			write_where(w, "since", holder_frame(f), f->holder_line);
 		jw_obj_end(w);
 	} else {
@@ -546,6 +597,12 @@ void waitgraph_write_waiting_for(struct jw *w, const struct wf_info *f)
 	}
 	if (f->holder_dead)
 		jw_kbool(w, "holder_exited", true);
+	if (f->runs_future)
+		jw_kbool(w, "holder_runs_future", true);
+	if (f->io) {
+		jw_kstr(w, "syscall", f->io->syscall);
+		io_write_fields(w, f->io);
+	}
 	jw_key(w, "timeout_s");
 	if (f->timed && f->timeout_s >= 0)
 		jw_double(w, f->timeout_s, 3);

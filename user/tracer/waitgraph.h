@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "diagnose.h"
+#include "iowait.h"
 #include "json.h"
 #include "lockown.h"
 #include "pyreader.h"
@@ -34,11 +35,16 @@ struct wf_info {
 	double timeout_s;          /* left, when timed and readable; < 0 unknown */
 	struct lo_thread lo;       /* what it holds */
 	const struct py_thread *self;
+	const struct io_wait *io;  /* kind I/O: the resource and the call's timeout (iowait.h) */
+	bool runs_future;          /* Future.result: holder is the thread running the future */
 };
+
+#define WG_MAX_IO 256 /* threads in I/O whose resource is described per snapshot */
 
 struct waitgraph {
 	const struct py_process *p;
 	struct wf_info *info;      /* one per thread of p */
+	struct io_wait *io;        /* the I/O waits described (at most WG_MAX_IO) */
 	uint64_t cost_ns;          /* CPU time the build took (CLOCK_THREAD_CPUTIME_ID) */
 };
 
