@@ -24,6 +24,7 @@ import pytest
 
 import conftest
 from harness import STOP_TIMEOUT, START_TIMEOUT, Registry, Tracer, alarm_guard, public, short
+from harness.procs import remember_hanging_members
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAMS = os.path.join(HERE, "programs")
@@ -175,6 +176,7 @@ def run_session(binary, workdir, name, batches, args, hang_pred=None, limit=120,
                     while time.monotonic() < deadline and not all(hang_pred(tr, j) for j in jobs):
                         time.sleep(0.1)
                     time.sleep(SETTLE)
+                    remember_hanging_members()  # for the suite tracer's later hang events
                     for j in jobs:
                         j.kill()
                     rc = tr.wait_exit(STOP_TIMEOUT, must=False)
