@@ -26,6 +26,8 @@
  *  futex.bpf.h         futex wait records, their ends, and the long-wait scanner
  *  children.bpf.h      SIGCHLD disposition, wait4/waitid, reaps and child exits
  *   childwait.bpf.h    (included by children.bpf.h) blocking wait4/waitid as wait records
+ *  fork.bpf.h          forks of multi-threaded processes, children's abnormal deaths, OOM
+ *                      victims (its own maps: forks, oom_victims)
  * The programs below are grouped in the same order. */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
@@ -55,6 +57,7 @@ unsigned long long clock_sample_ns = 0, clock_sample_jiffies = 0;
 #include "pystack.bpf.h"
 #include "futex.bpf.h"
 #include "children.bpf.h"
+#include "fork.bpf.h"
 
 /* ---------------------------------------------------------------- futex waits */
 
@@ -286,8 +289,10 @@ int on_fork(struct bpf_raw_tracepoint_args *ctx)
 		v.flags &= ~PH_W_SCOPE;
 	if (!host_wide && !(v.flags & PH_W_SCOPE))
 		return 0;
-	if (v.flags)
+	if (v.flags) {
 		watch_put(child_tgid, &v);
+		fork_note(parent, child, parent_tgid, child_tgid);
+	}
 	return 0;
 }
 
@@ -315,6 +320,7 @@ int on_exec(struct bpf_raw_tracepoint_args *ctx)
 	/* the stack walker's description was of the old image: userspace describes the new
 	 * one (a missing entry is harmless, hence no check) */
 	bpf_map_delete_elem(&pyprocs, &tgid);
+	fork_forget(tgid);
 	struct ph_event *e = ev_reserve(PH_EV_EXEC, tgid, BPF_CORE_READ(p, pid));
 	if (!e)
 		return 0;
@@ -380,9 +386,12 @@ int on_exit(struct bpf_raw_tracepoint_args *ctx)
 	bpf_map_delete_elem(&wait_pending, &tid);
 
 	/* signal->live was decremented before this tracepoint: 0 means the last thread. */
-	if (BPF_CORE_READ(t, signal, live.counter) != 0)
+	bool last = BPF_CORE_READ(t, signal, live.counter) == 0;
+	bool oom = oom_marked(tid, tgid, last);
+	if (!last)
 		return 0;
 	record_child_exit(t, tgid);
+	child_died_note(t, tgid, oom);
 	rl_flush(tgid);
 	/* A description left behind would fill the table (16384 exited Python processes) and
 	 * walk the next process that gets this pid with another program's addresses. */

@@ -176,6 +176,8 @@ enum ph_event_type {
 	PH_EV_STACK = 7, /* struct ph_stack_event */
 	PH_EV_REAP = 8,  /* a wait took a child's status: reaper info for later reports */
 	PH_EV_SUPPRESSED = 9, /* events of one process held back by its rate limits (ratelimit.bpf.h) */
+	PH_EV_FORK = 10,       /* a multi-threaded process forked (fork.bpf.h) */
+	PH_EV_CHILD_DIED = 11, /* a child of a watched process died abnormally (fork.bpf.h) */
 };
 
 /* Per-process rate limits (bpf/ratelimit.bpf.h): the kinds of event one process can make
@@ -224,6 +226,17 @@ struct ph_child_exit {
 				* parent knows it by: they differ inside containers) */
 	unsigned int pad;
 	unsigned long long proc_start; /* the child's identity (see PH_NS_PER_TICK) */
+};
+
+/* A fork of a multi-threaded watched process not followed by an exec (yet): map `forks`,
+ * key the child's host pid (bpf/fork.bpf.h). */
+struct ph_fork_rec {
+	unsigned int parent_tgid;
+	unsigned int parent_threads; /* signal->nr_threads of the parent at the fork */
+	unsigned int forker_tid;
+	unsigned int pad;
+	unsigned long long child_start; /* the child's identity (see PH_NS_PER_TICK) */
+	unsigned long long fork_ns;     /* CLOCK_MONOTONIC */
 };
 
 /* A successful wait that took a child's status (key: child pid). */
@@ -288,6 +301,19 @@ struct ph_event {
 			char args[PH_ARGS_LEN];
 			char parent_comm[PH_COMM_LEN]; /* the parent's comm at the exec */
 		} exec;
+		struct { /* PH_EV_FORK: pid/tid/comm are the parent's forking thread */
+			unsigned int child_pid;      /* host pid of the new process */
+			unsigned int parent_threads; /* the parent's threads at the fork */
+			unsigned long long child_start; /* the child's identity */
+		} fork;
+		struct { /* PH_EV_CHILD_DIED: pid/comm are the parent's, tid 0 */
+			unsigned int child_pid;    /* host pid */
+			unsigned int child_ns_pid; /* as the parent knows it (0: unknown) */
+			int exit_code;             /* kernel encoding (see ph_child_exit) */
+			unsigned int oom;          /* 1: the kernel's OOM killer chose it */
+			unsigned long long child_start;
+			char child_comm[PH_COMM_LEN];
+		} died;
 		struct {
 			unsigned int counts[PH_RL_KINDS]; /* events held back, by enum ph_rl_kind */
 			unsigned long long since_ns; /* the first of them (CLOCK_MONOTONIC) */

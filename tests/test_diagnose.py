@@ -25,6 +25,7 @@ import pytest
 import conftest
 from harness import procs
 from harness import STOP_TIMEOUT, START_TIMEOUT, Registry, Tracer, alarm_guard, public, short
+from harness.procs import remember_hanging_members
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAMS = os.path.join(HERE, "programs")
@@ -181,6 +182,7 @@ def run_session(binary, workdir, name, batches, args, hang_pred=None, limit=120,
                             break
                         time.sleep(0.1)
                     time.sleep(SETTLE)
+                    remember_hanging_members()  # for the suite tracer's later hang events
                     for j in jobs:
                         j.kill()
                     rc = tr.wait_exit(STOP_TIMEOUT, must=False)

@@ -38,12 +38,14 @@ ALL_PROG_NAMES = {"futex_enter", "futex_exit", "futex_wait2_enter", "futex_wait2
                   "futex_waitv_enter", "futex_waitv_exit", "scan_tick", "scan_manual",
                   "sigaction_enter", "sigaction_exit", "wait4_enter", "waitid_enter",
                   "wait4_exit", "waitid_exit", "on_fork", "on_exec", "on_exit", "clock_sample",
-                  "on_signal_deliver", "restart_syscall_enter", "restart_syscall_exit"}
+                  "on_signal_deliver", "restart_syscall_enter", "restart_syscall_exit",
+                  "on_oom_victim"}
 TRACEFS = "/sys/kernel/tracing"
 OUR_EVENTS = ["syscalls/sys_%s_%s" % (d, n) for d in ("enter", "exit")
               for n in ("futex", "futex_wait", "futex_waitv", "rt_sigaction", "wait4", "waitid",
                         "restart_syscall")] + \
-             ["sched/sched_process_%s" % n for n in ("fork", "exec", "exit")] + ["signal/signal_deliver"]
+             ["sched/sched_process_%s" % n for n in ("fork", "exec", "exit")] + ["signal/signal_deliver"] + \
+             ["oom/mark_victim"]
 
 SHIM_C = r"""
 /* Refuses the cpu-clock perf event (the in-kernel scanner) and nothing else. */

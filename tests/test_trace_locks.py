@@ -270,7 +270,11 @@ def test_forked_child_deadlock(fork_session, python):
         child, [public(e) for e in waits], tr.describe())
     e = waits[0]
     assert e["tid"] == child and e["before_start"] is False and e["waited_s"] >= 0.5, public(e)
-    assert not tr.select("long_wait", pid=parent), "the parent only waits in wait4()"
+    # the parent only waits in wait4() for that child: a wait for a child, never a futex wait
+    for pw in tr.select("long_wait", pid=parent):
+        wf = pw.get("waiting_for") or {}
+        assert pw.get("futex") is None and pw.get("syscall") in ("wait4", "waitid"), public(pw)
+        assert wf.get("kind") == "child" and (wf.get("child") or {}).get("pid") == child, public(pw)
 
 
 # --------------------------------------------------------------------------- more waits

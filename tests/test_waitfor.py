@@ -12,6 +12,8 @@ import signal
 
 import pytest
 
+from harness.procs import remember_hanging_members
+
 from test_diagnose import (INTERPRETERS, Job, check_stream, label_of, mark_line, run_session,
                            short, version_of)
 
@@ -80,6 +82,9 @@ def release_session(binary, tmp_path_factory):
             return False
         if job.key not in sent and tr.select("hang", pid=job.pid):
             sent.add(job.key)
+            # the suite tracer may report the same hang a moment later (a second look):
+            # it must still know this process for one made to hang on purpose
+            remember_hanging_members()
             try:
                 os.kill(job.pid, signal.SIGKILL if _py2(job.python) else signal.SIGUSR1)
             except OSError:

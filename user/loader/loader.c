@@ -58,6 +58,9 @@ static void disable_missing_optional(struct pyhang_bpf *s)
 		bpf_program__set_autoload(s->progs.futex_waitv_enter, false);
 		bpf_program__set_autoload(s->progs.futex_waitv_exit, false);
 	}
+	/* OOM victims: fork.bpf.h falls back to signal->oom_mm at the exit without it */
+	if (!tracepoint_exists("oom", "mark_victim"))
+		bpf_program__set_autoload(s->progs.on_oom_victim, false);
 	bpf_program__set_autoattach(s->progs.scan_tick, false);
 	bpf_program__set_autoattach(s->progs.scan_manual, false);
 	bpf_program__set_autoattach(s->progs.clock_sample, false);
@@ -434,6 +437,12 @@ int loader_set_gil_range(struct loader *l, pid_t tgid, uint64_t lo, uint64_t hi)
 	w.gil_lo = lo;
 	w.gil_hi = hi;
 	return watch_store(l, tgid, &w);
+}
+
+int loader_fork_of(struct loader *l, pid_t child, struct ph_fork_rec *out)
+{
+	uint32_t key = (uint32_t)child;
+	return bpf_map__lookup_elem(l->skel->maps.forks, &key, sizeof(key), out, sizeof(*out), 0);
 }
 
 uint32_t loader_watch_flags(struct loader *l, pid_t tgid)

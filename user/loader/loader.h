@@ -64,6 +64,9 @@ const char *loader_scan_mechanism(const struct loader *l);
 int loader_watch(struct loader *l, pid_t tgid, uint32_t flags);
 int loader_watch_add_flags(struct loader *l, pid_t tgid, uint32_t flags);
 /* The PH_W_* flags of a watched process, 0 when it is not watched. */
+/* The kernel's record of child's fork from a multi-threaded watched parent, while the
+ * child has neither exec'd nor exited (bpf/fork.bpf.h). 0, or -1 with errno (ENOENT). */
+int loader_fork_of(struct loader *l, pid_t child, struct ph_fork_rec *out);
 uint32_t loader_watch_flags(struct loader *l, pid_t tgid);
 /* Futex waits in [lo, hi) are GIL waits for this process (merged into one wait). */
 int loader_set_gil_range(struct loader *l, pid_t tgid, uint64_t lo, uint64_t hi);

@@ -31,6 +31,8 @@ struct rec_start {
 	const char *scope;      /* "host", "pids" or "command" */
 	const pid_t *pids;
 	int npids;
+	bool descendants;       /* their descendants are traced too (COMMAND; -p unless
+				 * --no-children) */
 	const char *command;    /* argv[0] of COMMAND or NULL */
 	bool all_processes;
 	double threshold_s;

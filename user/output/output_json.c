@@ -10,6 +10,7 @@
 #include "ratelimit.h"
 #include "waitgraph_json.h"
 #include "childwait.h"
+#include "xproc.h"
 
 static void begin_event(struct output *o, struct jw *w, const char *event, uint64_t mono_ns)
 {
@@ -67,6 +68,7 @@ static void json_start(struct output *o, const struct rec_start *r)
 	struct jw w;
 	begin_event(o, &w, "start", mono_now_ns());
 	jw_kstr(&w, "scope", r->scope);
+	jw_kbool(&w, "descendants", r->descendants);
 	if (r->npids) {
 		jw_key(&w, "pids");
 		jw_arr_begin(&w);
@@ -288,6 +290,7 @@ void output_json_diagnosis(struct jw *w, const struct diagnosis *d, const struct
 		jw_key(w, "child");
 		childwait_write_diagnosis_child(w, d);
 	}
+	xproc_write_json(w, d);
 	jw_obj_end(w);
 }
 

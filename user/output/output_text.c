@@ -11,6 +11,7 @@
 #include "textreport.h"
 #include "waitgraph.h"
 #include "childwait.h"
+#include "xproc.h"
 
 #define C_BOLD "\033[1m"
 #define C_RED "\033[31m"
@@ -85,6 +86,8 @@ static void text_start(struct output *o, const struct rec_start *r)
 		sb_puts(&sb, r->npids > 1 ? "pids" : "pid");
 		for (int i = 0; i < r->npids; i++)
 			sb_printf(&sb, "%s%d", i ? ", " : " ", (int)r->pids[i]);
+		if (r->descendants)
+			sb_puts(&sb, r->npids > 1 ? " and their descendants" : " and its descendants");
 	} else if (strcmp(r->scope, "command") == 0) {
 		sb_puts(&sb, "the command ");
 		sb_put_escaped_text(&sb, r->command, strlen(r->command));
@@ -315,6 +318,7 @@ static void text_hang(struct output *o, const struct rec_hang *r)
 	sb_puts(&o->sb, ": ");
 	sb_put_escaped_text(&o->sb, r->diag->summary, strlen(r->diag->summary));
 	sb_printf(&o->sb, " [%s]\n", diag_code_name(r->diag->code));
+	xproc_write_text(&o->sb, r->diag);
 	pid_t focus[DIAG_MAX_CULPRITS + 1];
 	size_t n = 0;
 	for (size_t i = 0; i < r->diag->nculprits && n < DIAG_MAX_CULPRITS; i++)

@@ -180,6 +180,11 @@ static void traceback(struct strbuf *sb, pid_t pid, const struct py_thread *t)
 	sb_putc(sb, '\n');
 }
 
+void textreport_traceback(struct strbuf *sb, pid_t pid, const struct py_thread *t)
+{
+	traceback(sb, pid, t);
+}
+
 static void one_line(struct strbuf *sb, const struct py_thread *t)
 {
 	header(sb, t, false);

@@ -16,6 +16,8 @@
  * the others one line each. mark: the tid to mark with "==>" (0: none). */
 void textreport_threads(struct strbuf *sb, const struct py_process *p, const pid_t *focus,
 			size_t nfocus, pid_t mark);
+/* ":", then t's stack as a traceback with source lines (read through /proc/PID/root). */
+void textreport_traceback(struct strbuf *sb, pid_t pid, const struct py_thread *t);
 /* What thread tid of p waits for, for people ("Lock held by 'B' (tid 6, taken at x.py:12),
  * which is in clock_nanosleep() at x.py:40"); "" when nothing is known. */
 void textreport_wait(const struct py_process *p, pid_t tid, char *buf, size_t len);

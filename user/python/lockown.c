@@ -187,3 +187,51 @@ uint64_t lockown_join_ident(struct py_reader *r, const struct py_process *p, con
 	}
 	return 0;
 }
+/* ---- queue.Queue -------------------------------------------------------------------- */
+
+/* Items in a collections.deque: Py_SIZE on 3.5+ (Modules/_collectionsmodule.c, a
+ * PyVarObject), `len` after the two block pointers and two indexes on 2.7 (offset 48). */
+static bool deque_len(struct ctx *c, uint64_t obj, uint64_t *out)
+{
+	char name[32];
+	uint64_t type = obj && !(obj & 7) ? rd_u64(c, obj + c->l->ob_type) : 0;
+	if (!type || !rd_cstr(c, rd_u64(c, type + c->l->tp_name), name, sizeof(name)) ||
+	    strcmp(name, "collections.deque") != 0)
+		return false;
+	int64_t n;
+	if (!rd(c, obj + (c->l->major == 2 ? 48 : 16), &n, sizeof(n)) || n < 0)
+		return false;
+	*out = (uint64_t)n;
+	return true;
+}
+
+bool lockown_queue_state(struct py_reader *r, const struct py_process *p, const struct py_thread *t,
+			 const char *method, uint64_t *queue, uint64_t *unfinished, uint64_t *queued)
+{
+	struct ctx c;
+	memset(&c, 0, sizeof(c));
+	c.r = r;
+	c.pid = p->pid;
+	c.l = py_reader_layout(r, p->pid);
+	if (!c.l)
+		return false;
+	for (size_t k = 0; k < t->nframes && k < 8; k++) {
+		const struct py_frame *f = &t->frames[k];
+		const char *fn = f->function ? strrchr(f->function, '.') : NULL;
+		fn = fn ? fn + 1 : f->function;
+		const char *base = f->file ? strrchr(f->file, '/') : NULL;
+		base = base ? base + 1 : f->file;
+		if (!fn || !f->addr || !base || strcmp(fn, method) != 0 ||
+		    (strcmp(base, "queue.py") != 0 && strcmp(base, "Queue.py") != 0))
+			continue;
+		uint64_t self = rd_u64(&c, f->addr + (c.l->frames == PY_FRAMES_OBJECTS ?
+							c.l->f_localsplus : c.l->iframe_localsplus));
+		if (!self)
+			return false;
+		*queue = self;
+		uint64_t u = py_reader_mem_attr(r, p->pid, self, "unfinished_tasks");
+		uint64_t d = py_reader_mem_attr(r, p->pid, self, "queue");
+		return u && d && read_int(&c, u, unfinished) && deque_len(&c, d, queued);
+	}
+	return false;
+}

@@ -51,4 +51,9 @@ int lockown_read(struct py_reader *r, const struct py_process *p, struct lo_thre
  * waits for: the `self` of its threading.py join (or _wait_for_tstate_lock) frame, its
  * _ident (2.7: _Thread__ident). 0 when unknown. */
 uint64_t lockown_join_ident(struct py_reader *r, const struct py_process *p, const struct py_thread *t);
+/* The queue.Queue whose `method` ("join", "get") t is blocked in: the `self` of that
+ * queue.py (2.7: Queue.py) frame, its unfinished_tasks and the items in its deque
+ * (Lib/queue.py: self.queue). false when t is not in it or a value cannot be read. */
+bool lockown_queue_state(struct py_reader *r, const struct py_process *p, const struct py_thread *t,
+			 const char *method, uint64_t *queue, uint64_t *unfinished, uint64_t *queued);
 #endif

@@ -131,8 +131,16 @@ uint64_t instance_attr(struct walk *w, uint64_t obj, const char *name)
 		return 0;
 	if (l->inst_dict == PY_INST_DICTOFFSET) {
 		uint64_t off, dict;
-		if (rd_u64(w, type + l->tp_dictoffset, &off) != 0 || off < 16 || off > 4096 ||
-		    rd_u64(w, obj + off, &dict) != 0)
+		if (rd_u64(w, type + l->tp_dictoffset, &off) != 0)
+			return 0;
+		/* 2.7 old-style instances (type "instance", tp_dictoffset 0): PyInstanceObject's
+		 * in_dict after in_class (Include/classobject.h) */
+		char tn[9];
+		uint64_t tname;
+		if (off == 0 && l->major == 2 && rd_u64(w, type + l->tp_name, &tname) == 0 &&
+		    rd(w, tname, tn, sizeof(tn)) == 0 && memcmp(tn, "instance", 9) == 0)
+			off = 24;
+		if (off < 16 || off > 4096 || rd_u64(w, obj + off, &dict) != 0)
 			return 0;
 		return dict_get_str(w, dict, name);
 	}

@@ -40,11 +40,16 @@ static const char USAGE[] =
 	"                     holds itself, a lock whose holder died, or a GIL held too long;\n"
 	"                     asyncio (3.7-3.13): an event loop blocked by synchronous code,\n"
 	"                     waiting for its own future, or tasks awaiting each other\n"
+	"                     a forked child waiting for a lock fork() copied while held\n"
+	"                     (fork_held_lock); a wait for a child that died (worker_died)\n"
 	"  hang_end           a reported hang is over: one of its threads moved again, or\n"
 	"                     its process ended\n"
 	"\n"
 	"Options:\n"
-	"  -p, --pid PID          trace only this process (repeatable). Default: the whole host\n"
+	"  -p, --pid PID          trace only this process and its descendants, those running\n"
+	"                         now and those it starts later (repeatable). Default: the\n"
+	"                         whole host\n"
+	"      --no-children      with -p: only the listed processes, not their descendants\n"
 	"  -t, --threshold SECS   report waits longer than this (default 5; fractions allowed)\n"
 	"      --duration SECS    stop after this long (default: until Ctrl-C or SIGTERM)\n"
 	"      --all              report every process, not only those running CPython\n"
@@ -141,13 +146,14 @@ static pid_t parse_pid_arg(const char *s)
 
 enum { OPT_DURATION = 0x100, OPT_ALL, OPT_JSON, OPT_METRICS_ADDR, OPT_BPF_STATS, OPT_RINGBUF_SIZE,
        OPT_HANG_TIMEOUT, OPT_KILL_AFTER, OPT_ANNOTATE,
-       OPT_LIMIT };
+       OPT_LIMIT, OPT_NO_CHILDREN };
 
 static const struct option LONG_OPTS[] = {
 	{ "pid", required_argument, NULL, 'p' },
 	{ "threshold", required_argument, NULL, 't' },
 	{ "duration", required_argument, NULL, OPT_DURATION },
 	{ "all", no_argument, NULL, OPT_ALL },
+	{ "no-children", no_argument, NULL, OPT_NO_CHILDREN },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "output", required_argument, NULL, 'o' },
 	{ "quiet", no_argument, NULL, 'q' },
@@ -189,6 +195,9 @@ void parse_args(int argc, char **argv, struct tracer *t, struct cli *c)
 			break;
 		case OPT_ALL:
 			t->all_processes = true;
+			break;
+		case OPT_NO_CHILDREN:
+			t->no_children = true;
 			break;
 		case OPT_JSON:
 			c->json = true;

@@ -15,6 +15,7 @@
 #define DIAG_MAX_CULPRITS 16
 
 struct cw_wait;
+struct xp_facts;
 
 /* What a hang is, X(enum constant, the code JSON and text print): diagnose.c and
  * waitgraph.c produce them (the last three: asyncio_diag.c); diag_code_name is their one
@@ -31,7 +32,9 @@ struct cw_wait;
 	X(DIAG_EVENT_LOOP_SELF_WAIT, "event_loop_self_wait")                                        \
 	X(DIAG_AWAIT_CYCLE, "await_cycle")                                                          \
 	X(DIAG_PIPE_DEADLOCK, "pipe_deadlock")                                                      \
-	X(DIAG_CHILD_HUNG, "child_hung")
+	X(DIAG_CHILD_HUNG, "child_hung")                                                            \
+	X(DIAG_FORK_HELD_LOCK, "fork_held_lock")                                                    \
+	X(DIAG_WORKER_DIED, "worker_died")
 #define DIAG_CODE_CONSTANT(e, name) e,
 enum diag_code { DIAG_CODES(DIAG_CODE_CONSTANT) };
 /* "deadlock", ...; "unknown" for a value out of range. */
@@ -46,6 +49,8 @@ struct diagnosis {
 	/* pipe_deadlock, child_hung (childwait.h): the child wait, and which of its children */
 	const struct cw_wait *child;
 	size_t child_index;
+	const struct xp_facts *xproc; /* fork_held_lock, worker_died: facts of other processes
+				       * (xproc.h), NULL otherwise */
 };
 
 /* What the snapshot does not tell: whether thread tid has been in one futex wait on uaddr

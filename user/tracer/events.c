@@ -23,10 +23,12 @@
 #include "stackline.h"
 #include "pystack.h"
 #include "ratelimit.h"
+#include "recheck.h"
 #include "snapshot.h"
 #include "iosample.h"
 #include "tracer.h"
 #include "waitgraph.h"
+#include "xproc.h"
 
 /* Fills p from the event and from /proc. What /proc says is kept only if pid is still the
  * event's process after reading it (a pid cannot come back to an old process, so it was
@@ -61,6 +63,8 @@ void tracer_events_cleanup(struct tracer *t)
 	t->ht = NULL;
 	free(t->cw);
 	t->cw = NULL;
+	xproc_free(t->xp);
+	t->xp = NULL;
 }
 
 /* A wait for a child: the child's facts on the waiting thread's waiting_for (once per
@@ -169,14 +173,18 @@ static void evaluate_long_wait(struct tracer *t, const struct ph_event *e, bool 
 			r.child_wait = orphan = childwait_read(t->reader, t->ht, r.p.pid, r.p.tid,
 							       e->wait.uaddr);
 	}
-	if (r.py)
-		maybe_report_hang(t, &r);
+	bool proven = r.py && maybe_report_hang(t, &r);
 	r.covered = ht_hang_covers(t->ht, r.p.pid, r.p.tid);
 	if (emit) {
 		t->n_long_waits++;
 		t->out.ops->long_wait(&t->out, &r);
 	}
 	childwait_free(orphan);
+	/* not proven now: looked at again a few times while it lasts (recheck.h; a wait for
+	 * a child has its own second looks, childwait.h) */
+	if (emit && r.py && !proven && !r.gil && !r.covered && !childwait_is_op(e->wait.op))
+		recheck_add(&t->rc, r.p.pid, r.p.tid, e->proc_start, e->wait.uaddr, e->wait.start_ns,
+			    mono_now_ns());
 }
 
 /* The long waits of one scan arrive one after another (the threads of a deadlock pass the
@@ -207,6 +215,44 @@ void tracer_flush_events(struct tracer *t)
 	for (unsigned i = 0; i < n; i++)
 		on_long_wait(t, &work[i]);
 	flushing = false;
+}
+
+/* The second looks of recheck.h: a fresh snapshot of the process, and the diagnoses again
+ * (no new long_wait event). Milliseconds until the next is due, -1 when none. */
+int tracer_recheck_waits(struct tracer *t)
+{
+	struct rc_entry c;
+	uint64_t now = mono_now_ns();
+	pid_t pid = 0; /* one process per pass: the first due one's, on one read of it */
+	bool read = false;
+	while (t->ht && recheck_take_due(&t->rc, now, pid, &c)) {
+		pid = c.pid;
+		if (!ht_wait_is_open(t->ht, c.pid, c.tid, c.uaddr, NULL) || ht_hang_covers(t->ht, c.pid, c.tid)) {
+			recheck_forget(&t->rc, c.pid, c.tid);
+			continue;
+		}
+		struct ph_event e = { .type = PH_EV_LONG_WAIT, .pid = (unsigned)c.pid, .tid = (unsigned)c.tid,
+				      .ts_ns = now, .proc_start = c.proc_start };
+		struct rec_long_wait r = { 0 };
+		char err[256] = "";
+		r.tracer = t;
+		if (!fill_proc(&r.p, &e)) {
+			recheck_forget(&t->rc, c.pid, 0);
+			continue;
+		}
+		r.waited_s = seconds_between(c.start_ns, now);
+		r.futex_addr = c.uaddr;
+		if (!read) /* the facts may have changed since the last look */
+			drop_snapshot(t);
+		read = true;
+		r.py = snapshot(t, c.pid, c.proc_start, err, sizeof(err));
+		if (!r.py)
+			continue;
+		snapshot_graph(t);
+		if (maybe_report_hang(t, &r))
+			recheck_forget(&t->rc, c.pid, c.tid);
+	}
+	return recheck_due_in_ms(&t->rc, mono_now_ns());
 }
 
 static void on_wait_end(struct tracer *t, const struct ph_event *e)
@@ -240,6 +286,7 @@ static void on_wait_end(struct tracer *t, const struct ph_event *e)
 	t->n_wait_ends++;
 	t->out.ops->wait_end(&t->out, &r);
 	guard_note_wait_end(t, r.p.pid, r.p.tid);
+	recheck_forget(&t->rc, r.p.pid, r.p.tid);
 	ht_wait_close(t->ht, r.p.tid);
 	if (t->cw)
 		cw_table_close(t->cw, r.p.tid);
@@ -513,6 +560,12 @@ int tracer_handle_event(void *arg, const void *data, size_t size)
 	case PH_EV_SUPPRESSED:
 		tracer_on_suppressed(t, e);
 		break;
+	case PH_EV_FORK:
+		xproc_on_fork(t, e);
+		break;
+	case PH_EV_CHILD_DIED:
+		xproc_on_child_died(t, e);
+		break;
 	case PH_EV_EXIT:
 		ios_forget(t, (pid_t)e->pid, REC_END_PROCESS_EXIT, e->ts_ns);
 		if (t->ht) {
@@ -522,6 +575,7 @@ int tracer_handle_event(void *arg, const void *data, size_t size)
 			p.ns_pid = -1;
 			end_hang(t, p.pid, 0, e->ts_ns, REC_END_PROCESS_EXIT, &p);
 			ht_forget_process(t->ht, p.pid);
+			recheck_forget(&t->rc, p.pid, 0);
 		}
 		if (t->snap_valid && t->snap.pid == (pid_t)e->pid)
 			drop_snapshot(t);

@@ -11,8 +11,10 @@
 #include "diagnose.h"
 #include "guard.h"
 #include "hangtrack.h"
+#include "taskdone.h"
 #include "tracer.h"
 #include "waitgraph.h"
+#include "xproc.h"
 
 /* FNV-1a over what identifies a hang, so the same one is reported once. */
 static uint64_t hang_fingerprint(pid_t pid, const struct diagnosis *d)
@@ -73,22 +75,27 @@ static void track_hang(struct tracer *t, const struct rec_long_wait *lw, const s
 
 /* A finding, only when proven: shutdown waiting for threads, every thread blocked for
  * good, a GIL held too long. Anything else stays a long_wait. */
-void maybe_report_hang(struct tracer *t, const struct rec_long_wait *lw)
+bool maybe_report_hang(struct tracer *t, const struct rec_long_wait *lw)
 {
 	struct diagnosis d = { 0 }; /* a rule sets only what it proves (child: NULL) */
 	struct diag_waits w = { long_blocked, (void *)lw };
 	const struct waitgraph *g = t->graph && t->graph->p == lw->py ? t->graph : NULL;
-	/* a wait for a child: what the child does (childwait.h) */
+	/* causes in another process first: a wait for a child, what the child does
+	 * (childwait.h); a forked child, a dead worker (xproc.h): they would look like this
+	 * one's own */
 	struct wf_info *cf = childwait_is_op(lw->futex_op) ? childwait_waiter_info(g, lw->p.tid) : NULL;
 	if (!(cf && cf->child && childwait_diagnose(cf->child, lw->py, t->cw, &d)) &&
+	    !xproc_diagnose(t, lw, g, &w, &d) &&
 	    !aio_diagnose_self_wait(aio_published(lw->py->pid, lw->py->start_time), lw->p.tid, &d) &&
 	    !(g && waitgraph_diagnose(g, lw->p.tid, &w, &d)) &&
 	    !diagnose_process(lw->py, lw->p.tid, lw->waited_s, lw->gil, &w, &d))
-		return;
+		return false;
+	if (d.code == DIAG_ALL_THREADS_BLOCKED)
+		taskdone_explain(t->reader, lw->py, &d);
 	guard_note_hang(t, lw); /* before the de-duplication: a new wait restarts its clock */
 	uint64_t fp = hang_fingerprint(lw->p.pid, &d);
 	if (hang_seen_before(t, fp))
-		return;
+		return true;
 	struct rec_hang r = { .p = lw->p, .diag = &d, .py = lw->py };
 	t->n_hangs++;
 	t->out.ops->hang(&t->out, &r);
@@ -97,6 +104,7 @@ void maybe_report_hang(struct tracer *t, const struct rec_long_wait *lw)
 	/* a parent already waiting for this process now waits for a hung child */
 	if (!d.child)
 		tracer_recheck_waiters_of(t, lw->p.pid);
+	return true;
 }
 
 /* The hang that thread tid (0: the whole process) belonged to is over: say so once. The

@@ -6,6 +6,7 @@
  * waiting or its process exits, which yields one hang_end. */
 #ifndef PH_HANGGATE_H
 #define PH_HANGGATE_H
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -21,9 +22,10 @@ static inline double seconds_between(uint64_t from_ns, uint64_t to_ns)
 	return to_ns > from_ns ? (double)(to_ns - from_ns) / 1e9 : 0.0;
 }
 
-/* After a long_wait with a snapshot (lw->py): diagnose it (the wait-for graph's proofs
- * first, then diagnose_process) and report a hang if one is proven and new. */
-void maybe_report_hang(struct tracer *t, const struct rec_long_wait *lw);
+/* After a long_wait with a snapshot (lw->py): diagnose it (causes in other processes
+ * (xproc.h), the wait-for graph's proofs, then diagnose_process) and report a hang if one
+ * is proven and new. true when one is proven (new or reported before). */
+bool maybe_report_hang(struct tracer *t, const struct rec_long_wait *lw);
 
 /* Thread tid of pid (0: the whole process) stopped waiting at now_ns, for reason why
  * (REC_END_RETURN, _SIGNAL, _THREAD_EXIT, _PROCESS_EXIT): one hang_end per open hang it was

@@ -73,6 +73,14 @@ const struct py_process *snapshot(struct tracer *t, pid_t pid, uint64_t proc_sta
 	}
 	if (py_read_process(t->reader, pid, &t->snap, err, errlen) != 0)
 		return NULL;
+	if (proc_start && t->snap.start_time != proc_start && same_process(pid, proc_start)) {
+		/* the reader's entry for this pid was an earlier process's (pids wrap fast under
+		 * fork churn): read it afresh */
+		py_process_free(&t->snap);
+		py_forget_process(t->reader, pid);
+		if (py_read_process(t->reader, pid, &t->snap, err, errlen) != 0)
+			return NULL;
+	}
 	if (proc_start && t->snap.start_time != proc_start) {
 		/* it exited and its pid was reused between the look above and the read */
 		py_process_free(&t->snap);

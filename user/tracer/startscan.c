@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "descend.h"
 #include "procmem.h"
 #include "procscan.h"
 #include "pyreader.h"
@@ -186,18 +187,36 @@ static int register_host_process(pid_t pid, void *arg)
 	return add_target(t, pid) == 0 ? 0 : -1;
 }
 
+static int register_selected(pid_t pid, void *arg)
+{
+	struct tracer *t = arg;
+	if (pid == getpid())
+		return 0;
+	bool python = py_is_python_process(pid);
+	if (loader_watch(t->ld, pid, PH_W_SCOPE | (python ? PH_W_PYTHON : 0)) != 0)
+		return -1;
+	if ((t->all_processes || python) && add_target(t, pid) != 0)
+		return -1;
+	/* described before the start event: what it does from then on (a fork, a SIGCHLD
+	 * change) gets its stack in the kernel (the start-up scan describes it again) */
+	uint64_t start;
+	if (python && pm_start_time(pid, &start) == 0)
+		(void)tracer_describe(t, pid, start);
+	return 0;
+}
+
 int tracer_register_processes(struct tracer *t)
 {
 	if (t->host_wide)
 		return proc_for_each_pid("/proc", MAX_PROCS_SCANNED, register_host_process, t) < 0 ? -1 : 0;
-	for (int i = 0; i < t->npids; i++) {
-		pid_t pid = t->pids[i];
-		bool python = py_is_python_process(pid);
-		if (loader_watch(t->ld, pid, PH_W_SCOPE | (python ? PH_W_PYTHON : 0)) != 0)
+	for (int i = 0; i < t->npids; i++)
+		if (register_selected(t->pids[i], t) != 0)
 			return -1;
-		if ((t->all_processes || python) && add_target(t, pid) != 0)
-			return -1;
-	}
+	/* -p covers the descendants: those forked from now on inherit the watch in the kernel
+	 * (the listed ones are watched already), the ones alive now are found here */
+	if (!t->command && !t->no_children &&
+	    descend_for_each(t->pids, (size_t)t->npids, MAX_PROCS_SCANNED, register_selected, t) < 0)
+		return -1;
 	return 0;
 }
 

@@ -182,6 +182,7 @@ static void event_loop(struct tracer *t, struct metrics *m)
 		timeout = min_timeout(timeout, loader_scan_due_in_ms(t->ld));
 		timeout = min_timeout(timeout, tracer_run_exec_checks(t));
 		timeout = min_timeout(timeout, ios_tick(t));
+		timeout = min_timeout(timeout, tracer_recheck_waits(t));
 		timeout = min_timeout(timeout, guard_due_in_ms(t));
 		timeout = min_timeout(timeout, aio_watch_due_in_ms(t));
 		timeout = min_timeout(timeout, child_waits_due);
@@ -222,6 +223,7 @@ static void emit_start(struct tracer *t)
 		.scope = t->command ? "command" : t->npids ? "pids" : "host",
 		.pids = t->pids,
 		.npids = t->npids,
+		.descendants = t->command != NULL || (t->npids > 0 && !t->no_children),
 		.command = t->command ? t->command[0] : NULL,
 		.all_processes = t->all_processes,
 		.threshold_s = (double)t->threshold_ns / 1e9,
@@ -314,7 +316,7 @@ static int setup(struct tracer *t, const struct cli *c, int *go_fd, struct metri
 		.threshold_ns = t->threshold_ns,
 		.trace_all_procs = t->all_processes,
 		.host_wide = t->host_wide,
-		.follow_children = t->command != NULL,
+		.follow_children = t->command != NULL || (t->npids > 0 && !t->no_children),
 		.ringbuf_bytes = c->ringbuf_bytes,
 	};
 	t->reader = py_reader_new();

@@ -12,6 +12,7 @@
 #include "output.h"
 #include "pending.h"
 #include "pyreader.h"
+#include "recheck.h"
 #include "sigchld_state.h"
 
 #define MAX_PIDS 64
@@ -36,6 +37,7 @@ struct tracer {
 	/* settings */
 	uint64_t threshold_ns;
 	bool all_processes;
+	bool no_children; /* --no-children: -p covers the listed processes only */
 	bool host_wide;
 	pid_t pids[MAX_PIDS];
 	int npids;
@@ -76,6 +78,8 @@ struct tracer {
 	unsigned hang_seen_next;
 	/* open long waits and open hangs, for proofs and hang_end (hangtrack.h); lazily made */
 	struct hangtrack *ht;
+	struct xproc *xp; /* forks and children's deaths (xproc.h), NULL until the first */
+	struct recheck rc; /* long waits to look at again (recheck.h) */
 	uint64_t n_hang_ends;
 	struct iosample *ios; /* iosample.h: long I/O waits, sampled from /proc; NULL off */
 	struct cw_table *cw; /* open waits for children (childwait.h); lazily made */
@@ -101,6 +105,9 @@ int tracer_recheck_child_waits(struct tracer *t);
 void tracer_recheck_waiters_of(struct tracer *t, pid_t child);
 /* execcheck.c: run due exec re-checks; returns ms until the next one is due, or -1 if none. */
 int tracer_run_exec_checks(struct tracer *t);
+/* Second looks at long waits that were not a proven hang (recheck.h); milliseconds until
+ * the next is due, -1 when none. */
+int tracer_recheck_waits(struct tracer *t);
 
 /* startscan.c: register processes of interest in the kernel (before `start`), then report
  * what was already going on in them (after `start`). */

@@ -1,0 +1,63 @@
+/* recheck: second looks at long waits not proven a hang at first (see recheck.h). */
+#include "recheck.h"
+
+#include <string.h>
+
+#define RC_FIRST_NS 1000000000ull
+
+void recheck_add(struct recheck *r, pid_t pid, pid_t tid, uint64_t proc_start, uint64_t uaddr,
+		 uint64_t start_ns, uint64_t now)
+{
+	struct rc_entry *slot = NULL;
+	for (size_t i = 0; i < RC_MAX; i++) {
+		struct rc_entry *e = &r->e[i];
+		if (e->tid == tid && e->pid == pid) {
+			slot = e; /* a new wait of the same thread replaces its old one */
+			break;
+		}
+		if (!slot && !e->tid)
+			slot = e;
+	}
+	if (!slot) { /* full: the entry due last (the most looked at) goes */
+		slot = &r->e[0];
+		for (size_t i = 1; i < RC_MAX; i++)
+			if (r->e[i].due_ns > slot->due_ns)
+				slot = &r->e[i];
+	}
+	*slot = (struct rc_entry){ .pid = pid, .tid = tid, .proc_start = proc_start, .uaddr = uaddr,
+				   .start_ns = start_ns, .due_ns = now + RC_FIRST_NS, .looks = 0 };
+}
+
+void recheck_forget(struct recheck *r, pid_t pid, pid_t tid)
+{
+	for (size_t i = 0; i < RC_MAX; i++)
+		if (r->e[i].tid && r->e[i].pid == pid && (!tid || r->e[i].tid == tid))
+			memset(&r->e[i], 0, sizeof(r->e[i]));
+}
+
+bool recheck_take_due(struct recheck *r, uint64_t now, pid_t pid, struct rc_entry *out)
+{
+	for (size_t i = 0; i < RC_MAX; i++) {
+		struct rc_entry *e = &r->e[i];
+		if (!e->tid || e->due_ns > now || (pid && e->pid != pid))
+			continue;
+		*out = *e;
+		if (++e->looks >= RC_LOOKS)
+			memset(e, 0, sizeof(*e));
+		else
+			e->due_ns = now + (RC_FIRST_NS << e->looks);
+		return true;
+	}
+	return false;
+}
+
+int recheck_due_in_ms(const struct recheck *r, uint64_t now)
+{
+	uint64_t next = UINT64_MAX;
+	for (size_t i = 0; i < RC_MAX; i++)
+		if (r->e[i].tid && r->e[i].due_ns < next)
+			next = r->e[i].due_ns;
+	if (next == UINT64_MAX)
+		return -1;
+	return next <= now ? 0 : (int)((next - now) / 1000000ull) + 1;
+}

@@ -1,0 +1,43 @@
+/* recheck: a second look at long waits that were not a proven hang when they passed the
+ * threshold. A proof can need facts the first look did not have: a thread still exiting
+ * (printing its traceback) when its last peer's wait passed the threshold, a pool still
+ * replacing a dead worker. Owns: a bounded list (RC_MAX waits, the oldest dropped) of such
+ * waits, each looked at again 1, 2, 4, 8 and 16 s after the first look while it lasts
+ * (then it stays a long_wait); dropped when the wait ends, its process exits, or a hang
+ * covers it. The look itself is the tracer's (events.c: a snapshot and the diagnoses):
+ * one process per pass of the event loop, all its due waits on one read of it, so a
+ * process of thousands of blocked threads costs one read per look, not one per thread. */
+#ifndef PH_RECHECK_H
+#define PH_RECHECK_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define RC_MAX 64
+#define RC_LOOKS 5
+
+struct rc_entry {
+	pid_t pid, tid;        /* tid 0: free */
+	uint64_t proc_start;
+	uint64_t uaddr;
+	uint64_t start_ns;     /* the wait's start, CLOCK_MONOTONIC */
+	uint64_t due_ns;
+	int looks;             /* done so far */
+};
+
+struct recheck {
+	struct rc_entry e[RC_MAX];
+};
+
+/* Look again at tid's wait on uaddr (started start_ns) later; now: the first look. */
+void recheck_add(struct recheck *r, pid_t pid, pid_t tid, uint64_t proc_start, uint64_t uaddr,
+		 uint64_t start_ns, uint64_t now);
+/* tid's wait ended (tid 0: every wait of pid; the process exited). */
+void recheck_forget(struct recheck *r, pid_t pid, pid_t tid);
+/* One entry due at now (of process pid; 0: any): copied to *out and rescheduled (or
+ * dropped after RC_LOOKS). */
+bool recheck_take_due(struct recheck *r, uint64_t now, pid_t pid, struct rc_entry *out);
+/* Milliseconds until the next entry is due (0: now), -1 when none. */
+int recheck_due_in_ms(const struct recheck *r, uint64_t now);
+#endif
