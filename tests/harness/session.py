@@ -18,7 +18,7 @@ import shlex
 import signal
 import time
 
-from .procs import Registry, alarm_guard
+from .procs import Registry, alarm_guard, remember_hanging_members
 from .pythons import INTERPRETERS
 from .tracer import START_TIMEOUT, STOP_TIMEOUT, Tracer
 
@@ -108,10 +108,13 @@ class Job(object):
             " ".join(self.argv), self.lines(), self.output()[-1500:])
 
     def kill(self):
-        """SIGKILL the program, if that pid still runs this program."""
+        """SIGKILL the program, if that pid still runs this program.  The members of the
+        sessions that hang on purpose are remembered first: the suite tracer may read this
+        program's `hang` after it is gone, when its ancestry can no longer be read."""
         pid = self.pid
         if not pid:
             return
+        remember_hanging_members()
         try:
             with open("/proc/%d/cmdline" % pid, "rb") as f:
                 if self.prog.encode() not in f.read():
