@@ -1,7 +1,7 @@
 """End-to-end tests of issue 14: no false hangs, lock ownership, the wait-for graph and the
 proven diagnoses (deadlock, self_deadlock, orphaned_lock), hang_end, on every interpreter.
 
-Real kernel, real processes; needs root.  Sessions and jobs come from tests/test_diagnose.py
+Real kernel, real processes; needs root.  Sessions and jobs come from tests/harness/session.py
 (one tracer in `-- sh -c` mode runs a program under every interpreter; each program appends
 its pid and its threads' tids to a report file).  Expected files, lines and functions come
 from the programs' `# MARK: name` comments, never from the tool's output.

@@ -173,8 +173,16 @@ def run_session(binary, workdir, name, batches, args, hang_pred=None, limit=120,
                 tr.wait_start()
                 if hang_pred is not None:
                     seen, known, done = {}, {}, set()
+                    next_scan = 0.0
                     while len(done) < len(jobs) and tr.proc.poll() is None:
                         now = time.monotonic()
+                        # every live program of the session, recorded while it lives (every
+                        # 0.5 s: a program that hangs lives longer than the 1 s threshold):
+                        # one that ends by itself (released) may do so before the suite
+                        # tracer has read its `hang`, and then its ancestry is gone
+                        if now >= next_scan:
+                            remember_hanging_members()
+                            next_scan = now + 0.5
                         for i, j in enumerate(jobs):
                             if i in done:
                                 continue
