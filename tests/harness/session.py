@@ -22,7 +22,8 @@ from .procs import Registry, alarm_guard, remember_hanging_members
 from .pythons import INTERPRETERS
 from .tracer import START_TIMEOUT, STOP_TIMEOUT, Tracer
 
-HANG_TIMEOUT = 25.0    # every expected finding seen within this long after the job's pid is known
+HANG_TIMEOUT = 25.0    # every expected finding seen within this long after the program began
+START_LIMIT = 90.0     # a program runs its first line within this long of its fork (a loaded host)
 SETTLE = 1.5           # after a job's expected finding: room for (wrong) duplicates
 
 # path -> (label, version)
@@ -150,14 +151,15 @@ def _alive(job):
         return False
 
 
-def run_session(binary, workdir, name, batches, args, hang_pred=None, limit=120, hangs=None):
+def run_session(binary, workdir, name, batches, args, hang_pred=None, limit=240, hangs=None):
     """Run the jobs under one tracer: `--json ARGS -- sh -c SCRIPT`.  Jobs of a batch run in
     parallel; batches one after another.
 
     Without hang_pred the programs end by themselves, and so does the tracer (its command
     ended).  With hang_pred(tracer, job) -> bool the programs hang: each job is killed
-    SETTLE s after hang_pred first held for it (or HANG_TIMEOUT s after its pid was known,
-    or when it ended by itself), which lets the next batch start; the tracer then ends with
+    SETTLE s after hang_pred first held for it (or HANG_TIMEOUT s after its first report
+    line, START_LIMIT s after its fork, or when it ended by itself), which lets the next
+    batch start; the tracer then ends with
     its command.  hangs: the programs hang on purpose (for the suite tracer; default: when
     hang_pred is given)."""
     jobs = [j for batch in batches for j in batch]
@@ -172,7 +174,7 @@ def run_session(binary, workdir, name, batches, args, hang_pred=None, limit=120,
             try:
                 tr.wait_start()
                 if hang_pred is not None:
-                    seen, known, done = {}, {}, set()
+                    seen, forked, known, done = {}, {}, {}, set()
                     next_scan = 0.0
                     while len(done) < len(jobs) and tr.proc.poll() is None:
                         now = time.monotonic()
@@ -186,13 +188,20 @@ def run_session(binary, workdir, name, batches, args, hang_pred=None, limit=120,
                         for i, j in enumerate(jobs):
                             if i in done:
                                 continue
-                            if j.pid and i not in known:
+                            if j.pid and i not in forked:
+                                forked[i] = now
+                            # the clock runs from the program's first report line (its
+                            # Python runs), not from its fork: on a loaded host dozens of
+                            # interpreters starting at once take many seconds
+                            if i in forked and i not in known and (j.lines() or not os.path.exists(j.report)
+                                                                   and j.output()):
                                 known[i] = now
                             if i not in seen and j.pid and hang_pred(tr, j):
                                 seen[i] = now
                             if ((i in seen and now - seen[i] >= SETTLE)
                                     or (i in known and now - known[i] >= HANG_TIMEOUT)
-                                    or (i in known and not _alive(j))):
+                                    or (i in forked and now - forked[i] >= START_LIMIT)
+                                    or (i in forked and not _alive(j))):
                                 j.kill()
                                 done.add(i)
                         time.sleep(0.1)
