@@ -158,7 +158,10 @@ check-layouts: $(BUILD)/layouts/table_dump
 # the process image fuzz_debugoffsets walks with each layout it accepts.
 FUZZ_CC            ?= $(CLANG)
 FUZZ_SECONDS       ?= 60
-FUZZ_SMOKE_SECONDS ?= 12
+# The smoke run (part of `make test`): every committed seed under ASan + UBSan (libFuzzer
+# runs the whole seed corpus before it looks at the clock: the INITED line, checked below),
+# then a few seconds of mutations.  The seeds take well under a second per harness.
+FUZZ_SMOKE_SECONDS ?= 3
 # Smaller caches (allocated per input) make a run ~10x faster; eviction stays exercised.
 FUZZ_SAN   := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
               -fno-omit-frame-pointer -O1 -DPM_CACHE_SLOTS=64u -DCODE_CACHE_CAP=64u
@@ -201,6 +204,8 @@ define fuzz_run
 	        -artifact_prefix=$(abspath $(BUILD))/fuzz/artifacts/$$n- \
 	        $(BUILD)/fuzz/corpus/$$n tests/fuzz/corpus/$$n 2>$(BUILD)/fuzz/$$n.log || \
 	        { tail -n 60 $(BUILD)/fuzz/$$n.log; exit 1; }; \
+	    grep -q 'INITED' $(BUILD)/fuzz/$$n.log || \
+	        { echo "fuzz_$$n: the seed corpus did not run to its end"; exit 1; }; \
 	    grep -E '^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' \
 	        $(BUILD)/fuzz/$$n.log | tr '\n' ' '; echo; \
 	done

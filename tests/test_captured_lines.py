@@ -5,7 +5,7 @@ longer tables (3.11+ location tables take ~5 bytes per instruction: asyncio's
 BaseEventLoop._run_once is 659-775 bytes) had "line": null and no error (3.10+), or a wrong
 line, the last one the copy reached (2.7-3.9 lnotab).
 
-Per interpreter, the tracer runs (`-- PYTHON PROGRAM`) a set of programs whose events carry
+One tracer runs (`-- sh -c ...`, harness/session.py), per interpreter, a set of programs whose events carry
 captured stacks (child_status_lost: `stack`, `reaper.stack`, `ignored_since.stack`;
 sigchld_ignored: `stack`):
   * long_tables.py, written by this test: a reaper thread and a waiter and a SIGCHLD
@@ -17,15 +17,14 @@ It prints the share of captured frames with a line, and asserts: every frame has
 an `error`; every frame whose code object is readable (error not "... code object is
 gone") has its line; and the lines at the marked places are the right ones.
 """
-import json
 import os
 import re
-import subprocess
-import sys
 
 import pytest
 
-from conftest import interpreter_params
+import conftest
+from harness import check_stream
+from harness.session import Job, run_session
 
 TEST_DEADLINE_S = 600   # per test, generous: no deadline before the harness (fixtures.py)
 
@@ -92,19 +91,6 @@ def long_tables_source():
     return "\n".join(src), marks
 
 
-def run_traced(reg, binary, python, argv, timeout=90):
-    p = reg.popen([binary, "--json", "--", python] + argv, stdout=subprocess.PIPE,
-                  stderr=subprocess.PIPE)
-    out, err = p.communicate(timeout=timeout)
-    evs = []
-    for line in out.decode("utf-8", "replace").splitlines():
-        try:
-            evs.append(json.loads(line))
-        except ValueError:
-            pass  # the program's own output shares stdout
-    return evs, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
-
-
 def captured_stacks(evs):
     """(event, key, stack) for every captured stack in the events."""
     for e in evs:
@@ -122,23 +108,49 @@ def base(f):
     return os.path.basename(f.get("file") or "")
 
 
-@pytest.mark.parametrize("python", interpreter_params())
-def test_captured_frames_have_their_lines(reg, binary, python, tmp_path):
+@pytest.fixture(scope="module")
+def lines_session(binary, tmp_path_factory):
+    """ONE tracer (`--json -- sh -c ...`) runs every interpreter's programs, one
+    interpreter's at a time (harness/session.py); each program's output goes to a file of
+    its own, its events are read by pid."""
+    d = str(tmp_path_factory.mktemp("captured_lines"))
     src, marks = long_tables_source()
-    prog = str(tmp_path / "long_tables.py")
+    prog = os.path.join(d, "long_tables.py")
     with open(prog, "w") as f:
         f.write(src)
-    version = subprocess.check_output([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"]).decode().strip()
-    runs = [("long_tables.py", [prog]),
-            ("trace_reaper.py", [os.path.join(PROGRAMS, "trace_reaper.py")]),
-            ("trace_sigchld.py", [os.path.join(PROGRAMS, "trace_sigchld.py"), str(tmp_path / "sigchld.json")])]
+    batches = []
+    for label, python, version in conftest.INTERPRETERS:
+        batch = [Job((python, "long_tables.py"), python, prog, [], d, report=False),
+                 Job((python, "trace_reaper.py"), python, os.path.join(PROGRAMS, "trace_reaper.py"), [], d,
+                     report=False),
+                 Job((python, "trace_sigchld.py"), python, os.path.join(PROGRAMS, "trace_sigchld.py"), [], d)]
+        if not version.startswith("2.7"):
+            batch.append(Job((python, "field_asyncio_fastwatcher.py"), python,
+                             os.path.join(PROGRAMS, "field_asyncio_fastwatcher.py"), [], d, report=False))
+        batches.append(batch)
+    s = run_session(binary, d, "captured_lines", batches, [], limit=TEST_DEADLINE_S - 60)
+    s.marks = marks
+    return s
+
+
+def test_captured_lines_session_stream(lines_session):
+    check_stream(lines_session.tracer)
+    assert lines_session.rc == 0, "tracer exit status %r%s" % (lines_session.rc, lines_session.tracer.describe())
+
+
+def test_captured_frames_have_their_lines(lines_session, python):
+    s, marks = lines_session, lines_session.marks
+    version = [v for _, p, v in conftest.INTERPRETERS if p == python][0]
+    version = ".".join(version.split(".")[:2])
+    runs = ["long_tables.py", "trace_reaper.py", "trace_sigchld.py"]
     if version != "2.7":
-        runs.append(("field_asyncio_fastwatcher.py", [os.path.join(PROGRAMS, "field_asyncio_fastwatcher.py")]))
+        runs.append("field_asyncio_fastwatcher.py")
     total = lined = readable = readable_lined = 0
     problems, gone = [], []
     by_prog = {}
-    for name, argv in runs:
-        evs, out, err = run_traced(reg, binary, python, argv)
+    for name in runs:
+        job = s[(python, name)]
+        evs, out = s.events(job), job.output()
         by_prog[name] = (evs, out)
         n_stacks = 0
         for e, key, st in captured_stacks(evs):
@@ -156,7 +168,7 @@ def test_captured_frames_have_their_lines(reg, binary, python, tmp_path):
                 readable_lined += has_line
                 if not has_line:
                     problems.append("%s %s %s: readable frame without its line: %r" % (name, e["event"], key, fr))
-        assert n_stacks, "%s: no captured stack at all\nstdout: %s\nstderr: %s" % (name, out[-2000:], err[-2000:])
+        assert n_stacks, "%s: no captured stack at all%s" % (name, job.describe())
 
     # the long functions really have tables longer than what the kernel copies
     evs, out = by_prog["long_tables.py"]

@@ -18,7 +18,7 @@ import time
 import pytest
 
 import conftest
-import test_diagnose
+import harness.session as harness_session
 from harness import START_TIMEOUT, Registry, Tracer, alarm_guard, short
 from test_diagnose import (INTERPRETERS, Job, check_python_field, check_stream, frame_index,
                            label_of, mark_line, run_session, thread_by_tid)
@@ -144,13 +144,13 @@ def child_session(binary, tmp_path_factory):
         code = "child_hung" if kind == "child_hung" else "pipe_deadlock"
         return bool(_hangs(tr, job.pid, code))
 
-    old = test_diagnose.HANG_TIMEOUT
-    test_diagnose.HANG_TIMEOUT = WAIT_ALL  # ends as soon as every job is where it should be
+    old = harness_session.HANG_TIMEOUT
+    harness_session.HANG_TIMEOUT = WAIT_ALL  # ends as soon as every job is where it should be
     try:
         s = run_session(binary, d, "child_waits", [jobs + f06], ["-t", "1"], hang_pred=pred,
                         limit=WAIT_ALL + 60)
     finally:
-        test_diagnose.HANG_TIMEOUT = old
+        harness_session.HANG_TIMEOUT = old
     for j in f06:
         j.tracer = s.tracer
     s.f06 = dict((j.python, j) for j in f06)

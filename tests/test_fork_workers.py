@@ -19,7 +19,8 @@ import time
 import pytest
 
 from harness import STOP_TIMEOUT, Registry, Tracer, alarm_guard
-from test_diagnose import (HANG_TIMEOUT, INTERPRETERS, SETTLE, Job, Session, check_stream,
+from harness.session import HANG_TIMEOUT, SETTLE, Session
+from test_diagnose import (INTERPRETERS, Job, check_stream,
                            frame_index, label_of, mark_line, run_session, short, version_of)
 
 HERE = os.path.dirname(os.path.abspath(__file__))

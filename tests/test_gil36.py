@@ -20,13 +20,13 @@ import time
 import pytest
 
 import conftest
-from harness import START_TIMEOUT, Tracer, kill_group
+from harness import check_stream, kill_group
+from harness.session import Job, run_session
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAMS = os.path.join(HERE, "programs")
 PROG = os.path.join(PROGRAMS, "gil_regex_join.py")
 THRESHOLD = 3.0        # above the 2 s join: only the GIL wait may be reported
-HANG_TIMEOUT = 40.0    # start-up, join 2 s, threshold 3 s, scan period: room for a loaded host
 # Py_FatalError messages of 3.6's create_gil(), which name the variables (ceval_gil.h)
 INIT_MESSAGES = (b"PyMUTEX_INIT(gil_mutex) failed", b"PyMUTEX_INIT(switch_mutex) failed",
                  b"PyCOND_INIT(gil_cond) failed", b"PyCOND_INIT(switch_cond) failed")
@@ -43,12 +43,10 @@ def mark_line(name):
 
 
 def interpreter_36():
-    for label, path, version in conftest.INTERPRETERS:
-        if version.startswith("3.6."):
-            lib = os.path.join(os.path.dirname(os.path.dirname(path)), "lib", "libpython3.6m.so.1.0")
-            if os.path.exists(lib):
-                return path, lib
-    pytest.skip("no CPython 3.6 with a shared libpython3.6m installed")
+    found = find_36()
+    if not found:
+        pytest.skip("no CPython 3.6 with a shared libpython3.6m installed")
+    return found
 
 
 def has_section(path, name):
@@ -77,18 +75,14 @@ def libpython_copy(tmp_path, lib, strip=True, alter=()):
     return d
 
 
-class Run(Tracer):
-    """The tracer running the workload (`pyhang-trace --json -t 3 -- python prog report`),
-    which hangs on purpose (a gil_wait)."""
-
-    def __init__(self, reg, binary, python, tmp_path, env=None):
-        self.report = os.path.join(str(tmp_path), "report")
-        Tracer.__init__(self, reg, binary, ["--json", "-t", str(THRESHOLD), "--", python, PROG, self.report],
-                        env=env, hangs=True)
-
-    def reported(self, key):
-        with open(self.report) as f:
-            return [int(l.split()[1]) for l in f if l.split()[0] == key]
+def find_36():
+    """(python, libpython3.6m path) of a CPython 3.6 with a shared libpython, or None."""
+    for label, path, version in conftest.INTERPRETERS:
+        if version.startswith("3.6."):
+            lib = os.path.join(os.path.dirname(os.path.dirname(path)), "lib", "libpython3.6m.so.1.0")
+            if os.path.exists(lib):
+                return path, lib
+    return None
 
 
 def gil_hang(e):
@@ -96,18 +90,34 @@ def gil_hang(e):
     return e.get("event") == "hang" and isinstance(d, dict) and d.get("code") == "gil_wait"
 
 
-def check_gil_diagnosis(run):
+@pytest.fixture(scope="module")
+def gil_session(binary, tmp_path_factory):
+    """ONE tracer (`pyhang-trace --json -t 3 -- sh -c ...`) runs the workload under every
+    interpreter at once, and once more under 3.6 with a copy of libpython3.6m without
+    .symtab (LD_LIBRARY_PATH); each program is killed once its gil_wait hang was reported
+    (harness/session.py).  The regex never ends by itself: no amount of work is timed."""
+    d = str(tmp_path_factory.mktemp("gil36"))
+    jobs = [Job(py, py, PROG, [], d) for _, py, _ in conftest.INTERPRETERS]
+    found = find_36()
+    if found:
+        python, lib = found
+        stripped = libpython_copy(tmp_path_factory.mktemp("gil36-lib"), lib)
+        jobs.append(Job("3.6-stripped", python, PROG, [], d, env={"LD_LIBRARY_PATH": stripped}))
+    return run_session(binary, d, "gil36", [jobs], ["-t", str(THRESHOLD)],
+                       hang_pred=lambda tr, j: any(gil_hang(e) for e in tr.select("hang", pid=j.pid)),
+                       limit=TEST_DEADLINE_S - 10)
+
+
+def check_gil_diagnosis(session, job):
     """One gil_wait hang: MainThread waits, 'reflect-regex' holds the GIL inside re.sub at
     the program's MARK: regex line; one long_wait of the main thread, merged GIL waits
     (gil: true) on 3.x."""
-    run.wait_for(lambda e: e.get("event") == "start", START_TIMEOUT, "tracer start")
-    hang = run.wait_for(gil_hang, HANG_TIMEOUT, "gil_wait hang")
-    time.sleep(1.0)  # room for (wrong) duplicates
-    run.stop()
-    main, = run.reported("main")
-    regex, = run.reported("regex")
-    hangs = [e for e in run.select("hang") if gil_hang(e)]
-    assert len(hangs) == 1, "want one gil_wait hang, got %d%s" % (len(hangs), run.describe())
+    main, = [int(w[0]) for w in job.all("main")]
+    regex, = [int(w[0]) for w in job.all("regex")]
+    hangs = [e for e in session.events(job, "hang") if gil_hang(e)]
+    assert len(hangs) == 1, "want one gil_wait hang, got %d%s%s" % (
+        len(hangs), job.describe(), session.tracer.describe())
+    hang = hangs[0]
     d = hang["diagnosis"]
     assert d.get("waiter_tid") == main and d.get("culprit_tids") == [regex], d
     summary = d.get("summary") or ""
@@ -115,29 +125,36 @@ def check_gil_diagnosis(run):
     assert "sub() at gil_regex_join.py:%d" % mark_line("regex") in summary, summary
     holder = [t for t in hang.get("threads") or [] if t.get("tid") == regex]
     assert holder and holder[0].get("gil") is True, hang.get("threads")
-    waits = [e for e in run.select("long_wait") if e.get("tid") == main]
+    waits = [e for e in session.events(job, "long_wait") if e.get("tid") == main]
     # gil: true = waits merged in the kernel; 2.7 waits on one semaphore (README, GIL waits)
     merged = not hang.get("python", "").startswith("2.")
     assert len(waits) == 1 and waits[0].get("gil") is merged, \
-        "want one long_wait of the main thread with gil: %s, got %r%s" % (merged, waits, run.describe())
+        "want one long_wait of the main thread with gil: %s, got %r%s" % (merged, waits, job.describe())
 
 
-def test_gil_wait_named_every_interpreter(reg, binary, python, tmp_path):
+def test_gil_session_stream(gil_session):
+    check_stream(gil_session.tracer)
+    assert gil_session.rc == 0, "tracer exit status %r%s" % (gil_session.rc, gil_session.tracer.describe())
+    assert gil_session.tracer.select("stop")[0].get("lost_events") == 0, gil_session.tracer.describe()
+
+
+def test_gil_wait_named_every_interpreter(gil_session, python):
     """The field case on every interpreter (3.6 was the only one where it went unseen: its
     5 ms timed waits on the static gil_cond were never merged into one wait)."""
-    check_gil_diagnosis(Run(reg, binary, python, tmp_path))
+    check_gil_diagnosis(gil_session, gil_session[python])
 
 
-def test_gil36_without_symtab(reg, binary, tmp_path):
+def test_gil36_without_symtab(gil_session):
     """libpython3.6m without .symtab: the GIL is found in create_gil()'s code, and the field
     case is diagnosed as with symbols."""
     python, lib = interpreter_36()
-    d = libpython_copy(tmp_path, lib)
-    env = dict(os.environ, LD_LIBRARY_PATH=d)
-    maps = subprocess.run([python, "-c", "print(open('/proc/self/maps').read())"], env=env,
-                          capture_output=True, check=True).stdout.decode()
+    job = gil_session["3.6-stripped"]
+    d = job.env["LD_LIBRARY_PATH"]
+    maps = subprocess.run([python, "-c", "print(open('/proc/self/maps').read())"],
+                          env=dict(os.environ, **job.env), capture_output=True,
+                          check=True).stdout.decode()
     assert os.path.join(d, "libpython3.6m.so.1.0") in maps, "the stripped copy is not the one loaded"
-    check_gil_diagnosis(Run(reg, binary, python, tmp_path, env=env))
+    check_gil_diagnosis(gil_session, job)
 
 
 def start_waiting(reg, python, tmp_path, env):

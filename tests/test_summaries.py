@@ -11,16 +11,16 @@ then the program's frame that led there (issue 11, item 4).
     program's worker thread then waits for its child in vain. The summary must name the
     handler at its waitpid line in the package, then the program frame it interrupted.
 Before, both named only the program's frame (the run_until_complete line, the sleep line).
+One tracer runs both programs under every interpreter (harness/session.py).
 """
-import inspect
-import json
 import os
-import re
 import subprocess
 
 import pytest
 
-from conftest import interpreter_params
+import conftest
+from harness import check_stream
+from harness.session import Job, run_session
 
 TEST_DEADLINE_S = 600   # per test, generous: no deadline before the harness (fixtures.py)
 
@@ -94,20 +94,38 @@ def marker(text, name):
     raise AssertionError("no %s marker" % name)
 
 
-def traced_summaries(reg, binary, python, argv, timeout=90):
-    p = reg.popen([binary, "--json", "--", python] + argv, stdout=subprocess.PIPE,
-                  stderr=subprocess.PIPE)
-    out, err = p.communicate(timeout=timeout)
-    lost = []
-    for line in out.decode("utf-8", "replace").splitlines():
-        try:
-            e = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(e, dict) and e.get("event") == "child_status_lost" and e.get("cause") == "reaped_elsewhere":
-            lost.append(e)
-    assert lost, "no reaped_elsewhere event\nstdout: %s\nstderr: %s" % (out[-2000:], err[-2000:])
+def lost_of(session, key):
+    """The reaped_elsewhere events of one job's process."""
+    job = session[key]
+    lost = [e for e in session.events(job, "child_status_lost") if e.get("cause") == "reaped_elsewhere"]
+    assert lost, "no reaped_elsewhere event%s" % job.describe()
     return lost
+
+
+@pytest.fixture(scope="module")
+def summaries_session(binary, tmp_path_factory):
+    """ONE tracer (`--json -- sh -c ...`, harness/session.py) runs both programs under every
+    interpreter, two interpreters at a time; events are read by pid."""
+    d = tmp_path_factory.mktemp("summaries")
+    site = d / "venv" / "lib" / "site-packages"
+    (site / "minifw").mkdir(parents=True)
+    (site / "minifw" / "__init__.py").write_text(MINIFW)
+    app = d / "app.py"
+    app.write_text(APP)
+    per_py = []
+    for label, python, version in conftest.INTERPRETERS:
+        jobs = [Job((python, "framework"), python, str(app), [str(site)], str(d), report=False)]
+        if tuple(int(x) for x in version.split(".")[:2]) >= (3, 6):
+            jobs.append(Job((python, "asyncio"), python, FIELD, [], str(d), report=False))
+        per_py.append(jobs)
+    batches = [sum(per_py[i:i + 2], []) for i in range(0, len(per_py), 2)]
+    return run_session(binary, str(d), "summaries", batches, [], limit=TEST_DEADLINE_S - 60)
+
+
+def test_summaries_session_stream(summaries_session):
+    check_stream(summaries_session.tracer)
+    assert summaries_session.rc == 0, "tracer exit status %r%s" % (
+        summaries_session.rc, summaries_session.tracer.describe())
 
 
 def version_of(python):
@@ -115,8 +133,7 @@ def version_of(python):
     return tuple(int(x) for x in out.split())
 
 
-@pytest.mark.parametrize("python", interpreter_params())
-def test_summary_names_asyncio_child_watcher(reg, binary, python):
+def test_summary_names_asyncio_child_watcher(summaries_session, python):
     version = version_of(python)
     if version < (3, 6):
         pytest.skip("asyncio (FastChildWatcher) exists on 3.4-3.13 only")
@@ -128,7 +145,7 @@ def test_summary_names_asyncio_child_watcher(reg, binary, python):
         stderr=subprocess.DEVNULL).decode().strip()
     call_line = int(src)
     run_line = marker(open(FIELD).read(), "RUN")
-    lost = traced_summaries(reg, binary, python, [FIELD])
+    lost = lost_of(summaries_session, (python, "asyncio"))
     s = lost[0]["summary"]
     qual = "FastChildWatcher._do_waitpid_all" if version >= (3, 11) else "_do_waitpid_all"
     want = ("reaped it in asyncio's %s (unix_events.py:%d), run by the event loop started at "
@@ -136,14 +153,8 @@ def test_summary_names_asyncio_child_watcher(reg, binary, python):
     assert want in s, "summary %r\n  should contain %r" % (s, want)
 
 
-@pytest.mark.parametrize("python", interpreter_params())
-def test_summary_names_framework_sigchld_handler(reg, binary, python, tmp_path):
-    site = tmp_path / "venv" / "lib" / "site-packages"
-    (site / "minifw").mkdir(parents=True)
-    (site / "minifw" / "__init__.py").write_text(MINIFW)
-    app = tmp_path / "app.py"
-    app.write_text(APP)
-    lost = traced_summaries(reg, binary, python, [str(app), str(site)])
+def test_summary_names_framework_sigchld_handler(summaries_session, python):
+    lost = lost_of(summaries_session, (python, "framework"))
     s = lost[0]["summary"]
     handler = "Supervisor._on_sigchld" if version_of(python) >= (3, 11) else "_on_sigchld"
     # the handler runs where the main thread was interrupted: in its sleep, or (the sleep

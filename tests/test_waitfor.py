@@ -1,7 +1,7 @@
 """End-to-end tests of issue 14: no false hangs, lock ownership, the wait-for graph and the
 proven diagnoses (deadlock, self_deadlock, orphaned_lock), hang_end, on every interpreter.
 
-Real kernel, real processes; needs root.  Sessions and jobs come from tests/test_diagnose.py
+Real kernel, real processes; needs root.  Sessions and jobs come from tests/harness/session.py
 (one tracer in `-- sh -c` mode runs a program under every interpreter; each program appends
 its pid and its threads' tids to a report file).  Expected files, lines and functions come
 from the programs' `# MARK: name` comments, never from the tool's output.
@@ -25,18 +25,16 @@ HEALTHY = os.path.join(PROGRAMS, "waitfor_healthy.py")
 HEALTHY_KINDS = ["service", "pool_io", "idle_pool", "mp_pool", "prodcons", "exit_busy"]
 
 
-def _pairs(seq):
-    return [seq[i:i + 2] for i in range(0, len(seq), 2)]
-
-
 # --------------------------------------------------------------------------- A. no false hangs
 
 @pytest.fixture(scope="module")
 def healthy_session(binary, tmp_path_factory):
-    """Two interpreters at a time, every kind side by side (they mostly sleep)."""
+    """Half the interpreters at a time, every kind side by side (they mostly sleep; their
+    waits last SECONDS=4 whatever the load: no work is counted)."""
     d = str(tmp_path_factory.mktemp("waitfor_healthy"))
-    batches = [[Job((py, k), py, HEALTHY, [k, "4"], d) for py in pair for k in HEALTHY_KINDS]
-               for pair in _pairs(INTERPRETERS)]
+    half = (len(INTERPRETERS) + 1) // 2
+    batches = [[Job((py, k), py, HEALTHY, [k, "4"], d) for py in INTERPRETERS[i:i + half] for k in HEALTHY_KINDS]
+               for i in range(0, len(INTERPRETERS), half)]
     return run_session(binary, d, "waitfor_healthy", batches, ["-t", "1"], limit=240)
 
 
@@ -332,15 +330,17 @@ def test_text_report_deadlock(binary, python, tmp_path):
     reg = Registry()
     rep = str(tmp_path / "report")
     try:
-        with alarm_guard(60, "text deadlock"):
+        with alarm_guard(90, "text deadlock"):
             tr = Tracer(reg, binary, ["-t", "1", "--", python, LOCKS, rep, "cycle2", "Lock"], hangs=True)
-            deadline = time.time() + 30
-            while time.time() < deadline:
+            deadline = time.time() + 45
+            while time.time() < deadline and tr.proc.poll() is None:
                 with tr.cond:
                     if any("[deadlock]" in l for l in tr.lines):
                         break
                 time.sleep(0.1)
-            time.sleep(0.5)
+            # the whole incident block, however slow the host: stop the tracer and read
+            # its output to the end (was: 0.5 s more, and a block cut short under load)
+            tr.stop()
             with tr.cond:
                 lines = list(tr.lines)
     finally:

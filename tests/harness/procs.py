@@ -113,6 +113,7 @@ class Registry(object):
 def kill_group(p):
     """SIGKILL p's process group (tests start workloads in their own session), and p itself
     if it leads no group, and reap p."""
+    remember_hanging_members()   # before they are gone (the suite tracer's verdict)
     try:
         os.killpg(p.pid, signal.SIGKILL)
     except OSError:

@@ -11,7 +11,7 @@ import tempfile
 import threading
 import time
 
-from .procs import Registry, Timeout, read_line
+from .procs import Registry, Timeout, read_line, remember_hanging_members
 
 SYS_FUTEX = 202
 START_TIMEOUT = 30.0      # tracer start-up (BPF load + attach)
@@ -150,7 +150,10 @@ class Tracer(object):
         return rc
 
     def stop(self, sig=signal.SIGINT, timeout=STOP_TIMEOUT):
-        """Signal the tracer and wait for it; returns its exit status."""
+        """Signal the tracer and wait for it; returns its exit status.  The processes of
+        sessions that hang on purpose (its command's, with hangs=True) are remembered first:
+        once it ends, they may end too before the suite tracer has read their `hang`."""
+        remember_hanging_members()
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         return self.wait_exit(timeout)

@@ -1,9 +1,11 @@
-"""Healthy lock traffic: 4 threads take and release one shared Lock many times, and two
-threads play ping-pong on a Condition, for about 2 s.  Nothing waits long.
+"""Healthy lock traffic: 4 threads take and release one shared Lock ACQUISITIONS times
+each, and two threads play ROUNDS rounds of ping-pong on a Condition.  Nothing waits long.
+A fixed amount of work, not a fixed time: on a loaded host it takes longer, never does less.
 
-Runs on CPython 2.7 and 3.x.  Usage: diag_healthy_locks.py REPORT [SECONDS]
+Runs on CPython 2.7 and 3.x.  Usage: diag_healthy_locks.py REPORT [ACQUISITIONS [ROUNDS]]
 Appends to REPORT:  pid <pid>, then  done <acquisitions> <ping-pong rounds>.
-The main thread joins with short timeouts (a join of a 2 s worker would be a 2 s wait).
+The main thread joins with short timeouts (a join of a long-running worker would be a long
+wait).
 """
 import os
 import signal
@@ -20,15 +22,15 @@ def report(*words):
 signal.alarm(90)
 report("pid", os.getpid())
 time.sleep(0.5)  # the tracer gets to know the process first
-seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 2.0
-deadline = time.time() + seconds
+per_thread = int(sys.argv[2]) if len(sys.argv) > 2 else 5000
+rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 400
 
 lock = threading.Lock()
 counts = [0, 0, 0, 0]
 
 
 def hammer(i):
-    while time.time() < deadline:
+    while counts[i] < per_thread:
         for _ in range(100):
             with lock:
                 counts[i] += 1
@@ -46,7 +48,7 @@ def ping_pong(me):
             if game["done"]:
                 return
             game["rounds"] += 1
-            if time.time() >= deadline:
+            if game["rounds"] >= rounds:
                 game["done"] = True
             game["turn"] = 1 - me
             cond.notify_all()
