@@ -20,8 +20,8 @@ import time
 import pytest
 
 from conftest import NOBODY, SYSTEM_PYTHON
-from harness import Registry, alarm_guard
-from test_diagnose import INTERPRETERS, Job, Tracer, label_of, mark_line, short, version_of
+from harness import Registry, Tracer, alarm_guard
+from test_diagnose import INTERPRETERS, Job, label_of, mark_line, short, version_of
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROG = os.path.join(HERE, "programs", "io_waits.py")
