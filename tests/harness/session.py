@@ -171,6 +171,9 @@ def run_session(binary, workdir, name, batches, args, hang_pred=None, limit=240,
             tr = Tracer(reg, binary, ["--json"] + list(args) + ["--", "sh", "-c", script],
                         hangs=hang_pred is not None if hangs is None else hangs)
             tr.saved = os.path.join(workdir, "tracer.jsonl")
+            for j in jobs:   # a job found by its events (no report file) reads the tracer
+                if getattr(j, "needs_tracer", False):
+                    j.tracer = tr
             try:
                 tr.wait_start()
                 if hang_pred is not None:
