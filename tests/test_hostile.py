@@ -74,7 +74,14 @@ KEYS = {"event", "time", "pid", "tid", "comm", "ns_pid", "cgroup", "scope", "pid
         # issue 16: the resource behind a blocking call (an I/O wait), a future's worker
         "blocked_on", "waits_on", "waits_on_total", "fd", "type", "local", "remote", "peer",
         "path", "lock_holder", "events", "syscall_timeout_s", "no_timeout_set", "in_syscall_s",
-        "in_syscall_estimated", "holder_runs_future"} | EVENTS
+        "in_syscall_estimated", "holder_runs_future",
+        # issue 15: waits for children, pipes, forks, dead workers; -p's descendants
+        "children", "children_cut", "pipe", "inode", "queued_bytes", "capacity_bytes",
+        "holders_complete", "descendants", "fork", "forker_tid", "parent_pid", "parent_comm",
+        "parent_threads", "parent_threads_now", "proof", "thread_name", "stack_truncated",
+        "oom_killed", "seconds_ago", "waiting_call",
+        # the CI guard's hang_timeout event
+        "hang_timeout_s", "hang_age_s", "sigterm_sent", "sigkill_sent", "ended_after_s"} | EVENTS
 TEXT_LINE = re.compile(r"^(|Process \d+, Python .*|(==> )?Thread .*\):|Traceback \(most recent "
                        r"call last\):|  File \".*\", line (\d+|\?), in .*|  \.\.\. \(older frames "
                        r"cut: .*\)|  \(no Python frames\)|\(thread list cut: .*\))$")

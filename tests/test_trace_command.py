@@ -56,7 +56,7 @@ def test_command_descendants_and_python_filter(reg, binary, tmp_path, mode):
         shlex.quote(exe), shlex.quote(c_out), shlex.quote(SYSTEM_PYTHON), shlex.quote(LOCK_PROG),
         shlex.quote(py_out))
     args = ["--json", "-t", "0.5"] + (["--all"] if mode == "all" else []) + ["--", "sh", "-c", script]
-    tr = Tracer(reg, binary, args)
+    tr = Tracer(reg, binary, args, hangs=True)   # the Python worker's process deadlocks
     rc = tr.wait_exit(40)
     check_stream(tr)
     assert rc == 0, tr.describe()
@@ -117,13 +117,13 @@ def test_embedded_interpreter_is_python(reg, binary, tmp_path, how):
             "t = threading.Thread(target=worker); t.daemon = True; t.start(); t.join()\n" % out)
     env = dict(os.environ, PYTHONHOME=home)
     if how == "command":
-        tr = Tracer(reg, binary, ["--json", "-t", "0.5", "--", exe, lib, code], env=env)
+        tr = Tracer(reg, binary, ["--json", "-t", "0.5", "--", exe, lib, code], env=env, hangs=True)
         tr.wait_start()
         tr.wait_exit(30)
     else:
         tr = Tracer(reg, binary, ["--json", "-t", "0.5"])
         tr.wait_start()
-        reg.popen([exe, lib, code], env=env).wait(30)
+        reg.hanging([exe, lib, code], env=env).wait(30)
         time.sleep(0.5)
         assert tr.stop() == 0
     check_stream(tr)
@@ -144,7 +144,7 @@ def test_renamed_interpreter_is_python(reg, binary, tmp_path, how):
     if how == "command":
         out = str(tmp_path / "lock.out")
         tr = Tracer(reg, binary, ["--json", "-t", "0.5", "--", "sh", "-c", '"$0" "$1" --alarm 3 > "$2"',
-                                  exe, LOCK_PROG, out])
+                                  exe, LOCK_PROG, out], hangs=True)
         tr.wait_start()
         tr.wait_exit(30)
         with open(out) as f:

@@ -372,7 +372,9 @@ def test_container_like_target(reg, binary, tmp_path):
     ns_tid = int(expect_words(p, "blocking", 15, "namespaced python")[0])
     _, host_tid = _host_ids(p.pid, ns_tid)
     wait_in_futex(host_pid, host_tid, 10)
-    ev = tr.wait_for(lambda e: e.get("event") == "long_wait" and e.get("pid") == host_pid, 0.5 + LATE_SLACK + 3,
+    # the futex wait (the main thread, reading the gate's pipe, may have an I/O long_wait too)
+    ev = tr.wait_for(lambda e: e.get("event") == "long_wait" and e.get("pid") == host_pid and e.get("futex"),
+                     0.5 + LATE_SLACK + 3,
                      "long_wait of the namespaced Python process (host pid %d)" % host_pid)
     assert ev["tid"] == host_tid, "tid %r, want the host tid %d (namespace tid %d)" % (ev["tid"], host_tid, ns_tid)
     assert ev["before_start"] is False, public(ev)

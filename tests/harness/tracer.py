@@ -203,9 +203,11 @@ def check_stream(tr, complete=True):
             assert is_number(e.get("waited_s")) and e["waited_s"] >= 0, "long_wait.waited_s: %r" % e
             assert isinstance(e.get("before_start"), bool), "long_wait.before_start: %r" % e
             fx = e.get("futex")
-            if fx is None:  # an I/O wait found by sampling (issue 16): its resource instead
-                assert (e.get("waiting_for") or {}).get("kind") == "I/O", \
-                    "long_wait.futex null, not an I/O wait: %r" % e
+            if fx is None:  # an I/O wait found by sampling (issue 16): its resource instead;
+                # a wait for a child (issue 15): the call and the child
+                kind = (e.get("waiting_for") or {}).get("kind")
+                assert kind == "I/O" or (kind == "child" and e.get("syscall") in ("wait4", "waitid")), \
+                    "long_wait.futex null, not an I/O wait or a wait for a child: %r" % e
             else:
                 assert isinstance(fx, dict) and isinstance(fx.get("addr"), str) and HEX_RE.match(fx["addr"]), \
                     "long_wait.futex.addr must be a '0x...' string: %r" % e
