@@ -47,16 +47,6 @@ static uint64_t next_poll_ns, next_scan_ns;
 #define SCAN_COMMAND_NS 1000000000ull
 #define HOST_MIN_AGE_S 5.0
 
-static uint64_t period_ns(const struct tracer *t)
-{
-	uint64_t p = t->threshold_ns / 2;
-	if (p < 250000000ull)
-		p = 250000000ull;
-	if (p > 2000000000ull)
-		p = 2000000000ull;
-	return p;
-}
-
 int aio_watch_due_in_ms(struct tracer *t)
 {
 	(void)t;
@@ -373,7 +363,7 @@ void aio_watch_poll(struct tracer *t)
 	uint64_t now = mono_now_ns();
 	if (next_poll_ns && now < next_poll_ns)
 		return;
-	next_poll_ns = now + period_ns(t);
+	next_poll_ns = now + tracer_sample_period_ns(t);
 	if (t->npids || !next_scan_ns || now >= next_scan_ns) {
 		scan_candidates(t, now);
 		next_scan_ns = now + (t->command ? SCAN_COMMAND_NS : SCAN_HOST_NS);

@@ -333,16 +333,6 @@ static int sample_process(struct tracer *t, struct ios_proc *pr, int budget, uin
 	return reads;
 }
 
-static uint64_t period_ns(const struct tracer *t)
-{
-	uint64_t p = t->threshold_ns / 2;
-	if (p < 250000000ull)
-		p = 250000000ull;
-	if (p > 2000000000ull)
-		p = 2000000000ull;
-	return p;
-}
-
 int ios_tick(struct tracer *t)
 {
 	struct iosample *s = t->ios;
@@ -353,7 +343,7 @@ int ios_tick(struct tracer *t)
 		return (int)((s->next_due - now) / 1000000ull) + 1;
 	uint64_t c0 = cpu_now();
 	s->pass++;
-	int budget = (int)(IOS_READS_PER_S * period_ns(t) / 1000000000ull);
+	int budget = (int)(IOS_READS_PER_S * tracer_sample_period_ns(t) / 1000000000ull);
 	if (budget < IOS_MIN_PASS_READS)
 		budget = IOS_MIN_PASS_READS;
 	int left = budget, per_proc = budget / 4 > 16 ? budget / 4 : 16;
@@ -374,6 +364,6 @@ int ios_tick(struct tracer *t)
 	s->passes++;
 	s->reads += (uint64_t)(budget - (left > 0 ? left : 0));
 	s->cpu_ns += cpu_now() - c0;
-	s->next_due = now + period_ns(t);
-	return (int)(period_ns(t) / 1000000ull);
+	s->next_due = now + tracer_sample_period_ns(t);
+	return (int)(tracer_sample_period_ns(t) / 1000000ull);
 }

@@ -121,4 +121,17 @@ void tracer_scan_process(struct tracer *t, pid_t pid);
 int tracer_describe(struct tracer *t, pid_t pid, uint64_t proc_start);
 /* Queue a CHECK_DESCRIBE for pid (execcheck.c). */
 void tracer_schedule_describe(struct tracer *t, pid_t pid, uint64_t proc_start);
+/* How often the userspace samplers look at a watched process (the I/O waits of
+ * iosample.c, the asyncio loops of asyncio_watch.c): half the threshold, at least every
+ * 2 s and at most every 0.25 s. Nanoseconds. */
+static inline uint64_t tracer_sample_period_ns(const struct tracer *t)
+{
+	uint64_t p = t->threshold_ns / 2;
+	if (p < 250000000ull)
+		p = 250000000ull;
+	if (p > 2000000000ull)
+		p = 2000000000ull;
+	return p;
+}
+
 #endif
