@@ -3,7 +3,6 @@
 
 #include "procscan.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,29 +27,10 @@ static bool is_known(const struct pass *p, pid_t pid)
 	return false;
 }
 
-/* The parent pid of pid (field 4 of /proc/PID/stat, after the last ')'), or -1. */
-static pid_t parent_of(pid_t pid)
-{
-	char path[64], buf[512];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return -1;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	const char *rp = strrchr(buf, ')');
-	char state;
-	int ppid;
-	if (!rp || sscanf(rp + 1, " %c %d", &state, &ppid) != 2)
-		return -1;
-	return (pid_t)ppid;
-}
-
 static int visit(pid_t pid, void *arg)
 {
 	struct pass *p = arg;
-	pid_t ppid = parent_of(pid);
+	pid_t ppid = proc_parent(pid);
 	if (ppid <= 0 || !is_known(p, ppid) || is_known(p, pid))
 		return 0;
 	if (p->nknown == p->cap) {

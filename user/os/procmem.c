@@ -15,6 +15,7 @@
 
 #include "bounds.h"
 #include "caps.h"
+#include "procscan.h"
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434 /* the same on every architecture (Linux 5.3) */
@@ -300,26 +301,10 @@ ssize_t pm_read_text_file(const char *path, char *buf, size_t cap)
 
 int pm_start_time(pid_t pid, uint64_t *out)
 {
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if (pm_read_text_file(path, buf, sizeof(buf)) <= 0)
+	struct proc_stat st;
+	if (proc_stat_read(pid, 0, &st) != 0 || st.nfields < 22)
 		return -1;
-	/* comm (field 2) may contain spaces and parentheses: fields resume after the last ')' */
-	char *p = strrchr(buf, ')');
-	if (!p)
-		return -1;
-	p++;
-	for (int field = 3; field < 22; field++) {
-		p = strchr(p + 1, ' ');
-		if (!p)
-			return -1;
-	}
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(p + 1, &end, 10);
-	if (errno || end == p + 1)
-		return -1;
-	*out = v;
+	*out = st.start_time;
 	return 0;
 }
 

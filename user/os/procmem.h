@@ -108,7 +108,8 @@ int pm_read_direct(struct procmem *pm, uint64_t addr, void *buf, size_t len);
 int pm_read_u64(struct procmem *pm, uint64_t addr, uint64_t *out);
 int pm_read_u32(struct procmem *pm, uint64_t addr, uint32_t *out);
 
-/* Field 22 of /proc/PID/stat. 0 or -1. */
+/* Field 22 of /proc/PID/stat (start time in clock ticks after boot; procscan.h
+ * proc_stat_read). 0 or -1. */
 int pm_start_time(pid_t pid, uint64_t *out);
 /* Whether the process still is the one we opened and has not exited (mem still readable;
  * its pidfd not readable, else the same start time). */

@@ -73,17 +73,89 @@ bool proc_exists(pid_t pid)
 	return access(path, F_OK) == 0;
 }
 
+/* The digits of s[0..len) as a number of at most max; false when not all digits or more. */
+static bool parse_uint(const char *s, size_t len, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+	if (len == 0)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if (!isdigit((unsigned char)s[i]))
+			return false;
+		unsigned d = (unsigned)(s[i] - '0');
+		if (v > (max - d) / 10)
+			return false;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return true;
+}
+
+int proc_stat_parse(const char *text, struct proc_stat *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->processor = -1;
+	/* comm (field 2) may hold spaces, '(' and ')': the fields resume after the last ')' */
+	const char *p = strrchr(text, ')');
+	if (!p)
+		return -1;
+	p++;
+	/* each field after one space, up to the next space or the line's end */
+	for (int field = 3; *p == ' ' && p[1] && p[1] != ' ' && p[1] != '\n'; field++) {
+		const char *f = p + 1;
+		size_t len = strcspn(f, " \n");
+		uint64_t v;
+		if (field == 3) {
+			if (len != 1)
+				break;
+			out->state = *f;
+		} else if (field == 4) {
+			if (!parse_uint(f, len, 0x7fffffff, &v))
+				break;
+			out->ppid = (pid_t)v;
+		} else if (field == 22) {
+			if (!parse_uint(f, len, UINT64_MAX, &v))
+				break;
+			out->start_time = v;
+		} else if (field == 39) {
+			if (!parse_uint(f, len, UINT64_MAX, &v))
+				break;
+			out->processor = v <= 65535 ? (int)v : -1;
+		}
+		out->nfields = field;
+		p = f + len;
+	}
+	return out->nfields >= 4 ? 0 : -1;
+}
+
+int proc_stat_read(pid_t pid, pid_t tid, struct proc_stat *out)
+{
+	char path[80], buf[1024];
+	if (tid > 0)
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)tid);
+	else
+		snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (read_small_file(path, buf, sizeof(buf)) <= 0) {
+		memset(out, 0, sizeof(*out));
+		out->processor = -1;
+		return -1;
+	}
+	return proc_stat_parse(buf, out) == 0 ? 0 : -2;
+}
+
+pid_t proc_parent(pid_t pid)
+{
+	struct proc_stat st;
+	return proc_stat_read(pid, 0, &st) == 0 ? st.ppid : -1;
+}
+
 bool proc_has_exited(pid_t pid)
 {
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	ssize_t n = read_small_file(path, buf, sizeof(buf));
-	if (n <= 0)
-		return true;
-	const char *paren = strrchr(buf, ')'); /* comm may hold ')' and spaces */
-	if (!paren || paren[1] != ' ')
-		return false;
-	return paren[2] == 'Z' || paren[2] == 'X';
+	struct proc_stat st;
+	int rc = proc_stat_read(pid, 0, &st);
+	if (rc == -1)
+		return true; /* gone */
+	return rc == 0 && (st.state == 'Z' || st.state == 'X');
 }
 
 pid_t proc_tgid(pid_t id)
@@ -236,21 +308,21 @@ int proc_task_exec_start_ns(pid_t pid, pid_t tid, uint64_t *out)
 
 int proc_task_last_cpu(pid_t pid, pid_t tid)
 {
-	char path[80], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)tid);
+	struct proc_stat st;
+	if (proc_stat_read(pid, tid, &st) != 0)
+		return -1;
+	return st.processor;
+}
+
+uint64_t proc_task_switches(pid_t pid, pid_t tid)
+{
+	char path[80], buf[4096];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)pid, (int)tid);
 	if (read_small_file(path, buf, sizeof(buf)) <= 0)
-		return -1;
-	/* comm (field 2) may contain spaces and ')': fields resume after the last ')' */
-	const char *p = strrchr(buf, ')');
-	if (!p)
-		return -1;
-	p++;
-	for (int field = 3; field < 39; field++) {
-		p = strchr(p + 1, ' ');
-		if (!p)
-			return -1;
-	}
-	char *end;
-	long cpu = strtol(p + 1, &end, 10);
-	return (end == p + 1 || cpu < 0 || cpu > 65535) ? -1 : (int)cpu;
+		return UINT64_MAX;
+	const char *v = strstr(buf, "\nvoluntary_ctxt_switches:");
+	const char *n = strstr(buf, "\nnonvoluntary_ctxt_switches:");
+	if (!v || !n)
+		return UINT64_MAX;
+	return strtoull(v + 25, NULL, 10) + strtoull(n + 28, NULL, 10);
 }

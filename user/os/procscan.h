@@ -1,7 +1,8 @@
 /* procscan: what the tracer learns about processes and threads from /proc, without
- * touching their memory. Owns: listing processes and threads, comm, the syscall a
- * thread is blocked in, SigIgn at start-up, and how long a thread has been blocked
- * (se.exec_start on its CPU's scheduler clock). Whether a process runs CPython is the
+ * touching their memory. Owns: listing processes and threads, comm, the fields of
+ * /proc/PID/stat (state, parent, start time, last CPU: the one parser of that file), the
+ * syscall a thread is blocked in, its context switch count, SigIgn at start-up, and how
+ * long a thread has been blocked (se.exec_start on its CPU's scheduler clock). Whether a process runs CPython is the
  * reader's call (py_is_python_process). */
 #ifndef PH_PROCSCAN_H
 #define PH_PROCSCAN_H
@@ -15,8 +16,33 @@
 int proc_for_each_pid(const char *dir, size_t max_entries, int (*fn)(pid_t, void *), void *arg);
 
 bool proc_exists(pid_t pid);
+
+/* The fields of /proc/PID/stat the tracer uses (proc(5); fs/proc/array.c do_task_stat,
+ * the same order since Linux 2.6; field numbers 1-based as in proc(5)). */
+struct proc_stat {
+	char state;          /* field 3: R running, S sleeping, D disk sleep, Z zombie, T/t
+			      * stopped/traced, X dead, I idle (kernel threads), ... */
+	pid_t ppid;          /* field 4: the parent's pid (0: none, init and kernel threads) */
+	uint64_t start_time; /* field 22: clock ticks after boot when it started (the process's
+			      * identity with its pid); valid when nfields >= 22 */
+	int processor;       /* field 39: the CPU it last ran on, 0-65535; -1 unknown */
+	int nfields;         /* the last field number the text held (52 on Linux 5.x/6.x; fewer
+			      * when the text was cut) */
+};
+/* Parse the text of a stat file (NUL-terminated). Field 2, comm, is the process's to choose (prctl PR_SET_NAME, the name of the
+ * executable): up to 64 bytes with spaces, '(' and ')' ("a) (b" included), so the fields
+ * are read after the LAST ')' of the text. 0 when state and ppid are there (later fields
+ * as far as the text goes: nfields says how far); -1 when the text is not a stat line. */
+int proc_stat_parse(const char *text, struct proc_stat *out);
+/* /proc/PID/stat (tid <= 0) or /proc/PID/task/TID/stat, its first 1,023 bytes (a stat line
+ * is at most ~700 bytes: 52 numbers and a 64-byte comm), parsed (proc_stat_parse). 0; -1 when it cannot be read (the process or thread is gone; errno from open/read);
+ * -2 when its text does not parse. */
+int proc_stat_read(pid_t pid, pid_t tid, struct proc_stat *out);
+/* The parent pid of process pid (stat field 4), -1 when unknown (gone, unreadable). */
+pid_t proc_parent(pid_t pid);
+
 /* Whether process pid has exited: gone, or a zombie waiting for its parent (state Z or X,
- * the field after the last ')' of /proc/PID/stat, proc(5)). */
+ * stat field 3, proc(5)). */
 bool proc_has_exited(pid_t pid);
 /* The thread group (process) a task id belongs to (Tgid in /proc/ID/status), or -1. */
 pid_t proc_tgid(pid_t id);
@@ -39,6 +65,9 @@ struct blocked_syscall {
 int proc_task_syscall(pid_t pid, pid_t tid, struct blocked_syscall *out);
 /* CPU the task last ran on (field 39 of /proc/PID/task/TID/stat), or -1. */
 int proc_task_last_cpu(pid_t pid, pid_t tid);
+/* voluntary + nonvoluntary context switches of a task (/proc/PID/task/TID/status, Linux
+ * 2.6.23+): unchanged between two looks means it never ran in between. UINT64_MAX unknown. */
+uint64_t proc_task_switches(pid_t pid, pid_t tid);
 /* se.exec_start of a task in ns of the scheduler clock (CONFIG_SCHED_DEBUG /proc/.../sched).
  * Pass pid 0 for the calling thread. Returns 0 or -1. */
 int proc_task_exec_start_ns(pid_t pid, pid_t tid, uint64_t *out);

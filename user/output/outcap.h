@@ -41,7 +41,7 @@ const struct py_thread *outcap_thread(struct output *o, const struct py_thread *
 /* Called by output_emit when the record passed the budget: true when it will be written
  * again at a tighter level (the caller drops it), false at the last level. */
 bool outcap_overflowed(struct output *o);
-/* Around one record: the writers' ops call the real writer until it fits. */
+/* Around one record: output.c's dispatch (output_dispatch_ops) calls the writer until it fits. */
 void outcap_begin(struct output *o);
 bool outcap_again(struct output *o); /* after one attempt: true to write again */
 void outcap_end(struct output *o);
@@ -55,11 +55,4 @@ void outcap_end(struct output *o);
 		while (outcap_again(o));         \
 		outcap_end(o);                   \
 	} while (0)
-
-/* Defines fn_capped(o, r): writer fn of records struct rec, through OUTCAP_WRITE. For the
- * writers' ops tables (output_json.c, output_text.c). */
-#define OUTCAP_CAPPED(fn, rec)                                           \
-	static void fn##_capped(struct output *o, const struct rec *r) { \
-		OUTCAP_WRITE(o, fn, r);                                  \
-	}
 #endif

@@ -73,7 +73,8 @@ int output_open(struct output *o, const char *path, bool json, char *err, size_t
 {
 	memset(o, 0, sizeof(*o));
 	sb_init(&o->sb);
-	o->ops = json ? &output_json_ops : &output_text_ops;
+	o->ops = &output_dispatch_ops;
+	o->writer = json ? &output_json_ops : &output_text_ops;
 	o->mono_to_real_ns = mono_to_real_offset();
 	if (path) {
 		o->f = open_append(path, err, errlen);
@@ -202,6 +203,36 @@ void output_format_time(const struct output *o, uint64_t mono_ns, char *buf, siz
 	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
 		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
 }
+
+/* Every record through outcap, whichever the writer (outcap.h: OUTCAP_WRITE); record
+ * kind K is written by o->writer->K from a struct rec_K. */
+#define CAPPED(kind)                                                          \
+	static void capped_##kind(struct output *o, const struct rec_##kind *r) \
+	{                                                                     \
+		OUTCAP_WRITE(o, o->writer->kind, r);                          \
+	}
+CAPPED(start)
+CAPPED(stop)
+CAPPED(long_wait)
+CAPPED(wait_end)
+CAPPED(sigchld)
+CAPPED(child_lost)
+CAPPED(hang)
+CAPPED(suppressed)
+CAPPED(hang_end)
+#undef CAPPED
+
+const struct output_ops output_dispatch_ops = {
+	.start = capped_start,
+	.stop = capped_stop,
+	.long_wait = capped_long_wait,
+	.wait_end = capped_wait_end,
+	.sigchld = capped_sigchld,
+	.child_lost = capped_child_lost,
+	.hang = capped_hang,
+	.suppressed = capped_suppressed,
+	.hang_end = capped_hang_end,
+};
 
 #define REC_NAME(e, name) [e] = name,
 static const char *rec_name(const char *const *names, size_t n, unsigned v)

@@ -1,7 +1,8 @@
 /* output: the tracer's output contract. Owns: the records the event loop hands over
  * (one struct per event kind), opening the destination (stdout or -o FILE, reopened on
  * SIGHUP), clock conversion to RFC 3339, and dispatch to the JSON Lines writer
- * (output_json.c) or the text writer for people (output_text.c). Field names of the JSON
+ * (output_json.c) or the text writer for people (output_text.c), every record through the
+ * output cap (outcap.h) on the way. Field names of the JSON
  * side are documented in README.md and are stable. */
 #ifndef PH_OUTPUT_H
 #define PH_OUTPUT_H
@@ -202,7 +203,10 @@ struct output_ops {
 };
 
 struct output {
+	/* What the tracer calls: output_dispatch_ops, which writes each record through
+	 * `writer` within the output cap (OUTCAP_WRITE: again at tighter caps until it fits). */
 	const struct output_ops *ops;
+	const struct output_ops *writer; /* the format: output_json_ops or output_text_ops */
 	FILE *f;
 	char *path; /* NULL: stdout */
 	bool color;
@@ -214,6 +218,9 @@ struct output {
 	struct outcap cap; /* the record being written (outcap.c) */
 };
 
+/* The one table callers use (o->ops): each record through o->writer, capped. */
+extern const struct output_ops output_dispatch_ops;
+/* The writers (o->writer): one record each, as the current cap level allows. */
 extern const struct output_ops output_json_ops;
 struct jw;
 /* Writes key "diagnosis" and its object {code, summary, waiter_tid, culprit_tids, and for a

@@ -338,25 +338,15 @@ static void json_hang_end(struct output *o, const struct rec_hang_end *r)
 	end_event(o, &w);
 }
 
-/* Every record through outcap (outcap.h: OUTCAP_CAPPED). */
-OUTCAP_CAPPED(json_start, rec_start)
-OUTCAP_CAPPED(json_stop, rec_stop)
-OUTCAP_CAPPED(json_long_wait, rec_long_wait)
-OUTCAP_CAPPED(json_wait_end, rec_wait_end)
-OUTCAP_CAPPED(json_sigchld, rec_sigchld)
-OUTCAP_CAPPED(json_child_lost, rec_child_lost)
-OUTCAP_CAPPED(json_hang, rec_hang)
-OUTCAP_CAPPED(json_suppressed, rec_suppressed)
-OUTCAP_CAPPED(json_hang_end, rec_hang_end)
-
+/* Written through output_dispatch_ops (output.c), which applies the cap. */
 const struct output_ops output_json_ops = {
-	.suppressed = json_suppressed_capped,
-	.hang = json_hang_capped,
-	.hang_end = json_hang_end_capped,
-	.start = json_start_capped,
-	.stop = json_stop_capped,
-	.long_wait = json_long_wait_capped,
-	.wait_end = json_wait_end_capped,
-	.sigchld = json_sigchld_capped,
-	.child_lost = json_child_lost_capped,
+	.suppressed = json_suppressed,
+	.hang = json_hang,
+	.hang_end = json_hang_end,
+	.start = json_start,
+	.stop = json_stop,
+	.long_wait = json_long_wait,
+	.wait_end = json_wait_end,
+	.sigchld = json_sigchld,
+	.child_lost = json_child_lost,
 };

@@ -370,25 +370,15 @@ static void text_suppressed(struct output *o, const struct rec_suppressed *r)
 	output_emit(o);
 }
 
-/* Every record through outcap (outcap.h: OUTCAP_CAPPED). */
-OUTCAP_CAPPED(text_start, rec_start)
-OUTCAP_CAPPED(text_stop, rec_stop)
-OUTCAP_CAPPED(text_long_wait, rec_long_wait)
-OUTCAP_CAPPED(text_wait_end, rec_wait_end)
-OUTCAP_CAPPED(text_sigchld, rec_sigchld)
-OUTCAP_CAPPED(text_child_lost, rec_child_lost)
-OUTCAP_CAPPED(text_hang, rec_hang)
-OUTCAP_CAPPED(text_suppressed, rec_suppressed)
-OUTCAP_CAPPED(text_hang_end, rec_hang_end)
-
+/* Written through output_dispatch_ops (output.c), which applies the cap. */
 const struct output_ops output_text_ops = {
-	.suppressed = text_suppressed_capped,
-	.hang = text_hang_capped,
-	.hang_end = text_hang_end_capped,
-	.start = text_start_capped,
-	.stop = text_stop_capped,
-	.long_wait = text_long_wait_capped,
-	.wait_end = text_wait_end_capped,
-	.sigchld = text_sigchld_capped,
-	.child_lost = text_child_lost_capped,
+	.suppressed = text_suppressed,
+	.hang = text_hang,
+	.hang_end = text_hang_end,
+	.start = text_start,
+	.stop = text_stop,
+	.long_wait = text_long_wait,
+	.wait_end = text_wait_end,
+	.sigchld = text_sigchld,
+	.child_lost = text_child_lost,
 };

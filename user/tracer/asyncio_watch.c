@@ -13,6 +13,7 @@
 #include "asyncio_diag.h"
 #include "asyncio_write.h"
 #include "procmem.h"
+#include "procscan.h"
 
 #define MAX_FINDINGS 8
 #define RECHECK_NS 10000000000ull /* a process without asyncio is looked at again after 10 s */
@@ -64,24 +65,6 @@ void aio_watch_free(void)
 	nprocs = 0;
 }
 
-/* ppid of pid from /proc/PID/stat (after the last ')' of comm), -1 unknown. */
-static pid_t parent_of(pid_t pid)
-{
-	char path[64], buf[512];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return -1;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	char *p = strrchr(buf, ')');
-	int ppid;
-	if (!p || sscanf(p + 1, " %*c %d", &ppid) != 1)
-		return -1;
-	return ppid;
-}
-
 static bool in_scope(const struct tracer *t, pid_t pid)
 {
 	if (t->npids) {
@@ -97,7 +80,7 @@ static bool in_scope(const struct tracer *t, pid_t pid)
 		for (int i = 0; i < 64 && p > 1; i++) {
 			if (p == t->child)
 				return true;
-			p = parent_of(p);
+			p = proc_parent(p);
 		}
 		return false;
 	}

@@ -137,8 +137,8 @@ void cw_table_settle(struct cw_table *t, pid_t tid);
 /* The open waits that child (a host pid) may end: its parent's waits for it or for any
  * child. Copied to out (at most max); their number. */
 size_t cw_table_waiters_of(const struct cw_table *t, pid_t child, struct cw_open *out, size_t max);
-/* Shared by the diagnoses (childwait.c) and the writers (childwait_write.c): thread tid of
- * p (NULL: not in it), and a comm quoted for a sentence ('name', at most 15 bytes). */
+/* Shared by the diagnoses (childwait_diag.c) and the writers (childwait_write.c): thread
+ * tid of p (NULL: not in it), and a comm quoted for a sentence ('name', at most 15 bytes). */
 static inline const struct py_thread *cw_thread_of(const struct py_process *p, pid_t tid)
 {
 	for (size_t i = 0; p && tid > 0 && i < p->nthreads; i++)

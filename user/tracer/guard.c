@@ -430,7 +430,7 @@ static void fire(struct tracer *t, const struct guard_hang *h, const struct py_p
 	fflush(stdout); /* what was printed before comes before the block in a merged log */
 
 	/* the report goes through the text writer, into a buffer of its own */
-	struct output eo = { .ops = &output_text_ops, .f = stderr,
+	struct output eo = { .ops = &output_dispatch_ops, .writer = &output_text_ops, .f = stderr,
 			     .mono_to_real_ns = t->out.mono_to_real_ns };
 	sb_init(&eo.sb);
 	struct rec_hang r = { .diag = d, .py = py };
@@ -478,7 +478,7 @@ static void fire(struct tracer *t, const struct guard_hang *h, const struct py_p
 	}
 	write_block(sb);
 	sb_free(sb);
-	if (t->out.ops == &output_json_ops)
+	if (t->out.writer == &output_json_ops)
 		json_record(t, &r, age_s, &e, command); /* before `stop`, the last record */
 	/* the block's last lines come from guard_finish, after the `stop` summary */
 }

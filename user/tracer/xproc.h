@@ -86,7 +86,7 @@ void xproc_on_child_died(struct tracer *t, const struct ph_event *e);
  * NULL): true with d filled (d->xproc points into t's table until the next call). */
 bool xproc_diagnose(struct tracer *t, const struct rec_long_wait *lw, const struct waitgraph *g,
 		    const struct diag_waits *w, struct diagnosis *d);
-/* diagnosis.fork or diagnosis.child (keys inside the diagnosis object). */
+/* diagnosis.fork or diagnosis.child (keys inside the diagnosis object); user/output/xproc_write.c. */
 void xproc_write_json(struct jw *w, const struct diagnosis *d);
 /* The fork site as a traceback, or the dead child, for the text block. */
 void xproc_write_text(struct strbuf *sb, const struct diagnosis *d);
