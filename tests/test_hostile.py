@@ -60,7 +60,8 @@ KEYS = {"event", "time", "pid", "tid", "comm", "ns_pid", "cgroup", "scope", "pid
         "syscall", "child", "cmdline", "exit_status", "signal", "core_dumped", "ignored_since",
         "reaper", "seconds_before", "diagnosis", "code", "waiter_tid", "culprit_tids",
         "lost_events", "lost", "ringbuf_full", "waits_map_full", "map_full", "counts",
-        "duration_s", "command_exit_status", "exec_check_queue_full",
+        "duration_s", "command_exit_status", "exec_check_queue_full", "unread_at_stop",
+        "threads_same_as_tid",
         # rate limits (stop.suppressed, the suppressed event)
         "suppressed", "reaper_stack", "exec", "since", "rate_limit", "per_second", "burst",
         "inherited_from", "exit_signal",

@@ -9,6 +9,7 @@
 #include "limitcfg.h"
 #include "output.h"
 #include "pyreader.h"
+#include "waitgraph.h"
 
 /* Frames and threads allowed at the current level. */
 static void level_caps(const struct output *o, size_t *threads, size_t *frames)
@@ -155,6 +156,52 @@ const struct py_process *outcap_process(struct output *o, const struct py_proces
 			 p->threads_error ? "; " : "", p->nthreads - n, p->nthreads);
 		c->p.threads_error = c->error;
 	}
+	return &c->p;
+}
+
+size_t outcap_holder_chain(const struct py_process *p, pid_t tid, pid_t *out, size_t max)
+{
+	size_t n = 0;
+	while (tid > 0 && n < max) {
+		const struct py_thread *t = NULL;
+		for (size_t i = 0; i < p->nthreads; i++)
+			if (p->threads[i].tid == tid)
+				t = &p->threads[i];
+		for (size_t k = 0; k < n; k++)
+			if (out[k] == tid)
+				return n;
+		out[n++] = tid;
+		tid = t && t->wf && t->wf->holder ? t->wf->holder->tid : 0;
+	}
+	return n;
+}
+
+const struct py_process *outcap_focus(struct output *o, const struct py_process *p, pid_t tid,
+				      pid_t same_as)
+{
+	pid_t focus[OUTCAP_FOCUS_MAX];
+	if (!p || same_as <= 0)
+		return p;
+	size_t nf = outcap_holder_chain(p, tid, focus, OUTCAP_FOCUS_MAX);
+	struct cut_process *c = block(o, sizeof(*c));
+	struct py_thread *arr = block(o, nf * sizeof(*arr) + 1);
+	static const struct py_process none = { .threads_error = "threads not written (out of memory)" };
+	if (!c || !arr)
+		return &none;
+	c->p = *p;
+	size_t n = 0;
+	for (size_t i = 0; i < p->nthreads && n < nf; i++)
+		for (size_t k = 0; k < nf; k++)
+			if (p->threads[i].tid > 0 && p->threads[i].tid == focus[k]) {
+				arr[n++] = p->threads[i];
+				break;
+			}
+	c->p.threads = arr;
+	c->p.nthreads = n;
+	snprintf(c->error, sizeof(c->error), "%s%s%zu threads of %zu not repeated: the same read of "
+		 "the process is in the long_wait of thread %d", p->threads_error ? p->threads_error : "",
+		 p->threads_error ? "; " : "", p->nthreads - n, p->nthreads, (int)same_as);
+	c->p.threads_error = c->error;
 	return &c->p;
 }
 

@@ -16,6 +16,7 @@
 #define PH_OUTCAP_H
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 struct output;
 struct py_process;
@@ -35,6 +36,16 @@ struct outcap {
 /* p as the current level allows: p itself when it fits, else a view (threads and frames
  * cut, and marked). Never NULL for a non-NULL p. */
 const struct py_process *outcap_process(struct output *o, const struct py_process *p);
+/* The waiter tid, then the chain of holders it waits for (each holder's own holder, from
+ * the threads' `wf` of the wait-for graph), at most max tids into out; returns how many. */
+#define OUTCAP_FOCUS_MAX 16
+size_t outcap_holder_chain(const struct py_process *p, pid_t tid, pid_t *out, size_t max);
+/* A long_wait whose process read was already written in full by the long_wait of thread
+ * same_as (> 0): a view of p with only tid and its chain of holders, the others counted in
+ * `thread_list_error` (so N waits found in one read cost N small records, not N times
+ * every thread). same_as <= 0: p itself. Never NULL for a non-NULL p. */
+const struct py_process *outcap_focus(struct output *o, const struct py_process *p, pid_t tid,
+				      pid_t same_as);
 /* One stack, likewise; *cut set when frames were left out (may be NULL). */
 const struct py_thread *outcap_thread(struct output *o, const struct py_thread *t, bool *cut);
 

@@ -51,7 +51,8 @@ struct rec_start {
 	X(ringbuf_drops, "ringbuf_full", "ring buffer full")            /* PH_STAT_RINGBUF_DROPS */ \
 	X(waits_map_full, "waits_map_full", "wait table full")          /* PH_STAT_WAITS_FULL */    \
 	X(map_full, "map_full", "other tables full")                    /* PH_STAT_MAP_FULL */      \
-	X(exec_checks_dropped, "exec_check_queue_full", "exec check queue full") /* userspace */
+	X(exec_checks_dropped, "exec_check_queue_full", "exec check queue full") /* userspace */ \
+	X(unread_at_stop, "unread_at_stop", "left unread at an overdue stop") /* userspace */
 /* Events reported, by kind: X(field, name in JSON "counts" and the metrics' kind label). */
 #define REC_EVENT_COUNTS(X)                                                                         \
 	X(long_waits, "long_wait")                                                                  \
@@ -113,6 +114,10 @@ struct rec_long_wait {
 	 * the wait ended, before it was read): the child's facts from the kernel's record and
 	 * /proc, for the top-level waiting_for; NULL otherwise */
 	const struct cw_wait *child_wait;
+	/* > 0: the long_wait of this thread, written just before from the same read of the
+	 * process (py), carried every thread: this one carries only its waiter and the chain
+	 * of holders (outcap_focus) and says where the rest is (`threads_same_as_tid`) */
+	pid_t threads_same_as;
 };
 
 struct rec_wait_end {

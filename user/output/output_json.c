@@ -168,7 +168,10 @@ static void json_long_wait(struct output *o, const struct rec_long_wait *r)
 				waitgraph_write_waiting_for(&w, r->py->threads[i].wf);
 			}
 		jw_kstr(&w, "python", r->py->version);
-		py_write_threads_fields(&w, outcap_process(o, r->py));
+		if (r->threads_same_as > 0)
+			jw_kint(&w, "threads_same_as_tid", r->threads_same_as);
+		py_write_threads_fields(&w, outcap_process(o, outcap_focus(o, r->py, r->p.tid,
+									   r->threads_same_as)));
 	} else if (r->py_error) {
 		jw_kstr(&w, "threads_error", r->py_error);
 	}

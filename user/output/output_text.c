@@ -132,25 +132,6 @@ static void text_stop(struct output *o, const struct rec_stop *r)
 	sb_free(&sb);
 }
 
-/* The waiter, then the chain of holders it waits for (each holder's own holder, up to
- * DIAG_MAX_CULPRITS threads). */
-static size_t holder_chain(const struct py_process *p, pid_t tid, pid_t *out)
-{
-	size_t n = 0;
-	while (tid > 0 && n < DIAG_MAX_CULPRITS) {
-		const struct py_thread *t = NULL;
-		for (size_t i = 0; i < p->nthreads; i++)
-			if (p->threads[i].tid == tid)
-				t = &p->threads[i];
-		for (size_t k = 0; k < n; k++)
-			if (out[k] == tid)
-				return n;
-		out[n++] = tid;
-		tid = t && t->wf && t->wf->holder ? t->wf->holder->tid : 0;
-	}
-	return n;
-}
-
 static void text_long_wait(struct output *o, const struct rec_long_wait *r)
 {
 	char op[64], what[1024] = "";
@@ -176,9 +157,11 @@ static void text_long_wait(struct output *o, const struct rec_long_wait *r)
 	sb_printf(&o->sb, "%s%s\n", r->before_start ? ", since before tracing started (estimate)" : "",
 		  r->covered ? " (part of the hang reported above)" : "");
 	if (r->py && !r->covered) {
-		pid_t focus[DIAG_MAX_CULPRITS];
-		size_t n = holder_chain(r->py, r->p.tid, focus);
-		textreport_threads(&o->sb, outcap_process(o, r->py), focus, n, r->p.tid);
+		pid_t focus[OUTCAP_FOCUS_MAX];
+		size_t n = outcap_holder_chain(r->py, r->p.tid, focus, OUTCAP_FOCUS_MAX);
+		textreport_threads(&o->sb, outcap_process(o, outcap_focus(o, r->py, r->p.tid,
+									  r->threads_same_as)),
+				   focus, n, r->p.tid);
 	} else if (!r->py && r->py_error) {
 		sb_printf(&o->sb, "  (no Python stacks: %s)\n", r->py_error);
 	}

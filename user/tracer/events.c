@@ -5,6 +5,7 @@
  * stack walker's process descriptions current after exec (the delayed checks are
  * execcheck.c's). The shared process snapshot is snapshot.c's; when a long wait becomes
  * a hang, and when a hang ends, is hanggate.c's. */
+#include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,8 +177,7 @@ static void evaluate_long_wait(struct tracer *t, const struct ph_event *e, bool 
 	bool proven = r.py && maybe_report_hang(t, &r);
 	r.covered = ht_hang_covers(t->ht, r.p.pid, r.p.tid);
 	if (emit) {
-		t->n_long_waits++;
-		t->out.ops->long_wait(&t->out, &r);
+		snapshot_write_long_wait(t, &r);
 	}
 	childwait_free(orphan);
 	/* not proven now: looked at again a few times while it lasts (recheck.h; a wait for
@@ -212,8 +212,13 @@ void tracer_flush_events(struct tracer *t)
 		if (!(work[i].wait.flags & PH_WF_GIL))
 			ht_wait_open(t->ht, (pid_t)work[i].pid, (pid_t)work[i].tid, work[i].wait.uaddr,
 				     work[i].wait.start_ns);
-	for (unsigned i = 0; i < n; i++)
+	for (unsigned i = 0; i < n; i++) {
+		if (tracer_stop_overdue()) {
+			t->unread_at_stop += n - i;
+			break;
+		}
 		on_long_wait(t, &work[i]);
+	}
 	flushing = false;
 }
 
@@ -522,6 +527,10 @@ int tracer_handle_event(void *arg, const void *data, size_t size)
 {
 	struct tracer *t = arg;
 	const struct ph_event *e = data;
+	if (tracer_stop_overdue()) { /* this record and the rest of the ring: not read */
+		t->unread_at_stop++;
+		return -EINTR;
+	}
 	if (e->type == PH_EV_STACK) {
 		/* only the frames filled are sent */
 		const struct ph_stack_event *se = data;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "iowait.h"
+#include "snapshot.h"
 #include "procmem.h"
 #include "procscan.h"
 #include "snapshot.h"
@@ -215,8 +216,7 @@ static void report_one(struct tracer *t, const struct ios_proc *pr, struct ios_t
 		}
 	}
 	e->reported = true;
-	t->n_long_waits++;
-	t->out.ops->long_wait(&t->out, &r);
+	snapshot_write_long_wait(t, &r);
 }
 
 static void report(struct tracer *t, const struct ios_proc *pr, struct ios_thread *e, uint64_t now)

@@ -30,6 +30,18 @@ void drop_snapshot(struct tracer *t)
 	if (t->snap_valid)
 		py_process_free(&t->snap);
 	t->snap_valid = false;
+	t->snap_full_tid = 0;
+}
+
+void snapshot_write_long_wait(struct tracer *t, struct rec_long_wait *r)
+{
+	bool shared = r->py && t->snap_valid && r->py == &t->snap;
+	if (shared && t->snap_full_tid > 0 && t->snap_full_tid != r->p.tid)
+		r->threads_same_as = t->snap_full_tid;
+	t->n_long_waits++;
+	t->out.ops->long_wait(&t->out, r);
+	if (shared && !t->snap_full_tid)
+		t->snap_full_tid = r->p.tid;
 }
 
 /* The wait-for graph of the current snapshot, built once per snapshot (NULL: none). */

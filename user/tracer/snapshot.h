@@ -26,4 +26,12 @@ struct waitgraph *snapshot_graph(struct tracer *t);
  * with err on failure, or when pid now belongs to another process (proc_start 0: any). */
 const struct py_process *snapshot(struct tracer *t, pid_t pid, uint64_t proc_start,
 				  char *err, size_t errlen);
+
+struct rec_long_wait;
+/* Writes long_wait r (and counts it). The first long_wait written from a snapshot carries
+ * every thread of the process; the next ones from the same snapshot (a pool of 1,000 idle
+ * threads passing the threshold in one scan) get r->threads_same_as set to that first
+ * waiter, so their records carry only their own chain (output.h): the output of one read
+ * grows with the number of waits, not with waits x threads. */
+void snapshot_write_long_wait(struct tracer *t, struct rec_long_wait *r);
 #endif

@@ -222,8 +222,13 @@ int tracer_register_processes(struct tracer *t)
 
 void tracer_scan_existing(struct tracer *t)
 {
-	for (size_t i = 0; i < t->ntargets; i++)
+	for (size_t i = 0; i < t->ntargets; i++) {
+		if (tracer_stop_overdue()) {
+			t->unread_at_stop += t->ntargets - i;
+			break;
+		}
 		scan_process(t, t->targets[i], true);
+	}
 	free(t->targets);
 	t->targets = NULL;
 	t->ntargets = t->targets_cap = 0;

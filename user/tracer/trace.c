@@ -5,6 +5,7 @@
 #include "trace.h"
 
 #include <errno.h>
+#include <time.h>
 #include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
@@ -27,11 +28,22 @@
 
 static volatile sig_atomic_t g_stop_signal;
 static volatile sig_atomic_t g_reopen;
+static volatile uint64_t g_stop_at_ns; /* CLOCK_MONOTONIC of the first stop signal */
 
 
 static void on_stop_signal(int sig)
 {
+	if (!g_stop_signal) {
+		struct timespec ts; /* clock_gettime is async-signal-safe (POSIX.1-2008) */
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		g_stop_at_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	}
 	g_stop_signal = sig;
+}
+
+bool tracer_stop_overdue(void)
+{
+	return g_stop_signal && g_stop_at_ns && mono_now_ns() >= g_stop_at_ns + STOP_GRACE_NS;
 }
 
 static void on_hup(int sig)
@@ -243,6 +255,7 @@ void tracer_stop_counts(struct tracer *t, struct rec_stop *r)
 		r->map_full = s.counters[PH_STAT_MAP_FULL];
 	}
 	r->exec_checks_dropped = t->dropped_checks;
+	r->unread_at_stop = t->unread_at_stop;
 	r->lost_events = 0;
 #define LOSS(field, name, text) r->lost_events += r->field;
 	REC_LOSS_REASONS(LOSS)

@@ -59,6 +59,7 @@ struct tracer {
 	struct waitgraph *graph;  /* of snap, built for long waits (waitgraph.h), or NULL */
 	uint64_t graph_cost_ns;   /* CPU spent building graphs, all of them */
 	uint64_t snap_ns;
+	pid_t snap_full_tid;      /* the long_wait that wrote every thread of snap (0: none yet) */
 	uint64_t started_ns;
 	pid_t child;
 	int child_status; /* raw waitpid status once the command ended */
@@ -68,6 +69,7 @@ struct tracer {
 	struct exec_check checks[MAX_EXEC_CHECKS];
 	int nchecks;
 	uint64_t dropped_checks;
+	uint64_t unread_at_stop; /* records and scans left undone at an overdue stop */
 	uint32_t exec_uid_plus1; /* user + 1 of the exec being handled, 0 otherwise */
 
 	/* counts for the summary */
@@ -89,6 +91,13 @@ struct tracer {
  * lost_events, their sum; the kernel's loss counters stay as they are in r (0 from the
  * caller) when they cannot be read. For the stop event and the metrics. */
 void tracer_stop_counts(struct tracer *t, struct rec_stop *r);
+
+/* trace.c: true once a stop was asked for (SIGINT/SIGTERM) more than STOP_GRACE_NS ago:
+ * from then on the work still queued (ring-buffer records, a batch of long waits, the
+ * start-up scan) is left undone and counted (`unread_at_stop`), so the tracer ends within
+ * a few seconds whatever the host holds. The grace covers a COMMAND's 2 s to finish. */
+#define STOP_GRACE_NS 3000000000ull
+bool tracer_stop_overdue(void);
 
 /* events.c */
 int tracer_handle_event(void *arg, const void *data, size_t size);
