@@ -14,7 +14,7 @@
  * Every candidate must be in the target's pid namespace (/proc/PID/ns/pid, the same
  * link text): processes outside it are neither looked at nor named. Bounds, since the
  * target controls its children, threads and fd counts: FDP_MAX_CANDS processes,
- * FDP_MAX_TASKS threads' children lists and FDP_MAX_STATS stat files per snapshot,
+ * PROC_CHILDREN_TASKS threads' children lists each and FDP_MAX_STATS stat files per snapshot,
  * FDP_MAX_FDS_EACH fd entries of one process and FDP_FD_BUDGET in all per snapshot (one
  * fd_ctx); nothing read here can block (/proc text and links only; pipes.c's holder scan
  * reads links and fdinfo). A search cut by a bound says so (peers_cut); an empty result
@@ -29,12 +29,12 @@
 #include <unistd.h>
 
 #include "pipes.h"
+#include "procscan.h"
 
 #define FDP_MAX_CANDS 64        /* processes looked at per snapshot */
 #define FDP_MAX_DESC 40         /* of which descendants at most */
 #define FDP_MAX_DEPTH 4         /* generations of descendants */
 #define FDP_MAX_ANCESTORS 8     /* ancestors whose same-session children are looked at */
-#define FDP_MAX_TASKS 64        /* threads of one process whose children lists are read */
 #define FDP_MAX_STATS 512       /* stat files read to filter by session, per snapshot */
 #define FDP_MAX_FDS_EACH 1024   /* fd entries of one process read */
 #define FDP_FD_BUDGET 16384     /* fd entries read per snapshot */
@@ -48,6 +48,7 @@ struct fdpipe_state {
 	size_t budget;             /* fd entries left */
 	size_t stats;              /* stat files read */
 	char ns[64];               /* the target's /proc/PID/ns/pid link ("" unknown) */
+	bool top_level;            /* the target is in our /proc's pid namespace */
 	struct {
 		uint64_t ino;
 		struct pipe_facts f;
@@ -97,10 +98,41 @@ static bool ns_of(pid_t pid, char *buf, size_t len)
 	return true;
 }
 
+/* How many pid namespaces pid is in (the fields of NSpid in /proc/PID/status, Linux 4.1+;
+ * readable without ptrace access), 0 unknown. One: the namespace of our /proc. */
+static int ns_levels(pid_t pid)
+{
+	char path[48], buf[4096];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	const char *p = strstr(buf, "\nNSpid:");
+	int levels = 0;
+	for (p = p ? p + 7 : NULL; p && levels < 33; levels++) {
+		char *end;
+		strtol(p, &end, 10);
+		if (end == p)
+			break;
+		p = end;
+	}
+	return levels;
+}
+
+/* pid is in the target's pid namespace: the same /proc/PID/ns/pid link, or, when that link
+ * is not readable to us (ptrace access to a privileged init), both in our /proc's own
+ * namespace (one NSpid level each). */
 static bool same_ns(const struct fdpipe_state *s, pid_t pid)
 {
 	char ns[64];
-	return s->ns[0] && ns_of(pid, ns, sizeof(ns)) && strcmp(ns, s->ns) == 0;
+	if (ns_of(pid, ns, sizeof(ns)))
+		return s->ns[0] && strcmp(ns, s->ns) == 0;
+	return s->top_level && ns_levels(pid) == 1;
 }
 
 static bool is_cand(const struct fdpipe_state *s, pid_t pid)
@@ -126,59 +158,6 @@ static bool add_cand(struct fdpipe_state *s, pid_t pid, size_t limit)
 	return true;
 }
 
-/* The children of pid (of each of its threads, at most FDP_MAX_TASKS), at most max in out.
- * *more when some were left out. */
-static size_t children_of(pid_t pid, pid_t *out, size_t max, bool *more)
-{
-	char path[64], buf[4096];
-	size_t n = 0, tasks = 0;
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	DIR *d = opendir(path);
-	if (!d)
-		return 0;
-	struct dirent *e;
-	while ((e = readdir(d)) != NULL) {
-		if (e->d_name[0] < '0' || e->d_name[0] > '9')
-			continue;
-		if (++tasks > FDP_MAX_TASKS) {
-			*more = true;
-			break;
-		}
-		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/children", (int)pid, e->d_name);
-		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-		if (fd < 0)
-			continue;
-		ssize_t r = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (r <= 0)
-			continue;
-		buf[r] = '\0';
-		if ((size_t)r == sizeof(buf) - 1) {
-			*more = true; /* a longer list: its last number may be cut, drop it */
-			char *sp = strrchr(buf, ' ');
-			if (sp)
-				*sp = '\0';
-		}
-		char *s = buf, *end;
-		for (;;) {
-			long v = strtol(s, &end, 10);
-			if (end == s)
-				break;
-			s = end;
-			if (v <= 0)
-				continue;
-			if (n == max) {
-				*more = true;
-				goto out;
-			}
-			out[n++] = (pid_t)v;
-		}
-	}
-out:
-	closedir(d);
-	return n;
-}
-
 static void build(struct fdpipe_state *s, pid_t self)
 {
 	pid_t kids[FDP_MAX_CANDS];
@@ -187,12 +166,13 @@ static void build(struct fdpipe_state *s, pid_t self)
 	s->budget = FDP_FD_BUDGET;
 	if (!ns_of(self, s->ns, sizeof(s->ns)))
 		return; /* gone or unreadable: nothing is looked at */
+	s->top_level = ns_levels(self) == 1;
 	s->cands[s->ncands++] = self;
 	/* descendants, one generation at a time */
 	size_t lo = 0, hi = 1;
 	for (int depth = 1; depth <= FDP_MAX_DEPTH && lo < hi; depth++) {
 		for (size_t i = lo; i < hi; i++) {
-			size_t nk = children_of(s->cands[i], kids, FDP_MAX_CANDS, &more);
+			size_t nk = proc_children(s->cands[i], kids, FDP_MAX_CANDS, &more);
 			for (size_t k = 0; k < nk; k++)
 				add_cand(s, kids[k], FDP_MAX_DESC);
 		}
@@ -209,7 +189,7 @@ static void build(struct fdpipe_state *s, pid_t self)
 	pid_t a = ppid;
 	for (int k = 0; k < FDP_MAX_ANCESTORS && a > 0 && same_ns(s, a); k++) {
 		more = false;
-		size_t nk = children_of(a, kids, FDP_MAX_CANDS, &more);
+		size_t nk = proc_children(a, kids, FDP_MAX_CANDS, &more);
 		if (more)
 			s->cands_cut = true;
 		for (size_t i = 0; i < nk; i++) {

@@ -254,3 +254,56 @@ int proc_task_last_cpu(pid_t pid, pid_t tid)
 	long cpu = strtol(p + 1, &end, 10);
 	return (end == p + 1 || cpu < 0 || cpu > 65535) ? -1 : (int)cpu;
 }
+
+/* The children of pid (of each of its threads, at most PROC_CHILDREN_TASKS), at most max in out.
+ * *more when some were left out. */
+size_t proc_children(pid_t pid, pid_t *out, size_t max, bool *more)
+{
+	char path[64], buf[4096];
+	size_t n = 0, tasks = 0;
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		if (++tasks > PROC_CHILDREN_TASKS) {
+			*more = true;
+			break;
+		}
+		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/children", (int)pid, e->d_name);
+		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+		if (fd < 0)
+			continue;
+		ssize_t r = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (r <= 0)
+			continue;
+		buf[r] = '\0';
+		if ((size_t)r == sizeof(buf) - 1) {
+			*more = true; /* a longer list: its last number may be cut, drop it */
+			char *sp = strrchr(buf, ' ');
+			if (sp)
+				*sp = '\0';
+		}
+		char *s = buf, *end;
+		for (;;) {
+			long v = strtol(s, &end, 10);
+			if (end == s)
+				break;
+			s = end;
+			if (v <= 0)
+				continue;
+			if (n == max) {
+				*more = true;
+				goto out;
+			}
+			out[n++] = (pid_t)v;
+		}
+	}
+out:
+	closedir(d);
+	return n;
+}

@@ -15,6 +15,11 @@
 int proc_for_each_pid(const char *dir, size_t max_entries, int (*fn)(pid_t, void *), void *arg);
 
 bool proc_exists(pid_t pid);
+#define PROC_CHILDREN_TASKS 64 /* threads of one process whose children lists are read */
+/* The children of pid (the /proc/PID/task/TID/children lists of its first
+ * PROC_CHILDREN_TASKS threads, Linux 3.5+ CONFIG_PROC_CHILDREN; 4 KiB of each), at most max
+ * in out; *more is set when some were left out (never cleared). Pids in our namespace. */
+size_t proc_children(pid_t pid, pid_t *out, size_t max, bool *more);
 /* Whether process pid has exited: gone, or a zombie waiting for its parent (state Z or X,
  * the field after the last ')' of /proc/PID/stat, proc(5)). */
 bool proc_has_exited(pid_t pid);
