@@ -172,7 +172,7 @@ FUZZ_USER  := $(basename $(notdir $(filter-out $(addprefix user/python/,pystack.
                 srcline.c $(notdir $(wildcard user/python/lockown*.c))),$(wildcard user/python/*.c)))) \
               pywrite_json pywrite_text \
               procmem elfsym json strbuf caps bounds mapscan safeopen syscall_names \
-              iowait_write fddesc
+              iowait_write fddesc fdsock fdpipe pipes procscan
 FUZZ_OBJS  := $(patsubst %,$(BUILD)/fuzz/obj/%.o,$(FUZZ_USER)) \
               $(BUILD)/fuzz/obj/fakemem.o $(BUILD)/fuzz/obj/pyimage.o
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
