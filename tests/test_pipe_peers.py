@@ -16,7 +16,7 @@ import time
 import pytest
 
 from conftest import INTERPRETERS, NOBODY, SYSTEM_PYTHON
-from harness import Registry, alarm_guard, read_line
+from harness import Registry, Tracer, alarm_guard, read_line
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROG = os.path.join(HERE, "programs", "pipe_peers.py")
@@ -196,3 +196,57 @@ def test_hostile_many_fds_and_children(binary):
     assert 1 <= b["peers_searched"] <= 64, b
     assert b["peer"] is None and b["peers"] == [] and b["peers_total"] == 0, b
     print("hostile dump: %.2f s for %d fds x %d children" % (took, HOSTILE_FDS, HOSTILE_CHILDREN))
+
+
+def test_pipe_peers_in_events(binary):
+    """The same pipes seen by the tracer (`-t 1 -p ...`, every interpreter at once): the
+    `long_wait` of each reading thread carries `blocked_on.peer` (the child, or the process
+    itself); the event loop's `long_wait` of the asyncio programs carries the tasks, the
+    runner's with its subprocess's pid. No `hang` for any of them: a pipe nobody else
+    writes, and a subprocess's pipe held by a grandchild, are long waits only."""
+    reg = Registry()
+    jobs = {}
+    try:
+        with alarm_guard(100, "pipe peers in events"):
+            for label, python, version in VERSIONS:
+                p, pid, lines = start(reg, [python, PROG, "threads"])
+                tids = dict((l.split()[1], int(l.split()[2])) for l in lines if l.startswith("tid "))
+                jobs[("threads", label)] = (pid, int(value(lines, "child")[0]), tids)
+                if version >= (3, 7):
+                    p, pid, lines = start(reg, [python, AIO])
+                    jobs[("aio", label)] = (pid, int(value(lines, "sub")[0]), version)
+            args = ["--json", "-t", "1"]
+            for pid, _, _ in jobs.values():
+                args += ["-p", str(pid)]
+            tr = Tracer(reg, binary, args)
+            tr.wait_start()
+            want = []
+            for (kind, label), (pid, x, y) in jobs.items():
+                if kind == "threads":
+                    want += [(pid, y["reader-other"]), (pid, y["reader-self"])]
+                else:
+                    want.append((pid, pid))
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not all(
+                    tr.select("long_wait", pid=pid, tid=tid) for pid, tid in want):
+                time.sleep(0.2)
+            rc = tr.stop()
+    finally:
+        reg.cleanup()
+    assert rc == 0, tr.describe()
+    missing = [w for w in want if not tr.select("long_wait", pid=w[0], tid=w[1])]
+    assert not missing, "no long_wait for (pid, tid) %r%s" % (missing, tr.describe())
+    for (kind, label), (pid, x, y) in jobs.items():
+        if kind == "threads":
+            for name, peer in (("reader-other", x), ("reader-self", pid)):
+                e = tr.select("long_wait", pid=pid, tid=y[name])[0]
+                b = e["waiting_for"]["blocked_on"]
+                assert b["type"] == "pipe" and b["peer"]["pid"] == peer, (label, name, b)
+                assert [h["pid"] for h in b["peers"]] == [peer], (label, name, b)
+        else:
+            e = tr.select("long_wait", pid=pid, tid=pid)[0]
+            tasks = [t for L in e["asyncio"]["loops"] for t in L["tasks"]]
+            subs = [t["awaits"]["subprocess"]["pid"] for t in tasks if t["awaits"].get("subprocess")]
+            assert x in subs, (label, [t["awaits"] for t in tasks])
+    hangs = [h for h in tr.select("hang") if h.get("pid") in [j[0] for j in jobs.values()]]
+    assert not hangs, [h["diagnosis"] for h in hangs]

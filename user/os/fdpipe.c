@@ -16,7 +16,8 @@
  * target controls its children, threads and fd counts: FDP_MAX_CANDS processes,
  * PROC_CHILDREN_TASKS threads' children lists each and FDP_MAX_STATS stat files per snapshot,
  * FDP_MAX_FDS_EACH fd entries of one process and FDP_FD_BUDGET in all per snapshot (one
- * fd_ctx); nothing read here can block (/proc text and links only; pipes.c's holder scan
+ * fd_ctx), and FDP_FD_RATE a second over all snapshots (a token bucket: about 6 us of
+ * system time per entry, so at most ~5% of a core whatever targets do); nothing read here can block (/proc text and links only; pipes.c's holder scan
  * reads links and fdinfo). A search cut by a bound says so (peers_cut); an empty result
  * means "none among the candidates", never "nobody". */
 #include "fddesc_int.h"
@@ -26,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "pipes.h"
@@ -37,7 +39,8 @@
 #define FDP_MAX_ANCESTORS 8     /* ancestors whose same-session children are looked at */
 #define FDP_MAX_STATS 512       /* stat files read to filter by session, per snapshot */
 #define FDP_MAX_FDS_EACH 1024   /* fd entries of one process read */
-#define FDP_FD_BUDGET 16384     /* fd entries read per snapshot */
+#define FDP_FD_BUDGET 4096      /* fd entries read per snapshot */
+#define FDP_FD_RATE 8192        /* fd entries read per second by all snapshots together */
 #define FDP_CACHE 8             /* pipes answered per snapshot from the same scan */
 
 struct fdpipe_state {
@@ -55,6 +58,32 @@ struct fdpipe_state {
 	} cache[FDP_CACHE];
 	size_t ncache;
 };
+
+/* The process-wide bucket of fd entries (refilled at FDP_FD_RATE a second, holding one
+ * second's worth); the tracer is single-threaded where snapshots are taken. */
+static double bucket = FDP_FD_RATE;
+static struct timespec bucket_at;
+
+static size_t bucket_take(size_t want)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (bucket_at.tv_sec || bucket_at.tv_nsec) {
+		double dt = (double)(now.tv_sec - bucket_at.tv_sec) + (double)(now.tv_nsec - bucket_at.tv_nsec) / 1e9;
+		bucket += dt * FDP_FD_RATE;
+		if (bucket > FDP_FD_RATE)
+			bucket = FDP_FD_RATE;
+	}
+	bucket_at = now;
+	size_t got = bucket < (double)want ? (size_t)bucket : want;
+	bucket -= (double)got;
+	return got;
+}
+
+static void bucket_return(size_t unused)
+{
+	bucket += (double)unused;
+}
 
 void fdpipe_free(struct fdpipe_state *s)
 {
@@ -237,11 +266,14 @@ void fd_describe_pipe(struct fd_ctx *c, int fd, struct fd_desc *d)
 			return; /* more pipes than a snapshot answers */
 		f = &s->cache[s->ncache].f;
 		s->cache[s->ncache++].ino = ino;
-		pipe_holders_among(ino, s->cands, s->ncands, FDP_MAX_FDS_EACH, &s->budget, f);
+		size_t grant = bucket_take(s->budget), left = grant;
+		pipe_holders_among(ino, s->cands, s->ncands, FDP_MAX_FDS_EACH, &left, f);
+		bucket_return(left);
+		s->budget -= grant - left;
 	}
 	bool want_write = d->pipe_end == FD_END_READ;
 	d->peers_searched = true;
-	d->peers_looked = (uint16_t)s->ncands;
+	d->peers_looked = (uint16_t)f->looked;
 	d->peers_cut = s->cands_cut || f->cut || !s->ncands;
 	d->peers_total = (uint16_t)(want_write ? f->nwriters : f->nreaders);
 	for (size_t i = 0; i < f->nholders && d->npeers < FD_MAX_PEERS; i++) {

@@ -288,8 +288,15 @@ int pipe_holders_among(uint64_t ino, const pid_t *pids, size_t n, size_t max_fds
 	f->ino = ino;
 	f->nholders = f->nreaders = f->nwriters = 0;
 	f->cut = false;
-	for (size_t i = 0; i < n; i++)
+	f->looked = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (fd_budget && *fd_budget == 0) {
+			f->cut = true; /* the rest not looked at */
+			break;
+		}
 		scan_process_bounded(f, pids[i], max_fds, fd_budget);
+		f->looked++;
+	}
 	f->complete = false; /* the rest of the host was not looked at */
 	return 0;
 }

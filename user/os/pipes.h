@@ -43,6 +43,7 @@ struct pipe_facts {
 	size_t nreaders, nwriters; /* processes holding each end (all of them, kept or not) */
 	bool complete;      /* every process of the host looked at, nothing cut or unreadable */
 	bool cut;           /* a bound or an unreadable fd table cut the look at some process */
+	size_t looked;      /* pipe_holders_among: processes whose fd tables were read */
 };
 
 /* Whether fd of process pid is a pipe: 1 (its inode in *ino; *read_end / *write_end from

@@ -14,7 +14,8 @@ static const char *const event_names[] = { "in", "pri", "out" };
 static const char *const end_names[] = { "unknown", "read", "write", "both" };
 
 /* A pipe's end and the holders of its other end: "pipe_end", "peers" [{pid, comm, fd,
- * self}], "peers_total", "peers_searched" (processes looked at), "peers_cut". */
+ * self}], "peers_total", "peers_searched" (processes looked at), "peers_cut" (also when
+ * they were not looked for: its end unknown, more pipes than a snapshot answers). */
 static void write_pipe_peers(struct jw *w, const struct fd_desc *d)
 {
 	jw_kstr(w, "pipe_end", end_names[d->pipe_end & 3]);
@@ -31,7 +32,7 @@ static void write_pipe_peers(struct jw *w, const struct fd_desc *d)
 	jw_arr_end(w);
 	jw_kint(w, "peers_total", d->peers_total);
 	jw_kint(w, "peers_searched", d->peers_looked);
-	jw_kbool(w, "peers_cut", d->peers_cut);
+	jw_kbool(w, "peers_cut", d->peers_cut || !d->peers_searched); /* not looked for: unknown */
 }
 
 static void write_fd(struct jw *w, const struct fd_desc *d, bool with_events)
@@ -51,7 +52,7 @@ static void write_fd(struct jw *w, const struct fd_desc *d, bool with_events)
 	} else {
 		jw_null(w);
 	}
-	if (d->peers_searched)
+	if (!strcmp(d->type, "pipe"))
 		write_pipe_peers(w, d);
 	jw_kstr(w, "state", d->state[0] ? d->state : NULL);
 	jw_kstr(w, "path", d->path[0] ? d->path : NULL);
