@@ -201,6 +201,10 @@ static void build(struct fdpipe_state *s, pid_t self)
 	size_t lo = 0, hi = 1;
 	for (int depth = 1; depth <= FDP_MAX_DEPTH && lo < hi; depth++) {
 		for (size_t i = lo; i < hi; i++) {
+			if (s->ncands >= FDP_MAX_DESC) { /* full: the rest's children are not read */
+				s->cands_cut = true;
+				break;
+			}
 			size_t nk = proc_children(s->cands[i], kids, FDP_MAX_CANDS, &more);
 			for (size_t k = 0; k < nk; k++)
 				add_cand(s, kids[k], FDP_MAX_DESC);
