@@ -49,8 +49,9 @@ def dump(binary, pid, json_out=True):
 
 
 def comm(pid):
-    with open("/proc/%d/comm" % pid) as f:
-        return f.read().rstrip("\n")
+    """/proc/PID/comm as text (other processes on the host may name themselves in any bytes)."""
+    with open("/proc/%d/comm" % pid, "rb") as f:
+        return f.read().rstrip(b"\n").decode("utf-8", "replace")
 
 
 def value(lines, key):
