@@ -16,7 +16,7 @@ import time
 import pytest
 
 from conftest import INTERPRETERS, NOBODY, SYSTEM_PYTHON
-from harness import Registry, Tracer, alarm_guard, read_line
+from harness import Registry, Tracer, alarm_guard, read_line, task_syscall
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROG = os.path.join(HERE, "programs", "pipe_peers.py")
@@ -39,6 +39,18 @@ def start(reg, argv, **kw):
         if line == "ready":
             return p, pid, lines
         lines.append(line)
+
+
+def wait_in_read(pid, tid, timeout=20):
+    """Poll until the thread sits in read() (x86_64 number 0): "ready" is printed just
+    before the call, and under load the call may come a while later."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        s = task_syscall(pid, tid)
+        if s and s[0] == "0":
+            return
+        time.sleep(0.05)
+    raise AssertionError("thread %d of %d never got into read(): %r" % (tid, pid, task_syscall(pid, tid)))
 
 
 def dump(binary, pid, json_out=True):
@@ -73,6 +85,8 @@ def test_pipe_peer_threads(binary, python):
             p, pid, lines = start(reg, [python, PROG, "threads"])
             child = int(value(lines, "child")[0])
             tids = dict((l.split()[1], int(l.split()[2])) for l in lines if l.startswith("tid "))
+            for tid in tids.values():
+                wait_in_read(pid, tid)
             d = dump(binary, pid)
             text = dump(binary, pid, False)
             child_comm = comm(child)
@@ -186,6 +200,7 @@ def test_hostile_many_fds_and_children(binary):
             p, pid, lines = start(reg, NOBODY + [SYSTEM_PYTHON, PROG, "hostile", str(HOSTILE_FDS),
                                                  str(HOSTILE_CHILDREN)], cwd="/")
             assert int(value(lines, "fds")[0]) > 4096, lines
+            wait_in_read(pid, pid)
             t0 = time.monotonic()
             d = dump(binary, pid)
             took = time.monotonic() - t0
