@@ -111,16 +111,18 @@ def test_pipe_peer_threads(binary, python):
         assert w in text, "%r not in the text dump:\n%s" % (w, text[:3000])
 
 
-def _session_sleepers(sid):
-    """Processes named sleep in session sid, as /proc shows them."""
+def _session_sleepers(sid, arg):
+    """Processes running `sleep ARG` in session sid, as /proc shows them."""
     out = []
     for e in os.listdir("/proc"):
         if not e.isdigit():
             continue
         try:
-            if comm(int(e)) == "sleep" and os.getsid(int(e)) == sid:
+            with open("/proc/%s/cmdline" % e, "rb") as f:
+                argv = f.read().split(b"\0")
+            if comm(int(e)) == "sleep" and argv[1:2] == [arg.encode()] and os.getsid(int(e)) == sid:
                 out.append(int(e))
-        except OSError:
+        except (OSError, IndexError):
             pass
     return out
 
@@ -143,7 +145,8 @@ def test_asyncio_subprocess_grandchild_holds_pipe(binary, python, version):
     (asyncio reaped it, return code 0) but its child `sleep` keeps the stdout pipe open, so
     the task never sees EOF. The task's `awaits.subprocess` names sh's pid, "exited", and the
     grandchild as the holder of the pipe; the text tree says it in one sentence. Task
-    'waiter' awaits a running child; task 'forged' awaits a fake Process whose pid is 1,
+    'waiter' awaits a running child; task 'reader' reads proc.stdout itself (followed from
+    the StreamReader's transport to the subprocess); task 'forged' awaits a fake Process whose pid is 1,
     which is no child: its state stays "unknown" and nothing about pid 1 is reported."""
     reg = Registry()
     named = version >= (3, 8)
@@ -157,12 +160,16 @@ def test_asyncio_subprocess_grandchild_holds_pipe(binary, python, version):
                 d = dump(binary, pid)
                 tasks = _tasks(d, named)
                 s = tasks["runner"]["awaits"].get("subprocess") or {}
-                grand = _session_sleepers(pid)
-                if (s.get("state") == "exited" and s.get("pipe_holders")) or time.monotonic() > deadline:
+                r = tasks["reader"]["awaits"].get("subprocess") or {}
+                if (s.get("state") == "exited" and s.get("pipe_holders") and r.get("state") == "exited"
+                        and r.get("pipe_holders")) or time.monotonic() > deadline:
                     break
                 time.sleep(0.2)
             text = dump(binary, pid, False)
-            grand = [g for g in _session_sleepers(pid) if g != waitsub]
+            grand = _session_sleepers(pid, "1000")
+            grand = [g for g in grand if g != waitsub]
+            grand_r = _session_sleepers(pid, "1001")
+            readsub = int(value(lines, "readsub")[0])
     finally:
         reg.cleanup()
     assert len(grand) == 1, "the test found grandchildren %r" % grand
@@ -179,6 +186,11 @@ def test_asyncio_subprocess_grandchild_holds_pipe(binary, python, version):
     assert w["kind"] == "subprocess", w
     assert w["subprocess"]["pid"] == waitsub and w["subprocess"]["state"] == "running", w
     assert w["subprocess"]["returncode"] is None and w["subprocess"]["pipe_holders"] == [], w
+    r = tasks["reader"]["awaits"]
+    assert r["kind"] == "io", r  # it reads proc.stdout itself: no subprocess.py frame
+    assert len(grand_r) == 1, "the test found grandchildren %r" % grand_r
+    assert r["subprocess"]["pid"] == readsub and r["subprocess"]["state"] == "exited", r
+    assert [(h["pid"], h["stream"]) for h in r["subprocess"]["pipe_holders"]] == [(grand_r[0], "stdout")], r
     f = tasks["forged" if named else "wait"]["awaits"]
     assert f["subprocess"]["pid"] == 1 and f["subprocess"]["state"] == "unknown", f
     want = "for subprocess %d (exited, return code 0), whose stdout pipe is still held open by " \

@@ -1,9 +1,10 @@
 # The asyncio program of tests/test_pipe_peers.py (3.7-3.13).
 # Task 'runner' awaits communicate() of `sh -c 'sleep 1000 & exit 0'` (stdout a PIPE: the
 # grandchild keeps it open after sh exits); task 'waiter' awaits wait() of a `sleep 1000`
-# child; task 'forged' awaits Process.wait() of a fake Process whose pid is 1 (no child of
-# this process). Prints "pid PID", "sub PID" (sh), "waitsub PID", then "ready". Lines are
-# flushed. Dies by itself after 300 s.
+# child; task 'reader' reads proc.stdout itself of `sh -c 'sleep 1001 & exit 0'`; task
+# 'forged' awaits Process.wait() of a fake Process whose pid is 1 (no child of this
+# process). Prints "pid PID", "sub PID" (runner's sh), "waitsub PID", "readsub PID", then
+# "ready". Lines are flushed. Dies by itself after 300 s.
 import os
 import signal
 import sys
@@ -45,11 +46,17 @@ def asyncio_mode():
         say("waitsub %d" % proc.pid)
         await proc.wait()  # MARK: wait
 
+    async def reader():
+        proc = await asyncio.create_subprocess_exec(
+            "sh", "-c", "sleep 1001 & exit 0", stdout=asyncio.subprocess.PIPE)
+        say("readsub %d" % proc.pid)
+        await proc.stdout.read()  # MARK: stdout
+
     async def main():
         fake = Process()
         fake.pid = 1
         fake._transport = Transport()
-        tasks = [create(runner(), "runner"), create(waiter(), "waiter"),
+        tasks = [create(runner(), "runner"), create(waiter(), "waiter"), create(reader(), "reader"),
                  create(asyncio.subprocess.Process.wait(fake), "forged")]
         await asyncio.sleep(0.5)
         say("ready")

@@ -49,6 +49,7 @@ bool aio_int_of(struct aio_ctx *c, uint64_t obj, int64_t *out);
 
 /* asyncio_subproc.c */
 void aio_subproc_read(struct aio_ctx *c, struct aio_task *t, uint64_t self);
+void aio_subproc_from_stream(struct aio_ctx *c, struct aio_task *t, uint64_t reader);
 void aio_subproc_facts(struct aio_view *v);
 
 /* asyncio_tasks.c */

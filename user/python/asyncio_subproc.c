@@ -9,7 +9,10 @@
  * `pid = transport.get_pid()`; BaseSubprocessTransport keeps `_pid` and `_returncode`
  * (None until asyncio reaped the child and called _process_exited); the StreamReader of a
  * pipe keeps its read transport in `_transport`, a unix_events._UnixReadPipeTransport whose
- * `_fileno` is the fd of the pipe's read end in the target. All are plain instance
+ * `_fileno` is the fd of the pipe's read end in the target, and whose `_protocol` is a
+ * base_subprocess.ReadSubprocessPipeProto with `proc` (the subprocess transport) and `fd`
+ * (1 stdout, 2 stderr): a task that reads `proc.stdout` itself (no subprocess.py frame,
+ * only streams.py's, `self` a StreamReader) is followed that way. All are plain instance
  * attributes (__dict__, or the managed dict of 3.11+: aio_obj_attr).
  * Everything read from the target is only a hint: the pid is looked for among the
  * target's own children (/proc/PID/task/TID/children, whose pid inside the target's pid
@@ -32,15 +35,54 @@ static bool small_pid(int64_t v)
 	return v > 0 && v < (1 << 22); /* PID_MAX_LIMIT on 64-bit (include/linux/threads.h) */
 }
 
-void aio_subproc_read(struct aio_ctx *c, struct aio_task *t, uint64_t self)
+/* pid and return code from a subprocess transport (BaseSubprocessTransport: _pid,
+ * _returncode). */
+static void from_transport(struct aio_ctx *c, struct aio_subproc *s, uint64_t tr)
+{
+	int64_t v;
+	if (!aio_plausible(tr))
+		return;
+	if (!s->pid && aio_int_of(c, aio_obj_attr(c, tr, "_pid"), &v) && small_pid(v))
+		s->pid = (pid_t)v;
+	if (aio_int_of(c, aio_obj_attr(c, tr, "_returncode"), &v) && v > -256 && v < 256) {
+		s->returncode_known = true;
+		s->returncode = (int)v;
+	}
+}
+
+/* The pipe a StreamReader reads: its transport's _fileno. */
+static void add_pipe(struct aio_ctx *c, struct aio_subproc *s, uint64_t reader, const char *stream)
+{
+	int64_t v;
+	if (s->npipes == 2 || !aio_plausible(reader) || !aio_type_named(c, reader, "StreamReader"))
+		return;
+	uint64_t ptr = aio_obj_attr(c, reader, "_transport");
+	if (!aio_plausible(ptr) || !aio_int_of(c, aio_obj_attr(c, ptr, "_fileno"), &v) || v < 0 ||
+	    v > 0x7fffffff)
+		return;
+	s->pipes[s->npipes].stream = stream;
+	s->pipes[s->npipes].fd = (int)v;
+	s->npipes++;
+}
+
+static struct aio_subproc *new_sub(struct aio_ctx *c, struct aio_task *t)
 {
 	if (c->nsub >= AIO_MAX_SUBPROCS || t->sub)
-		return;
+		return NULL;
 	struct aio_subproc *s = calloc(1, sizeof(*s));
 	if (!s)
-		return;
+		return NULL;
 	c->nsub++;
 	s->state = "unknown";
+	t->sub = s;
+	return s;
+}
+
+void aio_subproc_read(struct aio_ctx *c, struct aio_task *t, uint64_t self)
+{
+	struct aio_subproc *s = new_sub(c, t);
+	if (!s)
+		return;
 	uint64_t proc = 0, tr = self;
 	if (aio_type_named(c, self, "Process")) {
 		proc = self;
@@ -49,27 +91,26 @@ void aio_subproc_read(struct aio_ctx *c, struct aio_task *t, uint64_t self)
 	int64_t v;
 	if (proc && aio_int_of(c, aio_obj_attr(c, proc, "pid"), &v) && small_pid(v))
 		s->pid = (pid_t)v;
-	else if (aio_plausible(tr) && aio_int_of(c, aio_obj_attr(c, tr, "_pid"), &v) && small_pid(v))
-		s->pid = (pid_t)v;
-	if (aio_plausible(tr) && aio_int_of(c, aio_obj_attr(c, tr, "_returncode"), &v) && v > -256 &&
-	    v < 256) {
-		s->returncode_known = true;
-		s->returncode = (int)v;
+	from_transport(c, s, tr);
+	if (proc) {
+		add_pipe(c, s, aio_obj_attr(c, proc, "stdout"), "stdout");
+		add_pipe(c, s, aio_obj_attr(c, proc, "stderr"), "stderr");
 	}
-	static const char *const streams[] = { "stdout", "stderr" };
-	for (size_t k = 0; proc && k < 2; k++) {
-		uint64_t reader = aio_obj_attr(c, proc, streams[k]);
-		if (!aio_plausible(reader) || !aio_type_named(c, reader, "StreamReader"))
-			continue;
-		uint64_t ptr = aio_obj_attr(c, reader, "_transport");
-		if (!aio_plausible(ptr) || !aio_int_of(c, aio_obj_attr(c, ptr, "_fileno"), &v) || v < 0 ||
-		    v > 0x7fffffff)
-			continue;
-		s->pipes[s->npipes].stream = streams[k];
-		s->pipes[s->npipes].fd = (int)v;
-		s->npipes++;
-	}
-	t->sub = s;
+}
+
+void aio_subproc_from_stream(struct aio_ctx *c, struct aio_task *t, uint64_t reader)
+{
+	uint64_t ptr = aio_plausible(reader) ? aio_obj_attr(c, reader, "_transport") : 0;
+	uint64_t proto = aio_plausible(ptr) ? aio_obj_attr(c, ptr, "_protocol") : 0;
+	if (!aio_plausible(proto) || !aio_type_named(c, proto, "ReadSubprocessPipeProto"))
+		return; /* a stream of something else: a socket, a plain pipe */
+	struct aio_subproc *s = new_sub(c, t);
+	if (!s)
+		return;
+	int64_t fd = 0;
+	aio_int_of(c, aio_obj_attr(c, proto, "fd"), &fd);
+	from_transport(c, s, aio_obj_attr(c, proto, "proc"));
+	add_pipe(c, s, reader, fd == 2 ? "stderr" : "stdout");
 }
 
 static char child_state(pid_t pid)

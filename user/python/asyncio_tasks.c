@@ -125,6 +125,7 @@ struct task_tmp {
 	uint64_t coro_self; /* `self` of the innermost coroutine frame (for classify) */
 	uint64_t sleep_h;   /* sleep's TimerHandle */
 	uint64_t sub_self;  /* `self` of the outermost asyncio subprocess frame */
+	uint64_t stream_self; /* `self` of the outermost asyncio streams frame */
 };
 
 static void aio_read_chain(struct aio_ctx *c, struct aio_task *t, uint64_t coro, struct task_tmp *tmp)
@@ -166,6 +167,8 @@ static void aio_read_chain(struct aio_ctx *c, struct aio_task *t, uint64_t coro,
 		if (frame && !tmp->sub_self && (aio_file_is(f.file, "asyncio", "subprocess.py") ||
 						aio_file_is(f.file, "asyncio", "base_subprocess.py")))
 			tmp->sub_self = aio_local0(c, frame);
+		if (frame && !tmp->stream_self && aio_file_is(f.file, "asyncio", "streams.py"))
+			tmp->stream_self = aio_local0(c, frame);
 		if (frame && code && next && !aio_is_gen(c, next)) {
 			tmp->coro_self = aio_local0(c, frame);
 			if (strcmp(aio_short_fn(f.function), "sleep") == 0 && aio_file_is(f.file, "asyncio", "tasks.py"))
@@ -297,6 +300,8 @@ void aio_task_fill(struct aio_ctx *c, struct aio_task *t)
 		t->awaits = "unknown";
 	if (tmp.sub_self)
 		aio_subproc_read(c, t, tmp.sub_self);
+	else if (tmp.stream_self)
+		aio_subproc_from_stream(c, t, tmp.stream_self);
 	if (tmp.sleep_h) {
 		double when;
 		if (aio_float_of(c, aio_slot_attr(c, tmp.sleep_h, "_when"), &when))
