@@ -278,3 +278,69 @@ def test_pipe_peers_in_events(binary):
             assert x in subs, (label, [t["awaits"] for t in tasks])
     hangs = [h for h in tr.select("hang") if h.get("pid") in [j[0] for j in jobs.values()]]
     assert not hangs, [h["diagnosis"] for h in hangs]
+
+
+def test_pipe_own_writer_hang(binary):
+    """A single-threaded program reads a pipe whose write end only it holds (it never closed
+    it): a `hang` with code pipe_own_writer naming the read and its line, on every
+    interpreter, and a hang_end when the process is killed. A single-threaded program whose
+    write end a child holds (the child may still write) gets a long_wait only."""
+    reg = Registry()
+    jobs = {}
+    try:
+        with alarm_guard(100, "pipe_own_writer"):
+            for label, python, version in VERSIONS:
+                p, pid, lines = start(reg, [python, PROG, "selfonly"])
+                jobs[("self", label)] = (p, pid)
+                p, pid, lines = start(reg, [python, PROG, "childonly"])
+                jobs[("child", label)] = (p, pid)
+            for p, pid in jobs.values():
+                wait_in_read(pid, pid)
+            args = ["--json", "-t", "1"]
+            for p, pid in jobs.values():
+                args += ["-p", str(pid)]
+            tr = Tracer(reg, binary, args)
+            tr.wait_start()
+            selfs = [pid for (k, _), (p, pid) in jobs.items() if k == "self"]
+            children = [pid for (k, _), (p, pid) in jobs.items() if k == "child"]
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not (
+                    all(tr.select("hang", pid=pid) for pid in selfs) and
+                    all(tr.select("long_wait", pid=pid, tid=pid) for pid in children)):
+                time.sleep(0.2)
+            time.sleep(1.0)  # room for a wrong hang of the others
+            for (k, _), (p, pid) in jobs.items():
+                if k == "self":
+                    p.kill()
+                    p.wait(10)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not all(tr.select("hang_end", pid=pid) for pid in selfs):
+                time.sleep(0.2)
+            rc = tr.stop()
+    finally:
+        reg.cleanup()
+    assert rc == 0, tr.describe()
+    for (k, label), (p, pid) in jobs.items():
+        hangs = tr.select("hang", pid=pid)
+        if k == "child":
+            assert tr.select("long_wait", pid=pid, tid=pid), (label, tr.describe())
+            assert not hangs, (label, [h["diagnosis"] for h in hangs])
+            continue
+        assert len(hangs) == 1, (label, len(hangs), tr.describe())
+        d = hangs[0]["diagnosis"]
+        assert d["code"] == "pipe_own_writer" and d["waiter_tid"] == pid, (label, d)
+        assert "read() on an empty pipe" in d["summary"], d
+        assert "pipe_peers.py:%d" % _mark("selfonly") in d["summary"], d
+        me = [t for t in hangs[0]["threads"] if t["tid"] == pid][0]
+        assert me["waiting_for"]["blocked_on"]["peers"][0]["self"] is True, me
+        ends = tr.select("hang_end", pid=pid)
+        assert len(ends) == 1 and ends[0]["code"] == "pipe_own_writer", (label, ends)
+        assert ends[0]["ended_by"] == "process_exit", ends
+
+
+def _mark(name):
+    with open(PROG) as f:
+        for i, line in enumerate(f, 1):
+            if "# MARK: %s" % name in line:
+                return i
+    raise AssertionError("no MARK %s in %s" % (name, PROG))

@@ -4,6 +4,10 @@
 #            parent closed its copy); 'reader-self' reads a pipe whose write end this very
 #            process keeps open (the child closed its copy); the main thread joins them.
 #            Prints "child PID", "tid NAME TID" lines, then "ready".
+#   selfonly one thread reads a pipe whose write end only this process holds (it never
+#            closed it): the read never returns. Prints "ready".
+#   childonly one thread reads a pipe whose write end only a forked child holds (it may
+#            still write). Prints "child PID", then "ready".
 #   hostile  (run as nobody) raises its fd limit, opens FDS pipes' worth of fds, forks
 #            CHILDREN children that all keep every fd, then reads a pipe whose write end
 #            only the last child holds at a high fd number. Prints "ready".
@@ -66,6 +70,26 @@ def threads_mode():
         t.join()
 
 
+def selfonly_mode():
+    r, w = os.pipe()
+    say("ready")
+    os.read(r, 1)  # MARK: selfonly
+
+
+def childonly_mode():
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        signal.alarm(300)
+        os.close(r)
+        while True:
+            time.sleep(100)
+    os.close(w)
+    say("child %d" % pid)
+    say("ready")
+    os.read(r, 1)  # MARK: childonly
+
+
 def hostile_mode():
     import resource
     nfds = int(sys.argv[2])
@@ -93,4 +117,5 @@ def hostile_mode():
     os.read(r, 1)  # MARK: hostile
 
 
-{"threads": threads_mode, "hostile": hostile_mode}[MODE]()
+{"threads": threads_mode, "selfonly": selfonly_mode, "childonly": childonly_mode,
+ "hostile": hostile_mode}[MODE]()

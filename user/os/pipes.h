@@ -56,6 +56,10 @@ int pipe_fill(pid_t pid, int fd, uint64_t ino, struct pipe_facts *f);
  * and complete; f->ino set. pids (n of them) are looked at first (the likely holders),
  * then the rest of /proc unless only_these. 0, or -1 (out of /proc). */
 int pipe_holders(uint64_t ino, const pid_t *pids, size_t n, bool only_these, struct pipe_facts *f);
+/* The same with at most *fd_budget fd entries read in all (decremented; NULL: none): a scan
+ * cut by it is not complete. */
+int pipe_holders_budget(uint64_t ino, const pid_t *pids, size_t n, bool only_these, size_t *fd_budget,
+			struct pipe_facts *f);
 /* Holders of pipe ino among pids only (n of them), each process's fd table read up to
  * max_fds entries, and at most *fd_budget entries in all (decremented; NULL: no budget).
  * f->complete is false (only these were looked at); f->cut says whether a bound or an
