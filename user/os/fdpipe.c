@@ -90,32 +90,6 @@ void fdpipe_free(struct fdpipe_state *s)
 	free(s);
 }
 
-/* ppid and session of pid, from the fields after the last ')' of /proc/PID/stat (the comm
- * before it is the process's own choice, proc(5)). 0 or -1. */
-static int stat_of(pid_t pid, pid_t *ppid, pid_t *session)
-{
-	char path[48], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0)
-		return -1;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	const char *rp = strrchr(buf, ')');
-	char st;
-	int pp, pg, sid;
-	if (!rp || sscanf(rp + 1, " %c %d %d %d", &st, &pp, &pg, &sid) != 4)
-		return -1;
-	if (ppid)
-		*ppid = pp;
-	if (session)
-		*session = sid;
-	return 0;
-}
-
 static bool ns_of(pid_t pid, char *buf, size_t len)
 {
 	char path[48];
@@ -215,7 +189,7 @@ static void build(struct fdpipe_state *s, pid_t self)
 	if (more)
 		s->cands_cut = true;
 	pid_t ppid = 0, session = 0;
-	if (stat_of(self, &ppid, &session) != 0 || ppid <= 0)
+	if (proc_stat_fields(self, NULL, &ppid, &session) != 0 || ppid <= 0)
 		return;
 	add_cand(s, ppid, FDP_MAX_CANDS);
 	/* same-session children of the ancestors: siblings, orphans reparented upwards */
@@ -234,11 +208,11 @@ static void build(struct fdpipe_state *s, pid_t self)
 				break;
 			}
 			s->stats++;
-			if (stat_of(kids[i], NULL, &sid) == 0 && sid == session)
+			if (proc_stat_fields(kids[i], NULL, NULL, &sid) == 0 && sid == session)
 				add_cand(s, kids[i], FDP_MAX_CANDS);
 		}
 		pid_t up = 0;
-		if (stat_of(a, &up, NULL) != 0)
+		if (proc_stat_fields(a, NULL, &up, NULL) != 0)
 			break;
 		a = up;
 	}

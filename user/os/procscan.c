@@ -307,3 +307,23 @@ out:
 	closedir(d);
 	return n;
 }
+
+int proc_stat_fields(pid_t pid, char *state, pid_t *ppid, pid_t *session)
+{
+	char path[48], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (read_small_file(path, buf, sizeof(buf)) <= 0)
+		return -1;
+	const char *rp = strrchr(buf, ')'); /* the comm before it is the process's own choice */
+	char st;
+	int pp, pg, sid;
+	if (!rp || sscanf(rp + 1, " %c %d %d %d", &st, &pp, &pg, &sid) != 4)
+		return -1;
+	if (state)
+		*state = st;
+	if (ppid)
+		*ppid = pp;
+	if (session)
+		*session = sid;
+	return 0;
+}

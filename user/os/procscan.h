@@ -23,6 +23,9 @@ size_t proc_children(pid_t pid, pid_t *out, size_t max, bool *more);
 /* Whether process pid has exited: gone, or a zombie waiting for its parent (state Z or X,
  * the field after the last ')' of /proc/PID/stat, proc(5)). */
 bool proc_has_exited(pid_t pid);
+/* State letter, parent pid and session id of pid: fields 3, 4 and 6 of /proc/PID/stat,
+ * read after the last ')' (proc(5)); any pointer may be NULL. 0, or -1 (gone, unreadable). */
+int proc_stat_fields(pid_t pid, char *state, pid_t *ppid, pid_t *session);
 /* The thread group (process) a task id belongs to (Tgid in /proc/ID/status), or -1. */
 pid_t proc_tgid(pid_t id);
 /* The pid of a process inside its own pid namespace (last NSpid field), or -1 when it is

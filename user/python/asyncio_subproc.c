@@ -20,7 +20,6 @@
  * be a pipe by fddesc.c, which also finds the holders of its write end among the
  * target's relatives (fdpipe.c). Bounds: AIO_MAX_SUBPROCS tasks per view, 2 pipes each,
  * one fd_ctx (and so one candidate set and fd budget) for the whole view. */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -113,21 +112,6 @@ void aio_subproc_from_stream(struct aio_ctx *c, struct aio_task *t, uint64_t rea
 	add_pipe(c, s, reader, fd == 2 ? "stderr" : "stdout");
 }
 
-static char child_state(pid_t pid)
-{
-	char path[48], buf[512];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return 0;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	const char *rp = strrchr(buf, ')');
-	char st;
-	return rp && sscanf(rp + 1, " %c", &st) == 1 ? st : 0;
-}
-
 void aio_subproc_facts(struct aio_view *v)
 {
 	pid_t kids[SUB_MAX_CHILDREN];
@@ -147,7 +131,8 @@ void aio_subproc_facts(struct aio_view *v)
 				pid_t in_ns = proc_ns_pid(kids[k]);
 				if ((in_ns > 0 ? in_ns : kids[k]) != s->pid)
 					continue;
-				char st = child_state(kids[k]);
+				char st = 0;
+				proc_stat_fields(kids[k], &st, NULL, NULL);
 				s->state = st == 'Z' || st == 'X' ? "zombie" : st == 'T' || st == 't' ? "stopped" :
 					   st ? "running" : "unknown";
 				break;
