@@ -171,8 +171,8 @@ FUZZ_OPTS  := -rss_limit_mb=1024 -timeout=10 -print_final_stats=1
 FUZZ_USER  := $(basename $(notdir $(filter-out $(addprefix user/python/,pystack.c stackline.c \
                 srcline.c $(notdir $(wildcard user/python/lockown*.c))),$(wildcard user/python/*.c)))) \
               pywrite_json pywrite_text \
-              procmem procscan elfsym json strbuf caps bounds mapscan safeopen syscall_names \
-              iowait_write fddesc
+              procmem elfsym json strbuf caps bounds mapscan safeopen syscall_names \
+              iowait_write fddesc fdsock fdpipe pipes procscan
 FUZZ_OBJS  := $(patsubst %,$(BUILD)/fuzz/obj/%.o,$(FUZZ_USER)) \
               $(BUILD)/fuzz/obj/fakemem.o $(BUILD)/fuzz/obj/pyimage.o
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))

@@ -76,6 +76,9 @@ KEYS = {"event", "time", "pid", "tid", "comm", "ns_pid", "cgroup", "scope", "pid
         "blocked_on", "waits_on", "waits_on_total", "fd", "type", "local", "remote", "peer",
         "path", "lock_holder", "events", "syscall_timeout_s", "no_timeout_set", "in_syscall_s",
         "in_syscall_estimated", "holder_runs_future",
+        # issue 16: a pipe's other end, an asyncio task's subprocess
+        "pipe_end", "peers", "peers_total", "peers_searched", "peers_cut", "self", "subprocess",
+        "returncode", "pipes", "pipe_holders", "pipe_holders_total", "pipe_holders_cut", "stream",
         # issue 15: waits for children, pipes, forks, dead workers; -p's descendants
         "children", "children_cut", "pipe", "inode", "queued_bytes", "capacity_bytes",
         "holders_complete", "descendants", "fork", "forker_tid", "parent_pid", "parent_comm",

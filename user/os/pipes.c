@@ -151,6 +151,7 @@ struct holders_scan {
 	const pid_t *skip;
 	size_t nskip;
 	size_t procs;
+	size_t *budget;     /* fd entries left, NULL: no budget */
 };
 
 static void note_holder(struct pipe_facts *f, pid_t pid, int fd, bool rd, bool wr)
@@ -185,20 +186,21 @@ static void note_holder(struct pipe_facts *f, pid_t pid, int fd, bool rd, bool w
 /* Every fd of pid that is pipe f->ino (each process is looked at once per scan: the
  * likely holders first, then the rest of /proc without them). Holders beyond
  * PIPE_MAX_HOLDERS are counted but not kept. */
-static void scan_process(struct pipe_facts *f, pid_t pid)
+static void scan_process_bounded(struct pipe_facts *f, pid_t pid, size_t max_fds, size_t *budget)
 {
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
 	int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0) {
 		if (errno != ENOENT && errno != ESRCH)
-			f->complete = false; /* a process we cannot look into may hold it */
+			f->complete = false, f->cut = true; /* a process we cannot look into may hold it */
 		return;
 	}
 	DIR *d = fdopendir(dfd);
 	if (!d) {
 		close(dfd);
 		f->complete = false;
+		f->cut = true;
 		return;
 	}
 	snprintf(path, sizeof(path), "/proc/%d/fdinfo", (int)pid);
@@ -210,10 +212,13 @@ static void scan_process(struct pipe_facts *f, pid_t pid)
 	while ((e = readdir(d)) != NULL) {
 		if (e->d_name[0] < '0' || e->d_name[0] > '9')
 			continue;
-		if (++seen > PIPE_MAX_FDS) {
+		if (++seen > max_fds || (budget && *budget == 0)) {
 			f->complete = false;
+			f->cut = true;
 			break;
 		}
+		if (budget)
+			--*budget;
 		if (link_ino(dfd, e->d_name) != f->ino)
 			continue;
 		int fd = atoi(e->d_name);
@@ -222,6 +227,7 @@ static void scan_process(struct pipe_facts *f, pid_t pid)
 		int acc = info >= 0 ? fd_accmode(info, fd) : -1;
 		if (acc < 0) { /* unknown end: might be a reader */
 			f->complete = false;
+			f->cut = true;
 			continue;
 		}
 		rd |= acc == O_RDONLY || acc == O_RDWR;
@@ -246,26 +252,57 @@ static int scan_one(pid_t pid, void *arg)
 		s->f->complete = false;
 		return 1;
 	}
-	scan_process(s->f, pid);
+	if (s->budget && *s->budget == 0) {
+		s->f->complete = false;
+		s->f->cut = true;
+		return 1;
+	}
+	scan_process_bounded(s->f, pid, PIPE_MAX_FDS, s->budget);
 	return 0;
 }
 
 int pipe_holders(uint64_t ino, const pid_t *pids, size_t n, bool only_these, struct pipe_facts *f)
 {
+	return pipe_holders_budget(ino, pids, n, only_these, NULL, f);
+}
+
+int pipe_holders_budget(uint64_t ino, const pid_t *pids, size_t n, bool only_these, size_t *fd_budget,
+			struct pipe_facts *f)
+{
 	f->ino = ino;
 	f->nholders = f->nreaders = f->nwriters = 0;
 	f->complete = true;
+	f->cut = false;
 	for (size_t i = 0; i < n; i++)
-		scan_process(f, pids[i]);
+		scan_process_bounded(f, pids[i], PIPE_MAX_FDS, fd_budget);
 	if (only_these) {
 		f->complete = false; /* the rest of the host was not looked at */
 		return 0;
 	}
-	struct holders_scan s = { .f = f, .skip = pids, .nskip = n };
+	struct holders_scan s = { .f = f, .skip = pids, .nskip = n, .budget = fd_budget };
 	if (proc_for_each_pid("/proc", PIPE_MAX_PROCS + 1, scan_one, &s) < 0) {
 		f->complete = false;
 		return -1;
 	}
+	return 0;
+}
+
+int pipe_holders_among(uint64_t ino, const pid_t *pids, size_t n, size_t max_fds, size_t *fd_budget,
+		       struct pipe_facts *f)
+{
+	f->ino = ino;
+	f->nholders = f->nreaders = f->nwriters = 0;
+	f->cut = false;
+	f->looked = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (fd_budget && *fd_budget == 0) {
+			f->cut = true; /* the rest not looked at */
+			break;
+		}
+		scan_process_bounded(f, pids[i], max_fds, fd_budget);
+		f->looked++;
+	}
+	f->complete = false; /* the rest of the host was not looked at */
 	return 0;
 }
 

@@ -42,6 +42,8 @@ struct pipe_facts {
 	size_t nholders;    /* kept */
 	size_t nreaders, nwriters; /* processes holding each end (all of them, kept or not) */
 	bool complete;      /* every process of the host looked at, nothing cut or unreadable */
+	bool cut;           /* a bound or an unreadable fd table cut the look at some process */
+	size_t looked;      /* pipe_holders_among: processes whose fd tables were read */
 };
 
 /* Whether fd of process pid is a pipe: 1 (its inode in *ino; *read_end / *write_end from
@@ -54,6 +56,16 @@ int pipe_fill(pid_t pid, int fd, uint64_t ino, struct pipe_facts *f);
  * and complete; f->ino set. pids (n of them) are looked at first (the likely holders),
  * then the rest of /proc unless only_these. 0, or -1 (out of /proc). */
 int pipe_holders(uint64_t ino, const pid_t *pids, size_t n, bool only_these, struct pipe_facts *f);
+/* The same with at most *fd_budget fd entries read in all (decremented; NULL: none): a scan
+ * cut by it is not complete. */
+int pipe_holders_budget(uint64_t ino, const pid_t *pids, size_t n, bool only_these, size_t *fd_budget,
+			struct pipe_facts *f);
+/* Holders of pipe ino among pids only (n of them), each process's fd table read up to
+ * max_fds entries, and at most *fd_budget entries in all (decremented; NULL: no budget).
+ * f->complete is false (only these were looked at); f->cut says whether a bound or an
+ * unreadable table cut the look at them. 0. */
+int pipe_holders_among(uint64_t ino, const pid_t *pids, size_t n, size_t max_fds, size_t *fd_budget,
+		       struct pipe_facts *f);
 /* The JSON object {inode, queued_bytes, capacity_bytes, readers: [{pid, comm, fd}],
  * writers: [...], holders_complete} (a jw value). */
 void pipe_write_json(struct jw *w, const struct pipe_facts *f);

@@ -113,6 +113,10 @@ int proc_stat_parse(const char *text, struct proc_stat *out)
 			if (!parse_uint(f, len, 0x7fffffff, &v))
 				break;
 			out->ppid = (pid_t)v;
+		} else if (field == 6) {
+			if (!parse_uint(f, len, 0x7fffffff, &v))
+				break;
+			out->session = (pid_t)v;
 		} else if (field == 22) {
 			if (!parse_uint(f, len, UINT64_MAX, &v))
 				break;
@@ -325,4 +329,71 @@ uint64_t proc_task_switches(pid_t pid, pid_t tid)
 	if (!v || !n)
 		return UINT64_MAX;
 	return strtoull(v + 25, NULL, 10) + strtoull(n + 28, NULL, 10);
+}
+
+/* The children of pid (of each of its threads, at most PROC_CHILDREN_TASKS), at most max in out.
+ * *more when some were left out. */
+size_t proc_children(pid_t pid, pid_t *out, size_t max, bool *more)
+{
+	char path[64], buf[4096];
+	size_t n = 0, tasks = 0;
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		if (++tasks > PROC_CHILDREN_TASKS) {
+			*more = true;
+			break;
+		}
+		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/children", (int)pid, e->d_name);
+		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+		if (fd < 0)
+			continue;
+		ssize_t r = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (r <= 0)
+			continue;
+		buf[r] = '\0';
+		if ((size_t)r == sizeof(buf) - 1) {
+			*more = true; /* a longer list: its last number may be cut, drop it */
+			char *sp = strrchr(buf, ' ');
+			if (sp)
+				*sp = '\0';
+		}
+		char *s = buf, *end;
+		for (;;) {
+			long v = strtol(s, &end, 10);
+			if (end == s)
+				break;
+			s = end;
+			if (v <= 0)
+				continue;
+			if (n == max) {
+				*more = true;
+				goto out;
+			}
+			out[n++] = (pid_t)v;
+		}
+	}
+out:
+	closedir(d);
+	return n;
+}
+
+int proc_stat_fields(pid_t pid, char *state, pid_t *ppid, pid_t *session)
+{
+	struct proc_stat st;
+	if (proc_stat_read(pid, 0, &st) != 0 || st.nfields < 6)
+		return -1;
+	if (state)
+		*state = st.state;
+	if (ppid)
+		*ppid = st.ppid;
+	if (session)
+		*session = st.session;
+	return 0;
 }

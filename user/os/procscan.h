@@ -23,6 +23,7 @@ struct proc_stat {
 	char state;          /* field 3: R running, S sleeping, D disk sleep, Z zombie, T/t
 			      * stopped/traced, X dead, I idle (kernel threads), ... */
 	pid_t ppid;          /* field 4: the parent's pid (0: none, init and kernel threads) */
+	pid_t session;       /* field 6: the session id; valid when nfields >= 6 */
 	uint64_t start_time; /* field 22: clock ticks after boot when it started (the process's
 			      * identity with its pid); valid when nfields >= 22 */
 	int processor;       /* field 39: the CPU it last ran on, 0-65535; -1 unknown */
@@ -41,9 +42,17 @@ int proc_stat_read(pid_t pid, pid_t tid, struct proc_stat *out);
 /* The parent pid of process pid (stat field 4), -1 when unknown (gone, unreadable). */
 pid_t proc_parent(pid_t pid);
 
+#define PROC_CHILDREN_TASKS 64 /* threads of one process whose children lists are read */
+/* The children of pid (the /proc/PID/task/TID/children lists of its first
+ * PROC_CHILDREN_TASKS threads, Linux 3.5+ CONFIG_PROC_CHILDREN; 4 KiB of each), at most max
+ * in out; *more is set when some were left out (never cleared). Pids in our namespace. */
+size_t proc_children(pid_t pid, pid_t *out, size_t max, bool *more);
 /* Whether process pid has exited: gone, or a zombie waiting for its parent (state Z or X,
  * stat field 3, proc(5)). */
 bool proc_has_exited(pid_t pid);
+/* State letter, parent pid and session id of pid: fields 3, 4 and 6 of /proc/PID/stat,
+ * read after the last ')' (proc(5)); any pointer may be NULL. 0, or -1 (gone, unreadable). */
+int proc_stat_fields(pid_t pid, char *state, pid_t *ppid, pid_t *session);
 /* The thread group (process) a task id belongs to (Tgid in /proc/ID/status), or -1. */
 pid_t proc_tgid(pid_t id);
 /* The pid of a process inside its own pid namespace (last NSpid field), or -1 when it is

@@ -45,6 +45,66 @@ static void json_frame(struct jw *w, const struct aio_frame *f)
 	jw_obj_end(w);
 }
 
+static bool sub_pipe_ok(const struct aio_subproc *s, size_t k)
+{
+	return !strcmp(s->pipes[k].d.type, "pipe") && s->pipes[k].d.pipe_end == FD_END_READ &&
+	       s->pipes[k].d.peers_searched;
+}
+
+/* "subprocess": {pid, state, returncode, pipes: [{stream, fd}], pipe_holders: [{pid, comm,
+ * stream, fd, self}], pipe_holders_total, pipe_holders_cut} (README: asyncio) */
+static void json_subproc(struct jw *w, const struct aio_view *v, const struct aio_subproc *s)
+{
+	jw_key(w, "subprocess");
+	jw_obj_begin(w);
+	jw_key(w, "pid");
+	if (s->pid > 0)
+		jw_int(w, s->pid);
+	else
+		jw_null(w);
+	jw_kstr(w, "state", s->state);
+	jw_key(w, "returncode");
+	if (s->returncode_known)
+		jw_int(w, s->returncode);
+	else
+		jw_null(w);
+	jw_key(w, "pipes");
+	jw_arr_begin(w);
+	for (size_t k = 0; k < s->npipes; k++) {
+		if (!sub_pipe_ok(s, k))
+			continue;
+		jw_obj_begin(w);
+		jw_kstr(w, "stream", s->pipes[k].stream);
+		jw_kint(w, "fd", s->pipes[k].fd);
+		jw_obj_end(w);
+	}
+	jw_arr_end(w);
+	unsigned total = 0;
+	bool cut = false;
+	jw_key(w, "pipe_holders");
+	jw_arr_begin(w);
+	for (size_t k = 0; k < s->npipes; k++) {
+		const struct fd_desc *d = &s->pipes[k].d;
+		if (!sub_pipe_ok(s, k))
+			continue;
+		total += d->peers_total;
+		cut |= d->peers_cut;
+		for (unsigned i = 0; i < d->npeers; i++) {
+			jw_obj_begin(w);
+			jw_kint(w, "pid", d->peers[i].pid);
+			jw_kstr(w, "comm", d->peers[i].comm);
+			jw_kstr(w, "stream", s->pipes[k].stream);
+			jw_kint(w, "fd", d->peers[i].fd);
+			jw_kbool(w, "self", d->peers[i].pid == v->pid);
+			jw_obj_end(w);
+		}
+	}
+	jw_arr_end(w);
+	jw_kint(w, "pipe_holders_total", total);
+	jw_kbool(w, "pipe_holders_cut", cut);
+	jw_obj_end(w);
+}
+
 static void json_task(struct jw *w, const struct aio_view *v, const struct aio_task *t)
 {
 	jw_obj_begin(w);
@@ -68,6 +128,8 @@ static void json_task(struct jw *w, const struct aio_view *v, const struct aio_t
 	}
 	if (!isnan(t->deadline_in_s))
 		jw_kdouble(w, "deadline_in_s", t->deadline_in_s, 3);
+	if (t->sub)
+		json_subproc(w, v, t->sub);
 	if (t->waiter) {
 		jw_key(w, "future");
 		jw_hex(w, t->waiter);
@@ -190,6 +252,47 @@ static void text_frame(struct strbuf *sb, const struct aio_frame *f)
 	sb_printf(sb, ":%d", f->line);
 }
 
+/* "subprocess 4242 (exited, return code 0), whose stdout pipe is still held open by 'sleep'
+ * (pid 4250)"; "... whose stdout pipe no related process holds open (checked N)" */
+static void text_subproc(struct strbuf *sb, const struct aio_view *v, const struct aio_subproc *s)
+{
+	if (s->pid > 0)
+		sb_printf(sb, "subprocess %d (%s", (int)s->pid, s->state);
+	else
+		sb_printf(sb, "a subprocess (%s", s->state);
+	if (s->returncode_known)
+		sb_printf(sb, ", return code %d", s->returncode);
+	sb_putc(sb, ')');
+	for (size_t k = 0; k < s->npipes; k++) {
+		const struct fd_desc *d = &s->pipes[k].d;
+		if (!sub_pipe_ok(s, k))
+			continue;
+		sb_printf(sb, ", whose %s pipe ", s->pipes[k].stream);
+		if (!d->npeers) {
+			sb_printf(sb, "no related process holds open (%u looked at%s)", (unsigned)d->peers_looked,
+				  d->peers_cut ? ", search cut" : "");
+			continue;
+		}
+		sb_puts(sb, "is still held open by ");
+		for (unsigned i = 0; i < d->npeers && i < 3; i++) {
+			const struct fd_peer *p = &d->peers[i];
+			if (i)
+				sb_puts(sb, i + 1 == d->npeers ? " and " : ", ");
+			if (p->pid == v->pid)
+				sb_puts(sb, "this process itself (");
+			else if (p->pid == s->pid)
+				sb_puts(sb, "the subprocess itself (");
+			sb_putc(sb, '\'');
+			put_untrusted(sb, p->comm);
+			sb_printf(sb, "' (pid %d)", (int)p->pid);
+			if (p->pid == v->pid || p->pid == s->pid)
+				sb_putc(sb, ')');
+		}
+		if (d->peers_total > 3)
+			sb_printf(sb, " and %u more", (unsigned)d->peers_total - 3);
+	}
+}
+
 static void text_awaits(struct strbuf *sb, const struct aio_view *v, const struct aio_task *t)
 {
 	const char *k = t->awaits ? t->awaits : "unknown";
@@ -205,11 +308,24 @@ static void text_awaits(struct strbuf *sb, const struct aio_view *v, const struc
 		}
 		if (!t->nawaited)
 			sb_printf(sb, " a task");
+		if (t->sub) {
+			sb_puts(sb, ", for ");
+			text_subproc(sb, v, t->sub);
+		}
+		return;
+	}
+	if (!strcmp(k, "subprocess") && t->sub) {
+		sb_puts(sb, "awaits ");
+		text_subproc(sb, v, t->sub);
 		return;
 	}
 	sb_printf(sb, "awaits %s", !strcmp(k, "sleep") ? "sleep" : !strcmp(k, "io") ? "I/O" : k);
 	if (!isnan(t->deadline_in_s))
 		sb_printf(sb, " (wakes in %.1f s)", t->deadline_in_s);
+	if (t->sub) {
+		sb_puts(sb, ", for ");
+		text_subproc(sb, v, t->sub);
+	}
 }
 
 static void text_task(struct strbuf *sb, const struct aio_view *v, size_t idx, int depth,

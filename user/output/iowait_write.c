@@ -11,6 +11,30 @@
 
 static const char *const event_names[] = { "in", "pri", "out" };
 
+static const char *const end_names[] = { "unknown", "read", "write", "both" };
+
+/* A pipe's end and the holders of its other end: "pipe_end", "peers" [{pid, comm, fd,
+ * self}], "peers_total", "peers_searched" (processes looked at), "peers_cut" (also when
+ * they were not looked for: its end unknown, more pipes than a snapshot answers). */
+static void write_pipe_peers(struct jw *w, const struct fd_desc *d)
+{
+	jw_kstr(w, "pipe_end", end_names[d->pipe_end & 3]);
+	jw_key(w, "peers");
+	jw_arr_begin(w);
+	for (unsigned i = 0; i < d->npeers; i++) {
+		jw_obj_begin(w);
+		jw_kint(w, "pid", d->peers[i].pid);
+		jw_kstr(w, "comm", d->peers[i].comm);
+		jw_kint(w, "fd", d->peers[i].fd);
+		jw_kbool(w, "self", d->peers[i].pid == d->self_pid);
+		jw_obj_end(w);
+	}
+	jw_arr_end(w);
+	jw_kint(w, "peers_total", d->peers_total);
+	jw_kint(w, "peers_searched", d->peers_looked);
+	jw_kbool(w, "peers_cut", d->peers_cut || !d->peers_searched); /* not looked for: unknown */
+}
+
 static void write_fd(struct jw *w, const struct fd_desc *d, bool with_events)
 {
 	jw_obj_begin(w);
@@ -19,8 +43,7 @@ static void write_fd(struct jw *w, const struct fd_desc *d, bool with_events)
 	jw_kstr(w, "local", d->local[0] ? d->local : NULL);
 	jw_kstr(w, "remote", d->remote[0] ? d->remote : NULL);
 	jw_key(w, "peer");
-	/* pipes: the process holding the other end comes from the pipe-holders scan (issue
-	 * 15, F1's function), wired here by the lead; null until then */
+	/* unix sockets: SO_PEERCRED; pipes: the first holder of the other end (fdpipe.c) */
 	if (d->peer_pid > 0) {
 		jw_obj_begin(w);
 		jw_kint(w, "pid", d->peer_pid);
@@ -29,6 +52,8 @@ static void write_fd(struct jw *w, const struct fd_desc *d, bool with_events)
 	} else {
 		jw_null(w);
 	}
+	if (!strcmp(d->type, "pipe"))
+		write_pipe_peers(w, d);
 	jw_kstr(w, "state", d->state[0] ? d->state : NULL);
 	jw_kstr(w, "path", d->path[0] ? d->path : NULL);
 	if (d->lock_pid > 0) {

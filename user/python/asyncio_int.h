@@ -1,6 +1,6 @@
 /* asyncio_int: what the asyncio reader's files share (asyncio_read.c: loops and the public
  * API; asyncio_tasks.c: coroutines and tasks; asyncio_obj.c: reading Python objects of the
- * target within a budget). Not for use outside them. */
+ * target within a budget; asyncio_subproc.c: the subprocess a task awaits). Not for use outside them. */
 #ifndef PH_ASYNCIO_INT_H
 #define PH_ASYNCIO_INT_H
 #include <stdbool.h>
@@ -18,6 +18,7 @@ struct aio_ctx {
 	uint64_t t_future, t_task;  /* _asyncio.Future / _asyncio.Task type objects */
 	double now;                 /* the target's time.monotonic() now */
 	size_t budget;              /* object reads left (bounds the CPU of one view) */
+	size_t nsub;                /* tasks given a subprocess (AIO_MAX_SUBPROCS) */
 };
 
 #define AIO_READ_BUDGET 400000u
@@ -43,6 +44,13 @@ const char *aio_base_name(const char *path);
 const char *aio_short_fn(const char *fn);
 bool aio_file_is(const char *path, const char *dir, const char *file);
 bool aio_frame_is(const struct py_frame *f, const char *fn, const char *dir, const char *file);
+
+bool aio_int_of(struct aio_ctx *c, uint64_t obj, int64_t *out);
+
+/* asyncio_subproc.c */
+void aio_subproc_read(struct aio_ctx *c, struct aio_task *t, uint64_t self);
+void aio_subproc_from_stream(struct aio_ctx *c, struct aio_task *t, uint64_t reader);
+void aio_subproc_facts(struct aio_view *v);
 
 /* asyncio_tasks.c */
 void aio_collect_set(struct aio_ctx *c, uint64_t set, bool weak, struct aio_view *v);

@@ -110,6 +110,36 @@ uint64_t aio_obj_attr(struct aio_ctx *c, uint64_t obj, const char *name)
 	return py_reader_mem_attr(c->r, c->pid, obj, name);
 }
 
+/* A small int object's value (|value| < 2^60): 3.x <= 3.11 ob_size (digit count, negative
+ * for negative values) at int_size, 3.12+ lv_tag (digit count << 3 | sign: 0 positive, 1
+ * zero, 2 negative) at int_size, 30-bit digits at int_value (Include/cpython/longintrepr.h
+ * of each version). false: not an int, or larger. */
+bool aio_int_of(struct aio_ctx *c, uint64_t obj, int64_t *out)
+{
+	if (!aio_plausible(obj) || !aio_type_named(c, obj, "int") || c->l->ints == PY_INT_27)
+		return false;
+	bool ok, neg;
+	int64_t size = aio_i64(c, obj + c->l->int_size, &ok);
+	uint64_t nd;
+	if (!ok)
+		return false;
+	if (c->l->ints == PY_INT_LVTAG) {
+		neg = (size & 3) == 2;
+		nd = (uint64_t)size >> 3;
+	} else {
+		neg = size < 0;
+		nd = (uint64_t)(neg ? -size : size);
+	}
+	uint32_t d[2] = { 0, 0 };
+	if (nd > 2 || (nd && !aio_rd(c, obj + c->l->int_value, d, nd * 4)))
+		return false;
+	int64_t v = 0;
+	for (uint64_t i = nd; i-- > 0;)
+		v = (v << 30) | (d[i] & 0x3fffffffu);
+	*out = neg ? -v : v;
+	return true;
+}
+
 /* A __slots__ attribute: the member descriptor in the type's (or a base's) dict gives the
  * offset of the slot. 0 when absent or unreadable. */
 uint64_t aio_slot_attr(struct aio_ctx *c, uint64_t obj, const char *name)

@@ -302,6 +302,7 @@ int aio_read(struct py_reader *r, const struct py_process *p, double blocked_aft
 	for (size_t i = 0; i < v->ntasks; i++)
 		aio_task_fill(&c, &v->tasks[i]);
 	aio_link_tasks(&c, v);
+	aio_subproc_facts(v);
 	for (size_t i = 0; i < v->nloops; i++) {
 		struct aio_loop *L = &v->loops[i];
 		if (L->self_wait_candidate &&
@@ -348,6 +349,7 @@ void aio_view_free(struct aio_view *v)
 		free(t->frames);
 		free(t->awaited);
 		free(t->awaited_by);
+		free(t->sub);
 	}
 	free(v->tasks);
 	memset(v, 0, sizeof(*v));

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "fddesc.h"
 #include "pyreader.h"
 
 #define AIO_MAX_LOOPS 64
@@ -23,6 +24,27 @@
 #define AIO_MAX_CHAIN 64        /* coroutine frames per task's await chain */
 #define AIO_MAX_SET_SLOTS 65536 /* hash table slots of a task set read at most */
 #define AIO_MAX_CHILDREN 256    /* tasks of one gather() followed */
+
+#define AIO_MAX_SUBPROCS 32      /* tasks whose subprocess is looked at, per view */
+
+/* The subprocess a task awaits (asyncio_subproc.c): a frame of asyncio/subprocess.py or
+ * base_subprocess.py in its await chain (Process.wait(), communicate(), its stream
+ * readers, the transport's _wait()). */
+struct aio_subproc {
+	pid_t pid;               /* Process.pid (the transport's _pid), as the target sees it;
+				  * 0 unknown */
+	/* "running", "stopped", "zombie" (exited, not reaped yet), "exited" (reaped: asyncio
+	 * has its return code), "unknown" (not a child of the process now and no return code) */
+	const char *state;
+	bool returncode_known;
+	int returncode;          /* the transport's _returncode (negative: killed by a signal) */
+	size_t npipes;
+	struct {
+		const char *stream;  /* "stdout", "stderr" */
+		int fd;              /* the target's read end (the stream's transport _fileno) */
+		struct fd_desc d;    /* the pipe (fddesc.h): peers hold its write end */
+	} pipes[2];
+};
 
 struct aio_frame {
 	char *function, *file;  /* "?" when unreadable */
@@ -44,6 +66,7 @@ struct aio_task {
 	const struct aio_frame *awaits_at; /* the innermost coroutine frame (or NULL) */
 	uint64_t waiter;         /* task_fut_waiter (0: none) */
 	double deadline_in_s;    /* sleep: seconds until it wakes (negative: overdue); NAN none */
+	struct aio_subproc *sub; /* the subprocess it awaits, NULL none */
 	size_t *awaited;         /* indexes of the tasks it awaits (its waiter, gather's children) */
 	size_t nawaited;
 	size_t *awaited_by;      /* indexes of the tasks that await it */

@@ -124,6 +124,8 @@ static const char *aio_classify(struct aio_ctx *c, const struct aio_frame *f, ui
 struct task_tmp {
 	uint64_t coro_self; /* `self` of the innermost coroutine frame (for classify) */
 	uint64_t sleep_h;   /* sleep's TimerHandle */
+	uint64_t sub_self;  /* `self` of the outermost asyncio subprocess frame */
+	uint64_t stream_self; /* `self` of the outermost asyncio streams frame */
 };
 
 static void aio_read_chain(struct aio_ctx *c, struct aio_task *t, uint64_t coro, struct task_tmp *tmp)
@@ -162,6 +164,11 @@ static void aio_read_chain(struct aio_ctx *c, struct aio_task *t, uint64_t coro,
 		uint64_t code = aio_ptr(c, frame + c->l->f_code);
 		tmp->coro_self = 0;
 		tmp->sleep_h = 0;
+		if (frame && !tmp->sub_self && (aio_file_is(f.file, "asyncio", "subprocess.py") ||
+						aio_file_is(f.file, "asyncio", "base_subprocess.py")))
+			tmp->sub_self = aio_local0(c, frame);
+		if (frame && !tmp->stream_self && aio_file_is(f.file, "asyncio", "streams.py"))
+			tmp->stream_self = aio_local0(c, frame);
 		if (frame && code && next && !aio_is_gen(c, next)) {
 			tmp->coro_self = aio_local0(c, frame);
 			if (strcmp(aio_short_fn(f.function), "sleep") == 0 && aio_file_is(f.file, "asyncio", "tasks.py"))
@@ -291,6 +298,10 @@ void aio_task_fill(struct aio_ctx *c, struct aio_task *t)
 		t->awaits = aio_classify(c, inner, tmp.coro_self);
 	else
 		t->awaits = "unknown";
+	if (tmp.sub_self)
+		aio_subproc_read(c, t, tmp.sub_self);
+	else if (tmp.stream_self)
+		aio_subproc_from_stream(c, t, tmp.stream_self);
 	if (tmp.sleep_h) {
 		double when;
 		if (aio_float_of(c, aio_slot_attr(c, tmp.sleep_h, "_when"), &when))

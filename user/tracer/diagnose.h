@@ -34,7 +34,8 @@ struct xp_facts;
 	X(DIAG_PIPE_DEADLOCK, "pipe_deadlock")                                                      \
 	X(DIAG_CHILD_HUNG, "child_hung")                                                            \
 	X(DIAG_FORK_HELD_LOCK, "fork_held_lock")                                                    \
-	X(DIAG_WORKER_DIED, "worker_died")
+	X(DIAG_WORKER_DIED, "worker_died")                                                          \
+	X(DIAG_PIPE_OWN_WRITER, "pipe_own_writer")
 #define DIAG_CODE_CONSTANT(e, name) e,
 enum diag_code { DIAG_CODES(DIAG_CODE_CONSTANT) };
 /* "deadlock", ...; "unknown" for a value out of range. */

@@ -14,8 +14,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "annotate.h"
 #include "iowait.h"
 #include "snapshot.h"
+#include "pipeself.h"
 #include "procmem.h"
 #include "procscan.h"
 #include "snapshot.h"
@@ -36,6 +38,8 @@ struct ios_thread {
 	uint64_t start_ns;  /* CLOCK_MONOTONIC estimate of when the call began */
 	uint64_t seen;      /* pass that saw it last */
 	bool reported;
+	bool hang_reported; /* a pipe_own_writer hang was written for this wait */
+	uint64_t hang_ns;   /* when */
 	bool confirmed;     /* seen twice without running */
 	bool skip;          /* not a Python thread's I/O wait: not read again for this call */
 };
@@ -147,6 +151,16 @@ static void end_wait(struct tracer *t, struct ios_thread *e, enum rec_ended_by w
 	t->n_wait_ends++;
 	t->out.ops->wait_end(&t->out, &r);
 	e->reported = false;
+	if (e->hang_reported) {
+		struct rec_hang_end h = { .code = diag_code_name(DIAG_PIPE_OWN_WRITER),
+					  .ended_by = why == REC_END_RETURN ? REC_END_RETURN : REC_END_PROCESS_EXIT,
+					  .duration_s = r.waited_s,
+					  .reported_s_ago = now > e->hang_ns ? (double)(now - e->hang_ns) / 1e9 : 0 };
+		h.p = r.p;
+		t->n_hang_ends++;
+		t->out.ops->hang_end(&t->out, &h);
+		e->hang_reported = false;
+	}
 }
 
 static void drop(struct iosample *s, size_t i)
@@ -217,6 +231,21 @@ static void report_one(struct tracer *t, const struct ios_proc *pr, struct ios_t
 	}
 	e->reported = true;
 	snapshot_write_long_wait(t, &r);
+	/* the one I/O wait that is proven a hang by itself (pipeself.h) */
+	const struct io_wait *io = NULL;
+	for (size_t i = 0; i < r.py->nthreads; i++)
+		if (r.py->threads[i].tid == e->tid && r.py->threads[i].wf)
+			io = r.py->threads[i].wf->io;
+	struct diagnosis d;
+	if (io && pipeself_diagnose(pr->pid, r.py, e->tid, io, &d)) {
+		struct rec_hang h = { .diag = &d, .py = r.py };
+		h.p = r.p;
+		t->n_hangs++;
+		t->out.ops->hang(&t->out, &h);
+		annotate_hang(t, &h);
+		e->hang_reported = true;
+		e->hang_ns = now;
+	}
 }
 
 static void report(struct tracer *t, const struct ios_proc *pr, struct ios_thread *e, uint64_t now)

@@ -1,0 +1,121 @@
+# Pipe peers for tests/test_pipe_peers.py (2.7, 3.6-3.13; asyncio: pipe_peers_aio.py).
+# Usage: pipe_peers.py MODE
+#   threads  'reader-other' reads a pipe whose write end only a forked child holds (the
+#            parent closed its copy); 'reader-self' reads a pipe whose write end this very
+#            process keeps open (the child closed its copy); the main thread joins them.
+#            Prints "child PID", "tid NAME TID" lines, then "ready".
+#   selfonly one thread reads a pipe whose write end only this process holds (it never
+#            closed it): the read never returns. Prints "ready".
+#   childonly one thread reads a pipe whose write end only a forked child holds (it may
+#            still write). Prints "child PID", then "ready".
+#   hostile  (run as nobody) raises its fd limit, opens FDS pipes' worth of fds, forks
+#            CHILDREN children that all keep every fd, then reads a pipe whose write end
+#            only the last child holds at a high fd number. Prints "ready".
+# Every mode prints "pid <pid>" first. Lines are flushed. Dies by itself after 300 s.
+import os
+import signal
+import sys
+import threading
+import time
+
+
+def say(s):
+    sys.stdout.write(s + "\n")
+    sys.stdout.flush()
+
+
+say("pid %d" % os.getpid())
+signal.alarm(300)
+MODE = sys.argv[1]
+
+
+def gettid():
+    try:
+        return threading.get_native_id()
+    except AttributeError:
+        import ctypes
+        return ctypes.CDLL(None).syscall(186)
+
+
+def threads_mode():
+    r_other, w_other = os.pipe()
+    r_self, w_self = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child keeps only w_other
+        signal.alarm(300)
+        os.close(r_other)
+        os.close(r_self)
+        os.close(w_self)
+        while True:
+            time.sleep(100)
+    os.close(w_other)
+    say("child %d" % pid)
+    ready = []
+
+    def reader(name, fd):
+        say("tid %s %d" % (name, gettid()))
+        ready.append(name)
+        os.read(fd, 1)  # MARK: read
+
+    ts = [threading.Thread(target=reader, args=("reader-other", r_other), name="reader-other"),
+          threading.Thread(target=reader, args=("reader-self", r_self), name="reader-self")]
+    for t in ts:
+        t.daemon = True
+        t.start()
+    while len(ready) < 2:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    say("ready")
+    for t in ts:
+        t.join()
+
+
+def selfonly_mode():
+    r, w = os.pipe()
+    say("ready")
+    os.read(r, 1)  # MARK: selfonly
+
+
+def childonly_mode():
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        signal.alarm(300)
+        os.close(r)
+        while True:
+            time.sleep(100)
+    os.close(w)
+    say("child %d" % pid)
+    say("ready")
+    os.read(r, 1)  # MARK: childonly
+
+
+def hostile_mode():
+    import resource
+    nfds = int(sys.argv[2])
+    children = int(sys.argv[3])
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    keep = []
+    for _ in range(nfds // 2):
+        keep.extend(os.pipe())
+    r, w = os.pipe()  # the highest fds: past any per-process bound of a scan
+    pids = []
+    for i in range(children):
+        pid = os.fork()
+        if pid == 0:
+            signal.alarm(300)
+            if i != children - 1:
+                os.close(w)
+            os.close(r)
+            while True:
+                time.sleep(100)
+        pids.append(pid)
+    os.close(w)
+    say("fds %d" % (len(keep) + 1))
+    say("ready")
+    os.read(r, 1)  # MARK: hostile
+
+
+{"threads": threads_mode, "selfonly": selfonly_mode, "childonly": childonly_mode,
+ "hostile": hostile_mode}[MODE]()
