@@ -53,6 +53,7 @@ struct inet_ent {
 struct unix_ent {
 	uint64_t inode;
 	uint32_t path_off, path_len; /* in unix_text; len 0: no path */
+	bool listening;              /* Flags has __SO_ACCEPTCON (0x10000, af_unix.c) */
 };
 
 struct fd_ctx {
@@ -264,6 +265,7 @@ static void load_unix(struct fd_ctx *c)
 		const char *s = skip_fields(line, 6);
 		char *end;
 		struct unix_ent e = { 0 };
+		e.listening = (strtoul(skip_fields(line, 3), NULL, 16) & 0x10000) != 0;
 		e.inode = strtoull(s, &end, 10);
 		char *nl = strchr(end, '\n');
 		if (end != s && e.inode) {
@@ -421,6 +423,9 @@ static bool socket_options(struct fd_ctx *c, int fd, struct fd_desc *d)
 		l = sizeof(tv);
 		if (getsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, &l) == 0)
 			d->sndtimeo_s = (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+		int acc = 0;
+		l = sizeof(acc);
+		d->listening = getsockopt(s, SOL_SOCKET, SO_ACCEPTCONN, &acc, &l) == 0 && acc;
 		struct ucred cr;
 		l = sizeof(cr);
 		if (dom == AF_UNIX && getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cr, &l) == 0 && cr.pid > 0) {
@@ -458,6 +463,7 @@ static void describe_socket(struct fd_ctx *c, int fd, struct fd_desc *d)
 			fmt_addr(e->raddr, e->v6, e->rport, d->remote, sizeof(d->remote));
 		if (tcp)
 			snprintf(d->state, sizeof(d->state), "%s", tcp_state(e->state));
+		d->listening = tcp && e->state == 10; /* TCP_LISTEN */
 		return;
 	}
 	if (!c->unix_loaded)
@@ -474,6 +480,7 @@ static void describe_socket(struct fd_ctx *c, int fd, struct fd_desc *d)
 	if (lo < c->nunix && c->unx[lo].inode == d->inode) {
 		const struct unix_ent *e = &c->unx[lo];
 		snprintf(d->type, sizeof(d->type), "unix");
+		d->listening = e->listening;
 		if (e->path_len) {
 			size_t n = e->path_len < sizeof(d->local) - 1 ? e->path_len : sizeof(d->local) - 1;
 			memcpy(d->local, c->unix_text + e->path_off, n);
