@@ -75,6 +75,8 @@ KEYS = {"event", "time", "pid", "tid", "comm", "ns_pid", "cgroup", "scope", "pid
         "blocked_on", "waits_on", "waits_on_total", "fd", "type", "local", "remote", "peer",
         "path", "lock_holder", "events", "syscall_timeout_s", "no_timeout_set", "in_syscall_s",
         "in_syscall_estimated", "holder_runs_future",
+        # issue 16: idle waits (a server waiting for clients), an asyncio loop's self-pipe
+        "idle", "idle_reason", "self_pipe_fd",
         # issue 15: waits for children, pipes, forks, dead workers; -p's descendants
         "children", "children_cut", "pipe", "inode", "queued_bytes", "capacity_bytes",
         "holders_complete", "descendants", "fork", "forker_tid", "parent_pid", "parent_comm",

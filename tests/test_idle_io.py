@@ -4,10 +4,11 @@ A thread that waits only for new work (accept() on a listening socket, a selecto
 socketserver loop on listening sockets, an asyncio loop idle in its selector) gets no
 `long_wait` at `-t 1`, while a recv() on a connection that never answers, a pipe read and an
 asyncio task awaiting a silent server still get theirs; `--report-idle` brings the idle ones
-back, marked `idle`; `dump` marks them too.  No `hang` for any of it.
+back, marked `idle`; `dump` marks them too, and a text chain that ends at an idle worker
+says so.  No `hang` for any of it.
 
 Real kernel, real processes (tests/programs/idle_io.py), root.  One JSON tracer per setting
-(default, --report-idle) watches every program of every interpreter at once.  Tids, the
+(default, --report-idle) and one text tracer watch every program of every interpreter at once.  Tids, the
 asyncio self-pipe fd and lines come from the programs' own reports and `# MARK:` comments,
 never from the tool's output.
 """
@@ -34,6 +35,14 @@ AIO = [pytest.param(p, v, id=l) for l, p, v in VERSIONS if v >= (3, 7)]
 
 IDLE_THREADS = ("acceptor", "unixacc", "sockserver", "selector")
 CONTROLS = {"recv": ("recvfrom",), "piper": ("read",)}
+
+
+def mark_line(name):
+    with open(PROG) as f:
+        for i, line in enumerate(f, 1):
+            if "# MARK: %s" % name in line:
+                return i
+    raise AssertionError("no MARK %s in %s" % (name, PROG))
 
 
 def short(e, n=600):
@@ -92,6 +101,10 @@ def idle_session(binary, tmp_path_factory):
             s.plain.saved = os.path.join(d, "plain.jsonl")
             s.idle = Tracer(reg, binary, ["--json", "-t", "1", "--report-idle"] + pids)
             s.idle.saved = os.path.join(d, "report_idle.jsonl")
+            s.text_path = os.path.join(d, "text.out")
+            text_out = open(s.text_path, "wb")
+            text = reg.popen([binary, "-t", "1"] + pids, stdout=text_out, stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL)
             s.plain.wait_start()
             s.idle.wait_start()
             # what both must report, and what only --report-idle reports
@@ -103,13 +116,25 @@ def idle_session(binary, tmp_path_factory):
                 else:
                     both.append((j.pid, j.tids["aioclient"]))
                     idle_only.append((j.pid, j.tids["MainThread"]))
+            chains = [j.pid for (mode, _), j in s.jobs.items() if mode == "threads" and j.version >= (3, 0)]
+
+            def text_has_chains():
+                with open(s.text_path, "rb") as f:
+                    t = f.read().decode("utf-8", "replace")
+                return all(_chain_lines(t, pid) for pid in chains)
             deadline = time.monotonic() + SEEN_TIMEOUT
             while time.monotonic() < deadline and not (
                     all(s.plain.select("long_wait", pid=p, tid=t) for p, t in both) and
-                    all(s.idle.select("long_wait", pid=p, tid=t) for p, t in both + idle_only)):
+                    all(s.idle.select("long_wait", pid=p, tid=t) for p, t in both + idle_only) and
+                    text_has_chains()):
                 time.sleep(0.2)
             time.sleep(2.5)  # the plain tracer had as many looks at the idle threads: room for wrong ones
             s.rc = (s.plain.stop(signal.SIGINT), s.idle.stop(signal.SIGINT))
+            text.send_signal(signal.SIGINT)
+            text.wait(30)
+            text_out.close()
+            with open(s.text_path, "rb") as f:
+                s.text = f.read().decode("utf-8", "replace")
             for tr in (s.plain, s.idle):
                 with open(tr.saved, "w") as f:
                     f.write("\n".join(tr.lines) + "\n")
@@ -121,6 +146,10 @@ def idle_session(binary, tmp_path_factory):
             except (OSError, TypeError):
                 pass
         reg.cleanup()
+
+
+def _chain_lines(text, pid):
+    return [l for l in text.splitlines() if "(pid %d)" % pid in l and "future run by 'pool_0'" in l]
 
 
 def _one(tr, job, name):
@@ -234,3 +263,19 @@ def test_idle_asyncio_server(idle_session, python, version):
     main = [t for t in d["threads"] if t["tid"] == job.tids["MainThread"]][0]
     assert main["waiting_for"]["idle_reason"] == "event_loop", short(main)
     _no_hang(s, job)
+
+
+@pytest.mark.parametrize("python,version", [p for p in ALL if p.values[1] >= (3, 0)])
+def test_text_chain_to_idle_worker(idle_session, python, version):
+    """In text, the main thread's wait for a future run by a worker in accept() names the
+    worker, its listening socket and that it is idle, with no "pass timeout=" advice."""
+    s = idle_session
+    job = s.jobs[("threads", python)]
+    lines = _chain_lines(s.text, job.pid)
+    assert lines, "no text sentence for pid %d:\n%s" % (job.pid, s.text[-3000:])
+    want = ("for a future run by 'pool_0' (tid %d), which has been in accept4() on TCP 127.0.0.1:"
+            % job.tids["pool_0"], " (LISTEN) for ", "(idle: waits for new connections), at idle_io.py:%d"
+            % mark_line("accept"))
+    for part in want:
+        assert part in lines[0], "%r not in %r" % (part, lines[0])
+    assert "pass timeout=" not in lines[0], lines[0]
