@@ -178,10 +178,13 @@ def _no_hang(s, job):
 @pytest.mark.parametrize("python,version", ALL)
 def test_idle_threads_get_no_long_wait(idle_session, python, version):
     """accept() on listening TCP and unix sockets, socketserver's serve_forever(poll_interval=
-    30), a selector on two listening sockets, and a pool worker in accept() whose future the
+    100), a selector on two listening sockets, and a pool worker in accept() whose future the
     main thread waits for: no long_wait at -t 1, and no hang; the recv() with no answer and
     the pipe read keep theirs, and the main thread's wait for the future still names its
-    worker (the graph keeps idle threads)."""
+    worker (the graph keeps idle threads).  The sampler reads a process's threads together
+    (up to 25 a pass, round robin), so the idle threads, all in their calls since before the
+    tracer started, were looked at in the pass that reported the recv() or the next ones;
+    the session waits 2.5 s more, room for a wrong long_wait to show."""
     s = idle_session
     job = s.jobs[("threads", python)]
     for name in _idle_names(version):

@@ -6,8 +6,9 @@ MODE:
   threads  threads that wait for new work only, each for good:
              'acceptor'   accept() on a listening TCP socket, no timeout
              'unixacc'    accept() on a listening unix socket
-             'sockserver' socketserver.TCPServer.serve_forever(poll_interval=30): poll (3.x)
-                          or select (2.7) on its listening socket with a 30 s timeout
+             'sockserver' socketserver.TCPServer.serve_forever(poll_interval=100): poll (3.x)
+                          or select (2.7) on its listening socket with a 100 s timeout (longer
+                          than the session: the call never restarts during it)
              'selector'   selectors.DefaultSelector (epoll; 2.7: select.select) on two
                           listening sockets, no timeout
            and threads that wait for something that may never come (still long waits):
@@ -74,7 +75,7 @@ def sockserver():
         import SocketServer as socketserver  # 2.7
     srv = socketserver.TCPServer(("127.0.0.1", 0), socketserver.BaseRequestHandler)
     started()
-    srv.serve_forever(poll_interval=30)
+    srv.serve_forever(poll_interval=100)
 
 
 def selector_loop():
