@@ -213,6 +213,9 @@ def test_report_idle_brings_them_back(idle_session, python, version):
         assert socks and all(b["type"] in ("tcp", "unix") for b in socks), short(wf)
         if name != "unixacc":
             assert all(b["state"] == "LISTEN" for b in socks), short(wf)
+        else:  # a listening socket has no peer (SO_PEERCRED would name the listener)
+            assert socks[0]["local"] == "/tmp/idle_io_%d.sock" % job.pid, short(wf)
+            assert socks[0]["peer"] is None, short(wf)
     for name in CONTROLS:
         wf = _one(s.idle, job, name)["waiting_for"]
         assert wf["idle"] is False and wf["idle_reason"] is None, short(wf)

@@ -428,7 +428,9 @@ static bool socket_options(struct fd_ctx *c, int fd, struct fd_desc *d)
 		d->listening = getsockopt(s, SOL_SOCKET, SO_ACCEPTCONN, &acc, &l) == 0 && acc;
 		struct ucred cr;
 		l = sizeof(cr);
-		if (dom == AF_UNIX && getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cr, &l) == 0 && cr.pid > 0) {
+		/* a listening socket has no peer: SO_PEERCRED names the process that listened */
+		if (dom == AF_UNIX && !d->listening &&
+		    getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cr, &l) == 0 && cr.pid > 0) {
 			d->peer_pid = cr.pid;
 			read_comm(cr.pid, d->peer_comm, sizeof(d->peer_comm));
 		}
