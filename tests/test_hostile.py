@@ -79,6 +79,8 @@ KEYS = {"event", "time", "pid", "tid", "comm", "ns_pid", "cgroup", "scope", "pid
         # issue 16: a pipe's other end, an asyncio task's subprocess
         "pipe_end", "peers", "peers_total", "peers_searched", "peers_cut", "self", "subprocess",
         "returncode", "pipes", "pipe_holders", "pipe_holders_total", "pipe_holders_cut", "stream",
+        # issue 16: idle waits (a server waiting for clients), an asyncio loop's self-pipe
+        "idle", "idle_reason", "self_pipe_fd",
         # issue 15: waits for children, pipes, forks, dead workers; -p's descendants
         "children", "children_cut", "pipe", "inode", "queued_bytes", "capacity_bytes",
         "holders_complete", "descendants", "fork", "forker_tid", "parent_pid", "parent_comm",

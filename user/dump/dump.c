@@ -180,9 +180,9 @@ static int watch(struct py_reader *r, const struct dump_opts *o)
 			sb_free(&sb);
 			return 1;
 		}
+		dump_asyncio(r, &p, 1); /* first: the graph's idle rule reads the view */
 		struct waitgraph g;
 		bool have_graph = waitgraph_build(&g, r, &p) == 0;
-		dump_asyncio(r, &p, 1);
 		render(&sb, &p, true);
 		if (have_graph)
 			waitgraph_free(&g);
@@ -227,6 +227,7 @@ int dump_main(int argc, char **argv)
 		struct waitgraph g;
 		bool have_graph = false;
 		uint64_t first_ns = 0, rest_ns = 0;
+		dump_asyncio(r, &p, o.repeat); /* first: the graph's idle rule reads the view */
 		for (long i = 0; i < (o.repeat > 1 ? o.repeat : 1); i++) {
 			if (have_graph)
 				waitgraph_free(&g);
@@ -239,7 +240,6 @@ int dump_main(int argc, char **argv)
 				p.nthreads, (double)first_ns / 1e6,
 				(double)rest_ns / 1e6 / (double)(o.repeat - 1));
 		sb_init(&sb);
-		dump_asyncio(r, &p, o.repeat);
 		render(&sb, &p, o.json);
 		if (sb.oom) {
 			fprintf(stderr, "pyhang-trace dump: the output would exceed %u MiB (or memory "

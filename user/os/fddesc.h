@@ -3,7 +3,7 @@
  * socket, asked of the socket itself through a duplicate taken with pidfd_getfd(2) (5.6+):
  * family and protocol, both addresses (getsockname/getpeername, whatever the namespace),
  * the TCP state (TCP_INFO), a unix socket's peer process (SO_PEERCRED), the kernel
- * receive/send timeouts (SO_RCVTIMEO/SO_SNDTIMEO); without a duplicate, addresses and
+ * receive/send timeouts (SO_RCVTIMEO/SO_SNDTIMEO), whether it listens (SO_ACCEPTCONN); without a duplicate, addresses and
  * state from the TARGET's network namespace tables /proc/PID/net/{tcp,tcp6,udp,udp6,unix}
  * (which cost a walk of the whole established hash); a file's path, identity (statx with
  * AT_STATX_DONT_SYNC: never a round trip to a FUSE or network server) and the process
@@ -53,6 +53,8 @@ struct fd_desc {
 	char lock_comm[16];
 	bool lock_is_self; /* that holder is the process itself (another open file of it) */
 	double rcvtimeo_s, sndtimeo_s; /* socket: SO_RCVTIMEO/SO_SNDTIMEO, 0 none, <0 unknown */
+	bool listening;    /* socket: a listening socket (SO_ACCEPTCONN; without a duplicate:
+			    * TCP state LISTEN, or __SO_ACCEPTCON in /proc/PID/net/unix's Flags) */
 	unsigned events;   /* poll/select/epoll: the events waited for (POLLIN 1, POLLOUT 4) */
 	/* pipe only (type "pipe"): */
 	enum fd_pipe_end pipe_end; /* the end this fd is (its open mode, /proc/PID/fdinfo) */

@@ -22,6 +22,7 @@ struct inet_ent {
 struct unix_ent {
 	uint64_t inode;
 	uint32_t path_off, path_len; /* in unix_text; len 0: no path */
+	bool listening;              /* Flags has __SO_ACCEPTCON (0x10000, af_unix.c) */
 };
 
 struct fdpipe_state; /* fdpipe.c: the candidates and results of one snapshot */

@@ -151,6 +151,7 @@ static void load_unix(struct fd_ctx *c)
 		const char *s = fd_skip_fields(line, 6);
 		char *end;
 		struct unix_ent e = { 0 };
+		e.listening = (strtoul(fd_skip_fields(line, 3), NULL, 16) & 0x10000) != 0;
 		e.inode = strtoull(s, &end, 10);
 		char *nl = strchr(end, '\n');
 		if (end != s && e.inode) {
@@ -284,9 +285,14 @@ static bool socket_options(struct fd_ctx *c, int fd, struct fd_desc *d)
 		l = sizeof(tv);
 		if (getsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, &l) == 0)
 			d->sndtimeo_s = (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+		int acc = 0;
+		l = sizeof(acc);
+		d->listening = getsockopt(s, SOL_SOCKET, SO_ACCEPTCONN, &acc, &l) == 0 && acc;
 		struct ucred cr;
 		l = sizeof(cr);
-		if (dom == AF_UNIX && getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cr, &l) == 0 && cr.pid > 0) {
+		/* a listening socket has no peer: SO_PEERCRED names the process that listened */
+		if (dom == AF_UNIX && !d->listening &&
+		    getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cr, &l) == 0 && cr.pid > 0) {
 			d->peer_pid = cr.pid;
 			fd_read_comm(cr.pid, d->peer_comm, sizeof(d->peer_comm));
 		}
@@ -321,6 +327,7 @@ void fd_describe_socket(struct fd_ctx *c, int fd, struct fd_desc *d)
 			fmt_addr(e->raddr, e->v6, e->rport, d->remote, sizeof(d->remote));
 		if (tcp)
 			snprintf(d->state, sizeof(d->state), "%s", tcp_state(e->state));
+		d->listening = tcp && e->state == 10; /* TCP_LISTEN */
 		return;
 	}
 	if (!c->unix_loaded)
@@ -337,6 +344,7 @@ void fd_describe_socket(struct fd_ctx *c, int fd, struct fd_desc *d)
 	if (lo < c->nunix && c->unx[lo].inode == d->inode) {
 		const struct unix_ent *e = &c->unx[lo];
 		snprintf(d->type, sizeof(d->type), "unix");
+		d->listening = e->listening;
 		if (e->path_len) {
 			size_t n = e->path_len < sizeof(d->local) - 1 ? e->path_len : sizeof(d->local) - 1;
 			memcpy(d->local, c->unix_text + e->path_off, n);

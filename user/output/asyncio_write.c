@@ -214,6 +214,11 @@ void aio_write_json(struct jw *w, const struct aio_view *v)
 			if (L->syscall_nr >= 0)
 				jw_kstr(w, "syscall", syscall_name(L->syscall_nr));
 		}
+		jw_key(w, "self_pipe_fd");
+		if (L->self_pipe_fd >= 0)
+			jw_int(w, L->self_pipe_fd);
+		else
+			jw_null(w);
 		if (L->self_wait_future) {
 			jw_key(w, "self_wait_future");
 			jw_hex(w, L->self_wait_future);

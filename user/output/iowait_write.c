@@ -106,6 +106,8 @@ void io_write_fields(struct jw *w, const struct io_wait *io)
 	else
 		jw_null(w);
 	jw_kbool(w, "in_syscall_estimated", true);
+	jw_kbool(w, "idle", io->idle != NULL);
+	jw_kstr(w, "idle_reason", io->idle);
 }
 
 void io_phrase(const struct io_wait *io, char *buf, size_t len)
@@ -141,4 +143,10 @@ void io_timeout_phrase(const struct io_wait *io, char *buf, size_t len)
 		snprintf(buf, len, " with no timeout");
 	else
 		buf[0] = '\0';
+	if (io->idle) {
+		size_t u = strnlen(buf, len);
+		if (u + 1 < len)
+			snprintf(buf + u, len - u, " (idle: %s)", strcmp(io->idle, "event_loop") == 0 ?
+				 "the event loop waits for work" : "waits for new connections");
+	}
 }

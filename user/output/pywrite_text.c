@@ -38,7 +38,7 @@ static void write_thread_header(struct strbuf *sb, const struct py_thread *t, bo
 	if (t->syscall_nr == PH_NR_FUTEX)
 		sb_puts(sb, t->futex_timed ? " in a futex wait with a timeout" : " in a futex wait");
 	else if (t->wf && t->wf->io) {
-		char ph[400], to[64];
+		char ph[400], to[128];
 		io_phrase(t->wf->io, ph, sizeof(ph));
 		io_timeout_phrase(t->wf->io, to, sizeof(to));
 		sb_puts(sb, " in ");

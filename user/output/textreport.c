@@ -42,7 +42,7 @@ static void doing(const struct py_thread *t, char *buf, size_t len)
 		return;
 	}
 	if (t->state == PY_STATE_SLEEP && f && f->io) {
-		char ph[400], to[64];
+		char ph[400], to[128];
 		io_phrase(f->io, ph, sizeof(ph));
 		io_timeout_phrase(f->io, to, sizeof(to));
 		if (f->io->in_call_s >= 0)
@@ -101,7 +101,7 @@ void textreport_wait(const struct py_process *p, pid_t tid, char *buf, size_t le
 		const struct py_frame *fr = diagnose_program_frame(t);
 		if (fr)
 			append(buf, len, "%s, at %s:%d%s", "", base_of(fr->file), fr->line,
-			       t->wf->io->no_timeout_set ? ": pass timeout=" : "");
+			       t->wf->io->no_timeout_set && !t->wf->io->idle ? ": pass timeout=" : "");
 		return;
 	}
 	while (h && nseen <= DIAG_MAX_CULPRITS) {
@@ -118,7 +118,7 @@ void textreport_wait(const struct py_process *p, pid_t tid, char *buf, size_t le
 		if (io)
 			append(buf, len, fr ? ", which has been %s, at %s:%d%s" : ", which has been %s", d,
 			       fr ? base_of(fr->file) : NULL, fr ? fr->line : 0,
-			       h->wf->io->no_timeout_set ? ": pass timeout=" : "");
+			       h->wf->io->no_timeout_set && !h->wf->io->idle ? ": pass timeout=" : "");
 		else
 			append(buf, len, fr ? ", which is %s at %s:%d%s" : ", which is %s", d,
 			       fr ? base_of(fr->file) : NULL, fr ? fr->line : 0, "");

@@ -138,6 +138,19 @@ static bool task_completes_future(struct aio_ctx *c, const struct aio_view *v, u
 	return false;
 }
 
+/* loop._ssock.fileno(): the instance attribute _ssock (selector_events.py
+ * _make_self_pipe, 3.7-3.13) must be a socket.socket; its sock_fd read at the layout's
+ * offset. -1 when any of it is missing. */
+static int self_pipe_fd(struct aio_ctx *c, uint64_t loop)
+{
+	uint64_t ss = aio_obj_attr(c, loop, "_ssock");
+	int32_t fd;
+	if (!aio_plausible(ss) || !aio_type_named(c, ss, "socket") ||
+	    !aio_rd(c, ss + c->a->sock_fd, &fd, sizeof(fd)) || fd < 0)
+		return -1;
+	return fd;
+}
+
 static void find_loops(struct aio_ctx *c, const struct py_process *p, double blocked_after_s,
 		       struct aio_view *v)
 {
@@ -161,6 +174,7 @@ static void find_loops(struct aio_ctx *c, const struct py_process *p, double blo
 		L->lock_wait = th->state == PY_STATE_LOCK_WAIT;
 		L->running_s = NAN;
 		L->end_time = NAN;
+		L->self_pipe_fd = self_pipe_fd(c, loop);
 		double end_time;
 		bool bound = aio_float_of(c, aio_local_by_name(c, th->frames[k].addr, th->frames[k].code,
 						       "end_time"), &end_time);
@@ -220,6 +234,7 @@ static struct aio_loop *loop_of(struct aio_view *v, uint64_t addr)
 	L->running_s = NAN;
 	L->end_time = NAN;
 	L->syscall_nr = -1;
+	L->self_pipe_fd = -1;
 	return L;
 }
 

@@ -86,6 +86,10 @@ struct aio_loop {
 	struct aio_frame innermost; /* the thread's innermost frame while running */
 	long syscall_nr;         /* the thread's system call now, -1 none or unknown */
 	bool lock_wait;          /* the thread is in a futex wait (not the GIL) */
+	/* the fd of the loop's self-pipe (BaseSelectorEventLoop._ssock, the read end of the
+	 * socketpair that call_soon_threadsafe() and signal handlers write to wake the loop),
+	 * -1 unknown or none (not a selector loop) */
+	int self_pipe_fd;
 	/* the thread waits in concurrent.futures Future.result() for a future (its address)
 	 * that a callback scheduled on this very loop, not yet run, holds, or that a pending
 	 * task of this loop completes when it ends: only the loop could complete it

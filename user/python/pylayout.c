@@ -478,11 +478,15 @@ int pylayout_from_debug_offsets(const unsigned char *raw, size_t len, struct py_
  * live objects of every version. Lib/asyncio/tasks.py: 3.7-3.11
  * `_all_tasks = weakref.WeakSet()`, 3.12/3.13 `_scheduled_tasks = weakref.WeakSet()` and
  * `_eager_tasks = set()`; with the C module they are the very objects _asyncio registers
- * tasks in (`from _asyncio import ... _all_tasks` / `_scheduled_tasks, _eager_tasks`). */
+ * tasks in (`from _asyncio import ... _all_tasks` / `_scheduled_tasks, _eager_tasks`).
+ * sock_fd 16: PySocketSockObject {PyObject_HEAD; SOCKET_T sock_fd; ...} in every version
+ * (Modules/socketmodule.h 3.7-3.13), checked live by tests/test_idle_io.py against
+ * loop._ssock.fileno(). */
 #define AIO_COMMON .fut_callback0 = 24, .set_mask = 32, .set_table = 40, .wr_object = 16, .float_val = 16, \
 	.tp_base = 256, .tp_dict = 264, .d_member = 40, .memberdef_offset = 16, \
 	.tuple_size = 16, .tuple_items = 24, .cell_ref = 16, .deque_size = 16, \
-	.deque_leftblock = 24, .deque_leftindex = 40, .block_data = 8, .block_rightlink = 520
+	.deque_leftblock = 24, .deque_leftindex = 40, .block_data = 8, .block_rightlink = 520, \
+	.sock_fd = 16
 static const struct py_aio_layout aio_layouts[] = {
 	{ .major = 3, .minor = 7, .func_code = 16, .func_closure = 48,
 	  .tasks_all = "_all_tasks", .fut_loop = 16, .fut_state = 72,

@@ -214,6 +214,9 @@ struct py_aio_layout {
 	/* collections.deque (Modules/_collectionsmodule.c): ob_size, leftblock, leftindex;
 	 * blocks of 64 slots after a leftlink word, rightlink after them */
 	uint32_t deque_size, deque_leftblock, deque_leftindex, block_data, block_rightlink;
+	/* _socket.socket (Modules/socketmodule.h PySocketSockObject): SOCKET_T sock_fd, an int
+	 * on Linux, right after PyObject_HEAD; socket.socket subclasses it with __slots__ */
+	uint32_t sock_fd;
 };
 const struct py_aio_layout *pylayout_asyncio_for_version(unsigned major, unsigned minor);
 #endif

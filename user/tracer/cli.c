@@ -53,6 +53,11 @@ static const char USAGE[] =
 	"                         whole host\n"
 	"      --no-children      with -p: only the listed processes, not their descendants\n"
 	"  -t, --threshold SECS   report waits longer than this (default 5; fractions allowed)\n"
+	"      --report-idle      also report idle I/O waits as long_wait: a thread in accept()\n"
+	"                         on a listening socket, a selector waiting only on listening\n"
+	"                         sockets, an idle asyncio event loop (by default they are\n"
+	"                         only marked \"idle\" in snapshots: a server waiting for\n"
+	"                         clients is no problem)\n"
 	"      --duration SECS    stop after this long (default: until Ctrl-C or SIGTERM)\n"
 	"      --all              report every process, not only those running CPython\n"
 	"      --json             JSON Lines on stdout (one object per event; see README)\n"
@@ -148,7 +153,7 @@ static pid_t parse_pid_arg(const char *s)
 
 enum { OPT_DURATION = 0x100, OPT_ALL, OPT_JSON, OPT_METRICS_ADDR, OPT_BPF_STATS, OPT_RINGBUF_SIZE,
        OPT_HANG_TIMEOUT, OPT_KILL_AFTER, OPT_ANNOTATE,
-       OPT_LIMIT, OPT_NO_CHILDREN };
+       OPT_LIMIT, OPT_NO_CHILDREN, OPT_REPORT_IDLE };
 
 static const struct option LONG_OPTS[] = {
 	{ "pid", required_argument, NULL, 'p' },
@@ -156,6 +161,7 @@ static const struct option LONG_OPTS[] = {
 	{ "duration", required_argument, NULL, OPT_DURATION },
 	{ "all", no_argument, NULL, OPT_ALL },
 	{ "no-children", no_argument, NULL, OPT_NO_CHILDREN },
+	{ "report-idle", no_argument, NULL, OPT_REPORT_IDLE },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "output", required_argument, NULL, 'o' },
 	{ "quiet", no_argument, NULL, 'q' },
@@ -200,6 +206,9 @@ void parse_args(int argc, char **argv, struct tracer *t, struct cli *c)
 			break;
 		case OPT_NO_CHILDREN:
 			t->no_children = true;
+			break;
+		case OPT_REPORT_IDLE:
+			t->report_idle = true;
 			break;
 		case OPT_JSON:
 			c->json = true;

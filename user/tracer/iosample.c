@@ -52,6 +52,7 @@ struct iosample {
 	uint64_t next_due, pass;
 	uint64_t passes, reads, cpu_ns;
 	uint64_t reports, report_ns; /* long_waits written, and their CPU (within cpu_ns) */
+	uint64_t idle_skipped;       /* waits past the threshold found idle: not reported */
 };
 
 struct iosample *ios_new(void)
@@ -96,8 +97,9 @@ void ios_report_stats(const struct iosample *s)
 	if (!s || !on || strcmp(on, "1") != 0)
 		return;
 	fprintf(stderr, "pyhang-trace: io sampler: passes=%llu reads=%llu cpu_ms=%.3f reports=%llu "
-		"report_cpu_ms=%.3f\n", (unsigned long long)s->passes, (unsigned long long)s->reads,
-		(double)s->cpu_ns / 1e6, (unsigned long long)s->reports, (double)s->report_ns / 1e6);
+		"report_cpu_ms=%.3f idle=%llu\n", (unsigned long long)s->passes,
+		(unsigned long long)s->reads, (double)s->cpu_ns / 1e6, (unsigned long long)s->reports,
+		(double)s->report_ns / 1e6, (unsigned long long)s->idle_skipped);
 }
 
 static uint64_t cpu_now(void)
@@ -226,6 +228,13 @@ static void report_one(struct tracer *t, const struct ios_proc *pr, struct ios_t
 		/* not a Python thread, or it left the call meanwhile: nothing to say */
 		if (!th || !th->wf || !th->wf->io || th->wf->io->nr != e->nr) {
 			e->skip = true;
+			return;
+		}
+		/* an idle server or event loop waiting for new work (iowait_idle.c): no problem,
+		 * not reported unless --report-idle; looked at again when the thread next runs */
+		if (th->wf->io->idle && !t->report_idle) {
+			e->skip = true;
+			t->ios->idle_skipped++;
 			return;
 		}
 	}

@@ -40,6 +40,11 @@ struct io_wait {
 	bool no_timeout_set;      /* a socket call blocked without a poll in front and no
 				   * SO_RCVTIMEO/SO_SNDTIMEO: Python set no timeout */
 	double in_call_s;         /* how long in the call (estimate, see above), < 0 unknown */
+	/* an idle wait, provably a wait for new work (iowait_idle.c): NULL, or "listening"
+	 * (accept() on a listening socket; poll/select/epoll on listening sockets only) or
+	 * "event_loop" (an asyncio loop idle in its selector, waiting on its self-pipe and
+	 * listening sockets only) */
+	const char *idle;
 };
 
 /* Whether system call nr with these arguments is a blocking I/O wait this file describes
@@ -59,13 +64,21 @@ int io_blocked_for_ns(pid_t pid, pid_t tid, uint64_t *ns);
 int io_describe(struct fd_ctx *c, struct py_reader *r, pid_t pid, const struct py_thread *t,
 		struct io_wait *out);
 
+struct aio_view;
+/* Mark io (described for thread t) idle when it provably waits for new work only (see
+ * iowait_idle.c for the rules); v: the asyncio view of the same process read with the
+ * snapshot (NULL: none). Sets io->idle, or leaves it NULL. */
+void io_classify_idle(struct io_wait *io, const struct py_thread *t, const struct aio_view *v);
+
 /* The thread's fields (jw keys, in an open object): "blocked_on" {fd, type, local,
  * remote, peer, state, path, lock_holder} for a call on one fd, or "waits_on" [...] for
  * poll/select/epoll (and "waits_on_total"), "syscall_timeout_s" (number, null: none,
- * "unknown"), "no_timeout_set", "in_syscall_s", "in_syscall_estimated" (true). */
+ * "unknown"), "no_timeout_set", "in_syscall_s", "in_syscall_estimated" (true), "idle"
+ * (bool) and "idle_reason" (io->idle or null). */
 void io_write_fields(struct jw *w, const struct io_wait *io);
 /* "recvfrom() on TCP 127.0.0.1:50000 -> 127.0.0.1:4431 (ESTABLISHED)" */
 void io_phrase(const struct io_wait *io, char *buf, size_t len);
-/* " with no timeout set", " with a timeout of 5.0 s", "" */
+/* " with no timeout set", " with a timeout of 5.0 s", "", then for an idle wait
+ * " (idle: waits for new connections)" / " (idle: the event loop waits for work)" */
 void io_timeout_phrase(const struct io_wait *io, char *buf, size_t len);
 #endif

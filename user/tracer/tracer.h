@@ -38,6 +38,7 @@ struct tracer {
 	uint64_t threshold_ns;
 	bool all_processes;
 	bool no_children; /* --no-children: -p covers the listed processes only */
+	bool report_idle; /* --report-idle: idle I/O waits (iowait_idle.c) get long_waits too */
 	bool host_wide;
 	pid_t pids[MAX_PIDS];
 	int npids;

@@ -3,6 +3,7 @@
 #include "childwait.h"
 #include "pywrite.h"
 #include "waitgraph_json.h"
+#include "asyncio_write.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,6 +174,8 @@ static void describe_io(struct waitgraph *g, struct py_reader *r, const struct p
 		if (io_describe(c, r, p->pid, t, io) != 0)
 			continue;
 		n++;
+		/* the asyncio view published with this snapshot (snapshot.c, dump.c) */
+		io_classify_idle(io, t, aio_published(p->pid, p->start_time));
 		f->io = io;
 		f->kind = "I/O";
 		f->timed = io->timeout != IO_TIMEOUT_NONE;
@@ -381,7 +384,7 @@ void waitgraph_describe_wait(const struct wf_info *f, char *buf, size_t len)
 		return;
 	}
 	if (f->io) {
-		char ph[400], to[64];
+		char ph[400], to[128];
 		io_phrase(f->io, ph, sizeof(ph));
 		io_timeout_phrase(f->io, to, sizeof(to));
 		snprintf(buf, len, "%s%s", ph, to);
