@@ -414,8 +414,15 @@ def test_trace_corrupt(session, targets, python):
     tr, t = session["tr"], targets[python]
     lw = [e for e in tr.select("long_wait", pid=t["cpid"]) if "threads" in e]
     assert len(lw) >= 7, "long_wait of every corrupted thread, with threads%s" % tr.describe()
-    for e in lw:
+    full = [e for e in lw if "threads_same_as_tid" not in e]
+    assert full, "no long_wait with every thread"
+    for e in full:
         check_corrupt_threads(e, t, "long_wait of tid %d" % e["tid"])
+    for e in lw:  # the waits of the same read: their own thread, the rest in an earlier one
+        if "threads_same_as_tid" in e:
+            assert e["thread_list_error"].startswith("thread list loops; "), e["thread_list_error"]
+            assert e["tid"] in [x["tid"] for x in e["threads"]], e["tid"]
+            assert e["threads_same_as_tid"] in [x["tid"] for x in full], e["threads_same_as_tid"]
     # its thread list loops: whether every thread is blocked is unknown, never a hang
     assert tr.select("hang", pid=t["cpid"]) == [], [json.dumps(e)[:600] for e in tr.select("hang", pid=t["cpid"])]
     assert t["corrupt"].poll() is None, "the corrupted target died"

@@ -354,7 +354,8 @@ def test_ring_overflow_text_line(reg, binary, tmp_path):
     tr, pid = _sigchld_flood(reg, binary, tmp_path, 1000, json_mode=False)
     err = tr.stderr()
     m = re.search(r"(\d+) events LOST \(ring buffer full (\d+), wait table full (\d+), "
-                  r"other tables full (\d+), exec check queue full (\d+)\)", err)
+                  r"other tables full (\d+), exec check queue full (\d+), "
+                  r"left unread at an overdue stop (\d+)\)", err)
     assert m, "no 'events LOST' line:\n%s" % err[-1500:]
     total, parts = int(m.group(1)), [int(x) for x in m.groups()[1:]]
     assert total == sum(parts) and parts[0] > 0, m.group(0)
