@@ -580,3 +580,9 @@ uint64_t py_reader_last_preads(struct py_reader *r, pid_t pid)
 	struct py_proc *p = proc_find(r, pid);
 	return p ? p->last_preads : 0;
 }
+
+uint64_t py_reader_preads(struct py_reader *r, pid_t pid)
+{
+	struct py_proc *p = proc_find(r, pid);
+	return p ? p->pm.reads : 0;
+}

@@ -191,6 +191,8 @@ int py_reader_code_where(struct py_reader *r, pid_t pid, uint64_t code, uint64_t
 			 char **function, char **file, int *line);
 /* Statistics of the last read (for the benchmark). */
 uint64_t py_reader_last_preads(struct py_reader *r, pid_t pid);
+/* All reads of pid's memory by this reader so far (pread calls; for the benchmark). */
+uint64_t py_reader_preads(struct py_reader *r, pid_t pid);
 
 /* Line of a captured position (f_lasti <= 3.10, byte offset from the code start 3.11+) in
  * a copied line table; -1 when the table gives none. */
