@@ -4,13 +4,27 @@
  * __exit__ each keeps on the value stack. */
 #include "lockown_int.h"
 
-static void add_held(struct lo_thread *t, const struct lo_lock *k)
+/* Appends k to the current thread's held locks in c's pool (t->held is set once all
+ * threads are read: the pool may move while it grows). */
+void add_held(struct ctx *c, struct lo_thread *t, const struct lo_lock *k)
 {
 	for (size_t i = 0; i < t->nheld; i++)
-		if (t->held[i].futex == k->futex)
+		if (c->pool[c->first + i].futex == k->futex)
 			return; /* the same lock taken twice (an RLock, or Condition and its lock) */
-	if (t->nheld < LO_MAX_HELD)
-		t->held[t->nheld++] = *k;
+	if (t->nheld >= LO_MAX_HELD)
+		return;
+	if (c->npool == c->cap) {
+		size_t cap = c->cap ? 2 * c->cap : 256;
+		struct lo_lock *np = realloc(c->pool, cap * sizeof(*np));
+		if (!np) {
+			c->pool_oom = true;
+			return;
+		}
+		c->pool = np;
+		c->cap = cap;
+	}
+	c->pool[c->npool++] = *k;
+	t->nheld++;
 }
 
 #define MAX_BLOCKS 20 /* CO_MAXBLOCKS */
@@ -37,7 +51,7 @@ void held_old(struct ctx *c, const struct py_frame *f, int fi, struct lo_thread 
 			continue;
 		if (handler >= 0)
 			with_site(c, f->code, (uint64_t)handler, &k.line, k.name, sizeof(k.name));
-		add_held(t, &k);
+		add_held(c, t, &k);
 	}
 }
 
@@ -88,30 +102,43 @@ static struct xcache *xtable_of(struct ctx *c, uint64_t code)
 	return x;
 }
 
-void held_new(struct ctx *c, const struct py_frame *f, int fi, struct lo_thread *t)
+/* 3.11+: the live value stack of frame f (its depth from the exception table): where it
+ * starts in the target, its depth (0: nothing live), the table and f's code unit offset. */
+static uint32_t live_stack_new(struct ctx *c, const struct py_frame *f, uint64_t *base,
+			       struct xcache **xp, uint32_t *offp)
 {
 	const struct py_layout *l = c->l;
 	if (f->pos < f->code + l->co_code_adaptive)
-		return;
+		return 0;
 	struct xcache *x = xtable_of(c, f->code);
 	if (!x)
-		return;
-	int32_t nlocalsplus = x->nlocalsplus;
+		return 0;
 	uint32_t off = (uint32_t)((f->pos - (f->code + l->co_code_adaptive)) / 2);
-	const struct xentry *e = x->e;
-	size_t n = x->n;
 	uint32_t depth = 0;
-	for (size_t i = 0; i < n; i++)
-		if (e[i].start <= off && off < e[i].end) {
-			depth = e[i].depth;
+	for (size_t i = 0; i < x->n; i++)
+		if (x->e[i].start <= off && off < x->e[i].end) {
+			depth = x->e[i].depth;
 			break;
 		}
-	if (depth == 0)
-		return;
 	if (depth > LO_MAX_SLOTS)
 		depth = LO_MAX_SLOTS;
+	*base = f->addr + l->iframe_localsplus + 8 * (uint64_t)x->nlocalsplus;
+	*xp = x;
+	*offp = off;
+	return depth;
+}
+
+void held_new(struct ctx *c, const struct py_frame *f, int fi, struct lo_thread *t)
+{
+	uint64_t base;
+	struct xcache *x;
+	uint32_t off;
+	uint32_t depth = live_stack_new(c, f, &base, &x, &off);
+	if (depth == 0)
+		return;
+	const struct xentry *e = x->e;
+	size_t n = x->n;
 	uint64_t slots[LO_MAX_SLOTS];
-	uint64_t base = f->addr + l->iframe_localsplus + 8 * (uint64_t)nlocalsplus;
 	if (!rd(c, base, slots, depth * 8))
 		return;
 	for (uint32_t k = depth; k-- > 0;) {
@@ -134,6 +161,6 @@ void held_new(struct ctx *c, const struct py_frame *f, int fi, struct lo_thread 
 					first = e[i].start;
 			with_name_new(c, f->code, first, lk.name, sizeof(lk.name));
 		}
-		add_held(t, &lk);
+		add_held(c, t, &lk);
 	}
 }
