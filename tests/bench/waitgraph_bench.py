@@ -73,6 +73,7 @@ def main():
     print("%-44s %-8s %8s %12s %12s %8s %7s %12s %12s" % ("interpreter", "stacks", "threads", "first build",
                                                       "per build", "goal", "ratio", "first reads",
                                                       "reads/build"))
+    worst = None  # (ratio, interpreter, stacks, threads)
     for py in pythons:
         for (label, program, depth), (threads, goal) in [(w, t) for w in (("typical", TYPICAL, 40), ("worst", WORST, a.depth))
                                                         for t in ((50, 2.0), (1000, 20.0))
@@ -87,6 +88,11 @@ def main():
                 f.get("first_reads", "?"), f.get("reads_per_build", "?"),
                 "" if max(first, per) < goal else "  OVER"))
             sys.stdout.flush()
+            if worst is None or max(first, per) / goal > worst[0]:
+                worst = (max(first, per) / goal, py, label, f["threads"])
+    if worst:
+        print("highest ratio to the goal: %.2f (%s, %s, %s threads)%s" % (
+            worst + ("" if worst[0] < 1 else ": OVER THE GOAL",)))
 
 
 if __name__ == "__main__":

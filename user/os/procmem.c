@@ -184,9 +184,11 @@ static unsigned char *pool_take(struct pm_cache *c, uint32_t *index)
  * The block number is scrambled (Fibonacci hashing) before it picks a set: blocks at one
  * stride apart (the same offset in each thread's 8 MiB stack, objects of one size in
  * arenas) would otherwise all fall into a few sets. With one slot per block (direct
- * mapping), a wait-for graph over 1,000 threads re-read ~1,900 of its ~6,200 blocks at
- * every build (two blocks sharing a slot evict each other); 4 ways: none. */
-#define PM_WAYS 4u
+ * mapping), two blocks sharing a slot evicted each other: a wait-for graph built again
+ * from one snapshot of 1,000 threads x 20 held locks (2.7, ~6,200 blocks in use) re-read
+ * 1,886 blocks, and 1,870 on its first build; 4 ways: 279 and 1,252; 8 ways: 23 and 855
+ * (3.6: 297 and 898 with 4 ways, 31 and 496 with 8), for a probe of one 192-byte set. */
+#define PM_WAYS 8u /* PM_CACHE_SLOTS is a multiple (the fuzzers' 64 too) */
 
 /* The slot of page_addr in this generation (*hit), else the one to take for it: a slot
  * of an older generation, else one of the set's in turn (its block is evicted). */

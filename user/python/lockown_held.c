@@ -16,10 +16,8 @@ void add_held(struct ctx *c, struct lo_thread *t, const struct lo_lock *k)
 	if (c->npool == c->cap) {
 		size_t cap = c->cap ? 2 * c->cap : 256;
 		struct lo_lock *np = realloc(c->pool, cap * sizeof(*np));
-		if (!np) {
-			c->pool_oom = true;
-			return;
-		}
+		if (!np)
+			return; /* out of memory: the lock is not listed (its holder stays unknown) */
 		c->pool = np;
 		c->cap = cap;
 	}
@@ -102,43 +100,30 @@ static struct xcache *xtable_of(struct ctx *c, uint64_t code)
 	return x;
 }
 
-/* 3.11+: the live value stack of frame f (its depth from the exception table): where it
- * starts in the target, its depth (0: nothing live), the table and f's code unit offset. */
-static uint32_t live_stack_new(struct ctx *c, const struct py_frame *f, uint64_t *base,
-			       struct xcache **xp, uint32_t *offp)
+void held_new(struct ctx *c, const struct py_frame *f, int fi, struct lo_thread *t)
 {
 	const struct py_layout *l = c->l;
 	if (f->pos < f->code + l->co_code_adaptive)
-		return 0;
+		return;
 	struct xcache *x = xtable_of(c, f->code);
 	if (!x)
-		return 0;
-	uint32_t off = (uint32_t)((f->pos - (f->code + l->co_code_adaptive)) / 2);
-	uint32_t depth = 0;
-	for (size_t i = 0; i < x->n; i++)
-		if (x->e[i].start <= off && off < x->e[i].end) {
-			depth = x->e[i].depth;
-			break;
-		}
-	if (depth > LO_MAX_SLOTS)
-		depth = LO_MAX_SLOTS;
-	*base = f->addr + l->iframe_localsplus + 8 * (uint64_t)x->nlocalsplus;
-	*xp = x;
-	*offp = off;
-	return depth;
-}
-
-void held_new(struct ctx *c, const struct py_frame *f, int fi, struct lo_thread *t)
-{
-	uint64_t base;
-	struct xcache *x;
-	uint32_t off;
-	uint32_t depth = live_stack_new(c, f, &base, &x, &off);
-	if (depth == 0)
 		return;
+	int32_t nlocalsplus = x->nlocalsplus;
+	uint32_t off = (uint32_t)((f->pos - (f->code + l->co_code_adaptive)) / 2);
 	const struct xentry *e = x->e;
 	size_t n = x->n;
+	uint32_t depth = 0;
+	for (size_t i = 0; i < n; i++)
+		if (e[i].start <= off && off < e[i].end) {
+			depth = e[i].depth;
+			break;
+		}
+	if (depth == 0)
+		return;
+	if (depth > LO_MAX_SLOTS)
+		depth = LO_MAX_SLOTS;
 	uint64_t slots[LO_MAX_SLOTS];
+	uint64_t base = f->addr + l->iframe_localsplus + 8 * (uint64_t)nlocalsplus;
 	if (!rd(c, base, slots, depth * 8))
 		return;
 	for (uint32_t k = depth; k-- > 0;) {

@@ -30,7 +30,6 @@ struct ctx {
 	struct lo_lock *pool;     /* the held locks of the threads read so far, thread after thread */
 	size_t npool, cap;
 	size_t first;             /* where the current thread's begin in pool */
-	bool pool_oom;
 };
 
 /* out = src, at most cap - 1 bytes and a NUL (names of LO_NAME_LEN: no snprintf per lock) */
