@@ -46,9 +46,11 @@ PH_INLINE int ph_futex_op_waits(unsigned int op)
 
 /* x86_64 system call numbers (arch/x86/entry/syscalls/syscall_64.tbl; futex_waitv since
  * Linux 5.16, futex_wait since 6.7), as /proc/PID/task/TID/syscall shows them. */
+#define PH_NR_SELECT 23
 #define PH_NR_WAIT4 61
 #define PH_NR_FUTEX 202
 #define PH_NR_WAITID 247
+#define PH_NR_PSELECT6 270
 #define PH_NR_FUTEX_WAITV 449
 #define PH_NR_FUTEX_WAIT 455
 

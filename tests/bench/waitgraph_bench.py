@@ -10,7 +10,9 @@ thread is looked at. `pyhang-trace dump PID --json --repeat N` reads the process
 builds the graph N times from that snapshot and prints the CPU time of the first build
 (the reader's code cache warm from the read, as in the tracer) and the mean of the others.
 
-Usage: /usr/bin/python3 tests/bench/waitgraph_bench.py [--repeat N] [--depth D] [python ...]
+Usage: /usr/bin/python3 tests/bench/waitgraph_bench.py [--repeat N] [--depth D]
+       [--stacks typical|worst] [--threads 50|1000] [python ...]
+PYHANG_BINARY=... benchmarks another build (e.g. the previous commit's, in the same run).
 """
 import argparse
 import os
@@ -61,23 +63,36 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--depth", type=int, default=20)
+    ap.add_argument("--stacks", choices=("typical", "worst"), help="only this case")
+    ap.add_argument("--threads", type=int, choices=(50, 1000), help="only this size")
     ap.add_argument("pythons", nargs="*")
     a = ap.parse_args()
     pythons = a.pythons or [p for _, p, _ in conftest.discover_interpreters()]
     print("wait-for graph per diagnosis, CPU ms. worst: %d frames per thread, each with a `with` "
           "of its own lock; typical: 40 frames, no `with` (tests/programs/many_threads.py)" % a.depth)
-    print("%-44s %-8s %8s %12s %12s %8s" % ("interpreter", "stacks", "threads", "first build", "per build", "goal"))
+    print("%-44s %-8s %8s %12s %12s %8s %7s %12s %12s" % ("interpreter", "stacks", "threads", "first build",
+                                                      "per build", "goal", "ratio", "first reads",
+                                                      "reads/build"))
+    worst = None  # (ratio, interpreter, stacks, threads)
     for py in pythons:
         for (label, program, depth), (threads, goal) in [(w, t) for w in (("typical", TYPICAL, 40), ("worst", WORST, a.depth))
-                                                        for t in ((50, 2.0), (1000, 20.0))]:
+                                                        for t in ((50, 2.0), (1000, 20.0))
+                                                        if a.stacks in (None, w[0]) and a.threads in (None, t[0])]:
             f, err = bench_one(program, py, threads, depth, a.repeat)
             if f is None:
                 print("%-44s %-8s %8d FAILED: %s" % (py, label, threads, err))
                 continue
             first, per = float(f["first_cpu_ms"]), float(f["cpu_ms_per_build"])
-            print("%-44s %-8s %8s %12.3f %12.3f %8s%s" % (py, label, f["threads"], first, per, goal,
-                                                     "" if max(first, per) < goal else "  OVER"))
+            print("%-44s %-8s %8s %12.3f %12.3f %8s %7.2f %12s %12s%s" % (
+                py, label, f["threads"], first, per, goal, max(first, per) / goal,
+                f.get("first_reads", "?"), f.get("reads_per_build", "?"),
+                "" if max(first, per) < goal else "  OVER"))
             sys.stdout.flush()
+            if worst is None or max(first, per) / goal > worst[0]:
+                worst = (max(first, per) / goal, py, label, f["threads"])
+    if worst:
+        print("highest ratio to the goal: %.2f (%s, %s, %s threads)%s" % (
+            worst + ("" if worst[0] < 1 else ": OVER THE GOAL",)))
 
 
 if __name__ == "__main__":

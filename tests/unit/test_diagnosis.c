@@ -229,7 +229,8 @@ static struct lo_lock *lock(int i, enum lo_kind kind, const char *name)
 /* Thread ti waits for lock l held (by `with`, frame 0) by thread hi. */
 static void waits(int ti, struct lo_lock *l, int hi)
 {
-	INFO[ti] = (struct wf_info){ .kind = lo_kind_str(l->kind), .object = l->obj, .lock = l,
+	enum wf_kind k = l->kind == LO_RLOCK ? WF_RLOCK : l->kind == LO_CONDITION ? WF_CONDITION : WF_LOCK;
+	INFO[ti] = (struct wf_info){ .kind = k, .object = l->obj, .lock = l,
 				     .holder = hi >= 0 ? &S.t[hi] : NULL, .holder_frame = 0,
 				     .holder_line = l->line, .held_by = l, .timeout_s = -1,
 				     .self = &S.t[ti] };

@@ -32,7 +32,7 @@
 
 enum pm_status { PM_OK = 0, PM_FAULT = -1, PM_GONE = -2 };
 
-/* A direct-mapped slot (by block address) of the cache. */
+/* A slot of the cache (set-associative by block address, see procmem.c). */
 struct pm_slot {
 	uint64_t addr;   /* block address */
 	uint64_t gen;    /* snapshot generation the content belongs to */
@@ -51,6 +51,7 @@ struct pm_cache {
 	uint32_t used;          /* blocks of the pool given out in generation pool_gen */
 	uint64_t pool_gen;
 	uint64_t gen;           /* never wraps in practice (64 bits) */
+	uint32_t victim;        /* the way a full set gives up next (in turn) */
 };
 
 /* Another source of memory (see the seam above): read exactly len bytes at addr into buf and
@@ -66,6 +67,7 @@ struct procmem {
 	struct pm_cache *cache; /* &own, or one shared by many processes (see pm_use_cache) */
 	struct pm_cache own;
 	uint64_t reads;        /* pread calls made (for the benchmark) */
+	uint32_t last_slot;    /* 1 + the cache slot of the last pm_read, 0: none */
 	pm_backend_fn backend; /* NULL: /proc/PID/mem (always, outside tests) */
 	void *backend_ctx;
 };

@@ -3,10 +3,13 @@
  * Source: 0-450 from Linux's arch/x86/entry/syscalls/syscall_64.tbl as installed in
  * asm/unistd_64.h (linux-libc-dev 6.1), 451-469 from the same table in Linux 6.18 (the
  * 64-bit ABI only: x32 numbers have bit 30 set and are not named). Numbers never change
- * meaning; a gap (never assigned, e.g. 335-423) has no name. */
+ * meaning; a gap (never assigned, e.g. 335-423) has no name. Also owns what a blocking
+ * call waits for by its number (syscall_class: sleep, child, I/O, other). */
 #include "syscall_names.h"
 
 #include <stddef.h>
+
+#include "pyhang.h"
 
 static const char *const NAMES[] = {
 	[0] = "read",
@@ -397,4 +400,45 @@ const char *syscall_name(long nr)
 	if (nr < 0 || (size_t)nr >= sizeof(NAMES) / sizeof(NAMES[0]))
 		return NULL;
 	return NAMES[nr];
+}
+
+/* The calls a thread can block in for long, by what they wait for (the numbers of the
+ * table above; wait4/waitid as the kernel side knows them, bpf/pyhang.h). */
+static const unsigned char CLASSES[] = {
+	[35] = SC_SLEEP,  /* nanosleep */
+	[230] = SC_SLEEP, /* clock_nanosleep */
+	[34] = SC_SLEEP,  /* pause */
+	[PH_NR_WAIT4] = SC_CHILD,
+	[PH_NR_WAITID] = SC_CHILD,
+	[0] = SC_IO,   /* read */
+	[1] = SC_IO,   /* write */
+	[7] = SC_IO,   /* poll */
+	[17] = SC_IO,  /* pread64 */
+	[18] = SC_IO,  /* pwrite64 */
+	[19] = SC_IO,  /* readv */
+	[20] = SC_IO,  /* writev */
+	[PH_NR_SELECT] = SC_IO,
+	[42] = SC_IO,  /* connect */
+	[43] = SC_IO,  /* accept */
+	[44] = SC_IO,  /* sendto */
+	[45] = SC_IO,  /* recvfrom */
+	[46] = SC_IO,  /* sendmsg */
+	[47] = SC_IO,  /* recvmsg */
+	[73] = SC_IO,  /* flock */
+	[232] = SC_IO, /* epoll_wait */
+	[PH_NR_PSELECT6] = SC_IO,
+	[271] = SC_IO, /* ppoll */
+	[281] = SC_IO, /* epoll_pwait */
+	[288] = SC_IO, /* accept4 */
+	[299] = SC_IO, /* recvmmsg */
+	[307] = SC_IO, /* sendmmsg */
+	[426] = SC_IO, /* io_uring_enter */
+	[441] = SC_IO, /* epoll_pwait2 */
+};
+
+enum syscall_class syscall_class(long nr)
+{
+	if (nr < 0 || (size_t)nr >= sizeof(CLASSES) / sizeof(CLASSES[0]))
+		return SC_OTHER;
+	return (enum syscall_class)CLASSES[nr];
 }

@@ -258,6 +258,12 @@ const char *rec_sigchld_action_name(enum rec_sigchld_action v)
 	return rec_name(names, sizeof(names) / sizeof(names[0]), v);
 }
 
+const char *rec_scope_name(enum rec_scope v)
+{
+	static const char *const names[] = { REC_SCOPES(REC_NAME) };
+	return rec_name(names, sizeof(names) / sizeof(names[0]), v);
+}
+
 void futex_op_name(uint32_t op, char *buf, size_t len)
 {
 	static const char *const names[] = {

@@ -28,8 +28,16 @@ struct ev_proc {
 	char cgroup[256]; /* cgroup path, "" when unknown */
 };
 
+/* What the tracer watches (start): "scope". */
+#define REC_SCOPES(X)                                                                               \
+	X(REC_SCOPE_HOST, "host")                                                                   \
+	X(REC_SCOPE_PIDS, "pids")                                                                   \
+	X(REC_SCOPE_COMMAND, "command")
+#define REC_SCOPE_CONSTANT(e, name) e,
+enum rec_scope { REC_SCOPES(REC_SCOPE_CONSTANT) }; /* name table: rec_scope_name (output.c) */
+
 struct rec_start {
-	const char *scope;      /* "host", "pids" or "command" */
+	enum rec_scope scope;   /* the whole host, -p PIDS or -- COMMAND */
 	const pid_t *pids;
 	int npids;
 	bool descendants;       /* their descendants are traced too (COMMAND; -p unless
@@ -88,6 +96,7 @@ enum rec_sigchld_action { REC_SIGCHLD_ACTIONS(REC_ENUM_CONSTANT) };
 const char *rec_ended_by_name(enum rec_ended_by v);
 const char *rec_lost_cause_name(enum rec_lost_cause v);
 const char *rec_sigchld_action_name(enum rec_sigchld_action v);
+const char *rec_scope_name(enum rec_scope v);
 
 struct rec_stop {
 	uint64_t lost_events; /* the sum of the REC_LOSS_REASONS */

@@ -67,7 +67,7 @@ static void json_start(struct output *o, const struct rec_start *r)
 {
 	struct jw w;
 	begin_event(o, &w, "start", mono_now_ns());
-	jw_kstr(&w, "scope", r->scope);
+	jw_kstr(&w, "scope", rec_scope_name(r->scope));
 	jw_kbool(&w, "descendants", r->descendants);
 	if (r->npids) {
 		jw_key(&w, "pids");

@@ -82,13 +82,13 @@ static void text_start(struct output *o, const struct rec_start *r)
 	struct strbuf sb;
 	sb_init(&sb);
 	sb_puts(&sb, "pyhang-trace: tracing ");
-	if (strcmp(r->scope, "pids") == 0) {
+	if (r->scope == REC_SCOPE_PIDS) {
 		sb_puts(&sb, r->npids > 1 ? "pids" : "pid");
 		for (int i = 0; i < r->npids; i++)
 			sb_printf(&sb, "%s%d", i ? ", " : " ", (int)r->pids[i]);
 		if (r->descendants)
 			sb_puts(&sb, r->npids > 1 ? " and their descendants" : " and its descendants");
-	} else if (strcmp(r->scope, "command") == 0) {
+	} else if (r->scope == REC_SCOPE_COMMAND) {
 		sb_puts(&sb, "the command ");
 		sb_put_escaped_text(&sb, r->command, strlen(r->command));
 		sb_puts(&sb, " and its descendants");

@@ -38,13 +38,13 @@ void waitgraph_write_waiting_for(struct jw *w, const struct wf_info *f)
 		return;
 	}
 	jw_obj_begin(w);
-	write_lock_obj(w, f->kind, f->object, waitgraph_lock_name(f));
+	write_lock_obj(w, wf_kind_name(f->kind), f->object, waitgraph_lock_name(f));
 	jw_key(w, "holder");
 	if (f->holder) {
 		jw_obj_begin(w);
 		jw_kint(w, "tid", f->holder->tid);
 		jw_kstr(w, "name", f->holder->name);
-		if (strcmp(f->kind, "GIL") != 0 && !f->runs_future)
+		if (f->kind != WF_GIL && !f->runs_future)
 			write_where(w, "since", waitgraph_holder_frame(f), f->holder_line);
 		jw_obj_end(w);
 	} else {
@@ -116,12 +116,12 @@ void waitgraph_write_cycle(struct jw *w, const struct py_process *p, const struc
 		jw_kstr(w, "name", t->name);
 		jw_key(w, "holds");
 		jw_obj_begin(w);
-		write_lock_obj(w, prev->wf->kind, prev->wf->object, waitgraph_held_name(prev->wf));
+		write_lock_obj(w, wf_kind_name(prev->wf->kind), prev->wf->object, waitgraph_held_name(prev->wf));
 		write_where(w, "since", waitgraph_holder_frame(prev->wf), prev->wf->holder_line);
 		jw_obj_end(w);
 		jw_key(w, "waits_for");
 		jw_obj_begin(w);
-		write_lock_obj(w, t->wf->kind, t->wf->object, waitgraph_lock_name(t->wf));
+		write_lock_obj(w, wf_kind_name(t->wf->kind), t->wf->object, waitgraph_lock_name(t->wf));
 		write_where(w, "where", diagnose_program_frame(t), -1);
 		jw_obj_end(w);
 		jw_obj_end(w);

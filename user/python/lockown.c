@@ -87,13 +87,16 @@ static void find_waited(struct ctx *c, const struct py_thread *th, struct lo_thr
 	}
 }
 
-int lockown_read(struct py_reader *r, const struct py_process *p, struct lo_thread *out)
+int lockown_read(struct py_reader *r, const struct py_process *p, struct lo_thread *out,
+		 struct lo_lock **pool)
 {
 	static struct ctx c;
 	memset(&c, 0, sizeof(c));
+	*pool = NULL;
 	c.r = r;
 	c.pid = p->pid;
 	c.l = py_reader_layout(r, p->pid);
+	c.pm = py_reader_procmem(r, p->pid);
 	memset(out, 0, p->nthreads * sizeof(*out));
 	if (!c.l)
 		return -1;
@@ -101,6 +104,7 @@ int lockown_read(struct py_reader *r, const struct py_process *p, struct lo_thre
 	xcache_used = 0;
 	for (size_t i = 0; i < p->nthreads; i++) {
 		const struct py_thread *th = &p->threads[i];
+		c.first = c.npool;
 		size_t nf = th->nframes < LO_MAX_FRAMES ? th->nframes : LO_MAX_FRAMES;
 		for (size_t k = 0; k < nf; k++) {
 			const struct py_frame *f = &th->frames[k];
@@ -125,6 +129,12 @@ int lockown_read(struct py_reader *r, const struct py_process *p, struct lo_thre
 			}
 		}
 	}
+	size_t at = 0;
+	for (size_t i = 0; i < p->nthreads; i++) {
+		out[i].held = out[i].nheld ? c.pool + at : NULL;
+		at += out[i].nheld;
+	}
+	*pool = c.pool;
 	return 0;
 }
 
@@ -169,6 +179,7 @@ uint64_t lockown_join_ident(struct py_reader *r, const struct py_process *p, con
 	c.r = r;
 	c.pid = p->pid;
 	c.l = py_reader_layout(r, p->pid);
+	c.pm = py_reader_procmem(r, p->pid);
 	if (!c.l)
 		return 0;
 	for (size_t k = 0; k < t->nframes && k < 8; k++) {
@@ -213,6 +224,7 @@ bool lockown_queue_state(struct py_reader *r, const struct py_process *p, const 
 	c.r = r;
 	c.pid = p->pid;
 	c.l = py_reader_layout(r, p->pid);
+	c.pm = py_reader_procmem(r, p->pid);
 	if (!c.l)
 		return false;
 	for (size_t k = 0; k < t->nframes && k < 8; k++) {

@@ -36,7 +36,8 @@ struct lo_lock {
 };
 
 struct lo_thread {
-	struct lo_lock held[LO_MAX_HELD]; /* by `with` blocks in progress, innermost first */
+	struct lo_lock *held; /* nheld locks held by `with` blocks in progress, innermost first
+			       * (at most LO_MAX_HELD; in the pool lockown_read gives) */
 	size_t nheld;
 	bool waits_known;    /* `waits` is the object behind the thread's futex */
 	struct lo_lock waits;
@@ -44,9 +45,11 @@ struct lo_thread {
 
 /* For every thread of p (out[i] for p->threads[i]): the locks it holds by `with`, and, when
  * it is blocked on a futex, the lock object it waits for (when one of its innermost
- * frame's locals or stack slots is a lock whose futex is that one). 0, or -1 when the
- * reader does not hold the process. */
-int lockown_read(struct py_reader *r, const struct py_process *p, struct lo_thread *out);
+ * frame's locals or stack slots is a lock whose futex is that one). The held locks of all
+ * threads are in *pool (malloc'd, the caller frees it; NULL when none is held), which
+ * out[i].held point into. 0, or -1 when the reader does not hold the process. */
+int lockown_read(struct py_reader *r, const struct py_process *p, struct lo_thread *out,
+		 struct lo_lock **pool);
 /* The thread ident (tstate thread_id) of the thread that t, blocked in Thread.join(),
  * waits for: the `self` of its threading.py join (or _wait_for_tstate_lock) frame, its
  * _ident (2.7: _Thread__ident). 0 when unknown. */

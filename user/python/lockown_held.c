@@ -4,13 +4,25 @@
  * __exit__ each keeps on the value stack. */
 #include "lockown_int.h"
 
-static void add_held(struct lo_thread *t, const struct lo_lock *k)
+/* Appends k to the current thread's held locks in c's pool (t->held is set once all
+ * threads are read: the pool may move while it grows). */
+void add_held(struct ctx *c, struct lo_thread *t, const struct lo_lock *k)
 {
 	for (size_t i = 0; i < t->nheld; i++)
-		if (t->held[i].futex == k->futex)
+		if (c->pool[c->first + i].futex == k->futex)
 			return; /* the same lock taken twice (an RLock, or Condition and its lock) */
-	if (t->nheld < LO_MAX_HELD)
-		t->held[t->nheld++] = *k;
+	if (t->nheld >= LO_MAX_HELD)
+		return;
+	if (c->npool == c->cap) {
+		size_t cap = c->cap ? 2 * c->cap : 256;
+		struct lo_lock *np = realloc(c->pool, cap * sizeof(*np));
+		if (!np)
+			return; /* out of memory: the lock is not listed (its holder stays unknown) */
+		c->pool = np;
+		c->cap = cap;
+	}
+	c->pool[c->npool++] = *k;
+	t->nheld++;
 }
 
 #define MAX_BLOCKS 20 /* CO_MAXBLOCKS */
@@ -37,7 +49,7 @@ void held_old(struct ctx *c, const struct py_frame *f, int fi, struct lo_thread 
 			continue;
 		if (handler >= 0)
 			with_site(c, f->code, (uint64_t)handler, &k.line, k.name, sizeof(k.name));
-		add_held(t, &k);
+		add_held(c, t, &k);
 	}
 }
 
@@ -134,6 +146,6 @@ void held_new(struct ctx *c, const struct py_frame *f, int fi, struct lo_thread 
 					first = e[i].start;
 			with_name_new(c, f->code, first, lk.name, sizeof(lk.name));
 		}
-		add_held(t, &lk);
+		add_held(c, t, &lk);
 	}
 }

@@ -5,6 +5,7 @@
 #define LOCKOWN_INT_H
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lockown.h"
@@ -19,17 +20,31 @@ enum tk { TK_UNREAD, TK_OTHER, TK_LOCK, TK_RLOCK, TK_BUILTIN, TK_METHOD, TK_COND
 struct ctx {
 	struct py_reader *r;
 	pid_t pid;
+	struct procmem *pm;       /* the reader's memory of pid (py_reader_procmem), or NULL */
 	const struct py_layout *l;
 	struct { uint64_t type; enum tk kind; } types[TYPE_CACHE];
 	unsigned ntypes;
 	uint64_t exit_ml[4];      /* PyMethodDefs known to be named __exit__ */
 	unsigned nexit_ml;
 	struct { uint64_t code, handler; int line; bool used; char name[LO_NAME_LEN]; } lines[LINE_CACHE];
+	struct lo_lock *pool;     /* the held locks of the threads read so far, thread after thread */
+	size_t npool, cap;
+	size_t first;             /* where the current thread's begin in pool */
 };
 
+/* out = src, at most cap - 1 bytes and a NUL (names of LO_NAME_LEN: no snprintf per lock) */
+static inline void copy_name(char *out, size_t cap, const char *src)
+{
+	size_t n = strnlen(src, cap - 1);
+	memcpy(out, src, n);
+	out[n] = '\0';
+}
+
+/* py_reader_mem_read without looking the process up again at every read (the same
+ * bounds: user space, any alignment; the same cache) */
 static inline bool rd(struct ctx *c, uint64_t addr, void *buf, size_t len)
 {
-	return py_reader_mem_read(c->r, c->pid, addr, buf, len) == 0;
+	return c->pm && addr >= 0x1000 && addr < 0x800000000000ull && pm_read(c->pm, addr, buf, len) == PM_OK;
 }
 
 static inline uint64_t rd_u64(struct ctx *c, uint64_t addr)
@@ -71,8 +86,10 @@ void with_site(struct ctx *c, uint64_t code, uint64_t handler, int *line, char *
 void with_name_new(struct ctx *c, uint64_t code, uint32_t start, char *name, size_t cap);
 void entering_name(struct ctx *c, const struct py_frame *f, char *name, size_t cap);
 size_t parse_xtable(const unsigned char *t, size_t n, struct xentry *e, size_t max);
+void add_held(struct ctx *c, struct lo_thread *t, const struct lo_lock *k);
 void held_old(struct ctx *c, const struct py_frame *f, int fi, struct lo_thread *t);
 void held_new(struct ctx *c, const struct py_frame *f, int fi, struct lo_thread *t);
+
 
 /* lockown_held.c: exception tables parsed in this lockown_read (reset there) */
 extern unsigned xcache_used;

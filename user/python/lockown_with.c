@@ -218,7 +218,7 @@ void with_site(struct ctx *c, uint64_t code, uint64_t handler, int *line, char *
 				   sizeof(c->lines[slot].name));
 	}
 	*line = c->lines[slot].line;
-	snprintf(name, cap, "%s", c->lines[slot].name);
+	copy_name(name, cap, c->lines[slot].name);
 }
 
 /* 3.11+: the name a `with` loads, from the BEFORE_WITH that ends at code unit end (where
@@ -247,7 +247,7 @@ void with_name_new(struct ctx *c, uint64_t code, uint32_t start, char *name, siz
 		c->lines[slot].used = true;
 		before_with_name(c, code, start, c->lines[slot].name, sizeof(c->lines[slot].name));
 	}
-	snprintf(name, cap, "%s", c->lines[slot].name);
+	copy_name(name, cap, c->lines[slot].name);
 }
 
 /* The source name of the `with` a frame is entering: <= 3.10 its f_lasti at SETUP_WITH;

@@ -517,6 +517,12 @@ int py_reader_mem_read(struct py_reader *r, pid_t pid, uint64_t addr, void *buf,
 	return rd(&w, addr, buf, len);
 }
 
+struct procmem *py_reader_procmem(struct py_reader *r, pid_t pid)
+{
+	struct py_proc *p = proc_find(r, pid);
+	return p ? &p->pm : NULL;
+}
+
 uint64_t py_reader_mem_attr(struct py_reader *r, pid_t pid, uint64_t obj, const char *name)
 {
 	struct py_proc *p = proc_find(r, pid);
@@ -579,4 +585,10 @@ uint64_t py_reader_last_preads(struct py_reader *r, pid_t pid)
 {
 	struct py_proc *p = proc_find(r, pid);
 	return p ? p->last_preads : 0;
+}
+
+uint64_t py_reader_preads(struct py_reader *r, pid_t pid)
+{
+	struct py_proc *p = proc_find(r, pid);
+	return p ? p->pm.reads : 0;
 }

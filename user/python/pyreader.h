@@ -180,6 +180,10 @@ int py_reader_addrs(struct py_reader *r, pid_t pid, struct py_addrs *out);
 void py_reader_mem_begin(struct py_reader *r, pid_t pid);
 int py_reader_mem_read(struct py_reader *r, pid_t pid, uint64_t addr, void *buf, size_t len);
 uint64_t py_reader_mem_attr(struct py_reader *r, pid_t pid, uint64_t obj, const char *name);
+/* The memory of pid as this reader reads it (its cache), for readers of many small
+ * fields (lockown*.c): pm_read on it is py_reader_mem_read. NULL if pid is not held. Valid
+ * until the next py_read_process or py_forget_process. */
+struct procmem *py_reader_procmem(struct py_reader *r, pid_t pid);
 int py_reader_code_line(struct py_reader *r, pid_t pid, uint64_t code, uint64_t pos);
 /* For asyncio (user/asyncio_read.c): dict[key] for an ASCII str key (0: absent or
  * unreadable); a str object as UTF-8 (malloc'd, capped at PY_MAX_STR, NULL unreadable);
@@ -191,6 +195,8 @@ int py_reader_code_where(struct py_reader *r, pid_t pid, uint64_t code, uint64_t
 			 char **function, char **file, int *line);
 /* Statistics of the last read (for the benchmark). */
 uint64_t py_reader_last_preads(struct py_reader *r, pid_t pid);
+/* All reads of pid's memory by this reader so far (pread calls; for the benchmark). */
+uint64_t py_reader_preads(struct py_reader *r, pid_t pid);
 
 /* Line of a captured position (f_lasti <= 3.10, byte offset from the code start 3.11+) in
  * a copied line table; -1 when the table gives none. */

@@ -75,7 +75,7 @@ static void attach_child(struct tracer *t, const struct rec_long_wait *r, const 
 {
 	struct wf_info *f = childwait_waiter_info(t->graph && t->graph->p == r->py ? t->graph : NULL,
 						  r->p.tid);
-	if (f && !f->child && f->kind && !strcmp(f->kind, "child"))
+	if (f && !f->child && f->kind == WF_CHILD)
 		f->child = childwait_read(t->reader, t->ht, r->p.pid, r->p.tid, e->wait.uaddr);
 	if (!t->cw && (t->cw = calloc(1, sizeof(*t->cw))) != NULL)
 		t->cw->writer_still_ns = t->threshold_ns;

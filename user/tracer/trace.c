@@ -232,7 +232,7 @@ static void event_loop(struct tracer *t, struct metrics *m)
 static void emit_start(struct tracer *t)
 {
 	struct rec_start r = {
-		.scope = t->command ? "command" : t->npids ? "pids" : "host",
+		.scope = t->command ? REC_SCOPE_COMMAND : t->npids ? REC_SCOPE_PIDS : REC_SCOPE_HOST,
 		.pids = t->pids,
 		.npids = t->npids,
 		.descendants = t->command != NULL || (t->npids > 0 && !t->no_children),

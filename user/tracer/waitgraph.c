@@ -12,33 +12,45 @@
 
 #include "futurerun.h"
 #include "pyhang.h"
+#include "syscall_names.h"
 
-/* x86_64 system call numbers (arch/x86/entry/syscalls/syscall_64.tbl) */
-enum {
-	NR_READ = 0, NR_WRITE = 1, NR_POLL = 7, NR_PREAD = 17, NR_PWRITE = 18, NR_READV = 19,
-	NR_WRITEV = 20, NR_SELECT = 23, NR_PAUSE = 34, NR_NANOSLEEP = 35, NR_CONNECT = 42,
-	NR_ACCEPT = 43, NR_SENDTO = 44, NR_RECVFROM = 45, NR_SENDMSG = 46, NR_RECVMSG = 47,
-	NR_WAIT4 = PH_NR_WAIT4, NR_FLOCK = 73, NR_SIGTIMEDWAIT = 128, NR_SIGSUSPEND = 130, NR_FUTEX = PH_NR_FUTEX,
-	NR_CLOCK_NANOSLEEP = 230, NR_EPOLL_WAIT = 232, NR_WAITID = PH_NR_WAITID, NR_PSELECT6 = 270,
-	NR_PPOLL = 271, NR_EPOLL_PWAIT = 281, NR_ACCEPT4 = 288, NR_RECVMMSG = 299,
-	NR_SENDMMSG = 307, NR_IO_URING_ENTER = 426, NR_EPOLL_PWAIT2 = 441,
+static const char *const KIND_NAMES[] = {
+	[WF_NONE] = NULL, [WF_LOCK] = "Lock", [WF_RLOCK] = "RLock", [WF_CONDITION] = "Condition",
+	[WF_SEMAPHORE] = "Semaphore", [WF_EVENT] = "Event", [WF_QUEUE_GET] = "queue.get",
+	[WF_QUEUE_PUT] = "queue.put", [WF_QUEUE_JOIN] = "queue.join",
+	[WF_FUTURE_RESULT] = "Future.result", [WF_THREAD_JOIN] = "Thread.join", [WF_GIL] = "GIL",
+	[WF_SLEEP] = "sleep", [WF_IO] = "I/O", [WF_CHILD] = "child", [WF_OTHER] = "other",
 };
 
-static const char *syscall_kind(long nr)
+const char *wf_kind_name(enum wf_kind k)
 {
-	switch (nr) {
-	case NR_NANOSLEEP: case NR_CLOCK_NANOSLEEP: case NR_PAUSE:
-		return "sleep";
-	case NR_WAIT4: case NR_WAITID:
-		return "child";
-	case NR_READ: case NR_WRITE: case NR_POLL: case NR_PREAD: case NR_PWRITE: case NR_READV:
-	case NR_WRITEV: case NR_SELECT: case NR_CONNECT: case NR_ACCEPT: case NR_SENDTO:
-	case NR_RECVFROM: case NR_SENDMSG: case NR_RECVMSG: case NR_FLOCK: case NR_EPOLL_WAIT:
-	case NR_PSELECT6: case NR_PPOLL: case NR_EPOLL_PWAIT: case NR_ACCEPT4: case NR_RECVMMSG:
-	case NR_SENDMMSG: case NR_IO_URING_ENTER: case NR_EPOLL_PWAIT2:
-		return "I/O";
-	default:
-		return "other";
+	return (unsigned)k < sizeof(KIND_NAMES) / sizeof(KIND_NAMES[0]) ? KIND_NAMES[k] : NULL;
+}
+
+/* A lock's kind as a wait kind. */
+static enum wf_kind lock_kind(enum lo_kind k)
+{
+	switch (k) {
+	case LO_LOCK: return WF_LOCK;
+	case LO_RLOCK: return WF_RLOCK;
+	case LO_CONDITION: return WF_CONDITION;
+	default: return WF_NONE;
+	}
+}
+
+/* The kind of the lock found behind the futex, else dflt. */
+static enum wf_kind found_or(const struct lo_thread *lo, enum wf_kind dflt)
+{
+	return lo->waits_known ? lock_kind(lo->waits.kind) : dflt;
+}
+
+static enum wf_kind syscall_kind(long nr)
+{
+	switch (syscall_class(nr)) {
+	case SC_SLEEP: return WF_SLEEP;
+	case SC_CHILD: return WF_CHILD;
+	case SC_IO: return WF_IO;
+	default: return WF_OTHER;
 	}
 }
 
@@ -71,7 +83,7 @@ static bool stdlib_sync_frame(const struct py_frame *f)
 
 /* What a thread in a futex wait waits for, from the standard library frames it is in (the
  * outermost of the innermost run: the API the program called), and the lock found. */
-static const char *futex_kind(const struct py_thread *t, const struct lo_thread *lo)
+static enum wf_kind futex_kind(const struct py_thread *t, const struct lo_thread *lo)
 {
 	size_t n = 0;
 	while (n < t->nframes && stdlib_sync_frame(&t->frames[n]))
@@ -81,37 +93,37 @@ static const char *futex_kind(const struct py_thread *t, const struct lo_thread 
 		const char *fn = last_part(api->function), *q = api->function ? api->function : "";
 		if (in_file(api, "queue.py") || in_file(api, "Queue.py")) {
 			if (!strcmp(fn, "get"))
-				return "queue.get";
+				return WF_QUEUE_GET;
 			if (!strcmp(fn, "put"))
-				return "queue.put";
+				return WF_QUEUE_PUT;
 			if (!strcmp(fn, "join"))
-				return "queue.join";
-			return "other";
+				return WF_QUEUE_JOIN;
+			return WF_OTHER;
 		}
 		if (in_file(api, "concurrent/futures/_base.py"))
-			return !strcmp(fn, "result") || !strcmp(fn, "exception") ? "Future.result" : "other";
+			return !strcmp(fn, "result") || !strcmp(fn, "exception") ? WF_FUTURE_RESULT : WF_OTHER;
 		if (in_file(api, "concurrent/futures/thread.py"))
-			return "other";
+			return WF_OTHER;
 		/* threading.py */
 		if (!strcmp(fn, "join") || !strcmp(fn, "_wait_for_tstate_lock") ||
 		    !strcmp(fn, "_shutdown") || !strcmp(fn, "_exitfunc"))
-			return "Thread.join";
+			return WF_THREAD_JOIN;
 		if (!strcmp(q, "Event.wait") || !strcmp(q, "_Event.wait"))
-			return "Event";
+			return WF_EVENT;
 		if (strstr(q, "Semaphore."))
-			return "Semaphore";
+			return WF_SEMAPHORE;
 		if (strstr(q, "Condition."))
-			return "Condition";
+			return WF_CONDITION;
 		if (!strcmp(fn, "wait")) /* <= 3.10: Event.wait calls Condition.wait */
 			return n >= 2 && !strcmp(last_part(t->frames[n - 2].function), "wait") ?
-				"Event" : "Condition";
+				WF_EVENT : WF_CONDITION;
 		if (!strcmp(fn, "wait_for") || !strcmp(fn, "__enter__") || !strcmp(fn, "notify"))
-			return lo->waits_known ? lo_kind_str(lo->waits.kind) : "Condition";
+			return found_or(lo, WF_CONDITION);
 		if (!strcmp(fn, "acquire") || !strcmp(fn, "__enter__"))
-			return lo->waits_known ? lo_kind_str(lo->waits.kind) : "Semaphore";
-		return lo->waits_known ? lo_kind_str(lo->waits.kind) : "other";
+			return found_or(lo, WF_SEMAPHORE);
+		return found_or(lo, WF_OTHER);
 	}
-	return lo->waits_known ? lo_kind_str(lo->waits.kind) : "other";
+	return found_or(lo, WF_OTHER);
 }
 
 static const struct py_thread *thread_by_ident(const struct py_process *p, uint64_t ident)
@@ -163,8 +175,7 @@ static void describe_io(struct waitgraph *g, struct py_reader *r, const struct p
 	for (size_t i = 0; i < p->nthreads && n < WG_MAX_IO; i++) {
 		const struct py_thread *t = &p->threads[i];
 		struct wf_info *f = &g->info[i];
-		if (t->state != PY_STATE_SLEEP || !f->kind ||
-		    (strcmp(f->kind, "I/O") != 0 && strcmp(f->kind, "other") != 0))
+		if (t->state != PY_STATE_SLEEP || (f->kind != WF_IO && f->kind != WF_OTHER))
 			continue;
 		if (!g->io && !(g->io = calloc(WG_MAX_IO, sizeof(*g->io))))
 			break;
@@ -177,7 +188,7 @@ static void describe_io(struct waitgraph *g, struct py_reader *r, const struct p
 		/* the asyncio view published with this snapshot (snapshot.c, dump.c) */
 		io_classify_idle(io, t, aio_published(p->pid, p->start_time));
 		f->io = io;
-		f->kind = "I/O";
+		f->kind = WF_IO;
 		f->timed = io->timeout != IO_TIMEOUT_NONE;
 		f->timeout_s = io->timeout == IO_TIMEOUT_SET ? io->timeout_s : -1;
 	}
@@ -192,7 +203,26 @@ struct held_ref {
 static int cmp_held(const void *a, const void *b)
 {
 	const struct held_ref *x = a, *y = b;
-	return x->futex < y->futex ? -1 : x->futex > y->futex;
+	if (x->futex != y->futex)
+		return x->futex < y->futex ? -1 : 1;
+	if (x->thread != y->thread)
+		return x->thread < y->thread ? -1 : 1;
+	return (x->k > y->k) - (x->k < y->k);
+}
+
+/* Open-addressed set of the futexes some thread waits on through a lock found (at most
+ * one per thread): a held lock matters to the graph only when its futex is in it. */
+struct futex_set {
+	uint64_t *v; /* 0: empty */
+	size_t mask;
+};
+
+static size_t futex_slot(const struct futex_set *s, uint64_t f)
+{
+	size_t i = (size_t)((f >> 3) * 0x9E3779B97F4A7C15ull >> 20) & s->mask;
+	while (s->v[i] && s->v[i] != f)
+		i = (i + 1) & s->mask;
+	return i;
 }
 
 int waitgraph_build(struct waitgraph *g, struct py_reader *r, struct py_process *p)
@@ -208,7 +238,9 @@ int waitgraph_build(struct waitgraph *g, struct py_reader *r, struct py_process 
 		g->info = NULL;
 		return -1;
 	}
-	lockown_read(r, p, lo);
+	lockown_read(r, p, lo, &g->held);
+	struct futex_set fs = { NULL, 0 };
+	size_t nwait = 0;
 	for (size_t i = 0; i < p->nthreads; i++) {
 		struct py_thread *t = &p->threads[i];
 		struct wf_info *f = &g->info[i];
@@ -218,14 +250,15 @@ int waitgraph_build(struct waitgraph *g, struct py_reader *r, struct py_process 
 		f->timeout_s = -1;
 		switch (t->state) {
 		case PY_STATE_GIL_WAIT:
-			f->kind = "GIL";
+			f->kind = WF_GIL;
 			f->holder = gil_holder(p, t);
 			break;
 		case PY_STATE_SLEEP:
 			f->kind = syscall_kind(t->syscall_nr);
 			/* time.sleep() <= 3.10 is select(0, NULL, NULL, NULL, &timeout) */
-			if ((t->syscall_nr == NR_SELECT || t->syscall_nr == NR_PSELECT6) && t->syscall_arg1 == 0)
-				f->kind = "sleep";
+			if ((t->syscall_nr == PH_NR_SELECT || t->syscall_nr == PH_NR_PSELECT6) &&
+			    t->syscall_arg1 == 0)
+				f->kind = WF_SLEEP;
 			break;
 		case PY_STATE_LOCK_WAIT:
 			f->kind = futex_kind(t, &f->lo);
@@ -236,14 +269,14 @@ int waitgraph_build(struct waitgraph *g, struct py_reader *r, struct py_process 
 		default:
 			break;
 		}
-		if (t->state == PY_STATE_LOCK_WAIT && f->kind && !strcmp(f->kind, "Future.result")) {
+		if (t->state == PY_STATE_LOCK_WAIT && f->kind == WF_FUTURE_RESULT) {
 			/* thread -> the worker running the future it waits for */
 			f->holder = futurerun_runner(r, p, t);
 			f->runs_future = f->holder != NULL;
 			if (f->runs_future)
 				continue;
 		}
-		if (t->state == PY_STATE_LOCK_WAIT && f->kind && !strcmp(f->kind, "Thread.join")) {
+		if (t->state == PY_STATE_LOCK_WAIT && f->kind == WF_THREAD_JOIN) {
 			/* thread -> the thread it joins (it "holds" its own end) */
 			const struct py_thread *j = thread_by_ident(p, lockown_join_ident(r, p, t));
 			if (j && j != t)
@@ -255,6 +288,7 @@ int waitgraph_build(struct waitgraph *g, struct py_reader *r, struct py_process 
 		const struct lo_lock *k = &f->lo.waits;
 		f->lock = k;
 		f->object = k->obj;
+		nwait++;
 		if (k->reentrant && k->owner_known) {
 			if (!k->owner)
 				continue; /* free: being handed over */
@@ -265,17 +299,41 @@ int waitgraph_build(struct waitgraph *g, struct py_reader *r, struct py_process 
 			}
 		}
 	}
-	/* holders by `with`: a thread whose held locks include the futex waited on (all held
-	 * locks sorted by futex, then one binary search per waiter) */
-	size_t nh = 0;
-	for (size_t j = 0; j < p->nthreads; j++)
-		nh += g->info[j].lo.nheld;
-	struct held_ref *hs = calloc(nh ? nh : 1, sizeof(*hs));
-	if (hs) {
-		nh = 0;
+	/* holders by `with`: a thread whose held locks include the futex waited on. Only the
+	 * held locks whose futex some thread waits on matter: the futexes waited on go in a set
+	 * (a power of two at least twice their count), each held lock is looked up in it once,
+	 * and the few that match are sorted (by futex, then thread order) for one binary
+	 * search per waiter (sorting all 20,000 held locks of the benchmark's worst case took
+	 * ~1 ms) */
+	size_t cap = 16;
+	while (cap < 2 * nwait)
+		cap *= 2;
+	fs.v = nwait ? calloc(cap, sizeof(*fs.v)) : NULL;
+	fs.mask = cap - 1;
+	size_t nh = 0, hcap = 0;
+	struct held_ref *hs = NULL;
+	if (fs.v) {
+		for (size_t i = 0; i < p->nthreads; i++)
+			if (g->info[i].lock && g->info[i].lock->futex)
+				fs.v[futex_slot(&fs, g->info[i].lock->futex)] = g->info[i].lock->futex;
 		for (size_t j = 0; j < p->nthreads; j++)
-			for (size_t k = 0; k < g->info[j].lo.nheld; k++)
-				hs[nh++] = (struct held_ref){ g->info[j].lo.held[k].futex, (uint32_t)j, (uint32_t)k };
+			for (size_t k = 0; k < g->info[j].lo.nheld; k++) {
+				uint64_t fx = g->info[j].lo.held[k].futex;
+				if (!fx || !fs.v[futex_slot(&fs, fx)])
+					continue;
+				if (nh == hcap) {
+					size_t nc = hcap ? 2 * hcap : 64;
+					struct held_ref *n2 = realloc(hs, nc * sizeof(*n2));
+					if (!n2)
+						break;
+					hs = n2;
+					hcap = nc;
+				}
+				hs[nh++] = (struct held_ref){ fx, (uint32_t)j, (uint32_t)k };
+			}
+		free(fs.v);
+	}
+	if (hs) {
 		qsort(hs, nh, sizeof(*hs), cmp_held);
 		for (size_t i = 0; i < p->nthreads; i++) {
 			struct wf_info *f = &g->info[i];
@@ -323,6 +381,8 @@ void waitgraph_free(struct waitgraph *g)
 	g->io = NULL;
 	free(g->info);
 	g->info = NULL;
+	free(g->held);
+	g->held = NULL;
 }
 
 /* ---- text --------------------------------------------------------------------------- */
@@ -383,6 +443,7 @@ void waitgraph_describe_wait(const struct wf_info *f, char *buf, size_t len)
 		snprintf(buf, len, "nothing known");
 		return;
 	}
+	const char *kn = wf_kind_name(f->kind);
 	if (f->io) {
 		char ph[400], to[128];
 		io_phrase(f->io, ph, sizeof(ph));
@@ -397,26 +458,26 @@ void waitgraph_describe_wait(const struct wf_info *f, char *buf, size_t len)
 	}
 	if (f->holder) {
 		who(f->holder, h, sizeof(h));
-		if (strcmp(f->kind, "GIL") != 0) {
+		if (f->kind != WF_GIL) {
 			where_held(f, at, sizeof(at));
 			const char *nm = waitgraph_lock_name(f);
 			if (nm)
-				snprintf(buf, len, "%s %.60s held by %s (tid %d, taken at %s)", f->kind, nm, h,
+				snprintf(buf, len, "%s %.60s held by %s (tid %d, taken at %s)", kn, nm, h,
 					 (int)f->holder->tid, at);
 			else
-				snprintf(buf, len, "%s held by %s (tid %d, taken at %s)", f->kind, h,
+				snprintf(buf, len, "%s held by %s (tid %d, taken at %s)", kn, h,
 					 (int)f->holder->tid, at);
 		} else {
 			snprintf(buf, len, "the GIL held by %s (tid %d)", h, (int)f->holder->tid);
 		}
 	} else if (f->holder_dead) {
-		snprintf(buf, len, "%s whose owner thread has exited", f->kind);
+		snprintf(buf, len, "%s whose owner thread has exited", kn);
 	} else if (f->child) {
 		childwait_describe(f->child, buf, len);
 	} else if (f->lock) {
-		snprintf(buf, len, "%s (holder unknown: taken with a bare acquire(), or free)", f->kind);
+		snprintf(buf, len, "%s (holder unknown: taken with a bare acquire(), or free)", kn);
 	} else {
-		snprintf(buf, len, "%s", f->kind);
+		snprintf(buf, len, "%s", kn);
 	}
 }
 
@@ -448,7 +509,7 @@ static bool find_cycle(const struct waitgraph *g, const struct diag_waits *w, si
 	while (n < DIAG_MAX_CULPRITS) {
 		const struct wf_info *f = &g->info[cur];
 		if (!proven_blocked(&p->threads[cur], w) || !f->holder ||
-		    (!f->lock && strcmp(f->kind ? f->kind : "", "Thread.join") != 0))
+		    (!f->lock && f->kind != WF_THREAD_JOIN))
 			return false;
 		cyc[n++] = cur;
 		cur = index_of(p, f->holder);
@@ -487,7 +548,7 @@ bool waitgraph_diagnose(const struct waitgraph *g, pid_t waiter, const struct di
 		where_held(f, c, sizeof(c));
 		snprintf(d->summary, sizeof(d->summary), "%s waits at %s for the %s it already holds "
 			 "(taken at %s): a %s is not reentrant; do not take it again (or use an RLock)",
-			 a, b, f->kind, c, f->kind);
+			 a, b, wf_kind_name(f->kind), c, wf_kind_name(f->kind));
 		return true;
 	}
 	/* deadlock: a cycle; reported from its thread with the smallest tid first */
@@ -514,13 +575,13 @@ bool waitgraph_diagnose(const struct waitgraph *g, pid_t waiter, const struct di
 			if (!g->info[prev].lock) /* prev joins me: what I hold is my own end */
 				snprintf(held, sizeof(held), "%s", "");
 			else
-				snprintf(held, sizeof(held), " holds %.60s (%s) and", hn ? hn : g->info[prev].kind, b);
+				snprintf(held, sizeof(held), " holds %.60s (%s) and", hn ? hn : wf_kind_name(g->info[prev].kind), b);
 			if (!g->info[me].lock) {
 				char jn[160];
 				who(g->info[me].holder, jn, sizeof(jn));
 				snprintf(waits, sizeof(waits), "waits for %s to finish (join at %s)", jn, c);
 			} else {
-				snprintf(waits, sizeof(waits), "waits for %.60s (%s)", wn ? wn : g->info[me].kind, c);
+				snprintf(waits, sizeof(waits), "waits for %.60s (%s)", wn ? wn : wf_kind_name(g->info[me].kind), c);
 			}
 			snprintf(one, sizeof(one), "%s%s%s %s", k ? "; " : "", a, held, waits);
 			append(d->summary, sizeof(d->summary), one);
@@ -545,7 +606,7 @@ bool waitgraph_diagnose(const struct waitgraph *g, pid_t waiter, const struct di
 		where_waits(t, b, sizeof(b));
 		snprintf(d->summary, sizeof(d->summary), "%s waits at %s for an %s whose owner thread "
 			 "has exited without releasing it: release it in a finally: block, or use with",
-			 a, b, f->kind);
+			 a, b, wf_kind_name(f->kind));
 		return true;
 	}
 	return false;

@@ -22,8 +22,19 @@
 
 struct cw_wait;
 
+/* What a thread waits for; WF_NONE (0): not waiting (running, unknown). */
+enum wf_kind {
+	WF_NONE, WF_LOCK, WF_RLOCK, WF_CONDITION, WF_SEMAPHORE, WF_EVENT, WF_QUEUE_GET,
+	WF_QUEUE_PUT, WF_QUEUE_JOIN, WF_FUTURE_RESULT, WF_THREAD_JOIN, WF_GIL, WF_SLEEP, WF_IO,
+	WF_CHILD, WF_OTHER,
+};
+/* Its name in text and JSON (`waiting_for.kind`): "Lock", "RLock", "Condition",
+ * "Semaphore", "Event", "queue.get", "queue.put", "queue.join", "Future.result",
+ * "Thread.join", "GIL", "sleep", "I/O", "child", "other"; NULL for WF_NONE. */
+const char *wf_kind_name(enum wf_kind k);
+
 struct wf_info {
-	const char *kind;          /* see above; NULL: not waiting (running, unknown) */
+	enum wf_kind kind;         /* see above */
 	uint64_t object;           /* the Python object waited for, 0: unknown */
 	const struct lo_lock *lock;/* the lock waited for (proven), or NULL */
 	const struct py_thread *holder; /* proven holder, or NULL */
@@ -47,6 +58,7 @@ struct wf_info {
 struct waitgraph {
 	const struct py_process *p;
 	struct wf_info *info;      /* one per thread of p */
+	struct lo_lock *held;      /* the locks held by all threads (info[i].lo.held point in) */
 	struct io_wait *io;        /* the I/O waits described (at most WG_MAX_IO) */
 	uint64_t cost_ns;          /* CPU time the build took (CLOCK_THREAD_CPUTIME_ID) */
 };

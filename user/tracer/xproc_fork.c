@@ -67,7 +67,8 @@ static void find_parent_holder(struct tracer *t, struct xp_facts *xf, const stru
 			}
 	}
 	struct lo_thread *lo = calloc(pp.nthreads ? pp.nthreads : 1, sizeof(*lo));
-	if (lo && lockown_read(t->reader, &pp, lo) == 0) {
+	struct lo_lock *pool = NULL;
+	if (lo && lockown_read(t->reader, &pp, lo, &pool) == 0) {
 		for (size_t i = 0; i < pp.nthreads; i++)
 			for (size_t k = 0; k < lo[i].nheld; k++) {
 				const struct lo_lock *l = &lo[i].held[k];
@@ -83,6 +84,7 @@ static void find_parent_holder(struct tracer *t, struct xp_facts *xf, const stru
 			}
 	}
 	free(lo);
+	free(pool);
 	if (h) {
 		xf->holder_tid = h->tid;
 		snprintf(xf->holder_name, sizeof(xf->holder_name), "%s", h->name ? h->name : "");
@@ -238,7 +240,7 @@ bool xp_fork_held_lock(struct tracer *t, const struct rec_long_wait *lw, const s
 	char a[160], where[320], holder[600] = "";
 	xp_who(wt, a, sizeof(a));
 	diagnose_blocked_where(wt, where, sizeof(where));
-	const char *kind = wf && wf->kind ? wf->kind : "lock";
+	const char *kind = wf && wf->kind ? wf_kind_name(wf->kind) : "lock";
 	if (xf->holder_tid > 0)
 		snprintf(holder, sizeof(holder), "; in the parent, thread %s%.80s%s(tid %d) holds that %s (%s at %s:%d)",
 			 xf->holder_name[0] ? "'" : "", xf->holder_name, xf->holder_name[0] ? "' " : "",
