@@ -10,6 +10,7 @@ marked so.
 """
 import json
 import os
+import signal
 import subprocess
 import time
 
@@ -284,7 +285,9 @@ def test_pipe_own_writer_hang(binary):
     """A single-threaded program reads a pipe whose write end only it holds (it never closed
     it): a `hang` with code pipe_own_writer naming the read and its line, on every
     interpreter, and a hang_end when the process is killed. A single-threaded program whose
-    write end a child holds (the child may still write) gets a long_wait only."""
+    write end a child holds (the child may still write) gets a long_wait only, and so does
+    one whose signal handler (or signal.set_wakeup_fd) writes to its own pipe: it waits for a
+    signal, and SIGUSR1 then wakes it."""
     reg = Registry()
     jobs = {}
     try:
@@ -294,6 +297,9 @@ def test_pipe_own_writer_hang(binary):
                 jobs[("self", label)] = (p, pid)
                 p, pid, lines = start(reg, [python, PROG, "childonly"])
                 jobs[("child", label)] = (p, pid)
+                for mode in ("selfsignal", "selfwakeup"):
+                    p, pid, lines = start(reg, [python, PROG, mode])
+                    jobs[(mode, label)] = (p, pid)
             for p, pid in jobs.values():
                 wait_in_read(pid, pid)
             args = ["--json", "-t", "1"]
@@ -302,13 +308,18 @@ def test_pipe_own_writer_hang(binary):
             tr = Tracer(reg, binary, args)
             tr.wait_start()
             selfs = [pid for (k, _), (p, pid) in jobs.items() if k == "self"]
-            children = [pid for (k, _), (p, pid) in jobs.items() if k == "child"]
+            children = [pid for (k, _), (p, pid) in jobs.items() if k != "self"]
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and not (
                     all(tr.select("hang", pid=pid) for pid in selfs) and
                     all(tr.select("long_wait", pid=pid, tid=pid) for pid in children)):
                 time.sleep(0.2)
             time.sleep(1.0)  # room for a wrong hang of the others
+            woke = {}
+            for (k, label), (p, pid) in jobs.items():
+                if k in ("selfsignal", "selfwakeup"):  # it was waiting for a signal, not hung
+                    os.kill(pid, signal.SIGUSR1)
+                    woke[(k, label)] = read_line(p, 30, "%s %s woke" % (k, label))
             for (k, _), (p, pid) in jobs.items():
                 if k == "self":
                     p.kill()
@@ -322,9 +333,11 @@ def test_pipe_own_writer_hang(binary):
     assert rc == 0, tr.describe()
     for (k, label), (p, pid) in jobs.items():
         hangs = tr.select("hang", pid=pid)
-        if k == "child":
-            assert tr.select("long_wait", pid=pid, tid=pid), (label, tr.describe())
-            assert not hangs, (label, [h["diagnosis"] for h in hangs])
+        if k != "self":
+            assert tr.select("long_wait", pid=pid, tid=pid), (k, label, tr.describe())
+            assert not hangs, (k, label, [h["diagnosis"] for h in hangs])
+            if k != "child":
+                assert woke[(k, label)] == "woke", (k, label, woke[(k, label)])
             continue
         assert len(hangs) == 1, (label, len(hangs), tr.describe())
         d = hangs[0]["diagnosis"]

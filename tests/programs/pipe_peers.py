@@ -8,6 +8,10 @@
 #            closed it): the read never returns. Prints "ready".
 #   childonly one thread reads a pipe whose write end only a forked child holds (it may
 #            still write). Prints "child PID", then "ready".
+#   selfsignal one thread reads a pipe whose write end only this process holds, and a
+#            SIGUSR1 handler writes to it (waiting for a signal): prints "woke" when it does.
+#   selfwakeup likewise, through signal.set_wakeup_fd(write end) and a SIGUSR1 handler that
+#            does nothing (the interpreter's C handler writes the signal number).
 #   hostile  (run as nobody) raises its fd limit, opens FDS pipes' worth of fds, forks
 #            CHILDREN children that all keep every fd, then reads a pipe whose write end
 #            only the last child holds at a high fd number. Prints "ready".
@@ -76,6 +80,36 @@ def selfonly_mode():
     os.read(r, 1)  # MARK: selfonly
 
 
+def read_retrying(fd):
+    """os.read(fd, 1), again after EINTR (2.7 raises it when a handler ran; 3.5+ retry)."""
+    import errno
+    while True:
+        try:
+            return os.read(fd, 1)
+        except OSError as e:
+            if e.errno != errno.EINTR:
+                raise
+
+
+def selfsignal_mode():
+    r, w = os.pipe()
+    signal.signal(signal.SIGUSR1, lambda *a: os.write(w, b"x"))
+    say("ready")
+    read_retrying(r)  # MARK: selfsignal
+    say("woke")
+
+
+def selfwakeup_mode():
+    import fcntl
+    r, w = os.pipe()
+    fcntl.fcntl(w, fcntl.F_SETFL, fcntl.fcntl(w, fcntl.F_GETFL) | os.O_NONBLOCK)
+    signal.set_wakeup_fd(w)
+    signal.signal(signal.SIGUSR1, lambda *a: None)
+    say("ready")
+    read_retrying(r)  # MARK: selfwakeup
+    say("woke")
+
+
 def childonly_mode():
     r, w = os.pipe()
     pid = os.fork()
@@ -118,4 +152,5 @@ def hostile_mode():
 
 
 {"threads": threads_mode, "selfonly": selfonly_mode, "childonly": childonly_mode,
+ "selfsignal": selfsignal_mode, "selfwakeup": selfwakeup_mode,
  "hostile": hostile_mode}[MODE]()

@@ -238,17 +238,30 @@ void proc_comm(pid_t pid, pid_t tid, char *buf, size_t len)
 		buf[n - 1] = '\0';
 }
 
-int proc_sigchld_ignored(pid_t pid)
+int proc_signal_mask(pid_t pid, const char *field, uint64_t *mask)
 {
-	char path[64], buf[4096];
+	char path[64], buf[4096], key[16];
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	snprintf(key, sizeof(key), "\n%s:", field);
 	if (read_small_file(path, buf, sizeof(buf)) <= 0)
 		return -1;
-	const char *p = strstr(buf, "\nSigIgn:");
+	const char *p = strstr(buf, key);
 	if (!p)
 		return -1;
-	unsigned long long mask = strtoull(p + 8, NULL, 16);
-	return (mask >> (17 - 1)) & 1; /* bit (signo - 1); SIGCHLD is 17 on x86_64 */
+	char *end;
+	unsigned long long v = strtoull(p + strlen(key), &end, 16);
+	if (end == p + strlen(key))
+		return -1;
+	*mask = v;
+	return 0;
+}
+
+int proc_sigchld_ignored(pid_t pid)
+{
+	uint64_t mask;
+	if (proc_signal_mask(pid, "SigIgn", &mask) != 0)
+		return -1;
+	return (int)((mask >> (17 - 1)) & 1); /* bit (signo - 1); SIGCHLD is 17 on x86_64 */
 }
 
 int proc_task_syscall(pid_t pid, pid_t tid, struct blocked_syscall *out)

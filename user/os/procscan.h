@@ -63,6 +63,9 @@ pid_t proc_ns_pid(pid_t pid);
 void proc_cgroup(pid_t pid, char *buf, size_t len);
 /* Thread comm (/proc/PID/task/TID/comm), or process comm when tid <= 0. "" on failure. */
 void proc_comm(pid_t pid, pid_t tid, char *buf, size_t len);
+/* A signal mask line of /proc/PID/status (field "SigIgn", "SigCgt", "SigBlk", ...: 64 bits,
+ * bit signo-1; proc(5), fs/proc/array.c render_sigset_t) into *mask. 0; -1 when unreadable. */
+int proc_signal_mask(pid_t pid, const char *field, uint64_t *mask);
 /* SigIgn bit for SIGCHLD from /proc/PID/status. -1 when unreadable. */
 int proc_sigchld_ignored(pid_t pid);
 

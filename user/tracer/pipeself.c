@@ -2,11 +2,13 @@
 #include "pipeself.h"
 
 #include <dirent.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "pipes.h"
+#include "procscan.h"
 
 #define PS_SCANS 10                             /* host scans in a row at most */
 #define PS_SCAN_EVERY_NS (5ull * 1000000000ull) /* and one more per 5 s */
@@ -54,6 +56,13 @@ bool pipeself_diagnose(pid_t pid, const struct py_process *p, pid_t tid, const s
 		return false; /* among its relatives, not only itself holds the write end */
 	if (!p || p->nthreads != 1 || p->threads[0].tid != tid || thread_count(pid) != 1)
 		return false;
+	/* A handler of a signal could write to the pipe: a Python handler (os.write to it), or
+	 * the C handler's write to signal.set_wakeup_fd()'s fd (the self-pipe trick: a read
+	 * that waits for a signal, by design). Proven only when no signal is caught but
+	 * SIGINT (CPython's default handler raises KeyboardInterrupt: the sentence says so). */
+	uint64_t caught;
+	if (proc_signal_mask(pid, "SigCgt", &caught) != 0 || (caught & ~(1ull << (SIGINT - 1))))
+		return false;
 	uint64_t now = mono_ns();
 	if (!last_scan)
 		tokens = PS_SCANS;
@@ -88,9 +97,9 @@ bool pipeself_diagnose(pid_t pid, const struct py_process *p, pid_t tid, const s
 	snprintf(d->summary, sizeof(d->summary),
 		 "the only thread waits in %s() on an empty pipe (fd %d) in %.380s, and the only "
 		 "holder of the pipe's write end, by a look at every process of the host, is this "
-		 "process itself: nothing can ever write to it or close it, so the read "
-		 "never returns; close the write end before reading (after fork(), in the parent or "
-		 "the child that does not write)",
+		 "process itself, and it handles no signal but Ctrl-C: nothing can write to it or "
+		 "close it, so the read never returns; close the write end before reading (after "
+		 "fork(), in the parent or the child that does not write)",
 		 io->syscall, b->fd, where);
 	return true;
 }
