@@ -115,6 +115,7 @@ def idle_session(binary, tmp_path_factory):
                     idle_only += [(j.pid, j.tids[n]) for n in _idle_names(j.version)]
                 else:
                     both.append((j.pid, j.tids["aioclient"]))
+                    both.append((j.pid, j.tids["aioevent"]))
                     idle_only.append((j.pid, j.tids["MainThread"]))
             chains = [j.pid for (mode, _), j in s.jobs.items() if mode == "threads" and j.version >= (3, 0)]
 
@@ -247,7 +248,9 @@ def test_idle_asyncio_server(idle_session, python, version):
     idle in its selector on the listening socket and the loop's self-pipe (whose fd the
     reader finds as loop._ssock's: the one the program printed), so no long_wait and no
     hang; with --report-idle a long_wait marked idle (event_loop).  A loop in another thread
-    whose task awaits a reply that never comes keeps its long_wait."""
+    whose task awaits a reply that never comes keeps its long_wait, and so does a loop whose
+    only task awaits an asyncio.Event nobody sets (its selector waits on the self-pipe
+    alone, like an idle loop's: a lost wake-up is told apart by what its tasks await)."""
     s = idle_session
     job = s.jobs[("asyncio", python)]
     selfpipe = job.int("selfpipe")
@@ -255,6 +258,8 @@ def test_idle_asyncio_server(idle_session, python, version):
     wf = _one(s.plain, job, "aioclient")["waiting_for"]
     assert wf["kind"] == "I/O" and wf["idle"] is False, short(wf)
     assert any(b["type"] == "tcp" and b["state"] == "ESTABLISHED" for b in wf["waits_on"]), short(wf)
+    wf = _one(s.plain, job, "aioevent")["waiting_for"]
+    assert wf["kind"] == "I/O" and wf["idle"] is False and wf["idle_reason"] is None, short(wf)
     e = _one(s.idle, job, "MainThread")
     wf = e["waiting_for"]
     assert wf["idle"] is True and wf["idle_reason"] == "event_loop", short(wf)

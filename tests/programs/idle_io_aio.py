@@ -20,6 +20,19 @@ def run(QUIET, started, wait_tids):
     t.daemon = True
     t.start()
 
+    def event_thread():  # a lost wake-up: its loop idles in its selector, yet it is stuck
+        loop = asyncio.new_event_loop()
+
+        async def waiter():
+            ev = asyncio.Event()
+            started()
+            await ev.wait()  # MARK: aevent
+        loop.run_until_complete(waiter())
+
+    t = threading.Thread(target=event_thread, name="aioevent")
+    t.daemon = True
+    t.start()
+
     async def handler(reader, writer):
         writer.close()
 
@@ -27,7 +40,7 @@ def run(QUIET, started, wait_tids):
         server = await asyncio.start_server(handler, "127.0.0.1", 0)
         report("selfpipe", asyncio.get_event_loop()._ssock.fileno())
         started("MainThread")
-        wait_tids(2)
+        wait_tids(3)
         report("ready")
         await server.serve_forever()  # MARK: serve
 

@@ -7,10 +7,14 @@
  *   input only. Only a new client can end such a call (or a signal).
  * - "event_loop": the thread runs an asyncio loop that the asyncio reader of the same
  *   snapshot found idle in its selector (BaseEventLoop._run_once calling selectors'
- *   select(), nothing else on its stack inside them), and every waited fd is a listening
- *   socket or the loop's own self-pipe (loop._ssock, a unix socket: written by
- *   call_soon_threadsafe() and signal handlers, never by a peer). The loop's timers do not
- *   matter: a loop waiting on a timer returns by itself.
+ *   select(), nothing else on its stack inside them), every pending task of that loop (all
+ *   of them read) awaits new work only: a sleep (it returns by itself), I/O (its socket is
+ *   among the waited fds, judged below) or Server.serve_forever(); and every waited fd is a
+ *   listening socket or the loop's own self-pipe (loop._ssock, a unix socket: written by
+ *   call_soon_threadsafe() and signal handlers, never by a peer). A task awaiting an
+ *   Event, a Queue, a lock, a future or another task keeps the loop a long_wait: a lost
+ *   wake-up looks just the same from outside. The loop's timers do not matter: a loop
+ *   waiting on a timer returns by itself.
  * Not idle (a long_wait as before): any connected socket, pipe, file or other fd among the
  * waited ones (an asyncio client awaiting a reply, a server's keep-alive connection), a fd
  * waited for output, more fds than described, fds not readable. A finite timeout alone is
@@ -41,6 +45,28 @@ static bool fn_is(const char *fn, const char *name)
 	return a >= b && strcmp(fn + a - b, name) == 0 && (a == b || fn[a - b - 1] == '.');
 }
 
+/* Every pending task of loop L awaits a sleep, I/O, or Server.serve_forever() (asyncio's
+ * base_events.py, 3.7+), and no task was left unread. */
+static bool tasks_await_new_work(const struct aio_loop *L, const struct aio_view *v)
+{
+	if (v->tasks_truncated)
+		return false;
+	for (size_t k = 0; k < L->ntasks; k++) {
+		if (L->tasks[k] >= v->ntasks)
+			return false;
+		const struct aio_task *tk = &v->tasks[L->tasks[k]];
+		if (!tk->state || strcmp(tk->state, "pending") != 0)
+			continue;
+		if (tk->awaits && (!strcmp(tk->awaits, "sleep") || !strcmp(tk->awaits, "io")))
+			continue;
+		if (tk->awaits_at && fn_is(tk->awaits_at->function, "serve_forever") &&
+		    ends_with(tk->awaits_at->file, "/asyncio/base_events.py"))
+			continue;
+		return false;
+	}
+	return true;
+}
+
 /* The self-pipe fd of the loop thread t runs, when the view finds that loop idle in its
  * selector and t's stack (this snapshot) shows it there now: selectors' select() innermost,
  * called by asyncio's _run_once. -1 otherwise. */
@@ -55,7 +81,7 @@ static int idle_loop_self_pipe(const struct py_thread *t, const struct aio_view 
 	for (size_t i = 0; i < v->nloops; i++) {
 		const struct aio_loop *L = &v->loops[i];
 		if (L->tid == t->tid && L->state && strcmp(L->state, "idle") == 0)
-			return L->self_pipe_fd;
+			return tasks_await_new_work(L, v) ? L->self_pipe_fd : -1;
 	}
 	return -1;
 }
