@@ -357,3 +357,24 @@ def _mark(name):
             if "# MARK: %s" % name in line:
                 return i
     raise AssertionError("no MARK %s in %s" % (name, PROG))
+
+
+def test_pipe_own_writer_ends_the_command_under_hang_timeout(binary):
+    """The CI guard acts on pipe_own_writer like on any hang: `--hang-timeout 3 -- python
+    reader-of-its-own-pipe` prints the hang first (its long_wait one line after it), ends
+    the command and exits 124 (it ran on until --duration before)."""
+    reg = Registry()
+    try:
+        with alarm_guard(90, "pipe_own_writer under --hang-timeout"):
+            p = reg.popen([binary, "-t", "1", "--hang-timeout", "3", "--duration", "60", "--",
+                           SYSTEM_PYTHON, PROG, "selfonly"], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, hangs=True)
+            out, err = p.communicate(timeout=80)
+    finally:
+        reg.cleanup()
+    out, err = out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+    assert p.returncode == 124, (p.returncode, err[-2000:])
+    hang, lw = out.find(" HANG "), out.find(" LONG WAIT ")
+    assert 0 <= hang < lw, out[-3000:]
+    assert "(part of the hang reported above)" in out[lw:].splitlines()[0], out[lw:][:500]
+    assert "exit status 124 (hang timeout)" in err, err[-2000:]

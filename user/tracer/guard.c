@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "diagnose.h"
+#include "pipeself.h"
 #include "hangtrack.h"
 #include "json.h"
 #include "outcap.h"
@@ -526,6 +527,10 @@ static bool confirm(struct tracer *t, const struct guard_hang *h, struct py_proc
 		bool built = waitgraph_build(&g, t->reader, py) == 0;
 		bool hang = (built && waitgraph_diagnose(&g, h->waiter, &w, d)) ||
 			    diagnose_process(py, h->waiter, waited_s, h->gil, &w, d);
+		/* an I/O wait proven a hang by itself (pipeself.h; iosample.c reports it) */
+		for (size_t i = 0; built && !hang && i < py->nthreads; i++)
+			if (py->threads[i].tid == h->waiter && py->threads[i].wf && py->threads[i].wf->io)
+				hang = pipeself_diagnose(h->pid, py, h->waiter, py->threads[i].wf->io, d);
 		if (built)
 			waitgraph_free(&g);
 		if (hang)

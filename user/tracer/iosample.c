@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "annotate.h"
+#include "guard.h"
 #include "iowait.h"
 #include "snapshot.h"
 #include "pipeself.h"
@@ -239,8 +240,9 @@ static void report_one(struct tracer *t, const struct ios_proc *pr, struct ios_t
 		}
 	}
 	e->reported = true;
-	snapshot_write_long_wait(t, &r);
-	/* the one I/O wait that is proven a hang by itself (pipeself.h) */
+	/* the one I/O wait that is proven a hang by itself (pipeself.h): the hang first, as
+	 * for futex waits (hanggate.c), so that the long_wait is one line "part of the hang
+	 * reported above" in text, and the CI guard (--hang-timeout) times it */
 	const struct io_wait *io = NULL;
 	for (size_t i = 0; i < r.py->nthreads; i++)
 		if (r.py->threads[i].tid == e->tid && r.py->threads[i].wf)
@@ -252,9 +254,12 @@ static void report_one(struct tracer *t, const struct ios_proc *pr, struct ios_t
 		t->n_hangs++;
 		t->out.ops->hang(&t->out, &h);
 		annotate_hang(t, &h);
+		guard_note_hang(t, &r);
 		e->hang_reported = true;
 		e->hang_ns = now;
+		r.covered = true;
 	}
+	snapshot_write_long_wait(t, &r);
 }
 
 static void report(struct tracer *t, const struct ios_proc *pr, struct ios_thread *e, uint64_t now)
