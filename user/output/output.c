@@ -121,19 +121,34 @@ void output_close(struct output *o)
 	o->path = NULL;
 }
 
+bool (*output_stop_overdue)(void);
+
 /* Write all of buf to fd: the bytes written (short on an error, errno set). A pipe or
- * terminal set non-blocking by whoever shares it is waited for, one second at most. */
+ * terminal set non-blocking by whoever shares it is waited for, one second at most. Once
+ * output_stop_overdue() says so, a reader that does not read is not waited for: a write
+ * that cannot go on at once, or is interrupted (the tracer's stop signals and its 1 s
+ * alarm after them), gives up with EAGAIN/EINTR. */
 static size_t write_all(int fd, const char *buf, size_t len)
 {
 	size_t off = 0;
 	while (off < len) {
+		if (output_stop_overdue && output_stop_overdue()) {
+			struct pollfd p = { .fd = fd, .events = POLLOUT };
+			if (poll(&p, 1, 0) <= 0) {
+				errno = EAGAIN;
+				break;
+			}
+		}
 		ssize_t n = write(fd, buf + off, len - off);
 		if (n > 0) {
 			off += (size_t)n;
 			continue;
 		}
-		if (n < 0 && errno == EINTR)
+		if (n < 0 && errno == EINTR) {
+			if (output_stop_overdue && output_stop_overdue())
+				break;
 			continue;
+		}
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			struct pollfd p = { .fd = fd, .events = POLLOUT };
 			if (poll(&p, 1, 1000) > 0)

@@ -255,4 +255,7 @@ void output_format_time(const struct output *o, uint64_t mono_ns, char *buf, siz
 /* "FUTEX_WAIT_BITSET_PRIVATE|FUTEX_CLOCK_REALTIME", "futex_waitv", ... */
 void futex_op_name(uint32_t op, char *buf, size_t len);
 uint64_t mono_now_ns(void);
+/* Set by the tracer (tracer_stop_overdue): when it returns true, writes to a reader that
+ * does not read give up rather than block the stop (output.c write_all). NULL: never. */
+extern bool (*output_stop_overdue)(void);
 #endif

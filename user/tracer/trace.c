@@ -37,8 +37,18 @@ static void on_stop_signal(int sig)
 		struct timespec ts; /* clock_gettime is async-signal-safe (POSIX.1-2008) */
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		g_stop_at_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+		alarm(1); /* from now on a blocked write (a reader that stopped reading) is
+			   * interrupted every second, so that it gives up once the stop is
+			   * overdue (output.c write_all) */
 	}
 	g_stop_signal = sig;
+}
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	if (g_stop_signal)
+		alarm(1);
 }
 
 bool tracer_stop_overdue(void)
@@ -67,6 +77,9 @@ static void install_signal_handlers(void)
 	sigaction(SIGTERM, &sa, NULL);
 	sa.sa_handler = on_hup;
 	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = on_alarm; /* no SA_RESTART: a blocked write returns EINTR */
+	sigaction(SIGALRM, &sa, NULL);
+	output_stop_overdue = tracer_stop_overdue;
 	sa.sa_handler = on_child;
 	sigaction(SIGCHLD, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
