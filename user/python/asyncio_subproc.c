@@ -114,7 +114,7 @@ void aio_subproc_from_stream(struct aio_ctx *c, struct aio_task *t, uint64_t rea
 
 void aio_subproc_facts(struct aio_view *v)
 {
-	pid_t kids[SUB_MAX_CHILDREN];
+	pid_t kids[SUB_MAX_CHILDREN], kids_ns[SUB_MAX_CHILDREN]; /* pid here, pid in its namespace */
 	size_t nk = 0;
 	bool kids_read = false, more = false;
 	struct fd_ctx *fc = NULL;
@@ -126,10 +126,13 @@ void aio_subproc_facts(struct aio_view *v)
 			if (!kids_read) {
 				nk = proc_children(v->pid, kids, SUB_MAX_CHILDREN, &more);
 				kids_read = true;
+				for (size_t k = 0; k < nk; k++) { /* once per child, not per task */
+					pid_t in_ns = proc_ns_pid(kids[k]);
+					kids_ns[k] = in_ns > 0 ? in_ns : kids[k];
+				}
 			}
 			for (size_t k = 0; k < nk; k++) {
-				pid_t in_ns = proc_ns_pid(kids[k]);
-				if ((in_ns > 0 ? in_ns : kids[k]) != s->pid)
+				if (kids_ns[k] != s->pid)
 					continue;
 				char st = 0;
 				proc_stat_fields(kids[k], &st, NULL, NULL);
