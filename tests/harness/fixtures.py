@@ -99,7 +99,7 @@ class SuiteTracer(object):
         pid = ev.get("pid")
         chain = _ancestors(pid) if isinstance(pid, int) else []
         return {"sid": session_of(pid) if isinstance(pid, int) else None, "ancestors": chain,
-                "pytest_child": os.getpid() in chain}
+                "pytest_child": os.getpid() in chain, "read_at": time.time()}
 
     def _poll(self):
         with self.lock:
@@ -135,7 +135,15 @@ class SuiteTracer(object):
                     self.hangs.append((ev, self._facts(ev)))
 
     def _run(self):
+        next_scan = 0.0
         while not self.done.wait(0.1):
+            # every live process of a marked session, recorded while it lives: a test may
+            # kill its program (or the program end) before this thread has read its hang
+            # (the tracer writes it ~1 s into the wait; this thread can lag under load),
+            # and then its session and ancestry are gone
+            if time.monotonic() >= next_scan:
+                procs.remember_hanging_members()
+                next_scan = time.monotonic() + 0.5
             self._poll()
 
     def stop(self):
@@ -176,13 +184,30 @@ class SuiteTracer(object):
                           or any(a in procs.HANGING for a in facts["ancestors"]))
             # not by STARTED pids: over a long run other suites' processes reuse them
             ours = facts["pytest_child"] or self._frames_ours(ev)
+            if not on_purpose and ours:
+                ev["_facts"] = facts
             (expected if on_purpose else unexplained if ours else others).append(ev)
         return expected, unexplained, others
 
 
 def describe_hang(ev):
     d = ev.get("diagnosis") or {}
-    return "pid %s (%s) %s: %s" % (ev.get("pid"), ev.get("comm"), d.get("code"), d.get("summary"))
+    f = ev.get("_facts")
+    how = ""
+    if f:  # what the verdict knew: an unexplained hang read late has no session left
+        how = " [read %.1f s after it was written; session %s, ancestors %s, marked pids %d]" % (
+            f["read_at"] - _event_time(ev), f["sid"], f["ancestors"][:4], len(procs.HANGING_PIDS))
+    return "pid %s (%s) %s%s: %s" % (ev.get("pid"), ev.get("comm"), d.get("code"), how, d.get("summary"))
+
+
+def _event_time(ev):
+    """An event's "time" (ISO 8601 UTC, milliseconds) in seconds since the epoch; 0 unknown."""
+    import calendar
+    try:
+        t = ev["time"]
+        return calendar.timegm(time.strptime(t[:19], "%Y-%m-%dT%H:%M:%S")) + float(t[19:-1] or 0)
+    except (KeyError, ValueError, TypeError):
+        return 0.0
 
 
 SUMMARY = []   # lines for the terminal summary (conftest.py prints them)
