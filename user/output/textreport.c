@@ -201,7 +201,9 @@ static void one_line(struct strbuf *sb, const struct py_thread *t)
 void textreport_threads(struct strbuf *sb, const struct py_process *p, const pid_t *focus,
 			size_t nfocus, pid_t mark)
 {
-	if (p->threads_error)
+	if (p->threads_error && strstr(p->threads_error, " not repeated: "))
+		sb_printf(sb, "(%s)\n", p->threads_error); /* outcap_focus: shown above already */
+	else if (p->threads_error)
 		sb_printf(sb, "(thread list cut: %s; the threads before the cut follow)\n",
 			  p->threads_error);
 	for (size_t k = 0; k < nfocus; k++) {
