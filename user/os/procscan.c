@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,6 +161,16 @@ bool proc_has_exited(pid_t pid)
 	if (rc == -1)
 		return true; /* gone */
 	return rc == 0 && (st.state == 'Z' || st.state == 'X');
+}
+
+bool proc_dying(pid_t pid)
+{
+	uint64_t pnd;
+	const uint64_t kill_bit = 1ull << (SIGKILL - 1);
+	if (proc_has_exited(pid))
+		return true;
+	return (proc_signal_mask(pid, "SigPnd", &pnd) == 0 && (pnd & kill_bit)) ||
+	       (proc_signal_mask(pid, "ShdPnd", &pnd) == 0 && (pnd & kill_bit));
 }
 
 pid_t proc_tgid(pid_t id)

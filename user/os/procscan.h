@@ -66,6 +66,12 @@ void proc_comm(pid_t pid, pid_t tid, char *buf, size_t len);
 /* A signal mask line of /proc/PID/status (field "SigIgn", "SigCgt", "SigBlk", ...: 64 bits,
  * bit signo-1; proc(5), fs/proc/array.c render_sigset_t) into *mask. 0; -1 when unreadable. */
 int proc_signal_mask(pid_t pid, const char *field, uint64_t *mask);
+/* Whether process pid is gone, a zombie, or being killed: SIGKILL pending (SigPnd or
+ * ShdPnd of /proc/PID/status). A fatal signal (SIGKILL, or one whose default action ends
+ * the process and that has no handler) makes the kernel start a group exit and add SIGKILL
+ * to every thread's pending set (kernel/signal.c complete_signal, Linux 2.6+), so a process
+ * that a kill group or a test's cleanup is tearing down reads as dying until it is gone. */
+bool proc_dying(pid_t pid);
 /* SigIgn bit for SIGCHLD from /proc/PID/status. -1 when unreadable. */
 int proc_sigchld_ignored(pid_t pid);
 

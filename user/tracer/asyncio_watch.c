@@ -155,6 +155,8 @@ static void report(struct tracer *t, struct watched *w, struct finding *f, const
 		   const struct py_process *p)
 {
 	struct rec_hang r = { .diag = d, .py = p };
+	if (proc_dying(w->pid)) /* being torn down: not hung (procscan.h) */
+		return;
 	fill_ev(&r.p, w->pid, d->waiter);
 	t->n_hangs++;
 	t->out.ops->hang(&t->out, &r);

@@ -12,6 +12,7 @@
 #include "guard.h"
 #include "hangtrack.h"
 #include "taskdone.h"
+#include "procscan.h"
 #include "tracer.h"
 #include "waitgraph.h"
 #include "xproc.h"
@@ -89,6 +90,9 @@ bool maybe_report_hang(struct tracer *t, const struct rec_long_wait *lw)
 	    !aio_diagnose_self_wait(aio_published(lw->py->pid, lw->py->start_time), lw->p.tid, &d) &&
 	    !(g && waitgraph_diagnose(g, lw->p.tid, &w, &d)) &&
 	    !diagnose_process(lw->py, lw->p.tid, lw->waited_s, lw->gil, &w, &d))
+		return false;
+	/* a process being torn down (killed: its waits end with it) is not hung */
+	if (proc_dying(lw->p.pid))
 		return false;
 	if (d.code == DIAG_ALL_THREADS_BLOCKED)
 		taskdone_explain(t->reader, lw->py, &d);

@@ -54,7 +54,8 @@ bool pipeself_diagnose(pid_t pid, const struct py_process *p, pid_t tid, const s
 	    b->pipe_end != FD_END_READ || !b->peers_searched || b->peers_total != 1 ||
 	    b->npeers != 1 || b->peers[0].pid != pid)
 		return false; /* among its relatives, not only itself holds the write end */
-	if (!p || p->nthreads != 1 || p->threads[0].tid != tid || thread_count(pid) != 1)
+	if (!p || p->nthreads != 1 || p->threads[0].tid != tid || thread_count(pid) != 1 ||
+	    proc_dying(pid))
 		return false;
 	/* A handler of a signal could write to the pipe: a Python handler (os.write to it), or
 	 * the C handler's write to signal.set_wakeup_fd()'s fd (the self-pipe trick: a read

@@ -7,6 +7,7 @@
 
 #include "procscan.h"
 #include "tracer.h"
+#include "waitgraph.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -102,6 +103,10 @@ bool xp_worker_died(struct tracer *t, const struct rec_long_wait *lw, const stru
 			dd = c;
 	}
 	if (!dd)
+		return false;
+	/* it waits for a lock a live thread of its own holds (the wait-for graph proved the
+	 * holder): that thread, not the dead worker, releases it */
+	if (wt->wf && wt->wf->holder && xp_thread_of(p, wt->wf->holder->tid))
 		return false;
 	/* nothing else works for it: no other thread runs, no live child runs */
 	for (size_t i = 0; i < p->nthreads; i++) {
