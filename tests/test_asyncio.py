@@ -18,7 +18,7 @@ import time
 import pytest
 
 from conftest import INTERPRETERS
-from harness import Registry, alarm_guard, read_line
+from harness import Registry, alarm_guard, mark_line, read_line
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROG = os.path.join(HERE, "programs", "asyncio_tasks.py")
@@ -28,14 +28,6 @@ HOSTILE = os.path.join(HERE, "programs", "asyncio_hostile.py")
 VERSIONS = [(label, path, tuple(int(x) for x in v.split(".")[:2])) for label, path, v in INTERPRETERS]
 READ = [pytest.param(p, v, id=l) for l, p, v in VERSIONS if v >= (3, 7)]
 UNSUPPORTED = [pytest.param(p, v, id=l) for l, p, v in VERSIONS if v < (3, 7)]
-
-
-def mark_line(name):
-    with open(PROG) as f:
-        for i, line in enumerate(f, 1):
-            if "# MARK: %s" % name in line:
-                return i
-    raise AssertionError("no MARK %s in %s" % (name, PROG))
 
 
 def short(fn):
@@ -266,7 +258,7 @@ def test_event_loop_blocked(session, label):
     codes = [h["diagnosis"]["code"] for h in hs]
     assert codes == ["event_loop_blocked"], "hangs: %s%s" % (codes, describe(session, label, "blocked"))
     h = hs[0]
-    line = mark_line("blocking")
+    line = mark_line(PROG, "blocking")
     assert "blocked() at asyncio_tasks.py:%d" % line in h["diagnosis"]["summary"], h["diagnosis"]
     assert "time.sleep(3600)" in h["diagnosis"]["summary"]
     assert h["diagnosis"]["waiter_tid"] == h["pid"]
@@ -285,7 +277,7 @@ def test_event_loop_blocked_then_free(session, label):
     assert got == [("hang", "event_loop_blocked"), ("hang_end", "event_loop_blocked")], (
         "%s%s" % (got, describe(session, label, "release")))
     assert evs[1]["ended_by"] == "return" and evs[1]["duration_s"] > 1.0, evs[1]
-    line = mark_line("release")
+    line = mark_line(PROG, "release")
     assert "release() at asyncio_tasks.py:%d" % line in evs[0]["diagnosis"]["summary"]
 
 
@@ -295,7 +287,7 @@ def test_event_loop_self_wait(session, label):
     hs = hangs_of(session, label, "selfwait")
     codes = [h["diagnosis"]["code"] for h in hs]
     assert codes == ["event_loop_self_wait"], "hangs: %s%s" % (codes, describe(session, label, "selfwait"))
-    assert "selfwait() at asyncio_tasks.py:%d" % mark_line("selfwait") in hs[0]["diagnosis"]["summary"]
+    assert "selfwait() at asyncio_tasks.py:%d" % mark_line(PROG, "selfwait") in hs[0]["diagnosis"]["summary"]
     assert hs[0]["asyncio"]["loops"][0]["self_wait_future"].startswith("0x")
 
 
@@ -306,7 +298,7 @@ def test_event_loop_self_wait_task_started(session, label):
     hs = hangs_of(session, label, "selfwait2")
     codes = [h["diagnosis"]["code"] for h in hs]
     assert codes == ["event_loop_self_wait"], "hangs: %s%s" % (codes, describe(session, label, "selfwait2"))
-    assert "selfwait2() at asyncio_tasks.py:%d" % mark_line("selfwait2") in hs[0]["diagnosis"]["summary"]
+    assert "selfwait2() at asyncio_tasks.py:%d" % mark_line(PROG, "selfwait2") in hs[0]["diagnosis"]["summary"]
     tasks = hs[0]["asyncio"]["loops"][0]["tasks"]
     assert any(t["awaits"]["kind"] == "sleep" for t in tasks), tasks
 

@@ -20,7 +20,7 @@ import re
 import pytest
 
 import conftest
-from harness import public, short
+from harness import mark_line, public, short
 from harness.session import RAN, Job, label_of, run_session
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -38,14 +38,6 @@ FINDINGS = ("hang", "long_wait", "child_status_lost", "sigchld_ignored")
 # path -> (label, version)
 INTERP = dict((path, (label, version)) for label, path, version in conftest.INTERPRETERS)
 INTERPRETERS = [path for _, path, _ in conftest.INTERPRETERS]
-
-
-def mark_line(path, name):
-    """Line number (1-based) of the `# MARK: name` comment in a program."""
-    with open(path) as f:
-        hits = [i + 1 for i, l in enumerate(f) if re.search(r"#\s*MARK:\s*%s\s*$" % re.escape(name), l)]
-    assert len(hits) == 1, "%s: want exactly one '# MARK: %s', found lines %r" % (path, name, hits)
-    return hits[0]
 
 
 def version_of(python):

@@ -21,7 +21,7 @@ import time
 import pytest
 
 from conftest import INTERPRETERS
-from harness import Registry, Tracer, alarm_guard
+from harness import Registry, Tracer, alarm_guard, mark_line
 from harness.session import Job
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -35,14 +35,6 @@ AIO = [pytest.param(p, v, id=l) for l, p, v in VERSIONS if v >= (3, 7)]
 
 IDLE_THREADS = ("acceptor", "unixacc", "sockserver", "selector")
 CONTROLS = {"recv": ("recvfrom",), "piper": ("read",)}
-
-
-def mark_line(name):
-    with open(PROG) as f:
-        for i, line in enumerate(f, 1):
-            if "# MARK: %s" % name in line:
-                return i
-    raise AssertionError("no MARK %s in %s" % (name, PROG))
 
 
 def short(e, n=600):
@@ -286,7 +278,7 @@ def test_text_chain_to_idle_worker(idle_session, python, version):
     assert lines, "no text sentence for pid %d:\n%s" % (job.pid, s.text[-3000:])
     want = ("for a future run by 'pool_0' (tid %d), which has been in accept4() on TCP 127.0.0.1:"
             % job.tids["pool_0"], " (LISTEN) for ", "(idle: waits for new connections), at idle_io.py:%d"
-            % mark_line("accept"))
+            % mark_line(PROG, "accept"))
     for part in want:
         assert part in lines[0], "%r not in %r" % (part, lines[0])
     assert "pass timeout=" not in lines[0], lines[0]

@@ -17,7 +17,7 @@ import time
 import pytest
 
 from conftest import INTERPRETERS, NOBODY, SYSTEM_PYTHON
-from harness import Registry, Tracer, alarm_guard, read_line, task_syscall
+from harness import Registry, Tracer, alarm_guard, mark_line, read_line, task_syscall
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROG = os.path.join(HERE, "programs", "pipe_peers.py")
@@ -343,20 +343,12 @@ def test_pipe_own_writer_hang(binary):
         d = hangs[0]["diagnosis"]
         assert d["code"] == "pipe_own_writer" and d["waiter_tid"] == pid, (label, d)
         assert "read() on an empty pipe" in d["summary"], d
-        assert "pipe_peers.py:%d" % _mark("selfonly") in d["summary"], d
+        assert "pipe_peers.py:%d" % mark_line(PROG, "selfonly") in d["summary"], d
         me = [t for t in hangs[0]["threads"] if t["tid"] == pid][0]
         assert me["waiting_for"]["blocked_on"]["peers"][0]["self"] is True, me
         ends = tr.select("hang_end", pid=pid)
         assert len(ends) == 1 and ends[0]["code"] == "pipe_own_writer", (label, ends)
         assert ends[0]["ended_by"] == "process_exit", ends
-
-
-def _mark(name):
-    with open(PROG) as f:
-        for i, line in enumerate(f, 1):
-            if "# MARK: %s" % name in line:
-                return i
-    raise AssertionError("no MARK %s in %s" % (name, PROG))
 
 
 def test_pipe_own_writer_ends_the_command_under_hang_timeout(binary):

@@ -18,7 +18,7 @@ timeout on every wait so that a bug cannot hang the suite.
 from .procs import (HANGING, HANGING_PIDS, STARTED, Registry, Timeout, alarm_guard, free_port,
                     kill_group, mark_hanging, read_line, session_of)
 from .pythons import (ASAN_BINARY, BINARY, HOST_PYTHON, INTERPRETER_PATHS, INTERPRETERS, NOBODY,
-                      PROGRAMS, ROOT, SYSTEM_PYTHON, TESTS, discover_interpreters,
+                      PROGRAMS, ROOT, SYSTEM_PYTHON, TESTS, discover_interpreters, mark_line,
                       interpreter_params)
 from .tracer import (HEX_RE, LATE_SLACK, PROCESS_EVENTS, START_TIMEOUT, STOP_TIMEOUT, SYS_FUTEX,
                      TIME_RE, ProcWatcher, Tracer, check_stream, expect_words, is_int, is_number,

@@ -89,3 +89,12 @@ def interpreter_params():
 
 
 INTERPRETER_PATHS = [path for _, path, _ in INTERPRETERS]
+
+
+def mark_line(path, name):
+    """Line number (1-based) of the one `# MARK: name` comment (at a line's end) in the
+    program at path; fails when there is none or more than one."""
+    with open(path) as f:
+        hits = [i + 1 for i, l in enumerate(f) if re.search(r"#\s*MARK:\s*%s\s*$" % re.escape(name), l)]
+    assert len(hits) == 1, "%s: want exactly one '# MARK: %s', found lines %r" % (path, name, hits)
+    return hits[0]
