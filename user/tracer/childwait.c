@@ -19,81 +19,6 @@
  * pipe (the reads and polls are childwait_diag.c's) */
 enum { NR_WRITE = 1, NR_PWRITE64 = 18, NR_WRITEV = 20, NR_PWRITEV = 296, NR_PWRITEV2 = 328 };
 
-static int read_file(const char *path, char *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0)
-		return -1;
-	ssize_t n = read(fd, buf, len - 1);
-	close(fd);
-	if (n < 0)
-		return -1;
-	buf[n] = '\0';
-	return (int)n;
-}
-
-static void read_cmdline(pid_t pid, char *out, size_t len)
-{
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
-	int n = read_file(path, out, len);
-	if (n <= 0) {
-		out[0] = '\0';
-		return;
-	}
-	while (n > 0 && out[n - 1] == '\0')
-		n--;
-	for (int i = 0; i < n; i++)
-		if (out[i] == '\0')
-			out[i] = ' ';
-	out[n] = '\0';
-}
-
-struct kids {
-	pid_t *pids;
-	size_t n, max;
-	bool more;
-	pid_t parent;
-};
-
-/* The children a task forked: /proc/PID/task/TID/children (Linux 3.5+, CONFIG_PROC_CHILDREN). */
-static int add_task_children(pid_t tid, void *arg)
-{
-	struct kids *k = arg;
-	char path[80], buf[4096];
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)k->parent, (int)tid);
-	if (read_file(path, buf, sizeof(buf)) <= 0)
-		return 0;
-	char *s = buf, *end;
-	for (;;) {
-		long v = strtol(s, &end, 10);
-		if (end == s)
-			break;
-		s = end;
-		if (v <= 0)
-			continue;
-		if (k->n == k->max) {
-			k->more = true;
-			return 1;
-		}
-		k->pids[k->n++] = (pid_t)v;
-	}
-	if (strlen(buf) >= sizeof(buf) - 1)
-		k->more = true;
-	return 0;
-}
-
-static size_t children_of(pid_t pid, pid_t *out, size_t max, bool *more)
-{
-	struct kids k = { .pids = out, .max = max, .parent = pid };
-	char dir[64];
-	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
-	proc_for_each_pid(dir, CW_MAX_TASKS, add_task_children, &k);
-	if (more)
-		*more = k.more;
-	return k.n;
-}
-
 static bool is_write_call(long nr)
 {
 	return nr == NR_WRITE || nr == NR_WRITEV || nr == NR_PWRITE64 || nr == NR_PWRITEV ||
@@ -141,7 +66,7 @@ static void find_pipe_writer(pid_t waiter, struct cw_child *c)
 		if (proc_for_each_pid(dir, CW_MAX_TASKS, find_writer_task, &s) == 1)
 			break;
 		if (n < CW_MAX_DESC)
-			n += children_of(q[i], q + n, CW_MAX_DESC - n, NULL);
+			n += proc_children(q[i], CW_MAX_TASKS, q + n, CW_MAX_DESC - n, NULL);
 	}
 	if (!c->writer)
 		return;
@@ -211,7 +136,7 @@ static void read_child(struct py_reader *r, const struct hangtrack *ht, pid_t wa
 	c->syscall_nr = -1;
 	c->py_tid = 0;
 	proc_comm(pid, 0, c->comm, sizeof(c->comm));
-	read_cmdline(pid, c->cmdline, sizeof(c->cmdline));
+	proc_cmdline(pid, c->cmdline, sizeof(c->cmdline));
 	if (proc_stat_read(pid, 0, &ps) != 0) {
 		c->state = "gone";
 		return;
@@ -248,7 +173,7 @@ struct cw_wait *childwait_read(struct py_reader *r, const struct hangtrack *ht, 
 	cw->pid_arg = uaddr == PH_CHILD_ANY ? -1 : (int)uaddr;
 	pid_t kids[CW_MAX_CHILDREN * 4];
 	bool more = false;
-	size_t nk = children_of(pid, kids, sizeof(kids) / sizeof(kids[0]), &more);
+	size_t nk = proc_children(pid, CW_MAX_TASKS, kids, sizeof(kids) / sizeof(kids[0]), &more);
 	pid_t pick[CW_MAX_CHILDREN];
 	size_t np = 0;
 	for (size_t i = 0; i < nk; i++) {
