@@ -238,6 +238,24 @@ void proc_cmdline(pid_t pid, char *out, size_t len)
 	out[n] = '\0';
 }
 
+pid_t proc_pidfd_pid(pid_t pid, int fd)
+{
+	char path[64], buf[1024];
+	if (fd < 0)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", (int)pid, fd);
+	if (read_small_file(path, buf, sizeof(buf)) <= 0)
+		return -1;
+	const char *p = strstr(buf, "\nPid:\t");
+	if (!p)
+		return -1;
+	char *end;
+	long v = strtol(p + 6, &end, 10);
+	if (end == p + 6 || (*end != '\n' && *end != '\0') || v > 0x3fffffff)
+		return -1;
+	return v > 0 ? (pid_t)v : 0;
+}
+
 void proc_cgroup(pid_t pid, char *buf, size_t len)
 {
 	char path[64], data[4096];

@@ -76,6 +76,11 @@ void proc_comm(pid_t pid, pid_t tid, char *buf, size_t len);
  * process's own to choose and rewrite), "" when unreadable or empty (kernel threads,
  * zombies). Never blocks: a /proc file. */
 void proc_cmdline(pid_t pid, char *out, size_t len);
+/* The process that pidfd fd of process pid names: the "Pid:" line of /proc/PID/fdinfo/FD
+ * (pidfd_show_fdinfo, kernel/pid.c (fs/pidfs.c since 6.9), Linux 5.3+), in the pid namespace
+ * of our /proc. > 0 that pid; 0 when it has been reaped (the line says -1) or is not in our
+ * namespace; -1 unknown (no such fd, not a pidfd, unreadable). */
+pid_t proc_pidfd_pid(pid_t pid, int fd);
 /* A signal mask line of /proc/PID/status (field "SigIgn", "SigCgt", "SigBlk", ...: 64 bits,
  * bit signo-1; proc(5), fs/proc/array.c render_sigset_t) into *mask. 0; -1 when unreadable. */
 int proc_signal_mask(pid_t pid, const char *field, uint64_t *mask);

@@ -170,14 +170,26 @@ struct cw_wait *childwait_read(struct py_reader *r, const struct hangtrack *ht, 
 		return NULL;
 	cw->pid = pid;
 	cw->tid = tid;
-	cw->pid_arg = uaddr == PH_CHILD_ANY ? -1 : (int)uaddr;
+	cw->pidfd = -1;
+	if (PH_CHILD_IS_PIDFD(uaddr)) {
+		/* the pidfd's process, read while the wait lasts: a blocked waitid(P_PIDFD) is
+		 * on a child of ours that has not been reaped (else it returns ECHILD) */
+		cw->pidfd = (int)(uint32_t)uaddr;
+		cw->pid_arg = proc_pidfd_pid(pid, cw->pidfd);
+		if (cw->pid_arg < 0)
+			cw->pid_arg = 0; /* unknown: never "any child" */
+	} else {
+		cw->pid_arg = uaddr == PH_CHILD_ANY ? -1 : (int)uaddr;
+	}
 	pid_t kids[CW_MAX_CHILDREN * 4];
 	bool more = false;
 	size_t nk = proc_children(pid, CW_MAX_TASKS, kids, sizeof(kids) / sizeof(kids[0]), &more);
 	pid_t pick[CW_MAX_CHILDREN];
 	size_t np = 0;
-	for (size_t i = 0; i < nk; i++) {
-		if (cw->pid_arg > 0 && kids[i] != cw->pid_arg && proc_ns_pid(kids[i]) != cw->pid_arg)
+	for (size_t i = 0; i < nk && cw->pid_arg != 0; i++) {
+		/* a pidfd's pid is in our namespace, a named pid in the waiter's */
+		if (cw->pid_arg > 0 && kids[i] != cw->pid_arg &&
+		    (cw->pidfd >= 0 || proc_ns_pid(kids[i]) != cw->pid_arg))
 			continue;
 		if (np == CW_MAX_CHILDREN) {
 			cw->more = true;

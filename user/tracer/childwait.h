@@ -66,7 +66,9 @@ struct cw_child {
 
 struct cw_wait {
 	pid_t pid, tid;           /* the waiting thread */
-	int pid_arg;              /* the awaited pid as the waiter names it, -1 any child */
+	int pid_arg;              /* the awaited pid as the waiter names it, -1 any child; for
+				   * a pidfd the pid it names in our namespace, 0 unknown */
+	int pidfd;                /* waitid(P_PIDFD): the waiter's pidfd; -1 otherwise */
 	struct cw_child *children;
 	size_t n;
 	bool more;                /* more children than CW_MAX_CHILDREN */

@@ -23,6 +23,7 @@
 #define NR_WAIT4 PH_NR_WAIT4
 #define NR_WAITID PH_NR_WAITID
 #define P_PID PH_P_PID
+#define P_PIDFD PH_P_PIDFD
 
 #define MAX_PROCS_SCANNED 1000000
 #define MAX_TASKS_SCANNED 100000
@@ -51,7 +52,7 @@ static bool is_futex_wait(const struct blocked_syscall *s, uint32_t *op)
 }
 
 /* A blocking wait4/waitid (bpf/childwait.bpf.h): op and the awaited pid as the kernel's
- * record keeps them (PH_CHILD_ANY: any child). */
+ * record keeps them (PH_CHILD_ANY: any child; PH_CHILD_PIDFD | fd: a pidfd's). */
 static bool is_child_wait(const struct blocked_syscall *s, uint32_t *op, uint64_t *addr)
 {
 	int32_t pid;
@@ -60,6 +61,10 @@ static bool is_child_wait(const struct blocked_syscall *s, uint32_t *op, uint64_
 		pid = (int32_t)s->args[0];
 	} else if (s->nr == NR_WAITID && !(s->args[3] & PH_WNOHANG)) {
 		*op = PH_OP_CHILD_WAITID;
+		if (s->args[0] == P_PIDFD) {
+			*addr = PH_CHILD_PIDFD | (uint32_t)s->args[1];
+			return true;
+		}
 		pid = s->args[0] == P_PID ? (int32_t)s->args[1] : -1;
 	} else {
 		return false;
