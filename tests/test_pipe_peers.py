@@ -17,7 +17,7 @@ import time
 import pytest
 
 from conftest import INTERPRETERS, NOBODY, SYSTEM_PYTHON
-from harness import Registry, Tracer, alarm_guard, mark_line, read_line, task_syscall
+from harness import Registry, Tracer, alarm_guard, mark_line, read_line, short, task_syscall
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROG = os.path.join(HERE, "programs", "pipe_peers.py")
@@ -349,6 +349,59 @@ def test_pipe_own_writer_hang(binary):
         ends = tr.select("hang_end", pid=pid)
         assert len(ends) == 1 and ends[0]["code"] == "pipe_own_writer", (label, ends)
         assert ends[0]["ended_by"] == "process_exit", ends
+
+
+def test_pipe_own_writer_with_stuck_threads(binary):
+    """pipe_own_writer with more than one thread: a multiprocessing worker killed before it
+    put its result leaves its parent in the result Queue's get() (a read of a pipe only the
+    parent holds the write end of) while the parent's feeder thread waits, untimed, on a
+    private lock only the parent's threads could release: a hang naming the read's line and
+    both threads, on every interpreter (a long_wait only before). Controls, long_wait and no
+    hang: a second thread in a timed wait (it may wake and write), and one waiting for a
+    process-shared lock a live child could release."""
+    reg = Registry()
+    jobs = {}
+    try:
+        with alarm_guard(120, "pipe_own_writer with threads"):
+            for label, python, version in VERSIONS:
+                for mode in ("mpqueue", "selftimed", "selfshared"):
+                    p, pid, lines = start(reg, [python, PROG, mode])
+                    jobs[(mode, label)] = (p, pid)
+            for p, pid in jobs.values():
+                wait_in_read(pid, pid)
+            args = ["--json", "-t", "1"]
+            for p, pid in jobs.values():
+                args += ["-p", str(pid)]
+            tr = Tracer(reg, binary, args)
+            tr.wait_start()
+            hung = [pid for (k, _), (p, pid) in jobs.items() if k == "mpqueue"]
+            others = [pid for (k, _), (p, pid) in jobs.items() if k != "mpqueue"]
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not (
+                    all(tr.select("hang", pid=pid) for pid in hung) and
+                    all(tr.select("long_wait", pid=pid, tid=pid) for pid in others)):
+                time.sleep(0.2)
+            time.sleep(2.0)  # room for a wrong hang of the controls
+            rc = tr.stop()
+    finally:
+        reg.cleanup()
+    assert rc == 0, tr.describe()
+    for (k, label), (p, pid) in jobs.items():
+        hangs = tr.select("hang", pid=pid)
+        if k != "mpqueue":
+            assert tr.select("long_wait", pid=pid, tid=pid), (k, label, tr.describe())
+            assert not hangs, (k, label, [h["diagnosis"] for h in hangs])
+            continue
+        assert len(hangs) == 1, (label, len(hangs), [short(e, 800) for e in tr.select("long_wait", pid=pid)])
+        d = hangs[0]["diagnosis"]
+        assert d["code"] == "pipe_own_writer" and d["waiter_tid"] == pid, (label, d)
+        assert "whose other threads all wait, untimed" in d["summary"], d
+        assert "pipe_peers.py:%d" % mark_line(PROG, "mpqueue") in d["summary"], d
+        tids = [t["tid"] for t in hangs[0]["threads"]]
+        assert len(tids) == 2 and sorted(d["culprit_tids"]) == sorted(tids), (label, d, tids)
+        feeder = [t for t in hangs[0]["threads"] if t["tid"] != pid][0]
+        assert any(f.get("function", "").endswith("_feed") for f in feeder.get("stack") or []), \
+            (label, feeder)
 
 
 def test_pipe_own_writer_ends_the_command_under_hang_timeout(binary):
