@@ -208,6 +208,42 @@ struct cw_wait *childwait_read(struct py_reader *r, const struct hangtrack *ht, 
 	return cw;
 }
 
+bool childwait_from_syscall(const struct blocked_syscall *s, uint32_t *op, uint64_t *uaddr)
+{
+	int32_t pid;
+	if (s->nr == PH_NR_WAIT4 && !(s->args[2] & PH_WNOHANG)) {
+		*op = PH_OP_CHILD_WAIT4;
+		pid = (int32_t)s->args[0];
+	} else if (s->nr == PH_NR_WAITID && !(s->args[3] & PH_WNOHANG)) {
+		*op = PH_OP_CHILD_WAITID;
+		if (s->args[0] == PH_P_PIDFD) {
+			*uaddr = PH_CHILD_PIDFD | (uint32_t)s->args[1];
+			return true;
+		}
+		pid = s->args[0] == PH_P_PID ? (int32_t)s->args[1] : -1;
+	} else {
+		return false;
+	}
+	*uaddr = pid > 0 ? (uint64_t)(uint32_t)pid : PH_CHILD_ANY;
+	return true;
+}
+
+void childwait_attach_from_proc(struct waitgraph *g, struct py_reader *r, pid_t pid)
+{
+	const struct py_process *p = g->p;
+	for (size_t i = 0; i < p->nthreads; i++) {
+		struct wf_info *f = &g->info[i];
+		struct blocked_syscall sc;
+		uint32_t op;
+		uint64_t uaddr;
+		if (f->kind != WF_CHILD || f->child || p->threads[i].tid <= 0 ||
+		    proc_task_syscall(pid, p->threads[i].tid, &sc) != 0 ||
+		    !childwait_from_syscall(&sc, &op, &uaddr))
+			continue;
+		f->child = childwait_read(r, NULL, pid, p->threads[i].tid, uaddr);
+	}
+}
+
 void childwait_free(struct cw_wait *cw)
 {
 	if (!cw)

@@ -99,6 +99,16 @@ void childwait_text(struct strbuf *sb, const struct cw_wait *cw, const struct di
 /* One line for people: "child pid 42 ('head'), which is blocked in write() to a full pipe". */
 void childwait_describe(const struct cw_wait *cw, char *buf, size_t len);
 
+struct blocked_syscall;
+/* Whether the call a thread is blocked in (/proc/PID/task/TID/syscall, procscan.h) is a
+ * blocking wait for a child (wait4/waitid without WNOHANG): then *op and *uaddr as the
+ * kernel's record of it would hold them (PH_OP_CHILD_*: the awaited pid, PH_CHILD_ANY, or
+ * PH_CHILD_PIDFD | fd; bpf/childwait.bpf.h). Argument order: wait4(pid, status, options,
+ * rusage), waitid(idtype, id, infop, options, rusage) (x86_64, kernel/exit.c). */
+bool childwait_from_syscall(const struct blocked_syscall *s, uint32_t *op, uint64_t *uaddr);
+/* For a graph built without the kernel's records (dump): the child facts of every thread
+ * of g that waits for a child (kind "child"), from its blocked call; pid: g's process. */
+void childwait_attach_from_proc(struct waitgraph *g, struct py_reader *r, pid_t pid);
 /* Whether a wait record's op is a wait for a child (PH_OP_CHILD_WAIT4/WAITID). */
 bool childwait_is_op(uint32_t op);
 /* Thread tid's wait-for facts in graph g (NULL: none, or g NULL). */
