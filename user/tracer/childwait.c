@@ -88,17 +88,6 @@ static void find_pipe_writer(pid_t waiter, struct cw_child *c)
 	c->pipe_read = true;
 }
 
-struct ht_arg {
-	const struct hangtrack *ht;
-	pid_t pid;
-};
-
-static bool child_long_blocked(void *arg, pid_t tid, uint64_t uaddr)
-{
-	const struct ht_arg *a = arg;
-	return a->ht && ht_wait_is_open(a->ht, a->pid, tid, uaddr, NULL);
-}
-
 /* A Python child: its threads, graph, own proven hang, and the thread to show. */
 static void read_python_child(struct py_reader *r, const struct hangtrack *ht, struct cw_child *c)
 {
@@ -108,13 +97,13 @@ static void read_python_child(struct py_reader *r, const struct hangtrack *ht, s
 	c->have_py = true;
 	if (waitgraph_build(&c->graph, r, &c->py) == 0)
 		c->have_graph = true;
-	struct ht_arg a = { ht, c->pid };
-	struct diag_waits w = { child_long_blocked, &a };
+	struct ht_pid a = { ht, c->pid };
+	struct diag_waits w = { ht_pid_wait_is_open, &a };
 	if (ht && c->have_graph && waitgraph_diagnose(&c->graph, 0, &w, &c->hang))
 		c->hung = true;
 	for (size_t i = 0; ht && !c->hung && i < c->py.nthreads; i++) {
 		const struct py_thread *t = &c->py.threads[i];
-		if (t->state == PY_STATE_LOCK_WAIT && child_long_blocked(&a, t->tid, t->futex_addr) &&
+		if (t->state == PY_STATE_LOCK_WAIT && ht_pid_wait_is_open(&a, t->tid, t->futex_addr) &&
 		    diagnose_process(&c->py, t->tid, 0, false, &w, &c->hang))
 			c->hung = c->hang.code != DIAG_LONG_WAIT;
 	}

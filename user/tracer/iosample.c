@@ -205,19 +205,6 @@ static struct ios_thread *find(struct iosample *s, pid_t tid, size_t *idx)
 
 /* Report a confirmed long I/O wait: read the process, check the thread is (still) in that
  * I/O wait in the snapshot, and write the long_wait. */
-struct open_waits {
-	struct tracer *t;
-	pid_t pid;
-};
-
-/* diag_waits' question for the proof of pipeself.h: tid of pid is in a futex wait on uaddr
- * that has lasted the threshold and has not ended (the tracer's table of open long waits). */
-static bool long_wait_open(void *arg, pid_t tid, uint64_t uaddr)
-{
-	const struct open_waits *ow = arg;
-	return ht_wait_is_open(ow->t->ht, ow->pid, tid, uaddr, NULL);
-}
-
 static void report_one(struct tracer *t, const struct ios_proc *pr, struct ios_thread *e, uint64_t now)
 {
 	struct rec_long_wait r = { 0 };
@@ -261,8 +248,8 @@ static void report_one(struct tracer *t, const struct ios_proc *pr, struct ios_t
 		if (r.py->threads[i].tid == e->tid && r.py->threads[i].wf)
 			io = r.py->threads[i].wf->io;
 	struct diagnosis d;
-	struct open_waits ow = { t, pr->pid };
-	struct diag_waits w = { long_wait_open, &ow };
+	struct ht_pid ow = { t->ht, pr->pid };
+	struct diag_waits w = { ht_pid_wait_is_open, &ow };
 	if (io && pipeself_diagnose(pr->pid, r.py, e->tid, io, &w, &d)) {
 		struct rec_hang h = { .diag = &d, .py = r.py };
 		h.p = r.p;
