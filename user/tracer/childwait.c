@@ -220,7 +220,8 @@ bool childwait_from_syscall(const struct blocked_syscall *s, uint32_t *op, uint6
 void childwait_attach_from_proc(struct waitgraph *g, struct py_reader *r, pid_t pid)
 {
 	const struct py_process *p = g->p;
-	for (size_t i = 0; i < p->nthreads; i++) {
+	size_t read = 0;
+	for (size_t i = 0; i < p->nthreads && read < CW_ATTACH_MAX; i++) {
 		struct wf_info *f = &g->info[i];
 		struct blocked_syscall sc;
 		uint32_t op;
@@ -230,6 +231,7 @@ void childwait_attach_from_proc(struct waitgraph *g, struct py_reader *r, pid_t 
 		    !childwait_from_syscall(&sc, &op, &uaddr))
 			continue;
 		f->child = childwait_read(r, NULL, pid, p->threads[i].tid, uaddr);
+		read++;
 	}
 }
 

@@ -33,6 +33,7 @@
 #define CW_MAX_CHILDREN 16 /* children described for a wait for any child */
 #define CW_MAX_DESC 32     /* processes of a child's subtree searched for a pipe writer */
 #define CW_MAX_TASKS 256   /* threads of one process looked at */
+#define CW_ATTACH_MAX 32   /* child waits of one process described from /proc (dump) */
 #define CW_OPEN_MAX 256    /* open child waits remembered */
 
 struct hangtrack;
@@ -106,8 +107,10 @@ struct blocked_syscall;
  * PH_CHILD_PIDFD | fd; bpf/childwait.bpf.h). Argument order: wait4(pid, status, options,
  * rusage), waitid(idtype, id, infop, options, rusage) (x86_64, kernel/exit.c). */
 bool childwait_from_syscall(const struct blocked_syscall *s, uint32_t *op, uint64_t *uaddr);
-/* For a graph built without the kernel's records (dump): the child facts of every thread
- * of g that waits for a child (kind "child"), from its blocked call; pid: g's process. */
+/* For a graph built without the kernel's records (dump): the child facts of the threads
+ * of g that wait for a child (kind "child"), from their blocked calls, the first
+ * CW_ATTACH_MAX of them (each costs a look at the children and their pipes); pid: g's
+ * process. */
 void childwait_attach_from_proc(struct waitgraph *g, struct py_reader *r, pid_t pid);
 /* Whether a wait record's op is a wait for a child (PH_OP_CHILD_WAIT4/WAITID). */
 bool childwait_is_op(uint32_t op);
