@@ -172,11 +172,11 @@ struct cw_wait *childwait_read(struct py_reader *r, const struct hangtrack *ht, 
 	}
 	pid_t kids[CW_MAX_CHILDREN * 4];
 	bool more = false;
-	size_t nk;
-	if (cw->pidfd >= 0) /* the one child, however many there are: its parent says */
-		nk = cw->pid_arg > 0 && proc_parent(cw->pid_arg) == pid ? (kids[0] = cw->pid_arg, 1) : 0;
-	else
+	size_t nk = 0;
+	if (cw->pidfd < 0)
 		nk = proc_children(pid, CW_MAX_TASKS, kids, sizeof(kids) / sizeof(kids[0]), &more);
+	else if (cw->pid_arg > 0 && proc_parent(cw->pid_arg) == pid)
+		kids[nk++] = cw->pid_arg; /* the one child, however many there are: its parent says */
 	pid_t pick[CW_MAX_CHILDREN];
 	size_t np = 0;
 	for (size_t i = 0; i < nk && cw->pid_arg != 0; i++) {
