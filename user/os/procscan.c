@@ -238,12 +238,12 @@ void proc_cmdline(pid_t pid, char *out, size_t len)
 	out[n] = '\0';
 }
 
-pid_t proc_pidfd_pid(pid_t pid, int fd)
+pid_t proc_pidfd_pid(pid_t pid, pid_t tid, int fd)
 {
-	char path[64], buf[1024];
+	char path[96], buf[1024];
 	if (fd < 0)
 		return -1;
-	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", (int)pid, fd);
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/fdinfo/%d", (int)pid, (int)tid, fd);
 	if (read_small_file(path, buf, sizeof(buf)) <= 0)
 		return -1;
 	const char *p = strstr(buf, "\nPid:\t");

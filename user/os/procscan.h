@@ -60,8 +60,8 @@ pid_t proc_tgid(pid_t id);
 #define PROC_MAX_PIDNS_LEVELS 33 /* our level and 32 nested pid namespaces
 				  * (MAX_PID_NS_LEVEL, include/linux/pid_namespace.h) */
 /* The NSpid line of /proc/PID/status (tid <= 0) or /proc/PID/task/TID/status (Linux 4.1+;
- * readable without ptrace access): the task's id in each pid namespace it is in, from the
- * one of our /proc outward-in to its own, the first max in ids. Returns the number of levels
+ * readable without ptrace access): the task's id in each pid namespace it is in, from our
+ * /proc's namespace to its innermost one, the first max in ids. Returns the number of levels
  * (1: only ours), 0 when unknown (gone, unreadable, an older kernel). */
 int proc_nspid(pid_t pid, pid_t tid, pid_t *ids, int max);
 /* The pid of a process inside its own pid namespace (last NSpid field), or -1 when it is
@@ -74,13 +74,16 @@ void proc_cgroup(pid_t pid, char *buf, size_t len);
 void proc_comm(pid_t pid, pid_t tid, char *buf, size_t len);
 /* argv of process pid joined by spaces (/proc/PID/cmdline, its first len-1 bytes: the
  * process's own to choose and rewrite), "" when unreadable or empty (kernel threads,
- * zombies). Never blocks: a /proc file. */
+ * zombies). The kernel reads it from the process's memory, as /proc/PID/mem: a page backed
+ * by a stalled FUSE server could block it (see safeopen.h for why that is accepted). */
 void proc_cmdline(pid_t pid, char *out, size_t len);
-/* The process that pidfd fd of process pid names: the "Pid:" line of /proc/PID/fdinfo/FD
- * (pidfd_show_fdinfo, kernel/pid.c (fs/pidfs.c since 6.9), Linux 5.3+), in the pid namespace
- * of our /proc. > 0 that pid; 0 when it has been reaped (the line says -1) or is not in our
- * namespace; -1 unknown (no such fd, not a pidfd, unreadable). */
-pid_t proc_pidfd_pid(pid_t pid, int fd);
+/* The process that pidfd fd of thread tid of process pid names: the "Pid:" line of
+ * /proc/PID/task/TID/fdinfo/FD (the thread's own fd table: it may have unshared it;
+ * pidfd_show_fdinfo, kernel/fork.c, fs/pidfs.c since 6.9; Linux 5.2+), in the pid namespace
+ * of our /proc. > 0 that pid; 0 when it is not in our namespace or, on kernels that check,
+ * has been reaped (the line says -1; older kernels print the stale number); -1 unknown (no
+ * such fd, not a pidfd, unreadable). */
+pid_t proc_pidfd_pid(pid_t pid, pid_t tid, int fd);
 /* A signal mask line of /proc/PID/status (field "SigIgn", "SigCgt", "SigBlk", ...: 64 bits,
  * bit signo-1; proc(5), fs/proc/array.c render_sigset_t) into *mask. 0; -1 when unreadable. */
 int proc_signal_mask(pid_t pid, const char *field, uint64_t *mask);

@@ -98,7 +98,8 @@ void childwait_write_json(struct jw *w, const struct cw_wait *cw)
 				jw_null(w);
 			jw_kstr(w, "comm", NULL);
 			jw_kstr(w, "cmdline", NULL);
-			jw_kstr(w, "state", cw->pid_arg > 0 ? "gone" : "unknown");
+			/* a pidfd's process that is not (or no more) a child: not proven gone */
+			jw_kstr(w, "state", cw->pid_arg > 0 && cw->pidfd < 0 ? "gone" : "unknown");
 		}
 		if (cw->pidfd >= 0)
 			jw_kint(w, "pidfd", cw->pidfd);

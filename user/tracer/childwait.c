@@ -54,7 +54,7 @@ static int find_writer_task(pid_t tid, void *arg)
 
 /* A thread of c's subtree (c first, then its descendants breadth first, CW_MAX_DESC
  * processes) blocked writing to a pipe; then that pipe's holders and fill. */
-static void find_pipe_writer(pid_t waiter, struct cw_child *c)
+static void find_pipe_writer(pid_t waiter, struct cw_child *c, size_t *fd_budget)
 {
 	pid_t q[CW_MAX_DESC + 1];
 	size_t n = 1;
@@ -78,12 +78,12 @@ static void find_pipe_writer(pid_t waiter, struct cw_child *c)
 		likely[nl++] = q[i];
 	/* the whole host is looked at only when it can prove something: the waiter holds the
 	 * read end (else the pipe's facts are those of the likely holders, `complete` false) */
-	pipe_holders(c->pipe.ino, likely, nl, true, &c->pipe);
+	pipe_holders_budget(c->pipe.ino, likely, nl, true, fd_budget, &c->pipe);
 	bool waiter_reads = false;
 	for (size_t i = 0; i < c->pipe.nholders; i++)
 		waiter_reads |= c->pipe.holders[i].pid == waiter && c->pipe.holders[i].read_end;
 	if (waiter_reads)
-		pipe_holders(c->pipe.ino, likely, nl, false, &c->pipe);
+		pipe_holders_budget(c->pipe.ino, likely, nl, false, fd_budget, &c->pipe);
 	pipe_fill(c->wr_pid, c->wr_fd, c->pipe.ino, &c->pipe);
 	c->pipe_read = true;
 }
@@ -118,7 +118,7 @@ static void read_python_child(struct py_reader *r, const struct hangtrack *ht, s
 }
 
 static void read_child(struct py_reader *r, const struct hangtrack *ht, pid_t waiter, pid_t pid,
-		       struct cw_child *c)
+		       struct cw_child *c, size_t *fd_budget)
 {
 	struct proc_stat ps;
 	c->pid = pid;
@@ -147,12 +147,42 @@ static void read_child(struct py_reader *r, const struct hangtrack *ht, pid_t wa
 			c->syscall_nr = sc.nr;
 	}
 	}
-	find_pipe_writer(waiter, c);
+	find_pipe_writer(waiter, c, fd_budget);
 	read_python_child(r, ht, c);
+}
+
+/* Whether thread tid of pid is in the wait whose record names uaddr now (its blocked call,
+ * /proc/PID/task/TID/syscall, gives the same uaddr). */
+static bool still_in_wait(pid_t pid, pid_t tid, uint64_t uaddr)
+{
+	struct blocked_syscall sc;
+	uint32_t op;
+	uint64_t now;
+	return proc_task_syscall(pid, tid, &sc) == 0 && childwait_from_syscall(&sc, &op, &now) &&
+	       now == uaddr;
+}
+
+pid_t childwait_pidfd_child(pid_t pid, pid_t tid, uint64_t uaddr)
+{
+	/* The fd's process, read while the wait lasts: fd numbers are reused at once, so the
+	 * thread must be in this very wait before and after the look (a blocked
+	 * waitid(P_PIDFD) holds the pid it began with, whatever the fd table says later). */
+	if (!still_in_wait(pid, tid, uaddr))
+		return 0;
+	pid_t child = proc_pidfd_pid(pid, tid, (int)(uint32_t)uaddr);
+	if (child <= 0 || !still_in_wait(pid, tid, uaddr))
+		return 0;
+	return child;
 }
 
 struct cw_wait *childwait_read(struct py_reader *r, const struct hangtrack *ht, pid_t pid,
 			       pid_t tid, uint64_t uaddr)
+{
+	return childwait_read_budget(r, ht, pid, tid, uaddr, NULL);
+}
+
+struct cw_wait *childwait_read_budget(struct py_reader *r, const struct hangtrack *ht, pid_t pid,
+				      pid_t tid, uint64_t uaddr, size_t *fd_budget)
 {
 	struct cw_wait *cw = calloc(1, sizeof(*cw));
 	if (!cw)
@@ -161,12 +191,8 @@ struct cw_wait *childwait_read(struct py_reader *r, const struct hangtrack *ht, 
 	cw->tid = tid;
 	cw->pidfd = -1;
 	if (PH_CHILD_IS_PIDFD(uaddr)) {
-		/* the pidfd's process, read while the wait lasts: a blocked waitid(P_PIDFD) is
-		 * on a child of ours that has not been reaped (else it returns ECHILD) */
 		cw->pidfd = (int)(uint32_t)uaddr;
-		cw->pid_arg = proc_pidfd_pid(pid, cw->pidfd);
-		if (cw->pid_arg < 0)
-			cw->pid_arg = 0; /* unknown: never "any child" */
+		cw->pid_arg = childwait_pidfd_child(pid, tid, uaddr); /* 0: unknown, never "any" */
 	} else {
 		cw->pid_arg = uaddr == PH_CHILD_ANY ? -1 : (int)uaddr;
 	}
@@ -197,7 +223,7 @@ struct cw_wait *childwait_read(struct py_reader *r, const struct hangtrack *ht, 
 		return NULL;
 	}
 	for (size_t i = 0; i < np; i++)
-		read_child(r, ht, pid, pick[i], &cw->children[cw->n++]);
+		read_child(r, ht, pid, pick[i], &cw->children[cw->n++], fd_budget);
 	return cw;
 }
 
@@ -209,11 +235,12 @@ bool childwait_from_syscall(const struct blocked_syscall *s, uint32_t *op, uint6
 		pid = (int32_t)s->args[0];
 	} else if (s->nr == PH_NR_WAITID && !(s->args[3] & PH_WNOHANG)) {
 		*op = PH_OP_CHILD_WAITID;
-		if (s->args[0] == PH_P_PIDFD) {
+		uint32_t idtype = (uint32_t)s->args[0]; /* an int to the kernel */
+		if (idtype == PH_P_PIDFD) {
 			*uaddr = PH_CHILD_PIDFD | (uint32_t)s->args[1];
 			return true;
 		}
-		pid = s->args[0] == PH_P_PID ? (int32_t)s->args[1] : -1;
+		pid = idtype == PH_P_PID ? (int32_t)s->args[1] : -1;
 	} else {
 		return false;
 	}
@@ -224,7 +251,7 @@ bool childwait_from_syscall(const struct blocked_syscall *s, uint32_t *op, uint6
 void childwait_attach_from_proc(struct waitgraph *g, struct py_reader *r, pid_t pid)
 {
 	const struct py_process *p = g->p;
-	size_t read = 0;
+	size_t read = 0, fd_budget = CW_ATTACH_FDS;
 	for (size_t i = 0; i < p->nthreads && read < CW_ATTACH_MAX; i++) {
 		struct wf_info *f = &g->info[i];
 		struct blocked_syscall sc;
@@ -234,7 +261,7 @@ void childwait_attach_from_proc(struct waitgraph *g, struct py_reader *r, pid_t 
 		    proc_task_syscall(pid, p->threads[i].tid, &sc) != 0 ||
 		    !childwait_from_syscall(&sc, &op, &uaddr))
 			continue;
-		f->child = childwait_read(r, NULL, pid, p->threads[i].tid, uaddr);
+		f->child = childwait_read_budget(r, NULL, pid, p->threads[i].tid, uaddr, &fd_budget);
 		read++;
 	}
 }

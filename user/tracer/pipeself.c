@@ -14,8 +14,8 @@
 #define PS_SCAN_EVERY_NS (5ull * 1000000000ull) /* and one more per 5 s */
 #define PS_SCAN_FDS 65536                       /* fd entries one scan reads at most */
 
-/* Threads of pid (/proc/PID/task entries), counting up to 2. */
-static int thread_count(pid_t pid)
+/* Threads of pid (/proc/PID/task entries), counting up to max. */
+static int thread_count(pid_t pid, int max)
 {
 	char path[48];
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
@@ -24,7 +24,7 @@ static int thread_count(pid_t pid)
 		return -1;
 	int n = 0;
 	struct dirent *e;
-	while ((e = readdir(d)) != NULL && n < 2)
+	while ((e = readdir(d)) != NULL && n < max)
 		if (e->d_name[0] >= '0' && e->d_name[0] <= '9')
 			n++;
 	closedir(d);
@@ -76,9 +76,9 @@ bool pipeself_diagnose(pid_t pid, const struct py_process *p, pid_t tid, const s
 		return false; /* among its relatives, not only itself holds the write end */
 	if (!p || proc_dying(pid))
 		return false;
-	int others = p->nthreads == 1 && p->threads[0].tid == tid && thread_count(pid) == 1 ? 0 :
-		     others_stuck(p, tid, w);
-	if (others < 0)
+	int others = p->nthreads == 1 && p->threads[0].tid == tid ? 0 : others_stuck(p, tid, w);
+	/* and no thread has come since the read (one more: counted up to nthreads + 1) */
+	if (others < 0 || thread_count(pid, (int)p->nthreads + 1) != (int)p->nthreads)
 		return false;
 	/* A handler of a signal could write to the pipe: a Python handler (os.write to it), or
 	 * the C handler's write to signal.set_wakeup_fd()'s fd (the self-pipe trick: a read
@@ -87,7 +87,8 @@ bool pipeself_diagnose(pid_t pid, const struct py_process *p, pid_t tid, const s
 	 * and glibc's own two: SIGCANCEL (32) and SIGSETXID (33), which a threaded process has
 	 * (NPTL). Their handlers return at once unless the signal came from the process itself
 	 * (si_pid == getpid(), si_code SI_TKILL: sigcancel_handler in nptl/pthread_cancel.c,
-	 * __nptl_setxid_sighandler in nptl/nptl_setxid.c, glibc 2.3-2.40), whose threads are
+	 * __nptl_setxid_sighandler in nptl/nptl_setxid.c since glibc 2.34, both in
+	 * nptl/nptl-init.c before), whose threads are
 	 * all in the read or stuck; and glibc's sigaction() refuses both to programs (EINVAL). */
 	uint64_t caught;
 	const uint64_t allowed = (1ull << (SIGINT - 1)) | (1ull << (32 - 1)) | (1ull << (33 - 1));
@@ -133,7 +134,7 @@ bool pipeself_diagnose(pid_t pid, const struct py_process *p, pid_t tid, const s
 		if (p->threads[i].tid != tid)
 			d->culprits[d->nculprits++] = p->threads[i].tid;
 	if (others)
-		snprintf(who, sizeof(who), "thread '%.40s'", t->name[0] ? t->name : "?");
+		snprintf(who, sizeof(who), "thread '%.40s'", t->name && t->name[0] ? t->name : "?");
 	bool mp = false; /* a multiprocessing Queue or Connection reads */
 	for (size_t i = 0; i < t->nframes && !mp; i++)
 		mp = t->frames[i].file && strstr(t->frames[i].file, "multiprocessing/");
