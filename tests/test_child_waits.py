@@ -464,7 +464,8 @@ def test_text_report(binary, tmp_path):
 
 def _dump_when_waiting(binary, python, kind, syscall_nr):
     """Run childwait_cases.py KIND, wait until its waiter sits in the wait (x86_64 61 wait4,
-    247 waitid) and its report names the child, then `dump` it (JSON, then text)."""
+    247 waitid) and its child in write() on the full pipe, then `dump` it (JSON, then
+    text)."""
     import json
     from harness import task_syscall
     reg = Registry()
@@ -487,7 +488,15 @@ def _dump_when_waiting(binary, python, kind, syscall_nr):
                 time.sleep(0.05)
             else:
                 raise AssertionError("%s never waited: %r" % (kind, facts))
-            time.sleep(0.5)  # the child fills the pipe
+            child = int(facts["child"])
+            while time.monotonic() < deadline:  # and the child blocks in write() (1)
+                s = task_syscall(child, child)
+                if s and s[0] == "1":
+                    break
+                time.sleep(0.05)
+            else:
+                raise AssertionError("the child of %s never blocked in write(): %r" % (
+                    kind, task_syscall(child, child)))
             js = subprocess.run([binary, "dump", str(p.pid), "--json"], capture_output=True,
                                 text=True, timeout=30)
             tx = subprocess.run([binary, "dump", str(p.pid)], capture_output=True, text=True,

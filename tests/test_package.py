@@ -227,8 +227,9 @@ def test_deb_lintian(deb):
 
 
 def test_hang_codes_documented_alike(binary):
-    """The hang codes the man page lists under `hang` are the ones --help names in its `hang`
-    paragraph and README's `hang` row: a new code must reach all three."""
+    """The hang codes (user/tracer/diagnose.h DIAG_CODES, but `long_wait`, which is no hang)
+    are the ones the man page lists under `hang`, --help names in its `hang` paragraph and
+    README's `hang` row: a new code must reach all three."""
     text = help_text(binary)
     para = text.split("\n  hang ", 1)[1].split("\n  hang_end ", 1)[0]
     in_help = set(re.findall(r"\b([a-z]+(?:_[a-z]+)+|deadlock)\b", para))
@@ -237,7 +238,11 @@ def test_hang_codes_documented_alike(binary):
     with open(os.path.join(ROOT, "README.md")) as f:
         row = next(l for l in f if l.startswith("| `hang` |"))
     in_readme = set(re.findall(r"`([a-z_]+)`", row.split("Codes:", 1)[1].split("A `hang` is reported", 1)[0]))
-    assert len(in_man) >= 14, sorted(in_man)
+    with open(os.path.join(ROOT, "user", "tracer", "diagnose.h")) as f:
+        codes = set(re.findall(r'X\(DIAG_[A-Z_]+, "([a-z_]+)"\)', f.read())) - {"long_wait"}
+    assert len(codes) >= 14, sorted(codes)
+    assert in_man == codes, "only in the man page: %s; not in it: %s" % (
+        sorted(in_man - codes), sorted(codes - in_man))
     assert in_help == in_man, "only in --help: %s; only in the man page: %s" % (
         sorted(in_help - in_man), sorted(in_man - in_help))
     assert in_man <= in_readme, sorted(in_man - in_readme)

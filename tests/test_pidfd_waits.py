@@ -21,7 +21,7 @@ import time
 import pytest
 
 import harness.session as harness_session
-from harness import Registry, Tracer, alarm_guard, mark_line, short
+from harness import Registry, Tracer, alarm_guard, mark_line, short, task_syscall
 from test_child_waits import TreeJob, _hangs, _kill_tree
 from test_diagnose import INTERP, INTERPRETERS, check_stream, frame_index, label_of, run_session, \
     thread_by_tid
@@ -30,7 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CASES = os.path.join(HERE, "programs", "childwait_cases.py")
 PIDFD_PYTHONS = [p for p in INTERPRETERS if tuple(int(x) for x in INTERP[p][1].split(".")[:2]) >= (3, 9)]
 IDS = [label_of(p) for p in PIDFD_PYTHONS]
-KINDS = ("pidfd_chatty", "pidfd_3s", "pidfd_nonchild")
+KINDS = ("pidfd_chatty", "pidfd_sleeper", "pidfd_nonchild")
 WAIT_ALL = 90.0
 
 
@@ -70,9 +70,9 @@ def test_stream(pidfd_session):
 
 @pytest.mark.parametrize("python", PIDFD_PYTHONS, ids=IDS)
 def test_pidfd_wait_names_its_child(pidfd_session, python):
-    """A pidfd wait on a child that sleeps 3 s: one long_wait whose child is that child
+    """A pidfd wait on a child that sleeps 6 s: one long_wait whose child is that child
     (with the waiter's pidfd), not "any child"; it ends with a return; no hang."""
-    job = pidfd_session[(python, "pidfd_3s")]
+    job = pidfd_session[(python, "pidfd_sleeper")]
     assert job.get("done") == ["0"], job.describe()
     waiter, child, fd = job.int("waiter"), job.int("child"), job.int("pidfd")
     lws = _child_long_waits(pidfd_session.tracer, job.pid, waiter)
@@ -83,7 +83,7 @@ def test_pidfd_wait_names_its_child(pidfd_session, python):
     assert c.get("pid") == child and c.get("pidfd") == fd and "children" not in c, short(lws[0])
     assert c.get("state") in ("sleeping", "running", "zombie"), short(lws[0])
     t = thread_by_tid(lws[0], waiter)
-    assert t and frame_index(t.get("stack") or [], CASES, mark_line(CASES, "pidfd_3s_wait")) >= 0, \
+    assert t and frame_index(t.get("stack") or [], CASES, mark_line(CASES, "pidfd_sleeper_wait")) >= 0, \
         short(lws[0])
     assert not pidfd_session.tracer.select("hang", pid=job.pid), \
         short(pidfd_session.tracer.select("hang", pid=job.pid)[0])
@@ -96,7 +96,7 @@ def test_pidfd_reap_has_its_stack(pidfd_session, python):
     """The child a pidfd wait reaped is later polled by its Popen object (Popen.__del__ gets
     ECHILD): a reaped_elsewhere loss whose reaper stack is the pidfd wait's line (a pidfd
     wait is the program's own call, so its reap takes the stack, like a wait(-1))."""
-    job = pidfd_session[(python, "pidfd_3s")]
+    job = pidfd_session[(python, "pidfd_sleeper")]
     assert job.get("done") == ["0"], job.describe()
     child = job.int("child")
     lost = [e for e in pidfd_session.tracer.select("child_status_lost", pid=job.pid)
@@ -104,7 +104,7 @@ def test_pidfd_reap_has_its_stack(pidfd_session, python):
     assert len(lost) == 1 and lost[0].get("cause") == "reaped_elsewhere", [short(e, 600) for e in lost]
     reaper = lost[0].get("reaper") or {}
     assert reaper.get("tid") == job.int("waiter"), short(lost[0], 1500)
-    assert frame_index(reaper.get("stack") or [], CASES, mark_line(CASES, "pidfd_3s_wait")) >= 0, \
+    assert frame_index(reaper.get("stack") or [], CASES, mark_line(CASES, "pidfd_sleeper_wait")) >= 0, \
         short(lost[0], 1500)
 
 
@@ -156,9 +156,10 @@ def attached(binary, tmp_path_factory):
             procs = [reg.popen(j.argv, stdout=open(j.out, "w"), stderr=subprocess.STDOUT,
                                stdin=subprocess.DEVNULL, hangs=True) for j in jobs]
             deadline = time.monotonic() + WAIT_ALL
-            while time.monotonic() < deadline and not all(j.get("waiter") for j in jobs):
+            while time.monotonic() < deadline and not all(
+                    j.get("waiter") and (task_syscall(j.pid, j.int("waiter")) or ["?"])[0] == "247"
+                    for j in jobs):  # in waitid (x86_64 247), before the tracer starts
                 time.sleep(0.1)
-            time.sleep(1.5)  # in waitid by now, long before the tracer starts
             args = ["--json", "-t", "1"]
             for j in jobs:
                 args += ["-p", str(j.pid)]

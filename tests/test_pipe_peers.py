@@ -391,6 +391,19 @@ def test_pipe_own_writer_with_stuck_threads(binary):
         if k != "mpqueue":
             assert tr.select("long_wait", pid=pid, tid=pid), (k, label, tr.describe())
             assert not hangs, (k, label, [h["diagnosis"] for h in hangs])
+            # and the second thread is what the control is about (so that the rule it
+            # tests, not another, kept it from a hang)
+            lws = tr.select("long_wait", pid=pid)
+            other = [t for e in lws for t in e.get("threads") or [] if t.get("tid") != pid]
+            assert other, (k, label, [short(e, 800) for e in lws])
+            if k == "selfshared":  # its own long_wait: a futex op without _PRIVATE
+                own = [e for e in lws if e["tid"] != pid and e.get("futex")]
+                assert own and all("PRIVATE" not in e["futex"]["op"] for e in own), \
+                    (label, [short(e, 600) for e in own])
+            else:  # timed: a timeout on its wait, or (2.7) a sleep between polls
+                assert all(t.get("state") == "sleep" or
+                           (t.get("waiting_for") or {}).get("timeout_s") is not None
+                           for t in other), (label, other)
             continue
         assert len(hangs) == 1, (label, len(hangs), [short(e, 800) for e in tr.select("long_wait", pid=pid)])
         d = hangs[0]["diagnosis"]

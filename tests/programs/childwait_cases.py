@@ -15,7 +15,7 @@ KIND:
                     parent waiting for the first: healthy (another process reads), no hang
   pidfd_chatty      os.waitid(P_PIDFD) on the pidfd of a child that writes 1 MB into a pipe
                     nobody reads (3.9+): pipe deadlock, the child named through its pidfd
-  pidfd_3s          os.waitid(P_PIDFD) on a child that sleeps 3 s and exits (3.9+): a long
+  pidfd_sleeper     os.waitid(P_PIDFD) on a child that sleeps 6 s and exits (3.9+): a long
                     wait naming that child, no hang
   pidfd_nonchild    SIGCHLD ignored, a forked child auto-reaped, then os.waitid(P_PIDFD) on the
                     pidfd of a process that is not a child (ECHILD at once), then
@@ -163,13 +163,14 @@ def pidfd_chatty():
     report("done", 0)
 
 
-def pidfd_3s():
-    p = subprocess.Popen(SLEEPER)
+def pidfd_sleeper():
+    # 6 s: the long wait (at 1 s) must be read while the wait lasts, also on a loaded machine
+    p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(6)"])
     fd = os.pidfd_open(p.pid)
     report("child", p.pid)
     report("pidfd", fd)
     report("waiter", tid())
-    r = os.waitid(os.P_PIDFD, fd, os.WEXITED)  # MARK: pidfd_3s_wait
+    r = os.waitid(os.P_PIDFD, fd, os.WEXITED)  # MARK: pidfd_sleeper_wait
     report("done", r.si_status)
 
 

@@ -139,6 +139,8 @@ def _mp_worker(tasks, results):
 
 def mpqueue_mode():
     import multiprocessing
+    if hasattr(multiprocessing, "get_context"):  # 3.4+: fork, whatever the default (3.14:
+        multiprocessing = multiprocessing.get_context("fork")  # forkserver)
     tasks, results = multiprocessing.Queue(), multiprocessing.Queue()
     w = multiprocessing.Process(target=_mp_worker, args=(tasks, results))
     w.start()
