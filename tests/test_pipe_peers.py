@@ -351,21 +351,27 @@ def test_pipe_own_writer_hang(binary):
         assert ends[0]["ended_by"] == "process_exit", ends
 
 
-def test_pipe_own_writer_with_stuck_threads(binary):
+HUNG_WITH_THREADS = ("mpqueue", "selflate")
+
+
+def test_pipe_own_writer_with_stuck_threads(binary, tmp_path):
     """pipe_own_writer with more than one thread: a multiprocessing worker killed before it
     put its result leaves its parent in the result Queue's get() (a read of a pipe only the
     parent holds the write end of) while the parent's feeder thread waits, untimed, on a
     private lock only the parent's threads could release: a hang naming the read's line and
-    both threads, on every interpreter (a long_wait only before). Controls, long_wait and no
-    hang: a second thread in a timed wait (it may wake and write), and one waiting for a
-    process-shared lock a live child could release."""
+    both threads, on every interpreter (a long_wait only before). selflate: the read is a
+    long_wait while its second thread still sleeps; that thread is stuck only after, and the
+    hang comes when the read is looked at again (reported once, never before). Controls,
+    long_wait and no hang: a second thread in a timed wait (it may wake and write), and one
+    waiting for a process-shared lock a live child could release."""
     reg = Registry()
     jobs = {}
+    trigger = str(tmp_path / "late-go")
     try:
-        with alarm_guard(120, "pipe_own_writer with threads"):
+        with alarm_guard(150, "pipe_own_writer with threads"):
             for label, python, version in VERSIONS:
-                for mode in ("mpqueue", "selftimed", "selfshared"):
-                    p, pid, lines = start(reg, [python, PROG, mode])
+                for mode in ("mpqueue", "selflate", "selftimed", "selfshared"):
+                    p, pid, lines = start(reg, [python, PROG, mode, trigger])
                     jobs[(mode, label)] = (p, pid)
             for p, pid in jobs.values():
                 wait_in_read(pid, pid)
@@ -374,8 +380,15 @@ def test_pipe_own_writer_with_stuck_threads(binary):
                 args += ["-p", str(pid)]
             tr = Tracer(reg, binary, args)
             tr.wait_start()
-            hung = [pid for (k, _), (p, pid) in jobs.items() if k == "mpqueue"]
-            others = [pid for (k, _), (p, pid) in jobs.items() if k != "mpqueue"]
+            # selflate: its second thread gets stuck only once its read is a long_wait
+            late = [pid for (k, _), (p, pid) in jobs.items() if k == "selflate"]
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not all(
+                    tr.select("long_wait", pid=pid, tid=pid) for pid in late):
+                time.sleep(0.2)
+            open(trigger, "w").close()
+            hung = [pid for (k, _), (p, pid) in jobs.items() if k in HUNG_WITH_THREADS]
+            others = [pid for (k, _), (p, pid) in jobs.items() if k not in HUNG_WITH_THREADS]
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and not (
                     all(tr.select("hang", pid=pid) for pid in hung) and
@@ -388,7 +401,7 @@ def test_pipe_own_writer_with_stuck_threads(binary):
     assert rc == 0, tr.describe()
     for (k, label), (p, pid) in jobs.items():
         hangs = tr.select("hang", pid=pid)
-        if k != "mpqueue":
+        if k not in HUNG_WITH_THREADS:
             assert tr.select("long_wait", pid=pid, tid=pid), (k, label, tr.describe())
             assert not hangs, (k, label, [h["diagnosis"] for h in hangs])
             # and the second thread is what the control is about (so that the rule it
@@ -409,12 +422,16 @@ def test_pipe_own_writer_with_stuck_threads(binary):
         d = hangs[0]["diagnosis"]
         assert d["code"] == "pipe_own_writer" and d["waiter_tid"] == pid, (label, d)
         assert "whose other threads all wait, untimed" in d["summary"], d
-        assert "pipe_peers.py:%d" % mark_line(PROG, "mpqueue") in d["summary"], d
+        assert "pipe_peers.py:%d" % mark_line(PROG, k) in d["summary"], d
         tids = [t["tid"] for t in hangs[0]["threads"]]
         assert len(tids) == 2 and sorted(d["culprit_tids"]) == sorted(tids), (label, d, tids)
-        feeder = [t for t in hangs[0]["threads"] if t["tid"] != pid][0]
-        assert any(f.get("function", "").endswith("_feed") for f in feeder.get("stack") or []), \
-            (label, feeder)
+        other = [t for t in hangs[0]["threads"] if t["tid"] != pid][0]
+        want = "_feed" if k == "mpqueue" else "late"
+        assert any(f.get("function", "").endswith(want) for f in other.get("stack") or []), \
+            (label, other)
+        if k == "selflate":  # the long_wait came first (the second thread slept), then
+            lw = [e for e in tr.select("long_wait", pid=pid, tid=pid)]  # the hang, later
+            assert lw and lw[0]["_idx"] < hangs[0]["_idx"], (label, short(lw[0], 600))
 
 
 def test_pipe_own_writer_ends_the_command_under_hang_timeout(binary):

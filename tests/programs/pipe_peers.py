@@ -17,6 +17,9 @@
 #            the result Queue's get() (a read of its pipe, whose write end only this process
 #            still holds), while its own feeder thread of the task Queue waits, untimed, for
 #            more to send: nothing can ever write. Prints "child PID", then "ready".
+#   selflate FILE  like selfonly, with a second thread that sleeps until FILE exists, then
+#            waits for good on a lock the reading thread holds: the read is reported before
+#            the second thread is stuck, and proven a hang only when looked at again.
 #   selftimed like selfonly, with a second thread in a timed wait (it may wake and write).
 #   selfshared like selfonly, with a second thread waiting for a multiprocessing.Lock (a
 #            process-shared semaphore) that a sleeping child could release. Prints "child PID".
@@ -151,6 +154,22 @@ def mpqueue_mode():
     results.get()  # MARK: mpqueue
 
 
+def selflate_mode():
+    r, w = os.pipe()
+    lock = threading.Lock()
+    lock.acquire()
+
+    def late():
+        while not os.path.exists(sys.argv[2]):
+            time.sleep(0.1)
+        lock.acquire()
+    t = threading.Thread(target=late, name="late")
+    t.daemon = True
+    t.start()
+    say("ready")
+    os.read(r, 1)  # MARK: selflate
+
+
 def selftimed_mode():
     r, w = os.pipe()
     t = threading.Thread(target=lambda: threading.Event().wait(3600), name="timed")
@@ -209,5 +228,5 @@ def hostile_mode():
 
 {"threads": threads_mode, "selfonly": selfonly_mode, "childonly": childonly_mode,
  "selfsignal": selfsignal_mode, "selfwakeup": selfwakeup_mode, "mpqueue": mpqueue_mode,
- "selftimed": selftimed_mode, "selfshared": selfshared_mode,
+ "selftimed": selftimed_mode, "selfshared": selfshared_mode, "selflate": selflate_mode,
  "hostile": hostile_mode}[MODE]()
