@@ -45,11 +45,10 @@ static void write_thread_header(struct strbuf *sb, const struct py_thread *t, bo
 		sb_puts(sb, " in ");
 		put_text(sb, ph); /* paths and names come from the target: escaped */
 		put_text(sb, to);
-	} else if (t->wf && t->wf->child && t->syscall_nr >= 0 && syscall_name(t->syscall_nr)) {
-		char cw[600]; /* names and command lines come from the target: escaped */
-		childwait_describe(t->wf->child, cw, sizeof(cw));
+	} else if (t->wf && t->wf->child && t->wf->child->phrase[0] && t->syscall_nr >= 0 &&
+		   syscall_name(t->syscall_nr)) {
 		sb_printf(sb, " in %s() for ", syscall_name(t->syscall_nr));
-		put_text(sb, cw);
+		put_text(sb, t->wf->child->phrase); /* names, command lines: the target's, escaped */
 	} else if (t->syscall_nr >= 0 && syscall_name(t->syscall_nr))
 		sb_printf(sb, " in %s()", syscall_name(t->syscall_nr));
 	else if (t->syscall_nr >= 0)

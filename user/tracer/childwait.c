@@ -224,6 +224,7 @@ struct cw_wait *childwait_read_budget(struct py_reader *r, const struct hangtrac
 	}
 	for (size_t i = 0; i < np; i++)
 		read_child(r, ht, pid, pick[i], &cw->children[cw->n++], fd_budget);
+	childwait_describe(cw, cw->phrase, sizeof(cw->phrase));
 	return cw;
 }
 

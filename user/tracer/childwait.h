@@ -74,6 +74,8 @@ struct cw_wait {
 	struct cw_child *children;
 	size_t n;
 	bool more;                /* more children than CW_MAX_CHILDREN */
+	char phrase[640];         /* childwait_describe() of it, made once read (for writers
+				   * that do not link the describer: pywrite_text.c) */
 };
 
 /* Facts of the child wait of thread tid of process pid, whose kernel record names uaddr
