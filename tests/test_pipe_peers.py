@@ -352,6 +352,10 @@ def test_pipe_own_writer_hang(binary):
 
 
 HUNG_WITH_THREADS = ("mpqueue", "selflate")
+# the re-look is the tracer's, not the interpreter's: the oldest, 3.6 and the newest (each
+# proof costs a host scan, 10 at once then one per 5 s: 13 keep the test short)
+LATE_LABELS = set(l for l, _, v in VERSIONS if v in (min(x[2] for x in VERSIONS), (3, 6),
+                                                      max(x[2] for x in VERSIONS)))
 
 
 def test_pipe_own_writer_with_stuck_threads(binary, tmp_path):
@@ -371,6 +375,8 @@ def test_pipe_own_writer_with_stuck_threads(binary, tmp_path):
         with alarm_guard(150, "pipe_own_writer with threads"):
             for label, python, version in VERSIONS:
                 for mode in ("mpqueue", "selflate", "selftimed", "selfshared"):
+                    if mode == "selflate" and label not in LATE_LABELS:
+                        continue
                     p, pid, lines = start(reg, [python, PROG, mode, trigger])
                     jobs[(mode, label)] = (p, pid)
             for p, pid in jobs.values():

@@ -518,7 +518,7 @@ static bool confirm(struct tracer *t, const struct guard_hang *h, struct py_proc
 		/* an I/O wait proven a hang by itself (pipeself.h; iosample.c reports it) */
 		for (size_t i = 0; built && !hang && i < py->nthreads; i++)
 			if (py->threads[i].tid == h->waiter && py->threads[i].wf && py->threads[i].wf->io)
-				hang = pipeself_diagnose(h->pid, py, h->waiter, py->threads[i].wf->io, &w, d);
+				hang = pipeself_diagnose(h->pid, py, h->waiter, py->threads[i].wf->io, &w, d) == 1;
 		if (built)
 			waitgraph_free(&g);
 		if (hang)

@@ -218,20 +218,26 @@ static const struct io_wait *io_of(const struct py_process *py, const struct ios
 
 /* The one I/O wait that is proven a hang by itself (pipeself.h): written when proven (r: the
  * long wait's record, its snapshot read just before). A read of a pipe whose write end,
- * among its relatives, only its own process holds and that is not proven now (another
- * thread's wait not yet known to be stuck: the futex events may still be on their way) is
- * looked at again 1, 2, 4, 8 and 16 s later while it lasts. */
+ * among its relatives, only its own process holds, in a process of several threads, that
+ * is not proven now (another thread's wait not yet known to be stuck: the futex events may
+ * still be on their way) is looked at again 1, 2, 4, 8 and 16 s later while it lasts; such
+ * a read (one thread or more) the host scans' rate limit kept from being looked at, every
+ * PS_RETRY_NS until it is. */
+#define PS_RETRY_NS 5000000000ull /* pipeself.c: one host scan per 5 s once 10 are spent */
 static bool pipe_hang(struct tracer *t, struct ios_thread *e, struct rec_long_wait *r,
 		      const struct io_wait *io, uint64_t now)
 {
 	struct diagnosis d;
 	struct ht_pid ow = { t->ht, r->p.pid };
 	struct diag_waits w = { ht_pid_wait_is_open, &ow };
-	if (!pipeself_diagnose(r->p.pid, r->py, e->tid, io, &w, &d)) {
+	int proven = pipeself_diagnose(r->p.pid, r->py, e->tid, io, &w, &d);
+	if (proven != 1) {
 		const struct fd_desc *b = &io->on;
 		bool own = !strcmp(b->type, "pipe") && b->pipe_end == FD_END_READ &&
 			   b->peers_total == 1 && b->npeers == 1 && b->peers[0].pid == r->p.pid;
-		if (!own || r->py->nthreads < 2)
+		if (own && proven < 0) /* not looked at (the host scans' rate): soon, same step */
+			e->recheck_ns = now + PS_RETRY_NS;
+		else if (!own || r->py->nthreads < 2)
 			e->recheck_ns = 0;
 		else if (!e->recheck_gap_ns)
 			e->recheck_gap_ns = 1000000000ull, e->recheck_ns = now + e->recheck_gap_ns;

@@ -64,7 +64,7 @@ static int others_stuck(const struct py_process *p, pid_t tid, const struct diag
 	return reader ? others : -1;
 }
 
-bool pipeself_diagnose(pid_t pid, const struct py_process *p, pid_t tid, const struct io_wait *io,
+int pipeself_diagnose(pid_t pid, const struct py_process *p, pid_t tid, const struct io_wait *io,
 		       const struct diag_waits *w, struct diagnosis *d)
 {
 	static uint64_t last_scan;
@@ -73,13 +73,13 @@ bool pipeself_diagnose(pid_t pid, const struct py_process *p, pid_t tid, const s
 	if (!io->fd_call || !io->syscall || !is_read_call(io->syscall) || strcmp(b->type, "pipe") ||
 	    b->pipe_end != FD_END_READ || !b->peers_searched || b->peers_total != 1 ||
 	    b->npeers != 1 || b->peers[0].pid != pid)
-		return false; /* among its relatives, not only itself holds the write end */
+		return 0; /* among its relatives, not only itself holds the write end */
 	if (!p || proc_dying(pid))
-		return false;
+		return 0;
 	int others = p->nthreads == 1 && p->threads[0].tid == tid ? 0 : others_stuck(p, tid, w);
 	/* and no thread has come since the read (one more: counted up to nthreads + 1) */
 	if (others < 0 || thread_count(pid, (int)p->nthreads + 1) != (int)p->nthreads)
-		return false;
+		return 0;
 	/* A handler of a signal could write to the pipe: a Python handler (os.write to it), or
 	 * the C handler's write to signal.set_wakeup_fd()'s fd (the self-pipe trick: a read
 	 * that waits for a signal, by design). Proven only when no signal is caught but
@@ -93,7 +93,7 @@ bool pipeself_diagnose(pid_t pid, const struct py_process *p, pid_t tid, const s
 	uint64_t caught;
 	const uint64_t allowed = (1ull << (SIGINT - 1)) | (1ull << (32 - 1)) | (1ull << (33 - 1));
 	if (proc_signal_mask(pid, "SigCgt", &caught) != 0 || (caught & ~allowed))
-		return false;
+		return 0;
 	uint64_t now = mono_ns();
 	if (!last_scan)
 		tokens = PS_SCANS;
@@ -102,7 +102,7 @@ bool pipeself_diagnose(pid_t pid, const struct py_process *p, pid_t tid, const s
 		tokens = tokens + add > PS_SCANS ? PS_SCANS : tokens + (unsigned)add;
 	}
 	if (!tokens)
-		return false; /* not proven now: the host scans are rate-limited */
+		return -1; /* not looked at now: the host scans are rate-limited */
 	if (!last_scan || now - last_scan >= PS_SCAN_EVERY_NS)
 		last_scan = now;
 	tokens--;
@@ -111,19 +111,19 @@ bool pipeself_diagnose(pid_t pid, const struct py_process *p, pid_t tid, const s
 	memset(&f, 0, sizeof(f));
 	if (pipe_holders_budget(b->inode, &pid, 1, false, &budget, &f) != 0 || !f.complete ||
 	    f.nwriters != 1)
-		return false;
+		return 0;
 	bool mine = false;
 	for (size_t i = 0; i < f.nholders; i++)
 		if (f.holders[i].write_end)
 			mine = f.holders[i].pid == pid;
 	if (!mine || pipe_fill(pid, b->fd, b->inode, &f) != 0 || f.queued != 0)
-		return false;
+		return 0;
 	const struct py_thread *t = NULL;
 	for (size_t i = 0; i < p->nthreads && !t; i++)
 		if (p->threads[i].tid == tid)
 			t = &p->threads[i];
 	if (!t)
-		return false;
+		return 0;
 	char where[400], who[64] = "the only thread";
 	diagnose_blocked_where(t, where, sizeof(where));
 	memset(d, 0, sizeof(*d));
@@ -152,5 +152,5 @@ bool pipeself_diagnose(pid_t pid, const struct py_process *p, pid_t tid, const s
 		      "or use concurrent.futures.ProcessPoolExecutor (it raises BrokenProcessPool)" :
 		      "close the write end before reading (after fork(), in the parent or the child "
 		      "that does not write)");
-	return true;
+	return 1;
 }

@@ -25,8 +25,9 @@
 #include "pyreader.h"
 
 /* Whether thread tid of pid (p: a snapshot just read, io: its I/O wait as described) is in
- * a pipe_own_writer hang: fills d and returns true. w: the tracer's open long waits of pid
- * (NULL: only a one-thread process can be proven). */
-bool pipeself_diagnose(pid_t pid, const struct py_process *p, pid_t tid, const struct io_wait *io,
+ * a pipe_own_writer hang: 1 (d filled), 0 not proven, -1 not looked at now (the host scans'
+ * rate limit: ask again later). w: the tracer's open long waits of pid (NULL: only a
+ * one-thread process can be proven). */
+int pipeself_diagnose(pid_t pid, const struct py_process *p, pid_t tid, const struct io_wait *io,
 		       const struct diag_waits *w, struct diagnosis *d);
 #endif
