@@ -124,7 +124,8 @@ bench: $(BUILD)/pyhang-trace
 test: deps unit check-layouts all asan fuzz-smoke
 	$(PYTEST) -q tests/
 	PYHANG_BINARY=$(abspath $(BUILD))/pyhang-trace-asan ASAN_OPTIONS=detect_leaks=1 \
-	    $(PYTEST) -q -m asan_rerun tests/test_trace_*.py tests/test_diagnose.py tests/test_child_waits.py
+	    $(PYTEST) -q -m asan_rerun tests/test_trace_*.py tests/test_diagnose.py tests/test_child_waits.py \
+	    tests/test_pidfd_waits.py
 
 # ---- C unit tests (tests/unit/test_*.c, cmocka): pure logic against the user objects ----
 # (every one but main.o, whatever folder they are built in: USER_OBJS); line tables are

@@ -28,14 +28,17 @@ static __always_inline u32 sigchld_class_of(struct task_struct *t)
 /* ---------------------------------------------------------------- wait4 / waitid */
 #include "childwait.bpf.h"
 
-static __always_inline int wait_call_begin(s32 pid_arg, u32 syscall, u64 infop, u32 options)
+/* pid_arg: the awaited pid (> 0), -1 any child, PH_WAIT_PIDFD; child: the wait record's
+ * uaddr for it (PH_OP_CHILD_* in pyhang.h). */
+static __always_inline int wait_call_begin(s32 pid_arg, u64 child, u32 syscall, u64 infop,
+					   u32 options)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	u32 tid = (u32)id;
 
 	if (!is_interesting(id >> 32))
 		return 0;
-	child_wait_begin(pid_arg, syscall, options);
+	child_wait_begin(child, syscall, options);
 	struct wait_pending p = {
 		.pid_arg = pid_arg,
 		.syscall = syscall,
@@ -47,7 +50,7 @@ static __always_inline int wait_call_begin(s32 pid_arg, u32 syscall, u64 infop, 
 	return 0;
 }
 
-static __always_inline void record_reap(u32 child, u32 tgid, u32 tid, bool any_child)
+static __always_inline void record_reap(u32 child, u32 tgid, u32 tid, bool with_stack)
 {
 	struct ph_reap r = {
 		.reap_ns = bpf_ktime_get_ns(),
@@ -57,10 +60,11 @@ static __always_inline void record_reap(u32 child, u32 tgid, u32 tid, bool any_c
 	if (bpf_map_update_elem(&reaps, &child, &r, BPF_ANY))
 		stat_inc(PH_STAT_MAP_FULL);
 	/* Who took the status, and from where: needed if another wait later finds it gone.
-	 * Only waits for any child take the stack (~15 us of frame walking per reap): a wait
-	 * for one named child (Popen.wait/poll) reaps what its caller started, and is every
-	 * subprocess call's own reap; who and when are still recorded for it. */
-	if (any_child && bpf_map_lookup_elem(&pyprocs, &tgid) &&
+	 * Only waits for any child and on a pidfd take the stack (~15 us of frame walking per
+	 * reap): a wait for one named child (Popen.wait/poll) reaps what its caller started,
+	 * and is every subprocess call's own reap; who and when are still recorded for it. A
+	 * pidfd wait is the program's own explicit call (subprocess never makes one). */
+	if (with_stack && bpf_map_lookup_elem(&pyprocs, &tgid) &&
 	    rl_allow(PH_RL_REAP, tgid, current_proc_start()))
 		emit_pystack(PH_EV_REAP, child);
 }
@@ -132,6 +136,10 @@ static __always_inline int on_echild(struct wait_pending *p)
 	u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	u32 cls = sigchld_class_of((struct task_struct *)bpf_get_current_task());
 
+	/* A pidfd's child: which one is not known here, so no loss is proven (the child may
+	 * also not be ours at all: waitid on another process's pidfd is ECHILD too). */
+	if (p->pid_arg == PH_WAIT_PIDFD)
+		return 0;
 	if (p->pid_arg > 0) {
 		u32 child = (u32)p->pid_arg;
 		if (loss_reported(child, tgid))

@@ -72,7 +72,8 @@ static __always_inline struct sigact_pending *sigact_slot(u32 tid)
 }
 
 struct wait_pending {
-	s32 pid_arg; /* wait4 upid, or waitid id for P_PID; -1 means any child */
+	s32 pid_arg; /* wait4 upid, or waitid id for P_PID; -1 means any child,
+		      * PH_WAIT_PIDFD one child named by a pidfd */
 	u32 syscall; /* 0 wait4, 1 waitid */
 	u64 infop;   /* waitid siginfo pointer */
 	u32 options;

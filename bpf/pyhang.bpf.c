@@ -242,15 +242,22 @@ int wait4_enter(struct trace_event_raw_sys_enter *ctx)
 {
 	s32 upid = (s32)ctx->args[0];
 	/* upid > 0 names one child; -1, 0 and -pgid wait for any of several. */
-	return wait_call_begin(upid > 0 ? upid : -1, 0, 0, (u32)ctx->args[2]);
+	s32 pid_arg = upid > 0 ? upid : -1;
+	return wait_call_begin(pid_arg, pid_arg > 0 ? (u64)(u32)pid_arg : PH_CHILD_ANY, 0, 0,
+			       (u32)ctx->args[2]);
 }
 
 SEC("tracepoint/syscalls/sys_enter_waitid")
 int waitid_enter(struct trace_event_raw_sys_enter *ctx)
 {
 	s32 id = (s32)ctx->args[1];
-	s32 pid_arg = (ctx->args[0] == PH_P_PID && id > 0) ? id : -1;
-	return wait_call_begin(pid_arg, 1, ctx->args[2], (u32)ctx->args[3]);
+	u32 idtype = (u32)ctx->args[0]; /* an int to the kernel: the upper half is not looked at */
+	if (idtype == PH_P_PIDFD)
+		return wait_call_begin(PH_WAIT_PIDFD, PH_CHILD_PIDFD | (u32)id, 1, ctx->args[2],
+				       (u32)ctx->args[3]);
+	s32 pid_arg = (idtype == PH_P_PID && id > 0) ? id : -1;
+	return wait_call_begin(pid_arg, pid_arg > 0 ? (u64)(u32)pid_arg : PH_CHILD_ANY, 1,
+			       ctx->args[2], (u32)ctx->args[3]);
 }
 
 SEC("tracepoint/syscalls/sys_exit_wait4")

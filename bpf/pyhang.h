@@ -38,11 +38,17 @@ PH_INLINE int ph_futex_op_waits(unsigned int op)
 /* Pseudo "ops" for the futex2 syscalls (Linux 5.16 futex_waitv, 6.7 futex_wait). */
 #define PH_OP_FUTEX_WAITV 0x10000
 #define PH_OP_FUTEX_WAIT2 0x10001
-/* Pseudo "ops" of a wait for a child (bpf/childwait.bpf.h): uaddr is the awaited pid, or
- * PH_CHILD_ANY for any child (wait(-1), a process group). */
+/* Pseudo "ops" of a wait for a child (bpf/childwait.bpf.h): uaddr is the awaited pid,
+ * PH_CHILD_ANY for any child (wait(-1), a process group), or PH_CHILD_PIDFD | fd for
+ * waitid(P_PIDFD, fd): the child the waiter's pidfd fd names (userspace reads which from
+ * /proc/PID/fdinfo/FD while the wait lasts; the kernel hook cannot). */
 #define PH_OP_CHILD_WAIT4 0x10002
 #define PH_OP_CHILD_WAITID 0x10003
 #define PH_CHILD_ANY 0xffffffffull
+#define PH_CHILD_PIDFD (1ull << 32)
+#define PH_CHILD_IS_PIDFD(uaddr) (((uaddr) >> 32) == 1)
+/* wait_pending.pid_arg of waitid(P_PIDFD): one child, whose pid the hook does not know */
+#define PH_WAIT_PIDFD (-2)
 
 /* x86_64 system call numbers (arch/x86/entry/syscalls/syscall_64.tbl; futex_waitv since
  * Linux 5.16, futex_wait since 6.7), as /proc/PID/task/TID/syscall shows them. */
@@ -63,6 +69,7 @@ PH_INLINE int ph_futex_op_waits(unsigned int op)
 #define PH_WNOHANG 0x1 /* include/uapi/linux/wait.h: a wait that never blocks */
 #define PH_P_ALL 0
 #define PH_P_PID 1
+#define PH_P_PIDFD 3 /* waitid on a pidfd (include/uapi/linux/wait.h, Linux 5.4+) */
 
 /* watched map value bits (key: tgid). */
 #define PH_W_PYTHON 0x1 /* runs a CPython interpreter */

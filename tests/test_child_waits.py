@@ -11,8 +11,10 @@ and tids from the programs' own reports, never from the tool's output.
 """
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -456,3 +458,82 @@ def test_text_report(binary, tmp_path):
     assert not re.search(r"0x[0-9a-f]{6,}", text), re.search(r".*0x[0-9a-f]{6,}.*", text).group(0)
     assert not re.search(r"syscall \d+|system call \d+", text), text[-3000:]
     del blocks
+
+
+# --------------------------------------------------------------------------- dump
+
+def _dump_when_waiting(binary, python, kind, syscall_nr):
+    """Run childwait_cases.py KIND, wait until its waiter sits in the wait (x86_64 61 wait4,
+    247 waitid) and its child in write() on the full pipe, then `dump` it (JSON, then
+    text)."""
+    import json
+    from harness import task_syscall
+    reg = Registry()
+    d = tempfile.mkdtemp(prefix="cw_dump_")
+    rep = os.path.join(d, "report")
+    try:
+        with alarm_guard(60, "dump of %s" % kind):
+            p = reg.popen([python, CASES, rep, kind], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, hangs=True)
+            deadline = time.monotonic() + 40
+            facts = {}
+            while time.monotonic() < deadline:
+                try:
+                    facts = dict(l.split(None, 1) for l in open(rep).read().splitlines() if l.strip())
+                except (OSError, ValueError):
+                    facts = {}
+                s = task_syscall(p.pid, int(facts["waiter"])) if "waiter" in facts else None
+                if s and s[0] == str(syscall_nr):
+                    break
+                time.sleep(0.05)
+            else:
+                raise AssertionError("%s never waited: %r" % (kind, facts))
+            child = int(facts["child"])
+            while time.monotonic() < deadline:  # and the child blocks in write() (1)
+                s = task_syscall(child, child)
+                if s and s[0] == "1":
+                    break
+                time.sleep(0.05)
+            else:
+                raise AssertionError("the child of %s never blocked in write(): %r" % (
+                    kind, task_syscall(child, child)))
+            js = subprocess.run([binary, "dump", str(p.pid), "--json"], capture_output=True,
+                                text=True, timeout=30)
+            tx = subprocess.run([binary, "dump", str(p.pid)], capture_output=True, text=True,
+                                timeout=30)
+            _kill_tree(p.pid)
+    finally:
+        reg.cleanup()
+        shutil.rmtree(d, ignore_errors=True)
+    assert js.returncode == 0 and tx.returncode == 0, (js.stderr, tx.stderr)
+    waiter = int(facts["waiter"])
+    t = [t for t in json.loads(js.stdout)["threads"] if t["tid"] == waiter][0]
+    return facts, t, tx.stdout
+
+
+@pytest.mark.parametrize("python", INTERPRETERS, ids=[label_of(p) for p in INTERPRETERS])
+def test_dump_shows_the_child(binary, python):
+    """`dump` of a process blocked in Popen.wait() on a child that writes into a full pipe:
+    the thread's waiting_for names the child and what it is blocked in (read from the
+    blocked call's arguments, without the kernel's records), in JSON and in the text's
+    thread line. Before, dump said only {kind: child} and "in wait4()"."""
+    facts, t, text = _dump_when_waiting(binary, python, "popen_wait", 61)
+    child = int(facts["child"])
+    wf = t.get("waiting_for") or {}
+    assert wf.get("kind") == "child" and (wf.get("child") or {}).get("pid") == child, t
+    cwf = wf["child"].get("waiting_for") or {}
+    assert cwf.get("kind") == "I/O" and cwf.get("syscall") in ("write", "writev"), wf
+    assert [r.get("pid") for r in cwf["pipe"]["readers"]] == [int(facts["pid"])], wf
+    assert "in wait4() for child pid %d (" % child in text, text[:2000]
+    assert "which is blocked in write" in text, text[:2000]
+
+
+@pytest.mark.parametrize("python", [p for p in INTERPRETERS if tuple(
+    int(x) for x in INTERPRETERS_VERSION[p].split(".")[:2]) >= (3, 9)],
+    ids=lambda p: label_of(p))
+def test_dump_shows_a_pidfd_child(binary, python):
+    """`dump` of a process in waitid(P_PIDFD): the child the pidfd names (fdinfo), and the fd."""
+    facts, t, text = _dump_when_waiting(binary, python, "pidfd_chatty", 247)
+    c = (t.get("waiting_for") or {}).get("child") or {}
+    assert c.get("pid") == int(facts["child"]) and c.get("pidfd") == int(facts["pidfd"]), t
+    assert "in waitid() for child pid %s (" % facts["child"] in text, text[:2000]

@@ -4,7 +4,6 @@ tracer, in the host namespaces, must still name the cause (files through /proc/P
 and report the pid the process has in its namespace (ns_pid) and its cgroup."""
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -14,20 +13,12 @@ import time
 import pytest
 
 from conftest import INTERPRETERS
-from harness import mark_hanging
+from harness import mark_hanging, mark_line
 
 TEST_DEADLINE_S = 600   # per test, generous: no deadline before the harness (fixtures.py)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAM = os.path.join(HERE, "programs", "ctr_hang.py")
-
-
-def mark_line(path, name):
-    with open(path) as f:
-        for i, line in enumerate(f, 1):
-            if re.search(r"#\s*MARK:\s*%s\b" % re.escape(name), line):
-                return i
-    raise AssertionError("no MARK %s in %s" % (name, path))
 
 
 def pyenv_interpreters():

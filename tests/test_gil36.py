@@ -20,7 +20,7 @@ import time
 import pytest
 
 import conftest
-from harness import check_stream, kill_group
+from harness import check_stream, kill_group, mark_line
 from harness.session import Job, run_session
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -33,13 +33,6 @@ INIT_MESSAGES = (b"PyMUTEX_INIT(gil_mutex) failed", b"PyMUTEX_INIT(switch_mutex)
 
 
 TEST_DEADLINE_S = 120   # per test (harness/fixtures.py: the deadline fixture)
-
-
-def mark_line(name):
-    with open(PROG) as f:
-        hits = [i + 1 for i, l in enumerate(f) if re.search(r"#\s*MARK:\s*%s\s*$" % name, l)]
-    assert len(hits) == 1, hits
-    return hits[0]
 
 
 def interpreter_36():
@@ -122,7 +115,7 @@ def check_gil_diagnosis(session, job):
     assert d.get("waiter_tid") == main and d.get("culprit_tids") == [regex], d
     summary = d.get("summary") or ""
     assert "'MainThread'" in summary and "'reflect-regex'" in summary, summary
-    assert "sub() at gil_regex_join.py:%d" % mark_line("regex") in summary, summary
+    assert "sub() at gil_regex_join.py:%d" % mark_line(PROG, "regex") in summary, summary
     holder = [t for t in hang.get("threads") or [] if t.get("tid") == regex]
     assert holder and holder[0].get("gil") is True, hang.get("threads")
     waits = [e for e in session.events(job, "long_wait") if e.get("tid") == main]

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from harness import HOST_PYTHON, alarm_guard, mark_hanging
+from harness import HOST_PYTHON, alarm_guard, mark_hanging, mark_line
 
 TEST_DEADLINE_S = 600   # per test, generous: no deadline before the harness (fixtures.py)
 
@@ -30,14 +30,6 @@ RULE = "=" * 78
 THRESHOLD = "0.5"
 HANG_TIMEOUT = 2.0
 KILL_AFTER = 1.0
-
-
-def mark_line(path, mark):
-    with open(path) as f:
-        for n, line in enumerate(f, 1):
-            if "MARK: " + mark in line:
-                return n
-    raise AssertionError("no MARK %s in %s" % (mark, path))
 
 
 def read_report(path):

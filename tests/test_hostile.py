@@ -82,7 +82,7 @@ KEYS = {"event", "time", "pid", "tid", "comm", "ns_pid", "cgroup", "scope", "pid
         # issue 16: idle waits (a server waiting for clients), an asyncio loop's self-pipe
         "idle", "idle_reason", "self_pipe_fd",
         # issue 15: waits for children, pipes, forks, dead workers; -p's descendants
-        "children", "children_cut", "pipe", "inode", "queued_bytes", "capacity_bytes",
+        "children", "children_cut", "pidfd", "pipe", "inode", "queued_bytes", "capacity_bytes",
         "holders_complete", "descendants", "fork", "forker_tid", "parent_pid", "parent_comm",
         "parent_threads", "parent_threads_now", "proof", "thread_name", "stack_truncated",
         "oom_killed", "seconds_ago", "waiting_call",

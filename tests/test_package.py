@@ -224,3 +224,25 @@ def test_deb_lintian(deb):
     print(r.stdout + r.stderr)
     assert r.returncode == 0, r.stdout + r.stderr
     assert not re.search(r"^[EW]: ", r.stdout, re.M), r.stdout
+
+
+def test_hang_codes_documented_alike(binary):
+    """The hang codes (user/tracer/diagnose.h DIAG_CODES, but `long_wait`, which is no hang)
+    are the ones the man page lists under `hang`, --help names in its `hang` paragraph and
+    README's `hang` row: a new code must reach all three."""
+    text = help_text(binary)
+    para = text.split("\n  hang ", 1)[1].split("\n  hang_end ", 1)[0]
+    in_help = set(re.findall(r"\b([a-z]+(?:_[a-z]+)+|deadlock)\b", para))
+    m = re.search(r"^\.B hang\n(.*?)(?=^\.TP)", man_section("EVENTS"), re.S | re.M)
+    in_man = set(re.findall(r"^\.BR? ([a-z_]+)", m.group(1), re.M)) - {"long_wait"}
+    with open(os.path.join(ROOT, "README.md")) as f:
+        row = next(l for l in f if l.startswith("| `hang` |"))
+    in_readme = set(re.findall(r"`([a-z_]+)`", row.split("Codes:", 1)[1].split("A `hang` is reported", 1)[0]))
+    with open(os.path.join(ROOT, "user", "tracer", "diagnose.h")) as f:
+        codes = set(re.findall(r'X\(DIAG_[A-Z_]+, "([a-z_]+)"\)', f.read())) - {"long_wait"}
+    assert len(codes) >= 14, sorted(codes)
+    assert in_man == codes, "only in the man page: %s; not in it: %s" % (
+        sorted(in_man - codes), sorted(codes - in_man))
+    assert in_help == in_man, "only in --help: %s; only in the man page: %s" % (
+        sorted(in_help - in_man), sorted(in_man - in_help))
+    assert in_man <= in_readme, sorted(in_man - in_readme)

@@ -17,7 +17,7 @@ import time
 import pytest
 
 from conftest import INTERPRETERS, NOBODY, SYSTEM_PYTHON
-from harness import Registry, Tracer, alarm_guard, mark_line, read_line, task_syscall
+from harness import Registry, Tracer, alarm_guard, mark_line, read_line, short, task_syscall
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROG = os.path.join(HERE, "programs", "pipe_peers.py")
@@ -349,6 +349,95 @@ def test_pipe_own_writer_hang(binary):
         ends = tr.select("hang_end", pid=pid)
         assert len(ends) == 1 and ends[0]["code"] == "pipe_own_writer", (label, ends)
         assert ends[0]["ended_by"] == "process_exit", ends
+
+
+HUNG_WITH_THREADS = ("mpqueue", "selflate")
+# the re-look is the tracer's, not the interpreter's: the oldest, 3.6 and the newest (each
+# proof costs a host scan, 10 at once then one per 5 s: 13 keep the test short)
+LATE_LABELS = set(l for l, _, v in VERSIONS if v in (min(x[2] for x in VERSIONS), (3, 6),
+                                                      max(x[2] for x in VERSIONS)))
+
+
+def test_pipe_own_writer_with_stuck_threads(binary, tmp_path):
+    """pipe_own_writer with more than one thread: a multiprocessing worker killed before it
+    put its result leaves its parent in the result Queue's get() (a read of a pipe only the
+    parent holds the write end of) while the parent's feeder thread waits, untimed, on a
+    private lock only the parent's threads could release: a hang naming the read's line and
+    both threads, on every interpreter (a long_wait only before). selflate: the read is a
+    long_wait while its second thread still sleeps; that thread is stuck only after, and the
+    hang comes when the read is looked at again (reported once, never before). Controls,
+    long_wait and no hang: a second thread in a timed wait (it may wake and write), and one
+    waiting for a process-shared lock a live child could release."""
+    reg = Registry()
+    jobs = {}
+    trigger = str(tmp_path / "late-go")
+    try:
+        with alarm_guard(150, "pipe_own_writer with threads"):
+            for label, python, version in VERSIONS:
+                for mode in ("mpqueue", "selflate", "selftimed", "selfshared"):
+                    if mode == "selflate" and label not in LATE_LABELS:
+                        continue
+                    p, pid, lines = start(reg, [python, PROG, mode, trigger])
+                    jobs[(mode, label)] = (p, pid)
+            for p, pid in jobs.values():
+                wait_in_read(pid, pid)
+            args = ["--json", "-t", "1"]
+            for p, pid in jobs.values():
+                args += ["-p", str(pid)]
+            tr = Tracer(reg, binary, args)
+            tr.wait_start()
+            # selflate: its second thread gets stuck only once its read is a long_wait
+            late = [pid for (k, _), (p, pid) in jobs.items() if k == "selflate"]
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not all(
+                    tr.select("long_wait", pid=pid, tid=pid) for pid in late):
+                time.sleep(0.2)
+            open(trigger, "w").close()
+            hung = [pid for (k, _), (p, pid) in jobs.items() if k in HUNG_WITH_THREADS]
+            others = [pid for (k, _), (p, pid) in jobs.items() if k not in HUNG_WITH_THREADS]
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not (
+                    all(tr.select("hang", pid=pid) for pid in hung) and
+                    all(tr.select("long_wait", pid=pid, tid=pid) for pid in others)):
+                time.sleep(0.2)
+            time.sleep(2.0)  # room for a wrong hang of the controls
+            rc = tr.stop()
+    finally:
+        reg.cleanup()
+    assert rc == 0, tr.describe()
+    for (k, label), (p, pid) in jobs.items():
+        hangs = tr.select("hang", pid=pid)
+        if k not in HUNG_WITH_THREADS:
+            assert tr.select("long_wait", pid=pid, tid=pid), (k, label, tr.describe())
+            assert not hangs, (k, label, [h["diagnosis"] for h in hangs])
+            # and the second thread is what the control is about (so that the rule it
+            # tests, not another, kept it from a hang)
+            lws = tr.select("long_wait", pid=pid)
+            other = [t for e in lws for t in e.get("threads") or [] if t.get("tid") != pid]
+            assert other, (k, label, [short(e, 800) for e in lws])
+            if k == "selfshared":  # its own long_wait: a futex op without _PRIVATE
+                own = [e for e in lws if e["tid"] != pid and e.get("futex")]
+                assert own and all("PRIVATE" not in e["futex"]["op"] for e in own), \
+                    (label, [short(e, 600) for e in own])
+            else:  # timed: a timeout on its wait, or (2.7) a sleep between polls
+                assert all(t.get("state") == "sleep" or
+                           (t.get("waiting_for") or {}).get("timeout_s") is not None
+                           for t in other), (label, other)
+            continue
+        assert len(hangs) == 1, (label, len(hangs), [short(e, 800) for e in tr.select("long_wait", pid=pid)])
+        d = hangs[0]["diagnosis"]
+        assert d["code"] == "pipe_own_writer" and d["waiter_tid"] == pid, (label, d)
+        assert "whose other threads all wait, untimed" in d["summary"], d
+        assert "pipe_peers.py:%d" % mark_line(PROG, k) in d["summary"], d
+        tids = [t["tid"] for t in hangs[0]["threads"]]
+        assert len(tids) == 2 and sorted(d["culprit_tids"]) == sorted(tids), (label, d, tids)
+        other = [t for t in hangs[0]["threads"] if t["tid"] != pid][0]
+        want = "_feed" if k == "mpqueue" else "late"
+        assert any(f.get("function", "").endswith(want) for f in other.get("stack") or []), \
+            (label, other)
+        if k == "selflate":  # the long_wait came first (the second thread slept), then
+            lw = [e for e in tr.select("long_wait", pid=pid, tid=pid)]  # the hang, later
+            assert lw and lw[0]["_idx"] < hangs[0]["_idx"], (label, short(lw[0], 600))
 
 
 def test_pipe_own_writer_ends_the_command_under_hang_timeout(binary):

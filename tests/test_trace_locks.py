@@ -85,6 +85,11 @@ def _lock_session(binary, pre_blocked, threshold):
                 r["long_wait"] = ev
                 sc = task_syscall(r["pid"], r["tid"])
                 r["blocked_after_event"] = bool(sc and sc[0] == str(SYS_FUTEX))
+                if r["blocked_after_event"]:
+                    # the futex of the lock wait: the one seen when "blocking" was printed
+                    # may be a GIL wait on the way to it (the print released the GIL;
+                    # taking it back can block a loaded machine's thread), not the lock's
+                    r["futex_addr"], r["futex_op_arg"] = int(sc[1], 16), int(sc[2], 16)
             except AssertionError as e:
                 r["errors"].append(str(e))
         # release them all; each reports "acquired"

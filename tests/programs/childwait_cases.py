@@ -13,6 +13,13 @@ KIND:
                     the pipe slowly (sleeps between reads): healthy, no hang
   pipeline          a chatty child writing into a second child that reads slowly, the
                     parent waiting for the first: healthy (another process reads), no hang
+  pidfd_chatty      os.waitid(P_PIDFD) on the pidfd of a child that writes 1 MB into a pipe
+                    nobody reads (3.9+): pipe deadlock, the child named through its pidfd
+  pidfd_sleeper     os.waitid(P_PIDFD) on a child that sleeps 6 s and exits (3.9+): a long
+                    wait naming that child, no hang
+  pidfd_nonchild    SIGCHLD ignored, a forked child auto-reaped, then os.waitid(P_PIDFD) on the
+                    pidfd of a process that is not a child (ECHILD at once), then
+                    os.waitpid(-1, 0) (ECHILD: the child's status was lost) (3.9+)
   deadlock_child    (the child of child_hung)
 REPORT: lines "key value" appended as facts are known (pid, child, tids, done).
 DELAY: seconds to sleep before the wait (for attaching with -p first).
@@ -141,6 +148,50 @@ def pipeline():
     a.wait()  # MARK: pipeline_wait
     b.wait()
     report("done", a.returncode)
+
+
+def pidfd_chatty():
+    other = subprocess.Popen(SLEEPER)  # a second child: the wait is for one, not any
+    p = subprocess.Popen(CHATTY, stdout=subprocess.PIPE)
+    fd = os.pidfd_open(p.pid)
+    report("child", p.pid)
+    report("other", other.pid)
+    report("pidfd", fd)
+    report("waiter", tid())
+    time.sleep(DELAY)
+    os.waitid(os.P_PIDFD, fd, os.WEXITED)  # MARK: pidfd_chatty_wait
+    report("done", 0)
+
+
+def pidfd_sleeper():
+    # 6 s: the long wait (at 1 s) must be read while the wait lasts, also on a loaded machine
+    p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(6)"])
+    fd = os.pidfd_open(p.pid)
+    report("child", p.pid)
+    report("pidfd", fd)
+    report("waiter", tid())
+    r = os.waitid(os.P_PIDFD, fd, os.WEXITED)  # MARK: pidfd_sleeper_wait
+    report("done", r.si_status)
+
+
+def pidfd_nonchild():
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    pid = os.fork()
+    if pid == 0:
+        os._exit(3)
+    report("child", pid)
+    while os.path.exists("/proc/%d" % pid):  # the kernel reaps it (SIGCHLD ignored)
+        time.sleep(0.05)
+    fd = os.pidfd_open(os.getppid())  # the shell that started us: not our child
+    try:
+        os.waitid(os.P_PIDFD, fd, os.WEXITED)  # MARK: pidfd_nonchild_wait
+    except ChildProcessError:
+        report("pidfd_echild", 1)
+    try:
+        os.waitpid(-1, 0)  # MARK: pidfd_nonchild_waitpid
+    except ChildProcessError:
+        report("waitpid_echild", 1)
+    report("done", 0)
 
 
 report("pid", os.getpid())

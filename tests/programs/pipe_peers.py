@@ -12,6 +12,17 @@
 #            SIGUSR1 handler writes to it (waiting for a signal): prints "woke" when it does.
 #   selfwakeup likewise, through signal.set_wakeup_fd(write end) and a SIGUSR1 handler that
 #            does nothing (the interpreter's C handler writes the signal number).
+#   mpqueue  multiprocessing: a worker takes a task from one Queue and is killed (SIGKILL,
+#            as by the OOM killer) before it puts its result; this process then waits in
+#            the result Queue's get() (a read of its pipe, whose write end only this process
+#            still holds), while its own feeder thread of the task Queue waits, untimed, for
+#            more to send: nothing can ever write. Prints "child PID", then "ready".
+#   selflate FILE  like selfonly, with a second thread that sleeps until FILE exists, then
+#            waits for good on a lock the reading thread holds: the read is reported before
+#            the second thread is stuck, and proven a hang only when looked at again.
+#   selftimed like selfonly, with a second thread in a timed wait (it may wake and write).
+#   selfshared like selfonly, with a second thread waiting for a multiprocessing.Lock (a
+#            process-shared semaphore) that a sleeping child could release. Prints "child PID".
 #   hostile  (run as nobody) raises its fd limit, opens FDS pipes' worth of fds, forks
 #            CHILDREN children that all keep every fd, then reads a pipe whose write end
 #            only the last child holds at a high fd number. Prints "ready".
@@ -124,6 +135,70 @@ def childonly_mode():
     os.read(r, 1)  # MARK: childonly
 
 
+def _mp_worker(tasks, results):
+    tasks.get()
+    os.kill(os.getpid(), signal.SIGKILL)  # dies before its result, like an OOM kill
+
+
+def mpqueue_mode():
+    import multiprocessing
+    if hasattr(multiprocessing, "get_context"):  # 3.4+: fork, whatever the default (3.14:
+        multiprocessing = multiprocessing.get_context("fork")  # forkserver)
+    tasks, results = multiprocessing.Queue(), multiprocessing.Queue()
+    w = multiprocessing.Process(target=_mp_worker, args=(tasks, results))
+    w.start()
+    tasks.put("job")  # starts this process's feeder thread for `tasks`
+    w.join()  # the worker died: its copy of the results pipe is closed
+    say("child %d" % w.pid)
+    say("ready")
+    results.get()  # MARK: mpqueue
+
+
+def selflate_mode():
+    r, w = os.pipe()
+    lock = threading.Lock()
+    lock.acquire()
+
+    def late():
+        while not os.path.exists(sys.argv[2]):
+            time.sleep(0.1)
+        lock.acquire()
+    t = threading.Thread(target=late, name="late")
+    t.daemon = True
+    t.start()
+    say("ready")
+    os.read(r, 1)  # MARK: selflate
+
+
+def selftimed_mode():
+    r, w = os.pipe()
+    t = threading.Thread(target=lambda: threading.Event().wait(3600), name="timed")
+    t.daemon = True
+    t.start()
+    say("ready")
+    os.read(r, 1)  # MARK: selftimed
+
+
+def selfshared_mode():
+    import multiprocessing
+    r, w = os.pipe()
+    lock = multiprocessing.Lock()
+    lock.acquire()
+    pid = os.fork()
+    if pid == 0:  # may release the lock one day; holds no end of the pipe
+        signal.alarm(300)
+        os.close(r)
+        os.close(w)
+        while True:
+            time.sleep(100)
+    say("child %d" % pid)
+    t = threading.Thread(target=lock.acquire, name="shared")
+    t.daemon = True
+    t.start()
+    say("ready")
+    os.read(r, 1)  # MARK: selfshared
+
+
 def hostile_mode():
     import resource
     nfds = int(sys.argv[2])
@@ -152,5 +227,6 @@ def hostile_mode():
 
 
 {"threads": threads_mode, "selfonly": selfonly_mode, "childonly": childonly_mode,
- "selfsignal": selfsignal_mode, "selfwakeup": selfwakeup_mode,
+ "selfsignal": selfsignal_mode, "selfwakeup": selfwakeup_mode, "mpqueue": mpqueue_mode,
+ "selftimed": selftimed_mode, "selfshared": selfshared_mode, "selflate": selflate_mode,
  "hostile": hostile_mode}[MODE]()

@@ -19,6 +19,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "childwait.h"
 #include "json.h"
 #include "pyreader.h"
 #include "pywrite.h"
@@ -183,6 +184,8 @@ static int watch(struct py_reader *r, const struct dump_opts *o)
 		dump_asyncio(r, &p, 1); /* first: the graph's idle rule reads the view */
 		struct waitgraph g;
 		bool have_graph = waitgraph_build(&g, r, &p) == 0;
+		if (have_graph)
+			childwait_attach_from_proc(&g, r, o->pid);
 		render(&sb, &p, true);
 		if (have_graph)
 			waitgraph_free(&g);
@@ -240,6 +243,8 @@ int dump_main(int argc, char **argv)
 				*(i ? &rest_reads : &first_reads) += py_reader_preads(r, o.pid) - reads0;
 			}
 		}
+		if (have_graph) /* waits for children: the child, from the blocked call */
+			childwait_attach_from_proc(&g, r, o.pid);
 		if (have_graph && o.repeat > 1) /* --repeat: the wait-for graph's cost too */
 			fprintf(stderr, "waitgraph-bench: threads=%zu first_cpu_ms=%.4f cpu_ms_per_build=%.4f "
 				"min_cpu_ms=%.4f first_reads=%llu reads_per_build=%.1f\n",

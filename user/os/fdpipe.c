@@ -101,32 +101,6 @@ static bool ns_of(pid_t pid, char *buf, size_t len)
 	return true;
 }
 
-/* How many pid namespaces pid is in (the fields of NSpid in /proc/PID/status, Linux 4.1+;
- * readable without ptrace access), 0 unknown. One: the namespace of our /proc. */
-static int ns_levels(pid_t pid)
-{
-	char path[48], buf[4096];
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0)
-		return 0;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	const char *p = strstr(buf, "\nNSpid:");
-	int levels = 0;
-	for (p = p ? p + 7 : NULL; p && levels < 33; levels++) {
-		char *end;
-		strtol(p, &end, 10);
-		if (end == p)
-			break;
-		p = end;
-	}
-	return levels;
-}
-
 /* pid is in the target's pid namespace: the same /proc/PID/ns/pid link, or, when that link
  * is not readable to us (ptrace access to a privileged init), both in our /proc's own
  * namespace (one NSpid level each). */
@@ -135,7 +109,7 @@ static bool same_ns(const struct fdpipe_state *s, pid_t pid)
 	char ns[64];
 	if (ns_of(pid, ns, sizeof(ns)))
 		return s->ns[0] && strcmp(ns, s->ns) == 0;
-	return s->top_level && ns_levels(pid) == 1;
+	return s->top_level && proc_nspid(pid, 0, NULL, 0) == 1;
 }
 
 static bool is_cand(const struct fdpipe_state *s, pid_t pid)
@@ -169,7 +143,7 @@ static void build(struct fdpipe_state *s, pid_t self)
 	s->budget = FDP_FD_BUDGET;
 	if (!ns_of(self, s->ns, sizeof(s->ns)))
 		return; /* gone or unreadable: nothing is looked at */
-	s->top_level = ns_levels(self) == 1;
+	s->top_level = proc_nspid(self, 0, NULL, 0) == 1;
 	s->cands[s->ncands++] = self;
 	/* descendants, one generation at a time */
 	size_t lo = 0, hi = 1;
@@ -179,7 +153,7 @@ static void build(struct fdpipe_state *s, pid_t self)
 				s->cands_cut = true;
 				break;
 			}
-			size_t nk = proc_children(s->cands[i], kids, FDP_MAX_CANDS, &more);
+			size_t nk = proc_children(s->cands[i], PROC_CHILDREN_TASKS, kids, FDP_MAX_CANDS, &more);
 			for (size_t k = 0; k < nk; k++)
 				add_cand(s, kids[k], FDP_MAX_DESC);
 		}
@@ -196,7 +170,7 @@ static void build(struct fdpipe_state *s, pid_t self)
 	pid_t a = ppid;
 	for (int k = 0; k < FDP_MAX_ANCESTORS && a > 0 && same_ns(s, a); k++) {
 		more = false;
-		size_t nk = proc_children(a, kids, FDP_MAX_CANDS, &more);
+		size_t nk = proc_children(a, PROC_CHILDREN_TASKS, kids, FDP_MAX_CANDS, &more);
 		if (more)
 			s->cands_cut = true;
 		for (size_t i = 0; i < nk; i++) {

@@ -17,7 +17,7 @@ static ssize_t read_small_file(const char *path, char *buf, size_t len)
 {
 	if (len == 0)
 		return -1;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
 		return -1;
 	size_t got = 0;
@@ -186,28 +186,74 @@ pid_t proc_tgid(pid_t id)
 	return v > 0 ? (pid_t)v : -1;
 }
 
-pid_t proc_ns_pid(pid_t pid)
+int proc_nspid(pid_t pid, pid_t tid, pid_t *ids, int max)
 {
-	char path[64], buf[4096];
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	char path[80], buf[4096];
+	if (tid > 0)
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)pid, (int)tid);
+	else
+		snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
 	if (read_small_file(path, buf, sizeof(buf)) <= 0)
-		return -1;
+		return 0;
 	const char *p = strstr(buf, "\nNSpid:");
 	if (!p)
-		return -1;
+		return 0;
 	p += 7;
-	long last = -1;
-	int fields = 0;
-	for (int i = 0; i < 32; i++) { /* one field per nested pid namespace (at most 32) */
+	int levels = 0;
+	while (levels < PROC_MAX_PIDNS_LEVELS) {
 		char *end;
 		long v = strtol(p, &end, 10);
-		if (end == p)
+		if (end == p || v <= 0 || v > 0x3fffffff)
 			break;
-		last = v;
-		fields++;
+		if (levels < max)
+			ids[levels] = (pid_t)v;
+		levels++;
 		p = end;
 	}
-	return fields > 1 && last > 0 ? (pid_t)last : -1;
+	return levels;
+}
+
+pid_t proc_ns_pid(pid_t pid)
+{
+	pid_t ids[PROC_MAX_PIDNS_LEVELS];
+	int levels = proc_nspid(pid, 0, ids, PROC_MAX_PIDNS_LEVELS);
+	return levels > 1 ? ids[levels - 1] : -1;
+}
+
+void proc_cmdline(pid_t pid, char *out, size_t len)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	ssize_t n = read_small_file(path, out, len);
+	if (n <= 0) {
+		if (len)
+			out[0] = '\0';
+		return;
+	}
+	while (n > 0 && out[n - 1] == '\0')
+		n--;
+	for (ssize_t i = 0; i < n; i++)
+		if (out[i] == '\0')
+			out[i] = ' ';
+	out[n] = '\0';
+}
+
+pid_t proc_pidfd_pid(pid_t pid, pid_t tid, int fd)
+{
+	char path[96], buf[1024];
+	if (fd < 0)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/fdinfo/%d", (int)pid, (int)tid, fd);
+	if (read_small_file(path, buf, sizeof(buf)) <= 0)
+		return -1;
+	const char *p = strstr(buf, "\nPid:\t");
+	if (!p)
+		return -1;
+	char *end;
+	long v = strtol(p + 6, &end, 10);
+	if (end == p + 6 || (*end != '\n' && *end != '\0') || v > 0x3fffffff)
+		return -1;
+	return v > 0 ? (pid_t)v : 0;
 }
 
 void proc_cgroup(pid_t pid, char *buf, size_t len)
@@ -355,57 +401,57 @@ uint64_t proc_task_switches(pid_t pid, pid_t tid)
 	return strtoull(v + 25, NULL, 10) + strtoull(n + 28, NULL, 10);
 }
 
-/* The children of pid (of each of its threads, at most PROC_CHILDREN_TASKS), at most max in out.
- * *more when some were left out. */
-size_t proc_children(pid_t pid, pid_t *out, size_t max, bool *more)
+struct children_walk {
+	pid_t pid;
+	pid_t *out;
+	size_t n, max, tasks, max_tasks;
+	bool more;
+};
+
+/* One task's /proc/PID/task/TID/children: space-separated pids, its first 4 KiB. */
+static int add_task_children(pid_t tid, void *arg)
 {
-	char path[64], buf[4096];
-	size_t n = 0, tasks = 0;
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	DIR *d = opendir(path);
-	if (!d)
-		return 0;
-	struct dirent *e;
-	while ((e = readdir(d)) != NULL) {
-		if (e->d_name[0] < '0' || e->d_name[0] > '9')
-			continue;
-		if (++tasks > PROC_CHILDREN_TASKS) {
-			*more = true;
-			break;
-		}
-		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/children", (int)pid, e->d_name);
-		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-		if (fd < 0)
-			continue;
-		ssize_t r = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (r <= 0)
-			continue;
-		buf[r] = '\0';
-		if ((size_t)r == sizeof(buf) - 1) {
-			*more = true; /* a longer list: its last number may be cut, drop it */
-			char *sp = strrchr(buf, ' ');
-			if (sp)
-				*sp = '\0';
-		}
-		char *s = buf, *end;
-		for (;;) {
-			long v = strtol(s, &end, 10);
-			if (end == s)
-				break;
-			s = end;
-			if (v <= 0)
-				continue;
-			if (n == max) {
-				*more = true;
-				goto out;
-			}
-			out[n++] = (pid_t)v;
-		}
+	struct children_walk *w = arg;
+	char path[80], buf[4096];
+	if (++w->tasks > w->max_tasks) {
+		w->more = true;
+		return 1;
 	}
-out:
-	closedir(d);
-	return n;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)w->pid, (int)tid);
+	ssize_t r = read_small_file(path, buf, sizeof(buf));
+	if (r <= 0)
+		return 0;
+	if ((size_t)r == sizeof(buf) - 1) {
+		w->more = true; /* a longer list: its last number may be cut, drop it */
+		char *sp = strrchr(buf, ' ');
+		if (sp)
+			*sp = '\0';
+	}
+	char *s = buf, *end;
+	for (;;) {
+		long v = strtol(s, &end, 10);
+		if (end == s)
+			return 0;
+		s = end;
+		if (v <= 0)
+			continue;
+		if (w->n == w->max) {
+			w->more = true;
+			return 1;
+		}
+		w->out[w->n++] = (pid_t)v;
+	}
+}
+
+size_t proc_children(pid_t pid, size_t max_tasks, pid_t *out, size_t max, bool *more)
+{
+	struct children_walk w = { .pid = pid, .out = out, .max = max, .max_tasks = max_tasks };
+	char dir[64];
+	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+	proc_for_each_pid(dir, max_tasks + 1, add_task_children, &w);
+	if (more && w.more)
+		*more = true;
+	return w.n;
 }
 
 int proc_stat_fields(pid_t pid, char *state, pid_t *ppid, pid_t *session)

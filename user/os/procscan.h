@@ -1,8 +1,9 @@
 /* procscan: what the tracer learns about processes and threads from /proc, without
- * touching their memory. Owns: listing processes and threads, comm, the fields of
- * /proc/PID/stat (state, parent, start time, last CPU: the one parser of that file), the
- * syscall a thread is blocked in, its context switch count, SigIgn at start-up, and how
- * long a thread has been blocked (se.exec_start on its CPU's scheduler clock). Whether a process runs CPython is the
+ * touching their memory. Owns: listing processes and threads and their children, comm,
+ * argv, the pid namespace ids (NSpid), the fields of /proc/PID/stat (state, parent, start
+ * time, last CPU: the one parser of that file), the syscall a thread is blocked in, its
+ * context switch count, SigIgn at start-up, and how long a thread has been blocked
+ * (se.exec_start on its CPU's scheduler clock). Whether a process runs CPython is the
  * reader's call (py_is_python_process). */
 #ifndef PH_PROCSCAN_H
 #define PH_PROCSCAN_H
@@ -43,10 +44,11 @@ int proc_stat_read(pid_t pid, pid_t tid, struct proc_stat *out);
 pid_t proc_parent(pid_t pid);
 
 #define PROC_CHILDREN_TASKS 64 /* threads of one process whose children lists are read */
-/* The children of pid (the /proc/PID/task/TID/children lists of its first
- * PROC_CHILDREN_TASKS threads, Linux 3.5+ CONFIG_PROC_CHILDREN; 4 KiB of each), at most max
- * in out; *more is set when some were left out (never cleared). Pids in our namespace. */
-size_t proc_children(pid_t pid, pid_t *out, size_t max, bool *more);
+/* The children of pid: the /proc/PID/task/TID/children lists (Linux 3.5+,
+ * CONFIG_PROC_CHILDREN; the first 4 KiB of each) of its first max_tasks threads, at most max
+ * pids in out. *more (may be NULL) is set when some were left out (never cleared): more
+ * threads, a longer list, or more than max. Pids in our namespace; 0 when pid is gone. */
+size_t proc_children(pid_t pid, size_t max_tasks, pid_t *out, size_t max, bool *more);
 /* Whether process pid has exited: gone, or a zombie waiting for its parent (state Z or X,
  * stat field 3, proc(5)). */
 bool proc_has_exited(pid_t pid);
@@ -55,6 +57,13 @@ bool proc_has_exited(pid_t pid);
 int proc_stat_fields(pid_t pid, char *state, pid_t *ppid, pid_t *session);
 /* The thread group (process) a task id belongs to (Tgid in /proc/ID/status), or -1. */
 pid_t proc_tgid(pid_t id);
+#define PROC_MAX_PIDNS_LEVELS 33 /* our level and 32 nested pid namespaces
+				  * (MAX_PID_NS_LEVEL, include/linux/pid_namespace.h) */
+/* The NSpid line of /proc/PID/status (tid <= 0) or /proc/PID/task/TID/status (Linux 4.1+;
+ * readable without ptrace access): the task's id in each pid namespace it is in, from our
+ * /proc's namespace to its innermost one, the first max in ids. Returns the number of levels
+ * (1: only ours), 0 when unknown (gone, unreadable, an older kernel). */
+int proc_nspid(pid_t pid, pid_t tid, pid_t *ids, int max);
 /* The pid of a process inside its own pid namespace (last NSpid field), or -1 when it is
  * in ours (Linux 4.1+). */
 pid_t proc_ns_pid(pid_t pid);
@@ -63,6 +72,18 @@ pid_t proc_ns_pid(pid_t pid);
 void proc_cgroup(pid_t pid, char *buf, size_t len);
 /* Thread comm (/proc/PID/task/TID/comm), or process comm when tid <= 0. "" on failure. */
 void proc_comm(pid_t pid, pid_t tid, char *buf, size_t len);
+/* argv of process pid joined by spaces (/proc/PID/cmdline, its first len-1 bytes: the
+ * process's own to choose and rewrite), "" when unreadable or empty (kernel threads,
+ * zombies). The kernel reads it from the process's memory, as /proc/PID/mem: a page backed
+ * by a stalled FUSE server could block it (see safeopen.h for why that is accepted). */
+void proc_cmdline(pid_t pid, char *out, size_t len);
+/* The process that pidfd fd of thread tid of process pid names: the "Pid:" line of
+ * /proc/PID/task/TID/fdinfo/FD (the thread's own fd table: it may have unshared it;
+ * pidfd_show_fdinfo, kernel/fork.c, fs/pidfs.c since 6.9; Linux 5.2+), in the pid namespace
+ * of our /proc. > 0 that pid; 0 when it is not in our namespace or, on kernels that check,
+ * has been reaped (the line says -1; older kernels print the stale number); -1 unknown (no
+ * such fd, not a pidfd, unreadable). */
+pid_t proc_pidfd_pid(pid_t pid, pid_t tid, int fd);
 /* A signal mask line of /proc/PID/status (field "SigIgn", "SigCgt", "SigBlk", ...: 64 bits,
  * bit signo-1; proc(5), fs/proc/array.c render_sigset_t) into *mask. 0; -1 when unreadable. */
 int proc_signal_mask(pid_t pid, const char *field, uint64_t *mask);

@@ -16,9 +16,9 @@
 
 /* ---- JSON --------------------------------------------------------------------------- */
 
-static void write_child(struct jw *w, const struct cw_child *c, bool with_stack)
+/* The members of a child's object (the caller opens and closes it). */
+static void write_child_fields(struct jw *w, const struct cw_child *c, bool with_stack)
 {
-	jw_obj_begin(w);
 	jw_kint(w, "pid", c->pid);
 	jw_key(w, "comm");
 	jw_strn(w, c->comm, strnlen(c->comm, sizeof(c->comm)));
@@ -70,21 +70,39 @@ static void write_child(struct jw *w, const struct cw_child *c, bool with_stack)
 		jw_arr_end(w);
 		jw_obj_end(w);
 	}
+}
+
+static void write_child(struct jw *w, const struct cw_child *c, bool with_stack)
+{
+	jw_obj_begin(w);
+	write_child_fields(w, c, with_stack);
 	jw_obj_end(w);
 }
 
 void childwait_write_json(struct jw *w, const struct cw_wait *cw)
 {
-	if (cw->pid_arg > 0) {
-		if (cw->n) {
-			write_child(w, &cw->children[0], false);
-			return;
-		}
+	if (cw->pid_arg > 0 && cw->n && cw->pidfd < 0) {
+		write_child(w, &cw->children[0], false);
+		return;
+	}
+	if (cw->pid_arg >= 0) {
+		/* one child: named but not found, or named by a pidfd */
 		jw_obj_begin(w);
-		jw_kint(w, "pid", cw->pid_arg);
-		jw_kstr(w, "comm", NULL);
-		jw_kstr(w, "cmdline", NULL);
-		jw_kstr(w, "state", "gone");
+		if (cw->n) {
+			write_child_fields(w, &cw->children[0], false);
+		} else {
+			jw_key(w, "pid");
+			if (cw->pid_arg > 0)
+				jw_int(w, cw->pid_arg);
+			else
+				jw_null(w);
+			jw_kstr(w, "comm", NULL);
+			jw_kstr(w, "cmdline", NULL);
+			/* a pidfd's process that is not (or no more) a child: not proven gone */
+			jw_kstr(w, "state", cw->pid_arg > 0 && cw->pidfd < 0 ? "gone" : "unknown");
+		}
+		if (cw->pidfd >= 0)
+			jw_kint(w, "pidfd", cw->pidfd);
 		jw_obj_end(w);
 		return;
 	}
@@ -140,9 +158,11 @@ void childwait_describe(const struct cw_wait *cw, char *buf, size_t len)
 	if (cw->pid_arg > 0 && cw->n) {
 		char one[400];
 		describe_child(&cw->children[0], one, sizeof(one));
-		snprintf(buf, len, "child %s", one);
+		snprintf(buf, len, "child %s%s", one, cw->pidfd >= 0 ? " (through a pidfd)" : "");
 	} else if (cw->pid_arg > 0) {
 		snprintf(buf, len, "child pid %d (not found)", cw->pid_arg);
+	} else if (cw->pidfd >= 0) {
+		snprintf(buf, len, "the child of its pidfd %d (which one is unknown)", cw->pidfd);
 	} else if (cw->n == 1) {
 		char one[400];
 		describe_child(&cw->children[0], one, sizeof(one));

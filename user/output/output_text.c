@@ -200,6 +200,9 @@ static void text_wait_end(struct output *o, const struct rec_wait_end *r)
 	else if (r->futex_op == PH_OP_CHILD_WAIT4 || r->futex_op == PH_OP_CHILD_WAITID) {
 		if (r->futex_addr == PH_CHILD_ANY)
 			sb_printf(&o->sb, " stopped waiting for any child after %.1fs", r->waited_s);
+		else if (PH_CHILD_IS_PIDFD(r->futex_addr))
+			sb_printf(&o->sb, " stopped waiting for the child of its pidfd %d after %.1fs",
+				  (int)(uint32_t)r->futex_addr, r->waited_s);
 		else
 			sb_printf(&o->sb, " stopped waiting for child pid %d after %.1fs",
 				  (int)r->futex_addr, r->waited_s);

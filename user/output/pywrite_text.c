@@ -3,6 +3,7 @@
 #include "pywrite.h"
 #include <string.h>
 
+#include "childwait.h"
 #include "waitgraph.h" /* t->wf: the resource of an I/O wait (iowait.h), when built */
 
 static void put_text(struct strbuf *sb, const char *s)
@@ -44,6 +45,10 @@ static void write_thread_header(struct strbuf *sb, const struct py_thread *t, bo
 		sb_puts(sb, " in ");
 		put_text(sb, ph); /* paths and names come from the target: escaped */
 		put_text(sb, to);
+	} else if (t->wf && t->wf->child && t->wf->child->phrase[0] && t->syscall_nr >= 0 &&
+		   syscall_name(t->syscall_nr)) {
+		sb_printf(sb, " in %s() for ", syscall_name(t->syscall_nr));
+		put_text(sb, t->wf->child->phrase); /* names, command lines: the target's, escaped */
 	} else if (t->syscall_nr >= 0 && syscall_name(t->syscall_nr))
 		sb_printf(sb, " in %s()", syscall_name(t->syscall_nr));
 	else if (t->syscall_nr >= 0)

@@ -124,7 +124,7 @@ void aio_subproc_facts(struct aio_view *v)
 			continue;
 		if (s->pid > 0) {
 			if (!kids_read) {
-				nk = proc_children(v->pid, kids, SUB_MAX_CHILDREN, &more);
+				nk = proc_children(v->pid, PROC_CHILDREN_TASKS, kids, SUB_MAX_CHILDREN, &more);
 				kids_read = true;
 				for (size_t k = 0; k < nk; k++) { /* once per child, not per task */
 					pid_t in_ns = proc_ns_pid(kids[k]);

@@ -2,6 +2,7 @@
  * Owns: threading._active (names, idents), sys.version, pid namespaces (a container's
  * TIDs to the host's), the TID of a pthread_t (glibc), and a thread's state name. */
 #include "pyreader_int.h"
+#include "procscan.h"
 
 const char *py_thread_state_str(enum py_thread_state s)
 {
@@ -100,33 +101,12 @@ static bool in_other_pidns(pid_t pid)
 	       (a.st_ino != b.st_ino || a.st_dev != b.st_dev);
 }
 
-/* Innermost NSpid of a task, or 0. */
+/* Innermost NSpid of a task (its id in its own pid namespace), or 0. */
 static pid_t task_ns_tid(pid_t pid, pid_t tid)
 {
-	char path[80], buf[4096];
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)pid, (int)tid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	const char *p = strstr(buf, "\nNSpid:");
-	if (!p)
-		return 0;
-	p += 7;
-	long last = 0;
-	for (int i = 0; i < 32; i++) { /* at most 32 nested pid namespaces */
-		char *end;
-		long v = strtol(p, &end, 10);
-		if (end == p)
-			break;
-		last = v;
-		p = end;
-	}
-	return last > 0 ? (pid_t)last : 0;
+	pid_t ids[PROC_MAX_PIDNS_LEVELS];
+	int levels = proc_nspid(pid, tid, ids, PROC_MAX_PIDNS_LEVELS);
+	return levels > 0 ? ids[levels - 1] : 0;
 }
 
 static int ns_tid_cmp(const void *a, const void *b)

@@ -33,6 +33,8 @@
 #define CW_MAX_CHILDREN 16 /* children described for a wait for any child */
 #define CW_MAX_DESC 32     /* processes of a child's subtree searched for a pipe writer */
 #define CW_MAX_TASKS 256   /* threads of one process looked at */
+#define CW_ATTACH_MAX 32   /* child waits of one process described from /proc (dump) */
+#define CW_ATTACH_FDS 65536 /* fd entries those read in all, to find pipe holders (dump) */
 #define CW_OPEN_MAX 256    /* open child waits remembered */
 
 struct hangtrack;
@@ -66,17 +68,31 @@ struct cw_child {
 
 struct cw_wait {
 	pid_t pid, tid;           /* the waiting thread */
-	int pid_arg;              /* the awaited pid as the waiter names it, -1 any child */
+	int pid_arg;              /* the awaited pid as the waiter names it, -1 any child; for
+				   * a pidfd the pid it names in our namespace, 0 unknown */
+	int pidfd;                /* waitid(P_PIDFD): the waiter's pidfd; -1 otherwise */
 	struct cw_child *children;
 	size_t n;
 	bool more;                /* more children than CW_MAX_CHILDREN */
+	char phrase[640];         /* childwait_describe() of it, made once read (for writers
+				   * that do not link the describer: pywrite_text.c) */
 };
 
 /* Facts of the child wait of thread tid of process pid, whose kernel record names uaddr
- * (a pid, or PH_CHILD_ANY). ht: the tracer's open waits, to prove a Python child's own
- * hang (NULL: not proven). NULL when out of memory. Free with childwait_free. */
+ * (a pid, PH_CHILD_ANY, or PH_CHILD_PIDFD | fd). ht: the tracer's open waits, to prove a
+ * Python child's own hang (NULL: not proven). NULL when out of memory. Free with
+ * childwait_free. */
 struct cw_wait *childwait_read(struct py_reader *r, const struct hangtrack *ht, pid_t pid,
 			       pid_t tid, uint64_t uaddr);
+/* The same, the pipe holders' scans reading at most *fd_budget fd entries in all
+ * (decremented; a scan it cuts is not complete; NULL: the scans' own bounds only). */
+struct cw_wait *childwait_read_budget(struct py_reader *r, const struct hangtrack *ht, pid_t pid,
+				      pid_t tid, uint64_t uaddr, size_t *fd_budget);
+/* The child a thread's pidfd wait (uaddr PH_CHILD_PIDFD | fd) is on: the fd's process
+ * (procscan.h proc_pidfd_pid), read only while the thread is in that very wait (its blocked
+ * call checked before and after: fd numbers are reused at once). > 0 its pid in our
+ * namespace; 0 unknown (the thread left the wait, the fd changed, unreadable). */
+pid_t childwait_pidfd_child(pid_t pid, pid_t tid, uint64_t uaddr);
 void childwait_free(struct cw_wait *cw);
 struct cw_table;
 /* pipe_deadlock or child_hung for the waiting thread (in p, its process's snapshot): d
@@ -85,8 +101,9 @@ struct cw_table;
  * never proven): the writer must not have run in between. */
 bool childwait_diagnose(struct cw_wait *cw, const struct py_process *p, struct cw_table *tab,
 			struct diagnosis *d);
-/* The `child` value of `waiting_for`: {pid, comm, cmdline, state, syscall, waiting_for}, or
- * for a wait for any child {pid: -1, children: [...]}. */
+/* The `child` value of `waiting_for`: {pid, comm, cmdline, state, syscall, waiting_for}
+ * (with `pidfd` for a pidfd wait; {pid: null, state: "unknown", pidfd} when its child is
+ * not known), or for a wait for any child {pid: -1, children: [...]}. */
 void childwait_write_json(struct jw *w, const struct cw_wait *cw);
 /* diagnosis.child of a pipe_deadlock or child_hung (a jw value): the child as in
  * childwait_write_json, with `tid`, `thread_name` and `stack` of its relevant thread and,
@@ -97,6 +114,18 @@ void childwait_text(struct strbuf *sb, const struct cw_wait *cw, const struct di
 /* One line for people: "child pid 42 ('head'), which is blocked in write() to a full pipe". */
 void childwait_describe(const struct cw_wait *cw, char *buf, size_t len);
 
+struct blocked_syscall;
+/* Whether the call a thread is blocked in (/proc/PID/task/TID/syscall, procscan.h) is a
+ * blocking wait for a child (wait4/waitid without WNOHANG): then *op and *uaddr as the
+ * kernel's record of it would hold them (PH_OP_CHILD_*: the awaited pid, PH_CHILD_ANY, or
+ * PH_CHILD_PIDFD | fd; bpf/childwait.bpf.h). Argument order: wait4(pid, status, options,
+ * rusage), waitid(idtype, id, infop, options, rusage) (x86_64, kernel/exit.c). */
+bool childwait_from_syscall(const struct blocked_syscall *s, uint32_t *op, uint64_t *uaddr);
+/* For a graph built without the kernel's records (dump): the child facts of the threads
+ * of g that wait for a child (kind "child"), from their blocked calls, the first
+ * CW_ATTACH_MAX of them (each costs a look at the children and their pipes); pid: g's
+ * process. */
+void childwait_attach_from_proc(struct waitgraph *g, struct py_reader *r, pid_t pid);
 /* Whether a wait record's op is a wait for a child (PH_OP_CHILD_WAIT4/WAITID). */
 bool childwait_is_op(uint32_t op);
 /* Thread tid's wait-for facts in graph g (NULL: none, or g NULL). */
@@ -134,8 +163,8 @@ const struct cw_open *cw_table_next_due(struct cw_table *t, uint64_t now_ns, int
 void cw_table_next_due_ms(const struct cw_table *t, uint64_t now_ns, int *due_ms);
 /* No new look at tid's wait (it is part of a reported hang). */
 void cw_table_settle(struct cw_table *t, pid_t tid);
-/* The open waits that child (a host pid) may end: its parent's waits for it or for any
- * child. Copied to out (at most max); their number. */
+/* The open waits that child (a host pid) may end: its parent's waits for it, for any
+ * child, or on a pidfd naming it. Copied to out (at most max); their number. */
 size_t cw_table_waiters_of(const struct cw_table *t, pid_t child, struct cw_open *out, size_t max);
 /* Shared by the diagnoses (childwait_diag.c) and the writers (childwait_write.c): thread
  * tid of p (NULL: not in it), and a comm quoted for a sentence ('name', at most 15 bytes). */

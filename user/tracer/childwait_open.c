@@ -88,7 +88,8 @@ size_t cw_table_waiters_of(const struct cw_table *t, pid_t child, struct cw_open
 		if (!o->tid || o->pid != ppid)
 			continue;
 		if (o->uaddr == PH_CHILD_ANY || o->uaddr == (uint64_t)child ||
-		    (ns > 0 && o->uaddr == (uint64_t)ns))
+		    (ns > 0 && o->uaddr == (uint64_t)ns) ||
+		    (PH_CHILD_IS_PIDFD(o->uaddr) && childwait_pidfd_child(o->pid, o->tid, o->uaddr) == child))
 			out[n++] = *o;
 	}
 	return n;

@@ -123,9 +123,7 @@ static void describe_thread(const struct py_thread *t, char *buf, size_t len)
 #define FUTEX_PRIVATE_FLAG_BIT PH_FUTEX_PRIVATE_FLAG /* pyhang.h */
 #define SYS_FUTEX_NR PH_NR_FUTEX                   /* pyhang.h */
 
-/* A thread that cannot move by itself: an untimed wait on a process-private futex that has
- * lasted the threshold (see diagnose_all_threads_blocked). */
-static bool proven_stuck(const struct py_thread *t, const struct diag_waits *w)
+bool diagnose_proven_stuck(const struct py_thread *t, const struct diag_waits *w)
 {
 	return t->tid > 0 && t->state == PY_STATE_LOCK_WAIT && t->syscall_nr == SYS_FUTEX_NR &&
 	       !t->futex_timed && (t->futex_op & FUTEX_PRIVATE_FLAG_BIT) && w && w->long_blocked &&
@@ -142,7 +140,7 @@ static bool diagnose_shutdown(const struct py_process *p, const struct diag_wait
 	 * threads that are stuck for good make it a hang. */
 	for (size_t i = 0; i < p->nthreads; i++) {
 		const struct py_thread *t = &p->threads[i];
-		if (t != mt && t->daemon != 1 && !proven_stuck(t, w))
+		if (t != mt && t->daemon != 1 && !diagnose_proven_stuck(t, w))
 			return false;
 	}
 	d->code = DIAG_SHUTDOWN_JOIN;
@@ -173,13 +171,9 @@ bool diagnose_all_threads_blocked(const struct py_process *p, const struct diag_
 	if (p->nthreads < 2 || p->threads_error || p->os_threads != p->nthreads || !w ||
 	    !w->long_blocked)
 		return false;
-	for (size_t i = 0; i < p->nthreads; i++) {
-		const struct py_thread *t = &p->threads[i];
-		if (t->tid <= 0 || t->state != PY_STATE_LOCK_WAIT || t->syscall_nr != SYS_FUTEX_NR ||
-		    t->futex_timed || !(t->futex_op & FUTEX_PRIVATE_FLAG_BIT) ||
-		    !w->long_blocked(w->arg, t->tid, t->futex_addr))
+	for (size_t i = 0; i < p->nthreads; i++)
+		if (!diagnose_proven_stuck(&p->threads[i], w))
 			return false;
-	}
 	return true;
 }
 

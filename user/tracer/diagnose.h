@@ -61,6 +61,10 @@ struct diag_waits {
 	void *arg;
 };
 
+/* Whether thread t cannot move by itself: an untimed wait on a process-private futex (the
+ * FUTEX_PRIVATE_FLAG of its op: only a thread of the same process can wake it, futex(2))
+ * that w says has lasted the threshold and is still open. */
+bool diagnose_proven_stuck(const struct py_thread *t, const struct diag_waits *w);
 /* Whether every thread of the process is, provably, in an untimed wait on a
  * process-private futex that has lasted at least the threshold: the whole thread list was
  * read and matches /proc/PID/task, every thread's tid is known, none waits for the GIL, sleeps,

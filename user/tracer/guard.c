@@ -496,18 +496,6 @@ void guard_finish(struct tracer *t)
 	sb_free(&sb);
 }
 
-/* The tracer's open long waits of one process, for the diagnosis rules (diag_waits). */
-struct open_waits {
-	struct tracer *t;
-	pid_t pid;
-};
-
-static bool wait_still_open(void *arg, pid_t tid, uint64_t uaddr)
-{
-	const struct open_waits *ow = arg;
-	return ht_wait_is_open(ow->t->ht, ow->pid, tid, uaddr, NULL);
-}
-
 /* Whether the hang h is still there: its process is the same, and a fresh read of it
  * is diagnosed as a hang again (by the rule hanggate.c reports hangs with). */
 static bool confirm(struct tracer *t, const struct guard_hang *h, struct py_process *py,
@@ -521,8 +509,8 @@ static bool confirm(struct tracer *t, const struct guard_hang *h, struct py_proc
 		return false;
 	double waited_s = (double)(mono_now_ns() - h->wait_start_ns) / 1e9;
 	if (py->start_time == h->proc_start) {
-		struct open_waits ow = { t, h->pid };
-		struct diag_waits w = { wait_still_open, &ow };
+		struct ht_pid ow = { t->ht, h->pid };
+		struct diag_waits w = { ht_pid_wait_is_open, &ow };
 		struct waitgraph g;
 		bool built = waitgraph_build(&g, t->reader, py) == 0;
 		bool hang = (built && waitgraph_diagnose(&g, h->waiter, &w, d)) ||
@@ -530,7 +518,7 @@ static bool confirm(struct tracer *t, const struct guard_hang *h, struct py_proc
 		/* an I/O wait proven a hang by itself (pipeself.h; iosample.c reports it) */
 		for (size_t i = 0; built && !hang && i < py->nthreads; i++)
 			if (py->threads[i].tid == h->waiter && py->threads[i].wf && py->threads[i].wf->io)
-				hang = pipeself_diagnose(h->pid, py, h->waiter, py->threads[i].wf->io, d);
+				hang = pipeself_diagnose(h->pid, py, h->waiter, py->threads[i].wf->io, &w, d) == 1;
 		if (built)
 			waitgraph_free(&g);
 		if (hang)

@@ -42,13 +42,6 @@ static bool hang_seen_before(struct tracer *t, uint64_t fp)
 	return false;
 }
 
-static bool long_blocked(void *arg, pid_t tid, uint64_t uaddr)
-{
-	const struct rec_long_wait *lw = arg;
-	struct tracer *t = (struct tracer *)lw->tracer;
-	return ht_wait_is_open(t->ht, lw->p.pid, tid, uaddr, NULL);
-}
-
 /* Remember a reported hang, for its hang_end. */
 static void track_hang(struct tracer *t, const struct rec_long_wait *lw, const struct diagnosis *d,
 		       uint64_t fp)
@@ -79,7 +72,8 @@ static void track_hang(struct tracer *t, const struct rec_long_wait *lw, const s
 bool maybe_report_hang(struct tracer *t, const struct rec_long_wait *lw)
 {
 	struct diagnosis d = { 0 }; /* a rule sets only what it proves (child: NULL) */
-	struct diag_waits w = { long_blocked, (void *)lw };
+	struct ht_pid open_waits = { t->ht, lw->p.pid };
+	struct diag_waits w = { ht_pid_wait_is_open, &open_waits };
 	const struct waitgraph *g = t->graph && t->graph->p == lw->py ? t->graph : NULL;
 	/* causes in another process first: a wait for a child, what the child does
 	 * (childwait.h); a forked child, a dead worker (xproc.h): they would look like this

@@ -35,6 +35,12 @@ void ht_wait_close(struct hangtrack *h, pid_t tid)
 		memset(w, 0, sizeof(*w));
 }
 
+bool ht_pid_wait_is_open(void *arg, pid_t tid, uint64_t uaddr)
+{
+	const struct ht_pid *a = arg;
+	return ht_wait_is_open(a->ht, a->pid, tid, uaddr, NULL);
+}
+
 bool ht_wait_is_open(const struct hangtrack *h, pid_t pid, pid_t tid, uint64_t uaddr,
 		     uint64_t *start_ns)
 {

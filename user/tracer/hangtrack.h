@@ -45,6 +45,14 @@ void ht_free(struct hangtrack *h);
 void ht_wait_open(struct hangtrack *h, pid_t pid, pid_t tid, uint64_t uaddr, uint64_t start_ns);
 /* tid's wait ended (or tid exited). */
 void ht_wait_close(struct hangtrack *h, pid_t tid);
+/* The open long waits of one process, as the diagnosis rules ask for them (diagnose.h
+ * struct diag_waits: { ht_pid_wait_is_open, &(struct ht_pid){ ht, pid } }). */
+struct ht_pid {
+	const struct hangtrack *ht; /* may be NULL: then no wait is open */
+	pid_t pid;
+};
+/* ht_wait_is_open(a->ht, a->pid, tid, uaddr, NULL); arg: a struct ht_pid. */
+bool ht_pid_wait_is_open(void *arg, pid_t tid, uint64_t uaddr);
 /* Whether tid of pid is in a long wait on uaddr; its start in *start_ns (may be NULL). */
 bool ht_wait_is_open(const struct hangtrack *h, pid_t pid, pid_t tid, uint64_t uaddr,
 		     uint64_t *start_ns);

@@ -16,12 +16,12 @@
 
 #include "annotate.h"
 #include "guard.h"
+#include "hangtrack.h"
 #include "iowait.h"
 #include "snapshot.h"
 #include "pipeself.h"
 #include "procmem.h"
 #include "procscan.h"
-#include "snapshot.h"
 #include "tracer.h"
 #include "waitgraph.h"
 
@@ -42,6 +42,9 @@ struct ios_thread {
 	bool hang_reported; /* a pipe_own_writer hang was written for this wait */
 	uint64_t hang_ns;   /* when */
 	bool confirmed;     /* seen twice without running */
+	uint64_t recheck_ns;/* a read of a pipe only its process writes, not proven a hang
+			     * yet: looked at again then (0: never) */
+	uint64_t recheck_gap_ns; /* the gap before that: 1, 2, 4, 8, 16 s, then no more */
 	bool skip;          /* not a Python thread's I/O wait: not read again for this call */
 };
 
@@ -203,6 +206,80 @@ static struct ios_thread *find(struct iosample *s, pid_t tid, size_t *idx)
 	return NULL;
 }
 
+/* The thread's I/O wait in snapshot py, if it is (still) in that call. */
+static const struct io_wait *io_of(const struct py_process *py, const struct ios_thread *e)
+{
+	for (size_t i = 0; i < py->nthreads; i++)
+		if (py->threads[i].tid == e->tid && py->threads[i].wf && py->threads[i].wf->io &&
+		    py->threads[i].wf->io->nr == e->nr)
+			return py->threads[i].wf->io;
+	return NULL;
+}
+
+/* The one I/O wait that is proven a hang by itself (pipeself.h): written when proven (r: the
+ * long wait's record, its snapshot read just before). A read of a pipe whose write end,
+ * among its relatives, only its own process holds, in a process of several threads, that
+ * is not proven now (another thread's wait not yet known to be stuck: the futex events may
+ * still be on their way) is looked at again 1, 2, 4, 8 and 16 s later while it lasts; such
+ * a read (one thread or more) the host scans' rate limit kept from being looked at, every
+ * PS_RETRY_NS until it is. */
+#define PS_RETRY_NS 5000000000ull /* pipeself.c: one host scan per 5 s once 10 are spent */
+static bool pipe_hang(struct tracer *t, struct ios_thread *e, struct rec_long_wait *r,
+		      const struct io_wait *io, uint64_t now)
+{
+	struct diagnosis d;
+	struct ht_pid ow = { t->ht, r->p.pid };
+	struct diag_waits w = { ht_pid_wait_is_open, &ow };
+	int proven = pipeself_diagnose(r->p.pid, r->py, e->tid, io, &w, &d);
+	if (proven != 1) {
+		const struct fd_desc *b = &io->on;
+		bool own = !strcmp(b->type, "pipe") && b->pipe_end == FD_END_READ &&
+			   b->peers_total == 1 && b->npeers == 1 && b->peers[0].pid == r->p.pid;
+		if (own && proven < 0) /* not looked at (the host scans' rate): soon, same step */
+			e->recheck_ns = now + PS_RETRY_NS;
+		else if (!own || r->py->nthreads < 2)
+			e->recheck_ns = 0;
+		else if (!e->recheck_gap_ns)
+			e->recheck_gap_ns = 1000000000ull, e->recheck_ns = now + e->recheck_gap_ns;
+		else if (e->recheck_gap_ns < 16000000000ull)
+			e->recheck_gap_ns *= 2, e->recheck_ns = now + e->recheck_gap_ns;
+		else
+			e->recheck_ns = 0;
+		return false;
+	}
+	struct rec_hang h = { .diag = &d, .py = r->py };
+	h.p = r->p;
+	t->n_hangs++;
+	t->out.ops->hang(&t->out, &h);
+	annotate_hang(t, &h);
+	guard_note_hang(t, r);
+	e->hang_reported = true;
+	e->hang_ns = now;
+	e->recheck_ns = 0;
+	return true;
+}
+
+/* A reported read not proven a hang, looked at again (pipe_hang): a fresh snapshot. */
+static void recheck_one(struct tracer *t, const struct ios_proc *pr, struct ios_thread *e,
+			uint64_t now)
+{
+	struct rec_long_wait r = { 0 };
+	char err[256] = "";
+	e->recheck_ns = 0;
+	r.tracer = t;
+	fill_ev_proc(&r.p, pr->pid, e->tid, now);
+	r.waited_s = (double)(now - e->start_ns) / 1e9;
+	r.before_start = e->start_ns < t->started_ns;
+	r.io = true;
+	r.py = snapshot(t, pr->pid, pr->start, err, sizeof(err));
+	if (!r.py)
+		return;
+	snapshot_graph(t);
+	const struct io_wait *io = io_of(r.py, e);
+	if (io && !proc_dying(pr->pid))
+		pipe_hang(t, e, &r, io, now);
+}
+
 /* Report a confirmed long I/O wait: read the process, check the thread is (still) in that
  * I/O wait in the snapshot, and write the long_wait. */
 static void report_one(struct tracer *t, const struct ios_proc *pr, struct ios_thread *e, uint64_t now)
@@ -243,22 +320,9 @@ static void report_one(struct tracer *t, const struct ios_proc *pr, struct ios_t
 	/* the one I/O wait that is proven a hang by itself (pipeself.h): the hang first, as
 	 * for futex waits (hanggate.c), so that the long_wait is one line "part of the hang
 	 * reported above" in text, and the CI guard (--hang-timeout) times it */
-	const struct io_wait *io = NULL;
-	for (size_t i = 0; i < r.py->nthreads; i++)
-		if (r.py->threads[i].tid == e->tid && r.py->threads[i].wf)
-			io = r.py->threads[i].wf->io;
-	struct diagnosis d;
-	if (io && pipeself_diagnose(pr->pid, r.py, e->tid, io, &d)) {
-		struct rec_hang h = { .diag = &d, .py = r.py };
-		h.p = r.p;
-		t->n_hangs++;
-		t->out.ops->hang(&t->out, &h);
-		annotate_hang(t, &h);
-		guard_note_hang(t, &r);
-		e->hang_reported = true;
-		e->hang_ns = now;
+	const struct io_wait *io = io_of(r.py, e);
+	if (io && pipe_hang(t, e, &r, io, now))
 		r.covered = true;
-	}
 	snapshot_write_long_wait(t, &r);
 }
 
@@ -342,6 +406,8 @@ static int sample_process(struct tracer *t, struct ios_proc *pr, int budget, uin
 			e->confirmed = true;
 			if (!e->reported && !e->skip && now - e->start_ns >= t->threshold_ns)
 				report(t, pr, e, now);
+			else if (e->reported && !e->hang_reported && e->recheck_ns && now >= e->recheck_ns)
+				recheck_one(t, pr, e, now);
 			continue;
 		}
 		if (e) { /* another call, or it ran: a new wait */

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "childwait.h"
 #include "descend.h"
 #include "procmem.h"
 #include "procscan.h"
@@ -20,9 +21,6 @@
 #define NR_FUTEX PH_NR_FUTEX
 #define NR_FUTEX_WAITV PH_NR_FUTEX_WAITV
 #define NR_FUTEX_WAIT PH_NR_FUTEX_WAIT
-#define NR_WAIT4 PH_NR_WAIT4
-#define NR_WAITID PH_NR_WAITID
-#define P_PID PH_P_PID
 
 #define MAX_PROCS_SCANNED 1000000
 #define MAX_TASKS_SCANNED 100000
@@ -50,28 +48,10 @@ static bool is_futex_wait(const struct blocked_syscall *s, uint32_t *op)
 	return false;
 }
 
-/* A blocking wait4/waitid (bpf/childwait.bpf.h): op and the awaited pid as the kernel's
- * record keeps them (PH_CHILD_ANY: any child). */
-static bool is_child_wait(const struct blocked_syscall *s, uint32_t *op, uint64_t *addr)
-{
-	int32_t pid;
-	if (s->nr == NR_WAIT4 && !(s->args[2] & PH_WNOHANG)) {
-		*op = PH_OP_CHILD_WAIT4;
-		pid = (int32_t)s->args[0];
-	} else if (s->nr == NR_WAITID && !(s->args[3] & PH_WNOHANG)) {
-		*op = PH_OP_CHILD_WAITID;
-		pid = s->args[0] == P_PID ? (int32_t)s->args[1] : -1;
-	} else {
-		return false;
-	}
-	*addr = pid > 0 ? (uint64_t)(uint32_t)pid : PH_CHILD_ANY;
-	return true;
-}
-
 /* A wait the kernel records: a futex wait or a wait for a child; its record's uaddr. */
 static bool is_recorded_wait(const struct blocked_syscall *s, uint32_t *op, uint64_t *addr)
 {
-	if (is_child_wait(s, op, addr))
+	if (childwait_from_syscall(s, op, addr))
 		return true;
 	*addr = s->nr == NR_FUTEX_WAITV ? 0 : s->args[0];
 	return is_futex_wait(s, op);
