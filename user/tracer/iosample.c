@@ -259,19 +259,29 @@ static bool pipe_hang(struct tracer *t, struct ios_thread *e, struct rec_long_wa
 	return true;
 }
 
+/* The long wait record of I/O wait e, with a snapshot of its process (r->py NULL, the
+ * reason in err: gone, or no Python any more). */
+static void read_long_wait(struct tracer *t, const struct ios_proc *pr, const struct ios_thread *e,
+			   uint64_t now, struct rec_long_wait *r, char *err, size_t errlen)
+{
+	memset(r, 0, sizeof(*r));
+	r->tracer = t;
+	fill_ev_proc(&r->p, pr->pid, e->tid, now);
+	r->waited_s = (double)(now - e->start_ns) / 1e9;
+	r->before_start = e->start_ns < t->started_ns;
+	r->io = true;
+	r->py = snapshot(t, pr->pid, pr->start, err, errlen);
+	r->py_error = r->py ? NULL : err;
+}
+
 /* A reported read not proven a hang, looked at again (pipe_hang): a fresh snapshot. */
 static void recheck_one(struct tracer *t, const struct ios_proc *pr, struct ios_thread *e,
 			uint64_t now)
 {
-	struct rec_long_wait r = { 0 };
+	struct rec_long_wait r;
 	char err[256] = "";
 	e->recheck_ns = 0;
-	r.tracer = t;
-	fill_ev_proc(&r.p, pr->pid, e->tid, now);
-	r.waited_s = (double)(now - e->start_ns) / 1e9;
-	r.before_start = e->start_ns < t->started_ns;
-	r.io = true;
-	r.py = snapshot(t, pr->pid, pr->start, err, sizeof(err));
+	read_long_wait(t, pr, e, now, &r, err, sizeof(err));
 	if (!r.py)
 		return;
 	snapshot_graph(t);
@@ -284,15 +294,9 @@ static void recheck_one(struct tracer *t, const struct ios_proc *pr, struct ios_
  * I/O wait in the snapshot, and write the long_wait. */
 static void report_one(struct tracer *t, const struct ios_proc *pr, struct ios_thread *e, uint64_t now)
 {
-	struct rec_long_wait r = { 0 };
+	struct rec_long_wait r;
 	char err[256] = "";
-	r.tracer = t;
-	fill_ev_proc(&r.p, pr->pid, e->tid, now);
-	r.waited_s = (double)(now - e->start_ns) / 1e9;
-	r.before_start = e->start_ns < t->started_ns;
-	r.io = true;
-	r.py = snapshot(t, pr->pid, pr->start, err, sizeof(err));
-	r.py_error = r.py ? NULL : err;
+	read_long_wait(t, pr, e, now, &r, err, sizeof(err));
 	if (!r.py) { /* gone, or no Python (any more): nothing proven about a Python thread */
 		e->skip = true;
 		return;
