@@ -222,8 +222,7 @@ static const struct io_wait *io_of(const struct py_process *py, const struct ios
  * is not proven now (another thread's wait not yet known to be stuck: the futex events may
  * still be on their way) is looked at again 1, 2, 4, 8 and 16 s later while it lasts; such
  * a read (one thread or more) the host scans' rate limit kept from being looked at, every
- * PS_RETRY_NS until it is. */
-#define PS_RETRY_NS 5000000000ull /* pipeself.c: one host scan per 5 s once 10 are spent */
+ * PIPESELF_SCAN_EVERY_NS until it is. */
 static bool pipe_hang(struct tracer *t, struct ios_thread *e, struct rec_long_wait *r,
 		      const struct io_wait *io, uint64_t now)
 {
@@ -236,7 +235,7 @@ static bool pipe_hang(struct tracer *t, struct ios_thread *e, struct rec_long_wa
 		bool own = !strcmp(b->type, "pipe") && b->pipe_end == FD_END_READ &&
 			   b->peers_total == 1 && b->npeers == 1 && b->peers[0].pid == r->p.pid;
 		if (own && proven < 0) /* not looked at (the host scans' rate): soon, same step */
-			e->recheck_ns = now + PS_RETRY_NS;
+			e->recheck_ns = now + PIPESELF_SCAN_EVERY_NS;
 		else if (!own || r->py->nthreads < 2)
 			e->recheck_ns = 0;
 		else if (!e->recheck_gap_ns)
