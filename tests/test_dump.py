@@ -17,6 +17,7 @@ import time
 import pytest
 
 from conftest import INTERPRETERS
+from harness import mark_hanging
 
 TEST_DEADLINE_S = 600   # per test, generous: no deadline before the harness (fixtures.py)
 
@@ -43,6 +44,7 @@ class Target(object):
         os.makedirs(self.out)
         self.proc = subprocess.Popen([python, os.path.join(self.dir, "stacks.py"), self.out],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        mark_hanging(self.proc.pid)  # blocked on purpose: its hang is expected
         self.reports = self._wait_reports()
 
     def _wait_reports(self):
@@ -237,6 +239,7 @@ def test_process_exiting_during_dumps(binary, python, tmp_path):
     d = _copy_programs(tmp_path)
     ready = os.path.join(str(tmp_path), "ready")
     p = subprocess.Popen([python, os.path.join(d, "many_threads.py"), ready, "20", "30"])
+    mark_hanging(p.pid)  # blocked on purpose: its hang is expected
     try:
         deadline = time.time() + 30
         while not os.path.exists(ready) and time.time() < deadline:
@@ -264,6 +267,7 @@ def _start_ready(python, tmp_path, program, *args):
     shutil.copy(os.path.join(PROGRAMS, program), d)
     ready = os.path.join(str(tmp_path), "ready")
     p = subprocess.Popen([python, os.path.join(d, program), ready] + [str(a) for a in args])
+    mark_hanging(p.pid)  # blocked on purpose: its hang is expected
     deadline = time.time() + 30
     while not os.path.exists(ready):
         assert p.poll() is None and time.time() < deadline, "%s did not start" % program
@@ -443,7 +447,7 @@ def test_corrupted_frame_chain(binary, python, tmp_path):
 
 LOCK_PROG = os.path.join(PROGRAMS, "trace_lock_hang.py")
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--"]
-from harness import SYSTEM_PYTHON, mark_hanging  # noqa: E402
+from harness import SYSTEM_PYTHON  # noqa: E402
 
 
 @pytest.mark.parametrize("owner,drop,named", [
@@ -491,6 +495,7 @@ def test_frame_budget_of_a_read(binary, tmp_path):
     progs = _copy_programs(tmp_path)
     ready = os.path.join(str(tmp_path), "ready")
     p = subprocess.Popen([python, os.path.join(progs, "many_threads.py"), ready, "160", "900"])
+    mark_hanging(p.pid)  # blocked on purpose: its hang is expected
     try:
         deadline = time.time() + 60
         while not os.path.exists(ready):
@@ -521,6 +526,7 @@ def test_maps_of_many_megabytes(binary, tmp_path):
     progs = _copy_programs(tmp_path)
     ready = os.path.join(str(tmp_path), "ready")
     p = subprocess.Popen([python, os.path.join(progs, "many_maps.py"), ready, str(tmp_path)])
+    mark_hanging(p.pid)  # blocked on purpose: its hang is expected
     try:
         deadline = time.time() + 60
         while not os.path.exists(ready):

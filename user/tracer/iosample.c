@@ -222,8 +222,7 @@ static const struct io_wait *io_of(const struct py_process *py, const struct ios
  * is not proven now (another thread's wait not yet known to be stuck: the futex events may
  * still be on their way) is looked at again 1, 2, 4, 8 and 16 s later while it lasts; such
  * a read (one thread or more) the host scans' rate limit kept from being looked at, every
- * PS_RETRY_NS until it is. */
-#define PS_RETRY_NS 5000000000ull /* pipeself.c: one host scan per 5 s once 10 are spent */
+ * PIPESELF_SCAN_EVERY_NS until it is. */
 static bool pipe_hang(struct tracer *t, struct ios_thread *e, struct rec_long_wait *r,
 		      const struct io_wait *io, uint64_t now)
 {
@@ -236,7 +235,7 @@ static bool pipe_hang(struct tracer *t, struct ios_thread *e, struct rec_long_wa
 		bool own = !strcmp(b->type, "pipe") && b->pipe_end == FD_END_READ &&
 			   b->peers_total == 1 && b->npeers == 1 && b->peers[0].pid == r->p.pid;
 		if (own && proven < 0) /* not looked at (the host scans' rate): soon, same step */
-			e->recheck_ns = now + PS_RETRY_NS;
+			e->recheck_ns = now + PIPESELF_SCAN_EVERY_NS;
 		else if (!own || r->py->nthreads < 2)
 			e->recheck_ns = 0;
 		else if (!e->recheck_gap_ns)
@@ -259,19 +258,29 @@ static bool pipe_hang(struct tracer *t, struct ios_thread *e, struct rec_long_wa
 	return true;
 }
 
+/* The long wait record of I/O wait e, with a snapshot of its process (r->py NULL, the
+ * reason in err: gone, or no Python any more). */
+static void read_long_wait(struct tracer *t, const struct ios_proc *pr, const struct ios_thread *e,
+			   uint64_t now, struct rec_long_wait *r, char *err, size_t errlen)
+{
+	memset(r, 0, sizeof(*r));
+	r->tracer = t;
+	fill_ev_proc(&r->p, pr->pid, e->tid, now);
+	r->waited_s = (double)(now - e->start_ns) / 1e9;
+	r->before_start = e->start_ns < t->started_ns;
+	r->io = true;
+	r->py = snapshot(t, pr->pid, pr->start, err, errlen);
+	r->py_error = r->py ? NULL : err;
+}
+
 /* A reported read not proven a hang, looked at again (pipe_hang): a fresh snapshot. */
 static void recheck_one(struct tracer *t, const struct ios_proc *pr, struct ios_thread *e,
 			uint64_t now)
 {
-	struct rec_long_wait r = { 0 };
+	struct rec_long_wait r;
 	char err[256] = "";
 	e->recheck_ns = 0;
-	r.tracer = t;
-	fill_ev_proc(&r.p, pr->pid, e->tid, now);
-	r.waited_s = (double)(now - e->start_ns) / 1e9;
-	r.before_start = e->start_ns < t->started_ns;
-	r.io = true;
-	r.py = snapshot(t, pr->pid, pr->start, err, sizeof(err));
+	read_long_wait(t, pr, e, now, &r, err, sizeof(err));
 	if (!r.py)
 		return;
 	snapshot_graph(t);
@@ -284,15 +293,9 @@ static void recheck_one(struct tracer *t, const struct ios_proc *pr, struct ios_
  * I/O wait in the snapshot, and write the long_wait. */
 static void report_one(struct tracer *t, const struct ios_proc *pr, struct ios_thread *e, uint64_t now)
 {
-	struct rec_long_wait r = { 0 };
+	struct rec_long_wait r;
 	char err[256] = "";
-	r.tracer = t;
-	fill_ev_proc(&r.p, pr->pid, e->tid, now);
-	r.waited_s = (double)(now - e->start_ns) / 1e9;
-	r.before_start = e->start_ns < t->started_ns;
-	r.io = true;
-	r.py = snapshot(t, pr->pid, pr->start, err, sizeof(err));
-	r.py_error = r.py ? NULL : err;
+	read_long_wait(t, pr, e, now, &r, err, sizeof(err));
 	if (!r.py) { /* gone, or no Python (any more): nothing proven about a Python thread */
 		e->skip = true;
 		return;

@@ -11,7 +11,7 @@
 #include "procscan.h"
 
 #define PS_SCANS 10                             /* host scans in a row at most */
-#define PS_SCAN_EVERY_NS (5ull * 1000000000ull) /* and one more per 5 s */
+#define PS_SCAN_EVERY_NS PIPESELF_SCAN_EVERY_NS /* and one more per 5 s */
 #define PS_SCAN_FDS 65536                       /* fd entries one scan reads at most */
 
 /* Threads of pid (/proc/PID/task entries), counting up to max. */
