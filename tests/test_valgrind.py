@@ -7,8 +7,10 @@ lock, before the tracer starts), then, each under
   * the tracer, `-p PID -p FLOODER -t 0.5 --json --metrics-addr 127.0.0.1:PORT`: it must
     report the waits (long_wait, before_start) and the diagnosis (hang, deadlock)
     and serve /metrics once; then a second process flips SIGCHLD 20000 times
-    (tests/programs/vg_sigchld_flood.py), more than a tracer at valgrind speed can read, so
-    records are dropped and sigchld_ignored events come without a stack (not_captured: the
+    (tests/programs/vg_sigchld_flood.py), more than a tracer at valgrind speed can read
+    through its smallest ring (`--ringbuf-size 64K`: with the default 4 MiB, a loaded
+    machine once slowed the flood enough that nothing was dropped, and the test waited for a
+    dropped record until its alarm), so records are dropped and sigchld_ignored events come without a stack (not_captured: the
     path that once freed an uninitialised struct); then it must stop cleanly on SIGINT;
   * `dump PID` and `dump PID --json`: every thread's stack.
 
@@ -113,7 +115,10 @@ def test_valgrind_trace_session(deadlocked):
             words = flood.stdout.readline().split()
             assert words and words[0] == b"ready", words
             # --rate-limit 0: the flood must overflow the ring (see the module's docstring)
-            argv = _valgrind(log) + [BINARY, "--json", "-t", "0.5", "--rate-limit", "0", "-p", str(pid),
+            # and the smallest ring (64 KiB, a few dozen records with stacks) makes that certain
+            # however fast the flood and the tracer run on this machine at the moment
+            argv = _valgrind(log) + [BINARY, "--json", "-t", "0.5", "--rate-limit", "0",
+                                     "--ringbuf-size", "64K", "-p", str(pid),
                                      "-p", words[1].decode(), "--metrics-addr", "127.0.0.1:%d" % port]
             tr = reg.popen(argv, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL)
             for raw in iter(tr.stdout.readline, b""):
@@ -137,7 +142,10 @@ def test_valgrind_trace_session(deadlocked):
                 if ev["event"] == "sigchld_ignored" and ev.get("stack_status") == "not_captured":
                     break
             tr.send_signal(signal.SIGINT)
-            rest, _ = tr.communicate(timeout=60)
+            # the rest through the same buffered reader: communicate() with a timeout reads
+            # the raw fd and would skip what readline() had already buffered
+            rest = tr.stdout.read()
+            tr.wait(60)
         events += [json.loads(l) for l in rest.decode().splitlines() if l.strip()]
     finally:
         reg.cleanup()
