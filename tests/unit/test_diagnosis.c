@@ -198,6 +198,38 @@ static void gil_wait(void **state)
 	assert_non_null(strstr(d.summary, "sub() at gil.py:21"));
 }
 
+/* gil_wait is proven only with a holder other than the waiter, while the waiter still waits
+ * for the GIL (or runs between two timed waits): anything else stays a long_wait. */
+static void gil_wait_unproven(void **state)
+{
+	(void)state;
+	struct diagnosis d;
+	struct py_thread *m = thread(0, PID, "MainThread", 0);
+	m->state = PY_STATE_GIL_WAIT;
+	frame(0, 0, "main", "/srv/app/gil.py", 9);
+	struct py_thread *o = thread(1, PID + 1, "worker", 0);
+	o->state = PY_STATE_RUNNING;
+	o->syscall_nr = -1;
+	frame(1, 0, "scan", "/srv/app/gil.py", 21);
+	/* nobody shows as the holder (the GIL being handed over) */
+	assert_false(diagnose_process(&S.p, PID, 4.0, true, &W, &d));
+	/* the waiter itself holds it: its wait is over */
+	m->gil = true;
+	m->state = PY_STATE_RUNNING;
+	assert_false(diagnose_process(&S.p, PID, 4.0, true, &W, &d));
+	/* another thread holds it, but the waiter has moved on to another call */
+	m->gil = false;
+	o->gil = true;
+	m->state = PY_STATE_SLEEP;
+	m->syscall_nr = 35; /* nanosleep */
+	assert_false(diagnose_process(&S.p, PID, 4.0, true, &W, &d));
+	/* still waiting for the GIL that 'worker' holds: proven */
+	m->state = PY_STATE_GIL_WAIT;
+	m->syscall_nr = 202;
+	assert_true(diagnose_process(&S.p, PID, 4.0, true, &W, &d));
+	assert_int_equal(d.culprits[0], PID + 1);
+}
+
 static void lone_lock_wait_is_no_hang(void **state)
 {
 	(void)state;
@@ -339,6 +371,7 @@ int main(void)
 		cmocka_unit_test_setup(all_threads_blocked, fresh),
 		cmocka_unit_test_setup(all_threads_blocked_not_proven, fresh),
 		cmocka_unit_test_setup(gil_wait, fresh),
+		cmocka_unit_test_setup(gil_wait_unproven, fresh),
 		cmocka_unit_test_setup(lone_lock_wait_is_no_hang, fresh),
 		cmocka_unit_test_setup(self_deadlock, fresh_graph),
 		cmocka_unit_test_setup(lock_order_deadlock, fresh_graph),

@@ -201,20 +201,28 @@ static const struct py_thread *gil_holder(const struct py_process *p, pid_t wait
 	return NULL;
 }
 
-static void diagnose_gil(const struct py_process *p, const struct py_thread *w, double waited_s,
+/* A gil_wait is proven only with a holder: a thread other than the waiter that holds the GIL
+ * (locked, and its thread state is the last holder: pyreader, 3.7+ _gil_runtime_state, 3.6
+ * ceval_gil.h statics, 2.7 _PyThreadState_Current) while the waiter is still waiting for it
+ * or between two of its 5 ms timed waits (running). A waiter in another call or on another
+ * futex has left its GIL wait; no identifiable holder (the waiter itself just took the GIL,
+ * or it is being handed over) proves nothing: both stay a long_wait. Returns the holder or
+ * NULL. */
+static const struct py_thread *gil_wait_holder(const struct py_process *p,
+					       const struct py_thread *w)
+{
+	if (w->state != PY_STATE_GIL_WAIT && w->state != PY_STATE_RUNNING)
+		return NULL;
+	return gil_holder(p, w->tid);
+}
+
+static void diagnose_gil(const struct py_thread *w, const struct py_thread *h, double waited_s,
 			 struct diagnosis *d)
 {
 	char one[512], holder[512];
-	const struct py_thread *h = gil_holder(p, w->tid);
 	describe_thread(w, one, sizeof(one));
 	d->code = DIAG_GIL_WAIT;
 	d->waiter = w->tid;
-	if (!h) {
-		snprintf(d->summary, sizeof(d->summary), "thread %.400s, has waited %.1fs for the GIL; the "
-			 "holder could not be identified (a thread without Python frames, or C code that "
-			 "never released it)", one, waited_s);
-		return;
-	}
 	char where[384];
 	diagnose_blocked_where(h, where, sizeof(where));
 	if (h->name)
@@ -242,7 +250,10 @@ bool diagnose_process(const struct py_process *p, pid_t waiter_tid, double waite
 	if (!wt)
 		return false;
 	if (gil_wait || wt->state == PY_STATE_GIL_WAIT) {
-		diagnose_gil(p, wt, waited_s, d);
+		const struct py_thread *h = gil_wait_holder(p, wt);
+		if (!h)
+			return false;
+		diagnose_gil(wt, h, waited_s, d);
 		return true;
 	}
 	/* Anything else is not proven: a thread that waits while others sleep, poll, do I/O

@@ -73,8 +73,9 @@ bool diagnose_proven_stuck(const struct py_thread *t, const struct diag_waits *w
 bool diagnose_all_threads_blocked(const struct py_process *p, const struct diag_waits *w);
 
 /* Diagnose the process: waiter_tid is the thread whose long wait triggered this.
- * Returns true when a hang is proven (shutdown_join, all_threads_blocked, gil_wait); a
- * wait that is not proven to be a hang gives false (it stays a long_wait event). */
+ * Returns true when a hang is proven (shutdown_join, all_threads_blocked, gil_wait with a
+ * named holder); a wait that is not proven to be a hang gives false (it stays a long_wait
+ * event). */
 bool diagnose_process(const struct py_process *p, pid_t waiter_tid, double waited_s,
 		      bool gil_wait, const struct diag_waits *w, struct diagnosis *out);
 /* Where a thread is blocked, for people: "Queue.get() at horse_whisperer.py:61". */
