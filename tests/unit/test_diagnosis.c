@@ -176,19 +176,29 @@ static void all_threads_blocked_not_proven(void **state)
 	assert_false(diagnose_all_threads_blocked(&S.p, &W));
 }
 
+/* MainThread (PID) waits for the GIL; a second thread (PID + 1, named name) runs
+ * scan() at gil.py:21 inside re.sub(), holding the GIL when holds. Returns the second. */
+static struct py_thread *gil_pair(const char *name, bool holds, struct py_thread **main_out)
+{
+	struct py_thread *m = thread(0, PID, "MainThread", 0);
+	m->state = PY_STATE_GIL_WAIT;
+	frame(0, 0, "main", "/srv/app/gil.py", 9);
+	struct py_thread *h = thread(1, PID + 1, name, 0);
+	h->state = PY_STATE_RUNNING;
+	h->syscall_nr = -1;
+	h->gil = holds;
+	frame(1, 0, "sub", STDLIB "re/__init__.py", 185);
+	frame(1, 1, "scan", "/srv/app/gil.py", 21);
+	*main_out = m;
+	return h;
+}
+
 static void gil_wait(void **state)
 {
 	(void)state;
 	struct diagnosis d;
-	struct py_thread *m = thread(0, PID, "MainThread", 0);
-	m->state = PY_STATE_GIL_WAIT;
-	frame(0, 0, "main", "/srv/app/gil.py", 9);
-	struct py_thread *h = thread(1, PID + 1, "reflect-regex", 0);
-	h->state = PY_STATE_RUNNING;
-	h->syscall_nr = -1;
-	h->gil = true;
-	frame(1, 0, "sub", STDLIB "re/__init__.py", 185);
-	frame(1, 1, "scan", "/srv/app/gil.py", 21);
+	struct py_thread *m;
+	gil_pair("reflect-regex", true, &m);
 	assert_true(diagnose_process(&S.p, PID, 4.0, true, &W, &d));
 	assert_string_equal(diag_code_name(d.code), "gil_wait");
 	assert_int_equal(d.waiter, PID);
@@ -204,13 +214,8 @@ static void gil_wait_unproven(void **state)
 {
 	(void)state;
 	struct diagnosis d;
-	struct py_thread *m = thread(0, PID, "MainThread", 0);
-	m->state = PY_STATE_GIL_WAIT;
-	frame(0, 0, "main", "/srv/app/gil.py", 9);
-	struct py_thread *o = thread(1, PID + 1, "worker", 0);
-	o->state = PY_STATE_RUNNING;
-	o->syscall_nr = -1;
-	frame(1, 0, "scan", "/srv/app/gil.py", 21);
+	struct py_thread *m;
+	struct py_thread *o = gil_pair("worker", false, &m);
 	/* nobody shows as the holder (the GIL being handed over) */
 	assert_false(diagnose_process(&S.p, PID, 4.0, true, &W, &d));
 	/* the waiter itself holds it: its wait is over */

@@ -202,12 +202,12 @@ static const struct py_thread *gil_holder(const struct py_process *p, pid_t wait
 }
 
 /* A gil_wait is proven only with a holder: a thread other than the waiter that holds the GIL
- * (locked, and its thread state is the last holder: pyreader, 3.7+ _gil_runtime_state, 3.6
- * ceval_gil.h statics, 2.7 _PyThreadState_Current) while the waiter is still waiting for it
- * or between two of its 5 ms timed waits (running). A waiter in another call or on another
- * futex has left its GIL wait; no identifiable holder (the waiter itself just took the GIL,
- * or it is being handed over) proves nothing: both stay a long_wait. Returns the holder or
- * NULL. */
+ * (py_thread.gil, pygil.c: locked and this thread state its last holder, 3.7+ from
+ * _gil_runtime_state, 3.6 from ceval_gil.h's statics; 2.7 and a 3.6 without them:
+ * _PyThreadState_Current) while the waiter is still waiting for it or between two of its
+ * 5 ms timed waits (running). A waiter in another call or on another futex has left its
+ * GIL wait; no identifiable holder (the waiter itself just took the GIL, or it is being
+ * handed over) proves nothing: both stay a long_wait. Returns the holder or NULL. */
 static const struct py_thread *gil_wait_holder(const struct py_process *p,
 					       const struct py_thread *w)
 {
