@@ -93,6 +93,21 @@ void xproc_write_json(struct jw *w, const struct diagnosis *d)
 	}
 }
 
+/* Why a fork recorded in the kernel has no stack, for people (its stack_status). */
+static const char *fork_stack_why(const char *status)
+{
+	if (!status)
+		return "not recorded";
+	if (!strcmp(status, "unknown_layout"))
+		return "the parent forked before the tracer had read its interpreter, e.g. within "
+		       "milliseconds of its exec";
+	if (!strcmp(status, "not_captured"))
+		return "the kernel's record of it was rate limited or lost";
+	if (!strcmp(status, "thread_not_found"))
+		return "the forking thread was not in the interpreter's thread list";
+	return "its frames could not be read";
+}
+
 void xproc_write_text(struct strbuf *sb, const struct diagnosis *d)
 {
 	const struct xp_facts *xf = d->xproc;
@@ -101,6 +116,11 @@ void xproc_write_text(struct strbuf *sb, const struct diagnosis *d)
 	if (xf->fork && xf->fork->have_stack) {
 		sb_printf(sb, "The fork, by thread %d of pid %d", (int)xf->fork->forker_tid, (int)xf->fork->parent);
 		textreport_traceback(sb, xf->fork->parent, &xf->fork->stack.thread);
+	} else if (xf->fork && xf->fork->forker_tid > 0) {
+		/* a fork the kernel recorded without its stack says why (fork_site unknown) */
+		sb_printf(sb, "The fork, by thread %d of pid %d: where in Python is unknown (%s)\n",
+			  (int)xf->fork->forker_tid, (int)xf->fork->parent,
+			  fork_stack_why(xf->fork->stack_status));
 	}
 	if (xf->death && xf->child_cmdline[0]) {
 		sb_puts(sb, "The dead child's command: ");
