@@ -231,9 +231,9 @@ static void diagnose_gil(const struct py_thread *w, const struct py_thread *h, d
 		snprintf(holder, sizeof(holder), "%d", (int)h->tid);
 	d->culprits[d->nculprits++] = h->tid;
 	snprintf(d->summary, sizeof(d->summary), "thread %.300s, has waited %.1fs for the GIL, which "
-		 "thread %.150s has held all along in %.300s: a long call that does not release the GIL (C "
-		 "code, a regular expression, a huge computation in one bytecode)", one, waited_s,
-		 holder, where);
+		 "thread %.150s holds in %.300s: a long call that does not release the GIL (C code, a "
+		 "regular expression, a huge computation in one bytecode)", one, waited_s, holder,
+		 where);
 }
 
 bool diagnose_process(const struct py_process *p, pid_t waiter_tid, double waited_s,
