@@ -2,7 +2,7 @@
 Lock and sleeps with it, and the program creates GO_FILE.ready; once GO_FILE exists, the
 main thread forks COUNT children that exit at once (reaped), then one more whose child
 takes the lock (never returns); the parent waits in os.waitpid(). Traced with -p and
-`--rate-limit 1/1`, the last fork's kernel record is rate limited. Kills itself after
+`--rate-limit 0.001/1`, the last fork's kernel record is rate limited. Kills itself after
 60 s (signal.alarm). Runs on 2.7 and 3.x.
 
     fork_rate_limited.py COUNT GO_FILE
