@@ -19,7 +19,9 @@ import time
 import pytest
 
 from harness import STOP_TIMEOUT, Registry, Tracer, alarm_guard
+from harness.procs import remember_hanging_members
 from harness.session import HANG_TIMEOUT, SETTLE, Session
+from test_child_waits import _children_of, _kill_tree
 from test_diagnose import (INTERPRETERS, Job, check_stream,
                            frame_index, label_of, mark_line, run_session, short, version_of)
 
@@ -466,26 +468,6 @@ def test_field_13_queue_join_worker_died(field_session, python):
 
 # --------------------------------------------------------------------------- text
 
-def _descendants(roots):
-    """Pids of the processes below roots (pids), from /proc/PID/stat's parent pid."""
-    parent = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open("/proc/%s/stat" % d, "rb") as f:
-                    parent[int(d)] = int(f.read().rsplit(b")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                pass
-    out, todo = set(), list(roots)
-    while todo:
-        p = todo.pop()
-        for c, pp in parent.items():
-            if pp == p and c not in out:
-                out.add(c)
-                todo.append(c)
-    return out
-
-
 def _text_until_hang(tr_argv, out, reg, then=None, prog=None):
     """Run a text tracer (tr_argv) writing to out until it prints a fork_held_lock (then()
     runs once it has printed its first line: the start), SIGKILL the programs (the tracer's
@@ -505,12 +487,9 @@ def _text_until_hang(tr_argv, out, reg, then=None, prog=None):
                     then()
                     then = None
             time.sleep(0.5)
-            roots = [tr.pid] + ([prog.pid] if prog else [])
-            for pid in _descendants(roots) | set(roots[1:]):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
+            remember_hanging_members()   # before they are gone (the suite tracer's verdict)
+            for pid in _children_of(tr.pid) + ([prog.pid] if prog else []):
+                _kill_tree(pid)
             try:
                 tr.wait(STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
