@@ -500,7 +500,6 @@ def _text_until_hang(tr_argv, out, reg, then=None, prog=None):
 
 
 UNKNOWN_SITE = "where in Python is unknown (the parent forked before the tracer had read its interpreter"
-FORK_RATE_LIMITED = os.path.join(HERE, "programs", "fork_rate_limited.py")
 
 
 def _check_text(text, fork_line, child_lines, site_required):
@@ -526,17 +525,24 @@ def test_fork_held_lock_text(binary, reg, tmp_path):
                                           "with self._lock:"], False)
 
 
-def test_fork_held_lock_text_attached(binary, reg, tmp_path):
-    """Text with -p: the parent is described before the fork, so the fork site is always
-    there, as a traceback with its source line."""
+def _start_fork_lock(reg, tmp_path, mode, *extra):
+    """Start PROG's fork_lock-like mode with a go file (the newest CPython 3), wait until its
+    'flusher' holds the lock; returns (the process, the go file)."""
     py = PY3[-1] if PY3 else INTERPRETERS[0]
     report = str(tmp_path / "fork.report")
     go = str(tmp_path / "fork.go")
-    prog = reg.popen([py, PROG, report, "fork_lock", go], stdin=subprocess.DEVNULL,
+    prog = reg.popen([py, PROG, report, mode, go] + list(extra), stdin=subprocess.DEVNULL,
                      stdout=subprocess.DEVNULL, hangs=True)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not (os.path.exists(report) and "flusher" in open(report).read()):
         time.sleep(0.05)
+    return prog, go
+
+
+def test_fork_held_lock_text_attached(binary, reg, tmp_path):
+    """Text with -p: the parent is described before the fork, so the fork site is always
+    there, as a traceback with its source line."""
+    prog, go = _start_fork_lock(reg, tmp_path, "fork_lock")
     text = _text_until_hang([binary, "-t", "1", "-p", str(prog.pid)], str(tmp_path / "out.txt"), reg,
                             then=lambda: open(go, "w").close(), prog=prog)
     _check_text(text, "pid = os.fork()", ["take_buf_lock()", "with buf_lock:"], True)
@@ -546,13 +552,7 @@ def test_fork_held_lock_text_fork_not_captured(binary, reg, tmp_path):
     """A fork whose kernel record was rate limited (attached with -p and --rate-limit 0.001/1,
     the parent forks 30 children first): the kernel keeps the fork's facts without a stack,
     and the text says why the fork site is unknown instead of leaving it out."""
-    py = PY3[-1] if PY3 else INTERPRETERS[0]
-    go = str(tmp_path / "fork.go")
-    prog = reg.popen([py, FORK_RATE_LIMITED, "30", go], stdin=subprocess.DEVNULL,
-                     stdout=subprocess.DEVNULL, hangs=True)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not os.path.exists(go + ".ready"):
-        time.sleep(0.05)
+    prog, go = _start_fork_lock(reg, tmp_path, "fork_lock_after", "30")
     # 0.001 a second: exactly the burst's 10 forks (10 times both for forks) have their
     # record, then none for 100 s, longer than the program lives
     text = _text_until_hang([binary, "-t", "1", "--rate-limit", "0.001/1", "-p", str(prog.pid)],

@@ -13,6 +13,8 @@ Modes:
                 child takes buf_lock (never returns); the parent waits in os.waitpid()
   mp_fork_lock  the same through multiprocessing's 'fork' start method: Process.start(),
                 then join()
+  fork_lock_after  fork_lock, but first COUNT (argument 4) forks whose children exit at
+                once (reaped): past a low --rate-limit, the last fork's record is limited
   pool_killed   Pool(2).map() whose worker SIGKILLs itself on item 3
   pool_oom      the same, but the worker joins the memory cgroup whose cgroup.procs file is
                 argument 4 (argument 3: "-", no go file; a small limit, set by the
@@ -76,9 +78,14 @@ def start_flusher():
     holding.wait()
 
 
-def fork_lock():
+def fork_lock(first=0):
     start_flusher()
     wait_go()
+    for _ in range(first):
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
     pid = os.fork()                         # MARK: fork_site
     if pid == 0:
         take_buf_lock()
@@ -163,10 +170,12 @@ def idle_ppe(secs):
 
 def main():
     report("pid", os.getpid())
-    if MODE in ("fork_lock", "mp_fork_lock", "pool_killed", "pool_oom"):
+    if MODE in ("fork_lock", "fork_lock_after", "mp_fork_lock", "pool_killed", "pool_oom"):
         signal.alarm(90)
     if MODE == "fork_lock":
         fork_lock()
+    elif MODE == "fork_lock_after":
+        fork_lock(int(sys.argv[4]))
     elif MODE == "mp_fork_lock":
         mp_fork_lock()
     elif MODE == "pool_killed":
