@@ -193,19 +193,66 @@ static struct py_thread *gil_pair(const char *name, bool holds, struct py_thread
 	return h;
 }
 
+/* W with an earlier look at the GIL, ago_s seconds before: holder, switch count sw. */
+static const struct diag_waits *gil_looked(pid_t holder, uint64_t sw, double ago_s)
+{
+	static struct gil_look look;
+	static struct diag_waits w;
+	look = (struct gil_look){ .holder = holder, .switches_known = true, .switches = sw };
+	w = W;
+	w.gil_before = &look;
+	w.gil_before_s = ago_s;
+	return &w;
+}
+
 static void gil_wait(void **state)
 {
 	(void)state;
 	struct diagnosis d;
 	struct py_thread *m;
 	gil_pair("reflect-regex", true, &m);
-	assert_true(diagnose_process(&S.p, PID, 4.0, true, &W, &d));
+	S.p.gil_switches_known = true;
+	S.p.gil_switches = 7;
+	assert_true(diagnose_process(&S.p, PID, 4.0, true, gil_looked(PID + 1, 7, 1.5), &d));
 	assert_string_equal(diag_code_name(d.code), "gil_wait");
 	assert_int_equal(d.waiter, PID);
 	assert_int_equal(d.nculprits, 1);
 	assert_int_equal(d.culprits[0], PID + 1);
 	assert_non_null(strstr(d.summary, "'reflect-regex'"));
 	assert_non_null(strstr(d.summary, "sub() at gil.py:21"));
+	assert_non_null(strstr(d.summary, "no thread has taken the GIL from it for 1.5s"));
+}
+
+/* On 3.x one look proves nothing (a chain of GIL waits goes on through the GIL's mutex,
+ * from which the waiter may take the GIL): the hang needs an earlier look, a second or more
+ * before, with the same holder and the same switch count. 2.7's one semaphore wait is
+ * proof by itself. */
+static void gil_wait_needs_two_looks(void **state)
+{
+	(void)state;
+	struct diagnosis d;
+	struct py_thread *m;
+	gil_pair("reflect-regex", true, &m);
+	S.p.gil_switches_known = true;
+	S.p.gil_switches = 7;
+	S.p.version_hex = 0x030b02f0;
+	assert_false(diagnose_process(&S.p, PID, 4.0, true, &W, &d));
+	/* the GIL changed hands between the looks (the waiter may have had it) */
+	assert_false(diagnose_process(&S.p, PID, 4.0, true, gil_looked(PID + 1, 6, 1.5), &d));
+	/* another holder then */
+	assert_false(diagnose_process(&S.p, PID, 4.0, true, gil_looked(PID + 2, 7, 1.5), &d));
+	/* looks too close together */
+	assert_false(diagnose_process(&S.p, PID, 4.0, true, gil_looked(PID + 1, 7, 0.5), &d));
+	/* no switch count now: nothing proves the GIL stayed */
+	S.p.gil_switches_known = false;
+	assert_false(diagnose_process(&S.p, PID, 4.0, true, gil_looked(PID + 1, 7, 1.5), &d));
+	S.p.gil_switches_known = true;
+	assert_true(diagnose_process(&S.p, PID, 4.0, true, gil_looked(PID + 1, 7, 1.5), &d));
+	/* 2.7: one look */
+	S.p.version_hex = 0x020712f0;
+	S.p.gil_switches_known = false;
+	assert_true(diagnose_process(&S.p, PID, 4.0, false, &W, &d));
+	assert_int_equal(d.culprits[0], PID + 1);
 }
 
 /* gil_wait is proven only with a holder other than the waiter, while the waiter still waits
@@ -216,22 +263,25 @@ static void gil_wait_unproven(void **state)
 	struct diagnosis d;
 	struct py_thread *m;
 	struct py_thread *o = gil_pair("worker", false, &m);
+	S.p.gil_switches_known = true; /* and unchanged since a look that found 'worker' */
 	/* nobody shows as the holder (the GIL being handed over) */
-	assert_false(diagnose_process(&S.p, PID, 4.0, true, &W, &d));
+	assert_false(diagnose_process(&S.p, PID, 4.0, true, gil_looked(PID + 1, 0, 2.0), &d));
 	/* the waiter itself holds it: its wait is over */
 	m->gil = true;
 	m->state = PY_STATE_RUNNING;
-	assert_false(diagnose_process(&S.p, PID, 4.0, true, &W, &d));
+	assert_false(diagnose_process(&S.p, PID, 4.0, true, gil_looked(PID + 1, 0, 2.0), &d));
 	/* another thread holds it, but the waiter has moved on to another call */
 	m->gil = false;
 	o->gil = true;
 	m->state = PY_STATE_SLEEP;
 	m->syscall_nr = 35; /* nanosleep */
-	assert_false(diagnose_process(&S.p, PID, 4.0, true, &W, &d));
-	/* still waiting for the GIL that 'worker' holds: proven */
+	assert_false(diagnose_process(&S.p, PID, 4.0, true, gil_looked(PID + 1, 0, 2.0), &d));
+	/* still waiting for the GIL that 'worker' holds, which no thread took from it since a
+	 * look 2 s before: proven */
 	m->state = PY_STATE_GIL_WAIT;
 	m->syscall_nr = 202;
-	assert_true(diagnose_process(&S.p, PID, 4.0, true, &W, &d));
+	S.p.gil_switches_known = true;
+	assert_true(diagnose_process(&S.p, PID, 4.0, true, gil_looked(PID + 1, 0, 2.0), &d));
 	assert_int_equal(d.culprits[0], PID + 1);
 }
 
@@ -377,6 +427,7 @@ int main(void)
 		cmocka_unit_test_setup(all_threads_blocked_not_proven, fresh),
 		cmocka_unit_test_setup(gil_wait, fresh),
 		cmocka_unit_test_setup(gil_wait_unproven, fresh),
+		cmocka_unit_test_setup(gil_wait_needs_two_looks, fresh),
 		cmocka_unit_test_setup(lone_lock_wait_is_no_hang, fresh),
 		cmocka_unit_test_setup(self_deadlock, fresh_graph),
 		cmocka_unit_test_setup(lock_order_deadlock, fresh_graph),

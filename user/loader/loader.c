@@ -521,6 +521,20 @@ int loader_unseed_wait(struct loader *l, pid_t tid)
 	return 0;
 }
 
+int loader_wait_record(struct loader *l, pid_t tid, struct ph_wait *out)
+{
+	uint32_t key = (uint32_t)tid, slot_key = ph_wait_slot_key(key);
+	if (tid <= 0)
+		return -1;
+	if (bpf_map__lookup_elem(l->skel->maps.wait_slots, &slot_key, sizeof(slot_key), out,
+				 sizeof(*out), 0) == 0 && out->tid == key)
+		return 0;
+	if (bpf_map__lookup_elem(l->skel->maps.waits, &key, sizeof(key), out, sizeof(*out), 0) == 0 &&
+	    out->tid == key)
+		return 0;
+	return -1;
+}
+
 int loader_read_stats(struct loader *l, struct loader_stats *out)
 {
 	memset(out, 0, sizeof(*out));

@@ -81,6 +81,11 @@ int loader_seed_wait(struct loader *l, pid_t tgid, uint64_t proc_start, pid_t ti
 /* Remove a seeded wait if it is still the one seeded (the thread did not start another). */
 int loader_unseed_wait(struct loader *l, pid_t tid);
 
+/* The kernel's record of thread tid's current or last wait (struct ph_wait: its slot, else
+ * the overflow hash): 0 with *out filled, -1 when the kernel holds none for tid. A copy
+ * taken while the kernel may change it: each field is as it was at some moment of the copy. */
+int loader_wait_record(struct loader *l, pid_t tid, struct ph_wait *out);
+
 struct loader_stats {
 	uint64_t counters[PH_STAT_MAX];
 };

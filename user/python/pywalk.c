@@ -128,8 +128,11 @@ int walk_process(struct walk *w, struct py_process *out, char *err, size_t errle
 	struct addr_set seen = { 0 };
 	size_t cap = 0;
 	memset(&g, 0, sizeof(g));
-	if (w->snapshot_new)
+	if (w->snapshot_new) {
 		gil_proof_begin(w); /* before any other read of the snapshot */
+		out->gil_switches_known = w->gil_proof;
+		out->gil_switches = w->gil_proof ? w->gil0_switches : 0;
+	}
 	uint64_t interp = first_interp(w), main_interp = 0;
 	if (!interp_valid(w, interp)) {
 		snprintf(err, errlen, "process %d: no valid Python interpreter state (not "

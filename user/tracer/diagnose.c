@@ -201,13 +201,13 @@ static const struct py_thread *gil_holder(const struct py_process *p, pid_t wait
 	return NULL;
 }
 
-/* A gil_wait is proven only with a holder: a thread other than the waiter that holds the GIL
- * (py_thread.gil, pygil.c: locked and this thread state its last holder, 3.7+ from
+/* The holder of the GIL while w waits for it: a thread other than the waiter that holds
+ * the GIL (py_thread.gil, pygil.c: locked and this thread state its last holder, 3.7+ from
  * _gil_runtime_state, 3.6 from ceval_gil.h's statics; 2.7 and a 3.6 without them:
  * _PyThreadState_Current) while the waiter is still waiting for it or between two of its
  * 5 ms timed waits (running). A waiter in another call or on another futex has left its
  * GIL wait; no identifiable holder (the waiter itself just took the GIL, or it is being
- * handed over) proves nothing: both stay a long_wait. Returns the holder or NULL. */
+ * handed over) proves nothing. Returns the holder or NULL. */
 static const struct py_thread *gil_wait_holder(const struct py_process *p,
 					       const struct py_thread *w)
 {
@@ -216,24 +216,57 @@ static const struct py_thread *gil_wait_holder(const struct py_process *p,
 	return gil_holder(p, w->tid);
 }
 
+void diagnose_gil_look(const struct py_process *p, pid_t waiter, struct gil_look *out)
+{
+	const struct py_thread *w = find_thread(p, waiter);
+	const struct py_thread *h = w ? gil_wait_holder(p, w) : NULL;
+	out->holder = h ? h->tid : 0;
+	out->switches_known = p->gil_switches_known;
+	out->switches = p->gil_switches;
+}
+
+/* Whether waiting for the GIL is proven a hang, with holder h named now:
+ *  - 2.7: the GIL is one semaphore (Python/thread_pthread.h, PyThread_acquire_lock) and
+ *    its waiter sleeps in one futex wait until a release wakes it; the kernel's record of
+ *    that one wait, past the threshold, proves it has not had the GIL since;
+ *  - 3.x: a waiter's 5 ms timed waits on the GIL's condition and its waits for the GIL's
+ *    mutex make one chain in the kernel (bpf/futex.bpf.h), and the chain goes on after
+ *    a wait for the mutex, from which the waiter may go on to take the GIL: the chain
+ *    alone proves nothing. Proven with a look at least a second earlier in the same
+ *    chain that found the same holder and the same switch count: take_gil() counts
+ *    every change of holder (3.6-3.13, ceval_gil.h), so none took the GIL between the
+ *    looks, the waiter included. A switch count that cannot be read proves nothing. */
+static bool gil_wait_proven(const struct py_process *p, const struct py_thread *h,
+			    const struct diag_waits *w)
+{
+	if (p->version_hex && p->version_hex < 0x03000000)
+		return true;
+	const struct gil_look *b = w ? w->gil_before : NULL;
+	return b && w->gil_before_s >= 1.0 && b->holder == h->tid && b->switches_known &&
+	       p->gil_switches_known && b->switches == p->gil_switches;
+}
+
 static void diagnose_gil(const struct py_thread *w, const struct py_thread *h, double waited_s,
-			 struct diagnosis *d)
+			 const struct diag_waits *dw, struct diagnosis *d)
 {
 	char one[512], holder[512];
 	describe_thread(w, one, sizeof(one));
 	d->code = DIAG_GIL_WAIT;
 	d->waiter = w->tid;
-	char where[384];
+	char where[384], since[96] = "";
 	diagnose_blocked_where(h, where, sizeof(where));
 	if (h->name)
 		snprintf(holder, sizeof(holder), "'%.100s' (tid %d)", h->name, (int)h->tid);
 	else
 		snprintf(holder, sizeof(holder), "%d", (int)h->tid);
+	if (dw && dw->gil_before)
+		snprintf(since, sizeof(since), ", and no thread has taken the GIL from it for %.1fs",
+			 dw->gil_before_s);
 	d->culprits[d->nculprits++] = h->tid;
 	snprintf(d->summary, sizeof(d->summary), "thread %.300s, has waited %.1fs for the GIL, which "
-		 "thread %.150s holds in %.300s: a long call that does not release the GIL (C code, a "
-		 "regular expression, a huge computation in one bytecode)", one, waited_s, holder,
-		 where);
+		 "thread %.150s holds in %.300s%s: a long call that does not release the GIL (C "
+		 "code, a regular expression, a huge computation in one bytecode)", one, waited_s,
+		 holder, where, since);
 }
 
 bool diagnose_process(const struct py_process *p, pid_t waiter_tid, double waited_s,
@@ -251,9 +284,9 @@ bool diagnose_process(const struct py_process *p, pid_t waiter_tid, double waite
 		return false;
 	if (gil_wait || wt->state == PY_STATE_GIL_WAIT) {
 		const struct py_thread *h = gil_wait_holder(p, wt);
-		if (!h)
+		if (!h || !gil_wait_proven(p, h, w))
 			return false;
-		diagnose_gil(wt, h, waited_s, d);
+		diagnose_gil(wt, h, waited_s, w, d);
 		return true;
 	}
 	/* Anything else is not proven: a thread that waits while others sleep, poll, do I/O

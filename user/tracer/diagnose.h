@@ -56,10 +56,26 @@ struct diagnosis {
 
 /* What the snapshot does not tell: whether thread tid has been in one futex wait on uaddr
  * for at least the threshold (a long_wait reported, no wait_end since). */
+/* The GIL as one read of a process saw it, for one waiter: the thread other than the
+ * waiter that held it (0: none identified) and the GIL's switch count (py_process). */
+struct gil_look {
+	pid_t holder;
+	bool switches_known;
+	uint64_t switches;
+};
+
 struct diag_waits {
 	bool (*long_blocked)(void *arg, pid_t tid, uint64_t uaddr);
 	void *arg;
+	/* A wait for the GIL on 3.x: the look at the GIL gil_before_s seconds earlier, while
+	 * the waiter's chain of GIL waits (the same one, by its start in the kernel) went on;
+	 * NULL: no earlier look. */
+	const struct gil_look *gil_before;
+	double gil_before_s;
 };
+
+/* The GIL in p as waiter sees it (for a later diagnose_process's gil_before). */
+void diagnose_gil_look(const struct py_process *p, pid_t waiter, struct gil_look *out);
 
 /* Whether thread t cannot move by itself: an untimed wait on a process-private futex (the
  * FUTEX_PRIVATE_FLAG of its op: only a thread of the same process can wake it, futex(2))
@@ -73,9 +89,9 @@ bool diagnose_proven_stuck(const struct py_thread *t, const struct diag_waits *w
 bool diagnose_all_threads_blocked(const struct py_process *p, const struct diag_waits *w);
 
 /* Diagnose the process: waiter_tid is the thread whose long wait triggered this.
- * Returns true when a hang is proven (shutdown_join, all_threads_blocked, gil_wait with a
- * named holder); a wait that is not proven to be a hang gives false (it stays a long_wait
- * event). */
+ * Returns true when a hang is proven (shutdown_join, all_threads_blocked, gil_wait: see
+ * gil_wait_proven in diagnose.c); a wait that is not proven to be a hang gives false (it
+ * stays a long_wait event). */
 bool diagnose_process(const struct py_process *p, pid_t waiter_tid, double waited_s,
 		      bool gil_wait, const struct diag_waits *w, struct diagnosis *out);
 /* Where a thread is blocked, for people: "Queue.get() at horse_whisperer.py:61". */

@@ -141,6 +141,14 @@ int tracer_recheck_child_waits(struct tracer *t)
 	return due;
 }
 
+/* The kernel's record of tid's chain of GIL waits while it goes on (not over: a chain
+ * that ended is FINAL, a new one has another start). */
+static bool gil_chain_now(struct tracer *t, pid_t tid, struct ph_wait *kw)
+{
+	return t->ld && loader_wait_record(t->ld, tid, kw) == 0 && (kw->flags & PH_WF_GIL) &&
+	       !(kw->flags & PH_WF_FINAL);
+}
+
 /* A long wait: its event (emit), then the hang it proves, if any. */
 static void evaluate_long_wait(struct tracer *t, const struct ph_event *e, bool emit)
 {
@@ -182,9 +190,19 @@ static void evaluate_long_wait(struct tracer *t, const struct ph_event *e, bool 
 	childwait_free(orphan);
 	/* not proven now: looked at again a few times while it lasts (recheck.h; a wait for
 	 * a child has its own second looks, childwait.h) */
-	if (emit && r.py && !proven && !r.gil && !r.covered && !childwait_is_op(e->wait.op))
+	if (!emit || !r.py || proven || r.covered || childwait_is_op(e->wait.op))
+		return;
+	struct ph_wait kw;
+	if (!r.gil) {
 		recheck_add(&t->rc, r.p.pid, r.p.tid, e->proc_start, e->wait.uaddr, e->wait.start_ns,
 			    mono_now_ns());
+	} else if (gil_chain_now(t, r.p.tid, &kw)) {
+		/* a GIL chain is proven by a later look against this one (diagnose.c) */
+		struct gil_look look;
+		diagnose_gil_look(r.py, r.p.tid, &look);
+		recheck_add_gil(&t->rc, r.p.pid, r.p.tid, e->proc_start, e->wait.uaddr,
+				e->wait.start_ns, kw.start_jiffies, &look, mono_now_ns());
+	}
 }
 
 /* The long waits of one scan arrive one after another (the threads of a deadlock pass the
@@ -232,7 +250,10 @@ int tracer_recheck_waits(struct tracer *t)
 	bool read = false;
 	while (t->ht && recheck_take_due(&t->rc, now, pid, &c)) {
 		pid = c.pid;
-		if (!ht_wait_is_open(t->ht, c.pid, c.tid, c.uaddr, NULL) || ht_hang_covers(t->ht, c.pid, c.tid)) {
+		struct ph_wait kw;
+		bool open = c.gil ? gil_chain_now(t, c.tid, &kw) && kw.start_jiffies == c.chain_start_j
+				  : ht_wait_is_open(t->ht, c.pid, c.tid, c.uaddr, NULL);
+		if (!open || ht_hang_covers(t->ht, c.pid, c.tid)) {
 			recheck_forget(&t->rc, c.pid, c.tid);
 			continue;
 		}
@@ -247,6 +268,9 @@ int tracer_recheck_waits(struct tracer *t)
 		}
 		r.waited_s = seconds_between(c.start_ns, now);
 		r.futex_addr = c.uaddr;
+		r.gil = c.gil;
+		r.gil_before = c.gil ? &c.look : NULL;
+		r.gil_before_s = c.gil ? seconds_between(c.look_ns, now) : 0;
 		if (!read) /* the facts may have changed since the last look */
 			drop_snapshot(t);
 		read = true;
@@ -254,8 +278,13 @@ int tracer_recheck_waits(struct tracer *t)
 		if (!r.py)
 			continue;
 		snapshot_graph(t);
-		if (maybe_report_hang(t, &r))
+		if (maybe_report_hang(t, &r)) {
 			recheck_forget(&t->rc, c.pid, c.tid);
+		} else if (c.gil) {
+			struct gil_look look;
+			diagnose_gil_look(r.py, c.tid, &look);
+			recheck_gil_looked(&t->rc, c.pid, c.tid, &look, now);
+		}
 	}
 	return recheck_due_in_ms(&t->rc, mono_now_ns());
 }

@@ -55,6 +55,8 @@ struct guard_hang {
 	uint64_t proc_start; /* /proc/PID/stat field 22 of the process the hang is in */
 	pid_t waiter;        /* the thread whose long wait the hang was diagnosed from */
 	bool gil;
+	struct gil_look gil_look; /* the GIL when the hang was reported (look_ns) */
+	uint64_t look_ns;
 	uint64_t wait_start_ns; /* CLOCK_MONOTONIC */
 	uint64_t due_ns;        /* wait_start_ns + timeout */
 	uint64_t next_check_ns;
@@ -118,6 +120,8 @@ void guard_note_hang(struct tracer *t, const struct rec_long_wait *lw)
 		.due_ns = start + (uint64_t)(g->timeout_s * 1e9),
 	};
 	h.next_check_ns = h.due_ns;
+	diagnose_gil_look(lw->py, lw->p.tid, &h.gil_look);
+	h.look_ns = mono_now_ns();
 	int slot = -1;
 	for (int i = 0; i < g->npending; i++)
 		if (g->pending[i].pid == h.pid && g->pending[i].waiter == h.waiter)
@@ -510,7 +514,9 @@ static bool confirm(struct tracer *t, const struct guard_hang *h, struct py_proc
 	double waited_s = (double)(mono_now_ns() - h->wait_start_ns) / 1e9;
 	if (py->start_time == h->proc_start) {
 		struct ht_pid ow = { t->ht, h->pid };
-		struct diag_waits w = { ht_pid_wait_is_open, &ow };
+		/* a GIL hang stands while no thread took the GIL since it was reported */
+		struct diag_waits w = { ht_pid_wait_is_open, &ow, &h->gil_look,
+					(double)(mono_now_ns() - h->look_ns) / 1e9 };
 		struct waitgraph g;
 		bool built = waitgraph_build(&g, t->reader, py) == 0;
 		bool hang = (built && waitgraph_diagnose(&g, h->waiter, &w, d)) ||

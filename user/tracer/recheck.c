@@ -5,8 +5,8 @@
 
 #define RC_FIRST_NS 1000000000ull
 
-void recheck_add(struct recheck *r, pid_t pid, pid_t tid, uint64_t proc_start, uint64_t uaddr,
-		 uint64_t start_ns, uint64_t now)
+static struct rc_entry *add(struct recheck *r, pid_t pid, pid_t tid, uint64_t proc_start,
+			    uint64_t uaddr, uint64_t start_ns, uint64_t now)
 {
 	struct rc_entry *slot = NULL;
 	for (size_t i = 0; i < RC_MAX; i++) {
@@ -26,6 +26,34 @@ void recheck_add(struct recheck *r, pid_t pid, pid_t tid, uint64_t proc_start, u
 	}
 	*slot = (struct rc_entry){ .pid = pid, .tid = tid, .proc_start = proc_start, .uaddr = uaddr,
 				   .start_ns = start_ns, .due_ns = now + RC_FIRST_NS, .looks = 0 };
+	return slot;
+}
+
+void recheck_add(struct recheck *r, pid_t pid, pid_t tid, uint64_t proc_start, uint64_t uaddr,
+		 uint64_t start_ns, uint64_t now)
+{
+	add(r, pid, tid, proc_start, uaddr, start_ns, now);
+}
+
+void recheck_add_gil(struct recheck *r, pid_t pid, pid_t tid, uint64_t proc_start, uint64_t uaddr,
+		     uint64_t start_ns, uint64_t chain_start_j, const struct gil_look *look,
+		     uint64_t now)
+{
+	struct rc_entry *e = add(r, pid, tid, proc_start, uaddr, start_ns, now);
+	e->gil = true;
+	e->chain_start_j = chain_start_j;
+	e->look = *look;
+	e->look_ns = now;
+}
+
+void recheck_gil_looked(struct recheck *r, pid_t pid, pid_t tid, const struct gil_look *look,
+			uint64_t now)
+{
+	for (size_t i = 0; i < RC_MAX; i++)
+		if (r->e[i].tid == tid && r->e[i].pid == pid && r->e[i].gil) {
+			r->e[i].look = *look;
+			r->e[i].look_ns = now;
+		}
 }
 
 void recheck_forget(struct recheck *r, pid_t pid, pid_t tid)

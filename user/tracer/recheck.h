@@ -4,7 +4,8 @@
  * replacing a dead worker. Owns: a bounded list (RC_MAX waits, the oldest dropped) of such
  * waits, each looked at again 1, 2, 4, 8 and 16 s after the first look while it lasts
  * (then it stays a long_wait); dropped when the wait ends, its process exits, or a hang
- * covers it. The look itself is the tracer's (events.c: a snapshot and the diagnoses):
+ * covers it. A chain of GIL waits is proven only by two looks (diagnose.c,
+ * gil_wait_proven): it is looked at again too, each look against the one before. The look itself is the tracer's (events.c: a snapshot and the diagnoses):
  * one process per pass of the event loop, all its due waits on one read of it, so a
  * process of thousands of blocked threads costs one read per look, not one per thread. */
 #ifndef PH_RECHECK_H
@@ -13,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include "diagnose.h"
 
 #define RC_MAX 64
 #define RC_LOOKS 5
@@ -24,6 +27,12 @@ struct rc_entry {
 	uint64_t start_ns;     /* the wait's start, CLOCK_MONOTONIC */
 	uint64_t due_ns;
 	int looks;             /* done so far */
+	/* a chain of waits for the GIL (3.x): the chain's start in the kernel (struct ph_wait
+	 * start_jiffies: a new chain has another), and the GIL at the last look (look_ns) */
+	bool gil;
+	uint64_t chain_start_j;
+	struct gil_look look;
+	uint64_t look_ns;
 };
 
 struct recheck {
@@ -33,6 +42,15 @@ struct recheck {
 /* Look again at tid's wait on uaddr (started start_ns) later; now: the first look. */
 void recheck_add(struct recheck *r, pid_t pid, pid_t tid, uint64_t proc_start, uint64_t uaddr,
 		 uint64_t start_ns, uint64_t now);
+/* The same for a chain of GIL waits: chain_start_j its start in the kernel, look the GIL at
+ * this first look (now). */
+void recheck_add_gil(struct recheck *r, pid_t pid, pid_t tid, uint64_t proc_start, uint64_t uaddr,
+		     uint64_t start_ns, uint64_t chain_start_j, const struct gil_look *look,
+		     uint64_t now);
+/* tid's GIL chain was looked at again (now) and not proven: look is the earlier look of
+ * the next one. No-op when the entry is gone. */
+void recheck_gil_looked(struct recheck *r, pid_t pid, pid_t tid, const struct gil_look *look,
+			uint64_t now);
 /* tid's wait ended (tid 0: every wait of pid; the process exited). */
 void recheck_forget(struct recheck *r, pid_t pid, pid_t tid);
 /* One entry due at now (of process pid; 0: any): copied to *out and rescheduled (or
