@@ -220,7 +220,8 @@ static void gil_wait(void **state)
 	assert_int_equal(d.culprits[0], PID + 1);
 	assert_non_null(strstr(d.summary, "'reflect-regex'"));
 	assert_non_null(strstr(d.summary, "sub() at gil.py:21"));
-	assert_non_null(strstr(d.summary, "no thread has taken the GIL from it for 1.5s"));
+	assert_non_null(strstr(d.summary, "has waited at least 1.5s for the GIL, and in that time no "
+				  "other thread has taken it from thread 'reflect-regex'"));
 }
 
 /* On 3.x one look proves nothing (a chain of GIL waits goes on through the GIL's mutex,
@@ -241,8 +242,17 @@ static void gil_wait_needs_two_looks(void **state)
 	assert_false(diagnose_process(&S.p, PID, 4.0, true, gil_looked(PID + 1, 6, 1.5), &d));
 	/* another holder then */
 	assert_false(diagnose_process(&S.p, PID, 4.0, true, gil_looked(PID + 2, 7, 1.5), &d));
-	/* looks too close together */
+	/* looks too close together: less than a second, or less than the threshold */
 	assert_false(diagnose_process(&S.p, PID, 4.0, true, gil_looked(PID + 1, 7, 0.5), &d));
+	struct diag_waits w3 = *gil_looked(PID + 1, 7, 2.5);
+	w3.gil_need_s = 3.0;
+	assert_false(diagnose_process(&S.p, PID, 4.0, true, &w3, &d));
+	w3.gil_before_s = 3.0;
+	assert_true(diagnose_process(&S.p, PID, 4.0, true, &w3, &d));
+	/* the earlier look had no switch count */
+	struct gil_look blind = { .holder = PID + 1, .switches_known = false, .switches = 7 };
+	w3.gil_before = &blind;
+	assert_false(diagnose_process(&S.p, PID, 4.0, true, &w3, &d));
 	/* no switch count now: nothing proves the GIL stayed */
 	S.p.gil_switches_known = false;
 	assert_false(diagnose_process(&S.p, PID, 4.0, true, gil_looked(PID + 1, 7, 1.5), &d));

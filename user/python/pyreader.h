@@ -92,7 +92,8 @@ struct py_process {
 	size_t os_threads;   /* threads of the process in /proc/PID/task at the read (0: unknown) */
 	/* The GIL's switch count (_gil_runtime_state.switch_number, 3.7-3.13; 3.6's static
 	 * gil_switch_number when .symtab names it), read directly as the read began: it grows
-	 * each time the GIL goes to a thread other than its last holder (take_gil(), ceval_gil.h).
+	 * each time the GIL goes to a thread other than its last holder (take_gil(): 3.6-3.11
+	 * Python/ceval_gil.h, 3.12-3.13 Python/ceval_gil.c).
 	 * gil_switches_known false: not readable (2.7 has none, a stripped 3.6, several
 	 * interpreters on 3.12+, or no direct access to the process's memory). */
 	bool gil_switches_known;

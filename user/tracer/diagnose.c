@@ -225,6 +225,12 @@ void diagnose_gil_look(const struct py_process *p, pid_t waiter, struct gil_look
 	out->switches = p->gil_switches;
 }
 
+bool diagnose_gil_same(const struct gil_look *a, const struct gil_look *b)
+{
+	return a->holder && a->holder == b->holder && a->switches_known && b->switches_known &&
+	       a->switches == b->switches;
+}
+
 /* Whether waiting for the GIL is proven a hang, with holder h named now:
  *  - 2.7: the GIL is one semaphore (Python/thread_pthread.h, PyThread_acquire_lock) and
  *    its waiter sleeps in one futex wait until a release wakes it; the kernel's record of
@@ -232,18 +238,23 @@ void diagnose_gil_look(const struct py_process *p, pid_t waiter, struct gil_look
  *  - 3.x: a waiter's 5 ms timed waits on the GIL's condition and its waits for the GIL's
  *    mutex make one chain in the kernel (bpf/futex.bpf.h), and the chain goes on after
  *    a wait for the mutex, from which the waiter may go on to take the GIL: the chain
- *    alone proves nothing. Proven with a look at least a second earlier in the same
- *    chain that found the same holder and the same switch count: take_gil() counts
- *    every change of holder (3.6-3.13, ceval_gil.h), so none took the GIL between the
- *    looks, the waiter included. A switch count that cannot be read proves nothing. */
+ *    alone proves nothing. Proven with an earlier look in the same chain, at least the
+ *    threshold before, that found the same holder and the same switch count: take_gil()
+ *    counts every change of holder (3.6-3.11 Python/ceval_gil.h, 3.12-3.13
+ *    Python/ceval_gil.c), so no thread, the waiter included, took the GIL between the
+ *    looks. A switch count that cannot be read proves nothing. */
 static bool gil_wait_proven(const struct py_process *p, const struct py_thread *h,
 			    const struct diag_waits *w)
 {
 	if (p->version_hex && p->version_hex < 0x03000000)
 		return true;
 	const struct gil_look *b = w ? w->gil_before : NULL;
-	return b && w->gil_before_s >= 1.0 && b->holder == h->tid && b->switches_known &&
-	       p->gil_switches_known && b->switches == p->gil_switches;
+	struct gil_look now;
+	if (!b)
+		return false;
+	now = (struct gil_look){ h->tid, p->gil_switches_known, p->gil_switches };
+	return w->gil_before_s >= (w->gil_need_s > 1.0 ? w->gil_need_s : 1.0) &&
+	       diagnose_gil_same(b, &now);
 }
 
 static void diagnose_gil(const struct py_thread *w, const struct py_thread *h, double waited_s,
@@ -253,20 +264,24 @@ static void diagnose_gil(const struct py_thread *w, const struct py_thread *h, d
 	describe_thread(w, one, sizeof(one));
 	d->code = DIAG_GIL_WAIT;
 	d->waiter = w->tid;
-	char where[384], since[96] = "";
+	char where[384];
 	diagnose_blocked_where(h, where, sizeof(where));
 	if (h->name)
 		snprintf(holder, sizeof(holder), "'%.100s' (tid %d)", h->name, (int)h->tid);
 	else
 		snprintf(holder, sizeof(holder), "%d", (int)h->tid);
-	if (dw && dw->gil_before)
-		snprintf(since, sizeof(since), ", and no thread has taken the GIL from it for %.1fs",
-			 dw->gil_before_s);
 	d->culprits[d->nculprits++] = h->tid;
-	snprintf(d->summary, sizeof(d->summary), "thread %.300s, has waited %.1fs for the GIL, which "
-		 "thread %.150s holds in %.300s%s: a long call that does not release the GIL (C "
-		 "code, a regular expression, a huge computation in one bytecode)", one, waited_s,
-		 holder, where, since);
+	if (dw && dw->gil_before) /* 3.x: what the two looks proved, not the chain's length */
+		snprintf(d->summary, sizeof(d->summary), "thread %.300s, has waited at least %.1fs "
+			 "for the GIL, and in that time no other thread has taken it from thread "
+			 "%.150s, which holds it in %.300s: a long call that does not release the GIL "
+			 "(C code, a regular expression, a huge computation in one bytecode)", one,
+			 dw->gil_before_s, holder, where);
+	else
+		snprintf(d->summary, sizeof(d->summary), "thread %.300s, has waited %.1fs for the "
+			 "GIL, which thread %.150s holds in %.300s: a long call that does not release "
+			 "the GIL (C code, a regular expression, a huge computation in one bytecode)",
+			 one, waited_s, holder, where);
 }
 
 bool diagnose_process(const struct py_process *p, pid_t waiter_tid, double waited_s,

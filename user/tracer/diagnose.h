@@ -54,8 +54,6 @@ struct diagnosis {
 				       * (xproc.h), NULL otherwise */
 };
 
-/* What the snapshot does not tell: whether thread tid has been in one futex wait on uaddr
- * for at least the threshold (a long_wait reported, no wait_end since). */
 /* The GIL as one read of a process saw it, for one waiter: the thread other than the
  * waiter that held it (0: none identified) and the GIL's switch count (py_process). */
 struct gil_look {
@@ -64,15 +62,21 @@ struct gil_look {
 	uint64_t switches;
 };
 
+/* What the snapshot does not tell: whether thread tid has been in one futex wait on uaddr
+ * for at least the threshold (a long_wait reported, no wait_end since). */
 struct diag_waits {
 	bool (*long_blocked)(void *arg, pid_t tid, uint64_t uaddr);
 	void *arg;
-	/* A wait for the GIL on 3.x: the look at the GIL gil_before_s seconds earlier, while
-	 * the waiter's chain of GIL waits (the same one, by its start in the kernel) went on;
-	 * NULL: no earlier look. */
+	/* A wait for the GIL on 3.x: the earliest look at the GIL that this one does not
+	 * contradict, gil_before_s seconds earlier, while the waiter's chain of GIL waits (the
+	 * same one, by its start in the kernel) went on; NULL: no earlier look. gil_need_s: the
+	 * span the two looks must cover for a hang (the threshold; 1 s at least). */
 	const struct gil_look *gil_before;
-	double gil_before_s;
+	double gil_before_s, gil_need_s;
 };
+
+/* Whether two looks at the GIL say the same: holder, and switch count (known in both). */
+bool diagnose_gil_same(const struct gil_look *a, const struct gil_look *b);
 
 /* The GIL in p as waiter sees it (for a later diagnose_process's gil_before). */
 void diagnose_gil_look(const struct py_process *p, pid_t waiter, struct gil_look *out);

@@ -142,11 +142,11 @@ int tracer_recheck_child_waits(struct tracer *t)
 }
 
 /* The kernel's record of tid's chain of GIL waits while it goes on (not over: a chain
- * that ended is FINAL, a new one has another start). */
+ * that ended is FINAL, a new one has another start; the one of a long_wait is REPORTED). */
 static bool gil_chain_now(struct tracer *t, pid_t tid, struct ph_wait *kw)
 {
-	return t->ld && loader_wait_record(t->ld, tid, kw) == 0 && (kw->flags & PH_WF_GIL) &&
-	       !(kw->flags & PH_WF_FINAL);
+	return t->ld && loader_wait_record(t->ld, tid, kw) == 0 &&
+	       (kw->flags & (PH_WF_GIL | PH_WF_REPORTED | PH_WF_FINAL)) == (PH_WF_GIL | PH_WF_REPORTED);
 }
 
 /* A long wait: its event (emit), then the hang it proves, if any. */
@@ -197,11 +197,13 @@ static void evaluate_long_wait(struct tracer *t, const struct ph_event *e, bool 
 		recheck_add(&t->rc, r.p.pid, r.p.tid, e->proc_start, e->wait.uaddr, e->wait.start_ns,
 			    mono_now_ns());
 	} else if (gil_chain_now(t, r.p.tid, &kw)) {
-		/* a GIL chain is proven by a later look against this one (diagnose.c) */
+		/* a GIL chain is proven by later looks against this one (diagnose.c), at most
+		 * half a threshold apart */
 		struct gil_look look;
 		diagnose_gil_look(r.py, r.p.tid, &look);
 		recheck_add_gil(&t->rc, r.p.pid, r.p.tid, e->proc_start, e->wait.uaddr,
-				e->wait.start_ns, kw.start_jiffies, &look, mono_now_ns());
+				e->wait.start_ns, kw.start_jiffies, &look, t->threshold_ns / 2,
+				mono_now_ns());
 	}
 }
 

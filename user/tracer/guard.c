@@ -55,7 +55,7 @@ struct guard_hang {
 	uint64_t proc_start; /* /proc/PID/stat field 22 of the process the hang is in */
 	pid_t waiter;        /* the thread whose long wait the hang was diagnosed from */
 	bool gil;
-	struct gil_look gil_look; /* the GIL when the hang was reported (look_ns) */
+	struct gil_look gil_look; /* the GIL at the look that proved a gil_wait (look_ns) */
 	uint64_t look_ns;
 	uint64_t wait_start_ns; /* CLOCK_MONOTONIC */
 	uint64_t due_ns;        /* wait_start_ns + timeout */
@@ -120,8 +120,13 @@ void guard_note_hang(struct tracer *t, const struct rec_long_wait *lw)
 		.due_ns = start + (uint64_t)(g->timeout_s * 1e9),
 	};
 	h.next_check_ns = h.due_ns;
-	diagnose_gil_look(lw->py, lw->p.tid, &h.gil_look);
 	h.look_ns = mono_now_ns();
+	if (lw->gil_before) { /* the earlier of the two looks that proved it */
+		h.gil_look = *lw->gil_before;
+		h.look_ns -= (uint64_t)(lw->gil_before_s * 1e9);
+	} else {
+		diagnose_gil_look(lw->py, lw->p.tid, &h.gil_look);
+	}
 	int slot = -1;
 	for (int i = 0; i < g->npending; i++)
 		if (g->pending[i].pid == h.pid && g->pending[i].waiter == h.waiter)
@@ -502,7 +507,7 @@ void guard_finish(struct tracer *t)
 
 /* Whether the hang h is still there: its process is the same, and a fresh read of it
  * is diagnosed as a hang again (by the rule hanggate.c reports hangs with). */
-static bool confirm(struct tracer *t, const struct guard_hang *h, struct py_process *py,
+static bool confirm(struct tracer *t, struct guard_hang *h, struct py_process *py,
 		    struct diagnosis *d)
 {
 	uint64_t st;
@@ -514,9 +519,12 @@ static bool confirm(struct tracer *t, const struct guard_hang *h, struct py_proc
 	double waited_s = (double)(mono_now_ns() - h->wait_start_ns) / 1e9;
 	if (py->start_time == h->proc_start) {
 		struct ht_pid ow = { t->ht, h->pid };
-		/* a GIL hang stands while no thread took the GIL since it was reported */
-		struct diag_waits w = { ht_pid_wait_is_open, &ow, &h->gil_look,
-					(double)(mono_now_ns() - h->look_ns) / 1e9 };
+		/* a GIL hang (3.x) stands while no thread took the GIL since the look that
+		 * proved it, or since a later one that found it elsewhere */
+		struct diag_waits w = { ht_pid_wait_is_open, &ow,
+					h->gil_look.switches_known ? &h->gil_look : NULL,
+					(double)(mono_now_ns() - h->look_ns) / 1e9,
+					(double)t->threshold_ns / 1e9 };
 		struct waitgraph g;
 		bool built = waitgraph_build(&g, t->reader, py) == 0;
 		bool hang = (built && waitgraph_diagnose(&g, h->waiter, &w, d)) ||
@@ -529,6 +537,12 @@ static bool confirm(struct tracer *t, const struct guard_hang *h, struct py_proc
 			waitgraph_free(&g);
 		if (hang)
 			return true;
+		struct gil_look now;
+		diagnose_gil_look(py, h->waiter, &now);
+		if (h->gil && !diagnose_gil_same(&h->gil_look, &now)) {
+			h->gil_look = now; /* the GIL moved: a proof starts again from here */
+			h->look_ns = mono_now_ns();
+		}
 	}
 	py_process_free(py);
 	return false;

@@ -6,11 +6,13 @@
 #define RC_FIRST_NS 1000000000ull
 
 static struct rc_entry *add(struct recheck *r, pid_t pid, pid_t tid, uint64_t proc_start,
-			    uint64_t uaddr, uint64_t start_ns, uint64_t now)
+			    uint64_t uaddr, uint64_t start_ns, bool gil, uint64_t now)
 {
 	struct rc_entry *slot = NULL;
+	size_t ngil = 0;
 	for (size_t i = 0; i < RC_MAX; i++) {
 		struct rc_entry *e = &r->e[i];
+		ngil += e->tid && e->gil;
 		if (e->tid == tid && e->pid == pid) {
 			slot = e; /* a new wait of the same thread replaces its old one */
 			break;
@@ -18,10 +20,13 @@ static struct rc_entry *add(struct recheck *r, pid_t pid, pid_t tid, uint64_t pr
 		if (!slot && !e->tid)
 			slot = e;
 	}
-	if (!slot) { /* full: the entry due last (the most looked at) goes */
-		slot = &r->e[0];
-		for (size_t i = 1; i < RC_MAX; i++)
-			if (r->e[i].due_ns > slot->due_ns)
+	if (!slot || (gil && !slot->tid && ngil >= RC_GIL_MAX)) {
+		/* full (or GIL chains at their share): the entry due last (the most looked at)
+		 * goes, a GIL chain's for a GIL chain */
+		slot = NULL;
+		for (size_t i = 0; i < RC_MAX; i++)
+			if ((!gil || ngil < RC_GIL_MAX || r->e[i].gil) &&
+			    (!slot || r->e[i].due_ns > slot->due_ns))
 				slot = &r->e[i];
 	}
 	*slot = (struct rc_entry){ .pid = pid, .tid = tid, .proc_start = proc_start, .uaddr = uaddr,
@@ -32,25 +37,27 @@ static struct rc_entry *add(struct recheck *r, pid_t pid, pid_t tid, uint64_t pr
 void recheck_add(struct recheck *r, pid_t pid, pid_t tid, uint64_t proc_start, uint64_t uaddr,
 		 uint64_t start_ns, uint64_t now)
 {
-	add(r, pid, tid, proc_start, uaddr, start_ns, now);
+	add(r, pid, tid, proc_start, uaddr, start_ns, false, now);
 }
 
 void recheck_add_gil(struct recheck *r, pid_t pid, pid_t tid, uint64_t proc_start, uint64_t uaddr,
 		     uint64_t start_ns, uint64_t chain_start_j, const struct gil_look *look,
-		     uint64_t now)
+		     uint64_t every_ns, uint64_t now)
 {
-	struct rc_entry *e = add(r, pid, tid, proc_start, uaddr, start_ns, now);
+	struct rc_entry *e = add(r, pid, tid, proc_start, uaddr, start_ns, true, now);
 	e->gil = true;
 	e->chain_start_j = chain_start_j;
 	e->look = *look;
 	e->look_ns = now;
+	e->every_ns = every_ns > RC_FIRST_NS ? every_ns : RC_FIRST_NS;
 }
 
 void recheck_gil_looked(struct recheck *r, pid_t pid, pid_t tid, const struct gil_look *look,
 			uint64_t now)
 {
 	for (size_t i = 0; i < RC_MAX; i++)
-		if (r->e[i].tid == tid && r->e[i].pid == pid && r->e[i].gil) {
+		if (r->e[i].tid == tid && r->e[i].pid == pid && r->e[i].gil &&
+		    !diagnose_gil_same(&r->e[i].look, look)) {
 			r->e[i].look = *look;
 			r->e[i].look_ns = now;
 		}
@@ -70,10 +77,16 @@ bool recheck_take_due(struct recheck *r, uint64_t now, pid_t pid, struct rc_entr
 		if (!e->tid || e->due_ns > now || (pid && e->pid != pid))
 			continue;
 		*out = *e;
-		if (++e->looks >= RC_LOOKS)
+		if (e->gil) { /* while the chain lasts (events.c drops it when it ended) */
+			if (e->looks < RC_LOOKS)
+				e->looks++;
+			uint64_t next = RC_FIRST_NS << e->looks;
+			e->due_ns = now + (next < e->every_ns ? next : e->every_ns);
+		} else if (++e->looks >= RC_LOOKS) {
 			memset(e, 0, sizeof(*e));
-		else
+		} else {
 			e->due_ns = now + (RC_FIRST_NS << e->looks);
+		}
 		return true;
 	}
 	return false;

@@ -4,8 +4,11 @@
  * replacing a dead worker. Owns: a bounded list (RC_MAX waits, the oldest dropped) of such
  * waits, each looked at again 1, 2, 4, 8 and 16 s after the first look while it lasts
  * (then it stays a long_wait); dropped when the wait ends, its process exits, or a hang
- * covers it. A chain of GIL waits is proven only by two looks (diagnose.c,
- * gil_wait_proven): it is looked at again too, each look against the one before. The look itself is the tracer's (events.c: a snapshot and the diagnoses):
+ * covers it. A chain of GIL waits is proven only by two looks that span the threshold
+ * (diagnose.c, gil_wait_proven): it is looked at again 1, 2, 4 ... s later, at most every
+ * half threshold, for as long as the chain lasts, each look against the earliest one it
+ * does not contradict; at most RC_GIL_MAX such chains, so they never crowd out the rest.
+ * The look itself is the tracer's (events.c: a snapshot and the diagnoses):
  * one process per pass of the event loop, all its due waits on one read of it, so a
  * process of thousands of blocked threads costs one read per look, not one per thread. */
 #ifndef PH_RECHECK_H
@@ -19,6 +22,7 @@
 
 #define RC_MAX 64
 #define RC_LOOKS 5
+#define RC_GIL_MAX 32
 
 struct rc_entry {
 	pid_t pid, tid;        /* tid 0: free */
@@ -28,11 +32,12 @@ struct rc_entry {
 	uint64_t due_ns;
 	int looks;             /* done so far */
 	/* a chain of waits for the GIL (3.x): the chain's start in the kernel (struct ph_wait
-	 * start_jiffies: a new chain has another), and the GIL at the last look (look_ns) */
+	 * start_jiffies: a new chain has another), the GIL at the earliest look that the later
+	 * ones did not contradict (look_ns), the longest time between looks (every_ns) */
 	bool gil;
 	uint64_t chain_start_j;
 	struct gil_look look;
-	uint64_t look_ns;
+	uint64_t look_ns, every_ns;
 };
 
 struct recheck {
@@ -43,12 +48,13 @@ struct recheck {
 void recheck_add(struct recheck *r, pid_t pid, pid_t tid, uint64_t proc_start, uint64_t uaddr,
 		 uint64_t start_ns, uint64_t now);
 /* The same for a chain of GIL waits: chain_start_j its start in the kernel, look the GIL at
- * this first look (now). */
+ * this first look (now), every_ns the longest time between two looks (at least 1 s). */
 void recheck_add_gil(struct recheck *r, pid_t pid, pid_t tid, uint64_t proc_start, uint64_t uaddr,
 		     uint64_t start_ns, uint64_t chain_start_j, const struct gil_look *look,
-		     uint64_t now);
-/* tid's GIL chain was looked at again (now) and not proven: look is the earlier look of
- * the next one. No-op when the entry is gone. */
+		     uint64_t every_ns, uint64_t now);
+/* tid's GIL chain was looked at again (now) and not proven, finding look: it becomes the
+ * earlier look of the next ones unless it says the same as the one kept (which then goes
+ * on covering a longer span). No-op when the entry is gone. */
 void recheck_gil_looked(struct recheck *r, pid_t pid, pid_t tid, const struct gil_look *look,
 			uint64_t now);
 /* tid's wait ended (tid 0: every wait of pid; the process exited). */
