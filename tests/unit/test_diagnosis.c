@@ -193,15 +193,26 @@ static struct py_thread *gil_pair(const char *name, bool holds, struct py_thread
 	return h;
 }
 
-/* W with an earlier look at the GIL, ago_s seconds before: holder, switch count sw. */
-static const struct diag_waits *gil_looked(pid_t holder, uint64_t sw, double ago_s)
+#define NOW_NS (100ull * 1000000000ull)
+static struct gil_look G_BEFORE, G_NOW;
+
+/* W with two looks at the GIL: now, as S.p shows it (diagnose_gil_look), the holder
+ * running (stat state R) with 2 s of CPU time; and one ago_s seconds before that found
+ * holder and switch count sw, the holder running with 1 s of CPU time. */
+static struct diag_waits *gil_looked(pid_t holder, uint64_t sw, double ago_s)
 {
-	static struct gil_look look;
 	static struct diag_waits w;
-	look = (struct gil_look){ .holder = holder, .switches_known = true, .switches = sw };
+	S.p.gil_switches_ns = NOW_NS;
+	diagnose_gil_look(&S.p, PID, &G_NOW);
+	G_NOW.holder_state = 'R';
+	G_NOW.holder_run_known = true;
+	G_NOW.holder_run_ns = 2000000000ull;
+	G_BEFORE = (struct gil_look){ .holder = holder, .switches_known = true, .switches = sw,
+				      .at_ns = NOW_NS - (uint64_t)(ago_s * 1e9), .holder_state = 'R',
+				      .holder_run_known = true, .holder_run_ns = 1000000000ull };
 	w = W;
-	w.gil_before = &look;
-	w.gil_before_s = ago_s;
+	w.gil_before = &G_BEFORE;
+	w.gil_now = &G_NOW;
 	return &w;
 }
 
@@ -244,15 +255,31 @@ static void gil_wait_needs_two_looks(void **state)
 	assert_false(diagnose_process(&S.p, PID, 4.0, true, gil_looked(PID + 2, 7, 1.5), &d));
 	/* looks too close together: less than a second, or less than the threshold */
 	assert_false(diagnose_process(&S.p, PID, 4.0, true, gil_looked(PID + 1, 7, 0.5), &d));
-	struct diag_waits w3 = *gil_looked(PID + 1, 7, 2.5);
-	w3.gil_need_s = 3.0;
-	assert_false(diagnose_process(&S.p, PID, 4.0, true, &w3, &d));
-	w3.gil_before_s = 3.0;
-	assert_true(diagnose_process(&S.p, PID, 4.0, true, &w3, &d));
+	struct diag_waits *w3 = gil_looked(PID + 1, 7, 2.5);
+	w3->gil_need_s = 3.0;
+	assert_false(diagnose_process(&S.p, PID, 4.0, true, w3, &d));
+	G_BEFORE.at_ns = NOW_NS - 3000000000ull;
+	assert_true(diagnose_process(&S.p, PID, 4.0, true, w3, &d));
 	/* the earlier look had no switch count */
-	struct gil_look blind = { .holder = PID + 1, .switches_known = false, .switches = 7 };
-	w3.gil_before = &blind;
-	assert_false(diagnose_process(&S.p, PID, 4.0, true, &w3, &d));
+	G_BEFORE.switches_known = false;
+	assert_false(diagnose_process(&S.p, PID, 4.0, true, w3, &d));
+	/* the holder kept the GIL for want of a CPU (runnable, it did not run), or stopped */
+	struct diag_waits *w4 = gil_looked(PID + 1, 7, 1.5);
+	G_NOW.holder_run_ns = G_BEFORE.holder_run_ns + GIL_HOLDER_RAN_NS - 1;
+	assert_false(diagnose_process(&S.p, PID, 4.0, true, w4, &d));
+	G_BEFORE.holder_state = G_NOW.holder_state = 'T';
+	assert_false(diagnose_process(&S.p, PID, 4.0, true, w4, &d));
+	G_NOW.holder_run_known = false;
+	assert_false(diagnose_process(&S.p, PID, 4.0, true, w4, &d));
+	/* it ran enough to have dropped the GIL had it checked, or it blocks holding it */
+	G_NOW.holder_run_known = true;
+	G_NOW.holder_run_ns = G_BEFORE.holder_run_ns + GIL_HOLDER_RAN_NS;
+	assert_true(diagnose_process(&S.p, PID, 4.0, true, w4, &d));
+	G_NOW.holder_run_ns = G_BEFORE.holder_run_ns;
+	G_BEFORE.holder_state = G_NOW.holder_state = 'S';
+	assert_true(diagnose_process(&S.p, PID, 4.0, true, w4, &d));
+	G_BEFORE.holder_state = 'R';
+	assert_false(diagnose_process(&S.p, PID, 4.0, true, w4, &d));
 	/* no switch count now: nothing proves the GIL stayed */
 	S.p.gil_switches_known = false;
 	assert_false(diagnose_process(&S.p, PID, 4.0, true, gil_looked(PID + 1, 7, 1.5), &d));
@@ -274,6 +301,7 @@ static void gil_wait_unproven(void **state)
 	struct py_thread *m;
 	struct py_thread *o = gil_pair("worker", false, &m);
 	S.p.gil_switches_known = true; /* and unchanged since a look that found 'worker' */
+	S.p.version_hex = 0x030b02f0;
 	/* nobody shows as the holder (the GIL being handed over) */
 	assert_false(diagnose_process(&S.p, PID, 4.0, true, gil_looked(PID + 1, 0, 2.0), &d));
 	/* the waiter itself holds it: its wait is over */
@@ -290,7 +318,6 @@ static void gil_wait_unproven(void **state)
 	 * look 2 s before: proven */
 	m->state = PY_STATE_GIL_WAIT;
 	m->syscall_nr = 202;
-	S.p.gil_switches_known = true;
 	assert_true(diagnose_process(&S.p, PID, 4.0, true, gil_looked(PID + 1, 0, 2.0), &d));
 	assert_int_equal(d.culprits[0], PID + 1);
 }

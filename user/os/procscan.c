@@ -148,6 +148,23 @@ int proc_stat_read(pid_t pid, pid_t tid, struct proc_stat *out)
 	return proc_stat_parse(buf, out) == 0 ? 0 : -2;
 }
 
+int proc_run_ns(pid_t pid, pid_t tid, uint64_t *out)
+{
+	char path[80], buf[128];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", (int)pid, (int)tid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	char *end;
+	*out = strtoull(buf, &end, 10);
+	return end == buf ? -1 : 0;
+}
+
 pid_t proc_parent(pid_t pid)
 {
 	struct proc_stat st;

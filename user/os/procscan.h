@@ -40,6 +40,10 @@ int proc_stat_parse(const char *text, struct proc_stat *out);
  * is at most ~700 bytes: 52 numbers and a 64-byte comm), parsed (proc_stat_parse). 0; -1 when it cannot be read (the process or thread is gone; errno from open/read);
  * -2 when its text does not parse. */
 int proc_stat_read(pid_t pid, pid_t tid, struct proc_stat *out);
+/* The CPU time thread tid of pid has run, in ns: the first field of
+ * /proc/PID/task/TID/schedstat ("run_ns wait_ns timeslices", CONFIG_SCHED_INFO; it grows
+ * only while the thread is on a CPU). 0; -1 when it cannot be read. */
+int proc_run_ns(pid_t pid, pid_t tid, uint64_t *out);
 /* The parent pid of process pid (stat field 4), -1 when unknown (gone, unreadable). */
 pid_t proc_parent(pid_t pid);
 

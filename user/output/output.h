@@ -114,9 +114,9 @@ struct rec_long_wait {
 	uint64_t futex_addr;
 	uint32_t futex_op;
 	bool gil;                    /* a (merged) chain of waits for the GIL */
-	/* the GIL at an earlier look in the same chain (diag_waits.gil_before), or NULL */
-	const struct gil_look *gil_before;
-	double gil_before_s;
+	/* a chain of GIL waits looked at again: the GIL at an earlier look in the same chain
+	 * and at this one (diag_waits.gil_before, gil_now), or NULL */
+	const struct gil_look *gil_before, *gil_now;
 	const struct py_process *py; /* every thread of the process, or NULL */
 	const char *py_error;        /* why py is NULL */
 	void *tracer;                /* the tracer (for the event handlers' own use) */

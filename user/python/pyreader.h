@@ -98,6 +98,7 @@ struct py_process {
 	 * interpreters on 3.12+, or no direct access to the process's memory). */
 	bool gil_switches_known;
 	uint64_t gil_switches;
+	uint64_t gil_switches_ns; /* CLOCK_MONOTONIC when gil_switches was read */
 	void *strings; /* private: storage of every string above (freed by py_process_free) */
 };
 

@@ -3,6 +3,8 @@
  * stacks, GIL holders, names), bounded by MAX_INTERPRETERS and the frame-step budget. */
 #include "pyreader_int.h"
 
+#include <time.h>
+
 uint64_t first_interp(struct walk *w)
 {
 	struct py_proc *p = w->p;
@@ -130,8 +132,11 @@ int walk_process(struct walk *w, struct py_process *out, char *err, size_t errle
 	memset(&g, 0, sizeof(g));
 	if (w->snapshot_new) {
 		gil_proof_begin(w); /* before any other read of the snapshot */
+		struct timespec ts;
 		out->gil_switches_known = w->gil_proof;
 		out->gil_switches = w->gil_proof ? w->gil0_switches : 0;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		out->gil_switches_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 	}
 	uint64_t interp = first_interp(w), main_interp = 0;
 	if (!interp_valid(w, interp)) {

@@ -220,15 +220,31 @@ void diagnose_gil_look(const struct py_process *p, pid_t waiter, struct gil_look
 {
 	const struct py_thread *w = find_thread(p, waiter);
 	const struct py_thread *h = w ? gil_wait_holder(p, w) : NULL;
+	memset(out, 0, sizeof(*out));
 	out->holder = h ? h->tid : 0;
 	out->switches_known = p->gil_switches_known;
 	out->switches = p->gil_switches;
+	out->at_ns = p->gil_switches_ns;
 }
 
 bool diagnose_gil_same(const struct gil_look *a, const struct gil_look *b)
 {
 	return a->holder && a->holder == b->holder && a->switches_known && b->switches_known &&
 	       a->switches == b->switches;
+}
+
+bool diagnose_gil_supersedes(const struct gil_look *kept, const struct gil_look *now)
+{
+	if (!kept->holder || !kept->switches_known)
+		return true;
+	return (now->holder && now->holder != kept->holder) ||
+	       (now->switches_known && now->switches != kept->switches);
+}
+
+/* Off the CPU in a call (stat state S or D): a holder blocked with the GIL held. */
+static bool holder_blocked(char state)
+{
+	return state == 'S' || state == 'D';
 }
 
 /* Whether waiting for the GIL is proven a hang, with holder h named now:
@@ -242,19 +258,24 @@ bool diagnose_gil_same(const struct gil_look *a, const struct gil_look *b)
  *    threshold before, that found the same holder and the same switch count: take_gil()
  *    counts every change of holder (3.6-3.11 Python/ceval_gil.h, 3.12-3.13
  *    Python/ceval_gil.c), so no thread, the waiter included, took the GIL between the
- *    looks. A switch count that cannot be read proves nothing. */
+ *    looks. And the holder kept it in a long call, not for want of a CPU or because it
+ *    was stopped: it ran GIL_HOLDER_RAN_NS or more between the looks (a running holder
+ *    drops the GIL within a switch interval once a waiter asks), or it was blocked in a
+ *    call at both. A switch count that cannot be read proves nothing. */
 static bool gil_wait_proven(const struct py_process *p, const struct py_thread *h,
 			    const struct diag_waits *w)
 {
 	if (p->version_hex && p->version_hex < 0x03000000)
 		return true;
-	const struct gil_look *b = w ? w->gil_before : NULL;
-	struct gil_look now;
-	if (!b)
+	const struct gil_look *b = w ? w->gil_before : NULL, *n = w ? w->gil_now : NULL;
+	if (!b || !n || n->holder != h->tid || !diagnose_gil_same(b, n) || n->at_ns <= b->at_ns)
 		return false;
-	now = (struct gil_look){ h->tid, p->gil_switches_known, p->gil_switches };
-	return w->gil_before_s >= (w->gil_need_s > 1.0 ? w->gil_need_s : 1.0) &&
-	       diagnose_gil_same(b, &now);
+	double need = w->gil_need_s > 1.0 ? w->gil_need_s : 1.0;
+	if ((double)(n->at_ns - b->at_ns) / 1e9 < need)
+		return false;
+	bool ran = b->holder_run_known && n->holder_run_known &&
+		   n->holder_run_ns >= b->holder_run_ns + GIL_HOLDER_RAN_NS;
+	return ran || (holder_blocked(b->holder_state) && holder_blocked(n->holder_state));
 }
 
 static void diagnose_gil(const struct py_thread *w, const struct py_thread *h, double waited_s,
@@ -271,12 +292,12 @@ static void diagnose_gil(const struct py_thread *w, const struct py_thread *h, d
 	else
 		snprintf(holder, sizeof(holder), "%d", (int)h->tid);
 	d->culprits[d->nculprits++] = h->tid;
-	if (dw && dw->gil_before) /* 3.x: what the two looks proved, not the chain's length */
+	if (dw && dw->gil_before && dw->gil_now) /* 3.x: what the looks proved */
 		snprintf(d->summary, sizeof(d->summary), "thread %.300s, has waited at least %.1fs "
 			 "for the GIL, and in that time no other thread has taken it from thread "
 			 "%.150s, which holds it in %.300s: a long call that does not release the GIL "
 			 "(C code, a regular expression, a huge computation in one bytecode)", one,
-			 dw->gil_before_s, holder, where);
+			 (double)(dw->gil_now->at_ns - dw->gil_before->at_ns) / 1e9, holder, where);
 	else
 		snprintf(d->summary, sizeof(d->summary), "thread %.300s, has waited %.1fs for the "
 			 "GIL, which thread %.150s holds in %.300s: a long call that does not release "

@@ -55,30 +55,46 @@ struct diagnosis {
 };
 
 /* The GIL as one read of a process saw it, for one waiter: the thread other than the
- * waiter that held it (0: none identified) and the GIL's switch count (py_process). */
+ * waiter that held it (0: none identified), the GIL's switch count and when it was read
+ * (py_process), and, read from /proc by the tracer (hang_gil_look), the holder's state
+ * (/proc/PID/task/TID/stat field 3; 0 unknown) and CPU time (schedstat). */
 struct gil_look {
 	pid_t holder;
 	bool switches_known;
 	uint64_t switches;
+	uint64_t at_ns; /* CLOCK_MONOTONIC */
+	char holder_state;
+	bool holder_run_known;
+	uint64_t holder_run_ns;
 };
+
+/* CPU time a holder must have had between two looks, while it kept the GIL, to prove a
+ * long call: 20 times CPython's default switch interval (5 ms, sys.getswitchinterval(),
+ * 3.2-3.13), after which a running holder drops the GIL when a waiter asks for it. */
+#define GIL_HOLDER_RAN_NS 100000000ull
 
 /* What the snapshot does not tell: whether thread tid has been in one futex wait on uaddr
  * for at least the threshold (a long_wait reported, no wait_end since). */
 struct diag_waits {
 	bool (*long_blocked)(void *arg, pid_t tid, uint64_t uaddr);
 	void *arg;
-	/* A wait for the GIL on 3.x: the earliest look at the GIL that this one does not
-	 * contradict, gil_before_s seconds earlier, while the waiter's chain of GIL waits (the
-	 * same one, by its start in the kernel) went on; NULL: no earlier look. gil_need_s: the
-	 * span the two looks must cover for a hang (the threshold; 1 s at least). */
-	const struct gil_look *gil_before;
-	double gil_before_s, gil_need_s;
+	/* A wait for the GIL on 3.x: gil_now, the GIL at this read; gil_before, the earliest
+	 * earlier look that later ones did not contradict (diagnose_gil_supersedes), while the
+	 * waiter's chain of GIL waits (the same one, by its start in the kernel) went on; NULL:
+	 * none. gil_need_s: the span the two looks must cover (the threshold; 1 s at least). */
+	const struct gil_look *gil_before, *gil_now;
+	double gil_need_s;
 };
 
 /* Whether two looks at the GIL say the same: holder, and switch count (known in both). */
 bool diagnose_gil_same(const struct gil_look *a, const struct gil_look *b);
+/* Whether a new look replaces the kept one as the start of a proof: the kept one cannot
+ * start one (no holder, no switch count), or the new one contradicts it (another holder,
+ * another count). A look that only lacks a fact leaves the kept one. */
+bool diagnose_gil_supersedes(const struct gil_look *kept, const struct gil_look *now);
 
-/* The GIL in p as waiter sees it (for a later diagnose_process's gil_before). */
+/* The GIL in p as waiter sees it: holder, switch count and its time (the /proc facts are
+ * left unknown: hang_gil_look adds them). */
 void diagnose_gil_look(const struct py_process *p, pid_t waiter, struct gil_look *out);
 
 /* Whether thread t cannot move by itself: an untimed wait on a process-private futex (the

@@ -200,7 +200,7 @@ static void evaluate_long_wait(struct tracer *t, const struct ph_event *e, bool 
 		/* a GIL chain is proven by later looks against this one (diagnose.c), at most
 		 * half a threshold apart */
 		struct gil_look look;
-		diagnose_gil_look(r.py, r.p.tid, &look);
+		hang_gil_look(r.py, r.p.tid, &look);
 		recheck_add_gil(&t->rc, r.p.pid, r.p.tid, e->proc_start, e->wait.uaddr,
 				e->wait.start_ns, kw.start_jiffies, &look, t->threshold_ns / 2,
 				mono_now_ns());
@@ -259,6 +259,10 @@ int tracer_recheck_waits(struct tracer *t)
 			recheck_forget(&t->rc, c.pid, c.tid);
 			continue;
 		}
+		/* a waiter whose wait a signal interrupted (a stop: SIGSTOP, ^Z, a debugger)
+		 * proves nothing now; its chain goes on if the wait does */
+		if (c.gil && (kw.flags & PH_WF_SIGPEND))
+			continue;
 		struct ph_event e = { .type = PH_EV_LONG_WAIT, .pid = (unsigned)c.pid, .tid = (unsigned)c.tid,
 				      .ts_ns = now, .proc_start = c.proc_start };
 		struct rec_long_wait r = { 0 };
@@ -271,8 +275,6 @@ int tracer_recheck_waits(struct tracer *t)
 		r.waited_s = seconds_between(c.start_ns, now);
 		r.futex_addr = c.uaddr;
 		r.gil = c.gil;
-		r.gil_before = c.gil ? &c.look : NULL;
-		r.gil_before_s = c.gil ? seconds_between(c.look_ns, now) : 0;
 		if (!read) /* the facts may have changed since the last look */
 			drop_snapshot(t);
 		read = true;
@@ -280,13 +282,16 @@ int tracer_recheck_waits(struct tracer *t)
 		if (!r.py)
 			continue;
 		snapshot_graph(t);
-		if (maybe_report_hang(t, &r)) {
-			recheck_forget(&t->rc, c.pid, c.tid);
-		} else if (c.gil) {
-			struct gil_look look;
-			diagnose_gil_look(r.py, c.tid, &look);
-			recheck_gil_looked(&t->rc, c.pid, c.tid, &look, now);
+		struct gil_look look;
+		if (c.gil) {
+			hang_gil_look(r.py, c.tid, &look);
+			r.gil_before = &c.look;
+			r.gil_now = &look;
 		}
+		if (maybe_report_hang(t, &r))
+			recheck_forget(&t->rc, c.pid, c.tid);
+		else if (c.gil)
+			recheck_gil_looked(&t->rc, c.pid, c.tid, &look);
 	}
 	return recheck_due_in_ms(&t->rc, mono_now_ns());
 }

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "diagnose.h"
+#include "hanggate.h"
 #include "pipeself.h"
 #include "hangtrack.h"
 #include "json.h"
@@ -55,8 +56,7 @@ struct guard_hang {
 	uint64_t proc_start; /* /proc/PID/stat field 22 of the process the hang is in */
 	pid_t waiter;        /* the thread whose long wait the hang was diagnosed from */
 	bool gil;
-	struct gil_look gil_look; /* the GIL at the look that proved a gil_wait (look_ns) */
-	uint64_t look_ns;
+	struct gil_look gil_look; /* the GIL at the earlier look that proved a gil_wait */
 	uint64_t wait_start_ns; /* CLOCK_MONOTONIC */
 	uint64_t due_ns;        /* wait_start_ns + timeout */
 	uint64_t next_check_ns;
@@ -120,13 +120,10 @@ void guard_note_hang(struct tracer *t, const struct rec_long_wait *lw)
 		.due_ns = start + (uint64_t)(g->timeout_s * 1e9),
 	};
 	h.next_check_ns = h.due_ns;
-	h.look_ns = mono_now_ns();
-	if (lw->gil_before) { /* the earlier of the two looks that proved it */
+	if (lw->gil_before) /* the earlier of the two looks that proved it */
 		h.gil_look = *lw->gil_before;
-		h.look_ns -= (uint64_t)(lw->gil_before_s * 1e9);
-	} else {
-		diagnose_gil_look(lw->py, lw->p.tid, &h.gil_look);
-	}
+	else
+		hang_gil_look(lw->py, lw->p.tid, &h.gil_look);
 	int slot = -1;
 	for (int i = 0; i < g->npending; i++)
 		if (g->pending[i].pid == h.pid && g->pending[i].waiter == h.waiter)
@@ -506,7 +503,9 @@ void guard_finish(struct tracer *t)
 }
 
 /* Whether the hang h is still there: its process is the same, and a fresh read of it
- * is diagnosed as a hang again (by the rule hanggate.c reports hangs with). */
+ * is diagnosed as a hang again (by the rule hanggate.c reports hangs with). Not there, and
+ * the read found the GIL moved on from h's look (a GIL hang): h keeps the new look, from
+ * which a later confirm can prove the hang again. */
 static bool confirm(struct tracer *t, struct guard_hang *h, struct py_process *py,
 		    struct diagnosis *d)
 {
@@ -521,9 +520,10 @@ static bool confirm(struct tracer *t, struct guard_hang *h, struct py_process *p
 		struct ht_pid ow = { t->ht, h->pid };
 		/* a GIL hang (3.x) stands while no thread took the GIL since the look that
 		 * proved it, or since a later one that found it elsewhere */
+		struct gil_look now;
+		hang_gil_look(py, h->waiter, &now);
 		struct diag_waits w = { ht_pid_wait_is_open, &ow,
-					h->gil_look.switches_known ? &h->gil_look : NULL,
-					(double)(mono_now_ns() - h->look_ns) / 1e9,
+					h->gil_look.switches_known ? &h->gil_look : NULL, &now,
 					(double)t->threshold_ns / 1e9 };
 		struct waitgraph g;
 		bool built = waitgraph_build(&g, t->reader, py) == 0;
@@ -537,12 +537,8 @@ static bool confirm(struct tracer *t, struct guard_hang *h, struct py_process *p
 			waitgraph_free(&g);
 		if (hang)
 			return true;
-		struct gil_look now;
-		diagnose_gil_look(py, h->waiter, &now);
-		if (h->gil && !diagnose_gil_same(&h->gil_look, &now)) {
+		if (h->gil && diagnose_gil_supersedes(&h->gil_look, &now))
 			h->gil_look = now; /* the GIL moved: a proof starts again from here */
-			h->look_ns = mono_now_ns();
-		}
 	}
 	py_process_free(py);
 	return false;

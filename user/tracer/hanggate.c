@@ -67,14 +67,25 @@ static void track_hang(struct tracer *t, const struct rec_long_wait *lw, const s
 	ht_hang_add(t->ht, &g);
 }
 
+void hang_gil_look(const struct py_process *p, pid_t waiter, struct gil_look *out)
+{
+	struct proc_stat st;
+	diagnose_gil_look(p, waiter, out);
+	if (!out->holder)
+		return;
+	if (proc_stat_read(p->pid, out->holder, &st) == 0)
+		out->holder_state = st.state;
+	out->holder_run_known = proc_run_ns(p->pid, out->holder, &out->holder_run_ns) == 0;
+}
+
 /* A finding, only when proven: shutdown waiting for threads, every thread blocked for
  * good, a GIL held too long. Anything else stays a long_wait. */
 bool maybe_report_hang(struct tracer *t, const struct rec_long_wait *lw)
 {
 	struct diagnosis d = { 0 }; /* a rule sets only what it proves (child: NULL) */
 	struct ht_pid open_waits = { t->ht, lw->p.pid };
-	struct diag_waits w = { ht_pid_wait_is_open, &open_waits, lw->gil_before, lw->gil_before_s,
-				 (double)t->threshold_ns / 1e9 };
+	struct diag_waits w = { ht_pid_wait_is_open, &open_waits, lw->gil_before, lw->gil_now,
+				(double)t->threshold_ns / 1e9 };
 	const struct waitgraph *g = t->graph && t->graph->p == lw->py ? t->graph : NULL;
 	/* causes in another process first: a wait for a child, what the child does
 	 * (childwait.h); a forked child, a dead worker (xproc.h): they would look like this

@@ -10,11 +10,13 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "output.h" /* enum rec_ended_by */
+#include "diagnose.h" /* struct gil_look */
+#include "output.h"   /* enum rec_ended_by */
 
 struct tracer;
 struct rec_long_wait;
 struct ev_proc;
+struct py_process;
 
 /* Seconds from from_ns to to_ns (monotonic ns); 0 when to_ns is not later. */
 static inline double seconds_between(uint64_t from_ns, uint64_t to_ns)
@@ -26,6 +28,10 @@ static inline double seconds_between(uint64_t from_ns, uint64_t to_ns)
  * (xproc.h), the wait-for graph's proofs, then diagnose_process) and report a hang if one
  * is proven and new. true when one is proven (new or reported before). */
 bool maybe_report_hang(struct tracer *t, const struct rec_long_wait *lw);
+
+/* The GIL in p as thread waiter sees it (diagnose_gil_look), with its holder's state and
+ * CPU time read from /proc now (unknown when the thread is gone). */
+void hang_gil_look(const struct py_process *p, pid_t waiter, struct gil_look *out);
 
 /* Thread tid of pid (0: the whole process) stopped waiting at now_ns, for reason why
  * (REC_END_RETURN, _SIGNAL, _THREAD_EXIT, _PROCESS_EXIT): one hang_end per open hang it was

@@ -113,23 +113,6 @@ static uint64_t cpu_now(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static int read_run_ns(pid_t pid, pid_t tid, uint64_t *out)
-{
-	char path[80], buf[128];
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", (int)pid, (int)tid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	char *end;
-	*out = strtoull(buf, &end, 10);
-	return end == buf ? -1 : 0;
-}
-
 static void fill_ev_proc(struct ev_proc *p, pid_t pid, pid_t tid, uint64_t now)
 {
 	memset(p, 0, sizeof(*p));
@@ -401,7 +384,7 @@ static int sample_process(struct tracer *t, struct ios_proc *pr, int budget, uin
 			continue;
 		}
 		uint64_t run;
-		if (read_run_ns(pr->pid, tid, &run) != 0)
+		if (proc_run_ns(pr->pid, tid, &run) != 0)
 			continue;
 		if (e && e->pid == pr->pid && e->nr == sc.nr && !memcmp(e->args, sc.args, sizeof(e->args)) &&
 		    e->run_ns == run) {

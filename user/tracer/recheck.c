@@ -5,14 +5,26 @@
 
 #define RC_FIRST_NS 1000000000ull
 
+/* The victim of a full table, or of GIL chains at their share: the entry due last (the
+ * most looked at) among those of one kind (gil), or of any kind (any). */
+static struct rc_entry *victim(struct recheck *r, bool any, bool gil)
+{
+	struct rc_entry *slot = NULL;
+	for (size_t i = 0; i < RC_MAX; i++)
+		if (r->e[i].tid && (any || r->e[i].gil == gil) && (!slot || r->e[i].due_ns > slot->due_ns))
+			slot = &r->e[i];
+	return slot;
+}
+
 static struct rc_entry *add(struct recheck *r, pid_t pid, pid_t tid, uint64_t proc_start,
 			    uint64_t uaddr, uint64_t start_ns, bool gil, uint64_t now)
 {
 	struct rc_entry *slot = NULL;
 	size_t ngil = 0;
+	for (size_t i = 0; i < RC_MAX; i++)
+		ngil += r->e[i].tid && r->e[i].gil;
 	for (size_t i = 0; i < RC_MAX; i++) {
 		struct rc_entry *e = &r->e[i];
-		ngil += e->tid && e->gil;
 		if (e->tid == tid && e->pid == pid) {
 			slot = e; /* a new wait of the same thread replaces its old one */
 			break;
@@ -20,15 +32,11 @@ static struct rc_entry *add(struct recheck *r, pid_t pid, pid_t tid, uint64_t pr
 		if (!slot && !e->tid)
 			slot = e;
 	}
-	if (!slot || (gil && !slot->tid && ngil >= RC_GIL_MAX)) {
-		/* full (or GIL chains at their share): the entry due last (the most looked at)
-		 * goes, a GIL chain's for a GIL chain */
-		slot = NULL;
-		for (size_t i = 0; i < RC_MAX; i++)
-			if ((!gil || ngil < RC_GIL_MAX || r->e[i].gil) &&
-			    (!slot || r->e[i].due_ns > slot->due_ns))
-				slot = &r->e[i];
-	}
+	if (slot && !slot->tid && gil && ngil >= RC_GIL_MAX)
+		slot = victim(r, false, true); /* GIL chains at their share: one of them goes */
+	else if (!slot) /* full: a GIL chain takes any entry while under its share, the others
+			 * only each other's (at most RC_GIL_MAX chains: there are some) */
+		slot = victim(r, gil && ngil < RC_GIL_MAX, gil);
 	*slot = (struct rc_entry){ .pid = pid, .tid = tid, .proc_start = proc_start, .uaddr = uaddr,
 				   .start_ns = start_ns, .due_ns = now + RC_FIRST_NS, .looks = 0 };
 	return slot;
@@ -48,19 +56,15 @@ void recheck_add_gil(struct recheck *r, pid_t pid, pid_t tid, uint64_t proc_star
 	e->gil = true;
 	e->chain_start_j = chain_start_j;
 	e->look = *look;
-	e->look_ns = now;
 	e->every_ns = every_ns > RC_FIRST_NS ? every_ns : RC_FIRST_NS;
 }
 
-void recheck_gil_looked(struct recheck *r, pid_t pid, pid_t tid, const struct gil_look *look,
-			uint64_t now)
+void recheck_gil_looked(struct recheck *r, pid_t pid, pid_t tid, const struct gil_look *look)
 {
 	for (size_t i = 0; i < RC_MAX; i++)
 		if (r->e[i].tid == tid && r->e[i].pid == pid && r->e[i].gil &&
-		    !diagnose_gil_same(&r->e[i].look, look)) {
+		    diagnose_gil_supersedes(&r->e[i].look, look))
 			r->e[i].look = *look;
-			r->e[i].look_ns = now;
-		}
 }
 
 void recheck_forget(struct recheck *r, pid_t pid, pid_t tid)
@@ -74,8 +78,10 @@ bool recheck_take_due(struct recheck *r, uint64_t now, pid_t pid, struct rc_entr
 {
 	for (size_t i = 0; i < RC_MAX; i++) {
 		struct rc_entry *e = &r->e[i];
-		if (!e->tid || e->due_ns > now || (pid && e->pid != pid))
+		if (!e->tid || (pid && e->pid != pid) || e->taken_ns == now ||
+		    (e->due_ns > now && !(pid && e->gil)))
 			continue;
+		e->taken_ns = now; /* once per pass */
 		*out = *e;
 		if (e->gil) { /* while the chain lasts (events.c drops it when it ended) */
 			if (e->looks < RC_LOOKS)

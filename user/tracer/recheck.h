@@ -6,8 +6,9 @@
  * (then it stays a long_wait); dropped when the wait ends, its process exits, or a hang
  * covers it. A chain of GIL waits is proven only by two looks that span the threshold
  * (diagnose.c, gil_wait_proven): it is looked at again 1, 2, 4 ... s later, at most every
- * half threshold, for as long as the chain lasts, each look against the earliest one it
- * does not contradict; at most RC_GIL_MAX such chains, so they never crowd out the rest.
+ * max(half threshold, 1 s), for as long as the chain lasts, each look against the earliest
+ * one it does not contradict; at most RC_GIL_MAX such chains, so they never crowd out the
+ * rest, nor the rest them.
  * The look itself is the tracer's (events.c: a snapshot and the diagnoses):
  * one process per pass of the event loop, all its due waits on one read of it, so a
  * process of thousands of blocked threads costs one read per look, not one per thread. */
@@ -31,13 +32,14 @@ struct rc_entry {
 	uint64_t start_ns;     /* the wait's start, CLOCK_MONOTONIC */
 	uint64_t due_ns;
 	int looks;             /* done so far */
+	uint64_t taken_ns;     /* the now of the pass that last took it */
 	/* a chain of waits for the GIL (3.x): the chain's start in the kernel (struct ph_wait
 	 * start_jiffies: a new chain has another), the GIL at the earliest look that the later
-	 * ones did not contradict (look_ns), the longest time between looks (every_ns) */
+	 * ones did not contradict, the longest time between looks (every_ns) */
 	bool gil;
 	uint64_t chain_start_j;
 	struct gil_look look;
-	uint64_t look_ns, every_ns;
+	uint64_t every_ns;
 };
 
 struct recheck {
@@ -52,15 +54,16 @@ void recheck_add(struct recheck *r, pid_t pid, pid_t tid, uint64_t proc_start, u
 void recheck_add_gil(struct recheck *r, pid_t pid, pid_t tid, uint64_t proc_start, uint64_t uaddr,
 		     uint64_t start_ns, uint64_t chain_start_j, const struct gil_look *look,
 		     uint64_t every_ns, uint64_t now);
-/* tid's GIL chain was looked at again (now) and not proven, finding look: it becomes the
- * earlier look of the next ones unless it says the same as the one kept (which then goes
- * on covering a longer span). No-op when the entry is gone. */
-void recheck_gil_looked(struct recheck *r, pid_t pid, pid_t tid, const struct gil_look *look,
-			uint64_t now);
+/* tid's GIL chain was looked at again and not proven, finding look: it becomes the earlier
+ * look of the next ones when it supersedes the one kept (diagnose_gil_supersedes), else the
+ * kept one goes on covering a longer span. No-op when the entry is gone. */
+void recheck_gil_looked(struct recheck *r, pid_t pid, pid_t tid, const struct gil_look *look);
 /* tid's wait ended (tid 0: every wait of pid; the process exited). */
 void recheck_forget(struct recheck *r, pid_t pid, pid_t tid);
 /* One entry due at now (of process pid; 0: any): copied to *out and rescheduled (or
- * dropped after RC_LOOKS). */
+ * dropped after RC_LOOKS). With a pid, the GIL chains of that process are taken even
+ * before they are due: one read of a process serves them all, and puts them on one
+ * schedule. */
 bool recheck_take_due(struct recheck *r, uint64_t now, pid_t pid, struct rc_entry *out);
 /* Milliseconds until the next entry is due (0: now), -1 when none. */
 int recheck_due_in_ms(const struct recheck *r, uint64_t now);
