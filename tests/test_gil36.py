@@ -279,7 +279,7 @@ def test_gil_hog_stopped_is_no_gil_wait(reg, binary, tmp_path, py3):
     """A process stopped (SIGSTOP: ^Z, a debugger) keeps its GIL's switch count still: that
     proves no long call.  While it is stopped, its GIL hog is no gil_wait hang (the waiter's
     wait was interrupted and its holder is stopped); once continued, the hog is proven
-    again (a new chain of waits, two looks that span the threshold)."""
+    (the wait goes on; looks that span the threshold, the holder running between them)."""
     p, main, regex = start_waiting(reg, py3, tmp_path, dict(os.environ))
     tr = Tracer(reg, binary, ["--json", "-t", str(STOP_THRESHOLD), "-p", str(p.pid)])
     tr.wait_start()

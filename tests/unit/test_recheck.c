@@ -179,6 +179,32 @@ static void other_waits_evicted_as_before(void **state)
 	assert_true(added && !last);
 }
 
+/* A thread's GIL chain replacing its own older entry counts against the GIL share too:
+ * a table of other waits whose threads all go on to long GIL chains (a pool woken by work)
+ * keeps RC_GIL_MAX chains at most, and room for the other waits. */
+static void replaced_entries_keep_the_shares(void **state)
+{
+	(void)state;
+	struct gil_look l = look(PID + 1, 7, 0);
+	for (pid_t t = 1; t <= RC_MAX; t++)
+		recheck_add(&R, PID, PID + t, 1, 0x2000, 0, (uint64_t)t);
+	for (pid_t t = 1; t <= RC_MAX; t++)
+		recheck_add_gil(&R, PID, PID + t, 1, 0x1000, 0, 55, &l, 2 * S, 100 + (uint64_t)t);
+	size_t ngil = 0, used = 0;
+	for (size_t i = 0; i < RC_MAX; i++) {
+		ngil += R.e[i].tid && R.e[i].gil;
+		used += R.e[i].tid != 0;
+	}
+	assert_int_equal(ngil, RC_GIL_MAX);
+	assert_int_equal(used, RC_GIL_MAX); /* the replaced entries' places are free */
+	for (pid_t t = 1; t <= RC_MAX + 1; t++) /* more than fits: each finds a place */
+		recheck_add(&R, PID + 2, PID + 5000 + t, 1, 0x2000, 0, 200);
+	bool last = false;
+	for (size_t i = 0; i < RC_MAX; i++)
+		last |= R.e[i].tid == PID + 5000 + RC_MAX + 1;
+	assert_true(last);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -187,6 +213,7 @@ int main(void)
 		cmocka_unit_test_setup(gil_chain_looked_while_it_lasts, fresh),
 		cmocka_unit_test_setup(gil_chains_keep_to_their_share, fresh),
 		cmocka_unit_test_setup(other_waits_evicted_as_before, fresh),
+		cmocka_unit_test_setup(replaced_entries_keep_the_shares, fresh),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

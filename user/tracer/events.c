@@ -196,9 +196,9 @@ static void evaluate_long_wait(struct tracer *t, const struct ph_event *e, bool 
 	if (!r.gil) {
 		recheck_add(&t->rc, r.p.pid, r.p.tid, e->proc_start, e->wait.uaddr, e->wait.start_ns,
 			    mono_now_ns());
-	} else if (gil_chain_now(t, r.p.tid, &kw)) {
+	} else if (r.py->gil_switches_known && gil_chain_now(t, r.p.tid, &kw)) {
 		/* a GIL chain is proven by later looks against this one (diagnose.c), at most
-		 * half a threshold apart */
+		 * max(threshold / 2, 1 s) apart; without a switch count it never can be */
 		struct gil_look look;
 		hang_gil_look(r.py, r.p.tid, &look);
 		recheck_add_gil(&t->rc, r.p.pid, r.p.tid, e->proc_start, e->wait.uaddr,

@@ -26,17 +26,22 @@ static struct rc_entry *add(struct recheck *r, pid_t pid, pid_t tid, uint64_t pr
 	for (size_t i = 0; i < RC_MAX; i++) {
 		struct rc_entry *e = &r->e[i];
 		if (e->tid == tid && e->pid == pid) {
-			slot = e; /* a new wait of the same thread replaces its old one */
-			break;
+			/* a new wait of the same thread replaces its old one: its place is free,
+			 * and the shares are counted without it */
+			ngil -= e->gil;
+			memset(e, 0, sizeof(*e));
 		}
-		if (!slot && !e->tid)
-			slot = e;
 	}
-	if (slot && !slot->tid && gil && ngil >= RC_GIL_MAX)
+	for (size_t i = 0; i < RC_MAX && !slot; i++)
+		if (!r->e[i].tid)
+			slot = &r->e[i];
+	if (slot && gil && ngil >= RC_GIL_MAX)
 		slot = victim(r, false, true); /* GIL chains at their share: one of them goes */
 	else if (!slot) /* full: a GIL chain takes any entry while under its share, the others
 			 * only each other's (at most RC_GIL_MAX chains: there are some) */
 		slot = victim(r, gil && ngil < RC_GIL_MAX, gil);
+	if (!slot) /* never with the shares kept; any entry rather than none */
+		slot = victim(r, true, gil);
 	*slot = (struct rc_entry){ .pid = pid, .tid = tid, .proc_start = proc_start, .uaddr = uaddr,
 				   .start_ns = start_ns, .due_ns = now + RC_FIRST_NS, .looks = 0 };
 	return slot;
