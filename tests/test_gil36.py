@@ -29,6 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAMS = os.path.join(HERE, "programs")
 PROG = os.path.join(PROGRAMS, "gil_regex_join.py")
 BUSY = os.path.join(PROGRAMS, "gil_busy.py")
+HELD_BLOCKED = os.path.join(PROGRAMS, "gil_held_blocked.py")
 THRESHOLD = 3.0        # above the 2 s join: only the GIL wait may be reported
 # the tracer looks at a GIL chain again 1 s after its first look, then every 1.5 s (half
 # the threshold, recheck.h): 8 s hold looks that span the threshold twice over
@@ -203,6 +204,34 @@ def test_gil_traded_is_no_hang(busy_session, python):
         # the case is there: waits for the GIL that passed the threshold
         waits = [e for e in busy_session.events(job, "long_wait") if e.get("gil") is True]
         assert waits, "no GIL wait passed the threshold%s" % job.describe()
+
+
+@pytest.fixture(scope="module")
+def blocked_session(binary, tmp_path_factory):
+    """ONE tracer (`--json -t 1`) runs tests/programs/gil_held_blocked.py under every
+    interpreter at once; each is killed once its gil_wait hang was reported."""
+    d = str(tmp_path_factory.mktemp("gilblocked"))
+    jobs = [Job(py, py, HELD_BLOCKED, [], d) for _, py, _ in conftest.INTERPRETERS]
+    return run_session(binary, d, "gilblocked", [jobs], ["-t", "1"],
+                       hang_pred=lambda tr, j: any(gil_hang(e) for e in tr.select("hang", pid=j.pid)),
+                       limit=TEST_DEADLINE_S - 10)
+
+
+def test_gil_held_while_blocked(blocked_session, python):
+    """A holder blocked in a C call that keeps the GIL (ctypes.PyDLL sleep): it does not
+    run, so the proof is that it stays blocked (stat S) at every look while the switch
+    count stays: one gil_wait naming it and its line."""
+    job = blocked_session[python]
+    main, = [int(w[0]) for w in job.all("main")]
+    holder, = [int(w[0]) for w in job.all("holder")]
+    hangs = [e for e in blocked_session.events(job, "hang") if gil_hang(e)]
+    assert len(hangs) == 1, "want one gil_wait hang, got %d%s%s" % (
+        len(hangs), job.describe(), blocked_session.tracer.describe())
+    d = hangs[0]["diagnosis"]
+    assert d.get("waiter_tid") == main and d.get("culprit_tids") == [holder], d
+    summary = d.get("summary") or ""
+    assert "'sleeps-holding-gil'" in summary, summary
+    assert "hold() at gil_held_blocked.py:%d" % mark_line(HELD_BLOCKED, "holding") in summary, summary
 
 
 def start_waiting(reg, python, tmp_path, env):

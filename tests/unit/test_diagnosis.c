@@ -277,8 +277,22 @@ static void gil_wait_needs_two_looks(void **state)
 	assert_true(diagnose_process(&S.p, PID, 4.0, true, w4, &d));
 	G_NOW.holder_run_ns = G_BEFORE.holder_run_ns;
 	G_BEFORE.holder_state = G_NOW.holder_state = 'S';
+	assert_false(diagnose_process(&S.p, PID, 4.0, true, w4, &d)); /* not kept as blocked */
+	w4->gil_before_blocked = &G_BEFORE;
 	assert_true(diagnose_process(&S.p, PID, 4.0, true, w4, &d));
 	G_BEFORE.holder_state = 'R';
+	assert_false(diagnose_process(&S.p, PID, 4.0, true, w4, &d));
+	/* the earliest look found the holder running; it blocked, holding the GIL, after less
+	 * CPU time than proves a long call (a GIL / C-mutex deadlock): the looks since which
+	 * it was blocked prove it once they span the threshold */
+	struct gil_look blocked = G_BEFORE;
+	blocked.holder_state = 'S';
+	blocked.at_ns = NOW_NS - 1000000000ull;
+	w4->gil_before_blocked = &blocked;
+	G_NOW.holder_run_ns = G_BEFORE.holder_run_ns + GIL_HOLDER_RAN_NS / 2;
+	assert_true(diagnose_process(&S.p, PID, 4.0, true, w4, &d));
+	assert_non_null(strstr(d.summary, "has waited at least 1.0s"));
+	blocked.at_ns = NOW_NS - 900000000ull;
 	assert_false(diagnose_process(&S.p, PID, 4.0, true, w4, &d));
 	/* no switch count now: nothing proves the GIL stayed */
 	S.p.gil_switches_known = false;

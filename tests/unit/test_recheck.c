@@ -79,6 +79,33 @@ static void earliest_look_kept(void **state)
 	assert_int_equal(c.look.at_ns, 20 * S);
 }
 
+/* Besides the earliest look, the earliest since which every look found the holder blocked
+ * is kept: a holder that ran at the first look and then blocked holding the GIL. */
+static void blocked_look_kept(void **state)
+{
+	(void)state;
+	struct gil_look l = look(PID + 1, 7, 10 * S);
+	l.holder_state = 'R';
+	recheck_add_gil(&R, PID, PID, 1, 0x1000, 0, 55, &l, 2 * S, 10 * S);
+	struct rc_entry c = take(11 * S);
+	assert_int_equal(c.blocked.holder, 0);
+	struct gil_look s1 = look(PID + 1, 7, 11 * S), s2 = look(PID + 1, 7, 13 * S);
+	s1.holder_state = 'S';
+	s2.holder_state = 'D';
+	recheck_gil_looked(&R, PID, PID, &s1);
+	recheck_gil_looked(&R, PID, PID, &s2);
+	c = take(13 * S);
+	assert_int_equal(c.look.at_ns, 10 * S);
+	assert_int_equal(c.blocked.at_ns, 11 * S);
+	/* running again: no longer blocked since then */
+	struct gil_look r = look(PID + 1, 7, 15 * S);
+	r.holder_state = 'R';
+	recheck_gil_looked(&R, PID, PID, &r);
+	c = take(15 * S);
+	assert_int_equal(c.blocked.holder, 0);
+	assert_int_equal(c.look.at_ns, 10 * S);
+}
+
 /* One read of a process takes all its GIL chains, due or not, once per pass. */
 static void one_read_takes_every_chain(void **state)
 {
@@ -209,6 +236,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(earliest_look_kept, fresh),
+		cmocka_unit_test_setup(blocked_look_kept, fresh),
 		cmocka_unit_test_setup(one_read_takes_every_chain, fresh),
 		cmocka_unit_test_setup(gil_chain_looked_while_it_lasts, fresh),
 		cmocka_unit_test_setup(gil_chains_keep_to_their_share, fresh),

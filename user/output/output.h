@@ -114,9 +114,9 @@ struct rec_long_wait {
 	uint64_t futex_addr;
 	uint32_t futex_op;
 	bool gil;                    /* a (merged) chain of waits for the GIL */
-	/* a chain of GIL waits looked at again: the GIL at an earlier look in the same chain
-	 * and at this one (diag_waits.gil_before, gil_now), or NULL */
-	const struct gil_look *gil_before, *gil_now;
+	/* a chain of GIL waits looked at again: the GIL at earlier looks in the same chain
+	 * and at this one (diag_waits.gil_before, gil_before_blocked, gil_now), or NULL */
+	const struct gil_look *gil_before, *gil_before_blocked, *gil_now;
 	const struct py_process *py; /* every thread of the process, or NULL */
 	const char *py_error;        /* why py is NULL */
 	void *tracer;                /* the tracer (for the event handlers' own use) */

@@ -233,6 +233,23 @@ bool diagnose_gil_same(const struct gil_look *a, const struct gil_look *b)
 	       a->switches == b->switches;
 }
 
+/* Off the CPU in a call (stat state S or D): a holder blocked with the GIL held. */
+static bool holder_blocked(char state)
+{
+	return state == 'S' || state == 'D';
+}
+
+void diagnose_gil_keep(struct gil_look *kept, struct gil_look *kept_blocked,
+		       const struct gil_look *now)
+{
+	if (diagnose_gil_supersedes(kept, now))
+		*kept = *now;
+	if (!now->holder || !holder_blocked(now->holder_state))
+		memset(kept_blocked, 0, sizeof(*kept_blocked));
+	else if (diagnose_gil_supersedes(kept_blocked, now))
+		*kept_blocked = *now;
+}
+
 bool diagnose_gil_supersedes(const struct gil_look *kept, const struct gil_look *now)
 {
 	if (!kept->holder || !kept->switches_known)
@@ -241,10 +258,12 @@ bool diagnose_gil_supersedes(const struct gil_look *kept, const struct gil_look 
 	       (now->switches_known && now->switches != kept->switches);
 }
 
-/* Off the CPU in a call (stat state S or D): a holder blocked with the GIL held. */
-static bool holder_blocked(char state)
+/* Whether looks b and n, the same GIL, span what w needs. */
+static bool gil_span(const struct gil_look *b, const struct gil_look *n, const struct diag_waits *w)
 {
-	return state == 'S' || state == 'D';
+	double need = w->gil_need_s > 1.0 ? w->gil_need_s : 1.0;
+	return b && diagnose_gil_same(b, n) && n->at_ns > b->at_ns &&
+	       (double)(n->at_ns - b->at_ns) / 1e9 >= need;
 }
 
 /* Whether waiting for the GIL is proven a hang, with holder h named now:
@@ -261,25 +280,31 @@ static bool holder_blocked(char state)
  *    looks. And the holder kept it in a long call, not for want of a CPU or because it
  *    was stopped: it ran GIL_HOLDER_RAN_NS or more between the looks (a running holder
  *    drops the GIL within a switch interval once a waiter asks), or it was blocked in a
- *    call at both. A switch count that cannot be read proves nothing. */
+ *    call at every look since the earlier one (gil_before_blocked). A switch count that
+ *    cannot be read proves nothing.
+ * *from: the earlier look of the proof (NULL on 2.7). */
 static bool gil_wait_proven(const struct py_process *p, const struct py_thread *h,
-			    const struct diag_waits *w)
+			    const struct diag_waits *w, const struct gil_look **from)
 {
+	*from = NULL;
 	if (p->version_hex && p->version_hex < 0x03000000)
 		return true;
-	const struct gil_look *b = w ? w->gil_before : NULL, *n = w ? w->gil_now : NULL;
-	if (!b || !n || n->holder != h->tid || !diagnose_gil_same(b, n) || n->at_ns <= b->at_ns)
+	const struct gil_look *n = w ? w->gil_now : NULL, *b, *bb;
+	if (!n || n->holder != h->tid)
 		return false;
-	double need = w->gil_need_s > 1.0 ? w->gil_need_s : 1.0;
-	if ((double)(n->at_ns - b->at_ns) / 1e9 < need)
-		return false;
-	bool ran = b->holder_run_known && n->holder_run_known &&
-		   n->holder_run_ns >= b->holder_run_ns + GIL_HOLDER_RAN_NS;
-	return ran || (holder_blocked(b->holder_state) && holder_blocked(n->holder_state));
+	b = w->gil_before;
+	bb = w->gil_before_blocked;
+	if (gil_span(b, n, w) && b->holder_run_known && n->holder_run_known &&
+	    n->holder_run_ns >= b->holder_run_ns + GIL_HOLDER_RAN_NS)
+		*from = b;
+	else if (gil_span(bb, n, w) && holder_blocked(bb->holder_state) &&
+		 holder_blocked(n->holder_state))
+		*from = bb;
+	return *from != NULL;
 }
 
 static void diagnose_gil(const struct py_thread *w, const struct py_thread *h, double waited_s,
-			 const struct diag_waits *dw, struct diagnosis *d)
+			 const struct gil_look *from, const struct gil_look *now, struct diagnosis *d)
 {
 	char one[512], holder[512];
 	describe_thread(w, one, sizeof(one));
@@ -292,12 +317,12 @@ static void diagnose_gil(const struct py_thread *w, const struct py_thread *h, d
 	else
 		snprintf(holder, sizeof(holder), "%d", (int)h->tid);
 	d->culprits[d->nculprits++] = h->tid;
-	if (dw && dw->gil_before && dw->gil_now) /* 3.x: what the looks proved */
+	if (from && now) /* 3.x: what the looks proved */
 		snprintf(d->summary, sizeof(d->summary), "thread %.300s, has waited at least %.1fs "
 			 "for the GIL, and in that time no other thread has taken it from thread "
 			 "%.150s, which holds it in %.300s: a long call that does not release the GIL "
 			 "(C code, a regular expression, a huge computation in one bytecode)", one,
-			 (double)(dw->gil_now->at_ns - dw->gil_before->at_ns) / 1e9, holder, where);
+			 (double)(now->at_ns - from->at_ns) / 1e9, holder, where);
 	else
 		snprintf(d->summary, sizeof(d->summary), "thread %.300s, has waited %.1fs for the "
 			 "GIL, which thread %.150s holds in %.300s: a long call that does not release "
@@ -320,9 +345,10 @@ bool diagnose_process(const struct py_process *p, pid_t waiter_tid, double waite
 		return false;
 	if (gil_wait || wt->state == PY_STATE_GIL_WAIT) {
 		const struct py_thread *h = gil_wait_holder(p, wt);
-		if (!h || !gil_wait_proven(p, h, w))
+		const struct gil_look *from;
+		if (!h || !gil_wait_proven(p, h, w, &from))
 			return false;
-		diagnose_gil(wt, h, waited_s, w, d);
+		diagnose_gil(wt, h, waited_s, from, w ? w->gil_now : NULL, d);
 		return true;
 	}
 	/* Anything else is not proven: a thread that waits while others sleep, poll, do I/O

@@ -80,9 +80,11 @@ struct diag_waits {
 	void *arg;
 	/* A wait for the GIL on 3.x: gil_now, the GIL at this read; gil_before, the earliest
 	 * earlier look that later ones did not contradict (diagnose_gil_supersedes), while the
-	 * waiter's chain of GIL waits (the same one, by its start in the kernel) went on; NULL:
-	 * none. gil_need_s: the span the two looks must cover (the threshold; 1 s at least). */
-	const struct gil_look *gil_before, *gil_now;
+	 * waiter's chain of GIL waits (the same one, by its start in the kernel) went on;
+	 * gil_before_blocked, the earliest such look since which every look found the holder
+	 * blocked (diagnose_gil_keep); NULL: none. gil_need_s: the span the two looks must
+	 * cover (the threshold; 1 s at least). */
+	const struct gil_look *gil_before, *gil_before_blocked, *gil_now;
 	double gil_need_s;
 };
 
@@ -92,6 +94,11 @@ bool diagnose_gil_same(const struct gil_look *a, const struct gil_look *b);
  * start one (no holder, no switch count), or the new one contradicts it (another holder,
  * another count). A look that only lacks a fact leaves the kept one. */
 bool diagnose_gil_supersedes(const struct gil_look *kept, const struct gil_look *now);
+/* The looks to keep after look now (not a proof): *kept as diagnose_gil_supersedes says;
+ * *kept_blocked the earliest uncontradicted look since which the holder was blocked at
+ * every look (zeroed when now finds it not blocked). */
+void diagnose_gil_keep(struct gil_look *kept, struct gil_look *kept_blocked,
+		       const struct gil_look *now);
 
 /* The GIL in p as waiter sees it: holder, switch count and its time (the /proc facts are
  * left unknown: hang_gil_look adds them). */

@@ -286,6 +286,7 @@ int tracer_recheck_waits(struct tracer *t)
 		if (c.gil) {
 			hang_gil_look(r.py, c.tid, &look);
 			r.gil_before = &c.look;
+			r.gil_before_blocked = &c.blocked;
 			r.gil_now = &look;
 		}
 		if (maybe_report_hang(t, &r))

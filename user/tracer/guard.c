@@ -56,7 +56,8 @@ struct guard_hang {
 	uint64_t proc_start; /* /proc/PID/stat field 22 of the process the hang is in */
 	pid_t waiter;        /* the thread whose long wait the hang was diagnosed from */
 	bool gil;
-	struct gil_look gil_look; /* the GIL at the earlier look that proved a gil_wait */
+	/* the GIL at the earlier looks that proved a gil_wait (see diag_waits) */
+	struct gil_look gil_look, gil_blocked;
 	uint64_t wait_start_ns; /* CLOCK_MONOTONIC */
 	uint64_t due_ns;        /* wait_start_ns + timeout */
 	uint64_t next_check_ns;
@@ -120,10 +121,13 @@ void guard_note_hang(struct tracer *t, const struct rec_long_wait *lw)
 		.due_ns = start + (uint64_t)(g->timeout_s * 1e9),
 	};
 	h.next_check_ns = h.due_ns;
-	if (lw->gil_before) /* the earlier of the two looks that proved it */
+	if (lw->gil_before) { /* the earlier looks that proved it */
 		h.gil_look = *lw->gil_before;
-	else
+		if (lw->gil_before_blocked)
+			h.gil_blocked = *lw->gil_before_blocked;
+	} else {
 		hang_gil_look(lw->py, lw->p.tid, &h.gil_look);
+	}
 	int slot = -1;
 	for (int i = 0; i < g->npending; i++)
 		if (g->pending[i].pid == h.pid && g->pending[i].waiter == h.waiter)
@@ -523,8 +527,8 @@ static bool confirm(struct tracer *t, struct guard_hang *h, struct py_process *p
 		struct gil_look now;
 		hang_gil_look(py, h->waiter, &now);
 		struct diag_waits w = { ht_pid_wait_is_open, &ow,
-					h->gil_look.switches_known ? &h->gil_look : NULL, &now,
-					(double)t->threshold_ns / 1e9 };
+					h->gil_look.switches_known ? &h->gil_look : NULL, &h->gil_blocked,
+					&now, (double)t->threshold_ns / 1e9 };
 		struct waitgraph g;
 		bool built = waitgraph_build(&g, t->reader, py) == 0;
 		bool hang = (built && waitgraph_diagnose(&g, h->waiter, &w, d)) ||
@@ -537,8 +541,8 @@ static bool confirm(struct tracer *t, struct guard_hang *h, struct py_process *p
 			waitgraph_free(&g);
 		if (hang)
 			return true;
-		if (h->gil && diagnose_gil_supersedes(&h->gil_look, &now))
-			h->gil_look = now; /* the GIL moved: a proof starts again from here */
+		if (h->gil) /* the GIL moved: a proof starts again from here */
+			diagnose_gil_keep(&h->gil_look, &h->gil_blocked, &now);
 	}
 	py_process_free(py);
 	return false;

@@ -84,8 +84,8 @@ bool maybe_report_hang(struct tracer *t, const struct rec_long_wait *lw)
 {
 	struct diagnosis d = { 0 }; /* a rule sets only what it proves (child: NULL) */
 	struct ht_pid open_waits = { t->ht, lw->p.pid };
-	struct diag_waits w = { ht_pid_wait_is_open, &open_waits, lw->gil_before, lw->gil_now,
-				(double)t->threshold_ns / 1e9 };
+	struct diag_waits w = { ht_pid_wait_is_open, &open_waits, lw->gil_before,
+				lw->gil_before_blocked, lw->gil_now, (double)t->threshold_ns / 1e9 };
 	const struct waitgraph *g = t->graph && t->graph->p == lw->py ? t->graph : NULL;
 	/* causes in another process first: a wait for a child, what the child does
 	 * (childwait.h); a forked child, a dead worker (xproc.h): they would look like this

@@ -61,15 +61,15 @@ void recheck_add_gil(struct recheck *r, pid_t pid, pid_t tid, uint64_t proc_star
 	e->gil = true;
 	e->chain_start_j = chain_start_j;
 	e->look = *look;
+	diagnose_gil_keep(&e->look, &e->blocked, look);
 	e->every_ns = every_ns > RC_FIRST_NS ? every_ns : RC_FIRST_NS;
 }
 
 void recheck_gil_looked(struct recheck *r, pid_t pid, pid_t tid, const struct gil_look *look)
 {
 	for (size_t i = 0; i < RC_MAX; i++)
-		if (r->e[i].tid == tid && r->e[i].pid == pid && r->e[i].gil &&
-		    diagnose_gil_supersedes(&r->e[i].look, look))
-			r->e[i].look = *look;
+		if (r->e[i].tid == tid && r->e[i].pid == pid && r->e[i].gil)
+			diagnose_gil_keep(&r->e[i].look, &r->e[i].blocked, look);
 }
 
 void recheck_forget(struct recheck *r, pid_t pid, pid_t tid)

@@ -35,10 +35,11 @@ struct rc_entry {
 	uint64_t taken_ns;     /* the now of the pass that last took it */
 	/* a chain of waits for the GIL (3.x): the chain's start in the kernel (struct ph_wait
 	 * start_jiffies: a new chain has another), the GIL at the earliest look that the later
-	 * ones did not contradict, the longest time between looks (every_ns) */
+	 * ones did not contradict and at the earliest since which each found the holder
+	 * blocked (diagnose_gil_keep), the longest time between looks (every_ns) */
 	bool gil;
 	uint64_t chain_start_j;
-	struct gil_look look;
+	struct gil_look look, blocked;
 	uint64_t every_ns;
 };
 
@@ -54,9 +55,9 @@ void recheck_add(struct recheck *r, pid_t pid, pid_t tid, uint64_t proc_start, u
 void recheck_add_gil(struct recheck *r, pid_t pid, pid_t tid, uint64_t proc_start, uint64_t uaddr,
 		     uint64_t start_ns, uint64_t chain_start_j, const struct gil_look *look,
 		     uint64_t every_ns, uint64_t now);
-/* tid's GIL chain was looked at again and not proven, finding look: it becomes the earlier
- * look of the next ones when it supersedes the one kept (diagnose_gil_supersedes), else the
- * kept one goes on covering a longer span. No-op when the entry is gone. */
+/* tid's GIL chain was looked at again and not proven, finding look: the looks kept for the
+ * next ones follow diagnose_gil_keep (a kept look goes on covering a longer span until a
+ * look contradicts it). No-op when the entry is gone. */
 void recheck_gil_looked(struct recheck *r, pid_t pid, pid_t tid, const struct gil_look *look);
 /* tid's wait ended (tid 0: every wait of pid; the process exited). */
 void recheck_forget(struct recheck *r, pid_t pid, pid_t tid);
